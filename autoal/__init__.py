@@ -1,0 +1,3 @@
+"""autoal: automated active learning (AutoAL, Wang, Zhan & Huang, ICML 2025)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""The per-round shared cache (DESIGN.md §3.1): one backbone pass of the task model over a set
+of samples gives class probabilities, penultimate embeddings, and T Monte-Carlo dropout samples
+of the class probabilities from T head passes over the cached embeddings. Every candidate
+strategy is a pure function of this cache."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from autoal.data.base import ALDataset
+from autoal.device import autocast, prepare_batch
+from autoal.models.base import Backbone
+
+
+@dataclass
+class PoolCache:
+    """Model outputs for the samples ``indices`` (dataset pool indices), row-aligned.
+
+    probs: (N, C) softmax probabilities; embeddings: (N, D); mc_probs: (T, N, C) or None;
+    logits: (N, C)."""
+
+    indices: np.ndarray
+    probs: torch.Tensor
+    embeddings: torch.Tensor
+    logits: torch.Tensor
+    mc_probs: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def subset(self, rows: np.ndarray | torch.Tensor) -> "PoolCache":
+        """The cache restricted to the given row positions (not dataset indices)."""
+        r = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=self.probs.device)
+        return PoolCache(
+            indices=self.indices[np.asarray(rows)],
+            probs=self.probs[r], embeddings=self.embeddings[r], logits=self.logits[r],
+            mc_probs=None if self.mc_probs is None else self.mc_probs[:, r],
+        )
+
+    def to(self, device: torch.device | str) -> "PoolCache":
+        return PoolCache(self.indices, self.probs.to(device), self.embeddings.to(device), self.logits.to(device),
+                         None if self.mc_probs is None else self.mc_probs.to(device))
+
+    @staticmethod
+    def concat(parts: list["PoolCache"]) -> "PoolCache":
+        """Join shards (e.g. from parallel scoring actors) in the given order."""
+        mc = None if parts[0].mc_probs is None else torch.cat([p.mc_probs for p in parts], dim=1)
+        return PoolCache(np.concatenate([p.indices for p in parts]),
+                         torch.cat([p.probs for p in parts]), torch.cat([p.embeddings for p in parts]),
+                         torch.cat([p.logits for p in parts]), mc)
+
+
+@torch.no_grad()
+def compute_cache(model: Backbone, dataset: ALDataset, indices: np.ndarray, *, mc_samples: int = 10,
+                  batch_size: int = 1024, device: torch.device | None = None, seed: int = 0,
+                  images: torch.Tensor | None = None) -> PoolCache:
+    """One eval-mode backbone pass over ``dataset.x_train[indices]`` (evaluation transform only),
+    then ``mc_samples`` dropout head passes over the embeddings. Deterministic for a given seed.
+
+    ``images`` may supply the pool already resident on ``device`` (GPU path)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    indices = np.asarray(indices, dtype=np.int64)
+    source = images if images is not None else dataset.x_train
+    embs, logits = [], []
+    idx_t = torch.from_numpy(indices)
+    for start in range(0, len(indices), batch_size):
+        sel = idx_t[start:start + batch_size]
+        xb = prepare_batch(source[sel.to(source.device)], device)
+        with autocast(device):
+            emb = model.embed(dataset.eval_transform(xb))
+        emb = emb.float()
+        embs.append(emb)
+        logits.append(model.fc(emb))
+    d = model.embedding_dim
+    emb_all = torch.cat(embs) if embs else torch.zeros(0, d, device=device)
+    logit_all = torch.cat(logits) if logits else torch.zeros(0, model.num_outputs, device=device)
+    probs = torch.softmax(logit_all, dim=1)
+    mc = None
+    if mc_samples > 0:
+        gen = torch.Generator(device=device).manual_seed(int(seed))
+        mc = torch.softmax(model.mc_head(emb_all, mc_samples, generator=gen), dim=-1)
+    return PoolCache(indices=indices, probs=probs, embeddings=emb_all, logits=logit_all, mc_probs=mc)

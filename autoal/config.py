@@ -1,0 +1,195 @@
+"""The run configuration as plain dataclasses (the library knows nothing of Hydra).
+
+``RunConfig.from_dict`` builds a config from nested dicts (e.g. a resolved Hydra config) and
+rejects misspelt keys and bad values with one :class:`~autoal.errors.ConfigError` that names the
+field and lists the valid choices, before any work starts."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoal.data.registry import DataSpec
+from autoal.errors import ConfigError
+from autoal.models import MODEL_NAMES
+from autoal.training import TrainConfig
+
+
+@dataclass
+class ModelConfig:
+    """Task-model backbone: ``small_cnn`` (tiny inputs, tests) or ``resnet18`` (small-image
+    stem); ``width`` None means the backbone's default; dropout in front of the head."""
+
+    name: str = "small_cnn"
+    width: int | None = None
+    dropout: float = 0.3
+
+    def validate(self) -> None:
+        if self.name not in MODEL_NAMES:
+            raise ConfigError(f"model.name: unknown model {self.name!r}; valid choices: {', '.join(MODEL_NAMES)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout: must lie in [0, 1); got {self.dropout!r}")
+
+
+@dataclass
+class ALConfig:
+    """The AL protocol: initial labeled set size (optionally class-balanced), ``rounds`` rounds
+    of ``query_size`` labels, fresh task-model weights each round unless ``warm_start``,
+    ``mc_samples`` Monte-Carlo dropout head passes for the cache, and the run's seed."""
+
+    initial_size: int = 20
+    query_size: int = 10
+    rounds: int = 10
+    balanced_init: bool = False
+    warm_start: bool = False
+    mc_samples: int = 10
+    seed: int = 0
+
+    def validate(self) -> None:
+        if int(self.initial_size) < 1:
+            raise ConfigError(f"al.initial_size: must be a positive integer; got {self.initial_size!r}")
+        if int(self.query_size) < 1:
+            raise ConfigError(f"al.query_size: the per-round budget must be a positive integer; got {self.query_size!r}")
+        if int(self.rounds) < 0:
+            raise ConfigError(f"al.rounds: must be >= 0; got {self.rounds!r}")
+        if int(self.mc_samples) < 0:
+            raise ConfigError(f"al.mc_samples: must be >= 0; got {self.mc_samples!r}")
+
+    def check_pool(self, pool_size: int, dataset: str) -> None:
+        """Budget against the pool: raise before any work if the queries cannot be served."""
+        need = self.initial_size + self.rounds * self.query_size
+        if self.initial_size > pool_size:
+            raise ConfigError(f"al.initial_size: {self.initial_size} is larger than the pool of {dataset} "
+                              f"({pool_size} samples)")
+        if self.query_size > pool_size - self.initial_size:
+            raise ConfigError(f"al.query_size: {self.query_size} is larger than the unlabeled pool of {dataset} "
+                              f"({pool_size - self.initial_size} samples after the initial set)")
+        if need > pool_size:
+            raise ConfigError(f"al.rounds: {self.rounds} rounds of {self.query_size} after {self.initial_size} initial labels "
+                              f"need {need} samples; the pool of {dataset} has {pool_size}")
+
+
+@dataclass
+class StrategyConfig:
+    """Query strategy by registry name and its parameters."""
+
+    name: str = "margin"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow: ``uri`` (default a SQLite file in the working directory, or ``http://host:port``),
+    experiment name, optional run name and extra tags. ``enabled: false`` tracks nothing."""
+
+    enabled: bool = True
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "autoal"
+    run_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ScoringConfig:
+    """Where the pool cache is computed: in-process (``local``) or by ``num_actors`` Ray actors."""
+
+    executor: str = "local"
+    num_actors: int = 2
+    batch_size: int = 1024
+    gpus_per_actor: float = 0.5
+
+    def validate(self) -> None:
+        if self.executor not in ("local", "ray"):
+            raise ConfigError(f"scoring.executor: unknown executor {self.executor!r}; valid choices: local, ray")
+        if int(self.num_actors) < 1:
+            raise ConfigError(f"scoring.num_actors: must be >= 1; got {self.num_actors!r}")
+
+
+@dataclass
+class RuntimeConfig:
+    """``device`` (auto/cpu/cuda), torch CPU threads (0 = all cores), run folder root,
+    ``quiet`` (no progress bars), ``resume`` from the run folder's saved state."""
+
+    device: str = "auto"
+    num_threads: int = 0
+    output_dir: str = "runs"
+    quiet: bool = False
+    resume: bool = True
+
+
+@dataclass
+class RunConfig:
+    dataset: DataSpec = field(default_factory=DataSpec)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    al: ALConfig = field(default_factory=ALConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "RunConfig":
+        cfg = _build(cls, d or {}, "")
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.train.validate()
+        self.al.validate()
+        self.scoring.validate()
+        if not isinstance(self.strategy.params, dict):
+            raise ConfigError(f"strategy.params: must be a mapping; got {type(self.strategy.params).__name__}")
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the sequence of queries (not tracking, not runtime)."""
+        d = self.to_dict()
+        for k in ("tracking", "runtime"):
+            d.pop(k)
+        d["scoring"] = {"batch_size": d["scoring"]["batch_size"]}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _build(cls, d: dict[str, Any], prefix: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping; got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in d if k not in fields]
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown config key; valid keys under "
+                          f"{prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in d.items():
+        f = fields[name]
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if sub is not None and dataclasses.is_dataclass(sub):
+            kwargs[name] = _build(sub, value if value is not None else {}, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, f, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if default is None or value is None:
+        return value
+    t = type(default)
+    if t is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false; got {value!r}")
+        return value
+    if t in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number; got {value!r}")
+        if t is int and float(value) != int(value):
+            raise ConfigError(f"{where}: expected an integer; got {value!r}")
+        return t(value)
+    if t is str and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string; got {value!r}")
+    return value

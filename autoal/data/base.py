@@ -1,0 +1,162 @@
+"""The in-memory data set every loader returns, and the transforms applied to it.
+
+Images are held as one ``uint8`` tensor of shape (N, C, H, W) per split. Normalization and
+augmentation run on whole batches of tensors (on the GPU when there is one), so training and
+scoring never loop over samples in Python. Scoring always uses :meth:`ALDataset.eval_transform`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from autoal.errors import DataError
+
+AUGMENTATIONS = ("none", "crop_flip", "crop")
+
+
+@dataclass
+class ALDataset:
+    """A labeled image classification data set, split into a pool (train) and a test set.
+
+    ``x_*`` are uint8 tensors (N, C, H, W); ``y_*`` int64 tensors (N,). ``paths`` holds the
+    source file of each pool image when the data came from files a person can open (an image
+    folder); it is used to export samples for human labeling.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    classes: list[str] = field(default_factory=list)
+    augmentation: str = "crop_flip"
+    paths: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        validate_arrays(self.name, "train", self.x_train, self.y_train, self.num_classes)
+        validate_arrays(self.name, "test", self.x_test, self.y_test, self.num_classes)
+        if self.augmentation not in AUGMENTATIONS:
+            raise DataError(f"{self.name}: augmentation {self.augmentation!r} is not one of {AUGMENTATIONS}")
+        if not self.classes:
+            self.classes = [str(c) for c in range(self.num_classes)]
+        mean, std = _channel_stats(self.x_train)
+        self.mean = mean
+        self.std = std
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.x_train.shape[-1])
+
+    def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 batch -> normalized float batch (no augmentation)."""
+        mean = self.mean.to(x.device).view(1, -1, 1, 1)
+        std = self.std.to(x.device).view(1, -1, 1, 1)
+        return (x.float() / 255.0 - mean) / std
+
+    def train_transform(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 batch -> augmented, normalized float batch (random crop with 4-px padding and
+        horizontal flip for natural images; nothing for digits and similar)."""
+        out = self.eval_transform(x)
+        if self.augmentation == "none":
+            return out
+        return random_crop_flip(out, flip=self.augmentation == "crop_flip", generator=generator)
+
+
+def random_crop_flip(x: torch.Tensor, flip: bool, pad: int | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Batched random crop (zero padding ``pad``, default H/8) and optional horizontal flip."""
+    n, _, h, w = x.shape
+    pad = max(1, h // 8) if pad is None else pad
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dev = x.device
+    gen_dev = generator.device if generator is not None else torch.device("cpu")
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=gen_dev).to(dev)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=gen_dev).to(dev)
+    rows = (oy.view(n, 1) + torch.arange(h, device=dev).view(1, h))  # (n, h)
+    cols = (ox.view(n, 1) + torch.arange(w, device=dev).view(1, w))  # (n, w)
+    idx_r = rows.view(n, 1, h, 1).expand(n, x.shape[1], h, padded.shape[-1])
+    out = padded.gather(2, idx_r)
+    idx_c = cols.view(n, 1, 1, w).expand(n, x.shape[1], h, w)
+    out = out.gather(3, idx_c)
+    if flip:
+        mask = torch.rand(n, generator=generator, device=gen_dev).to(dev) < 0.5
+        out = torch.where(mask.view(n, 1, 1, 1), out.flip(-1), out)
+    return out
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    xf = x.float() / 255.0
+    mean = xf.mean(dim=(0, 2, 3))
+    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return mean, std
+
+
+def validate_arrays(name: str, split: str, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
+    """Check shapes, dtypes and label range of one split; raise DataError naming what is wrong."""
+    where = f"{name} ({split} split)"
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
+        raise DataError(f"{where}: images must be a uint8 tensor of shape (N, C, H, W); "
+                        f"got {getattr(x, 'dtype', type(x))} with shape {tuple(getattr(x, 'shape', ()))}")
+    if x.shape[1] not in (1, 3):
+        raise DataError(f"{where}: images must have 1 or 3 channels; got shape {tuple(x.shape)}")
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
+        raise DataError(f"{where}: labels must be an int64 vector; got {getattr(y, 'dtype', type(y))} "
+                        f"with shape {tuple(getattr(y, 'shape', ()))}")
+    if len(x) != len(y):
+        raise DataError(f"{where}: {len(x)} images but {len(y)} labels")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise DataError(f"{where}: labels must lie in [0, {num_classes - 1}]; "
+                        f"found range [{int(y.min())}, {int(y.max())}]")
+
+
+def to_uint8_nchw(images: np.ndarray, source: str) -> torch.Tensor:
+    """Convert an image array (N,H,W), (N,H,W,C) or (N,C,H,W), uint8 or float in [0,1] or
+    [0,255], into a uint8 NCHW tensor. Raises DataError on NaN/inf or an unusable shape."""
+    a = np.asarray(images)
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise DataError(f"{source}: image array contains NaN or infinite values")
+        if a.size and a.max() <= 1.0 + 1e-6 and a.min() >= 0:
+            a = a * 255.0
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise DataError(f"{source}: float pixel values must lie in [0, 1] or [0, 255]; "
+                            f"found [{a.min():.3g}, {a.max():.3g}]")
+        a = np.rint(a).astype(np.uint8)
+    elif a.dtype.kind in "iu":
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise DataError(f"{source}: integer pixel values must lie in [0, 255]; found [{a.min()}, {a.max()}]")
+        a = a.astype(np.uint8)
+    else:
+        raise DataError(f"{source}: images must be numeric; got dtype {a.dtype}")
+    if a.ndim == 3:
+        a = a[:, None]
+    elif a.ndim == 4:
+        if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
+            a = a.transpose(0, 3, 1, 2)
+    else:
+        raise DataError(f"{source}: images must have shape (N,H,W), (N,H,W,C) or (N,C,H,W); got {a.shape}")
+    if a.shape[1] not in (1, 3):
+        raise DataError(f"{source}: images must have 1 or 3 channels; got shape {a.shape}")
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def to_labels(labels: np.ndarray, source: str) -> torch.Tensor:
+    """Convert labels (N,) or (N,1) of an integer dtype into an int64 tensor."""
+    a = np.asarray(labels)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 1:
+        raise DataError(f"{source}: labels must have shape (N,) or (N, 1); got {a.shape}")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all() or not np.all(a == np.round(a)):
+            raise DataError(f"{source}: labels must be integers; got non-integer floats")
+    elif a.dtype.kind not in "iu":
+        raise DataError(f"{source}: labels must be integers; got dtype {a.dtype}")
+    return torch.from_numpy(a.astype(np.int64))

@@ -1,0 +1,30 @@
+"""Named exceptions: every user-facing failure is one of these, with a message that names the
+file or field at fault and what was expected."""
+
+
+class AutoALError(Exception):
+    """Base class of every error autoal raises on purpose."""
+
+
+class ConfigError(AutoALError, ValueError):
+    """A config key or value is invalid (unknown key, unknown choice, out-of-range number)."""
+
+
+class DataError(AutoALError):
+    """A data file is missing, corrupt, or holds arrays of the wrong shape, dtype or range."""
+
+
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """A data set's files are not where the config says; the message says how to obtain them."""
+
+
+class TrackingError(AutoALError):
+    """The MLflow tracking store cannot be reached or written."""
+
+
+class StateError(AutoALError):
+    """A run's saved state is unreadable or belongs to a different config."""
+
+
+class LabelFileError(AutoALError):
+    """A label file filled in by a person is malformed (unknown/duplicate ids, bad labels)."""

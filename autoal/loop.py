@@ -1,0 +1,347 @@
+"""The pool-based active-learning loop (DESIGN.md §3.1, §3.7, §3.8).
+
+Round r = 0..R: train the task model on L (fresh weights by default), evaluate on the test
+split, and — unless r = R — compute the shared cache over U once, ask the strategy for b
+indices, move them from U to L, and write the run's state atomically. Every round draws its
+randomness from generators derived from (seed, round), so the same seed gives the same picks,
+and a resumed run continues exactly where an uninterrupted one would be."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from autoal.cache import PoolCache, compute_cache
+from autoal.config import RunConfig
+from autoal.data import ALDataset, load_dataset
+from autoal.device import prepare_model, resolve_device
+from autoal.errors import ConfigError, StateError
+from autoal.metrics import aubc
+from autoal.models import Backbone, build_model
+from autoal.seeding import derive_seed, round_rng, seed_torch
+from autoal.state import STRATEGY_FILE, RunState, atomic_torch_save, atomic_write_json
+from autoal.strategies import QueryContext, Strategy, build_strategy
+from autoal.training import evaluate, train_model
+
+RoundCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunResult:
+    history: list[dict[str, Any]]
+    labeled: np.ndarray
+    labeled_round: np.ndarray
+    aubc: float
+    final_accuracy: float
+    run_dir: Path
+    tracking_run_id: str | None = None
+
+    @property
+    def curve(self) -> tuple[list[int], list[float]]:
+        return [h["labels"] for h in self.history], [h["accuracy"] for h in self.history]
+
+
+def initial_labeled_set(y: np.ndarray, size: int, balanced: bool, rng: np.random.Generator) -> np.ndarray:
+    """A seeded random initial set; with ``balanced``, as equal a share per class as the pool
+    allows (round-robin over classes in a seeded order)."""
+    n = len(y)
+    if not balanced:
+        return np.sort(rng.choice(n, size=size, replace=False))
+    classes = np.unique(y)
+    per_class = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
+    picks: list[int] = []
+    depth = 0
+    while len(picks) < size:
+        for c in rng.permutation(len(classes)):
+            if depth < len(per_class[c]) and len(picks) < size:
+                picks.append(int(per_class[c][depth]))
+        depth += 1
+    return np.sort(np.asarray(picks, dtype=np.int64))
+
+
+def run_dir_for(cfg: RunConfig) -> Path:
+    """Deterministic run folder, so that the same command finds its state again."""
+    name = cfg.tracking.run_name or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
+    return Path(cfg.runtime.output_dir).expanduser().resolve() / f"{name}-{cfg.fingerprint()}"
+
+
+def _fault_point(phase: str, round_: int) -> None:
+    """Fault injection for the crash tests: AUTOAL_FAULT=phase:round kills the process with
+    SIGKILL when the loop reaches that point (no cleanup, like a power cut)."""
+    spec = os.environ.get("AUTOAL_FAULT")
+    if spec and spec == f"{phase}:{round_}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ActiveLearningLoop:
+    """One AL run. ``dataset``, ``strategy``, ``tracker`` and ``scorer`` default to what the
+    config names; pass them to reuse objects (tests, sweeps)."""
+
+    def __init__(self, cfg: RunConfig, *, dataset: ALDataset | None = None, strategy: Strategy | None = None,
+                 tracker: Any = None, scorer: Any = None, callbacks: list[RoundCallback] | None = None,
+                 run_dir: str | Path | None = None) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
+        self.dataset = dataset or load_dataset(cfg.dataset)
+        cfg.al.check_pool(len(self.dataset.y_train), self.dataset.name)
+        self.device = resolve_device(cfg.runtime.device)
+        self.tracker = tracker if tracker is not None else _default_tracker(cfg)
+        self.scorer = scorer if scorer is not None else _default_scorer(cfg)
+        self.callbacks = list(callbacks or [])
+        self.run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
+        self._images: torch.Tensor | None = None
+        self._model: Backbone | None = None
+
+    # -- building blocks ------------------------------------------------------------------
+    def new_model(self, seed: int) -> Backbone:
+        seed_torch(seed)
+        m = build_model(self.cfg.model.name, self.dataset.in_channels, self.dataset.num_classes,
+                        self.dataset.image_size, dropout=self.cfg.model.dropout, width=self.cfg.model.width)
+        return prepare_model(m, self.device)
+
+    def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress=None) -> list[float]:
+        return train_model(model, self.dataset, indices, self.cfg.train, device=self.device, seed=seed,
+                           images=self.images, progress=progress)
+
+    def score(self, model: Backbone, indices: np.ndarray, seed: int) -> PoolCache:
+        return self.scorer(model, self.dataset, indices, mc_samples=self.cfg.al.mc_samples,
+                           batch_size=self.cfg.scoring.batch_size, device=self.device, seed=seed,
+                           images=self.images)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The pool, moved to the device once and kept there across rounds."""
+        if self._images is None:
+            self._images = self.dataset.x_train.to(self.device)
+        return self._images
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        if cfg.runtime.num_threads:
+            torch.set_num_threads(cfg.runtime.num_threads)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        state = self._load_or_init_state()
+        self._start_tracking(state)
+        y = self.dataset.y_train.numpy()
+        n_pool = len(y)
+        status = "FAILED"
+        bar = _progress(range(cfg.al.rounds + 1), "rounds", cfg.runtime.quiet, initial=state.next_round)
+        try:
+            for r in range(state.next_round, cfg.al.rounds + 1):
+                labeled = np.asarray(state.labeled, dtype=np.int64)
+                record = self._round(r, labeled, n_pool, state)
+                if r < cfg.al.rounds:
+                    new = np.asarray(record["selected"], dtype=np.int64)
+                    state.labeled.extend(int(i) for i in new)
+                    state.labeled_round.extend([r + 1] * len(new))
+                state.history.append(record)
+                state.next_round = r + 1
+                state.finished = r == cfg.al.rounds
+                state.rng_state = {"seed": cfg.al.seed, "next_round": r + 1,
+                                   "next_query_seed": derive_seed(cfg.al.seed, r + 1, "query")}
+                _fault_point("state_write", r)
+                self._save_strategy()
+                state.save(self.run_dir)
+                self._log_round(record, state)
+                bar.update(1)
+                bar.set_postfix(acc=f"{record['accuracy']:.3f}", labels=record["labels"])
+                for cb in self.callbacks:
+                    cb(dict(record))
+            status = "FINISHED"
+        finally:
+            bar.close()
+            if status != "FINISHED":
+                self.tracker.end("FAILED")
+        result = self._result(state)
+        self._finish_tracking(result)
+        return result
+
+    def _round(self, r: int, labeled: np.ndarray, n_pool: int, state: RunState) -> dict[str, Any]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        train_seed = derive_seed(cfg.al.seed, r, "train")
+        if self._model is None or not cfg.al.warm_start:
+            self._model = self.new_model(train_seed)
+        model = self._model
+        epoch_bar = _progress(range(cfg.train.epochs), f"round {r} train", cfg.runtime.quiet, leave=False)
+        _fault_point("train", r)
+        losses = self.train(model, labeled, train_seed,
+                            progress=lambda e, loss: (epoch_bar.update(1), epoch_bar.set_postfix(loss=f"{loss:.3f}")))
+        epoch_bar.close()
+        metrics = evaluate(model, self.dataset, device=self.device)
+        t_train = time.perf_counter() - t0
+        record: dict[str, Any] = {"round": r, "labels": int(len(labeled)), **metrics,
+                                  "train_loss": losses[-1] if losses else float("nan"),
+                                  "seconds_train": t_train, "seconds_score": 0.0, "seconds_select": 0.0,
+                                  "selected": []}
+        if r == cfg.al.rounds:
+            return record
+        unlabeled = np.setdiff1d(np.arange(n_pool), labeled, assume_unique=False)
+        t1 = time.perf_counter()
+        _fault_point("score", r)
+        cache = self.score(model, unlabeled, derive_seed(cfg.al.seed, r, "cache"))
+        labeled_cache = None
+        if "labeled_cache" in self.strategy.needs:
+            labeled_cache = self.score(model, labeled, derive_seed(cfg.al.seed, r, "cache") + 1)
+        t2 = time.perf_counter()
+        ctx = QueryContext(
+            cache=cache, unlabeled=unlabeled, labeled=labeled, n=cfg.al.query_size,
+            rng=round_rng(cfg.al.seed, r, "query"), round=r, seed=derive_seed(cfg.al.seed, r, "search"),
+            labeled_cache=labeled_cache, model=model, dataset=self.dataset, device=self.device,
+            train_fn=self.train, model_factory=self.new_model, score_fn=self.score, progress=not cfg.runtime.quiet,
+        )
+        _fault_point("select", r)
+        selected = np.asarray(self.strategy.query(ctx), dtype=np.int64)
+        t3 = time.perf_counter()
+        _check_selection(selected, unlabeled, cfg.al.query_size, self.strategy.name)
+        record.update(ctx.metrics)
+        record.update({"seconds_score": t2 - t1, "seconds_select": t3 - t2, "selected": selected.tolist()})
+        rounds_dir = self.run_dir / "rounds"
+        atomic_write_json(rounds_dir / f"round_{r:03d}.json",
+                          {"round": r, "selected": selected.tolist(), "labels_before": int(len(labeled)),
+                           **{k: v for k, v in ctx.artifacts.items() if _jsonable(v)}})
+        return record
+
+    # -- state and tracking -----------------------------------------------------------------
+    def _load_or_init_state(self) -> RunState:
+        cfg = self.cfg
+        fp = cfg.fingerprint()
+        state = RunState.load(self.run_dir) if cfg.runtime.resume else None
+        if state is not None:
+            if state.fingerprint != fp:
+                raise StateError(f"{self.run_dir / 'state.json'}: saved state belongs to another config "
+                                 f"(fingerprint {state.fingerprint}, this config {fp})")
+            strat_file = self.run_dir / STRATEGY_FILE
+            if strat_file.exists():
+                self.strategy.load_state_dict(torch.load(strat_file, map_location="cpu", weights_only=False))
+            if cfg.al.warm_start and state.next_round > 0 and (self.run_dir / "task_model.pt").exists():
+                self._model = self.new_model(0)
+                self._model.load_state_dict(torch.load(self.run_dir / "task_model.pt", map_location=self.device))
+            return state
+        init = initial_labeled_set(self.dataset.y_train.numpy(), cfg.al.initial_size, cfg.al.balanced_init,
+                                   round_rng(cfg.al.seed, 0, "init"))
+        state = RunState(fingerprint=fp, labeled=init.tolist(), labeled_round=[0] * len(init))
+        state.save(self.run_dir)
+        return state
+
+    def _save_strategy(self) -> None:
+        sd = self.strategy.state_dict()
+        if sd:
+            atomic_torch_save(self.run_dir / STRATEGY_FILE, sd)
+        if self.cfg.al.warm_start and self._model is not None:
+            atomic_torch_save(self.run_dir / "task_model.pt", self._model.state_dict())
+
+    def _start_tracking(self, state: RunState) -> None:
+        from autoal import __version__
+        from autoal.tracking import flatten, git_sha
+
+        run_id = self.tracker.start(state.tracking_run_id)
+        if run_id != state.tracking_run_id:
+            state.tracking_run_id = run_id
+            state.logged_rounds = 0
+            state.save(self.run_dir)
+        self.tracker.set_tags({"dataset": self.cfg.dataset.name, "strategy": self.cfg.strategy.name,
+                               "seed": str(self.cfg.al.seed), "git_sha": git_sha(), "autoal_version": __version__,
+                               "run_dir": str(self.run_dir)})
+        self.tracker.log_params(flatten(self.cfg.to_dict()))
+        # a resumed run re-logs rounds that its state holds but the store may have missed
+        for rec in state.history[state.logged_rounds:]:
+            self._log_round(rec, state)
+
+    def _log_round(self, record: dict[str, Any], state: RunState) -> None:
+        r = record["round"]
+        if r < state.logged_rounds:
+            return
+        if r not in self.tracker.logged_steps("accuracy"):
+            self.tracker.log_metrics({k: v for k, v in record.items()
+                                      if isinstance(v, (int, float)) and k != "round"}, step=r)
+        path = self.run_dir / "rounds" / f"round_{r:03d}.json"
+        if path.exists():
+            self.tracker.log_artifact(path, "rounds")
+        state.logged_rounds = r + 1
+        state.save(self.run_dir)
+
+    def _result(self, state: RunState) -> RunResult:
+        labels = [h["labels"] for h in state.history]
+        accs = [h["accuracy"] for h in state.history]
+        return RunResult(history=state.history, labeled=np.asarray(state.labeled),
+                         labeled_round=np.asarray(state.labeled_round),
+                         aubc=aubc(labels, accs), final_accuracy=accs[-1], run_dir=self.run_dir,
+                         tracking_run_id=state.tracking_run_id)
+
+    def _finish_tracking(self, result: RunResult) -> None:
+        from autoal.plots import learning_curve
+
+        labels, accs = result.curve
+        self.tracker.log_metrics({"aubc": result.aubc, "final_accuracy": result.final_accuracy},
+                                 step=len(result.history) - 1)
+        png = learning_curve(self.run_dir / "learning_curve.png", {self.cfg.strategy.name: (labels, accs, None)},
+                             title=f"{self.cfg.dataset.name} · {self.cfg.strategy.name} · seed {self.cfg.al.seed}")
+        labeled_file = self.run_dir / "labeled.json"
+        atomic_write_json(labeled_file, {"labeled": result.labeled.tolist(),
+                                         "labeled_round": result.labeled_round.tolist()})
+        for p in (png, labeled_file, self.run_dir / "state.json"):
+            self.tracker.log_artifact(p)
+        self.tracker.end("FINISHED")
+
+
+def _check_selection(selected: np.ndarray, unlabeled: np.ndarray, n: int, name: str) -> None:
+    if len(selected) != n or len(np.unique(selected)) != n or not np.isin(selected, unlabeled).all():
+        raise RuntimeError(f"strategy {name!r} returned an invalid selection: expected {n} distinct indices "
+                           f"from the unlabeled pool, got {len(selected)} ({len(np.unique(selected))} distinct)")
+
+
+def _jsonable(v: Any) -> bool:
+    return isinstance(v, (int, float, str, list, dict, bool)) or v is None
+
+
+def _default_tracker(cfg: RunConfig):
+    from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri
+
+    if not cfg.tracking.enabled:
+        return NullTracker()
+    check_tracking_uri(cfg.tracking.uri)
+    return MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=cfg.tracking.run_name
+                         or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}", tags=cfg.tracking.tags)
+
+
+def _default_scorer(cfg: RunConfig):
+    if cfg.scoring.executor == "local":
+        return compute_cache
+    if cfg.scoring.executor == "ray":
+        from autoal.platform.scoring import RayScorer
+
+        return RayScorer(num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor)
+    raise ConfigError(f"scoring.executor: unknown executor {cfg.scoring.executor!r}; valid choices: local, ray")
+
+
+class _NoBar:
+    def update(self, *a, **k):
+        pass
+
+    def set_postfix(self, *a, **k):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(it, desc: str, quiet: bool, leave: bool = True, initial: int = 0):
+    if quiet:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=len(it), desc=desc, leave=leave, initial=initial, dynamic_ncols=True, mininterval=0.5)
+
+
+def run_experiment(cfg: RunConfig, **kwargs: Any) -> RunResult:
+    """Run one AL experiment described by ``cfg`` (see :class:`ActiveLearningLoop`)."""
+    return ActiveLearningLoop(cfg, **kwargs).run()

@@ -1,0 +1,41 @@
+"""A small four-stage CNN for tiny inputs (digits 8x8, MNIST-size 28x28) and for tests."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autoal.models.base import Backbone
+
+
+def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class SmallCNN(Backbone):
+    """Four conv-BN-ReLU stages of widths (w, 2w, 4w, 4w); stages 2 and 3 halve the resolution
+    when the input is at least 8 pixels wide."""
+
+    def __init__(self, in_channels: int, num_outputs: int, width: int = 16, dropout: float = 0.3,
+                 image_size: int = 8) -> None:
+        super().__init__(num_outputs, dropout)
+        widths = [width, 2 * width, 4 * width, 4 * width]
+        pools = [False, image_size >= 8, image_size >= 16, image_size >= 28]
+        chans = [in_channels] + widths
+        self.blocks = nn.ModuleList(_block(chans[i], chans[i + 1], pools[i]) for i in range(4))
+        self._stage_channels = widths
+        self.embedding_dim = widths[-1]
+        self.build_head()
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        maps = []
+        for block in self.blocks:
+            x = block(x)
+            maps.append(x)
+        return maps
+
+    @property
+    def stage_channels(self) -> list[int]:
+        return list(self._stage_channels)

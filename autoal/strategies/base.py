@@ -1,0 +1,114 @@
+"""The query-strategy contract.
+
+A strategy receives a :class:`QueryContext` (the round's shared cache of the unlabeled pool, the
+labeled and unlabeled indices, the query size, a seeded RNG, and — for strategies that declare
+they need them — the task model, the data set and a cache of the labeled set) and returns the
+dataset indices to label next.
+
+Most strategies only score samples: subclass :class:`ScoreStrategy` and implement
+``compute_score(cache) -> (N,) tensor`` (higher = query first). Strategies that pick a set
+directly (k-means, Coreset, BADGE) override ``select_positions``.
+
+``needs`` declares what a strategy uses beyond the pool's probabilities, so that the loop
+computes it once and only when needed:
+
+- ``embeddings``, ``mc_probs``: parts of the shared pool cache;
+- ``labeled_cache``: the same cache over the labeled set;
+- ``model``, ``dataset``: the trained task model and the data (for gradient embeddings, extra
+  models, re-training). The context also carries ``model_factory(seed)`` (a fresh task model),
+  ``train_fn(model, indices, seed)`` (the loop's training routine) and
+  ``score_fn(model, indices, seed)`` (the loop's cache computation).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from autoal.cache import PoolCache
+from autoal.selection import mask_from_positions, top_n
+
+NEEDS = frozenset({"probs", "embeddings", "mc_probs", "labeled_cache", "model", "dataset"})
+
+
+@dataclass
+class QueryContext:
+    """Everything a strategy may use in one round. ``cache.indices == unlabeled``."""
+
+    cache: PoolCache
+    unlabeled: np.ndarray
+    labeled: np.ndarray
+    n: int
+    rng: np.random.Generator
+    round: int = 0
+    seed: int = 0
+    labeled_cache: PoolCache | None = None
+    model: torch.nn.Module | None = None
+    dataset: Any = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    train_fn: Callable[..., Any] | None = None
+    model_factory: Callable[[int], torch.nn.Module] | None = None
+    score_fn: Callable[..., PoolCache] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    progress: bool = False
+
+    def log(self, key: str, value: float) -> None:
+        """Record a per-round scalar (logged to MLflow with step = round)."""
+        self.metrics[key] = float(value)
+
+
+class Strategy(ABC):
+    """Abstract query strategy. Subclasses set ``name`` and ``needs``."""
+
+    name: str = "strategy"
+    needs: frozenset[str] = frozenset({"probs"})
+
+    @abstractmethod
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
+                         ) -> np.ndarray:
+        """Row positions in ``cache`` of the ``n`` samples to query."""
+
+    def query(self, ctx: QueryContext) -> np.ndarray:
+        """Dataset indices of the ``ctx.n`` samples to label next (distinct, all from U)."""
+        pos = self.select_positions(ctx.cache, ctx.n, ctx.rng, ctx)
+        return ctx.unlabeled[np.asarray(pos, dtype=np.int64)]
+
+    def indicator(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """S_k: 1 on the strategy's ``n`` picks inside ``cache``, 0 elsewhere (DESIGN.md §2)."""
+        return mask_from_positions(self.select_positions(cache, n, rng), len(cache), device=cache.probs.device)
+
+    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """A score in [0, 1] by rank (1 = queried first). Default: the indicator."""
+        return self.indicator(cache, n, rng)
+
+    # Strategies with learned state (AutoAL, LPL, VAAL, ALBL) override these for resume.
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+
+class ScoreStrategy(Strategy):
+    """A strategy defined by a per-sample score (higher = query first)."""
+
+    @abstractmethod
+    def compute_score(self, cache: PoolCache) -> torch.Tensor:
+        """(N,) scores, a pure function of the cache."""
+
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
+                         ) -> np.ndarray:
+        return top_n(self.compute_score(cache), n, rng)
+
+    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
+        s = self.compute_score(cache)
+        m = s.shape[0]
+        pos = top_n(s, m, rng)  # full seeded ranking
+        r = torch.empty(m, device=s.device)
+        r[torch.as_tensor(pos, device=s.device)] = torch.linspace(1.0, 0.0, m, device=s.device) if m > 1 \
+            else torch.ones(1, device=s.device)
+        return r

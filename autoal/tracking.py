@@ -1,0 +1,184 @@
+"""Experiment tracking. :class:`MLflowTracker` writes one MLflow run per AL run (nested under a
+sweep's parent run when given); :class:`NullTracker` writes nothing. MLflow is imported only
+here, so the core runs where MLflow is not installed."""
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Protocol
+
+from autoal.errors import TrackingError
+
+
+class Tracker(Protocol):
+    run_id: str | None
+
+    def start(self, run_id: str | None = None) -> str | None: ...
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+    def logged_steps(self, key: str) -> set[int]: ...
+    def end(self, status: str = "FINISHED") -> None: ...
+
+
+class NullTracker:
+    run_id: str | None = None
+
+    def start(self, run_id=None):
+        return None
+
+    def log_params(self, params):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        pass
+
+    def log_artifact(self, path, artifact_path=None):
+        pass
+
+    def set_tags(self, tags):
+        pass
+
+    def logged_steps(self, key):
+        return set()
+
+    def end(self, status="FINISHED"):
+        pass
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, before any work, when the store cannot be used: a SQLite file whose folder
+    cannot be created, a ``file:`` store without MLFLOW_ALLOW_FILE_STORE, an HTTP server that
+    does not answer."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrackingError(f"tracking.uri: cannot create the folder of the SQLite store {path}: {e}") from e
+        if not os.access(path.parent if str(path.parent) else ".", os.W_OK):
+            raise TrackingError(f"tracking.uri: the folder of the SQLite store {path} is not writable")
+        return
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - user-configured tracking server
+                if r.status != 200:
+                    raise TrackingError(f"tracking.uri: {uri} answered {r.status} on /health; is it an MLflow server?")
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise TrackingError(f"tracking.uri: the MLflow server at {uri} does not answer ({e}); start it with "
+                                f"`mlflow server --host 127.0.0.1 --port 5000` or set tracking.uri to a sqlite:/// path") from e
+        return
+    if uri.startswith("file:") or "://" not in uri:
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+            raise TrackingError(f"tracking.uri: {uri!r} is a file store, which MLflow 3 refuses unless "
+                                "MLFLOW_ALLOW_FILE_STORE=true; use sqlite:///mlflow.db instead")
+        return
+    raise TrackingError(f"tracking.uri: unsupported scheme in {uri!r}; expected sqlite:///PATH, http(s)://HOST:PORT or file:PATH")
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Create (once, in the driver) the store's tables and the experiment; return its id."""
+    check_tracking_uri(uri)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(name)
+        return exp.experiment_id if exp is not None else client.create_experiment(name)
+    except Exception as e:  # mlflow raises many types for an unusable store
+        if isinstance(e, mlflow.exceptions.MlflowException) and "already exists" in str(e):
+            return client.get_experiment_by_name(name).experiment_id
+        raise TrackingError(f"tracking.uri: cannot use the MLflow store {uri}: {e}") from e
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class MLflowTracker:
+    """One MLflow run, addressed by id through the client API (no global active-run state, so
+    that many trackers can live in one process)."""
+
+    def __init__(self, uri: str, experiment: str, run_name: str | None = None,
+                 tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> None:
+        self.uri = uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.tags = dict(tags or {})
+        self.parent_run_id = parent_run_id
+        self.run_id: str | None = None
+        from mlflow.tracking import MlflowClient
+
+        self.experiment_id = ensure_experiment(uri, experiment)
+        self.client = MlflowClient(tracking_uri=uri)
+
+    def start(self, run_id: str | None = None) -> str:
+        if run_id is not None:
+            try:
+                run = self.client.get_run(run_id)
+                self.run_id = run.info.run_id
+                self.client.update_run(self.run_id, status="RUNNING")
+                return self.run_id
+            except Exception:
+                pass  # the store was reset: start a new run
+        tags = dict(self.tags)
+        if self.parent_run_id:
+            tags["mlflow.parentRunId"] = self.parent_run_id
+        run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.run_id).data.params
+        items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[i:i + 500])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, str(v))
+
+    def logged_steps(self, key: str) -> set[int]:
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.run_id is not None:
+            self.client.set_terminated(self.run_id, status=status)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config → flat ``a.b.c`` params."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,105 @@
+"""Training and evaluation of the task model on the labeled set."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from autoal.data.base import ALDataset
+from autoal.device import autocast, prepare_batch
+from autoal.errors import ConfigError
+from autoal.metrics import accuracy, balanced_accuracy
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    """Task-model training (per round): epochs over L, mini-batch size, optimizer and its
+    learning rate, momentum (SGD) and weight decay."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"train.optimizer: unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
+        for key in ("epochs", "batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"train.{key}: must be a positive integer; got {getattr(self, key)!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr: must be > 0; got {self.lr!r}")
+
+
+def make_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ConfigError(f"optimizer: unknown optimizer {name!r}; valid choices: {', '.join(OPTIMIZERS)}")
+
+
+def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray, cfg: TrainConfig, *,
+                device: torch.device, seed: int, images: torch.Tensor | None = None,
+                progress=None) -> list[float]:
+    """Train ``model`` on ``dataset.x_train[indices]`` with the training transform.
+
+    Mini-batches are drawn by a seeded permutation each epoch. Returns the mean loss of each
+    epoch. ``images`` may supply the pool already resident on ``device``. ``progress`` is an
+    optional callable ``(epoch, loss)`` called after each epoch."""
+    gen = torch.Generator().manual_seed(int(seed))
+    aug_gen = torch.Generator(device=device).manual_seed(int(seed) + 1)
+    source = images if images is not None else dataset.x_train
+    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    y_all = dataset.y_train
+    opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+    model.train()
+    losses = []
+    n = len(idx)
+    bs = min(cfg.batch_size, n)
+    for epoch in range(cfg.epochs):
+        perm = idx[torch.randperm(n, generator=gen)]
+        total, count = 0.0, 0
+        for start in range(0, n, bs):
+            sel = perm[start:start + bs]
+            if len(sel) < 2 and n >= 2:  # BatchNorm needs 2 samples; fold a lone tail into the next epoch
+                continue
+            xb = prepare_batch(source[sel.to(source.device)], device)
+            yb = y_all[sel].to(device)
+            with autocast(device):
+                logits = model(dataset.train_transform(xb, generator=aug_gen))
+            loss = F.cross_entropy(logits.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(sel)
+            count += len(sel)
+        losses.append(total / max(count, 1))
+        if progress is not None:
+            progress(epoch, losses[-1])
+    return losses
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, dataset: ALDataset, x: torch.Tensor, *, device: torch.device,
+            batch_size: int = 1024) -> np.ndarray:
+    model.eval()
+    preds = []
+    for start in range(0, len(x), batch_size):
+        xb = prepare_batch(x[start:start + batch_size], device)
+        with autocast(device):
+            preds.append(model(dataset.eval_transform(xb)).argmax(1).cpu())
+    return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+
+
+def evaluate(model: torch.nn.Module, dataset: ALDataset, *, device: torch.device) -> dict[str, float]:
+    """Test accuracy and balanced accuracy."""
+    pred = predict(model, dataset, dataset.x_test, device=device)
+    y = dataset.y_test.numpy()
+    return {"accuracy": accuracy(y, pred), "balanced_accuracy": balanced_accuracy(y, pred)}
