@@ -1,0 +1,106 @@
+"""Hydra glue shared by the entry scripts: compose a config from conf/ and command-line
+overrides, turn it into the library's RunConfig, and report errors in one clear line."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from autoal.errors import AutoALError, ConfigError
+from autoal.paths import conf_dir
+
+
+def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]:
+    """Compose ``conf/<config_name>.yaml`` with ``key=value`` overrides into a plain dict.
+    Hydra rejects misspelt keys and unknown group options, listing the valid choices."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    directory = conf_dir()
+    if not (directory / f"{config_name}.yaml").exists():
+        raise AutoALError(f"config folder {directory} has no {config_name}.yaml; set AUTOAL_CONF_DIR to autoal's conf/ folder")
+    from hydra.errors import ConfigCompositionException
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(directory), version_base=None):
+        try:
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        except ConfigCompositionException as e:
+            raise ConfigError(_explain_override_error(e, hydra_compose, config_name)) from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise AutoALError(f"{missing[0]}: a value is required (e.g. {missing[0]}=/path/to/data)")
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _explain_override_error(e: Exception, hydra_compose, config_name: str) -> str:
+    """Add the valid keys to Hydra's 'Could not override' message for a misspelt key."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    msg = str(e).splitlines()[0]
+    m = re.search(r"Could not override '([^']+)'", msg)
+    if not m:
+        return str(e)
+    key = m.group(1)
+    parent, _, leaf = key.rpartition(".")
+    base = hydra_compose(config_name=config_name)
+    node = OmegaConf.select(base, parent) if parent else base
+    if node is None or not hasattr(node, "keys"):
+        return f"{key}: unknown config key; valid top-level keys: {', '.join(map(str, base.keys()))}"
+    return f"{key}: unknown config key; valid keys under {parent or 'the top level'}: {', '.join(map(str, node.keys()))}"
+
+
+def run_config(d: dict[str, Any]):
+    from autoal.config import RunConfig
+
+    return RunConfig.from_dict(d)
+
+
+def main_guard(fn: Callable[[list[str]], int | None]) -> None:
+    """Run ``fn(argv)``; print config/data/tracking errors as one line (no stack trace) and exit 2."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+        user_errors: tuple[type[BaseException], ...] = (AutoALError, HydraException, OmegaConfBaseException)
+    except ImportError:  # pragma: no cover
+        user_errors = (AutoALError,)
+    try:
+        code = fn(sys.argv[1:])
+    except user_errors as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: the run's state is saved after every round; run the same command again to resume",
+              file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def results_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain-text table (fixed-width) for the terminal."""
+    def fmt(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join([line, sep, *body])
+
+
+def mlflow_ui_command(uri: str) -> str:
+    if uri.startswith("http"):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def repo_root() -> Path:
+    return conf_dir().parent
