@@ -53,6 +53,40 @@ class PoolCache:
 
 
 @torch.no_grad()
+def embed_pool(model: Backbone, dataset: ALDataset, indices: np.ndarray, *, batch_size: int = 1024,
+               device: torch.device | None = None, images: torch.Tensor | None = None) -> torch.Tensor:
+    """The backbone pass: eval-mode embeddings of ``dataset.x_train[indices]`` under the
+    evaluation transform, in chunks of ``batch_size`` (float32, on ``device``)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    source = images if images is not None else dataset.x_train
+    idx_t = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+    embs = []
+    for start in range(0, len(idx_t), batch_size):
+        sel = idx_t[start:start + batch_size]
+        xb = prepare_batch(source[sel.to(source.device)], device)
+        with autocast(device):
+            embs.append(model.embed(dataset.eval_transform(xb)).float())
+    return torch.cat(embs) if embs else torch.zeros(0, model.embedding_dim, device=device)
+
+
+@torch.no_grad()
+def cache_from_embeddings(model: Backbone, indices: np.ndarray, embeddings: torch.Tensor, *,
+                          mc_samples: int = 10, seed: int = 0) -> PoolCache:
+    """The head passes: logits, probabilities and ``mc_samples`` dropout samples from cached
+    embeddings (one seeded generator over the whole set, so shards joined before this step
+    give exactly the single-process result)."""
+    model.eval()
+    logits = model.fc(embeddings)
+    probs = torch.softmax(logits, dim=1)
+    mc = None
+    if mc_samples > 0:
+        gen = torch.Generator(device=embeddings.device).manual_seed(int(seed))
+        mc = torch.softmax(model.mc_head(embeddings, mc_samples, generator=gen), dim=-1)
+    return PoolCache(indices=np.asarray(indices, dtype=np.int64), probs=probs, embeddings=embeddings,
+                     logits=logits, mc_probs=mc)
+
+
 def compute_cache(model: Backbone, dataset: ALDataset, indices: np.ndarray, *, mc_samples: int = 10,
                   batch_size: int = 1024, device: torch.device | None = None, seed: int = 0,
                   images: torch.Tensor | None = None) -> PoolCache:
@@ -60,26 +94,5 @@ def compute_cache(model: Backbone, dataset: ALDataset, indices: np.ndarray, *, m
     then ``mc_samples`` dropout head passes over the embeddings. Deterministic for a given seed.
 
     ``images`` may supply the pool already resident on ``device`` (GPU path)."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    indices = np.asarray(indices, dtype=np.int64)
-    source = images if images is not None else dataset.x_train
-    embs, logits = [], []
-    idx_t = torch.from_numpy(indices)
-    for start in range(0, len(indices), batch_size):
-        sel = idx_t[start:start + batch_size]
-        xb = prepare_batch(source[sel.to(source.device)], device)
-        with autocast(device):
-            emb = model.embed(dataset.eval_transform(xb))
-        emb = emb.float()
-        embs.append(emb)
-        logits.append(model.fc(emb))
-    d = model.embedding_dim
-    emb_all = torch.cat(embs) if embs else torch.zeros(0, d, device=device)
-    logit_all = torch.cat(logits) if logits else torch.zeros(0, model.num_outputs, device=device)
-    probs = torch.softmax(logit_all, dim=1)
-    mc = None
-    if mc_samples > 0:
-        gen = torch.Generator(device=device).manual_seed(int(seed))
-        mc = torch.softmax(model.mc_head(emb_all, mc_samples, generator=gen), dim=-1)
-    return PoolCache(indices=indices, probs=probs, embeddings=emb_all, logits=logit_all, mc_probs=mc)
+    emb = embed_pool(model, dataset, indices, batch_size=batch_size, device=device, images=images)
+    return cache_from_embeddings(model, indices, emb, mc_samples=mc_samples, seed=seed)
