@@ -1,0 +1,290 @@
+"""A user's own data: an image folder (``folder``) or a NumPy archive (``npz``).
+
+``folder`` (``dataset.path`` required)::
+
+    <path>/<class_a>/*.png|jpg|...     one sub-folder per class; sorted folder names = classes
+    <path>/<class_b>/...
+
+or, with a fixed test split::
+
+    <path>/train/<class_a>/...   <path>/test/<class_a>/...
+
+Options: ``image_size`` (default 32; every image is resized to this square with bilinear
+resampling, aspect ratio not kept), ``channels`` (3 = RGB, default; 1 = grayscale),
+``test_fraction`` (default 0.2) and ``split_seed`` (default 0) for the stratified split when
+there are no ``train``/``test`` folders, ``augmentation`` (default ``crop_flip``), ``workers``
+(threads decoding images, default min(8, CPUs)). Files whose extension PIL cannot read and
+hidden files are skipped; a file with an image extension that fails to decode is a DataError.
+
+``npz`` (``dataset.path`` required): keys ``x_train, y_train, x_test, y_test``; images
+(N,H,W), (N,H,W,C) or (N,C,H,W), uint8 or float in [0,1]/[0,255]; integer labels. Options:
+``num_classes`` (default max label + 1 over both splits), ``classes`` (list of names),
+``augmentation`` (default ``none``).
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from autoal.data.base import AUGMENTATIONS, ALDataset, to_labels, to_uint8_nchw
+from autoal.data.registry import DataSpec, register_dataset
+from autoal.errors import ConfigError, DataError, DatasetNotFoundError
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared with autoal.data.vision
+# ---------------------------------------------------------------------------------------------
+
+def augmentation_option(spec: DataSpec, default: str) -> str:
+    """``options.augmentation`` if given (validated), else the loader's default."""
+    aug = spec.options.get("augmentation", default)
+    if aug not in AUGMENTATIONS:
+        raise ConfigError(f"dataset.options.augmentation: {aug!r} is not one of {', '.join(AUGMENTATIONS)}")
+    return str(aug)
+
+
+def int_option(spec: DataSpec, key: str, default: int, minimum: int | None = None) -> int:
+    value = spec.options.get(key, default)
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"dataset.options.{key}: expected an integer, got {value!r}") from None
+    if isinstance(value, float) and value != out:
+        raise ConfigError(f"dataset.options.{key}: expected an integer, got {value!r}")
+    if minimum is not None and out < minimum:
+        raise ConfigError(f"dataset.options.{key}: must be >= {minimum}, got {out}")
+    return out
+
+
+def image_extensions() -> set[str]:
+    """Lower-case file extensions (with dot) that PIL can open."""
+    from PIL import Image
+
+    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def _progress(iterable, total: int, desc: str):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return iterable
+    import sys
+
+    return tqdm(iterable, total=total, desc=desc, unit="img", leave=False,
+                disable=not sys.stderr.isatty() or total < 500)
+
+
+def load_image_files(paths: Sequence[str | os.PathLike], size: int, channels: int, desc: str = "images",
+                     workers: int | None = None) -> np.ndarray:
+    """Decode image files into one uint8 array (N, C, size, size); RGB (channels=3) or
+    grayscale (channels=1); resized (bilinear) when not already ``size`` x ``size``.
+    Raises DataError naming the first file that cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    if channels not in (1, 3):
+        raise ConfigError(f"dataset.options.channels: must be 1 or 3, got {channels}")
+    mode = "RGB" if channels == 3 else "L"
+    out = np.empty((len(paths), channels, size, size), dtype=np.uint8)
+
+    def read(i: int) -> None:
+        p = paths[i]
+        try:
+            with Image.open(p) as im:
+                im = im.convert(mode)
+                if im.size != (size, size):
+                    im = im.resize((size, size), Image.Resampling.BILINEAR)
+                a = np.asarray(im, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise DataError(f"cannot read image file {p}: {exc}") from exc
+        out[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1)
+    if workers <= 1 or len(paths) < 64:
+        for i in _progress(range(len(paths)), len(paths), desc):
+            read(i)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in _progress(pool.map(read, range(len(paths))), len(paths), desc):
+                pass
+    return out
+
+
+def check_same_geometry(name: str, x_train: torch.Tensor, x_test: torch.Tensor) -> None:
+    if tuple(x_train.shape[1:]) != tuple(x_test.shape[1:]):
+        raise DataError(f"{name}: train images have shape (C,H,W)={tuple(x_train.shape[1:])} but test images "
+                        f"have {tuple(x_test.shape[1:])}; both splits must match")
+
+
+# ---------------------------------------------------------------------------------------------
+# folder
+# ---------------------------------------------------------------------------------------------
+
+def _list_class_images(root: Path, exts: set[str]) -> dict[str, list[Path]]:
+    """{class folder name: sorted image files} for each sub-folder of ``root``."""
+    out: dict[str, list[Path]] = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in d.rglob("*")
+                       if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in exts)
+        out[d.name] = files
+    return out
+
+
+def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, ``round(n * fraction)`` samples go to test (at least 1 when the class has 2+
+    samples, never all of them). Returns sorted (pool, test) index arrays."""
+    rng = np.random.default_rng(seed)
+    pool, test = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n = len(idx)
+        k = int(round(n * fraction))
+        k = min(max(k, 1 if n >= 2 else 0), n - 1)
+        test.append(idx[:k])
+        pool.append(idx[k:])
+    return np.sort(np.concatenate(pool)), np.sort(np.concatenate(test))
+
+
+@register_dataset("folder")
+def load_folder(spec: DataSpec) -> ALDataset:
+    """A folder of images, one sub-folder per class (see the module docstring)."""
+    if spec.path is None:
+        raise ConfigError("dataset.path is required for dataset=folder")
+    root = Path(spec.path).expanduser().resolve()
+    if not root.exists():
+        raise DatasetNotFoundError(f"dataset=folder: folder {root} does not exist; set dataset.path to a folder "
+                                   "with one sub-folder of images per class")
+    if not root.is_dir():
+        raise DataError(f"dataset=folder: {root} is not a folder")
+    size = int_option(spec, "image_size", 32, minimum=1)
+    channels = int_option(spec, "channels", 3)
+    if channels not in (1, 3):
+        raise ConfigError(f"dataset.options.channels: must be 1 or 3, got {channels}")
+    workers = spec.options.get("workers")
+    exts = image_extensions()
+
+    fixed_split = (root / "train").is_dir() and (root / "test").is_dir()
+    train_root = root / "train" if fixed_split else root
+    per_class = _list_class_images(train_root, exts)
+    if not per_class:
+        raise DataError(f"dataset=folder: {train_root} has no class sub-folders; expected one sub-folder of "
+                        "images per class")
+    for cls, files in per_class.items():
+        if not files:
+            raise DataError(f"dataset=folder: class folder {train_root / cls} holds no image files "
+                            f"(readable extensions include .png, .jpg, .jpeg, .bmp, .tif)")
+    classes = list(per_class)
+    class_idx = {c: i for i, c in enumerate(classes)}
+    train_files = [f for c in classes for f in per_class[c]]
+    train_labels = np.array([class_idx[c] for c in classes for _ in per_class[c]], dtype=np.int64)
+
+    if fixed_split:
+        test_classes = _list_class_images(root / "test", exts)
+        unknown = sorted(set(test_classes) - set(classes))
+        if unknown:
+            raise DataError(f"dataset=folder: {root / 'test'} has class folders {unknown} that are not in "
+                            f"{train_root} (classes: {classes})")
+        test_files = [f for c in classes for f in test_classes.get(c, [])]
+        test_labels = np.array([class_idx[c] for c in classes for _ in test_classes.get(c, [])], dtype=np.int64)
+        if not test_files:
+            raise DataError(f"dataset=folder: {root / 'test'} holds no image files")
+        x_tr = load_image_files(train_files, size, channels, "folder train", workers)
+        x_te = load_image_files(test_files, size, channels, "folder test", workers)
+        y_tr, y_te = train_labels, test_labels
+        pool_files = train_files
+    else:
+        fraction = float(spec.options.get("test_fraction", 0.2))
+        if not 0.0 < fraction < 1.0:
+            raise ConfigError(f"dataset.options.test_fraction: must lie in (0, 1), got {fraction}")
+        x_all = load_image_files(train_files, size, channels, "folder", workers)
+        tr, te = _stratified_split(train_labels, fraction, int_option(spec, "split_seed", 0))
+        if len(te) == 0:
+            raise DataError(f"dataset=folder: too few images in {root} to hold out a test split "
+                            f"(every class has a single image)")
+        x_tr, x_te = x_all[tr], x_all[te]
+        y_tr, y_te = train_labels[tr], train_labels[te]
+        pool_files = [train_files[i] for i in tr]
+
+    return ALDataset(
+        name=spec.name,
+        x_train=torch.from_numpy(x_tr), y_train=torch.from_numpy(y_tr),
+        x_test=torch.from_numpy(x_te), y_test=torch.from_numpy(y_te),
+        num_classes=len(classes), classes=classes,
+        augmentation=augmentation_option(spec, "crop_flip"),
+        paths=[str(p) for p in pool_files],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# npz
+# ---------------------------------------------------------------------------------------------
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
+            present = set(f.files)
+            missing = [k for k in NPZ_KEYS if k not in present]
+            if missing:
+                raise DataError(f"dataset=npz: {path} lacks key(s) {', '.join(missing)}; expected keys "
+                                f"{', '.join(NPZ_KEYS)} (found: {', '.join(sorted(present)) or 'none'})")
+            return {k: f[k] for k in NPZ_KEYS}
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise DataError(f"dataset=npz: cannot read {path} as a NumPy .npz archive "
+                        f"(keys {', '.join(NPZ_KEYS)}): {exc}") from exc
+
+
+@register_dataset("npz")
+def load_npz(spec: DataSpec) -> ALDataset:
+    """A user's ``.npz`` with ``x_train, y_train, x_test, y_test`` (see the module docstring)."""
+    if spec.path is None:
+        raise ConfigError("dataset.path is required for dataset=npz")
+    path = Path(spec.path).expanduser().resolve()
+    if not path.is_file():
+        raise DatasetNotFoundError(f"dataset=npz: file {path} not found; set dataset.path to a .npz file with "
+                                   f"arrays {', '.join(NPZ_KEYS)}")
+    arrays = _read_npz(path)
+    x_tr = to_uint8_nchw(arrays["x_train"], f"{path} [x_train]")
+    x_te = to_uint8_nchw(arrays["x_test"], f"{path} [x_test]")
+    y_tr = to_labels(arrays["y_train"], f"{path} [y_train]")
+    y_te = to_labels(arrays["y_test"], f"{path} [y_test]")
+    for key, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
+        if len(x) == 0:
+            raise DataError(f"dataset=npz: {path} [x_{key}] holds no images")
+        if len(x) != len(y):
+            raise DataError(f"dataset=npz: {path} has {len(x)} images in x_{key} but {len(y)} labels in y_{key}")
+    check_same_geometry(f"dataset=npz: {path}", x_tr, x_te)
+    lo = min(int(y_tr.min()), int(y_te.min()))
+    hi = max(int(y_tr.max()), int(y_te.max()))
+    if lo < 0:
+        raise DataError(f"dataset=npz: {path} has negative labels (min {lo}); labels must be 0..num_classes-1")
+    num_classes: Any = spec.options.get("num_classes")
+    if num_classes is None:
+        num_classes = hi + 1
+    else:
+        num_classes = int_option(spec, "num_classes", 0, minimum=2)
+        if hi >= num_classes:
+            raise DataError(f"dataset=npz: {path} has label {hi}, out of range for "
+                            f"dataset.options.num_classes={num_classes} (labels must lie in 0..{num_classes - 1})")
+    if num_classes < 2:
+        raise DataError(f"dataset=npz: {path} holds a single class (all labels are 0); need at least 2 classes")
+    classes = spec.options.get("classes")
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        if len(classes) != num_classes:
+            raise ConfigError(f"dataset.options.classes: {len(classes)} names given for {num_classes} classes")
+    return ALDataset(
+        name=spec.name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
+        num_classes=num_classes, classes=classes or [],
+        augmentation=augmentation_option(spec, "none"),
+    )
