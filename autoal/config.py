@@ -93,18 +93,22 @@ class TrackingConfig:
 
 @dataclass
 class ScoringConfig:
-    """Where the pool cache is computed: in-process (``local``) or by ``num_actors`` Ray actors."""
+    """Where the pool cache is computed: in-process (``local``) or by ``num_actors`` Ray actors,
+    each holding ``gpus_per_actor`` GPUs when there are GPUs, else ``num_cpus`` CPUs."""
 
     executor: str = "local"
     num_actors: int = 2
     batch_size: int = 1024
     gpus_per_actor: float = 0.5
+    num_cpus: float = 1.0
 
     def validate(self) -> None:
         if self.executor not in ("local", "ray"):
             raise ConfigError(f"scoring.executor: unknown executor {self.executor!r}; valid choices: local, ray")
         if int(self.num_actors) < 1:
             raise ConfigError(f"scoring.num_actors: must be >= 1; got {self.num_actors!r}")
+        if float(self.num_cpus) < 0:
+            raise ConfigError(f"scoring.num_cpus: must be >= 0; got {self.num_cpus!r}")
 
 
 @dataclass
@@ -117,6 +121,20 @@ class RuntimeConfig:
     output_dir: str = "runs"
     quiet: bool = False
     resume: bool = True
+
+    def validate(self) -> None:
+        """The device name must parse (whether it exists is checked where the run starts, so that a
+        config composed on a CPU-only driver can still name ``cuda``)."""
+        if self.device != "auto":
+            import torch
+
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError) as e:
+                raise ConfigError(f"runtime.device: {self.device!r} is not a device; valid: auto, cpu, cuda, "
+                                  f"cuda:<index> ({e})") from None
+        if int(self.num_threads) < 0:
+            raise ConfigError(f"runtime.num_threads: must be >= 0 (0 = all cores); got {self.num_threads!r}")
 
 
 @dataclass
@@ -144,8 +162,14 @@ class RunConfig:
         self.train.validate()
         self.al.validate()
         self.scoring.validate()
-        if not isinstance(self.strategy.params, dict):
-            raise ConfigError(f"strategy.params: must be a mapping; got {type(self.strategy.params).__name__}")
+        self.runtime.validate()
+        for where, value in (("strategy.params", self.strategy.params), ("dataset.options", self.dataset.options),
+                             ("tracking.tags", self.tracking.tags)):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: must be a mapping; got {type(value).__name__} {value!r}")
+        for where, value in (("dataset.path", self.dataset.path), ("tracking.run_name", self.tracking.run_name)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{where}: expected a string or null; got {value!r}")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the sequence of queries (not tracking, not runtime)."""

@@ -25,7 +25,7 @@ from autoal.errors import ConfigError, StateError
 from autoal.metrics import aubc
 from autoal.models import Backbone, build_model
 from autoal.seeding import derive_seed, round_rng, seed_torch
-from autoal.state import STRATEGY_FILE, RunState, atomic_torch_save, atomic_write_json
+from autoal.state import STATE_FILE, STRATEGY_FILE, RunState, atomic_torch_save, atomic_write_json, remove_stale_temps
 from autoal.strategies import QueryContext, Strategy, build_strategy
 from autoal.training import evaluate, train_model
 
@@ -71,9 +71,15 @@ def run_dir_for(cfg: RunConfig) -> Path:
     return Path(cfg.runtime.output_dir).expanduser().resolve() / f"{name}-{cfg.fingerprint()}"
 
 
+#: where AUTOAL_FAULT can strike: before training, scoring, selection, before the end-of-round
+#: writes, and inside the state write (temporary file written, not yet renamed)
+FAULT_PHASES = ("train", "score", "select", "state_write", "state_write_tmp")
+
+
 def _fault_point(phase: str, round_: int) -> None:
-    """Fault injection for the crash tests: AUTOAL_FAULT=phase:round kills the process with
-    SIGKILL when the loop reaches that point (no cleanup, like a power cut)."""
+    """Fault injection for the crash tests: AUTOAL_FAULT=phase:round (a phase of
+    :data:`FAULT_PHASES`) kills the process with SIGKILL when the loop reaches that point (no
+    cleanup, like a power cut)."""
     spec = os.environ.get("AUTOAL_FAULT")
     if spec and spec == f"{phase}:{round_}":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -91,7 +97,13 @@ class ActiveLearningLoop:
         self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
         self.dataset = dataset or load_dataset(cfg.dataset)
         cfg.al.check_pool(len(self.dataset.y_train), self.dataset.name)
+        if "mc_probs" in self.strategy.needs and int(cfg.al.mc_samples) < 1:
+            raise ConfigError(f"al.mc_samples: strategy {self.strategy.name!r} needs Monte-Carlo dropout samples; "
+                              f"set al.mc_samples >= 1 (got {cfg.al.mc_samples})")
         self.device = resolve_device(cfg.runtime.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"runtime.device: {cfg.runtime.device!r} requested but no CUDA device is visible; "
+                              "use runtime.device=auto or cpu")
         self.tracker = tracker if tracker is not None else _default_tracker(cfg)
         self.scorer = scorer if scorer is not None else _default_scorer(cfg)
         self.callbacks = list(callbacks or [])
@@ -124,10 +136,18 @@ class ActiveLearningLoop:
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunResult:
-        cfg = self.cfg
-        if cfg.runtime.num_threads:
-            torch.set_num_threads(cfg.runtime.num_threads)
+        if self.cfg.runtime.num_threads:
+            torch.set_num_threads(self.cfg.runtime.num_threads)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock_folder(self.run_dir)  # one process per run folder: a second copy of the command fails
+        try:
+            return self._run_locked()
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+    def _run_locked(self) -> RunResult:
+        cfg = self.cfg
         state = self._load_or_init_state()
         self._start_tracking(state)
         y = self.dataset.y_train.numpy()
@@ -148,8 +168,9 @@ class ActiveLearningLoop:
                 state.rng_state = {"seed": cfg.al.seed, "next_round": r + 1,
                                    "next_query_seed": derive_seed(cfg.al.seed, r + 1, "query")}
                 _fault_point("state_write", r)
-                self._save_strategy()
-                state.save(self.run_dir)
+                self._save_strategy(r + 1)
+                state.save(self.run_dir, before_replace=lambda _tmp, r=r: _fault_point("state_write_tmp", r))
+                self._prune_checkpoints(r + 1)
                 self._log_round(record, state)
                 bar.update(1)
                 bar.set_postfix(acc=f"{record['accuracy']:.3f}", labels=record["labels"])
@@ -170,6 +191,8 @@ class ActiveLearningLoop:
         train_seed = derive_seed(cfg.al.seed, r, "train")
         if self._model is None or not cfg.al.warm_start:
             self._model = self.new_model(train_seed)
+        else:  # warm start: the round's draws (dropout, ...) must not depend on earlier rounds, or resume
+            seed_torch(train_seed)
         model = self._model
         epoch_bar = _progress(range(cfg.train.epochs), f"round {r} train", cfg.runtime.quiet, leave=False)
         _fault_point("train", r)
@@ -197,6 +220,7 @@ class ActiveLearningLoop:
             rng=round_rng(cfg.al.seed, r, "query"), round=r, seed=derive_seed(cfg.al.seed, r, "search"),
             labeled_cache=labeled_cache, model=model, dataset=self.dataset, device=self.device,
             train_fn=self.train, model_factory=self.new_model, score_fn=self.score, progress=not cfg.runtime.quiet,
+            train_config=cfg.train,
         )
         _fault_point("select", r)
         selected = np.asarray(self.strategy.query(ctx), dtype=np.int64)
@@ -216,28 +240,54 @@ class ActiveLearningLoop:
         fp = cfg.fingerprint()
         state = RunState.load(self.run_dir) if cfg.runtime.resume else None
         if state is not None:
+            state_file = self.run_dir / STATE_FILE
             if state.fingerprint != fp:
-                raise StateError(f"{self.run_dir / 'state.json'}: saved state belongs to another config "
+                raise StateError(f"{state_file}: saved state belongs to another config "
                                  f"(fingerprint {state.fingerprint}, this config {fp})")
-            strat_file = self.run_dir / STRATEGY_FILE
-            if strat_file.exists():
-                self.strategy.load_state_dict(torch.load(strat_file, map_location="cpu", weights_only=False))
-            if cfg.al.warm_start and state.next_round > 0 and (self.run_dir / "task_model.pt").exists():
+            n_pool = len(self.dataset.y_train)
+            if state.labeled and max(state.labeled) >= n_pool:
+                raise StateError(f"{state_file}: labeled index {max(state.labeled)} is outside the pool of "
+                                 f"{self.dataset.name} ({n_pool} samples); did the data change?")
+            remove_stale_temps(self.run_dir)  # left by a process killed inside a write
+            # checkpoints are keyed by the round they lead into, so that a crash between writing
+            # them and writing state.json never pairs a state with a later round's weights
+            strat_file = self._checkpoint("strategy", state.next_round)
+            if not strat_file.exists() and (self.run_dir / STRATEGY_FILE).exists():
+                strat_file = self.run_dir / STRATEGY_FILE  # run folders written before keyed checkpoints
+            if strat_file.exists() and state.next_round > 0:
+                self.strategy.load_state_dict(_load_checkpoint(strat_file, "cpu"))
+            model_file = self._checkpoint("task_model", state.next_round)
+            if not model_file.exists() and (self.run_dir / "task_model.pt").exists():
+                model_file = self.run_dir / "task_model.pt"
+            if cfg.al.warm_start and state.next_round > 0 and model_file.exists():
                 self._model = self.new_model(0)
-                self._model.load_state_dict(torch.load(self.run_dir / "task_model.pt", map_location=self.device))
+                self._model.load_state_dict(_load_checkpoint(model_file, self.device))
             return state
         init = initial_labeled_set(self.dataset.y_train.numpy(), cfg.al.initial_size, cfg.al.balanced_init,
                                    round_rng(cfg.al.seed, 0, "init"))
         state = RunState(fingerprint=fp, labeled=init.tolist(), labeled_round=[0] * len(init))
+        self._prune_checkpoints(0)  # a fresh start (resume off) must not meet an older run's weights later
         state.save(self.run_dir)
         return state
 
-    def _save_strategy(self) -> None:
+    def _checkpoint(self, kind: str, next_round: int) -> Path:
+        return self.run_dir / "checkpoints" / f"{kind}_{next_round:03d}.pt"
+
+    def _save_strategy(self, next_round: int) -> None:
+        """Strategy state and (warm start) task-model weights that round ``next_round`` starts from."""
         sd = self.strategy.state_dict()
         if sd:
-            atomic_torch_save(self.run_dir / STRATEGY_FILE, sd)
+            atomic_torch_save(self._checkpoint("strategy", next_round), sd)
         if self.cfg.al.warm_start and self._model is not None:
-            atomic_torch_save(self.run_dir / "task_model.pt", self._model.state_dict())
+            atomic_torch_save(self._checkpoint("task_model", next_round), self._model.state_dict())
+
+    def _prune_checkpoints(self, keep: int) -> None:
+        """Delete checkpoints of other rounds once state.json points at round ``keep``."""
+        folder = self.run_dir / "checkpoints"
+        if folder.is_dir():
+            for p in folder.glob("*.pt"):
+                if not p.stem.endswith(f"_{keep:03d}"):
+                    p.unlink(missing_ok=True)
 
     def _start_tracking(self, state: RunState) -> None:
         from autoal import __version__
@@ -281,8 +331,9 @@ class ActiveLearningLoop:
         from autoal.plots import learning_curve
 
         labels, accs = result.curve
-        self.tracker.log_metrics({"aubc": result.aubc, "final_accuracy": result.final_accuracy},
-                                 step=len(result.history) - 1)
+        last = len(result.history) - 1
+        if last not in self.tracker.logged_steps("aubc"):  # a rerun of a finished run logs nothing twice
+            self.tracker.log_metrics({"aubc": result.aubc, "final_accuracy": result.final_accuracy}, step=last)
         png = learning_curve(self.run_dir / "learning_curve.png", {self.cfg.strategy.name: (labels, accs, None)},
                              title=f"{self.cfg.dataset.name} · {self.cfg.strategy.name} · seed {self.cfg.al.seed}")
         labeled_file = self.run_dir / "labeled.json"
@@ -291,6 +342,34 @@ class ActiveLearningLoop:
         for p in (png, labeled_file, self.run_dir / "state.json"):
             self.tracker.log_artifact(p)
         self.tracker.end("FINISHED")
+
+
+def _lock_folder(folder: Path) -> int | None:
+    """An exclusive advisory lock on ``folder`` (released when the descriptor closes or the
+    process dies); StateError if another process holds it. None where locks are unsupported."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateError(f"{folder}: another process is running this run; wait for it to finish (or end it) "
+                         "and run the command again") from None
+    except OSError:  # a file system without locks (some network mounts): run unlocked
+        os.close(fd)
+        return None
+    return fd
+
+
+def _load_checkpoint(path: Path, map_location: Any) -> Any:
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        raise StateError(f"{path}: checkpoint is unreadable ({type(e).__name__}: {e}); move the run folder away "
+                         "to start the run afresh") from e
 
 
 def _check_selection(selected: np.ndarray, unlabeled: np.ndarray, n: int, name: str) -> None:
@@ -319,7 +398,8 @@ def _default_scorer(cfg: RunConfig):
     if cfg.scoring.executor == "ray":
         from autoal.platform.scoring import RayScorer
 
-        return RayScorer(num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor)
+        return RayScorer(num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor,
+                         num_cpus=cfg.scoring.num_cpus)
     raise ConfigError(f"scoring.executor: unknown executor {cfg.scoring.executor!r}; valid choices: local, ray")
 
 

@@ -9,7 +9,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -20,24 +20,64 @@ STATE_FILE = "state.json"
 STRATEGY_FILE = "strategy_state.pt"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+TEMP_SUFFIX = ".tmp"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *,
+                       before_replace: Callable[[Path], None] | None = None) -> None:
+    """Write ``data`` to ``path`` so that ``path`` always holds either its old or its new
+    content: write a temporary file ``.<name>.XXXX.tmp`` in the same folder, fsync it, rename
+    it over ``path``, fsync the folder. ``before_replace(tmp)`` runs between the write and the
+    rename (the crash tests kill the process there)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default).encode())
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (a power cut after it keeps the new name). Not possible on every
+    platform or file system; best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.XXXX.tmp``) that a process killed in the middle of
+    :func:`atomic_write_bytes` left in ``folder`` and its sub-folders; return them. Call it only
+    while no other process writes into ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def atomic_write_json(path: str | Path, obj: Any, *, before_replace: Callable[[Path], None] | None = None) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default).encode(),
+                       before_replace=before_replace)
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
@@ -72,16 +112,52 @@ class RunState:
     rng_state: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
 
-    def save(self, run_dir: str | Path) -> None:
-        atomic_write_json(Path(run_dir) / STATE_FILE, asdict(self))
+    def save(self, run_dir: str | Path, *, before_replace: Callable[[Path], None] | None = None) -> None:
+        atomic_write_json(Path(run_dir) / STATE_FILE, asdict(self), before_replace=before_replace)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "RunState | None":
+        """The saved state, or None when the folder has none. A file that is not valid JSON or
+        whose fields are inconsistent raises StateError naming it (it is never overwritten)."""
         path = Path(run_dir) / STATE_FILE
         if not path.exists():
             return None
+        hint = "move the file away to start the run afresh"
         try:
             d = json.loads(path.read_text())
-            return cls(**d)
-        except (json.JSONDecodeError, TypeError) as e:
-            raise StateError(f"{path}: run state is unreadable ({e}); move the file away to start the run afresh") from e
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+            raise StateError(f"{path}: run state is unreadable ({e}); {hint}") from e
+        if not isinstance(d, dict):
+            raise StateError(f"{path}: run state must be a JSON object; got {type(d).__name__}; {hint}")
+        try:
+            state = cls(**d)
+        except TypeError as e:
+            raise StateError(f"{path}: run state is unreadable ({e}); {hint}") from e
+        problem = state._problem()
+        if problem:
+            raise StateError(f"{path}: run state is inconsistent: {problem}; {hint}")
+        return state
+
+    def _problem(self) -> str | None:
+        """What is wrong with the fields, or None (a hand-edited or truncated-by-tools file)."""
+        def ints(v: Any) -> bool:
+            return isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+
+        if not isinstance(self.fingerprint, str):
+            return "fingerprint must be a string"
+        if not isinstance(self.next_round, int) or self.next_round < 0:
+            return f"next_round must be an integer >= 0; got {self.next_round!r}"
+        if not ints(self.labeled) or not ints(self.labeled_round):
+            return "labeled and labeled_round must be lists of integers"
+        if len(self.labeled) != len(self.labeled_round):
+            return f"labeled has {len(self.labeled)} entries but labeled_round has {len(self.labeled_round)}"
+        if len(set(self.labeled)) != len(self.labeled) or any(i < 0 for i in self.labeled):
+            return "labeled holds duplicate or negative indices"
+        if not isinstance(self.history, list) or len(self.history) != self.next_round:
+            return f"history must list one record per completed round ({self.next_round}); got " \
+                   f"{len(self.history) if isinstance(self.history, list) else type(self.history).__name__}"
+        if any(not isinstance(h, dict) or h.get("round") != i for i, h in enumerate(self.history)):
+            return "history records must be rounds 0, 1, 2, ... in order"
+        if not isinstance(self.logged_rounds, int) or not 0 <= self.logged_rounds <= self.next_round:
+            return f"logged_rounds must lie in [0, next_round]; got {self.logged_rounds!r}"
+        return None

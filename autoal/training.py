@@ -65,7 +65,8 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
     bs = min(cfg.batch_size, n)
     for epoch in range(cfg.epochs):
         perm = idx[torch.randperm(n, generator=gen)]
-        total, count = 0.0, 0
+        total = torch.zeros((), device=device)
+        count = 0
         for start in range(0, n, bs):
             sel = perm[start:start + bs]
             if len(sel) < 2 and n >= 2:  # BatchNorm needs 2 samples; fold a lone tail into the next epoch
@@ -78,9 +79,9 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(sel)
+            total += loss.detach() * len(sel)  # stays on the device: no sync per step
             count += len(sel)
-        losses.append(total / max(count, 1))
+        losses.append(float(total) / max(count, 1))
         if progress is not None:
             progress(epoch, losses[-1])
     return losses

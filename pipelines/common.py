@@ -32,7 +32,7 @@ def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]
             raise ConfigError(_explain_override_error(e, hydra_compose, config_name)) from None
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise AutoALError(f"{missing[0]}: a value is required (e.g. {missing[0]}=/path/to/data)")
+        raise ConfigError(f"{missing[0]}: a value is required (e.g. {missing[0]}=/path/to/data)")
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 

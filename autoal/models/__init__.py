@@ -11,12 +11,19 @@ MODEL_NAMES = ("small_cnn", "resnet18")
 
 def build_model(name: str, in_channels: int, num_outputs: int, image_size: int,
                 dropout: float = 0.3, width: int | None = None) -> Backbone:
-    """Build a backbone by name; ``width`` defaults to 16 (small_cnn) or 64 (resnet18)."""
+    """Build a backbone by name; ``width`` defaults to 16 (small_cnn) or 64 (resnet18).
+
+    The model records its constructor arguments as ``model.spec`` (a plain dict), so that
+    another process can rebuild it with ``build_model(**model.spec)`` and load its weights."""
     if name == "small_cnn":
-        return SmallCNN(in_channels, num_outputs, width=width or 16, dropout=dropout, image_size=image_size)
-    if name == "resnet18":
-        return ResNet18(in_channels, num_outputs, width=width or 64, dropout=dropout)
-    raise ConfigError(f"model.name: unknown model {name!r}; valid choices: {', '.join(MODEL_NAMES)}")
+        m: Backbone = SmallCNN(in_channels, num_outputs, width=width or 16, dropout=dropout, image_size=image_size)
+    elif name == "resnet18":
+        m = ResNet18(in_channels, num_outputs, width=width or 64, dropout=dropout)
+    else:
+        raise ConfigError(f"model.name: unknown model {name!r}; valid choices: {', '.join(MODEL_NAMES)}")
+    m.spec = {"name": name, "in_channels": int(in_channels), "num_outputs": int(num_outputs),
+              "image_size": int(image_size), "dropout": float(dropout), "width": width}
+    return m
 
 
 __all__ = ["Backbone", "ResNet18", "SmallCNN", "build_model", "MODEL_NAMES"]

@@ -52,6 +52,9 @@ class QueryContext:
     train_fn: Callable[..., Any] | None = None
     model_factory: Callable[[int], torch.nn.Module] | None = None
     score_fn: Callable[..., PoolCache] | None = None
+    #: the loop's TrainConfig, for strategies that train models with their own loop (LPL) or in
+    #: other processes (ENSvarR on Ray) exactly as ``train_fn`` would
+    train_config: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
     progress: bool = False

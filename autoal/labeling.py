@@ -1,0 +1,736 @@
+"""Labeling by a person: the AL loop on a user's own unlabeled images.
+
+Each round, ``export`` trains the task model on the labeled set L, scores the unlabeled images
+with the configured strategy (the building blocks of :class:`autoal.loop.ActiveLearningLoop`:
+``new_model``, ``train``, ``score`` and the strategy's ``query``) and writes the next batch to
+label as a CSV; a person fills in the ``label`` column; ``import`` validates the file, adds the
+samples to L with the round number, and the next ``export`` continues.
+
+Input: an image folder, in one of two layouts
+----------------------------------------------
+A. class folders for the seed::
+
+       images/labeled/<class>/*.png      the labeled seed; the class list = these folder names
+       images/unlabeled/**/*.png         the images to label (any depth)
+
+B. a seed CSV (``seed_csv``) with columns ``file,label`` (``file`` relative to ``images/``)::
+
+       images/**/*.png                   every image (any depth); the seed CSV's files are labeled
+       seed.csv                          file,label
+                                         cats/001.png,cat
+
+   The class list is ``classes`` when given (it may name classes the seed lacks), else the
+   sorted distinct labels of the seed CSV.
+
+Any format PIL reads; hidden files are skipped. Images are resized to ``image_size`` (RGB, or
+grayscale with ``channels: 1``). The seed is read once, when the project is created; images added
+later (under ``unlabeled/`` in layout A, anywhere in layout B) join the pool at the next export.
+At least two seed labels and two classes are needed.
+
+Project folder (written by autoal only, atomically)
+---------------------------------------------------
+::
+
+    project/labels.json                   the project's state: the pool (sample id = position),
+                                          classes, the labeled set (sample_id, file, label, round;
+                                          round 0 = seed), the batch waiting for labels, the
+                                          per-round record, the MLflow run id
+    project/batches/round_001.csv         the exported batch of round 1 (to fill in)
+    project/batches/round_001.imported.csv  the file that was imported for round 1 (audit copy)
+    project/checkpoints/strategy_002.pt   a stateful strategy's state entering round 2
+
+The exported CSV has the columns ``sample_id, file_path, score, label``: ``file_path`` is the
+image's absolute path, ``score`` the strategy's score (higher = more informative; for
+strategies that pick a set rather than score samples — kmeans, coreset, badge, autoal — the
+1-based rank in the selection), ``label`` empty. Rows come most informative first.
+
+Import rules (each failure is a :class:`~autoal.errors.LabelFileError` that names the CSV, the
+row — the line of the file, header = line 1 — and the field, lists every problem found, and
+changes nothing): columns ``sample_id`` and ``label`` are required (others, e.g. notes, are
+ignored); every ``sample_id`` must be an integer of the exported batch, at most once; a non-empty
+``file_path`` must be the exported path of that id (catches rows shifted by hand); every label
+must be one of the class names (exact spelling); an empty label is an error and a batch with
+missing rows is rejected unless ``allow_partial``, in which case the unlabeled samples return to
+the pool and the round closes with the labels given. Blank lines are skipped; a UTF-8 byte-order
+mark (spreadsheet export) is accepted.
+
+Exporting while a batch waits for labels writes nothing new: it returns the waiting batch (and
+rewrites its CSV if it was deleted); :meth:`LabelingProject.discard_pending` drops it. The same
+state gives the same batch: every draw is seeded by (``al.seed``, round).
+
+MLflow (``tracking``): one run per project (run name = the project folder's name), step = round:
+``labeled`` (|L| after the round), ``added``, ``labeled/<class>``, and for rounds >= 1
+``batch_agreement`` (how often the model that chose the batch predicted the label the person
+gave) and ``train_loss``; ``labels.json`` is logged as an artifact. Logging that fails after the
+state was saved is reported and retried by the next command.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from autoal.config import RunConfig
+from autoal.data.base import AUGMENTATIONS, ALDataset
+from autoal.data.registry import DataSpec
+from autoal.errors import ConfigError, DataError, LabelFileError, StateError, TrackingError
+from autoal.seeding import derive_seed, round_rng
+from autoal.state import atomic_torch_save, atomic_write_bytes, atomic_write_json
+
+STATE_NAME = "labels.json"
+CSV_COLUMNS = ("sample_id", "file_path", "score", "label")
+STATE_VERSION = 1
+_MAX_LISTED = 20
+
+
+@dataclass
+class LabelingConfig:
+    """Where the images and the project are, how the seed is given, how images are read."""
+
+    images: str | None = None
+    project: str | None = None
+    seed_csv: str | None = None
+    classes: list[str] | None = None
+    image_size: int = 32
+    channels: int = 3
+    augmentation: str = "crop_flip"
+    allow_partial: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "LabelingConfig":
+        d = dict(d or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = [k for k in d if k not in known]
+        if unknown:
+            raise ConfigError(f"labeling.{unknown[0]}: unknown config key; valid keys under labeling: "
+                              f"{', '.join(cls.__dataclass_fields__)}")
+        out = cls(**d)
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        if not self.project:
+            raise ConfigError("labeling.project: required (the folder where autoal keeps the labeling project)")
+        for key in ("image_size", "channels"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"labeling.{key}: expected an integer; got {v!r}")
+        if self.image_size < 4:
+            raise ConfigError(f"labeling.image_size: must be >= 4; got {self.image_size}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"labeling.channels: must be 1 (grayscale) or 3 (RGB); got {self.channels}")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ConfigError(f"labeling.augmentation: {self.augmentation!r} is not one of {', '.join(AUGMENTATIONS)}")
+        if not isinstance(self.allow_partial, bool):
+            raise ConfigError(f"labeling.allow_partial: expected true or false; got {self.allow_partial!r}")
+        if self.classes is not None:
+            if not isinstance(self.classes, (list, tuple)) or not all(isinstance(c, str) and c.strip()
+                                                                       for c in self.classes):
+                raise ConfigError(f"labeling.classes: expected a list of non-empty names; got {self.classes!r}")
+            if len(set(self.classes)) != len(self.classes):
+                raise ConfigError(f"labeling.classes: names must be distinct; got {list(self.classes)}")
+
+
+@dataclass
+class ExportResult:
+    round: int
+    csv: Path
+    sample_ids: list[int]
+    files: list[str]
+    scores: list[float]
+    already_pending: bool = False
+    tracking_error: str | None = None
+
+
+@dataclass
+class ImportResult:
+    round: int
+    added: int
+    returned_to_pool: int
+    labeled_total: int
+    agreement: float | None
+    tracking_error: str | None = None
+
+
+@dataclass
+class _Row:
+    line: int
+    sample_id: int
+    label: str
+
+
+@dataclass
+class _Problems:
+    source: Path
+    items: list[str] = field(default_factory=list)
+
+    def add(self, line: int | None, fld: str, msg: str) -> None:
+        where = f"row {line}, " if line is not None else ""
+        self.items.append(f"{where}field '{fld}': {msg}")
+
+    def raise_if_any(self, what: str = "") -> None:
+        if not self.items:
+            return
+        shown = self.items[:_MAX_LISTED]
+        more = len(self.items) - len(shown)
+        head = f"{self.source}: {len(self.items)} problem(s){what}; nothing was imported"
+        body = "\n  ".join(shown + ([f"... and {more} more"] if more else []))
+        raise LabelFileError(f"{head}:\n  {body}")
+
+
+class LabelingProject:
+    """A labeling project folder (see the module docstring). ``cfg`` is the run config whose
+    model, train, al (``query_size``, ``seed``, ``mc_samples``), strategy, scoring, runtime and
+    tracking sections apply; ``al.initial_size`` and ``al.rounds`` are not used."""
+
+    def __init__(self, cfg: RunConfig, lcfg: LabelingConfig) -> None:
+        cfg.validate()
+        lcfg.validate()
+        self.cfg = cfg
+        self.lcfg = lcfg
+        self.dir = Path(lcfg.project).expanduser().resolve()
+        self.state_file = self.dir / STATE_NAME
+
+    # -- state ------------------------------------------------------------------------------
+    def load_state(self) -> dict[str, Any] | None:
+        if not self.state_file.exists():
+            return None
+        import json
+
+        try:
+            st = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+            raise StateError(f"{self.state_file}: labeling state is unreadable ({e}); restore it from a backup or "
+                             "from the MLflow run's labels.json artifact") from e
+        problem = _state_problem(st)
+        if problem:
+            raise StateError(f"{self.state_file}: labeling state is inconsistent: {problem}")
+        return st
+
+    def _commit(self, st: dict[str, Any]) -> None:
+        problem = _state_problem(st)
+        if problem:  # never write a state that load_state would refuse
+            raise StateError(f"{self.state_file}: refusing to write an inconsistent state: {problem}")
+        atomic_write_json(self.state_file, st)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One command at a time per project (an advisory lock, released when the process dies)."""
+        from autoal.loop import _lock_folder
+
+        fd = _lock_folder(self.dir) if self.dir.is_dir() else None
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def status(self) -> dict[str, Any]:
+        st = self.load_state()
+        if st is None:
+            raise StateError(f"{self.dir}: no labeling project here yet ({STATE_NAME} missing); run export first")
+        counts = {c: 0 for c in st["classes"]}
+        for e in st["labeled"]:
+            counts[e["label"]] += 1
+        return {"project": str(self.dir), "images": st["images"], "classes": st["classes"],
+                "pool": len(st["pool"]), "labeled": len(st["labeled"]), "per_class": counts,
+                "next_round": st["next_round"],
+                "pending": None if st["pending"] is None else {"round": st["pending"]["round"],
+                                                              "csv": st["pending"]["csv"],
+                                                              "size": len(st["pending"]["sample_ids"])}}
+
+    # -- export -----------------------------------------------------------------------------
+    def export_batch(self) -> ExportResult:
+        """Train on L, score U, write the next batch to label (see the module docstring)."""
+        from autoal.loop import ActiveLearningLoop, _check_selection
+        from autoal.strategies import QueryContext
+        from autoal.tracking import NullTracker, check_tracking_uri
+
+        from autoal.strategies import build_strategy
+
+        cfg = self.cfg
+        strategy = build_strategy(cfg.strategy.name, **cfg.strategy.params)  # a bad name fails before any work
+        if cfg.tracking.enabled:
+            check_tracking_uri(cfg.tracking.uri)
+        with self._lock():
+            st = self.load_state()
+            if st is not None and st["pending"] is not None:
+                return self._existing_pending(st)
+            if st is None:
+                st = self._new_state()
+            else:
+                st = self._rescan(st)
+            images_root = Path(st["images"])
+            r = int(st["next_round"])
+            labeled = np.asarray([e["sample_id"] for e in st["labeled"]], dtype=np.int64)
+            unlabeled = np.setdiff1d(np.arange(len(st["pool"])), labeled)
+            b = int(cfg.al.query_size)
+            if b > len(unlabeled):
+                raise ConfigError(f"al.query_size: {b} is larger than the unlabeled pool of {images_root} "
+                                  f"({len(unlabeled)} image(s) left to label)")
+            ds = self._dataset(st)
+            run_cfg = copy.deepcopy(cfg)
+            run_cfg.al.initial_size, run_cfg.al.rounds = max(1, len(labeled)), 1
+            run_cfg.dataset = DataSpec(name="labeling", path=str(images_root))
+            loop = ActiveLearningLoop(run_cfg, dataset=ds, strategy=strategy, tracker=NullTracker(), run_dir=self.dir)
+            strat_ckpt = self.dir / "checkpoints" / f"strategy_{r:03d}.pt"
+            if strat_ckpt.exists():
+                from autoal.loop import _load_checkpoint
+
+                loop.strategy.load_state_dict(_load_checkpoint(strat_ckpt, "cpu"))
+
+            if cfg.runtime.num_threads:
+                torch.set_num_threads(cfg.runtime.num_threads)
+            seed = int(cfg.al.seed)
+            train_seed = derive_seed(seed, r, "train")
+            model = loop.new_model(train_seed)
+            losses = loop.train(model, labeled, train_seed)
+            cache = loop.score(model, unlabeled, derive_seed(seed, r, "cache"))
+            labeled_cache = None
+            if "labeled_cache" in loop.strategy.needs:
+                labeled_cache = loop.score(model, labeled, derive_seed(seed, r, "cache") + 1)
+            ctx = QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=b,
+                               rng=round_rng(seed, r, "query"), round=r, seed=derive_seed(seed, r, "search"),
+                               labeled_cache=labeled_cache, model=model, dataset=ds, device=loop.device,
+                               train_fn=loop.train, model_factory=loop.new_model, score_fn=loop.score,
+                               progress=not cfg.runtime.quiet, train_config=cfg.train)
+            selected = np.asarray(loop.strategy.query(ctx), dtype=np.int64)
+            _check_selection(selected, unlabeled, b, loop.strategy.name)
+            scores, order = _batch_scores(loop.strategy, cache, unlabeled, selected)
+            selected, scores = selected[order], scores[order]
+            pos = np.searchsorted(unlabeled, selected)
+            predicted = cache.probs[torch.as_tensor(pos, device=cache.probs.device)].argmax(1).cpu().tolist()
+
+            ids = [int(i) for i in selected]
+            files = [str(images_root / st["pool"][i]) for i in ids]
+            csv_path = self.dir / "batches" / f"round_{r:03d}.csv"
+            pending = {"round": r, "csv": str(csv_path), "sample_ids": ids, "scores": [float(s) for s in scores],
+                       "predicted": [st["classes"][p] for p in predicted],
+                       "train_loss": float(losses[-1]) if losses else None, "strategy": loop.strategy.name}
+            # writes: strategy state and CSV first, labels.json last (the commit point)
+            sd = loop.strategy.state_dict()
+            if sd:
+                atomic_torch_save(self.dir / "checkpoints" / f"strategy_{r + 1:03d}.pt", sd)
+            atomic_write_bytes(csv_path, _batch_csv(ids, files, scores))
+            st["pending"] = pending
+            self._commit(st)
+            self._prune_checkpoints(keep={r, r + 1})
+            err = self._sync_tracking(st)
+            return ExportResult(round=r, csv=csv_path, sample_ids=ids, files=files, scores=[float(s) for s in scores],
+                                tracking_error=err)
+
+    def _existing_pending(self, st: dict[str, Any]) -> ExportResult:
+        p = st["pending"]
+        csv_path = Path(p["csv"])
+        files = [str(Path(st["images"]) / st["pool"][i]) for i in p["sample_ids"]]
+        if not csv_path.exists():
+            atomic_write_bytes(csv_path, _batch_csv(p["sample_ids"], files, p["scores"]))
+        return ExportResult(round=p["round"], csv=csv_path, sample_ids=list(p["sample_ids"]), files=files,
+                            scores=list(p["scores"]), already_pending=True)
+
+    def discard_pending(self) -> int | None:
+        """Drop the batch waiting for labels (its CSV stays); return its round, or None."""
+        with self._lock():
+            st = self.load_state()
+            if st is None or st["pending"] is None:
+                return None
+            r = st["pending"]["round"]
+            st["pending"] = None
+            self._commit(st)
+            return r
+
+    # -- import -----------------------------------------------------------------------------
+    def import_batch(self, csv_file: str | Path, allow_partial: bool | None = None) -> ImportResult:
+        """Validate a filled-in CSV against the waiting batch and add its labels to L."""
+        from autoal.tracking import check_tracking_uri
+
+        allow_partial = self.lcfg.allow_partial if allow_partial is None else allow_partial
+        csv_path = Path(csv_file).expanduser().resolve()
+        if not csv_path.is_file():
+            raise LabelFileError(f"{csv_path}: label file not found")
+        if self.cfg.tracking.enabled:
+            check_tracking_uri(self.cfg.tracking.uri)
+        with self._lock():
+            st = self.load_state()
+            if st is None:
+                raise LabelFileError(f"{csv_path}: project {self.dir} has no labeling state ({STATE_NAME}); "
+                                     "export a batch first")
+            pending = st["pending"]
+            if pending is None:
+                raise LabelFileError(f"{csv_path}: project {self.dir} has no exported batch waiting for labels "
+                                     f"(next round {st['next_round']}); export a batch first")
+            raw = csv_path.read_bytes()
+            rows = self._validate(csv_path, raw, st, allow_partial)
+            r = int(pending["round"])
+            by_id = {e.sample_id: e for e in rows}
+            predicted = dict(zip(pending["sample_ids"], pending["predicted"]))
+            added = [{"sample_id": i, "file": st["pool"][i], "label": by_id[i].label, "round": r}
+                     for i in pending["sample_ids"] if i in by_id]  # batch order = the score order
+            agreement = float(np.mean([predicted[e["sample_id"]] == e["label"] for e in added])) if added else None
+            st["labeled"].extend(added)
+            st["rounds"].append({"round": r, "labeled": len(st["labeled"]), "added": len(added),
+                                 "returned_to_pool": len(pending["sample_ids"]) - len(added),
+                                 "batch_agreement": agreement, "train_loss": pending.get("train_loss"),
+                                 "strategy": pending.get("strategy"), "csv": str(csv_path)})
+            st["pending"] = None
+            st["next_round"] = r + 1
+            atomic_write_bytes(self.dir / "batches" / f"round_{r:03d}.imported.csv", raw)
+            self._commit(st)
+            err = self._sync_tracking(st)
+            return ImportResult(round=r, added=len(added), returned_to_pool=len(pending["sample_ids"]) - len(added),
+                                labeled_total=len(st["labeled"]), agreement=agreement, tracking_error=err)
+
+    def _validate(self, csv_path: Path, raw: bytes, st: dict[str, Any], allow_partial: bool) -> list[_Row]:
+        pending = st["pending"]
+        batch = list(pending["sample_ids"])
+        in_batch = set(batch)
+        labeled_round = {e["sample_id"]: e["round"] for e in st["labeled"]}
+        classes = list(st["classes"])
+        class_set = set(classes)
+        exported_path = {i: str(Path(st["images"]) / st["pool"][i]) for i in batch}
+        probs = _Problems(csv_path)
+        reader, header = _read_csv(csv_path, raw, required=("sample_id", "label"))
+        rows: list[_Row] = []
+        first_line: dict[int, int] = {}
+        for rec in reader:
+            line = reader.line_num
+            if not any((v or "").strip() for v in rec.values() if isinstance(v, str)):
+                continue  # blank line
+            if None in rec:
+                probs.add(line, "sample_id", f"the row has more fields than the header ({len(header)} columns)")
+                continue
+            sid_txt = (rec.get("sample_id") or "").strip()
+            try:
+                sid = int(sid_txt)
+            except ValueError:
+                probs.add(line, "sample_id", f"{sid_txt!r} is not an integer sample id" if sid_txt else "empty")
+                continue
+            if sid in first_line:
+                probs.add(line, "sample_id", f"{sid} appears again (first on row {first_line[sid]})")
+                continue
+            first_line[sid] = line
+            if sid not in in_batch:
+                if sid in labeled_round:
+                    probs.add(line, "sample_id", f"{sid} was already labeled in round {labeled_round[sid]}; it is not "
+                                                 f"in the exported batch of round {pending['round']}")
+                else:
+                    probs.add(line, "sample_id", f"{sid} is unknown: not in the exported batch of round "
+                                                 f"{pending['round']} ({pending['csv']})")
+                continue
+            fp = (rec.get("file_path") or "").strip()
+            if fp and not _same_file(fp, exported_path[sid], Path(st["images"])):
+                probs.add(line, "file_path", f"{fp!r} is not the file of sample {sid} ({exported_path[sid]}); were "
+                                             "rows edited out of order?")
+                continue
+            label = (rec.get("label") or "").strip()
+            if not label:
+                if not allow_partial:
+                    probs.add(line, "label", f"empty; fill in one of: {', '.join(classes)} (or import with "
+                                             "allow_partial, --allow-partial on the command line, to label the "
+                                             "rest later)")
+                continue
+            if label not in class_set:
+                hint = [c for c in classes if c.lower() == label.lower()]
+                probs.add(line, "label", f"{label!r} is not a known class" + (f" (did you mean {hint[0]!r}?)" if hint
+                                                                            else "") + f"; known: {', '.join(classes)}")
+                continue
+            rows.append(_Row(line, sid, label))
+        missing = [i for i in batch if i not in first_line]
+        if missing and not allow_partial:
+            shown = ", ".join(map(str, missing[:_MAX_LISTED])) + (" ..." if len(missing) > _MAX_LISTED else "")
+            probs.add(None, "sample_id", f"{len(missing)} sample(s) of the exported batch of round "
+                                         f"{pending['round']} have no row: ids {shown} (import with allow_partial to "
+                                         "label them later)")
+        if not probs.items and not rows:
+            probs.add(None, "label", "the file holds no labels")
+        probs.raise_if_any()
+        return rows
+
+    # -- project creation and the pool ----------------------------------------------------------
+    def _new_state(self) -> dict[str, Any]:
+        lc = self.lcfg
+        if not lc.images:
+            raise ConfigError(f"labeling.images: required to create the project {self.dir} (the folder of images "
+                              "to label)")
+        root = Path(lc.images).expanduser().resolve()
+        if not root.is_dir():
+            raise DataError(f"labeling.images: folder {root} does not exist")
+        exts = _image_exts()
+        if lc.seed_csv:
+            pool = _scan(root, exts, exclude=self.dir)
+            seed = self._read_seed_csv(Path(lc.seed_csv).expanduser().resolve(), root, set(pool))
+            seed_classes = sorted({lab for _, lab in seed})
+        else:
+            lab_dir, unl_dir = root / "labeled", root / "unlabeled"
+            if not lab_dir.is_dir() or not unl_dir.is_dir():
+                raise DataError(f"labeling.images: {root} needs sub-folders labeled/<class>/ (the seed) and unlabeled/ "
+                                "(the images to label), or set labeling.seed_csv to a CSV of file,label")
+            seed = []
+            seed_classes = []
+            for d in sorted(p for p in lab_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                files = _scan(d, exts, exclude=self.dir)
+                if not files:
+                    raise DataError(f"labeling.images: class folder {d} holds no image files")
+                seed_classes.append(d.name)
+                seed += [(str((d / f).relative_to(root).as_posix()), d.name) for f in files]
+            pool = [s for s, _ in seed] + _scan(unl_dir, exts, exclude=self.dir, prefix="unlabeled")
+        classes = list(lc.classes) if lc.classes else seed_classes
+        unknown = sorted(set(seed_classes) - set(classes))
+        if unknown:
+            raise ConfigError(f"labeling.classes: the seed has class(es) {unknown} that are not in labeling.classes "
+                              f"({classes})")
+        if len(classes) < 2:
+            raise DataError(f"labeling.images: need at least 2 classes; the seed of {root} has {classes}")
+        if len(seed) < 2:
+            raise DataError(f"labeling.images: need at least 2 seed labels in {root}; found {len(seed)}")
+        index = {f: i for i, f in enumerate(pool)}
+        labeled = [{"sample_id": index[f], "file": f, "label": lab, "round": 0} for f, lab in seed]
+        return {"version": STATE_VERSION, "images": str(root), "layout": "csv" if lc.seed_csv else "folders",
+                "classes": classes, "pool": pool,
+                "labeled": labeled, "next_round": 1, "pending": None,
+                "rounds": [{"round": 0, "labeled": len(labeled), "added": len(labeled), "returned_to_pool": 0,
+                            "batch_agreement": None, "train_loss": None, "strategy": None, "csv": lc.seed_csv}],
+                "tracking_run_id": None, "logged_rounds": 0}
+
+    def _read_seed_csv(self, path: Path, root: Path, pool: set[str]) -> list[tuple[str, str]]:
+        if not path.is_file():
+            raise LabelFileError(f"{path}: seed label file not found (labeling.seed_csv)")
+        probs = _Problems(path)
+        reader, _ = _read_csv(path, path.read_bytes(), required=("file", "label"))
+        out: list[tuple[str, str]] = []
+        seen: dict[str, int] = {}
+        classes = set(self.lcfg.classes) if self.lcfg.classes else None
+        for rec in reader:
+            line = reader.line_num
+            if not any((v or "").strip() for v in rec.values() if isinstance(v, str)):
+                continue
+            f = (rec.get("file") or "").strip()
+            lab = (rec.get("label") or "").strip()
+            p = Path(f)
+            rel = (p.resolve().relative_to(root).as_posix() if p.is_absolute() and p.resolve().is_relative_to(root)
+                   else p.as_posix())
+            if not f:
+                probs.add(line, "file", "empty")
+            elif rel not in pool:
+                probs.add(line, "file", f"{f!r} is not an image under {root}")
+            elif rel in seen:
+                probs.add(line, "file", f"{f!r} appears again (first on row {seen[rel]})")
+            elif not lab:
+                probs.add(line, "label", "empty")
+            elif classes is not None and lab not in classes:
+                probs.add(line, "label", f"{lab!r} is not in labeling.classes ({', '.join(self.lcfg.classes)})")
+            else:
+                seen[rel] = line
+                out.append((rel, lab))
+        probs.raise_if_any(" in the seed labels")
+        return out
+
+    def _rescan(self, st: dict[str, Any]) -> dict[str, Any]:
+        """Append images added since the last export; refuse when a known image is gone."""
+        root = Path(st["images"])
+        exts = _image_exts()
+        known = set(st["pool"])
+        if st.get("layout") == "csv":
+            found = _scan(root, exts, exclude=self.dir)
+        else:
+            found = _scan(root / "unlabeled", exts, exclude=self.dir, prefix="unlabeled")
+        missing = [f for f in st["pool"] if not (root / f).is_file()]
+        if missing:
+            raise DataError(f"labeling.images: {len(missing)} image(s) of the project are gone, e.g. "
+                            f"{root / missing[0]}; "
+                            f"restore them (sample ids are positions in {self.state_file})")
+        st = copy.deepcopy(st)
+        st["pool"] += [f for f in found if f not in known]
+        return st
+
+    def _dataset(self, st: dict[str, Any]) -> ALDataset:
+        from autoal.data.files import load_image_files
+
+        root = Path(st["images"])
+        paths = [root / f for f in st["pool"]]
+        x = load_image_files(paths, self.lcfg.image_size, self.lcfg.channels, "labeling")
+        cls_idx = {c: i for i, c in enumerate(st["classes"])}
+        y = np.zeros(len(paths), dtype=np.int64)  # unlabeled images: placeholder 0, never read
+        for e in st["labeled"]:
+            y[e["sample_id"]] = cls_idx[e["label"]]
+        c, s = x.shape[1], x.shape[2]
+        return ALDataset(name=f"labeling:{root.name}", x_train=torch.from_numpy(x), y_train=torch.from_numpy(y),
+                         x_test=torch.zeros((0, c, s, s), dtype=torch.uint8), y_test=torch.zeros(0, dtype=torch.int64),
+                         num_classes=len(st["classes"]), classes=list(st["classes"]),
+                         augmentation=self.lcfg.augmentation, paths=[str(p) for p in paths])
+
+    def _prune_checkpoints(self, keep: set[int]) -> None:
+        folder = self.dir / "checkpoints"
+        if folder.is_dir():
+            for p in folder.glob("strategy_*.pt"):
+                if int(p.stem.rsplit("_", 1)[1]) not in keep:
+                    p.unlink(missing_ok=True)
+
+    # -- MLflow ---------------------------------------------------------------------------------
+    def _sync_tracking(self, st: dict[str, Any]) -> str | None:
+        """Log every round the state holds and the store lacks; return an error text or None."""
+        cfg = self.cfg
+        if not cfg.tracking.enabled:
+            return None
+        try:
+            from autoal.tracking import MLflowTracker, flatten
+
+            tracker = MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=self.dir.name,
+                                    tags=cfg.tracking.tags)
+            run_id = tracker.start(st.get("tracking_run_id"))
+            if run_id != st.get("tracking_run_id"):
+                st["tracking_run_id"], st["logged_rounds"] = run_id, 0
+                self._commit(st)
+                tracker.set_tags({"labeling.project": str(self.dir), "labeling.images": st["images"],
+                                  "strategy": cfg.strategy.name, "mode": "human-labeling"})
+                params = flatten({k: v for k, v in cfg.to_dict().items() if k not in ("dataset", "runtime")})
+                params.update({f"labeling.{k}": v for k, v in vars(self.lcfg).items()})
+                params["labeling.classes"] = ",".join(st["classes"])
+                tracker.log_params(params)
+            logged = tracker.logged_steps("labeled")
+            changed = False
+            for rec in st["rounds"][st["logged_rounds"]:]:
+                r = rec["round"]
+                if r not in logged:
+                    m = {"labeled": rec["labeled"], "added": rec["added"], "returned_to_pool": rec["returned_to_pool"]}
+                    m.update({f"labeled/{c}": n for c, n in _counts_up_to(st, r).items()})
+                    for k in ("batch_agreement", "train_loss"):
+                        if rec.get(k) is not None:
+                            m[k] = rec[k]
+                    tracker.log_metrics(m, step=r)
+                st["logged_rounds"] = r + 1
+                changed = True
+            if changed:
+                self._commit(st)
+                tracker.log_artifact(self.state_file)
+            return None
+        except Exception as e:  # noqa: BLE001 - the labels are saved; tracking is retried
+            if isinstance(e, TrackingError):
+                return f"{e}; the labels are saved, the next command retries the logging"
+            return f"MLflow logging failed ({type(e).__name__}: {e}); the labels are saved, the next command retries"
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def _counts_up_to(st: dict[str, Any], r: int) -> dict[str, int]:
+    counts = {c: 0 for c in st["classes"]}
+    for e in st["labeled"]:
+        if e["round"] <= r:
+            counts[e["label"]] += 1
+    return counts
+
+
+def _image_exts() -> set[str]:
+    from autoal.data.files import image_extensions
+
+    return image_extensions()
+
+
+def _scan(folder: Path, exts: set[str], exclude: Path | None = None, prefix: str | None = None) -> list[str]:
+    """Sorted image files under ``folder`` (any depth, hidden skipped) as posix paths relative to
+    ``folder`` (with ``prefix/`` in front when given), leaving out ``exclude`` (the project)."""
+    out = []
+    for f in folder.rglob("*"):
+        if not f.is_file() or f.suffix.lower() not in exts:
+            continue
+        rel = f.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if exclude is not None and f.resolve().is_relative_to(exclude):
+            continue
+        out.append(f"{prefix}/{rel.as_posix()}" if prefix else rel.as_posix())
+    return sorted(out)
+
+
+def _read_csv(path: Path, raw: bytes, required: tuple[str, ...]) -> tuple[csv.DictReader, list[str]]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise LabelFileError(f"{path}: not UTF-8 text ({e}); save the file as CSV UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as e:
+        raise LabelFileError(f"{path}: row 1: not a CSV header ({e})") from None
+    reader.fieldnames = header
+    if not header:
+        raise LabelFileError(f"{path}: the file is empty; expected a header row with columns {', '.join(required)}")
+    if len(set(header)) != len(header):
+        raise LabelFileError(f"{path}: row 1: duplicate column names in the header {header}")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise LabelFileError(f"{path}: row 1: missing column(s) {', '.join(repr(m) for m in missing)} "
+                             f"(field {missing[0]!r}); the header is {header}, expected at least {', '.join(required)}")
+    return reader, header
+
+
+def _batch_csv(ids: list[int], files: list[str], scores: Any) -> bytes:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for i, f, s in zip(ids, files, scores):
+        w.writerow([i, f, f"{float(s):.6g}", ""])
+    return buf.getvalue().encode("utf-8")
+
+
+def _same_file(given: str, exported: str, root: Path) -> bool:
+    if given == exported:
+        return True
+    p = Path(given)
+    if not p.is_absolute():
+        p = root / p
+    return os.path.normpath(p) == os.path.normpath(exported)
+
+
+def _batch_scores(strategy: Any, cache: Any, unlabeled: np.ndarray, selected: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(scores of the selected samples, the order to write them in: most informative first).
+    A :class:`~autoal.strategies.base.ScoreStrategy` gives its score; others their 1-based rank."""
+    from autoal.strategies.base import ScoreStrategy
+
+    if isinstance(strategy, ScoreStrategy):
+        s = strategy.compute_score(cache).float().cpu().numpy()
+        vals = s[np.searchsorted(unlabeled, selected)]
+        order = np.argsort(-vals, kind="stable")
+        return vals.astype(float), order
+    return np.arange(1, len(selected) + 1, dtype=float), np.arange(len(selected))
+
+
+def _state_problem(st: Any) -> str | None:
+    if not isinstance(st, dict):
+        return "not a JSON object"
+    need = ("version", "images", "classes", "pool", "labeled", "next_round", "pending", "rounds")
+    miss = [k for k in need if k not in st]
+    if miss:
+        return f"missing field(s) {', '.join(miss)}"
+    if st["version"] != STATE_VERSION:
+        return f"version {st['version']!r} (this autoal reads version {STATE_VERSION})"
+    pool, classes = st["pool"], st["classes"]
+    if not isinstance(pool, list) or len(set(pool)) != len(pool):
+        return "pool must be a list of distinct files"
+    seen = set()
+    for e in st["labeled"]:
+        if not isinstance(e, dict) or not isinstance(e.get("sample_id"), int) or not 0 <= e["sample_id"] < len(pool):
+            return f"labeled entry {e!r} has no valid sample_id"
+        if e["sample_id"] in seen:
+            return f"sample {e['sample_id']} is labeled twice"
+        seen.add(e["sample_id"])
+        if e.get("label") not in classes or e.get("file") != pool[e["sample_id"]]:
+            return f"labeled entry {e!r} has an unknown label or a file that does not match its sample_id"
+        if not isinstance(e.get("round"), int) or not 0 <= e["round"] < st["next_round"]:
+            return f"labeled entry {e!r} has a round outside [0, next_round)"
+    p = st["pending"]
+    if p is not None:
+        if p.get("round") != st["next_round"] or not isinstance(p.get("sample_ids"), list):
+            return "the pending batch does not belong to the next round"
+        if any(i in seen or not 0 <= i < len(pool) for i in p["sample_ids"]):
+            return "the pending batch holds labeled or unknown samples"
+    return None

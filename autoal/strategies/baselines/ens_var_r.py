@@ -1,0 +1,148 @@
+"""ENSvarR: variation ratio over an ensemble of independently trained networks (Beluch,
+Genewein, Nürnberger, Köhler, CVPR 2018)."""
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from autoal.cache import PoolCache, compute_cache
+from autoal.device import prepare_model
+from autoal.selection import top_n
+from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.baselines._common import require_ctx, sub_seed
+from autoal.strategies.registry import register_strategy
+from autoal.training import train_model
+
+
+def variation_ratio(votes: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """1 − (count of the modal class)/M over M members' predicted labels ``votes`` (M, N)."""
+    m = votes.shape[0]
+    counts = torch.nn.functional.one_hot(votes.long(), num_classes).sum(0)  # (N, C)
+    return 1.0 - counts.max(1).values.float() / m
+
+
+def _member_votes(model: torch.nn.Module, rng_state: torch.Tensor, dataset: Any, labeled: np.ndarray,
+                  unlabeled: np.ndarray, train_cfg: Any, seed: int, use_cuda: bool, batch_size: int) -> np.ndarray:
+    """Train one member (already initialized) on ``labeled`` as the loop's ``train_fn`` does,
+    then return its predicted labels over ``unlabeled``. Runs in a Ray worker: the global torch
+    RNG (dropout masks) is restored to the state it had after the member's seeded
+    initialization in the driver, so that the result equals the sequential path's."""
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)  # CUDA generators as after the driver's seed_torch(seed)
+    torch.set_rng_state(rng_state)
+    device = torch.device("cuda" if use_cuda and torch.cuda.is_available() else "cpu")
+    model = prepare_model(model, device)
+    train_model(model, dataset, labeled, train_cfg, device=device, seed=seed)
+    cache = compute_cache(model, dataset, unlabeled, mc_samples=0, batch_size=batch_size, device=device, seed=seed)
+    return cache.probs.argmax(1).cpu().numpy()
+
+
+@register_strategy("ens_var_r")
+class EnsembleVarRatio(Strategy):
+    """ENSvarR (Beluch, Genewein, Nürnberger, Köhler: "The Power of Ensembles for Active
+    Learning in Image Classification", CVPR 2018).
+
+    ``ensemble_size`` task models are trained independently on L (same architecture and
+    training schedule as the loop's task model, different seeds: different initializations,
+    mini-batch orders, augmentations and dropout masks); each votes its predicted class on
+    every unlabeled sample; the acquisition is the variation ratio 1 − f_m/M, where f_m is the
+    number of members voting the modal class. The top b are queried.
+
+    Choices where the paper leaves room: (1) member 0 is the round's task model (its votes come
+    from the shared cache) unless ``reuse_task_model`` is false; the other members are fresh
+    models from ``ctx.model_factory`` trained by ``ctx.train_fn`` and scored by
+    ``ctx.score_fn`` with seeds derived from the round's seed and the member index; (2) members
+    retrain from scratch every round (the paper's setting); (3) the variation ratio takes M + 1
+    discrete values, and ties are broken by the round's seeded order (no secondary score);
+    (4) default size 5.
+
+    When Ray is initialized (``ray.is_initialized()``) and the context carries the loop's train
+    config, members train in parallel as Ray tasks
+    of ``ray_num_cpus`` CPUs and ``ray_num_gpus`` GPUs (default: a 1/members share of a GPU
+    when the loop runs on CUDA and the cluster has GPUs, else none). Each task receives the
+    member's initialized weights and the driver's RNG state after initialization and trains with
+    the loop's train config, so picks equal the sequential path's for the same seed. Declare the
+    tasks' resources in a Tune trial's resources, or trials may wait forever for them.
+    """
+
+    needs = frozenset({"model", "dataset"})
+
+    def __init__(self, ensemble_size: int = 5, reuse_task_model: bool = True, ray_num_cpus: float = 1.0,
+                 ray_num_gpus: float | None = None, score_batch_size: int = 1024) -> None:
+        if int(ensemble_size) < 1:
+            from autoal.errors import ConfigError
+
+            raise ConfigError(f"strategy (ens_var_r).ensemble_size: must be >= 1; got {ensemble_size!r}")
+        self.ensemble_size = int(ensemble_size)
+        self.reuse_task_model = bool(reuse_task_model)
+        self.ray_num_cpus = float(ray_num_cpus)
+        self.ray_num_gpus = ray_num_gpus
+        self.score_batch_size = int(score_batch_size)
+        self.last_backend = "none"
+        self.last_votes: torch.Tensor | None = None
+
+    def member_seeds(self, seed: int) -> list[int]:
+        start = 1 if self.reuse_task_model else 0
+        return [sub_seed(seed, m) for m in range(start, self.ensemble_size)]
+
+    def votes(self, ctx: QueryContext) -> torch.Tensor:
+        """(M, N) predicted labels of the members over ``ctx.cache``."""
+        cache = ctx.cache
+        rows = [cache.probs.argmax(1).cpu()] if self.reuse_task_model else []
+        seeds = self.member_seeds(ctx.seed)
+        if seeds:
+            ray = sys.modules.get("ray")  # Ray cannot be initialized unless someone imported it
+            # off-process members need the loop's train config to train exactly as train_fn does
+            if ray is not None and ray.is_initialized() and getattr(ctx, "train_config", None) is not None:
+                rows += self._votes_ray(ctx, seeds)
+                self.last_backend = "ray"
+            else:
+                rows += self._votes_sequential(ctx, seeds)
+                self.last_backend = "sequential"
+        self.last_votes = torch.stack([torch.as_tensor(r, dtype=torch.long) for r in rows])
+        return self.last_votes
+
+    def _votes_sequential(self, ctx: QueryContext, seeds: list[int]) -> list[torch.Tensor]:
+        ctx = require_ctx(ctx, self.name, "model_factory", "train_fn", "score_fn")
+        out = []
+        for s in seeds:
+            model = ctx.model_factory(s)
+            ctx.train_fn(model, ctx.labeled, s)
+            out.append(ctx.score_fn(model, ctx.unlabeled, s).probs.argmax(1).cpu())
+            del model
+        return out
+
+    def _votes_ray(self, ctx: QueryContext, seeds: list[int]) -> list[torch.Tensor]:
+        import ray
+
+        ctx = require_ctx(ctx, self.name, "model_factory", "dataset", "train_config")
+        train_cfg = ctx.train_config
+        use_cuda = ctx.device.type == "cuda"
+        gpus = self.ray_num_gpus
+        if gpus is None:
+            gpus = 1.0 / len(seeds) if use_cuda and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        task = ray.remote(num_cpus=self.ray_num_cpus, num_gpus=float(gpus))(_member_votes)
+        ds_ref = ray.put(ctx.dataset)
+        refs = []
+        for s in seeds:
+            model = ctx.model_factory(s)  # seeded init in the driver, exactly as the sequential path
+            state = torch.get_rng_state()
+            refs.append(task.remote(copy.deepcopy(model).cpu(), state, ds_ref, ctx.labeled, ctx.unlabeled,
+                                    train_cfg, s, use_cuda and gpus > 0, self.score_batch_size))
+            del model
+        return [torch.from_numpy(np.array(v, dtype=np.int64)) for v in ray.get(refs)]  # writable copies
+
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
+                         ) -> np.ndarray:
+        ctx = require_ctx(ctx, self.name)
+        v = self.votes(ctx)
+        vr = variation_ratio(v, cache.probs.shape[1])
+        ctx.log("ens_var_r/mean_var_ratio", float(vr.mean()) if len(vr) else float("nan"))
+        ctx.log("ens_var_r/member_agreement", float((vr == 0).float().mean()) if len(vr) else float("nan"))
+        return top_n(vr, n, rng)

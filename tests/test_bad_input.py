@@ -1,0 +1,466 @@
+"""Bad input at every user-facing entry (issue 6, item 3), table-driven.
+
+Each row feeds one bad input to an entry — ``RunConfig.from_dict``, ``pipelines.common.compose``,
+the CLI scripts (``pipelines/run.py`` and ``pipelines/query.py`` through their ``main_guard``),
+a run on a bad data file or image folder, the labeling import with a bad CSV, the labeling
+export, an MLflow store that cannot be used — and asserts:
+
+1. the error type;
+2. that the message names the offending file or field;
+3. that no state changed: every file of the shared world (a finished run folder, a labeling
+   project with a batch waiting for labels, the MLflow SQLite store, the images) keeps its
+   bytes and mtime, and no file appears (bad inputs are written under ``inputs/``, outside it).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from autoal.config import RunConfig
+from autoal.errors import AutoALError, ConfigError, DataError, DatasetNotFoundError, LabelFileError, TrackingError
+from autoal.loop import run_experiment
+from pipelines.common import compose
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_human_labeling import fill, make_images, read_batch, settings  # noqa: E402
+
+
+@dataclass
+class World:
+    base: Path
+    run_cfg: dict[str, Any]  # a valid, tiny digits run config (its run folder exists, finished)
+    images: Path
+    project: Path
+    batch: list[dict[str, str]]  # the exported rows waiting for labels
+    truth: dict[str, str]
+    seed_ids: list[int]
+    idle_project: Path  # a copy of ``project`` with no batch waiting (export computes a new one)
+
+    def inputs(self, name: str) -> Path:
+        d = self.base / "inputs" / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    import json
+
+    from pipelines.query import main as query_main
+
+    base = tmp_path_factory.mktemp("world")
+    run_cfg = {"al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 3},
+               "train": {"epochs": 2, "batch_size": 32},
+               "tracking": {"uri": f"sqlite:///{base / 'mlflow.db'}", "experiment": "bad-input"},
+               "runtime": {"output_dir": str(base / "runs"), "quiet": True, "num_threads": 2}}
+    run_experiment(RunConfig.from_dict(run_cfg))
+    images, project = base / "images", base / "project"
+    truth = make_images(images)
+    # the labeling project logs into the same store
+    args = [a for a in settings(base, images, project) if not a.startswith("tracking.experiment")]
+    assert query_main(["export", *args, "tracking.experiment=bad-input"]) == 0
+    st = json.loads((project / "labels.json").read_text())
+    idle = base / "idle_project"
+    shutil.copytree(project, idle)
+    assert query_main(["discard", f"labeling.project={idle}"]) == 0
+    return World(base, run_cfg, images, project, read_batch(project / "batches" / "round_001.csv"), truth,
+                 [e["sample_id"] for e in st["labeled"]], idle)
+
+
+def snapshot(base: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(base)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(base.rglob("*"))
+            if p.is_file() and "inputs" not in p.relative_to(base).parts}
+
+
+# -- actions --------------------------------------------------------------------------------------
+
+def cfg_with(w: World, **over: Any) -> dict[str, Any]:
+    d = copy.deepcopy(w.run_cfg)
+    for k, v in over.items():
+        d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
+    return d
+
+
+def run(w: World, **over: Any) -> None:
+    run_experiment(RunConfig.from_dict(cfg_with(w, **over)))
+
+
+def from_dict(d: dict[str, Any]) -> Callable[[World], None]:
+    return lambda w: RunConfig.from_dict(d)
+
+
+def npz(w: World, name: str, **arrays: Any) -> Path:
+    """A valid npz (3 classes, 12 + 6 images of 12x12) with ``arrays`` replacing or dropping keys."""
+    rng = np.random.default_rng(0)
+    a = {"x_train": rng.integers(0, 256, (12, 12, 12), dtype=np.uint8), "y_train": np.arange(12) % 3,
+         "x_test": rng.integers(0, 256, (6, 12, 12), dtype=np.uint8), "y_test": np.arange(6) % 3}
+    for k, v in arrays.items():
+        if v is None:
+            a.pop(k)
+        else:
+            a[k] = v
+    p = w.inputs(name) / f"{name}.npz"
+    np.savez(p, **a)
+    return p
+
+
+def run_npz(name: str, options: dict | None = None, **arrays: Any) -> Callable[[World], None]:
+    def act(w: World) -> None:
+        p = npz(w, name, **arrays)
+        run(w, dataset={"name": "npz", "path": str(p), "options": options or {}},
+            al={"initial_size": 4, "query_size": 2})
+    return act
+
+
+def npz_path(name: str) -> Callable[[World], str]:
+    return lambda w: str(w.base / "inputs" / name / f"{name}.npz")
+
+
+def run_folder(kind: str) -> Callable[[World], None]:
+    def act(w: World) -> None:
+        from PIL import Image
+
+        root = w.inputs(f"folder_{kind}") / "data"
+        for cls in ("a", "b"):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(4):
+                Image.fromarray(np.full((8, 8, 3), 60 * i, np.uint8)).save(root / cls / f"{i}.png")
+        if kind == "empty_class":
+            (root / "c").mkdir(exist_ok=True)
+        elif kind == "unreadable":
+            (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+        path = root if kind != "missing" else root.parent / "nowhere"
+        run(w, dataset={"name": "folder", "path": str(path), "options": {"image_size": 8}},
+            al={"initial_size": 2, "query_size": 1})
+    return act
+
+
+def cli(script: str, *argv: str) -> Callable[[World], None]:
+    """Call a pipeline's ``main_guard`` the way ``python pipelines/<script>.py`` does."""
+    def act(w: World) -> None:
+        import importlib
+
+        mod = importlib.import_module(f"pipelines.{script}")
+        from pipelines.common import main_guard
+
+        args = [a.replace("{base}", str(w.base)).replace("{project}", str(w.project)) for a in argv]
+        old = sys.argv
+        sys.argv = [f"pipelines/{script}.py", *args]
+        try:
+            main_guard(mod.main)
+        finally:
+            sys.argv = old
+    return act
+
+
+def label_csv(edit: Callable[[World, list[dict[str, str]]], Any], name: str,
+              allow_partial: bool = False) -> Callable[[World], None]:
+    """Fill the waiting batch with the true labels, apply ``edit`` to the rows (or the file), import."""
+    def act(w: World) -> None:
+        from autoal.labeling import LabelingConfig, LabelingProject
+
+        rows = [dict(r) for r in w.batch]
+        out = w.inputs("labels") / f"{name}.csv"
+        fill(rows, w.images, w.truth, out)
+        with open(out, newline="") as f:
+            rows = list(csv.DictReader(f))
+        res = edit(w, rows)
+        if isinstance(res, bytes):
+            out.write_bytes(res)
+        else:
+            fields = list(rows[0]) if rows else ["sample_id", "file_path", "score", "label"]
+            with open(out, "w", newline="") as f:
+                wr = csv.DictWriter(f, fieldnames=fields)
+                wr.writeheader()
+                wr.writerows(rows)
+        project(w, LabelingConfig, LabelingProject).import_batch(out, allow_partial=allow_partial)
+    return act
+
+
+def project(w: World, LabelingConfig, LabelingProject, run: dict | None = None, folder: Path | None = None,
+            **lab: Any):
+    cfg = RunConfig.from_dict({"al": {"query_size": 8, "mc_samples": 3}, "train": {"epochs": 1},
+                               "tracking": {"uri": f"sqlite:///{w.base / 'mlflow.db'}", "experiment": "bad-input"},
+                               "runtime": {"quiet": True, "num_threads": 2}} | (run or {}))
+    return LabelingProject(cfg, LabelingConfig.from_dict({"project": str(folder or w.project), "image_size": 8, **lab}))
+
+
+def export(run: dict | None = None, **lab: Any) -> Callable[[World], None]:
+    """Export on the project copy that has no batch waiting (so that export would compute one)."""
+    def act(w: World) -> None:
+        from autoal.labeling import LabelingConfig, LabelingProject
+
+        project(w, LabelingConfig, LabelingProject, run, folder=w.idle_project, **lab).export_batch()
+    return act
+
+
+def set_field(i: int, key: str, value: str):
+    def edit(w, rows):
+        rows[i][key] = value
+    return edit
+
+
+def new_project(kind: str) -> Callable[[World], None]:
+    """A new labeling project on a broken image folder or seed CSV."""
+    def act(w: World) -> None:
+        from PIL import Image
+
+        from autoal.labeling import LabelingConfig, LabelingProject
+
+        root = w.inputs(f"newproj_{kind}")
+        images = root / "images"
+        for i in range(6):
+            (images / "photos").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / "photos" / f"{i}.png")
+        seed = root / "seed.csv"
+        rows = ["file,label", "photos/0.png,cat", "photos/1.png,dog"]
+        if kind == "seed_unknown_file":
+            rows.append("photos/nope.png,cat")
+        if kind == "unreadable":
+            (images / "photos" / "9.png").write_bytes(b"garbage")
+        seed.write_text("\n".join(rows) + "\n")
+        cfg = RunConfig.from_dict({"al": {"query_size": 2, "mc_samples": 0}, "train": {"epochs": 1},
+                                   "tracking": {"enabled": False}, "runtime": {"quiet": True}})
+        LabelingProject(cfg, LabelingConfig.from_dict({"images": str(images), "project": str(root / "proj"),
+                                                       "seed_csv": str(seed), "image_size": 8})).export_batch()
+    return act
+
+
+def with_env(key: str, value: str | None, act: Callable[[World], None]) -> Callable[[World], None]:
+    def wrapped(w: World) -> None:
+        import os
+
+        old = os.environ.pop(key, None)
+        if value is not None:
+            os.environ[key] = value
+        try:
+            act(w)
+        finally:
+            os.environ.pop(key, None)
+            if old is not None:
+                os.environ[key] = old
+    return wrapped
+
+
+def _csv(name: str) -> Callable[[World], str]:
+    return lambda w: str(w.base / "inputs" / "labels" / f"{name}.csv")
+
+
+def _unknown_id(w, rows):
+    rows[0]["sample_id"] = "999999"
+
+
+def _seed_id(w, rows):
+    rows[1]["sample_id"] = str(w.seed_ids[0])
+
+
+def _dup(w, rows):
+    rows[3]["sample_id"] = rows[2]["sample_id"]
+    rows[3]["file_path"] = rows[2]["file_path"]
+
+
+def _drop_label_col(w, rows):
+    for r in rows:
+        r.pop("label")
+
+
+def _not_utf8(w, rows):
+    return "sample_id,label\n1,caf\xe9\n".encode("latin-1")
+
+
+def _swap_paths(w, rows):
+    rows[0]["file_path"], rows[1]["file_path"] = rows[1]["file_path"], rows[0]["file_path"]
+
+
+def _all_empty(w, rows):
+    for r in rows:
+        r["label"] = ""
+
+
+# (id, action, expected error, what the message must name)
+CASES: list[tuple[str, Callable[[World], None], type, Callable[[World], list[str]] | list[str]]] = [
+    # -- config keys and values through RunConfig.from_dict ----------------------------------
+    ("dict-unknown-key", from_dict({"al": {"roudns": 3}}), ConfigError, ["al.roudns", "rounds"]),
+    ("dict-string-for-int", from_dict({"al": {"rounds": "three"}}), ConfigError, ["al.rounds"]),
+    ("dict-float-for-int", from_dict({"train": {"epochs": 2.5}}), ConfigError, ["train.epochs"]),
+    ("dict-dropout-range", from_dict({"model": {"dropout": 1.5}}), ConfigError, ["model.dropout"]),
+    ("dict-negative-lr", from_dict({"train": {"lr": -0.1}}), ConfigError, ["train.lr"]),
+    ("dict-bad-executor", from_dict({"scoring": {"executor": "spark"}}), ConfigError, ["scoring.executor", "ray"]),
+    ("dict-section-not-mapping", from_dict({"al": 5}), ConfigError, ["al:"]),
+    ("dict-params-not-mapping", from_dict({"strategy": {"params": [1]}}), ConfigError, ["strategy.params"]),
+    ("dict-bool-for-bool", from_dict({"al": {"warm_start": "yes"}}), ConfigError, ["al.warm_start"]),
+    ("dict-options-not-mapping", from_dict({"dataset": {"options": 5}}), ConfigError, ["dataset.options"]),
+    ("dict-path-not-string", from_dict({"dataset": {"name": "npz", "path": 5}}), ConfigError, ["dataset.path"]),
+    ("dict-tags-not-mapping", from_dict({"tracking": {"tags": ["a"]}}), ConfigError, ["tracking.tags"]),
+    ("dict-bad-device", from_dict({"runtime": {"device": "gpu"}}), ConfigError, ["runtime.device", "'gpu'"]),
+    ("dict-negative-threads", from_dict({"runtime": {"num_threads": -1}}), ConfigError, ["runtime.num_threads"]),
+    ("run-cuda-unavailable", lambda w: run(w, runtime={"device": "cuda"}), ConfigError, ["runtime.device", "CUDA"]),
+    ("run-mc-strategy-without-mc-samples", lambda w: run(w, strategy={"name": "bald"}, al={"mc_samples": 0}),
+     ConfigError, ["al.mc_samples", "bald"]),
+    ("run-unknown-strategy", lambda w: run(w, strategy={"name": "nope"}), ConfigError, ["strategy.name", "margin"]),
+    ("run-unknown-strategy-param", lambda w: run(w, strategy={"name": "kmeans", "params": {"iterz": 3}}),
+     ConfigError, ["iterz", "iters"]),
+    ("run-query-larger-than-pool", lambda w: run(w, al={"query_size": 2000}), ConfigError, ["al.query_size", "1327"]),
+    ("run-rounds-exceed-pool", lambda w: run(w, al={"rounds": 500}), ConfigError, ["al.rounds"]),
+    # -- through Hydra compose and the CLI ---------------------------------------------------
+    ("compose-unknown-key", lambda w: compose(["al.roudns=3"]), ConfigError, ["al.roudns", "rounds"]),
+    ("compose-unknown-group-option", lambda w: compose(["strategy=nope"]), ConfigError, ["strategy", "nope"]),
+    ("compose-missing-required", lambda w: compose(["dataset=npz"]), AutoALError, ["dataset.path"]),
+    ("cli-run-bad-value", cli("run", "train.epochs=abc", "runtime.output_dir={base}/runs",
+                              "tracking.uri=sqlite:///{base}/mlflow.db"), SystemExit, ["ConfigError", "train.epochs"]),
+    ("cli-run-zero-budget", cli("run", "al.query_size=0", "runtime.output_dir={base}/runs",
+                                "tracking.uri=sqlite:///{base}/mlflow.db"), SystemExit,
+     ["ConfigError", "al.query_size"]),
+    ("cli-query-unknown-command", cli("query", "exprt", "labeling.project={project}"), SystemExit,
+     ["ConfigError", "command", "export"]),
+    ("cli-query-import-without-csv", cli("query", "import", "labeling.project={project}"), SystemExit,
+     ["ConfigError", "--csv"]),
+    ("cli-query-unknown-labeling-key", cli("query", "status", "labeling.project={project}", "+labeling.colour=red"),
+     SystemExit, ["ConfigError", "labeling.colour"]),
+    # -- data files ----------------------------------------------------------------------------
+    ("npz-missing-file", lambda w: run(w, dataset={"name": "npz", "path": str(w.base / "inputs" / "none.npz")}),
+     DatasetNotFoundError, lambda w: [str(w.base / "inputs" / "none.npz")]),
+    ("npz-corrupt", lambda w: (w.inputs("corrupt").joinpath("c.npz").write_bytes(b"PK\x03\x04 not a zip"),
+                               run(w, dataset={"name": "npz", "path": str(w.base / "inputs" / "corrupt" / "c.npz")})),
+     DataError, lambda w: [str(w.base / "inputs" / "corrupt" / "c.npz")]),
+    ("npz-missing-key", run_npz("nokey", y_test=None), DataError, lambda w: [npz_path("nokey")(w), "y_test"]),
+    ("npz-wrong-shape", run_npz("shape", x_train=np.zeros((12, 144), np.uint8)), DataError,
+     lambda w: [npz_path("shape")(w), "x_train"]),
+    ("npz-wrong-dtype", run_npz("dtype", x_train=np.zeros((12, 12, 12), bool)), DataError,
+     lambda w: [npz_path("dtype")(w), "x_train", "bool"]),
+    ("npz-nan-pixels", run_npz("nan", x_train=np.full((12, 12, 12), np.nan, np.float32)), DataError,
+     lambda w: [npz_path("nan")(w), "x_train", "NaN"]),
+    ("npz-inf-pixels", run_npz("inf", x_test=np.full((6, 12, 12), np.inf, np.float64)), DataError,
+     lambda w: [npz_path("inf")(w), "x_test"]),
+    ("npz-label-out-of-range", run_npz("range", {"num_classes": 3}, y_train=np.array([0, 1, 2, 7] * 3)), DataError,
+     lambda w: [npz_path("range")(w), "num_classes"]),
+    ("npz-negative-label", run_npz("neg", y_test=np.array([0, 1, 2, -1, 0, 1])), DataError,
+     lambda w: [npz_path("neg")(w), "negative"]),
+    ("npz-float-labels", run_npz("flt", y_train=np.arange(12) % 3 + 0.5), DataError,
+     lambda w: [npz_path("flt")(w), "y_train"]),
+    ("npz-length-mismatch", run_npz("len", y_train=np.arange(5) % 3), DataError,
+     lambda w: [npz_path("len")(w), "y_train"]),
+    ("folder-empty-class", run_folder("empty_class"), DataError,
+     lambda w: [str(w.base / "inputs" / "folder_empty_class" / "data" / "c")]),
+    ("folder-unreadable-image", run_folder("unreadable"), DataError,
+     lambda w: [str(w.base / "inputs" / "folder_unreadable" / "data" / "b" / "broken.png")]),
+    ("folder-missing", run_folder("missing"), DatasetNotFoundError,
+     lambda w: [str(w.base / "inputs" / "folder_missing" / "nowhere")]),
+    # -- label files (import) ----------------------------------------------------------------------
+    ("labels-unknown-id", label_csv(_unknown_id, "unknown"), LabelFileError,
+     lambda w: [_csv("unknown")(w), "row 2", "field 'sample_id'", "999999"]),
+    ("labels-already-labeled-id", label_csv(_seed_id, "seedid"), LabelFileError,
+     lambda w: [_csv("seedid")(w), "row 3", "field 'sample_id'", "already labeled in round 0"]),
+    ("labels-duplicate-id", label_csv(_dup, "dup"), LabelFileError,
+     lambda w: [_csv("dup")(w), "row 5", "field 'sample_id'", "appears again (first on row 4)"]),
+    ("labels-unknown-class", label_csv(set_field(2, "label", "Red"), "cls"), LabelFileError,
+     lambda w: [_csv("cls")(w), "row 4", "field 'label'", "'Red'", "did you mean 'red'"]),
+    ("labels-missing-label-column", label_csv(_drop_label_col, "nocol"), LabelFileError,
+     lambda w: [_csv("nocol")(w), "row 1", "'label'"]),
+    ("labels-empty-label", label_csv(set_field(5, "label", "  "), "empty"), LabelFileError,
+     lambda w: [_csv("empty")(w), "row 7", "field 'label'", "empty"]),
+    ("labels-partial-rejected", label_csv(lambda w, rows: rows.pop(), "partial"), LabelFileError,
+     lambda w: [_csv("partial")(w), "field 'sample_id'", "have no row", w.batch[-1]["sample_id"]]),
+    ("labels-all-empty-even-partial", label_csv(_all_empty, "allempty", allow_partial=True), LabelFileError,
+     lambda w: [_csv("allempty")(w), "field 'label'", "no labels"]),
+    ("labels-not-an-integer-id", label_csv(set_field(0, "sample_id", "img_3"), "nonint"), LabelFileError,
+     lambda w: [_csv("nonint")(w), "row 2", "field 'sample_id'", "'img_3'"]),
+    ("labels-rows-shifted", label_csv(_swap_paths, "shift"), LabelFileError,
+     lambda w: [_csv("shift")(w), "row 2", "field 'file_path'"]),
+    ("labels-not-utf8", label_csv(_not_utf8, "latin1"), LabelFileError, lambda w: [_csv("latin1")(w), "UTF-8"]),
+    ("labels-file-missing", lambda w: project_import(w, w.base / "inputs" / "nope.csv"), LabelFileError,
+     lambda w: [str(w.base / "inputs" / "nope.csv"), "not found"]),
+    # -- labeling export and project creation ------------------------------------------------------
+    ("export-query-larger-than-pool", export(run={"al": {"query_size": 500}}), ConfigError,
+     lambda w: ["al.query_size", str(w.images)]),
+    ("new-project-seed-unknown-file", new_project("seed_unknown_file"), LabelFileError,
+     lambda w: [str(w.base / "inputs" / "newproj_seed_unknown_file" / "seed.csv"), "row 4", "field 'file'"]),
+    ("new-project-unreadable-image", new_project("unreadable"), DataError,
+     lambda w: [str(w.base / "inputs" / "newproj_unreadable" / "images" / "photos" / "9.png")]),
+    ("new-project-images-missing", lambda w: new_labeling_project(w, w.base / "inputs" / "no-images"), DataError,
+     lambda w: ["labeling.images", str(w.base / "inputs" / "no-images")]),
+    ("cli-query-images-missing", cli("query", "export", "labeling.project={base}/inputs/cli-project",
+                                     "labeling.images={base}/inputs/no-images", "tracking.enabled=false"),
+     SystemExit, lambda w: ["DataError", str(w.base / "inputs" / "no-images")]),
+    ("labeling-bad-channels", lambda w: export(channels=2)(w), ConfigError, ["labeling.channels"]),
+    ("labeling-unknown-strategy", export(run={"strategy": {"name": "nope"}}), ConfigError, ["strategy.name"]),
+    # -- tracking ------------------------------------------------------------------------------------
+    ("mlflow-server-does-not-answer", lambda w: run(w, tracking={"uri": "http://127.0.0.1:9"}), TrackingError,
+     ["tracking.uri", "http://127.0.0.1:9", "does not answer"]),
+    ("mlflow-file-store-without-flag",
+     with_env("MLFLOW_ALLOW_FILE_STORE", None,
+              lambda w: run(w, tracking={"uri": f"file:{w.base / 'inputs' / 'mlruns'}"})),
+     TrackingError, ["tracking.uri", "MLFLOW_ALLOW_FILE_STORE"]),
+    ("labeling-mlflow-does-not-answer", export(run={"tracking": {"uri": "http://127.0.0.1:9"}}), TrackingError,
+     ["tracking.uri", "does not answer"]),
+    ("labeling-import-mlflow-does-not-answer",
+     lambda w: project_import(w, fill(w.batch, w.images, w.truth, w.inputs("ok") / "ok.csv"),
+                              run={"tracking": {"uri": "http://127.0.0.1:9"}}), TrackingError, ["tracking.uri"]),
+]
+
+
+def new_labeling_project(w: World, images: Path) -> None:
+    from autoal.labeling import LabelingConfig, LabelingProject
+
+    cfg = RunConfig.from_dict({"tracking": {"enabled": False}, "runtime": {"quiet": True}})
+    LabelingProject(cfg, LabelingConfig.from_dict({"images": str(images), "project": str(w.base / "inputs" / "np")}
+                                                  )).export_batch()
+
+
+def project_import(w: World, csv_file: Path, run: dict | None = None) -> None:
+    from autoal.labeling import LabelingConfig, LabelingProject
+
+    project(w, LabelingConfig, LabelingProject, run).import_batch(csv_file)
+
+
+def test_table_has_at_least_25_rows_over_every_entry():
+    ids = [c[0] for c in CASES]
+    assert len(ids) == len(set(ids)) >= 25
+    for prefix in ("dict-", "run-", "compose-", "cli-", "npz-", "folder-", "labels-", "export-", "mlflow-"):
+        assert any(i.startswith(prefix) for i in ids), prefix
+
+
+def _params():
+    import torch
+
+    for c in CASES:
+        marks = [pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")] \
+            if c[0] == "run-cuda-unavailable" else []
+        yield pytest.param(*c, id=c[0], marks=marks)
+
+
+@pytest.mark.parametrize("case_id, act, err, names", list(_params()))
+def test_bad_input(world, capsys, case_id, act, err, names):
+    before = snapshot(world.base)
+    capsys.readouterr()
+    with pytest.raises(err) as info:
+        act(world)
+    if err is SystemExit:
+        assert info.value.code == 2
+        message = capsys.readouterr().err
+        assert message.startswith("error: ") and message.count("\n") <= 2, message
+    else:
+        message = str(info.value)
+    for name in (names(world) if callable(names) else names):
+        assert str(name) in message, f"{case_id}: {name!r} not in {message!r}"
+    after = snapshot(world.base)
+    assert sorted(after) == sorted(before), f"{case_id}: files appeared or vanished: {set(after) ^ set(before)}"
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, f"{case_id}: state changed: {changed}"
+
+
+def test_a_valid_import_after_all_that_still_works(world):
+    """The table left the project intact: the waiting batch imports cleanly (runs last)."""
+    from autoal.labeling import LabelingConfig, LabelingProject
+
+    ok = fill(world.batch, world.images, world.truth, world.inputs("final") / "ok.csv")
+    res = project(world, LabelingConfig, LabelingProject).import_batch(ok)
+    assert res.added == len(world.batch) and res.tracking_error is None

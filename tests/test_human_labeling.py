@@ -1,0 +1,244 @@
+"""Labeling by a person (issue 6, item 4): export the next batch as CSV, a person fills in the
+labels, import validates and adds them to L, the next export continues — on a small generated
+image folder (3 colour classes x 20 images of 8x8 pixels)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoal.errors import LabelFileError
+from pipelines.query import main, merge_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 230)}
+SEED_PER_CLASS = 2
+PER_CLASS = 20
+BATCH = 8
+
+
+def make_images(root: Path, layout: str = "folders", seed: int = 0) -> dict[str, str]:
+    """3 classes x 20 noisy 8x8 colour squares. ``folders``: labeled/<class>/ (2 per class) and
+    unlabeled/ (the rest, names that do not give the class away); ``csv``: every image under
+    photos/ and a seed.csv. Returns {path relative to root: true class}."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    truth: dict[str, str] = {}
+    seed_rows = []
+    k = 0
+    for cls, rgb in COLOURS.items():
+        for i in range(PER_CLASS):
+            a = np.clip(np.array(rgb)[None, None] + rng.normal(0, 25, (8, 8, 3)), 0, 255).astype(np.uint8)
+            is_seed = i < SEED_PER_CLASS
+            if layout == "folders":
+                rel = f"labeled/{cls}/{cls}_{i:02d}.png" if is_seed else f"unlabeled/batch{k % 3}/img_{k:03d}.png"
+            else:
+                rel = f"photos/img_{k:03d}.png"
+                if is_seed:
+                    seed_rows.append((rel, cls))
+            p = root / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(a).save(p)
+            truth[rel] = cls
+            k += 1
+    if layout == "csv":
+        with open(root.parent / f"{root.name}-seed.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "label"])
+            w.writerows(seed_rows)
+    return truth
+
+
+def settings(tmp_path: Path, images: Path, project: Path, *extra: str) -> list[str]:
+    return [f"labeling.images={images}", f"labeling.project={project}", "labeling.image_size=8",
+            f"al.query_size={BATCH}", "al.mc_samples=3", "train.epochs=3", "train.batch_size=16",
+            "runtime.quiet=true", "runtime.num_threads=2", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            "tracking.experiment=labeling", *extra]
+
+
+def read_batch(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        assert r.fieldnames == ["sample_id", "file_path", "score", "label"]
+        return list(r)
+
+
+def fill(rows: list[dict[str, str]], images: Path, truth: dict[str, str], out: Path) -> Path:
+    """What the person does: write the true class of each image into the label column."""
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["sample_id", "file_path", "score", "label"])
+        w.writeheader()
+        for row in rows:
+            rel = Path(row["file_path"]).relative_to(images).as_posix()
+            w.writerow({**row, "label": truth[rel]})
+    return out
+
+
+def state(project: Path) -> dict:
+    return json.loads((project / "labels.json").read_text())
+
+
+def test_round_trip_export_fill_import_next_round(tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    images, project = tmp_path / "images", tmp_path / "project"
+    truth = make_images(images)
+    assert main(["export", *settings(tmp_path, images, project, "strategy=entropy")]) == 0
+    assert "round_001.csv" in capsys.readouterr().out
+    csv1 = project / "batches" / "round_001.csv"
+    rows1 = read_batch(csv1)
+    assert len(rows1) == BATCH and all(r["label"] == "" for r in rows1)
+    st = state(project)
+    seed_ids = {e["sample_id"] for e in st["labeled"]}
+    assert len(seed_ids) == 3 * SEED_PER_CLASS and {e["round"] for e in st["labeled"]} == {0}
+    assert st["classes"] == ["blue", "green", "red"] and len(st["pool"]) == 3 * PER_CLASS
+    ids1 = [int(r["sample_id"]) for r in rows1]
+    assert len(set(ids1)) == BATCH and not set(ids1) & seed_ids
+    for r in rows1:  # ids, paths and scores agree with the project's pool; most informative first
+        assert Path(r["file_path"]).is_file()
+        assert r["file_path"] == str(images / st["pool"][int(r["sample_id"])])
+        assert Path(r["file_path"]).relative_to(images).parts[0] == "unlabeled"
+    scores = [float(r["score"]) for r in rows1]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= np.log(3) + 1e-6 for s in scores)
+    assert st["pending"]["round"] == 1 and st["pending"]["sample_ids"] == ids1
+
+    # exporting again while the batch waits changes nothing and returns the same batch
+    before = (project / "labels.json").read_bytes()
+    assert main(["export", f"labeling.project={project}"]) == 0
+    assert "already waiting" in capsys.readouterr().out
+    assert (project / "labels.json").read_bytes() == before and read_batch(csv1) == rows1
+
+    # the person fills in the labels (rows shuffled, as a spreadsheet sort would); import
+    filled = fill(rows1[::-1], images, truth, tmp_path / "filled1.csv")
+    assert main(["import", f"labeling.project={project}", "--csv", str(filled)]) == 0
+    st = state(project)
+    assert st["pending"] is None and st["next_round"] == 2
+    new = [e for e in st["labeled"] if e["round"] == 1]
+    assert [e["sample_id"] for e in new] == ids1  # in the exported (score) order
+    for e in new:
+        assert e["label"] == truth[e["file"]] and e["file"] == st["pool"][e["sample_id"]]
+    assert (project / "batches" / "round_001.imported.csv").read_bytes() == filled.read_bytes()
+
+    # next round: the project remembers strategy=entropy and the rest; only new ids
+    assert main(["export", f"labeling.project={project}"]) == 0
+    rows2 = read_batch(project / "batches" / "round_002.csv")
+    ids2 = [int(r["sample_id"]) for r in rows2]
+    assert len(ids2) == BATCH and not set(ids2) & {e["sample_id"] for e in st["labeled"]}
+    assert state(project)["pending"]["strategy"] == "entropy"
+    filled2 = fill(rows2, images, truth, tmp_path / "filled2.csv")
+    assert main(["import", f"labeling.project={project}", "--csv", str(filled2)]) == 0
+    st = state(project)
+    labeled_ids = [e["sample_id"] for e in st["labeled"]]
+    assert len(labeled_ids) == len(set(labeled_ids)) == 3 * SEED_PER_CLASS + 2 * BATCH
+    assert [e["round"] for e in st["labeled"]] == [0] * 6 + [1] * BATCH + [2] * BATCH
+    assert [r["round"] for r in st["rounds"]] == [0, 1, 2]
+
+    # MLflow: one run for the project, step = round
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("labeling").experiment_id])
+    assert len(runs) == 1 and runs[0].info.run_id == st["tracking_run_id"]
+    hist = sorted(client.get_metric_history(st["tracking_run_id"], "labeled"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in hist] == [(0, 6), (1, 6 + BATCH), (2, 6 + 2 * BATCH)]
+    per_class = {c: client.get_metric_history(st["tracking_run_id"], f"labeled/{c}") for c in COLOURS}
+    assert sum(max(per_class[c], key=lambda m: m.step).value for c in COLOURS) == 6 + 2 * BATCH
+    agree = client.get_metric_history(st["tracking_run_id"], "batch_agreement")
+    assert sorted(m.step for m in agree) == [1, 2] and all(0 <= m.value <= 1 for m in agree)
+    assert runs[0].data.params["strategy.name"] == "entropy"
+    assert "labels.json" in {a.path for a in client.list_artifacts(st["tracking_run_id"])}
+
+
+def test_seed_csv_layout_partial_import_and_determinism(tmp_path, capsys):
+    from autoal.config import RunConfig
+    from autoal.labeling import LabelingConfig, LabelingProject
+
+    images = tmp_path / "images"
+    truth = make_images(images, layout="csv")
+    seed_csv = tmp_path / "images-seed.csv"
+
+    def project(name: str, **lab) -> LabelingProject:
+        cfg = RunConfig.from_dict({"al": {"query_size": BATCH, "mc_samples": 3},
+                                   "train": {"epochs": 3, "batch_size": 16},
+                                   "strategy": {"name": "kmeans"}, "tracking": {"enabled": False},
+                                   "runtime": {"quiet": True, "num_threads": 2}})
+        return LabelingProject(cfg, LabelingConfig.from_dict({"images": str(images), "project": str(tmp_path / name),
+                                                              "seed_csv": str(seed_csv), "image_size": 8, **lab}))
+
+    a = project("a").export_batch()
+    b = project("b").export_batch()
+    assert a.sample_ids == b.sample_ids  # same state, same seed: same batch
+    assert a.scores == list(map(float, range(1, BATCH + 1)))  # kmeans picks a set: the score is the rank
+    p = project("a")
+    rows = read_batch(a.csv)
+    half = rows[: BATCH // 2]
+    filled = fill(half, images, truth, tmp_path / "half.csv")  # the other half has no row
+    with pytest.raises(LabelFileError, match="have no row"):
+        p.import_batch(filled)
+    res = p.import_batch(filled, allow_partial=True)
+    assert res.added == BATCH // 2 and res.returned_to_pool == BATCH // 2
+    st = state(tmp_path / "a")
+    assert st["layout"] == "csv" and st["next_round"] == 2
+    assert [e["round"] for e in st["labeled"]].count(1) == BATCH // 2
+    # the unlabeled half is back in the pool: the next export may pick it again, never a labeled one
+    nxt = p.export_batch()
+    assert not set(nxt.sample_ids) & {e["sample_id"] for e in st["labeled"]}
+    # discard, export again: the same batch
+    assert p.discard_pending() == 2
+    assert p.export_batch().sample_ids == nxt.sample_ids
+
+
+def test_new_images_join_the_pool_and_missing_ones_are_refused(tmp_path):
+    from PIL import Image
+
+    from autoal.errors import DataError
+
+    images, project = tmp_path / "images", tmp_path / "project"
+    make_images(images)
+    args = settings(tmp_path, images, project, "tracking.enabled=false")
+    assert main(["export", *args]) == 0
+    assert main(["discard", f"labeling.project={project}"]) == 0
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(images / "unlabeled" / "zz_new.png")
+    assert main(["export", f"labeling.project={project}"]) == 0
+    st = state(project)
+    assert st["pool"][-1] == "unlabeled/zz_new.png" and len(st["pool"]) == 3 * PER_CLASS + 1
+    assert main(["discard", f"labeling.project={project}"]) == 0
+    (images / st["pool"][10]).unlink()
+    with pytest.raises(DataError, match="gone"):
+        main(["export", f"labeling.project={project}"])
+
+
+def test_merge_overrides_cli_wins():
+    assert merge_overrides(["strategy=entropy", "al.query_size=5"], ["al.query_size=7"]) == \
+        ["strategy=entropy", "al.query_size=7"]
+
+
+@pytest.mark.slow
+def test_cli_subprocess_export_and_bad_import(tmp_path):
+    images, project = tmp_path / "images", tmp_path / "project"
+    make_images(images)
+    env = {**os.environ, "AUTOAL_CONF_DIR": str(REPO / "conf"),
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, str(REPO / "pipelines" / "query.py")]
+    p = subprocess.run([*cmd, "export", *settings(tmp_path, images, project)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = read_batch(project / "batches" / "round_001.csv")
+    rows[0]["label"] = "purple"
+    bad = tmp_path / "bad.csv"
+    with open(bad, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    before = (project / "labels.json").read_bytes()
+    p = subprocess.run([*cmd, "import", f"labeling.project={project}", "--csv", str(bad)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    assert "LabelFileError" in p.stderr and str(bad) in p.stderr and "row 2, field 'label'" in p.stderr
+    assert "'purple' is not a known class" in p.stderr
+    assert (project / "labels.json").read_bytes() == before
