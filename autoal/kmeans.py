@@ -1,57 +1,73 @@
-"""Batched k-means in torch (k-means++ seeding, Lloyd iterations), on CPU or GPU.
+"""Batched k-means in torch (greedy k-means++ seeding, Lloyd iterations), on CPU or GPU.
 
-Used by the KMeans candidate (DESIGN.md §3.1) at k = b. Distances are computed in chunks as
-||x||² − 2x·c + ||c||², so memory stays O(chunk × k)."""
+Used by the KMeans candidate (DESIGN.md §3.1) at k = b. Squared distances are computed as
+||x||² − 2x·c + ||c||² with the row norms computed once, in chunks, so memory stays
+O(chunk × k) and no step loops over samples in Python."""
 from __future__ import annotations
+
+import math
 
 import torch
 
 
-def _sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def _sq_dists(x: torch.Tensor, c: torch.Tensor, x_norm: torch.Tensor | None = None, chunk: int = 16384
+              ) -> torch.Tensor:
+    """(N, K) squared Euclidean distances between rows of ``x`` and rows of ``c``."""
+    xn = (x * x).sum(1) if x_norm is None else x_norm
     cn = (c * c).sum(1)
-    out = []
-    for s in range(0, x.shape[0], chunk):
-        xb = x[s:s + chunk]
-        out.append(((xb * xb).sum(1, keepdim=True) - 2.0 * xb @ c.T + cn).clamp_min_(0))
-    return torch.cat(out)
+    if x.shape[0] <= chunk:
+        return (xn[:, None] - 2.0 * (x @ c.T) + cn).clamp_min_(0)
+    return torch.cat([(xn[s:s + chunk, None] - 2.0 * (x[s:s + chunk] @ c.T) + cn).clamp_min_(0)
+                      for s in range(0, x.shape[0], chunk)])
 
 
-def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): row positions of k distinct seeds."""
+def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, n_trials: int | None = None,
+                     x_norm: torch.Tensor | None = None) -> torch.Tensor:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; the greedy variant with
+    2 + ⌊ln k⌋ candidates per step, as scikit-learn uses): row positions of k distinct seeds.
+    All candidates of a step are evaluated in one matrix product."""
     n = x.shape[0]
-    first = torch.randint(0, n, (1,), generator=generator, device=generator.device).to(x.device)
-    chosen = [first]
-    d2 = _sq_dists(x, x[first]).squeeze(1)
-    for _ in range(1, k):
+    xn = (x * x).sum(1) if x_norm is None else x_norm
+    trials = n_trials or 2 + int(math.log(max(k, 1)))
+    gdev = generator.device
+    first = int(torch.randint(0, n, (1,), generator=generator, device=gdev))
+    chosen = torch.empty(k, dtype=torch.long, device=x.device)
+    chosen[0] = first
+    d2 = _sq_dists(x, x[first:first + 1], xn).squeeze(1)
+    for i in range(1, k):
         total = d2.sum()
-        if total <= 0:
-            probs = torch.ones_like(d2)
-            probs[torch.cat(chosen)] = 0
-        else:
-            probs = d2
-        nxt = torch.multinomial((probs / probs.sum()).to(generator.device), 1, generator=generator).to(x.device)
-        chosen.append(nxt)
-        d2 = torch.minimum(d2, _sq_dists(x, x[nxt]).squeeze(1))
-    return torch.cat(chosen)
+        if float(total) <= 0:  # every point coincides with a seed: take unchosen points in order
+            mask = torch.ones(n, dtype=torch.bool, device=x.device)
+            mask[chosen[:i]] = False
+            rest = torch.nonzero(mask).squeeze(1)[: k - i]
+            chosen[i:i + len(rest)] = rest
+            return chosen[: i + len(rest)]
+        cand = torch.multinomial((d2 / total).to(gdev), trials, replacement=True, generator=generator).to(x.device)
+        dc = torch.minimum(d2[:, None], _sq_dists(x, x[cand], xn))  # (N, trials)
+        best = int(torch.argmin(dc.sum(0)))
+        chosen[i] = cand[best]
+        d2 = dc[:, best]
+    return chosen
 
 
 def kmeans(x: torch.Tensor, k: int, *, iters: int = 20, seed: int = 0, tol: float = 1e-4
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster rows of ``x`` into ``k`` groups. Returns (centres (k, D), assignment (N,))."""
     x = x.float()
+    xn = (x * x).sum(1)
     gen = torch.Generator(device=x.device).manual_seed(int(seed))
-    centres = x[kmeans_plus_plus(x, k, gen)].clone()
-    assign = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    centres = x[kmeans_plus_plus(x, k, gen, x_norm=xn)].clone()
+    scale = x.var(0).sum() + 1e-12
     for _ in range(iters):
-        assign = _sq_dists(x, centres).argmin(1)
+        assign = _sq_dists(x, centres, xn).argmin(1)
         sums = torch.zeros_like(centres).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k).to(x.dtype).unsqueeze(1)
         new = torch.where(counts > 0, sums / counts.clamp_min(1), centres)
         shift = (new - centres).pow(2).sum(1).max()
         centres = new
-        if shift <= tol * (x.var(0).sum() + 1e-12):
+        if shift <= tol * scale:
             break
-    assign = _sq_dists(x, centres).argmin(1)
+    assign = _sq_dists(x, centres, xn).argmin(1)
     return centres, assign
 
 
@@ -61,8 +77,9 @@ def kmeans_picks(x: torch.Tensor, k: int, *, seed: int = 0, iters: int = 20) -> 
     unpicked point from its nearest centre."""
     n = x.shape[0]
     k = min(k, n)
+    x = x.float()
     centres, assign = kmeans(x, k, iters=iters, seed=seed)
-    d = _sq_dists(x.float(), centres)
+    d = _sq_dists(x, centres)
     own = d.gather(1, assign.unsqueeze(1)).squeeze(1)
     # per cluster: the member of minimal distance (ties → lowest position)
     best = torch.full((k,), float("inf"), device=x.device).scatter_reduce(0, assign, own, reduce="amin")
