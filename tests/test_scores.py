@@ -126,3 +126,15 @@ def test_bald_without_mc_samples_is_a_clear_error():
     cache.mc_probs = None
     with pytest.raises(ValueError, match="al.mc_samples"):
         build_strategy("bald").compute_score(cache)
+
+
+def test_kmeans_rank_score_is_one_on_picks_and_falls_with_distance():
+    g = torch.Generator().manual_seed(2)
+    emb = torch.cat([torch.zeros(1, 2), torch.randn(30, 2, generator=g) * 0.1, torch.tensor([[50.0, 50.0]])])
+    cache = PoolCache(np.arange(32), torch.full((32, 2), 0.5), emb, torch.zeros(32, 2))
+    strat = build_strategy("kmeans")
+    r = strat.rank_score(cache, 2, np.random.default_rng(0))
+    picks = strat.select_positions(cache, 2, np.random.default_rng(0))
+    assert torch.all(r[torch.as_tensor(picks)] == 1.0)
+    others = [i for i in range(32) if i not in set(picks.tolist())]
+    assert r[others].max() < 1.0 and r.min() >= 0.0

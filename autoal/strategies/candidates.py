@@ -81,6 +81,20 @@ class KMeansSampling(Strategy):
         seed = int(rng.integers(0, 2**31 - 1))
         return kmeans_picks(cache.embeddings, n, seed=seed, iters=self.iters).cpu().numpy()
 
+    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """1 on the picks; elsewhere in [0, 1), decreasing with the distance to the nearest pick."""
+        from autoal.kmeans import _sq_dists
+
+        picks = torch.as_tensor(self.select_positions(cache, n, rng), device=cache.embeddings.device)
+        emb = cache.embeddings.float()
+        d = _sq_dists(emb, emb[picks]).min(1).values
+        m = len(d)
+        order = torch.argsort(d, stable=True)
+        r = torch.empty(m, device=emb.device)
+        r[order] = torch.linspace(0.999, 0.0, m, device=emb.device) if m > 1 else torch.zeros(1, device=emb.device)
+        r[picks] = 1.0
+        return r
+
 
 def _mc(cache: PoolCache, name: str) -> torch.Tensor:
     if cache.mc_probs is None:

@@ -1,0 +1,402 @@
+"""AutoAL's search on Ray Train (DESIGN.md §5, AutoAL's ``executor: ray_train``).
+
+One round's FitNet/SearchNet/LPM updates — every search cycle of the round — run inside ONE
+``TorchTrainer.fit()`` with ``num_workers`` workers (a fit costs ~10 s of fixed overhead, so
+never one per step or per cycle). The math is :func:`autoal.search.search.search_cycle`, called
+unchanged in every worker with a :class:`BatchSharding` as its ``dist`` argument:
+
+- **Inputs.** The nets and their optimizers (CPU copies, pickled together so the optimizers
+  keep pointing at the nets' parameters), the labeled images and labels, the cycle plans (A/V
+  split, seed, FitNet reset) and the candidates go to the object store once; each worker
+  fetches them, moves them to its device and wraps each net with
+  ``ray.train.torch.prepare_model`` (DDP; gloo on CPU, NCCL on GPU).
+- **Data parallelism over the batch.** Every worker cuts A and V into the same seeded batches
+  and computes each V batch's candidate inputs (S_k, θ) on the whole batch — they depend on the
+  batch as a set (top-⌈tB⌉ indicators, a GMM over the batch), so they are the in-process values.
+  Each worker then runs the forward/backward passes on its contiguous slice of the batch's rows
+  (rows stay aligned: images, labels, S, z, CE are sliced by the same positions). A batch of
+  fewer than 2 rows per worker is processed whole by every worker instead (BatchNorm needs 2).
+- **The soft count.** α = Σ_{x∈batch} z(x) is a sum over the batch, and the budget regularizer
+  R(α) compares it with tB. A worker only sees its slice, so α is all-reduced (summed) across
+  workers with a differentiable all-reduce (its backward is again an all-reduce of the
+  gradients) and R uses the global B: R sees the whole batch, and
+  after DDP's gradient averaging the gradient is the single-process gradient of R. Per-sample
+  means (−mean(z·CE) for SearchNet, mean(z·CE) for FitNet, FitNet's warm-up cross-entropy) are
+  taken over the whole batch: each worker's term is ``W/B · Σ_{slice}``, which DDP's average
+  turns into ``1/B · Σ_{batch}``. The alternating updates are first-order, so DDP is sound.
+- **What differs from one process.** BatchNorm statistics in training mode are per slice on
+  CPU (``SyncBatchNorm`` is used on GPUs, where PyTorch supports it); the LPM's pairwise ranking
+  loss pairs samples within each slice; dropout and augmentation draws differ. Losses reported
+  are the whole-batch values (averaged over workers).
+- **Outputs.** Rank 0 writes the nets' and optimizers' state dicts and the cycle statistics to a
+  checkpoint (``ray.train.report``); the driver loads them into the strategy's nets and
+  optimizers in place and deletes the run's folder under ``storage_path``.
+
+``storage_path`` must be an absolute path (Ray Train 2.60 rejects relative ones) that every
+node of the cluster can write, e.g. shared storage or ``s3://...`` on a multi-node cluster;
+the default is a folder under the system temporary directory (enough for one machine).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import os
+import pickle
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from autoal.cache import PoolCache
+from autoal.search.search import CycleStats, SearchBatch, SearchConfig, SearchNets, SearchOptimizers
+
+STATE_FILE = "search_state.pt"
+_NET_NAMES = ("searchnet", "fitnet", "lpm")
+
+
+@dataclass
+class CyclePlan:
+    """One search cycle as the driver decided it: the A and V row positions into the labeled
+    tensors, the cycle's seed (as :func:`search_cycle` takes it), and whether FitNet restarts
+    from fresh weights (``torch.manual_seed(seed)`` then ``build_model(**fitnet.spec)``, as the
+    in-process strategy does) before the cycle. ``torch_seed`` seeds torch's global RNG right
+    before the cycle (dropout, augmentation). ``v_cache``: candidate inputs from the task model
+    (``candidate_model: task``), row-aligned with ``v_rows``."""
+
+    a_rows: np.ndarray
+    v_rows: np.ndarray
+    seed: int
+    reset_fitnet: bool = False
+    torch_seed: int | None = None
+    v_cache: PoolCache | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Inside a worker: DDP over the rows of each batch
+# ---------------------------------------------------------------------------------------------
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the process group; the backward sums the incoming gradients the same way (the
+    gradient of Σ_w x_w with respect to x_r, given every worker's loss)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        import torch.distributed as tdist
+
+        out = x.detach().clone()
+        tdist.all_reduce(out, op=tdist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        import torch.distributed as tdist
+
+        g = grad.detach().clone().contiguous()
+        tdist.all_reduce(g, op=tdist.ReduceOp.SUM)
+        return g
+
+
+class BatchSharding:
+    """The ``dist`` hook of :mod:`autoal.search.search` for ``world_size`` data-parallel
+    workers: which rows of a batch this worker processes, and the reductions that make the
+    losses whole-batch quantities.
+
+    A batch of ``n`` rows is cut into ``world_size`` contiguous slices (``np.array_split``
+    order, rank r takes slice r) when every slice has at least ``min_rows`` rows; otherwise every
+    worker processes the whole batch ("replicated": no reduction needed, DDP averages equal
+    gradients)."""
+
+    def __init__(self, rank: int, world_size: int, min_rows: int = 2) -> None:
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.min_rows = int(min_rows)
+
+    def sharded(self, n_rows: int) -> bool:
+        return self.world_size > 1 and n_rows >= self.min_rows * self.world_size
+
+    def local_rows(self, n_rows: int) -> slice:
+        """This worker's rows of a batch of ``n_rows``."""
+        if not self.sharded(n_rows):
+            return slice(0, n_rows)
+        sizes = [len(c) for c in np.array_split(np.arange(n_rows), self.world_size)]
+        start = int(sum(sizes[:self.rank]))
+        return slice(start, start + sizes[self.rank])
+
+    def shard(self, batch: SearchBatch) -> SearchBatch:
+        """The batch restricted to this worker's rows (every per-row tensor by the same rows)."""
+        sl = self.local_rows(len(batch))
+        if sl == slice(0, len(batch)):
+            return batch
+        return dataclasses.replace(batch, x=batch.x[sl], y=batch.y[sl], S=batch.S[sl],
+                                   scores=None if batch.scores is None else batch.scores[sl])
+
+    def sum(self, local_sum: torch.Tensor, n_rows: int) -> torch.Tensor:
+        """Σ over the whole batch of a quantity whose sum over this worker's rows is
+        ``local_sum``: a differentiable all-reduce (its backward all-reduces the gradient)."""
+        if not self.sharded(n_rows):
+            return local_sum
+        return _AllReduceSum.apply(local_sum)
+
+    def mean(self, per_row: torch.Tensor, n_rows: int) -> torch.Tensor:
+        """This worker's share of the whole-batch mean, scaled for DDP's gradient average:
+        ``W/B · Σ_{my rows}`` (averaged over the W workers: ``1/B · Σ_{batch}``)."""
+        if not self.sharded(n_rows):
+            return per_row.mean()
+        return per_row.sum() * (self.world_size / float(n_rows))
+
+
+@functools.lru_cache(maxsize=None)
+def _forwarding_ddp_class():
+    from torch.nn.parallel import DistributedDataParallel
+
+    class ForwardingDDP(DistributedDataParallel):
+        """DDP that forwards unknown attributes (``embed``, ``fc``, ``head_parameters``,
+        ``num_candidates`` ...) to the wrapped net, so the search functions take it as a net.
+        Calls through forwarded methods bypass DDP's hooks: they are used without gradients."""
+
+        def __getattr__(self, name: str):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self.module, name)
+
+    return ForwardingDDP
+
+
+def _wrap(net: torch.nn.Module, device: torch.device, world_size: int) -> torch.nn.Module:
+    """``ray.train.torch.prepare_model`` (device + DDP), with attribute forwarding."""
+    import ray.train.torch
+
+    if world_size > 1 and device.type == "cuda":
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    wrapped = ray.train.torch.prepare_model(net, move_to_device=device)
+    from torch.nn.parallel import DistributedDataParallel
+
+    if isinstance(wrapped, DistributedDataParallel):
+        wrapped.__class__ = _forwarding_ddp_class()
+    return wrapped
+
+
+def _opt_to_device(opt: torch.optim.Optimizer | None) -> None:
+    """Move an optimizer's state next to its parameters (load_state_dict casts by parameter)."""
+    if opt is not None:
+        opt.load_state_dict(opt.state_dict())
+
+
+def _fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, device: torch.device
+                ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """A fresh net of the same build (``build_model(**net.spec)`` under ``torch.manual_seed``)
+    and a fresh optimizer of the same kind and hyperparameters."""
+    from autoal.models import build_model
+
+    spec = getattr(net, "spec", None)
+    if spec is None:
+        raise ValueError("FitNet reset on Ray Train needs a net built by autoal.models.build_model (net.spec)")
+    torch.manual_seed(int(seed))
+    fresh = build_model(**spec).to(device)
+    return fresh, type(opt)(fresh.parameters(), **opt.defaults)
+
+
+def _train_loop(config: dict[str, Any]) -> None:
+    """The Ray Train worker: every cycle of the round, DDP over the batch rows."""
+    import ray
+    import ray.train
+    import ray.train.torch
+    import torch.distributed as tdist
+
+    from autoal.search.search import search_cycle
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if config.get("num_threads"):
+        torch.set_num_threads(int(config["num_threads"]))
+    payload = pickle.loads(ray.get(config["payload"]))
+    device = ray.train.torch.get_device()
+    nets: SearchNets = payload["nets"]
+    opts: SearchOptimizers = payload["opts"]
+    for name in _NET_NAMES:
+        net = getattr(nets, name)
+        if net is not None:
+            setattr(nets, name, net.to(device))
+        _opt_to_device(getattr(opts, name))
+    x = payload["x"].to(device)
+    y = payload["y"].to(device)
+    cfg: SearchConfig = payload["cfg"]
+    candidates = payload["candidates"]
+    augment = payload["augment"]
+    dist = BatchSharding(rank, world) if world > 1 else None
+    wrapped = SearchNets(*(None if getattr(nets, n) is None else _wrap(getattr(nets, n), device, world)
+                           for n in _NET_NAMES))
+
+    stats: list[dict[str, Any]] = []
+    for plan in payload["plans"]:
+        if plan.reset_fitnet:
+            nets.fitnet, opts.fitnet = _fresh_like(nets.fitnet, opts.fitnet, plan.seed, device)
+            wrapped.fitnet = _wrap(nets.fitnet, device, world)
+        if plan.torch_seed is not None:
+            torch.manual_seed(int(plan.torch_seed) + 1_000_003 * rank)
+        a = torch.as_tensor(plan.a_rows, dtype=torch.long, device=device)
+        v = torch.as_tensor(plan.v_rows, dtype=torch.long, device=device)
+        v_cache = None if plan.v_cache is None else plan.v_cache.to(device)
+        st = search_cycle(wrapped, opts, (x[a], y[a]), (x[v], y[v]), cfg, candidates, seed=int(plan.seed),
+                          v_cache=v_cache, augment=augment, dist=dist)
+        rec = dataclasses.asdict(st)
+        if world > 1:  # each worker's loss is its share of the batch loss: average → whole-batch loss
+            keys = ("loss_warmup", "loss_fitnet", "loss_searchnet", "loss_lpm")
+            vals = torch.tensor([rec[k] for k in keys], dtype=torch.float64)
+            tdist.all_reduce(vals, op=tdist.ReduceOp.SUM)
+            rec.update({k: float(v_) / world for k, v_ in zip(keys, vals.tolist())})
+        stats.append(rec)
+
+    metrics = {"cycles": len(stats), **{k: float(stats[-1][k]) for k in
+                                        ("loss_fitnet", "loss_searchnet", "loss_lpm", "alpha", "alpha_target")}} \
+        if stats else {"cycles": 0}
+    if rank == 0:
+        state = {"stats": stats, "world_size": world}
+        for name in _NET_NAMES:
+            net, opt = getattr(nets, name), getattr(opts, name)
+            state[name] = None if net is None else {k: v.detach().cpu() for k, v in net.state_dict().items()}
+            state[f"opt_{name}"] = None if opt is None else _cpu(opt.state_dict())
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state, os.path.join(tmp, STATE_FILE))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    else:
+        ray.train.report(metrics, checkpoint=None)
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver side
+# ---------------------------------------------------------------------------------------------
+def default_storage_path() -> str:
+    """``$AUTOAL_RAY_TRAIN_STORAGE`` or ``<tmp>/autoal_ray_train`` (absolute)."""
+    return os.path.abspath(os.environ.get("AUTOAL_RAY_TRAIN_STORAGE")
+                           or os.path.join(tempfile.gettempdir(), "autoal_ray_train"))
+
+
+def run_search_on_ray_train(nets: SearchNets, opts: SearchOptimizers, x: torch.Tensor, y: torch.Tensor,
+                            plans: Sequence[CyclePlan], cfg: SearchConfig, candidates: Sequence[Any], *,
+                            augment: Callable | None = None, num_workers: int = 2, use_gpu: bool | None = None,
+                            resources_per_worker: dict[str, float] | None = None, storage_path: str | None = None,
+                            num_threads: int | None = None, keep_storage: bool = False) -> list[CycleStats]:
+    """Run every cycle of ``plans`` (in order) in one ``TorchTrainer.fit()`` with
+    ``num_workers`` DDP workers, then load the trained weights and optimizer states back into
+    ``nets`` and ``opts`` in place. ``x``/``y``: the labeled set's normalized images and labels
+    (``plans`` index their rows). Returns one :class:`CycleStats` per cycle.
+
+    ``use_gpu`` defaults to ``torch.cuda.is_available()`` on the driver; each worker takes
+    ``resources_per_worker`` (default 1 CPU, or 1 GPU with ``use_gpu``). ``storage_path``: see
+    the module docstring; the run's folder under it is removed afterwards unless
+    ``keep_storage``."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    if int(num_workers) < 1:
+        raise ValueError(f"num_workers must be >= 1; got {num_workers!r}")
+    if not ray.is_initialized():
+        ray.init()
+    use_gpu = torch.cuda.is_available() if use_gpu is None else bool(use_gpu)
+    storage = storage_path or default_storage_path()
+    if "://" not in storage:
+        storage = os.path.abspath(storage)
+        os.makedirs(storage, exist_ok=True)
+    name = f"autoal-search-{uuid.uuid4().hex[:12]}"
+
+    # CPU copies of the nets and optimizers, pickled together: the optimizers' parameter
+    # references and state stay tied to the nets' parameters across the pickle
+    cpu_nets = SearchNets(*(None if getattr(nets, n) is None else copy.deepcopy(getattr(nets, n)).cpu()
+                            for n in _NET_NAMES))
+    cpu_opts = SearchOptimizers(*(None for _ in _NET_NAMES))
+    for n in _NET_NAMES:
+        opt, net = getattr(opts, n), getattr(cpu_nets, n)
+        if opt is not None and net is not None:
+            fresh = type(opt)(net.parameters(), **opt.defaults)
+            fresh.load_state_dict(_cpu(opt.state_dict()))
+            setattr(cpu_opts, n, fresh)
+    from ray import cloudpickle
+
+    # one pickle (cloudpickle: the augmentation may be a closure), so identities survive
+    payload = cloudpickle.dumps({
+        "nets": cpu_nets, "opts": cpu_opts, "x": x.detach().cpu(), "y": y.detach().cpu(), "cfg": cfg,
+        "plans": [dataclasses.replace(p, a_rows=np.array(p.a_rows, dtype=np.int64),
+                                      v_rows=np.array(p.v_rows, dtype=np.int64),
+                                      v_cache=None if p.v_cache is None else p.v_cache.to("cpu")) for p in plans],
+        "candidates": list(candidates), "augment": augment,
+    })
+    ref = ray.put(payload)
+    resources = resources_per_worker or ({"CPU": 1, "GPU": 1} if use_gpu else {"CPU": 1})
+    _warn_if_short(resources_for(num_workers, use_gpu, resources))
+    trainer = TorchTrainer(
+        _train_loop,
+        train_loop_config={"payload": ref, "num_threads": num_threads},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=int(num_workers), use_gpu=use_gpu,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(name=name, storage_path=storage),
+    )
+    try:
+        result = trainer.fit()
+        if result.checkpoint is None:
+            raise RuntimeError("Ray Train search: the workers reported no checkpoint")
+        with result.checkpoint.as_directory() as d:
+            state = torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)
+    finally:
+        del ref
+        if not keep_storage and "://" not in storage:
+            shutil.rmtree(os.path.join(storage, name), ignore_errors=True)
+
+    for n in _NET_NAMES:
+        net, opt = getattr(nets, n), getattr(opts, n)
+        if net is not None and state.get(n) is not None:
+            net.load_state_dict(state[n])
+        if opt is not None and state.get(f"opt_{n}") is not None:
+            opt.load_state_dict(state[f"opt_{n}"])
+    out = []
+    for rec in state["stats"]:
+        extra = rec.pop("extra", {})
+        st = CycleStats(**rec)
+        st.extra = dict(extra, world_size=state["world_size"])
+        out.append(st)
+    return out
+
+
+def _warn_if_short(need: dict[str, float]) -> None:
+    """The fit waits until its workers can be placed: say so when they cannot be right now
+    (e.g. a run's scoring actors hold the CPUs the workers need)."""
+    import warnings
+
+    import ray
+
+    free = ray.available_resources()
+    short = {k: v for k, v in need.items() if float(free.get(k, 0.0)) + 1e-9 < v}
+    if short:
+        warnings.warn(f"Ray Train search: the workers need {need} but the cluster has {free} free; the fit waits "
+                      "until resources are released (declare scorer actors and Train workers in the trial's "
+                      "resources, or lower num_workers / scoring.num_actors)", RuntimeWarning, stacklevel=3)
+
+
+def resources_for(num_workers: int, use_gpu: bool | None = None,
+                  resources_per_worker: dict[str, float] | None = None) -> dict[str, float]:
+    """Total resources the round's Train workers hold (to declare in a Tune trial's request;
+    the V2 controller itself takes no CPU)."""
+    use_gpu = torch.cuda.is_available() if use_gpu is None else bool(use_gpu)
+    per = resources_per_worker or ({"CPU": 1, "GPU": 1} if use_gpu else {"CPU": 1})
+    return {k: float(v) * int(num_workers) for k, v in per.items()}
+
+
+__all__ = ["BatchSharding", "CyclePlan", "run_search_on_ray_train", "default_storage_path", "resources_for",
+           "STATE_FILE"]
