@@ -1,0 +1,164 @@
+"""Performance benchmarks (issue 7). Every timing is a ratio against a baseline measured in
+the same run on the same machine, each the median of several repeats."""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.common import median_time, ratio, synthetic_dataset
+
+CANDIDATES = ("entropy", "margin", "least_confidence", "kmeans", "bald", "var_ratio", "mean_std")
+
+
+def candidate_scoring(n_pool: int = 20000, query: int = 100, mc: int = 10, repeats: int = 5,
+                      model_name: str = "small_cnn", size: int = 8, channels: int = 1) -> dict:
+    """All seven candidates from one shared cache vs Entropy alone, and vs each candidate with its
+    own model passes (the released code's way: a full forward per candidate, and T full forwards
+    with dropout for the MC candidates)."""
+    from autoal.cache import compute_cache, embed_pool
+    from autoal.models import build_model
+    from autoal.strategies import build_strategy
+
+    ds = synthetic_dataset(n_pool, size=size, channels=channels)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model(model_name, channels, 10, size).to(dev)
+    images = ds.x_train.to(dev)
+    idx = np.arange(n_pool)
+    strategies = {n: build_strategy(n) for n in CANDIDATES}
+
+    def entropy_only():
+        c = compute_cache(model, ds, idx, mc_samples=0, device=dev, images=images)
+        strategies["entropy"].select_positions(c, query, np.random.default_rng(0))
+
+    def shared():
+        c = compute_cache(model, ds, idx, mc_samples=mc, device=dev, images=images)
+        for s in strategies.values():
+            s.select_positions(c, query, np.random.default_rng(0))
+
+    @torch.no_grad()
+    def separate():
+        from autoal.cache import PoolCache
+
+        for name, s in strategies.items():
+            if name in ("bald", "var_ratio", "mean_std"):
+                model.train()  # dropout active for T full passes (BN too, as in the released code)
+                probs = []
+                for _ in range(mc):
+                    emb = embed_pool(model, ds, idx, device=dev, images=images)
+                    model.train()
+                    probs.append(torch.softmax(model.head(emb), -1))
+                model.eval()
+                mcp = torch.stack(probs)
+                c = PoolCache(idx, mcp.mean(0), emb, mcp.mean(0).log(), mcp)
+            else:
+                c = compute_cache(model, ds, idx, mc_samples=0, device=dev, images=images)
+            s.select_positions(c, query, np.random.default_rng(0))
+
+    t_ent = median_time(entropy_only, repeats)
+    t_shared = median_time(shared, repeats)
+    t_sep = median_time(separate, max(1, repeats // 2))
+    return {"n_pool": n_pool, "model": model_name, "mc_samples": mc, "seconds_entropy": t_ent,
+            "seconds_all_shared": t_shared, "seconds_all_separate": t_sep,
+            "shared_vs_entropy": ratio(t_shared, t_ent), "separate_vs_shared": ratio(t_sep, t_shared),
+            "target_shared_vs_entropy": 1.2, "meets_target": ratio(t_shared, t_ent) <= 1.2}
+
+
+def kmeans_selection(n: int = 20000, d: int = 512, k: int = 100, repeats: int = 3) -> dict:
+    """KMeans picks at k = b on an n x d embedding: autoal's torch k-means vs scikit-learn's default."""
+    from sklearn.cluster import KMeans
+
+    from autoal.kmeans import kmeans_picks
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(20, d, generator=g) * 3
+    x = centres[torch.randint(0, 20, (n,), generator=g)] + torch.randn(n, d, generator=g)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    xd = x.to(dev)
+    xn = x.numpy()
+    t_ours = median_time(lambda: kmeans_picks(xd, k, seed=0), repeats)
+    t_sk = median_time(lambda: KMeans(n_clusters=k, random_state=0).fit(xn), repeats, warmup=0)
+
+    def inertia(picks_centres, assign_x):
+        return float(((assign_x - picks_centres) ** 2).sum())
+
+    from autoal.kmeans import kmeans as tk
+
+    c_ours, a_ours = tk(xd, k, seed=0)
+    sk = KMeans(n_clusters=k, random_state=0).fit(xn)
+    in_ours = inertia(c_ours[a_ours].cpu(), x)
+    return {"n": n, "d": d, "k": k, "seconds_autoal": t_ours, "seconds_sklearn": t_sk,
+            "speedup_vs_sklearn": ratio(t_sk, t_ours), "inertia_autoal": in_ours,
+            "inertia_sklearn": float(sk.inertia_), "inertia_ratio": ratio(in_ours, float(sk.inertia_))}
+
+
+_MEM_CODE = """
+import resource, sys, json, numpy as np, torch
+torch.set_num_threads(2)
+sys.path.insert(0, sys.argv[3])
+from bench.common import synthetic_dataset
+from autoal.cache import compute_cache
+from autoal.models import build_model
+from autoal.strategies import build_strategy
+from autoal.training import TrainConfig, train_model
+n = int(sys.argv[1]); strategy = sys.argv[2]
+ds = synthetic_dataset(n, size=8)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+m = build_model('small_cnn', 1, 10, 8)
+lab = np.arange(200)
+train_model(m, ds, lab, TrainConfig(epochs=2), device=torch.device('cpu'), seed=0)
+c = compute_cache(m, ds, np.arange(200, n), mc_samples=10)
+build_strategy(strategy).select_positions(c, 100, np.random.default_rng(0))
+print(json.dumps({'peak_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'baseline_kib': before}))
+"""
+
+
+def memory_growth(sizes=(10000, 20000, 40000), strategy: str = "kmeans") -> dict:
+    """Peak resident memory of one round (train, cache, select) as the pool grows; each size in
+    a fresh process so peaks do not mask each other."""
+    root = str(Path(__file__).resolve().parent.parent)
+    rows = []
+    for n in sizes:
+        out = subprocess.run([sys.executable, "-c", _MEM_CODE, str(n), strategy, root], capture_output=True,
+                             text=True, timeout=600, check=True)
+        d = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append({"n_pool": n, "peak_mib": d["peak_kib"] / 1024, "round_mib": (d["peak_kib"] - d["baseline_kib"]) / 1024})
+    base = rows[0]["round_mib"]
+    for r in rows:
+        r["growth_vs_first"] = ratio(r["round_mib"], base)
+    return {"strategy": strategy, "rows": rows}
+
+
+def al_round(repeats: int = 3, smoke: bool = False) -> dict:
+    """An AutoAL round vs an Entropy round on digits, split into train / score / search / select
+    (the paper's Table 2 layout). Each: median over ``repeats`` runs of a 2-round AL run's round 1."""
+    from autoal.config import RunConfig
+    from autoal.loop import ActiveLearningLoop
+    import tempfile
+
+    def one(strategy: str, seed: int) -> dict:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = RunConfig.from_dict({"strategy": {"name": strategy}, "al": {"rounds": 2, "seed": seed},
+                                       "tracking": {"enabled": False},
+                                       "runtime": {"output_dir": tmp, "quiet": True, "num_threads": 2}})
+            res = ActiveLearningLoop(cfg).run()
+            h = res.history[1]  # round 1: warm-started nets, as in steady state
+            return {"train": h["seconds_train"], "score": h["seconds_score"],
+                    "search": h.get("seconds_search", 0.0), "select": h["seconds_select"],
+                    "total": h["seconds_train"] + h["seconds_score"] + h["seconds_select"]}
+
+    reps = 1 if smoke else repeats
+    out = {}
+    for s in ("entropy", "autoal"):
+        runs = [one(s, seed) for seed in range(reps)]
+        out[s] = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+    out["autoal_vs_entropy"] = ratio(out["autoal"]["total"], out["entropy"]["total"])
+    out["target"] = 1.5
+    out["meets_target"] = out["autoal_vs_entropy"] <= 1.5
+    return out

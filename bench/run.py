@@ -1,0 +1,100 @@
+"""The benchmark entry point (issue 7): runs each benchmark, writes one JSON (machine, versions,
+every figure) and a Markdown summary.
+
+    python bench/run.py                 # everything (CPU; minutes)
+    python bench/run.py --smoke         # tiny sizes, seconds: what CI runs so the benchmarks do not rot
+    python bench/run.py --only kmeans candidate_scoring
+    python bench/gpu.py                 # the separate GPU mode (on a CUDA machine)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import perf  # noqa: E402
+from bench.common import machine  # noqa: E402
+
+
+def benchmarks(smoke: bool) -> dict:
+    """name -> zero-argument callable. Smoke sizes keep the whole set to well under a minute."""
+    s = smoke
+    out = {
+        "candidate_scoring": lambda: perf.candidate_scoring(n_pool=2000 if s else 20000, repeats=1 if s else 5),
+        "kmeans": lambda: perf.kmeans_selection(n=2000 if s else 20000, d=64 if s else 512, k=20 if s else 100,
+                                                repeats=1 if s else 3),
+        "memory": lambda: perf.memory_growth(sizes=(1000, 2000) if s else (10000, 20000, 40000)),
+        "al_round": lambda: perf.al_round(smoke=s),
+    }
+    try:
+        from bench import ray_perf
+
+        out["ray_sweep"] = lambda: ray_perf.sweep_concurrency(smoke=s)
+        out["ray_scoring"] = lambda: ray_perf.scoring_actors(smoke=s)
+    except ImportError:
+        pass
+    return out
+
+
+def summary_markdown(results: dict) -> str:
+    lines = [f"# autoal benchmarks ({results['machine']['time']})", "",
+             f"Machine: {results['machine']['cpus']} CPUs, torch {results['machine']['torch']}, "
+             f"CUDA: {results['machine']['cuda']}. Smoke: {results['smoke']}.", ""]
+    for name, res in results["benchmarks"].items():
+        lines.append(f"## {name}")
+        if "error" in res:
+            lines.append(f"failed: `{res['error']}`")
+        else:
+            for k, v in res.items():
+                if isinstance(v, float):
+                    lines.append(f"- {k}: {v:.4g}")
+                elif isinstance(v, (int, bool, str)):
+                    lines.append(f"- {k}: {v}")
+                else:
+                    lines.append(f"- {k}: `{json.dumps(v, default=str)[:400]}`")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--out", default="bench/results")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    todo = benchmarks(args.smoke)
+    unknown = set(args.only or []) - set(todo)
+    if unknown:
+        ap.error(f"unknown benchmark(s) {sorted(unknown)}; choices: {sorted(todo)}")
+    results = {"machine": machine(), "smoke": args.smoke, "benchmarks": {}}
+    failed = False
+    for name, fn in todo.items():
+        if args.only and name not in args.only:
+            continue
+        t0 = time.perf_counter()
+        print(f"[bench] {name} ...", flush=True)
+        try:
+            res = fn()
+        except Exception as e:  # noqa: BLE001 - record and go on; exit non-zero at the end
+            res, failed = {"error": f"{type(e).__name__}: {e}"}, True
+        res["wall_seconds"] = time.perf_counter() - t0
+        results["benchmarks"][name] = res
+        print(f"[bench] {name}: {json.dumps(res, default=str)[:600]}", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "smoke" if args.smoke else "perf"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1, default=str))
+    (out / f"{stem}.md").write_text(summary_markdown(results))
+    print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
