@@ -24,29 +24,26 @@ def _sq_dists(x: torch.Tensor, c: torch.Tensor, x_norm: torch.Tensor | None = No
 def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, n_trials: int | None = None,
                      x_norm: torch.Tensor | None = None) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; the greedy variant with
-    2 + ⌊ln k⌋ candidates per step, as scikit-learn uses): row positions of k distinct seeds.
-    All candidates of a step are evaluated in one matrix product."""
+    2 + ⌊ln k⌋ candidates per step, as scikit-learn uses): row positions of k seeds.
+
+    All candidates of a step are evaluated in one matrix product, and no step waits for the
+    device (no host synchronization inside the loop), so k = 1,000 seeds on a GPU cost a few
+    kernel launches each. ``generator`` must live on ``x``'s device. With fewer than k distinct
+    points some seeds repeat; :func:`kmeans_picks` then fills the empty clusters."""
     n = x.shape[0]
     xn = (x * x).sum(1) if x_norm is None else x_norm
     trials = n_trials or 2 + int(math.log(max(k, 1)))
-    gdev = generator.device
-    first = int(torch.randint(0, n, (1,), generator=generator, device=gdev))
+    first = torch.randint(0, n, (1,), generator=generator, device=x.device)
     chosen = torch.empty(k, dtype=torch.long, device=x.device)
-    chosen[0] = first
-    d2 = _sq_dists(x, x[first:first + 1], xn).squeeze(1)
+    chosen[0] = first[0]
+    d2 = _sq_dists(x, x[first], xn).squeeze(1)
+    tiny = torch.finfo(d2.dtype).tiny
     for i in range(1, k):
-        total = d2.sum()
-        if float(total) <= 0:  # every point coincides with a seed: take unchosen points in order
-            mask = torch.ones(n, dtype=torch.bool, device=x.device)
-            mask[chosen[:i]] = False
-            rest = torch.nonzero(mask).squeeze(1)[: k - i]
-            chosen[i:i + len(rest)] = rest
-            return chosen[: i + len(rest)]
-        cand = torch.multinomial((d2 / total).to(gdev), trials, replacement=True, generator=generator).to(x.device)
+        cand = torch.multinomial(d2 + tiny, trials, replacement=True, generator=generator)
         dc = torch.minimum(d2[:, None], _sq_dists(x, x[cand], xn))  # (N, trials)
-        best = int(torch.argmin(dc.sum(0)))
-        chosen[i] = cand[best]
-        d2 = dc[:, best]
+        best = dc.sum(0).argmin().view(1)
+        chosen[i] = cand[best][0]
+        d2 = dc.index_select(1, best).squeeze(1)
     return chosen
 
 
