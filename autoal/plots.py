@@ -25,6 +25,13 @@ def learning_curve(path: str | Path, curves: dict[str, tuple[Sequence[float], Se
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

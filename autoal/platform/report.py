@@ -345,6 +345,8 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str = "w_mean
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from autoal.plots import save_figure
+
     n = len(arms)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
@@ -363,12 +365,7 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str = "w_mean
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str | Path, *, reference: str | None = None,
