@@ -11,6 +11,12 @@ import numpy as np
 
 from bench.common import median_time, ratio, synthetic_dataset
 
+#: Ray workers import this module by name: give them the repository root on their path,
+#: whatever folder the benchmark was started from.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_RAY_INIT = dict(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}})
+
 
 def _trial(config: dict) -> None:
     import torch
@@ -29,8 +35,10 @@ def _trial(config: dict) -> None:
     tune.report({"aubc": res.aubc})
 
 
-def sweep_concurrency(smoke: bool = False, trials: int = 4) -> dict:
-    """Wall seconds of a 4-trial Tune sweep with max_concurrent_trials 1 and 2 (1 CPU per trial)."""
+def sweep_concurrency(smoke: bool = False, trials: int | None = None) -> dict:
+    """Wall seconds of a 4-trial Tune sweep (2 in smoke mode) with max_concurrent_trials 1 and 2
+    (1 CPU per trial)."""
+    trials = trials or (2 if smoke else 4)
     import ray
     from ray import tune
 
@@ -38,7 +46,7 @@ def sweep_concurrency(smoke: bool = False, trials: int = 4) -> dict:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(**_RAY_INIT)
     rounds, epochs = (1, 5) if smoke else (4, 50)
     walls = {}
     try:
@@ -76,7 +84,7 @@ def scoring_actors(smoke: bool = False) -> dict:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(**_RAY_INIT)
     n = 2000 if smoke else 20000
     ds = synthetic_dataset(n, size=28)
     model = build_model("small_cnn", 1, 10, 28, width=32)

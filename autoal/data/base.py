@@ -91,11 +91,20 @@ def random_crop_flip(x: torch.Tensor, flip: bool, pad: int | None = None,
     return out
 
 
-def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    xf = x.float() / 255.0
-    mean = xf.mean(dim=(0, 2, 3))
-    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return mean, std
+def _channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images in [0, 1], accumulated over chunks in float64
+    so that no float copy of the whole pool is ever held (4x the pool's bytes)."""
+    c = x.shape[1]
+    s1 = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
+    for start in range(0, len(x), chunk):
+        xb = x[start:start + chunk].to(torch.float64) / 255.0
+        s1 += xb.sum(dim=(0, 2, 3))
+        s2 += (xb * xb).sum(dim=(0, 2, 3))
+    n = max(1, x.shape[0] * x.shape[2] * x.shape[3])
+    mean = s1 / n
+    var = (s2 / n - mean * mean).clamp_min(0) * (n / max(n - 1, 1))
+    return mean.float(), var.sqrt().float().clamp_min(1e-3)
 
 
 def validate_arrays(name: str, split: str, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:

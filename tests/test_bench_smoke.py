@@ -1,0 +1,43 @@
+"""The benchmarks must not rot: CI runs each entry point in smoke mode (tiny sizes) and checks
+that it writes complete results. Timings are not asserted (these machines are noisy)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(args, tmp_path, timeout=600):
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
+    _run([str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)], tmp_path)
+    res = json.loads((tmp_path / "smoke.json").read_text())
+    assert res["machine"]["cpus"] and res["smoke"] is True
+    b = res["benchmarks"]
+    assert {"candidate_scoring", "kmeans", "memory", "al_round", "ray_sweep", "ray_scoring"} <= set(b)
+    assert not any("error" in v for v in b.values()), {k: v.get("error") for k, v in b.items()}
+    assert b["candidate_scoring"]["shared_vs_entropy"] > 0 and b["kmeans"]["inertia_ratio"] < 1.5
+    assert b["al_round"]["autoal"]["search"] > 0 and b["ray_sweep"]["speedup"] > 0
+    assert (tmp_path / "smoke.md").read_text().startswith("# autoal benchmarks")
+
+
+@pytest.mark.slow
+def test_gpu_quality_and_strategy_benchmarks_smoke(tmp_path):
+    _run([str(ROOT / "bench" / "gpu.py"), "--smoke", "--out", str(tmp_path / "gpu.json")], tmp_path)
+    gpu = json.loads((tmp_path / "gpu.json").read_text())
+    assert gpu["scoring_images_per_s"] > 0 and "round_total" in gpu["al_rounds"]["autoal"]
+    _run([str(ROOT / "bench" / "strategies.py"), "--smoke", "--out", str(tmp_path / "s")], tmp_path)
+    rows = json.loads((tmp_path / "s" / "strategies.json").read_text())["rows"]
+    assert [r["strategy"] for r in rows] == ["random", "entropy", "margin"]
+    assert (tmp_path / "s" / "strategies_digits.png").stat().st_size > 1000
+    _run([str(ROOT / "bench" / "quality.py"), "--smoke", "--out", str(tmp_path / "q.json")], tmp_path)
+    q = json.loads((tmp_path / "q.json").read_text())
+    assert "autoal" in q["table"] and "margin" in q["table"] and q["best_candidate"]
