@@ -1,24 +1,15 @@
 """Batched k-means in torch (greedy k-means++ seeding, Lloyd iterations), on CPU or GPU.
 
-Used by the KMeans candidate (DESIGN.md §3.1) at k = b. Squared distances are computed as
-||x||² − 2x·c + ||c||² with the row norms computed once, in chunks, so memory stays
-O(chunk × k) and no step loops over samples in Python."""
+Used by the KMeans candidate (DESIGN.md §3.1) at k = b. Squared distances come from
+:mod:`autoal.distances` with the row norms computed once, so no step loops over samples in
+Python."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-
-def _sq_dists(x: torch.Tensor, c: torch.Tensor, x_norm: torch.Tensor | None = None, chunk: int = 16384
-              ) -> torch.Tensor:
-    """(N, K) squared Euclidean distances between rows of ``x`` and rows of ``c``."""
-    xn = (x * x).sum(1) if x_norm is None else x_norm
-    cn = (c * c).sum(1)
-    if x.shape[0] <= chunk:
-        return (xn[:, None] - 2.0 * (x @ c.T) + cn).clamp_min_(0)
-    return torch.cat([(xn[s:s + chunk, None] - 2.0 * (x[s:s + chunk] @ c.T) + cn).clamp_min_(0)
-                      for s in range(0, x.shape[0], chunk)])
+from autoal.distances import sq_dists as _sq_dists
 
 
 def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, n_trials: int | None = None,

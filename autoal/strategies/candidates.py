@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
+from autoal.distances import sq_dists
 from autoal.kmeans import kmeans_picks
 from autoal.strategies import scores
 from autoal.strategies.base import QueryContext, ScoreStrategy, Strategy
@@ -83,11 +84,9 @@ class KMeansSampling(Strategy):
 
     def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
         """1 on the picks; elsewhere in [0, 1), decreasing with the distance to the nearest pick."""
-        from autoal.kmeans import _sq_dists
-
         picks = torch.as_tensor(self.select_positions(cache, n, rng), device=cache.embeddings.device)
         emb = cache.embeddings.float()
-        d = _sq_dists(emb, emb[picks]).min(1).values
+        d = sq_dists(emb, emb[picks]).min(1).values
         m = len(d)
         order = torch.argsort(d, stable=True)
         r = torch.empty(m, device=emb.device)

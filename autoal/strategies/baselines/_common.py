@@ -1,4 +1,4 @@
-"""Helpers shared by the baselines: chunked distances, seeds, and access to what the loop puts
+"""Helpers shared by the baselines: seeds, and access to what the loop puts
 into the query context."""
 from __future__ import annotations
 
@@ -29,24 +29,6 @@ def sub_seed(seed: int, *keys: int) -> int:
 def rng_seed(rng: np.random.Generator) -> int:
     """One draw of the round's generator as a seed for torch generators."""
     return int(rng.integers(0, 2**31 - 1))
-
-
-def sq_dists(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances (len(x), len(c)), as ||x||² − 2x·c + ||c||² clamped at 0."""
-    return ((x * x).sum(1, keepdim=True) - 2.0 * x @ c.T + (c * c).sum(1)).clamp_min_(0)
-
-
-def min_sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """For every row of ``x``, the squared distance to its nearest row of ``c``; memory stays
-    O(chunk²) by tiling both sets."""
-    out = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
-    for s in range(0, x.shape[0], chunk):
-        xb = x[s:s + chunk]
-        best = out[s:s + chunk]
-        for t in range(0, c.shape[0], chunk):
-            best = torch.minimum(best, sq_dists(xb, c[t:t + chunk]).min(1).values)
-        out[s:s + chunk] = best
-    return out
 
 
 def loop_train_config(ctx: QueryContext) -> Any:

@@ -6,7 +6,7 @@ import torch
 
 from autoal.cache import PoolCache
 from autoal.strategies.base import QueryContext, Strategy
-from autoal.strategies.baselines._common import min_sq_dists, sq_dists
+from autoal.distances import min_sq_dists, sq_dists
 from autoal.strategies.registry import register_strategy
 
 
