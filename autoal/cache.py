@@ -52,6 +52,16 @@ class PoolCache:
                          torch.cat([p.logits for p in parts]), mc)
 
 
+def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last (class) dimension, as exp(z − max z) / Σ exp(z − max z).
+
+    Same values as ``torch.softmax`` (to float rounding), written out because torch's CPU kernel
+    is slow when the class dimension is short: 21 ms against 2.8 ms for 10 × 20,000 × 10 on two
+    cores, which made the MC samples cost more than the head passes that produce them."""
+    e = (logits - logits.amax(-1, keepdim=True)).exp_()
+    return e.div_(e.sum(-1, keepdim=True))
+
+
 @torch.no_grad()
 def embed_pool(model: Backbone, dataset: ALDataset, indices: np.ndarray, *, batch_size: int = 1024,
                device: torch.device | None = None, images: torch.Tensor | None = None) -> torch.Tensor:
@@ -78,11 +88,11 @@ def cache_from_embeddings(model: Backbone, indices: np.ndarray, embeddings: torc
     give exactly the single-process result)."""
     model.eval()
     logits = model.fc(embeddings)
-    probs = torch.softmax(logits, dim=1)
+    probs = class_probabilities(logits)
     mc = None
     if mc_samples > 0:
         gen = torch.Generator(device=embeddings.device).manual_seed(int(seed))
-        mc = torch.softmax(model.mc_head(embeddings, mc_samples, generator=gen), dim=-1)
+        mc = class_probabilities(model.mc_head(embeddings, mc_samples, generator=gen))
     return PoolCache(indices=np.asarray(indices, dtype=np.int64), probs=probs, embeddings=embeddings,
                      logits=logits, mc_probs=mc)
 

@@ -1,61 +1,201 @@
 """Batched k-means in torch (greedy k-means++ seeding, Lloyd iterations), on CPU or GPU.
 
-Used by the KMeans candidate (DESIGN.md §3.1) at k = b. Squared distances come from
-:mod:`autoal.distances` with the row norms computed once, so no step loops over samples in
-Python."""
+Used by the KMeans candidate (DESIGN.md §3.1) at k = b, so it runs once per round on the whole
+pool and once per search batch; its cost decides whether "all seven candidates" cost more than
+one. Nothing loops over samples in Python, and nothing inside the seeding waits for the device:
+
+- seeding draws all its random numbers up front and samples by inverse CDF (cumulative sum +
+  binary search), so one seeding step is a fixed sequence of kernels; on CUDA the step is
+  captured once as a CUDA graph and replayed k times (k = 1,000 steps are otherwise bound by
+  kernel-launch latency, not by arithmetic);
+- Lloyd's assignment is ``argmin_j ||c_j||² − 2 x·c_j`` (the row norm ||x||² does not change the
+  argmin), one fused matrix product per row chunk; the minimum also gives the inertia.
+"""
 from __future__ import annotations
 
+import logging
 import math
+from typing import Callable
 
 import torch
 
-from autoal.distances import sq_dists as _sq_dists
+log = logging.getLogger(__name__)
+
+#: Elements of one (rows × centres) distance block; bounds the memory of an assignment pass.
+BLOCK_ELEMENTS = 1 << 24
+#: Seeding steps captured in one CUDA graph (replayed ⌈(k − 1)/STEPS_PER_GRAPH⌉ times).
+STEPS_PER_GRAPH = 8
+#: Below this k a CUDA graph does not pay for its capture.
+MIN_K_FOR_GRAPH = 64
+
+
+def _seed_uniforms(k: int, trials: int, generator: torch.Generator, device: torch.device, pad: int = 0
+                   ) -> torch.Tensor:
+    """All random numbers of a seeding, drawn before it starts: (k + pad, trials) in [0, 1)."""
+    return torch.rand((k + pad, trials), generator=generator, device=device)
+
+
+def _sample_by_weight(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Positions drawn with probability ∝ ``weights`` (≥ 0), one per uniform in ``u``, by inverse
+    CDF. Zero-weight positions are never drawn unless every weight is zero (then position 0)."""
+    cum = torch.cumsum(weights, 0)
+    pos = torch.searchsorted(cum, u * cum[-1], right=True)
+    return pos.clamp_max_(weights.shape[0] - 1)
+
+
+def augment_rows(x: torch.Tensor, x_norm: torch.Tensor | None = None) -> torch.Tensor:
+    """[x, ||x||², 1] (N, D + 2): with :func:`augment_centres`, one matrix product gives squared
+    distances ||x||² − 2x·c + ||c||² with no broadcast copy."""
+    xn = (x * x).sum(1) if x_norm is None else x_norm
+    return torch.cat([x, xn.unsqueeze(1), torch.ones_like(xn).unsqueeze(1)], 1)
+
+
+def augment_centres(c: torch.Tensor) -> torch.Tensor:
+    """[−2c, 1, ||c||²] (K, D + 2), the partner of :func:`augment_rows`."""
+    cn = (c * c).sum(1, keepdim=True)
+    return torch.cat([-2.0 * c, torch.ones_like(cn), cn], 1)
 
 
 def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, n_trials: int | None = None,
-                     x_norm: torch.Tensor | None = None) -> torch.Tensor:
+                     x_norm: torch.Tensor | None = None, use_graph: bool | None = None,
+                     x_aug: torch.Tensor | None = None) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; the greedy variant with
     2 + ⌊ln k⌋ candidates per step, as scikit-learn uses): row positions of k seeds.
 
-    All candidates of a step are evaluated in one matrix product, and no step waits for the
-    device (no host synchronization inside the loop), so k = 1,000 seeds on a GPU cost a few
-    kernel launches each. ``generator`` must live on ``x``'s device. With fewer than k distinct
-    points some seeds repeat; :func:`kmeans_picks` then fills the empty clusters."""
+    Each step draws its candidates with probability ∝ D(x)² (the squared distance to the nearest
+    seed so far), keeps the one that lowers the potential Σ D² most, and updates D². All
+    candidates of a step are evaluated in one matrix product. ``generator`` must live on ``x``'s
+    device. With fewer than k distinct points some seeds repeat; :func:`kmeans_picks` then fills
+    the empty clusters. ``use_graph`` (default: on CUDA when k ≥ ``MIN_K_FOR_GRAPH``) replays
+    the step as a CUDA graph; the seeds are the same either way."""
     n = x.shape[0]
-    xn = (x * x).sum(1) if x_norm is None else x_norm
+    x = x.float()
     trials = n_trials or 2 + int(math.log(max(k, 1)))
-    first = torch.randint(0, n, (1,), generator=generator, device=x.device)
-    chosen = torch.empty(k, dtype=torch.long, device=x.device)
-    chosen[0] = first[0]
-    d2 = _sq_dists(x, x[first], xn).squeeze(1)
-    tiny = torch.finfo(d2.dtype).tiny
-    for i in range(1, k):
-        cand = torch.multinomial(d2 + tiny, trials, replacement=True, generator=generator)
-        dc = torch.minimum(d2[:, None], _sq_dists(x, x[cand], xn))  # (N, trials)
-        best = dc.sum(0).argmin().view(1)
-        chosen[i] = cand[best][0]
-        d2 = dc.index_select(1, best).squeeze(1)
-    return chosen
+    graph = (x.is_cuda and k >= MIN_K_FOR_GRAPH) if use_graph is None else bool(use_graph and x.is_cuda)
+    pad = STEPS_PER_GRAPH if graph else 0
+    u = _seed_uniforms(k, trials, generator, x.device, pad)
+    xa = augment_rows(x, x_norm) if x_aug is None else x_aug
+    # rows of xa times columns of [−2x, 1, ||x||²]ᵀ are squared distances: a step's product is
+    # (trials × (D + 2)) @ ((D + 2) × N), its left side a plain row gather
+    xct = augment_centres(x).T.contiguous()
+
+    chosen = torch.zeros(k + pad, dtype=torch.long, device=x.device)
+    chosen[:1] = (u[0, :1] * n).long().clamp_max_(n - 1)
+    d2 = torch.mm(xa.index_select(0, chosen[:1]), xct).squeeze(0).clamp_min_(0)
+    step = torch.ones(1, dtype=torch.long, device=x.device)
+
+    def one_step() -> None:
+        cand = _sample_by_weight(d2, u.index_select(0, step).squeeze(0))          # (trials,)
+        dc = torch.mm(xa.index_select(0, cand), xct)                               # (trials, N)
+        torch.minimum(dc, d2.unsqueeze(0), out=dc)
+        best = dc.sum(1).argmin().view(1)                                          # lowest potential
+        chosen.index_copy_(0, step, cand.index_select(0, best))
+        torch.clamp_min(dc.index_select(0, best).squeeze(0), 0, out=d2)  # rounding can dip below 0
+        step.add_(1)
+
+    if k > 1:
+        if graph:
+            _replay_as_graph(one_step, k - 1)
+        else:
+            for _ in range(k - 1):
+                one_step()
+    return chosen[:k]
+
+
+def _replay_as_graph(one_step: Callable[[], None], steps: int) -> None:
+    """Run ``one_step`` ``steps`` times (or up to STEPS_PER_GRAPH − 1 more: the caller pads its
+    buffers): a few eager steps warm up the kernels, then STEPS_PER_GRAPH steps are captured in
+    one CUDA graph and replayed."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    warm = min(steps, 2)
+    with torch.cuda.stream(side):
+        for _ in range(warm):
+            one_step()
+    torch.cuda.current_stream().wait_stream(side)
+    left = steps - warm
+    if left <= 0:
+        return
+    g = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(g):
+            for _ in range(STEPS_PER_GRAPH):
+                one_step()
+    except RuntimeError as err:  # capture records without running, so no step ran: go on eagerly
+        log.warning("k-means++ seeding: CUDA graph capture failed (%s); running the steps eagerly", err)
+        for _ in range(left):
+            one_step()
+        return
+    for _ in range(math.ceil(left / STEPS_PER_GRAPH)):
+        g.replay()
+    del g
+
+
+def _distance_blocks(x_aug: torch.Tensor, centres: torch.Tensor):
+    """Yield (row offset, block of squared distances) in row blocks of at most ``BLOCK_ELEMENTS``."""
+    ct = augment_centres(centres).T
+    rows = max(1, BLOCK_ELEMENTS // max(1, centres.shape[0]))
+    for s in range(0, x_aug.shape[0], rows):
+        yield s, torch.mm(x_aug[s:s + rows], ct)
+
+
+def assign_to_nearest(x_aug: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every row (given augmented, :func:`augment_rows`): (squared distance to its nearest
+    centre, that centre's index)."""
+    parts = [blk.min(1) for _, blk in _distance_blocks(x_aug, centres)]
+    if not parts:
+        return x_aug.new_zeros(0), torch.zeros(0, dtype=torch.long, device=x_aug.device)
+    v = torch.cat([p.values for p in parts]).clamp_min_(0)
+    return v, torch.cat([p.indices for p in parts])
 
 
 def kmeans(x: torch.Tensor, k: int, *, iters: int = 20, seed: int = 0, tol: float = 1e-4
            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cluster rows of ``x`` into ``k`` groups. Returns (centres (k, D), assignment (N,))."""
+    """Cluster rows of ``x`` into ``k`` groups: greedy k-means++ seeds, then at most ``iters``
+    Lloyd iterations. Stops, as scikit-learn does, when no assignment changes or when the summed
+    squared centre shift falls to ``tol`` × the mean per-feature variance. An empty cluster keeps
+    its centre. Returns (centres (k, D), assignment (N,))."""
+    centres, _, assign = _kmeans(x.float(), k, iters, seed, tol)
+    return centres, assign
+
+
+def _kmeans(x: torch.Tensor, k: int, iters: int, seed: int, tol: float
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`kmeans` on float rows; also returns every row's squared distance to its centre."""
+    with torch.autocast(x.device.type, enabled=False):
+        # centred rows keep ||x||² small next to the distances, so less of float32 is lost
+        # when distances are formed as ||x||² − 2x·c + ||c||²
+        mean = x.mean(0) if x.shape[0] else x.new_zeros(x.shape[1:])
+        xc = x - mean
+        xa = augment_rows(xc)
+        gen = torch.Generator(device=x.device).manual_seed(int(seed))
+        centres = xc.index_select(0, kmeans_plus_plus(xc, k, gen, x_aug=xa))
+        centres, assign = lloyd(xc, centres, iters=iters, tol=tol, x_aug=xa)
+        own = (xc - centres.index_select(0, assign)).square_().sum(1)
+    return centres + mean, own, assign
+
+
+def lloyd(x: torch.Tensor, centres: torch.Tensor, *, iters: int = 20, tol: float = 1e-4,
+          x_aug: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``iters`` Lloyd iterations from the given centres; stops as :func:`kmeans`
+    documents. (Hamerly's bounds were tried: on 64-d embeddings at k = 100 they still had to
+    recompute 55-75 % of the rows every iteration and made it slower.)"""
     x = x.float()
-    xn = (x * x).sum(1)
-    gen = torch.Generator(device=x.device).manual_seed(int(seed))
-    centres = x[kmeans_plus_plus(x, k, gen, x_norm=xn)].clone()
-    scale = x.var(0).sum() + 1e-12
+    xa = augment_rows(x) if x_aug is None else x_aug
+    k = centres.shape[0]
+    _, assign = assign_to_nearest(xa, centres)
+    tol_abs = tol * x.var(0).mean() if x.shape[0] > 1 else x.new_zeros(())
     for _ in range(iters):
-        assign = _sq_dists(x, centres, xn).argmin(1)
         sums = torch.zeros_like(centres).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k).to(x.dtype).unsqueeze(1)
         new = torch.where(counts > 0, sums / counts.clamp_min(1), centres)
-        shift = (new - centres).pow(2).sum(1).max()
+        shift = (new - centres).square_().sum()
         centres = new
-        if shift <= tol * scale:
+        _, new_assign = assign_to_nearest(xa, centres)
+        done = (shift <= tol_abs) | (new_assign == assign).all()
+        assign = new_assign
+        if bool(done):  # one host synchronization per iteration
             break
-    assign = _sq_dists(x, centres, xn).argmin(1)
     return centres, assign
 
 
@@ -66,9 +206,7 @@ def kmeans_picks(x: torch.Tensor, k: int, *, seed: int = 0, iters: int = 20) -> 
     n = x.shape[0]
     k = min(k, n)
     x = x.float()
-    centres, assign = kmeans(x, k, iters=iters, seed=seed)
-    d = _sq_dists(x, centres)
-    own = d.gather(1, assign.unsqueeze(1)).squeeze(1)
+    _, own, assign = _kmeans(x, k, iters, seed, 1e-4)
     # per cluster: the member of minimal distance (ties → lowest position)
     best = torch.full((k,), float("inf"), device=x.device).scatter_reduce(0, assign, own, reduce="amin")
     is_best = own <= best[assign]
@@ -79,7 +217,7 @@ def kmeans_picks(x: torch.Tensor, k: int, *, seed: int = 0, iters: int = 20) -> 
     if picks.numel() < k:  # empty clusters
         taken = torch.zeros(n, dtype=torch.bool, device=x.device)
         taken[picks] = True
-        far = torch.where(taken, torch.full_like(own, -1.0), d.min(1).values)
+        far = torch.where(taken, torch.full_like(own, -1.0), own)
         extra = torch.argsort(far, descending=True, stable=True)[: k - picks.numel()]
         picks = torch.cat([picks, extra])
     return picks

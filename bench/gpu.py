@@ -60,6 +60,8 @@ def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int
     per_candidate = {s.name: median_time(lambda s=s: s.select_positions(cache, query, np.random.default_rng(0)),
                                          repeats) for s in strategies}
 
+    kmeans_figures = kmeans_on_device(cache.embeddings, query, repeats)
+
     cfg = TrainConfig(epochs=epochs, batch_size=batch, optimizer="sgd", lr=0.05)
     lab = np.arange(labeled)
     train_model(model, ds, lab, TrainConfig(epochs=1, batch_size=batch), device=dev, seed=0, images=images)  # warm-up
@@ -80,7 +82,7 @@ def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int
     t_round = time.perf_counter() - t0
     rounds = al_rounds(n_pool=n_pool, labeled=labeled, query=query, epochs=epochs, batch=batch, width=width)
     return {
-        "al_rounds": rounds,
+        "al_rounds": rounds, "kmeans": kmeans_figures,
         "machine": machine(), "n_pool": n_pool, "model": f"resnet18(width={width})", "precision": "bf16 autocast" if dev.type == "cuda" else "fp32",
         "scoring_seconds_backbone_pass": t_embed, "scoring_images_per_s": n_pool / t_embed,
         "seconds_all_seven_candidates": t_all, "seconds_entropy_only": t_ent,
@@ -90,6 +92,52 @@ def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int
         "target_all_seven_under_s": 0.5, "meets_target": t_all < 0.5,
         "reference_h200": {"backbone_pass_50k_s": 0.22, "train_images_per_s": 57000},
     }
+
+
+def kmeans_on_device(emb: torch.Tensor, k: int, repeats: int) -> dict:
+    """The KMeans candidate's parts on the pool's embeddings: greedy k-means++ seeding stepped
+    eagerly vs replayed as a CUDA graph (and whether both give the same seeds), then the whole
+    candidate (seeding + Lloyd + picks), and its inertia against the same on the CPU."""
+    from autoal.kmeans import kmeans, kmeans_picks, kmeans_plus_plus
+
+    x = emb.float()
+
+    def seeds(graph: bool) -> torch.Tensor:
+        return kmeans_plus_plus(x, k, torch.Generator(device=x.device).manual_seed(0), use_graph=graph)
+
+    out = {"n": x.shape[0], "d": x.shape[1], "k": k,
+           "seconds_seeding_eager": median_time(lambda: seeds(False), repeats),
+           "seconds_picks": median_time(lambda: kmeans_picks(x, k, seed=0), repeats)}
+    if x.is_cuda:
+        out["seconds_seeding_cuda_graph"] = median_time(lambda: seeds(True), repeats)
+        out["graph_vs_eager"] = {"tf32_" + ("on" if torch.backends.cuda.matmul.allow_tf32 else "off"):
+                                 compare_seedings(x, seeds(True), seeds(False))}
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = not tf32
+        try:
+            out["graph_vs_eager"]["tf32_" + ("off" if tf32 else "on")] = compare_seedings(x, seeds(True), seeds(False))
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+
+    def inertia(z: torch.Tensor) -> float:
+        c, a = kmeans(z, k, seed=0)
+        return float((z - c[a]).square().sum())
+
+    if x.is_cuda:
+        out["inertia_device_vs_cpu"] = inertia(x) / inertia(x.cpu())
+    return out
+
+
+def compare_seedings(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> dict:
+    """Two seedings of the same data: identical?, shared seeds, and the ratio of their k-means
+    potentials (Σ squared distance to the nearest seed) — cuBLAS may pick other kernels while a
+    graph is captured, so rounding, and with it a near-tie, can differ."""
+    from autoal.kmeans import assign_to_nearest, augment_rows
+
+    xa = augment_rows(x)
+    pot = [float(assign_to_nearest(xa, x[s])[0].double().sum()) for s in (a, b)]
+    shared = len(set(a.tolist()) & set(b.tolist())) / len(a)
+    return {"identical": bool(torch.equal(a, b)), "shared_seeds": shared, "potential_ratio": pot[0] / pot[1]}
 
 
 def al_rounds(n_pool: int, labeled: int, query: int, epochs: int, batch: int, width: int) -> dict:

@@ -22,9 +22,12 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
     res = json.loads((tmp_path / "smoke.json").read_text())
     assert res["machine"]["cpus"] and res["smoke"] is True
     b = res["benchmarks"]
-    assert {"candidate_scoring", "kmeans", "memory", "al_round", "ray_sweep", "ray_scoring"} <= set(b)
+    assert {"candidate_scoring", "candidate_scoring_32px", "kmeans", "memory", "al_round", "ray_sweep",
+            "ray_scoring"} <= set(b)
     assert not any("error" in v for v in b.values()), {k: v.get("error") for k, v in b.items()}
     assert b["candidate_scoring"]["shared_vs_entropy"] > 0 and b["kmeans"]["inertia_ratio"] < 1.5
+    assert set(b["candidate_scoring_32px"]["seconds_select"]) == {"entropy", "margin", "least_confidence", "kmeans",
+                                                                  "bald", "var_ratio", "mean_std"}
     assert b["al_round"]["autoal"]["search"] > 0 and b["ray_sweep"]["speedup"] > 0
     assert (tmp_path / "smoke.md").read_text().startswith("# autoal benchmarks")
 
@@ -34,6 +37,7 @@ def test_gpu_quality_and_strategy_benchmarks_smoke(tmp_path):
     _run([str(ROOT / "bench" / "gpu.py"), "--smoke", "--out", str(tmp_path / "gpu.json")], tmp_path)
     gpu = json.loads((tmp_path / "gpu.json").read_text())
     assert gpu["scoring_images_per_s"] > 0 and "round_total" in gpu["al_rounds"]["autoal"]
+    assert gpu["kmeans"]["seconds_picks"] > 0 and gpu["kmeans"]["k"] == 20
     _run([str(ROOT / "bench" / "strategies.py"), "--smoke", "--out", str(tmp_path / "s")], tmp_path)
     rows = json.loads((tmp_path / "s" / "strategies.json").read_text())["rows"]
     assert [r["strategy"] for r in rows] == ["random", "entropy", "margin"]

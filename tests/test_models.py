@@ -1,4 +1,5 @@
 import torch
+import pytest
 
 from autoal.models import build_model
 
@@ -23,3 +24,49 @@ def test_small_cnn_on_digits_size_and_dropout_free_mc_is_constant():
     mc = m.mc_head(emb, 3)
     assert torch.allclose(mc[0], mc[2])
     assert len(m.stages(torch.randn(2, 1, 8, 8))) == 4
+
+
+def test_dropout_keep_mask_keeps_one_minus_p_and_rescales_exactly():
+    from autoal.models.base import dropout_keep_mask
+
+    for p in (0.1, 0.3, 0.5):
+        keep, scale = dropout_keep_mask((400, 500), p, torch.Generator().manual_seed(0), torch.device("cpu"))
+        assert keep.shape == (400, 500) and keep.dtype == torch.bool
+        n = keep.numel()
+        assert abs(keep.float().mean().item() - (1 - p)) < 4 * (p * (1 - p) / n) ** 0.5
+        assert abs(scale - 1 / (1 - p)) < 1e-4
+    # seeded; odd sizes (not a multiple of the 4 lanes in a 64-bit word) work
+    a, _ = dropout_keep_mask((7, 3), 0.3, torch.Generator().manual_seed(1), torch.device("cpu"))
+    b, _ = dropout_keep_mask((7, 3), 0.3, torch.Generator().manual_seed(1), torch.device("cpu"))
+    assert torch.equal(a, b)
+
+
+def test_mc_head_is_an_unbiased_dropout_of_the_head():
+    from autoal.models import build_model
+
+    m = build_model("small_cnn", 1, 10, 8, dropout=0.3)
+    emb = torch.randn(50, m.embedding_dim, generator=torch.Generator().manual_seed(0))
+    mc = m.mc_head(emb, 4000, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = m.fc(emb)
+    assert mc.shape == (4000, 50, 10)
+    assert torch.allclose(mc.mean(0), ref, atol=0.05)  # inverted dropout keeps the expectation
+    assert mc.std(0).mean() > 0.05                     # and the draws really differ
+
+
+def test_class_probabilities_equal_torch_softmax():
+    from autoal.cache import class_probabilities
+
+    z = torch.randn(3, 200, 10, generator=torch.Generator().manual_seed(0)) * 30
+    z[0, 0] = torch.tensor([1000.0] + [0.0] * 9)  # no overflow
+    p = class_probabilities(z.clone())
+    assert torch.allclose(p, torch.softmax(z, -1), atol=1e-6)
+    assert torch.allclose(p.sum(-1), torch.ones(3, 200))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_dropout_keep_mask_on_cuda_keeps_one_minus_p():
+    from autoal.models.base import dropout_keep_mask
+
+    keep, _ = dropout_keep_mask((1000, 512), 0.3, torch.Generator(device="cuda").manual_seed(0), torch.device("cuda"))
+    assert keep.is_cuda and abs(keep.float().mean().item() - 0.7) < 4 * (0.21 / keep.numel()) ** 0.5

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autoal.cache import PoolCache
+from autoal.cache import PoolCache, class_probabilities
 from autoal.device import autocast
 from autoal.models import Backbone
 from autoal.search.losses import (aggregated_score, budget_regularizer, gmm_threshold, indicator_count,
@@ -125,10 +125,10 @@ def batch_cache(model: Backbone, x: torch.Tensor, mc_samples: int, generator: to
         emb = model.embed(x)
     emb = emb.float()
     logits = model.fc(emb)
-    mc = torch.softmax(model.mc_head(emb, mc_samples, generator=generator), -1) if mc_samples > 0 else None
+    mc = class_probabilities(model.mc_head(emb, mc_samples, generator=generator)) if mc_samples > 0 else None
     model.train(was_training)
     idx = np.arange(len(x)) if indices is None else np.asarray(indices)
-    return PoolCache(indices=idx, probs=torch.softmax(logits, 1), embeddings=emb, logits=logits, mc_probs=mc)
+    return PoolCache(indices=idx, probs=class_probabilities(logits), embeddings=emb, logits=logits, mc_probs=mc)
 
 
 def candidate_matrix(candidates: Sequence[Any], cache: PoolCache, n: int, kind: str,

@@ -31,10 +31,12 @@ def bald(mc: torch.Tensor) -> torch.Tensor:
 def var_ratio(mc: torch.Tensor) -> torch.Tensor:
     """Variation ratio over T dropout samples: 1 − (count of the modal predicted class)/T."""
     t, _, c = mc.shape
-    votes = torch.nn.functional.one_hot(mc.argmax(-1), c).sum(0)  # (N, C)
-    return 1.0 - votes.max(-1).values.float() / t
+    top = mc.argmax(-1).T  # (N, T): each sample's predicted class per dropout draw
+    votes = torch.zeros(top.shape[0], c, device=mc.device).scatter_add_(1, top, torch.ones(top.shape, device=mc.device))
+    return 1.0 - votes.max(-1).values / t
 
 
 def mean_std(mc: torch.Tensor) -> torch.Tensor:
     """Mean over classes of the (population) standard deviation over the T samples."""
-    return mc.std(0, correction=0).mean(-1)
+    centred = mc - mc.mean(0)
+    return centred.square_().mean(0).sqrt_().mean(-1)
