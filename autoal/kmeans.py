@@ -43,11 +43,19 @@ def _sample_by_weight(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return pos.clamp_max_(weights.shape[0] - 1)
 
 
-def augment_rows(x: torch.Tensor, x_norm: torch.Tensor | None = None) -> torch.Tensor:
-    """[x, ||x||², 1] (N, D + 2): with :func:`augment_centres`, one matrix product gives squared
+def augment_rows(x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+    """[x − shift, ||x − shift||², 1] (N, D + 2), built in one buffer. Against
+    :func:`augment_centres` of centres in the same frame, one matrix product gives the squared
     distances ||x||² − 2x·c + ||c||² with no broadcast copy."""
-    xn = (x * x).sum(1) if x_norm is None else x_norm
-    return torch.cat([x, xn.unsqueeze(1), torch.ones_like(xn).unsqueeze(1)], 1)
+    n, d = x.shape
+    out = x.new_empty(n, d + 2, dtype=torch.float32)
+    if shift is None:
+        out[:, :d].copy_(x)
+    else:
+        torch.sub(x, shift, out=out[:, :d])
+    out[:, d] = torch.linalg.vector_norm(out[:, :d], dim=1).square_()
+    out[:, d + 1] = 1.0
+    return out
 
 
 def augment_centres(c: torch.Tensor) -> torch.Tensor:
@@ -56,9 +64,18 @@ def augment_centres(c: torch.Tensor) -> torch.Tensor:
     return torch.cat([-2.0 * c, torch.ones_like(cn), cn], 1)
 
 
+def _as_centres_transposed(x_aug: torch.Tensor) -> torch.Tensor:
+    """Every augmented row as a centre, transposed: [−2x, 1, ||x||²]ᵀ (D + 2, N), one pass."""
+    n, d = x_aug.shape[0], x_aug.shape[1] - 2
+    out = x_aug.new_empty(d + 2, n)
+    torch.mul(x_aug[:, :d].T, -2.0, out=out[:d])
+    out[d] = 1.0
+    out[d + 1] = x_aug[:, d]
+    return out
+
+
 def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, n_trials: int | None = None,
-                     x_norm: torch.Tensor | None = None, use_graph: bool | None = None,
-                     x_aug: torch.Tensor | None = None) -> torch.Tensor:
+                     use_graph: bool | None = None, x_aug: torch.Tensor | None = None) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; the greedy variant with
     2 + ⌊ln k⌋ candidates per step, as scikit-learn uses): row positions of k seeds.
 
@@ -67,17 +84,18 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, n_tria
     candidates of a step are evaluated in one matrix product. ``generator`` must live on ``x``'s
     device. With fewer than k distinct points some seeds repeat; :func:`kmeans_picks` then fills
     the empty clusters. ``use_graph`` (default: on CUDA when k ≥ ``MIN_K_FOR_GRAPH``) replays
-    the step as a CUDA graph; the seeds are the same either way."""
+    the step as a CUDA graph (same steps; cuBLAS may pick other kernels under capture, so large
+    inputs can round, and break a near-tie, differently). ``x_aug`` may supply
+    :func:`augment_rows` of ``x``."""
     n = x.shape[0]
-    x = x.float()
     trials = n_trials or 2 + int(math.log(max(k, 1)))
     graph = (x.is_cuda and k >= MIN_K_FOR_GRAPH) if use_graph is None else bool(use_graph and x.is_cuda)
     pad = STEPS_PER_GRAPH if graph else 0
     u = _seed_uniforms(k, trials, generator, x.device, pad)
-    xa = augment_rows(x, x_norm) if x_aug is None else x_aug
+    xa = augment_rows(x.float()) if x_aug is None else x_aug
     # rows of xa times columns of [−2x, 1, ||x||²]ᵀ are squared distances: a step's product is
     # (trials × (D + 2)) @ ((D + 2) × N), its left side a plain row gather
-    xct = augment_centres(x).T.contiguous()
+    xct = _as_centres_transposed(xa)
 
     chosen = torch.zeros(k + pad, dtype=torch.long, device=x.device)
     chosen[:1] = (u[0, :1] * n).long().clamp_max_(n - 1)
@@ -155,48 +173,65 @@ def kmeans(x: torch.Tensor, k: int, *, iters: int = 20, seed: int = 0, tol: floa
     Lloyd iterations. Stops, as scikit-learn does, when no assignment changes or when the summed
     squared centre shift falls to ``tol`` × the mean per-feature variance. An empty cluster keeps
     its centre. Returns (centres (k, D), assignment (N,))."""
-    centres, _, assign = _kmeans(x.float(), k, iters, seed, tol)
+    centres, _, assign = _kmeans(x, k, iters, seed, tol)
     return centres, assign
 
 
 def _kmeans(x: torch.Tensor, k: int, iters: int, seed: int, tol: float
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`kmeans` on float rows; also returns every row's squared distance to its centre."""
+    """:func:`kmeans`; also returns every row's squared distance to its centre."""
     with torch.autocast(x.device.type, enabled=False):
-        # centred rows keep ||x||² small next to the distances, so less of float32 is lost
-        # when distances are formed as ||x||² − 2x·c + ||c||²
-        mean = x.mean(0) if x.shape[0] else x.new_zeros(x.shape[1:])
-        xc = x - mean
-        xa = augment_rows(xc)
+        mean, xc, xa = _centred(x)
         gen = torch.Generator(device=x.device).manual_seed(int(seed))
-        centres = xc.index_select(0, kmeans_plus_plus(xc, k, gen, x_aug=xa))
-        centres, assign = lloyd(xc, centres, iters=iters, tol=tol, x_aug=xa)
-        own = (xc - centres.index_select(0, assign)).square_().sum(1)
-    return centres + mean, own, assign
+        seeds = kmeans_plus_plus(xc, k, gen, x_aug=xa)
+        centres, dist, assign = _lloyd(xc, xa, xc.index_select(0, seeds), iters, tol)
+    return centres + mean, dist, assign
 
 
-def lloyd(x: torch.Tensor, centres: torch.Tensor, *, iters: int = 20, tol: float = 1e-4,
-          x_aug: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """At most ``iters`` Lloyd iterations from the given centres; stops as :func:`kmeans`
-    documents. (Hamerly's bounds were tried: on 64-d embeddings at k = 100 they still had to
-    recompute 55-75 % of the rows every iteration and made it slower.)"""
+def _centred(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(the mean row, the centred rows, their :func:`augment_rows`). Centred rows keep ||x||²
+    small next to the distances, so less of float32 is lost in ||x||² − 2x·c + ||c||². The
+    centred rows are kept contiguous as well: ``index_add_`` over a strided view of the
+    augmented rows is 7× slower on CPU."""
     x = x.float()
-    xa = augment_rows(x) if x_aug is None else x_aug
+    mean = x.mean(0) if x.shape[0] else x.new_zeros(x.shape[1:])
+    xc = x - mean
+    return mean, xc, augment_rows(xc)
+
+
+def lloyd(x: torch.Tensor, centres: torch.Tensor, *, iters: int = 20, tol: float = 1e-4
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``iters`` Lloyd iterations from the given centres; stops as :func:`kmeans`
+    documents. Returns (centres, assignment)."""
+    with torch.autocast(x.device.type, enabled=False):
+        mean, xc, xa = _centred(x)
+        c, _, assign = _lloyd(xc, xa, centres.float() - mean, iters, tol)
+    return c + mean, assign
+
+
+def _lloyd(x: torch.Tensor, xa: torch.Tensor, centres: torch.Tensor, iters: int, tol: float
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lloyd on centred rows ``x`` (and their augmented form ``xa``): (centres, squared distance
+    to own centre, assignment).
+    (Hamerly's bounds were tried: on 64-d embeddings at k = 100 they still had to recompute
+    55-75 % of the rows every iteration and made it slower.)"""
+    n, d = x.shape
     k = centres.shape[0]
-    _, assign = assign_to_nearest(xa, centres)
-    tol_abs = tol * x.var(0).mean() if x.shape[0] > 1 else x.new_zeros(())
+    dist, assign = assign_to_nearest(xa, centres)
+    # the rows are centred, so the mean per-feature variance is the mean squared row norm / D
+    tol_abs = tol * xa[:, d].sum() / max(1, n * d)
     for _ in range(iters):
         sums = torch.zeros_like(centres).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k).to(x.dtype).unsqueeze(1)
         new = torch.where(counts > 0, sums / counts.clamp_min(1), centres)
         shift = (new - centres).square_().sum()
         centres = new
-        _, new_assign = assign_to_nearest(xa, centres)
+        dist, new_assign = assign_to_nearest(xa, centres)
         done = (shift <= tol_abs) | (new_assign == assign).all()
         assign = new_assign
         if bool(done):  # one host synchronization per iteration
             break
-    return centres, assign
+    return centres, dist, assign
 
 
 def kmeans_picks(x: torch.Tensor, k: int, *, seed: int = 0, iters: int = 20) -> torch.Tensor:
