@@ -172,12 +172,65 @@ def al_rounds(n_pool: int, labeled: int, query: int, epochs: int, batch: int, wi
     return out
 
 
+def profile_autoal_query(out_dir: Path, n_pool: int, labeled: int, query: int, epochs: int, batch: int,
+                         width: int) -> None:
+    """torch.profiler over AutoAL's round-1 query (search + selection) at the benchmark's sizes:
+    the top operators by device time and by host time, written as text tables to ``out_dir``."""
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from autoal.config import RunConfig
+    from autoal.loop import ActiveLearningLoop
+    from autoal.strategies.autoal_search import AutoAL
+
+    original = AutoAL.query
+    calls = {"n": 0}
+
+    def profiled(self, ctx):
+        calls["n"] += 1
+        if calls["n"] != 2:
+            return original(self, ctx)
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+        with profile(activities=acts) as prof:
+            picks = original(self, ctx)
+            sync()
+        ka = prof.key_averages()
+        (out_dir / "profile_query_host.txt").write_text(ka.table(sort_by="self_cpu_time_total", row_limit=40))
+        if torch.cuda.is_available():
+            (out_dir / "profile_query_device.txt").write_text(ka.table(sort_by="self_device_time_total", row_limit=40))
+        return picks
+
+    AutoAL.query = profiled
+    try:
+        ds = synthetic_dataset(n_pool, n_test=1000, size=32, channels=3)
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = RunConfig.from_dict({
+                "model": {"name": "resnet18", "width": width},
+                "train": {"epochs": epochs, "batch_size": batch, "optimizer": "sgd", "lr": 0.05},
+                "al": {"initial_size": labeled, "query_size": query, "rounds": 3, "mc_samples": 10},
+                "strategy": {"name": "autoal", "params": {"batch_size": batch, "gmm_samples": 2000}},
+                "scoring": {"batch_size": 2048}, "tracking": {"enabled": False},
+                "runtime": {"output_dir": tmp, "quiet": True}})
+            ActiveLearningLoop(cfg, dataset=ds).run()
+    finally:
+        AutoAL.query = original
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench/results/gpu.json")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, runs on a CPU")
+    ap.add_argument("--profile", action="store_true",
+                    help="only profile AutoAL's query (torch.profiler tables next to --out)")
     args = ap.parse_args()
     kw = dict(n_pool=600, labeled=100, query=20, epochs=1, batch=64, repeats=1, width=8) if args.smoke else {}
+    if args.profile:
+        sizes = {k: v for k, v in (kw or dict(n_pool=50000, labeled=5000, query=1000, epochs=2, batch=512,
+                                              width=64)).items() if k != "repeats"}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        profile_autoal_query(Path(args.out).parent, **sizes)
+        return 0
     res = run(**kw)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))

@@ -282,3 +282,24 @@ def test_config_group_lists_every_constructor_default():
     defaults = {k: list(p.default) if isinstance(p.default, tuple) else p.default
                 for k, p in inspect.signature(AutoAL).parameters.items()}
     assert conf["params"] == defaults
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_search_nets_run_channels_last_on_cuda(digits_ctx_parts):
+    """FitNet and SearchNet take the GPU fast path (channels-last, like the task model); a
+    layout mismatch would put a conversion kernel in front of every convolution."""
+    import copy
+
+    from autoal.device import prepare_model
+
+    ds, model, labeled, unlabeled, cache = digits_ctx_parts
+    dev = torch.device("cuda")
+    ctx = QueryContext(cache=cache.to(dev), unlabeled=unlabeled, labeled=labeled, n=10,
+                       rng=np.random.default_rng(7), seed=7, model=prepare_model(copy.deepcopy(model), dev),
+                       dataset=ds, device=dev)
+    strategy = AutoAL(**TINY)
+    picks = strategy.query(ctx)
+    assert len(np.unique(picks)) == 10
+    for net in (strategy.nets.searchnet, strategy.nets.fitnet):
+        convs = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
+        assert convs and all(w.is_cuda and w.is_contiguous(memory_format=torch.channels_last) for w in convs)

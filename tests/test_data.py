@@ -615,3 +615,15 @@ def test_npz_shape_mismatches(tmp_path):
     p = _npz(tmp_path / "g.npz", x_test=np.zeros((3, 12, 12, 3), np.uint8))
     with pytest.raises(DataError, match="must match"):
         _load("npz", path=str(p))
+
+
+def test_random_crop_flip_keeps_a_channels_last_batch_channels_last():
+    from autoal.data.base import random_crop_flip
+
+    x = torch.randn(6, 3, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    plain = random_crop_flip(x, flip=True, generator=g)
+    g = torch.Generator().manual_seed(0)
+    cl = random_crop_flip(x.contiguous(memory_format=torch.channels_last), flip=True, generator=g)
+    assert cl.is_contiguous(memory_format=torch.channels_last) and plain.is_contiguous()
+    assert torch.equal(cl, plain)  # same values, only the layout differs

@@ -88,6 +88,10 @@ def random_crop_flip(x: torch.Tensor, flip: bool, pad: int | None = None,
     if flip:
         mask = torch.rand(n, generator=generator, device=gen_dev).to(dev) < 0.5
         out = torch.where(mask.view(n, 1, 1, 1), out.flip(-1), out)
+    # keep a channels-last batch channels-last (gather returns the default layout; on a GPU a
+    # layout change costs a conversion kernel in front of every convolution)
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        out = out.contiguous(memory_format=torch.channels_last)
     return out
 
 

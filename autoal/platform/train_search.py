@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
+from autoal.device import prepare_batch, prepare_model
 from autoal.search.search import CycleStats, SearchBatch, SearchConfig, SearchNets, SearchOptimizers
 
 STATE_FILE = "search_state.pt"
@@ -197,7 +198,7 @@ def _fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, dev
     if spec is None:
         raise ValueError("FitNet reset on Ray Train needs a net built by autoal.models.build_model (net.spec)")
     torch.manual_seed(int(seed))
-    fresh = build_model(**spec).to(device)
+    fresh = prepare_model(build_model(**spec), device)
     return fresh, type(opt)(fresh.parameters(), **opt.defaults)
 
 
@@ -221,9 +222,9 @@ def _train_loop(config: dict[str, Any]) -> None:
     for name in _NET_NAMES:
         net = getattr(nets, name)
         if net is not None:
-            setattr(nets, name, net.to(device))
+            setattr(nets, name, prepare_model(net, device))
         _opt_to_device(getattr(opts, name))
-    x = payload["x"].to(device)
+    x = prepare_batch(payload["x"], device)
     y = payload["y"].to(device)
     cfg: SearchConfig = payload["cfg"]
     candidates = payload["candidates"]

@@ -61,6 +61,7 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
+from autoal.device import prepare_batch, prepare_model
 from autoal.errors import ConfigError
 from autoal.models import ResNet18, SmallCNN, MODEL_NAMES
 from autoal.search.nets import LossPredictionModule, build_fitnet, build_searchnet
@@ -226,15 +227,17 @@ class AutoAL(Strategy):
     def _new_fitnet(self, arch: dict[str, Any], device: torch.device) -> None:
         assert self.nets is not None and self.opts is not None
         self.nets.fitnet = build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"], arch["image_size"],
-                                        width=arch["width"], dropout=arch["dropout"]).to(device)
+                                        width=arch["width"], dropout=arch["dropout"])
+        self.nets.fitnet = prepare_model(self.nets.fitnet, device)
         self.opts.fitnet = torch.optim.Adam(self.nets.fitnet.parameters(), lr=self.p["fitnet_lr"],
                                             weight_decay=self.p["weight_decay"])
 
     def _build(self, arch: dict[str, Any], device: torch.device) -> None:
         sn = build_searchnet(arch["model"], arch["in_channels"], arch["K"], arch["image_size"], width=arch["width"],
-                             num_scores=arch["num_scores"]).to(device)
+                             num_scores=arch["num_scores"])
         fn = build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"], arch["image_size"],
-                          width=arch["width"], dropout=arch["dropout"]).to(device)
+                          width=arch["width"], dropout=arch["dropout"])
+        sn, fn = prepare_model(sn, device), prepare_model(fn, device)  # channels-last on CUDA
         lpm = LossPredictionModule(sn.stage_channels, arch["lpm_dim"]).to(device) if arch["lpm"] else None
         self.nets = SearchNets(sn, fn, lpm)
         self.opts = make_optimizers(self.nets, fitnet_lr=self.p["fitnet_lr"], searchnet_lr=self.p["searchnet_lr"],
@@ -282,7 +285,7 @@ class AutoAL(Strategy):
                            search_epochs=p["search_epochs"], batch_size=p["batch_size"], lpm=p["lpm"],
                            lpm_only=p["lpm_only"], lpm_weight=p["lpm_weight"], candidate_score=p["candidate_score"],
                            searchnet_input=p["searchnet_input"], mc_samples=mc)
-        x_l = ds.eval_transform(ds.x_train[torch.from_numpy(labeled)].to(device))
+        x_l = ds.eval_transform(prepare_batch(ds.x_train[torch.from_numpy(labeled)], device))
         y_l = ds.y_train[torch.from_numpy(labeled)].to(device)
         l_cache = self._labeled_cache(ctx, labeled) if p["candidate_model"] == "task" else None
         augment = _augment_fn(ds)
@@ -327,7 +330,7 @@ class AutoAL(Strategy):
 
         # -- selection on U (§3.7) --------------------------------------------------------
         t0 = time.perf_counter()
-        x_u = ds.eval_transform(ds.x_train[torch.from_numpy(unlabeled)].to(device))
+        x_u = ds.eval_transform(prepare_batch(ds.x_train[torch.from_numpy(unlabeled)], device))
         ps = pool_scores(self.nets.searchnet, self.candidates, ctx.cache, x_u, b, lam=p["lam"],
                          candidate_score=p["candidate_score"], searchnet_input=p["searchnet_input"],
                          gmm_components=p["gmm_components"], gmm_samples=p["gmm_samples"], seed=int(ctx.seed) + 1)
