@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from autoal.errors import AutoALError, ConfigError
 from autoal.paths import conf_dir
@@ -29,15 +29,17 @@ def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]
         try:
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
         except ConfigCompositionException as e:
-            raise ConfigError(_explain_override_error(e, hydra_compose, config_name)) from None
+            raise ConfigError(_explain_override_error(e, hydra_compose, config_name, overrides)) from None
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"{missing[0]}: a value is required (e.g. {missing[0]}=/path/to/data)")
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def _explain_override_error(e: Exception, hydra_compose, config_name: str) -> str:
-    """Add the valid keys to Hydra's 'Could not override' message for a misspelt key."""
+def _explain_override_error(e: Exception, hydra_compose, config_name: str, overrides: Sequence[str] = ()) -> str:
+    """Add the valid keys to Hydra's 'Could not override' message for a misspelt key: those of
+    the config as composed with the command line's group choices (``strategy=kmeans``), so a
+    misspelt ``strategy.params.*`` lists the chosen strategy's keys."""
     import re
 
     from omegaconf import OmegaConf
@@ -48,7 +50,11 @@ def _explain_override_error(e: Exception, hydra_compose, config_name: str) -> st
         return str(e)
     key = m.group(1)
     parent, _, leaf = key.rpartition(".")
-    base = hydra_compose(config_name=config_name)
+    choices = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0].lstrip("+~")]
+    try:
+        base = hydra_compose(config_name=config_name, overrides=choices)
+    except Exception:  # noqa: BLE001 - a bad group choice: fall back to the defaults' keys
+        base = hydra_compose(config_name=config_name)
     node = OmegaConf.select(base, parent) if parent else base
     if node is None or not hasattr(node, "keys"):
         return f"{key}: unknown config key; valid top-level keys: {', '.join(map(str, base.keys()))}"

@@ -36,6 +36,10 @@ def test_cli_errors_are_clear():
         compose(["dataset=folder"])
     with pytest.raises(Exception, match="Available options in 'strategy'"):
         compose(["strategy=nope"])
+    # a misspelt parameter lists the keys of the strategy chosen on the command line
+    with pytest.raises(ConfigError, match=r"strategy.params.iterz: unknown config key; valid keys under "
+                                          r"strategy.params: iters$"):
+        compose(["strategy=kmeans", "strategy.params.iterz=3"])
 
 
 def test_run_pipeline_end_to_end(tmp_path):
