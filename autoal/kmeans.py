@@ -5,11 +5,15 @@ pool and once per search batch; its cost decides whether "all seven candidates" 
 one. Nothing loops over samples in Python, and nothing inside the seeding waits for the device:
 
 - seeding draws all its random numbers up front and samples by inverse CDF (cumulative sum +
-  binary search), so one seeding step is a fixed sequence of kernels; on CUDA the step is
-  captured once as a CUDA graph and replayed k times (k = 1,000 steps are otherwise bound by
+  binary search), so one seeding step is a fixed sequence of kernels; on CUDA a few steps are
+  captured once as a CUDA graph and replayed (k = 1,000 steps are otherwise bound by
   kernel-launch latency, not by arithmetic);
-- Lloyd's assignment is ``argmin_j ||c_j||² − 2 x·c_j`` (the row norm ||x||² does not change the
-  argmin), one fused matrix product per row chunk; the minimum also gives the inertia.
+- squared distances come from one matrix product of augmented rows [x, ||x||², 1] and centres
+  [−2c, 1, ||c||²], on rows centred by their mean (float32 keeps more of the small distances);
+  one ``min`` per row block gives both the assignment and the distance.
+
+Measured (bench/README.md): on an H100, k = 1,000 on 50,000 × 512 in 0.12 s; on two CPU cores,
+k = 100 on 20,000 × 512 5× faster than scikit-learn's ``KMeans`` at the same inertia.
 """
 from __future__ import annotations
 
