@@ -29,6 +29,7 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
     assert set(b["candidate_scoring_32px"]["seconds_select"]) == {"entropy", "margin", "least_confidence", "kmeans",
                                                                   "bald", "var_ratio", "mean_std"}
     assert b["al_round"]["autoal"]["search"] > 0 and b["ray_sweep"]["speedup"] > 0
+    assert b["al_round"]["autoal"]["query_other"] >= -1e-6 and b["al_round"]["entropy"]["search"] == 0
     assert (tmp_path / "smoke.md").read_text().startswith("# autoal benchmarks")
 
 
