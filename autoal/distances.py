@@ -1,22 +1,39 @@
 """Squared Euclidean distances on CPU or GPU, shared by k-means, KMeans' rank score and Coreset.
 
-Computed as ||x||² − 2x·c + ||c||² (clamped at 0), in chunks, so memory stays bounded and no
-step loops over samples in Python."""
+Computed as ||x||² − 2x·c + ||c||² (clamped at 0) by one matrix product of augmented rows
+[x, ||x||², 1] and augmented centres [−2c, 1, ||c||²] — no broadcast copy of the (N, K) block —
+in chunks, so memory stays bounded and no step loops over samples in Python."""
 from __future__ import annotations
 
 import torch
 
 
-def sq_dists(x: torch.Tensor, c: torch.Tensor, x_norm: torch.Tensor | None = None, chunk: int = 16384
-             ) -> torch.Tensor:
-    """(N, K) squared distances between rows of ``x`` and rows of ``c``; ``x_norm`` may supply
-    the precomputed row norms ||x||² (k-means reuses them every iteration)."""
-    xn = (x * x).sum(1) if x_norm is None else x_norm
-    cn = (c * c).sum(1)
-    if x.shape[0] <= chunk:
-        return (xn[:, None] - 2.0 * (x @ c.T) + cn).clamp_min_(0)
-    return torch.cat([(xn[s:s + chunk, None] - 2.0 * (x[s:s + chunk] @ c.T) + cn).clamp_min_(0)
-                      for s in range(0, x.shape[0], chunk)])
+def augment_rows(x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+    """[x − shift, ||x − shift||², 1] (N, D + 2), built in one buffer (float32 unless ``x`` is
+    another float type). Against :func:`augment_centres` of centres in the same frame, one matrix
+    product gives the squared distances."""
+    n, d = x.shape
+    out = x.new_empty(n, d + 2, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    if shift is None:
+        out[:, :d].copy_(x)
+    else:
+        torch.sub(x, shift, out=out[:, :d])
+    out[:, d] = torch.linalg.vector_norm(out[:, :d], dim=1).square_()
+    out[:, d + 1] = 1.0
+    return out
+
+
+def augment_centres(c: torch.Tensor) -> torch.Tensor:
+    """[−2c, 1, ||c||²] (K, D + 2), the partner of :func:`augment_rows`."""
+    cn = (c * c).sum(1, keepdim=True)
+    return torch.cat([-2.0 * c, torch.ones_like(cn), cn], 1)
+
+
+def sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+    """(N, K) squared distances between rows of ``x`` and rows of ``c``."""
+    ct = augment_centres(c).T
+    return torch.cat([torch.mm(augment_rows(x[s:s + chunk]), ct).clamp_min_(0)
+                      for s in range(0, x.shape[0], chunk)]) if x.shape[0] else x.new_zeros(0, c.shape[0])
 
 
 def min_sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 4096) -> torch.Tensor:

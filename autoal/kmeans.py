@@ -23,6 +23,8 @@ from typing import Callable
 
 import torch
 
+from autoal.distances import augment_centres, augment_rows
+
 log = logging.getLogger(__name__)
 
 #: Elements of one (rows × centres) distance block; bounds the memory of an assignment pass.
@@ -45,27 +47,6 @@ def _sample_by_weight(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     cum = torch.cumsum(weights, 0)
     pos = torch.searchsorted(cum, u * cum[-1], right=True)
     return pos.clamp_max_(weights.shape[0] - 1)
-
-
-def augment_rows(x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
-    """[x − shift, ||x − shift||², 1] (N, D + 2), built in one buffer. Against
-    :func:`augment_centres` of centres in the same frame, one matrix product gives the squared
-    distances ||x||² − 2x·c + ||c||² with no broadcast copy."""
-    n, d = x.shape
-    out = x.new_empty(n, d + 2, dtype=torch.float32)
-    if shift is None:
-        out[:, :d].copy_(x)
-    else:
-        torch.sub(x, shift, out=out[:, :d])
-    out[:, d] = torch.linalg.vector_norm(out[:, :d], dim=1).square_()
-    out[:, d + 1] = 1.0
-    return out
-
-
-def augment_centres(c: torch.Tensor) -> torch.Tensor:
-    """[−2c, 1, ||c||²] (K, D + 2), the partner of :func:`augment_rows`."""
-    cn = (c * c).sum(1, keepdim=True)
-    return torch.cat([-2.0 * c, torch.ones_like(cn), cn], 1)
 
 
 def _as_centres_transposed(x_aug: torch.Tensor) -> torch.Tensor:
@@ -153,18 +134,12 @@ def _replay_as_graph(one_step: Callable[[], None], steps: int) -> None:
     del g
 
 
-def _distance_blocks(x_aug: torch.Tensor, centres: torch.Tensor):
-    """Yield (row offset, block of squared distances) in row blocks of at most ``BLOCK_ELEMENTS``."""
+def assign_to_nearest(x_aug: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every row (given augmented, :func:`~autoal.distances.augment_rows`): (squared distance
+    to its nearest centre, that centre's index), in row blocks of at most ``BLOCK_ELEMENTS``."""
     ct = augment_centres(centres).T
     rows = max(1, BLOCK_ELEMENTS // max(1, centres.shape[0]))
-    for s in range(0, x_aug.shape[0], rows):
-        yield s, torch.mm(x_aug[s:s + rows], ct)
-
-
-def assign_to_nearest(x_aug: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every row (given augmented, :func:`augment_rows`): (squared distance to its nearest
-    centre, that centre's index)."""
-    parts = [blk.min(1) for _, blk in _distance_blocks(x_aug, centres)]
+    parts = [torch.mm(x_aug[s:s + rows], ct).min(1) for s in range(0, x_aug.shape[0], rows)]
     if not parts:
         return x_aug.new_zeros(0), torch.zeros(0, dtype=torch.long, device=x_aug.device)
     v = torch.cat([p.values for p in parts]).clamp_min_(0)

@@ -132,7 +132,8 @@ def compare_seedings(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> dict:
     """Two seedings of the same data: identical?, shared seeds, and the ratio of their k-means
     potentials (Σ squared distance to the nearest seed) — cuBLAS may pick other kernels while a
     graph is captured, so rounding, and with it a near-tie, can differ."""
-    from autoal.kmeans import assign_to_nearest, augment_rows
+    from autoal.distances import augment_rows
+    from autoal.kmeans import assign_to_nearest
 
     xa = augment_rows(x)
     pot = [float(assign_to_nearest(xa, x[s])[0].double().sum()) for s in (a, b)]

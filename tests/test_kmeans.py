@@ -115,3 +115,17 @@ def test_cuda_graph_seeding_equals_eager_seeding():
         eager = km.kmeans_plus_plus(x, k, torch.Generator(device="cuda").manual_seed(k), use_graph=False)
         graph = km.kmeans_plus_plus(x, k, torch.Generator(device="cuda").manual_seed(k), use_graph=True)
         assert torch.equal(eager, graph)
+
+
+def test_sq_dists_match_brute_force_in_chunks_and_never_go_negative():
+    from autoal.distances import min_sq_dists, sq_dists
+
+    g = torch.Generator().manual_seed(6)
+    x, c = torch.randn(300, 5, generator=g) + 50, torch.randn(7, 5, generator=g) + 50  # far from 0
+    ref = torch.cdist(x.double(), c.double()).square()
+    d = sq_dists(x, c, chunk=64)
+    assert d.shape == (300, 7) and (d >= 0).all()
+    assert torch.allclose(d.double(), ref, atol=2e-2)
+    assert min_sq_dists(x, c, chunk=64).double().tolist() == pytest.approx(ref.min(1).values.tolist(), abs=2e-2)
+    assert sq_dists(x[:0], c).shape == (0, 7)
+    assert sq_dists(x, x[:3])[[0, 1, 2], [0, 1, 2]].abs().max() < 1e-2  # a point to itself

@@ -226,9 +226,9 @@ class AutoAL(Strategy):
 
     def _new_fitnet(self, arch: dict[str, Any], device: torch.device) -> None:
         assert self.nets is not None and self.opts is not None
-        self.nets.fitnet = build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"], arch["image_size"],
-                                        width=arch["width"], dropout=arch["dropout"])
-        self.nets.fitnet = prepare_model(self.nets.fitnet, device)
+        self.nets.fitnet = prepare_model(build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"],
+                                                      arch["image_size"], width=arch["width"],
+                                                      dropout=arch["dropout"]), device)
         self.opts.fitnet = torch.optim.Adam(self.nets.fitnet.parameters(), lr=self.p["fitnet_lr"],
                                             weight_decay=self.p["weight_decay"])
 
