@@ -13,6 +13,7 @@ from typing import Any
 
 from autoal.data.registry import DataSpec
 from autoal.errors import ConfigError
+from autoal.mc import MASK_MODES
 from autoal.models import MODEL_NAMES
 from autoal.training import TrainConfig
 
@@ -20,11 +21,14 @@ from autoal.training import TrainConfig
 @dataclass
 class ModelConfig:
     """Task-model backbone: ``small_cnn`` (tiny inputs, tests) or ``resnet18`` (small-image
-    stem); ``width`` None means the backbone's default; dropout in front of the head."""
+    stem); ``width`` None means the backbone's default; dropout in front of the head;
+    ``embedding_norm`` normalizes the embedding per sample (DESIGN.md §3.1.1; false = the
+    un-normalized embedding of autoal ≤ 0.1, kept for the ablation)."""
 
     name: str = "small_cnn"
     width: int | None = None
     dropout: float = 0.3
+    embedding_norm: bool = True
 
     def validate(self) -> None:
         if self.name not in MODEL_NAMES:
@@ -37,14 +41,17 @@ class ModelConfig:
 class ALConfig:
     """The AL protocol: initial labeled set size (optionally class-balanced), ``rounds`` rounds
     of ``query_size`` labels, fresh task-model weights each round unless ``warm_start``,
-    ``mc_samples`` Monte-Carlo dropout head passes for the cache, and the run's seed."""
+    ``mc_samples`` Monte-Carlo dropout head passes for the cache with ``mc_masks``
+    (``consistent``: the same T masks for every sample; ``independent``: fresh masks per sample,
+    see :mod:`autoal.mc`), and the run's seed."""
 
     initial_size: int = 20
     query_size: int = 10
     rounds: int = 10
     balanced_init: bool = False
     warm_start: bool = False
-    mc_samples: int = 10
+    mc_samples: int = 100
+    mc_masks: str = "consistent"
     seed: int = 0
 
     def validate(self) -> None:
@@ -56,6 +63,8 @@ class ALConfig:
             raise ConfigError(f"al.rounds: must be >= 0; got {self.rounds!r}")
         if int(self.mc_samples) < 0:
             raise ConfigError(f"al.mc_samples: must be >= 0; got {self.mc_samples!r}")
+        if self.mc_masks not in MASK_MODES:
+            raise ConfigError(f"al.mc_masks: unknown value {self.mc_masks!r}; valid choices: {', '.join(MASK_MODES)}")
 
     def check_pool(self, pool_size: int, dataset: str) -> None:
         """Budget against the pool: raise before any work if the queries cannot be served."""

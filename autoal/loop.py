@@ -97,7 +97,7 @@ class ActiveLearningLoop:
         self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
         self.dataset = dataset or load_dataset(cfg.dataset)
         cfg.al.check_pool(len(self.dataset.y_train), self.dataset.name)
-        if "mc_probs" in self.strategy.needs and int(cfg.al.mc_samples) < 1:
+        if "mc" in self.strategy.needs and int(cfg.al.mc_samples) < 1:
             raise ConfigError(f"al.mc_samples: strategy {self.strategy.name!r} needs Monte-Carlo dropout samples; "
                               f"set al.mc_samples >= 1 (got {cfg.al.mc_samples})")
         self.device = resolve_device(cfg.runtime.device)
@@ -115,7 +115,8 @@ class ActiveLearningLoop:
     def new_model(self, seed: int) -> Backbone:
         seed_torch(seed)
         m = build_model(self.cfg.model.name, self.dataset.in_channels, self.dataset.num_classes,
-                        self.dataset.image_size, dropout=self.cfg.model.dropout, width=self.cfg.model.width)
+                        self.dataset.image_size, dropout=self.cfg.model.dropout, width=self.cfg.model.width,
+                        embedding_norm=self.cfg.model.embedding_norm)
         return prepare_model(m, self.device)
 
     def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress=None) -> list[float]:
@@ -125,7 +126,7 @@ class ActiveLearningLoop:
     def score(self, model: Backbone, indices: np.ndarray, seed: int) -> PoolCache:
         return self.scorer(model, self.dataset, indices, mc_samples=self.cfg.al.mc_samples,
                            batch_size=self.cfg.scoring.batch_size, device=self.device, seed=seed,
-                           images=self.images)
+                           images=self.images, mc_masks=self.cfg.al.mc_masks)
 
     @property
     def images(self) -> torch.Tensor:

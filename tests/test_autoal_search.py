@@ -9,6 +9,7 @@ import torch
 from scipy import optimize, stats
 
 from autoal.cache import PoolCache, compute_cache
+from autoal.mc import MCSummary
 from autoal.errors import ConfigError
 from autoal.search.losses import (aggregated_score, budget_regularizer, gmm_threshold, lpm_ranking_loss,
                                   soft_selection)
@@ -146,7 +147,7 @@ def _random_cache(n: int, seed: int) -> tuple[PoolCache, torch.Tensor]:
     logits = 3 * torch.randn(n, 10, generator=g)
     mc = torch.softmax(logits.unsqueeze(0) + torch.randn(5, n, 10, generator=g), -1)
     cache = PoolCache(indices=np.arange(100, 100 + n), probs=torch.softmax(logits, 1),
-                      embeddings=torch.randn(n, 16, generator=g), logits=logits, mc_probs=mc)
+                      embeddings=torch.randn(n, 16, generator=g), logits=logits, mc=MCSummary.from_samples(mc))
     return cache, torch.randn(n, 1, 8, 8, generator=g)
 
 

@@ -48,8 +48,11 @@ def scorer(ray_local):
 
 def _assert_same_cache(a, b):
     assert np.array_equal(a.indices, b.indices)
-    for name in ("embeddings", "logits", "probs", "mc_probs"):
-        x, y = getattr(a, name), getattr(b, name)
+    for name in ("embeddings", "logits", "probs", "mc.mean_probs", "mc.std_probs", "mc.mean_entropy",
+                 "mc.modal_fraction"):
+        x, y = a, b
+        for part in name.split("."):
+            x, y = getattr(x, part), getattr(y, part)
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert torch.equal(x, y), f"{name}: max |diff| {(x - y).abs().max().item()}"
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from autoal.cache import PoolCache
+from autoal.mc import MCSummary
 from autoal.strategies import build_strategy, strategy_names
 from autoal.strategies import scores
 
@@ -24,16 +25,16 @@ def test_no_nan_when_a_probability_underflows_to_zero():
     p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     mc = p.unsqueeze(0).repeat(4, 1, 1)
     for f in (scores.entropy(p), scores.margin(p), scores.least_confidence(p),
-              scores.bald(mc), scores.var_ratio(mc), scores.mean_std(mc)):
+              scores.bald(MCSummary.from_samples(mc)), scores.var_ratio(MCSummary.from_samples(mc)), scores.mean_std(MCSummary.from_samples(mc))):
         assert torch.isfinite(f).all()
 
 
 def test_bald_is_zero_when_all_mc_samples_agree_and_positive_otherwise():
     agree = torch.tensor([[0.7, 0.2, 0.1]]).repeat(5, 1).unsqueeze(1)  # (T=5, N=1, C=3)
-    assert scores.bald(agree).item() == pytest.approx(0.0, abs=1e-6)
+    assert scores.bald(MCSummary.from_samples(agree)).item() == pytest.approx(0.0, abs=1e-6)
     disagree = torch.tensor([[[0.9, 0.1]], [[0.1, 0.9]]])  # mean (0.5, 0.5)
     expected = math.log(2) - (-(0.9 * math.log(0.9) + 0.1 * math.log(0.1)))
-    assert scores.bald(disagree).item() == pytest.approx(expected, rel=1e-5)
+    assert scores.bald(MCSummary.from_samples(disagree)).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_var_ratio_counts_modal_votes_and_is_not_least_confidence():
@@ -42,7 +43,7 @@ def test_var_ratio_counts_modal_votes_and_is_not_least_confidence():
         [[0.6, 0.4], [0.51, 0.49]], [[0.6, 0.4], [0.51, 0.49]],
         [[0.4, 0.6], [0.51, 0.49]], [[0.4, 0.6], [0.51, 0.49]], [[0.4, 0.6], [0.51, 0.49]],
     ])
-    vr = scores.var_ratio(mc)
+    vr = scores.var_ratio(MCSummary.from_samples(mc))
     assert vr.tolist() == pytest.approx([0.4, 0.0])
     lc = scores.least_confidence(mc.mean(0))
     # least confidence ranks sample 1 (p1 = 0.51) above sample 0 (p1 = 0.52); VarRatio the reverse
@@ -51,7 +52,7 @@ def test_var_ratio_counts_modal_votes_and_is_not_least_confidence():
 
 def test_mean_std_by_hand():
     mc = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
-    assert scores.mean_std(mc).item() == pytest.approx(0.5)
+    assert scores.mean_std(MCSummary.from_samples(mc)).item() == pytest.approx(0.5)
 
 
 def _cache(n=40, c=3, d=4, seed=0):
@@ -59,7 +60,7 @@ def _cache(n=40, c=3, d=4, seed=0):
     logits = torch.randn(n, c, generator=g)
     mc = torch.softmax(logits.unsqueeze(0) + 0.5 * torch.randn(6, n, c, generator=g), -1)
     return PoolCache(indices=np.arange(100, 100 + n), probs=torch.softmax(logits, 1),
-                     embeddings=torch.randn(n, d, generator=g), logits=logits, mc_probs=mc)
+                     embeddings=torch.randn(n, d, generator=g), logits=logits, mc=MCSummary.from_samples(mc))
 
 
 def test_kmeans_returns_one_distinct_pick_per_cluster():
@@ -123,7 +124,7 @@ def test_registry_lists_candidates_and_rejects_unknown_names_and_params():
 
 def test_bald_without_mc_samples_is_a_clear_error():
     cache = _cache()
-    cache.mc_probs = None
+    cache.mc = None
     with pytest.raises(ValueError, match="al.mc_samples"):
         build_strategy("bald").compute_score(cache)
 

@@ -30,8 +30,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(Backbone):
-    def __init__(self, in_channels: int, num_outputs: int, width: int = 64, dropout: float = 0.3) -> None:
-        super().__init__(num_outputs, dropout)
+    def __init__(self, in_channels: int, num_outputs: int, width: int = 64, dropout: float = 0.3,
+                 embedding_norm: bool = True) -> None:
+        super().__init__(num_outputs, dropout, embedding_norm)
         widths = [width, 2 * width, 4 * width, 8 * width]
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False),
                                   nn.BatchNorm2d(width), nn.ReLU(inplace=True))

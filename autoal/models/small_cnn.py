@@ -19,8 +19,8 @@ class SmallCNN(Backbone):
     when the input is at least 8 pixels wide."""
 
     def __init__(self, in_channels: int, num_outputs: int, width: int = 16, dropout: float = 0.3,
-                 image_size: int = 8) -> None:
-        super().__init__(num_outputs, dropout)
+                 image_size: int = 8, embedding_norm: bool = True) -> None:
+        super().__init__(num_outputs, dropout, embedding_norm)
         widths = [width, 2 * width, 4 * width, 4 * width]
         pools = [False, image_size >= 8, image_size >= 16, image_size >= 28]
         chans = [in_channels] + widths

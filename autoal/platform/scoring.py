@@ -345,17 +345,17 @@ class RayScorer:
                 pending[submit(i)] = i
         return torch.cat([p for p in parts if p is not None])  # type: ignore[misc]
 
-    def __call__(self, model: Backbone, dataset: ALDataset, indices: np.ndarray, *, mc_samples: int = 10,
+    def __call__(self, model: Backbone, dataset: ALDataset, indices: np.ndarray, *, mc_samples: int = 100,
                  batch_size: int = 1024, device: torch.device | None = None, seed: int = 0,
-                 images: torch.Tensor | None = None) -> PoolCache:
+                 images: torch.Tensor | None = None, mc_masks: str = "consistent") -> PoolCache:
         """Same contract and result as :func:`autoal.cache.compute_cache`."""
         indices = np.asarray(indices, dtype=np.int64)
         if len(indices) == 0:
             return compute_cache(model, dataset, indices, mc_samples=mc_samples, batch_size=batch_size,
-                                 device=device, seed=seed, images=images)
+                                 device=device, seed=seed, images=images, mc_masks=mc_masks)
         device = device or next(model.parameters()).device
         emb = self.embed(model, dataset, indices, batch_size=batch_size, images=images).to(device)
-        return cache_from_embeddings(model, indices, emb, mc_samples=mc_samples, seed=seed)
+        return cache_from_embeddings(model, indices, emb, mc_samples=mc_samples, seed=seed, mc_masks=mc_masks)
 
     def __repr__(self) -> str:
         return (f"RayScorer(num_actors={self.num_actors}, use_gpu={self.use_gpu}, "

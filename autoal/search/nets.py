@@ -82,7 +82,8 @@ def build_searchnet(model: str, in_channels: int, num_candidates: int, image_siz
 
 
 def build_fitnet(model: str, in_channels: int, num_classes: int, image_size: int, *,
-                 width: int | None = None, dropout: float = 0.3) -> Backbone:
+                 width: int | None = None, dropout: float = 0.3, embedding_norm: bool = True) -> Backbone:
     """FitNet: a classifier of the task model's family (with the dropout layer that gives the
     Monte-Carlo samples of the candidates during the search)."""
-    return build_model(model, in_channels, num_classes, image_size, dropout=dropout, width=width)
+    return build_model(model, in_channels, num_classes, image_size, dropout=dropout, width=width,
+                       embedding_norm=embedding_norm)

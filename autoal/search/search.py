@@ -116,7 +116,7 @@ class CycleStats:
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
 def batch_cache(model: Backbone, x: torch.Tensor, mc_samples: int, generator: torch.Generator | None,
-                indices: np.ndarray | None = None) -> PoolCache:
+                indices: np.ndarray | None = None, mc_masks: str = "consistent") -> PoolCache:
     """The shared cache of §3.1 for an in-memory batch: one eval-mode backbone pass, then
     ``mc_samples`` dropout head passes over the embeddings. Restores the model's mode."""
     was_training = model.training
@@ -125,10 +125,10 @@ def batch_cache(model: Backbone, x: torch.Tensor, mc_samples: int, generator: to
         emb = model.embed(x)
     emb = emb.float()
     logits = model.fc(emb)
-    mc = class_probabilities(model.mc_head(emb, mc_samples, generator=generator)) if mc_samples > 0 else None
+    mc = model.mc_summary(emb, mc_samples, generator=generator, masks=mc_masks) if mc_samples > 0 else None
     model.train(was_training)
     idx = np.arange(len(x)) if indices is None else np.asarray(indices)
-    return PoolCache(indices=idx, probs=class_probabilities(logits), embeddings=emb, logits=logits, mc_probs=mc)
+    return PoolCache(indices=idx, probs=class_probabilities(logits), embeddings=emb, logits=logits, mc=mc)
 
 
 def candidate_matrix(candidates: Sequence[Any], cache: PoolCache, n: int, kind: str,

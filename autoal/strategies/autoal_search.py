@@ -114,7 +114,7 @@ class AutoAL(Strategy):
         :mod:`autoal.platform.train_search`); num_workers: Train workers for ray_train.
     """
 
-    needs = frozenset({"embeddings", "mc_probs", "model", "dataset"})
+    needs = frozenset({"embeddings", "mc", "model", "dataset"})
 
     def __init__(self, candidates: Sequence[str] = PAPER_CANDIDATES, pool_size: int | None = None,
                  lam: float = 1.0, lam_reg: float = 2.0, tau: float = 0.1, gmm_components: int = 3,
@@ -222,13 +222,16 @@ class AutoAL(Strategy):
         return {"model": name, "width": width, "in_channels": ds.in_channels, "image_size": ds.image_size,
                 "num_classes": ds.num_classes, "K": len(self.candidates),
                 "num_scores": len(self.candidates) if self.p["searchnet_input"] == "image+scores" else 0,
-                "dropout": float(getattr(task, "dropout_p", 0.3)), "lpm": self.p["lpm"], "lpm_dim": self.p["lpm_dim"]}
+                "dropout": float(getattr(task, "dropout_p", 0.3)),
+                "embedding_norm": bool(getattr(task, "embedding_norm", True)),
+                "lpm": self.p["lpm"], "lpm_dim": self.p["lpm_dim"]}
 
     def _new_fitnet(self, arch: dict[str, Any], device: torch.device) -> None:
         assert self.nets is not None and self.opts is not None
         self.nets.fitnet = prepare_model(build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"],
                                                       arch["image_size"], width=arch["width"],
-                                                      dropout=arch["dropout"]), device)
+                                                      dropout=arch["dropout"],
+                                                      embedding_norm=arch["embedding_norm"]), device)
         self.opts.fitnet = torch.optim.Adam(self.nets.fitnet.parameters(), lr=self.p["fitnet_lr"],
                                             weight_decay=self.p["weight_decay"])
 
@@ -236,7 +239,7 @@ class AutoAL(Strategy):
         sn = build_searchnet(arch["model"], arch["in_channels"], arch["K"], arch["image_size"], width=arch["width"],
                              num_scores=arch["num_scores"])
         fn = build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"], arch["image_size"],
-                          width=arch["width"], dropout=arch["dropout"])
+                          width=arch["width"], dropout=arch["dropout"], embedding_norm=arch["embedding_norm"])
         sn, fn = prepare_model(sn, device), prepare_model(fn, device)  # channels-last on CUDA
         lpm = LossPredictionModule(sn.stage_channels, arch["lpm_dim"]).to(device) if arch["lpm"] else None
         self.nets = SearchNets(sn, fn, lpm)
@@ -279,7 +282,7 @@ class AutoAL(Strategy):
         t = query_fraction(b, len(labeled) + len(unlabeled))
         mc = p["mc_samples"]
         if mc is None:
-            mc = int(ctx.cache.mc_probs.shape[0]) if ctx.cache.mc_probs is not None else 10
+            mc = int(ctx.cache.mc.samples) if ctx.cache.mc is not None else 100
         cfg = SearchConfig(t=t, lam=p["lam"], lam_reg=p["lam_reg"], tau=p["tau"], gmm_components=p["gmm_components"],
                            gmm_samples=p["gmm_samples"], warmup_epochs=p["warmup_epochs"],
                            search_epochs=p["search_epochs"], batch_size=p["batch_size"], lpm=p["lpm"],

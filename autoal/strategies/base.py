@@ -12,7 +12,7 @@ directly (k-means, Coreset, BADGE) override ``select_positions``.
 ``needs`` declares what a strategy uses beyond the pool's probabilities, so that the loop
 computes it once and only when needed:
 
-- ``embeddings``, ``mc_probs``: parts of the shared pool cache;
+- ``embeddings``, ``mc``: parts of the shared pool cache;
 - ``labeled_cache``: the same cache over the labeled set;
 - ``model``, ``dataset``: the trained task model and the data (for gradient embeddings, extra
   models, re-training). The context also carries ``model_factory(seed)`` (a fresh task model),
@@ -31,7 +31,7 @@ import torch
 from autoal.cache import PoolCache
 from autoal.selection import mask_from_positions, top_n
 
-NEEDS = frozenset({"probs", "embeddings", "mc_probs", "labeled_cache", "model", "dataset"})
+NEEDS = frozenset({"probs", "embeddings", "mc", "labeled_cache", "model", "dataset"})
 
 
 @dataclass

@@ -8,6 +8,7 @@ import torch
 from autoal.cache import PoolCache
 from autoal.distances import sq_dists
 from autoal.kmeans import kmeans_picks
+from autoal.mc import MCSummary
 from autoal.strategies import scores
 from autoal.strategies.base import QueryContext, ScoreStrategy, Strategy
 from autoal.strategies.registry import register_strategy
@@ -44,7 +45,7 @@ class LeastConfidence(ScoreStrategy):
 
 @register_strategy("bald")
 class BALD(ScoreStrategy):
-    needs = frozenset({"mc_probs"})
+    needs = frozenset({"mc"})
 
     def compute_score(self, cache: PoolCache) -> torch.Tensor:
         return scores.bald(_mc(cache, self.name))
@@ -52,7 +53,7 @@ class BALD(ScoreStrategy):
 
 @register_strategy("var_ratio")
 class VarRatio(ScoreStrategy):
-    needs = frozenset({"mc_probs"})
+    needs = frozenset({"mc"})
 
     def compute_score(self, cache: PoolCache) -> torch.Tensor:
         return scores.var_ratio(_mc(cache, self.name))
@@ -60,7 +61,7 @@ class VarRatio(ScoreStrategy):
 
 @register_strategy("mean_std")
 class MeanSTD(ScoreStrategy):
-    needs = frozenset({"mc_probs"})
+    needs = frozenset({"mc"})
 
     def compute_score(self, cache: PoolCache) -> torch.Tensor:
         return scores.mean_std(_mc(cache, self.name))
@@ -95,7 +96,7 @@ class KMeansSampling(Strategy):
         return r
 
 
-def _mc(cache: PoolCache, name: str) -> torch.Tensor:
-    if cache.mc_probs is None:
+def _mc(cache: PoolCache, name: str) -> MCSummary:
+    if cache.mc is None:
         raise ValueError(f"strategy {name!r} needs Monte-Carlo dropout samples: set al.mc_samples > 0")
-    return cache.mc_probs
+    return cache.mc

@@ -1,10 +1,14 @@
 """Pure score functions of the shared cache (DESIGN.md §3.1). Higher = query first.
 
-``p`` is (N, C) class probabilities; ``mc`` is (T, N, C) Monte-Carlo dropout samples.
-Every function is NaN-free when a probability underflows to 0 (``xlogy(0, 0) = 0``)."""
+``p`` is (N, C) class probabilities; ``mc`` is the :class:`~autoal.mc.MCSummary` of T
+Monte-Carlo dropout samples (build one from explicit samples (T, N, C) with
+``MCSummary.from_samples``). Every function is NaN-free when a probability underflows to 0
+(``xlogy(0, 0) = 0``)."""
 from __future__ import annotations
 
 import torch
+
+from autoal.mc import MCSummary
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
@@ -23,20 +27,16 @@ def least_confidence(p: torch.Tensor) -> torch.Tensor:
     return 1.0 - p.max(-1).values
 
 
-def bald(mc: torch.Tensor) -> torch.Tensor:
+def bald(mc: MCSummary) -> torch.Tensor:
     """Mutual information (Houlsby et al. 2011; Gal et al. 2017): H(mean_t p_t) − mean_t H(p_t)."""
-    return (entropy(mc.mean(0)) - entropy(mc).mean(0)).clamp_min(0)
+    return (entropy(mc.mean_probs) - mc.mean_entropy).clamp_min(0)
 
 
-def var_ratio(mc: torch.Tensor) -> torch.Tensor:
+def var_ratio(mc: MCSummary) -> torch.Tensor:
     """Variation ratio over T dropout samples: 1 − (count of the modal predicted class)/T."""
-    t, _, c = mc.shape
-    top = mc.argmax(-1).T  # (N, T): each sample's predicted class per dropout draw
-    votes = torch.zeros(top.shape[0], c, device=mc.device).scatter_add_(1, top, torch.ones(top.shape, device=mc.device))
-    return 1.0 - votes.max(-1).values / t
+    return 1.0 - mc.modal_fraction
 
 
-def mean_std(mc: torch.Tensor) -> torch.Tensor:
+def mean_std(mc: MCSummary) -> torch.Tensor:
     """Mean over classes of the (population) standard deviation over the T samples."""
-    centred = mc - mc.mean(0)
-    return centred.square_().mean(0).sqrt_().mean(-1)
+    return mc.std_probs.mean(-1)
