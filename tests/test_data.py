@@ -627,3 +627,35 @@ def test_random_crop_flip_keeps_a_channels_last_batch_channels_last():
     cl = random_crop_flip(x.contiguous(memory_format=torch.channels_last), flip=True, generator=g)
     assert cl.is_contiguous(memory_format=torch.channels_last) and plain.is_contiguous()
     assert torch.equal(cl, plain)  # same values, only the layout differs
+
+
+# ---------------------------------------------------------------------------------------------
+# what every loader records: source and split statistics
+# ---------------------------------------------------------------------------------------------
+
+def test_every_loader_records_its_source_and_split_stats(tmp_path):
+    import sklearn
+
+    write_cifar10(tmp_path / "c10", n=2)
+    write_cifar100(tmp_path / "c100")
+    write_svhn(tmp_path / "svhn")
+    write_tinyimagenet(tmp_path / "tiny")
+    write_medmnist(tmp_path / "med", "organcmnist")
+    write_folder(tmp_path / "imgs", {"a": 3, "b": 3})
+    loaded = {
+        "digits": (_load("digits"), f"scikit-learn {sklearn.__version__} bundled digits"),
+        "cifar10": (_load("cifar10", tmp_path / "c10"), str(tmp_path / "c10" / "cifar-10-batches-py")),
+        "cifar100": (_load("cifar100", tmp_path / "c100"), str(tmp_path / "c100" / "cifar-100-python")),
+        "svhn": (_load("svhn", tmp_path / "svhn"), str(tmp_path / "svhn" / "train_32x32.mat")),
+        "tinyimagenet": (_load("tinyimagenet", tmp_path / "tiny"), str(tmp_path / "tiny" / "tiny-imagenet-200")),
+        "organcmnist": (_load("organcmnist", tmp_path / "med"), str(tmp_path / "med" / "organcmnist.npz")),
+        "folder": (_load("folder", path=str(tmp_path / "imgs")), str((tmp_path / "imgs").resolve())),
+        "npz": (_load("npz", path=str(_npz(tmp_path / "d.npz"))), str((tmp_path / "d.npz").resolve())),
+    }
+    for name, (ds, where) in loaded.items():
+        assert where in ds.source, (name, ds.source)
+        counts = torch.bincount(ds.y_train, minlength=ds.num_classes).tolist()
+        assert ds.info["pool_class_counts"] == counts, name
+        assert ds.info["pool_size"] == len(ds.y_train) and ds.info["test_size"] == len(ds.y_test), name
+        low = min(counts)
+        assert ds.info["imbalance_ratio"] == (max(counts) / low if low else float("inf")), name
