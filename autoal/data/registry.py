@@ -65,3 +65,4 @@ def _import_loaders() -> None:
         from autoal.data import vision  # noqa: F401
     except ImportError:  # pragma: no cover
         pass
+    from autoal.data import mnist  # noqa: F401
