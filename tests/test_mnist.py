@@ -282,3 +282,31 @@ def test_bundled_archive_checked(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"\[train_images\]: expected a uint8 array \(N, 28, 28\)"):
         _load(tmp_path / "none")
 
+
+# ---------------------------------------------------------------------------------------------
+# what a run records
+# ---------------------------------------------------------------------------------------------
+
+def test_run_records_dataset_source_and_split_params(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from autoal.config import RunConfig
+    from autoal.loop import run_experiment
+
+    write_mnist(tmp_path / "idx", n_train=40, n_test=10, gz=True)
+    uri = f"sqlite:///{tmp_path}/m.db"
+    cfg = RunConfig.from_dict({
+        "dataset": {"name": "mnist", "root": str(tmp_path / "idx")},
+        "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2},
+        "train": {"epochs": 1, "batch_size": 32}, "strategy": {"name": "random"},
+        "tracking": {"uri": uri, "experiment": "mnist"},
+        "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 2}})
+    result = run_experiment(cfg)
+    run = MlflowClient(tracking_uri=uri).get_run(result.tracking_run_id)
+    assert run.data.tags["dataset_source"] == f"idx files in {tmp_path / 'idx'}"
+    assert run.data.tags["dataset"] == "mnist"
+    params = run.data.params
+    counts = np.bincount(load_dataset(cfg.dataset).y_train.numpy(), minlength=10)
+    assert params["data.pool_size"] == "40" and params["data.test_size"] == "10"
+    assert params["data.pool_class_counts"] == ",".join(map(str, counts))
+    assert float(params["data.imbalance_ratio_measured"]) == pytest.approx(counts.max() / counts.min(), abs=1e-4)
