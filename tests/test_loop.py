@@ -133,3 +133,22 @@ def test_dataset_source_tag_is_cut_to_mlflows_limit(digits_cfg):
     ActiveLearningLoop(_cfg(digits_cfg, al={"rounds": 0}, train={"epochs": 1}), dataset=ds, tracker=rec).run()
     assert rec.tags["dataset_source"] == "x" * 5000
     assert rec.params["data.pool_size"] == len(ds.y_train) and rec.params["data.test_size"] == len(ds.y_test)
+
+
+def test_run_on_a_long_tailed_pool(digits_cfg):
+    """A long-tailed, subsampled pool runs like any other; the same pool for every AL seed."""
+    from autoal.data.subset import class_order
+
+    cfg = _cfg(digits_cfg, dataset={"imbalance_ratio": 10, "train_size": 300}, al={"rounds": 1},
+               tracking={"enabled": False})
+    r = run_experiment(cfg)
+    assert len(r.history) == 2 and r.tracking_run_id is None
+    from autoal.loop import ActiveLearningLoop
+
+    loop = ActiveLearningLoop(cfg)
+    counts = loop.dataset.info["pool_class_counts"]
+    assert sum(counts) == 300 and counts[class_order(10, 0)[0]] == max(counts)
+    other_seed = ActiveLearningLoop(_cfg(digits_cfg, dataset={"imbalance_ratio": 10, "train_size": 300},
+                                         al={"seed": 5}, tracking={"enabled": False}))
+    assert other_seed.dataset.y_train.tolist() == loop.dataset.y_train.tolist()
+    assert r.labeled.max() < 300
