@@ -154,8 +154,9 @@ def load_idx(folder: Path, files: dict[str, Path]) -> dict[str, np.ndarray]:
     x_tr, y_tr = _read_idx_split(files, "train")
     x_te, y_te = _read_idx_split(files, "test")
     if x_tr.shape[1:] != x_te.shape[1:]:
-        raise DataError(f"{files[IDX_FILES['train'][0]]} holds {x_tr.shape[1]}x{x_tr.shape[2]} images but "
-                        f"{files[IDX_FILES['test'][0]]} holds {x_te.shape[1]}x{x_te.shape[2]}; train and test must match")
+        train, test = files[IDX_FILES["train"][0]], files[IDX_FILES["test"][0]]
+        raise DataError(f"{train} holds {x_tr.shape[1]}x{x_tr.shape[2]} images but {test} holds "
+                        f"{x_te.shape[1]}x{x_te.shape[2]}; train and test must match")
     return {"train_images": x_tr, "train_labels": y_tr, "test_images": x_te, "test_labels": y_te}
 
 

@@ -65,7 +65,8 @@ def long_tail_indices(y: np.ndarray, num_classes: int, ratio: float, seed: int, 
                           f"n_max / R = {n_max / ratio:.3g} < 1; use a ratio <= {n_max}")
     rng = _rng(seed, _TAIL)
     quotas = long_tail_quotas(n_max, ratio, num_classes)
-    keep = [rng.choice(np.flatnonzero(y == c), q, replace=False) for c, q in zip(class_order(num_classes, seed), quotas)]
+    order = class_order(num_classes, seed)
+    keep = [rng.choice(np.flatnonzero(y == c), q, replace=False) for c, q in zip(order, quotas)]
     return np.sort(np.concatenate(keep))
 
 
