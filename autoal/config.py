@@ -172,6 +172,7 @@ class RunConfig:
         self.al.validate()
         self.scoring.validate()
         self.runtime.validate()
+        self.dataset.validate()
         for where, value in (("strategy.params", self.strategy.params), ("dataset.options", self.dataset.options),
                              ("tracking.tags", self.tracking.tags)):
             if not isinstance(value, dict):

@@ -565,7 +565,8 @@ class LabelingProject:
         return ALDataset(name=f"labeling:{root.name}", x_train=torch.from_numpy(x), y_train=torch.from_numpy(y),
                          x_test=torch.zeros((0, c, s, s), dtype=torch.uint8), y_test=torch.zeros(0, dtype=torch.int64),
                          num_classes=len(st["classes"]), classes=list(st["classes"]),
-                         augmentation=self.lcfg.augmentation, paths=[str(p) for p in paths])
+                         augmentation=self.lcfg.augmentation, paths=[str(p) for p in paths],
+                         source=f"labeling project images in {root}")
 
     def _prune_checkpoints(self, keep: set[int]) -> None:
         folder = self.dir / "checkpoints"

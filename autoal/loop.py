@@ -65,6 +65,14 @@ def initial_labeled_set(y: np.ndarray, size: int, balanced: bool, rng: np.random
     return np.sort(np.asarray(picks, dtype=np.int64))
 
 
+def data_params(dataset: ALDataset) -> dict[str, Any]:
+    """The pool and test split as used (after subsampling): MLflow params ``data.*``."""
+    info = dataset.info
+    return {"data.pool_size": info["pool_size"], "data.test_size": info["test_size"],
+            "data.imbalance_ratio_measured": round(float(info["imbalance_ratio"]), 4),
+            "data.pool_class_counts": ",".join(str(c) for c in info["pool_class_counts"])}
+
+
 def run_dir_for(cfg: RunConfig) -> Path:
     """Deterministic run folder, so that the same command finds its state again."""
     name = cfg.tracking.run_name or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
@@ -301,8 +309,10 @@ class ActiveLearningLoop:
             state.save(self.run_dir)
         self.tracker.set_tags({"dataset": self.cfg.dataset.name, "strategy": self.cfg.strategy.name,
                                "seed": str(self.cfg.al.seed), "git_sha": git_sha(), "autoal_version": __version__,
-                               "run_dir": str(self.run_dir)})
-        self.tracker.log_params(flatten(self.cfg.to_dict()))
+                               "run_dir": str(self.run_dir),
+                               # MLflow caps tag values at 5000 characters
+                               "dataset_source": (self.dataset.source or "not recorded by the loader")[:5000]})
+        self.tracker.log_params({**flatten(self.cfg.to_dict()), **data_params(self.dataset)})
         # a resumed run re-logs rounds that its state holds but the store may have missed
         for rec in state.history[state.logged_rounds:]:
             self._log_round(rec, state)

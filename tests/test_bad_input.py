@@ -27,7 +27,7 @@ import pytest
 from autoal.config import RunConfig
 from autoal.errors import AutoALError, ConfigError, DataError, DatasetNotFoundError, LabelFileError, TrackingError
 from autoal.loop import run_experiment
-from pipelines.common import compose
+from pipelines.common import compose, run_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_human_labeling import fill, make_images, read_batch, settings  # noqa: E402
@@ -299,6 +299,20 @@ CASES: list[tuple[str, Callable[[World], None], type, Callable[[World], list[str
     ("dict-bool-for-bool", from_dict({"al": {"warm_start": "yes"}}), ConfigError, ["al.warm_start"]),
     ("dict-options-not-mapping", from_dict({"dataset": {"options": 5}}), ConfigError, ["dataset.options"]),
     ("dict-path-not-string", from_dict({"dataset": {"name": "npz", "path": 5}}), ConfigError, ["dataset.path"]),
+    ("dict-imbalance-ratio-below-1", from_dict({"dataset": {"imbalance_ratio": 0.5}}), ConfigError,
+     ["dataset.imbalance_ratio", "0.5"]),
+    ("dict-imbalance-ratio-not-a-number", from_dict({"dataset": {"imbalance_ratio": "ten"}}), ConfigError,
+     ["dataset.imbalance_ratio", "'ten'"]),
+    ("dict-train-size-not-an-integer", from_dict({"dataset": {"train_size": "all"}}), ConfigError,
+     ["dataset.train_size", "'all'"]),
+    ("compose-imbalance-ratio-infinite", lambda w: run_config(compose(["dataset.imbalance_ratio=inf"])), ConfigError,
+     ["dataset.imbalance_ratio", "inf"]),
+    ("run-imbalance-ratio-empties-a-class", lambda w: run(w, dataset={"imbalance_ratio": 1000}), ConfigError,
+     ["dataset.imbalance_ratio", "1000", "n_max = 131"]),
+    ("run-train-size-larger-than-pool", lambda w: run(w, dataset={"train_size": 5000}), ConfigError,
+     ["dataset.train_size", "5000", "1347"]),
+    ("run-test-size-below-classes", lambda w: run(w, dataset={"test_size": 3}), ConfigError,
+     ["dataset.test_size", "number of classes (10)"]),
     ("dict-tags-not-mapping", from_dict({"tracking": {"tags": ["a"]}}), ConfigError, ["tracking.tags"]),
     ("dict-bad-device", from_dict({"runtime": {"device": "gpu"}}), ConfigError, ["runtime.device", "'gpu'"]),
     ("dict-negative-threads", from_dict({"runtime": {"num_threads": -1}}), ConfigError, ["runtime.num_threads"]),

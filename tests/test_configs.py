@@ -56,3 +56,27 @@ def test_run_pipeline_end_to_end(tmp_path):
     bad = subprocess.run([sys.executable, str(root / "pipelines" / "run.py"), "al.query_size=-1"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert bad.returncode == 2 and "al.query_size" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_subsampling_keys_override_on_every_dataset_file():
+    """The keys are in every conf/dataset file, so overrides need no '+'."""
+    cfg = run_config(compose(["dataset.imbalance_ratio=10", "dataset.train_size=500", "dataset.subset_seed=2"]))
+    assert (cfg.dataset.imbalance_ratio, cfg.dataset.train_size, cfg.dataset.subset_seed) == (10.0, 500, 2)
+    assert cfg.dataset.test_size is None
+    for option in sorted(p.stem for p in (conf_dir() / "dataset").glob("*.yaml")):
+        over = [f"dataset={option}", "dataset.imbalance_ratio=50", "dataset.test_size=100"]
+        if option in ("folder", "npz"):
+            over.append("dataset.path=/tmp/x")
+        cfg = run_config(compose(over))
+        assert cfg.dataset.imbalance_ratio == 50.0 and cfg.dataset.test_size == 100, option
+
+
+@pytest.mark.parametrize("key, value", [("train_size", 500), ("test_size", 100), ("imbalance_ratio", 10.0),
+                                        ("subset_seed", 1)])
+def test_subsampling_keys_change_the_fingerprint(key, value):
+    from autoal.config import RunConfig
+
+    base = RunConfig.from_dict({})
+    changed = RunConfig.from_dict({"dataset": {key: value}})
+    assert changed.fingerprint() != base.fingerprint()
+    assert RunConfig.from_dict({"dataset": {key: value}}).fingerprint() == changed.fingerprint()

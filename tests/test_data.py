@@ -627,3 +627,152 @@ def test_random_crop_flip_keeps_a_channels_last_batch_channels_last():
     cl = random_crop_flip(x.contiguous(memory_format=torch.channels_last), flip=True, generator=g)
     assert cl.is_contiguous(memory_format=torch.channels_last) and plain.is_contiguous()
     assert torch.equal(cl, plain)  # same values, only the layout differs
+
+
+# ---------------------------------------------------------------------------------------------
+# what every loader records: source and split statistics
+# ---------------------------------------------------------------------------------------------
+
+def test_every_loader_records_its_source_and_split_stats(tmp_path):
+    import sklearn
+
+    write_cifar10(tmp_path / "c10", n=2)
+    write_cifar100(tmp_path / "c100")
+    write_svhn(tmp_path / "svhn")
+    write_tinyimagenet(tmp_path / "tiny")
+    write_medmnist(tmp_path / "med", "organcmnist")
+    write_folder(tmp_path / "imgs", {"a": 3, "b": 3})
+    loaded = {
+        "digits": (_load("digits"), f"scikit-learn {sklearn.__version__} bundled digits"),
+        "cifar10": (_load("cifar10", tmp_path / "c10"), str(tmp_path / "c10" / "cifar-10-batches-py")),
+        "cifar100": (_load("cifar100", tmp_path / "c100"), str(tmp_path / "c100" / "cifar-100-python")),
+        "svhn": (_load("svhn", tmp_path / "svhn"), str(tmp_path / "svhn" / "train_32x32.mat")),
+        "tinyimagenet": (_load("tinyimagenet", tmp_path / "tiny"), str(tmp_path / "tiny" / "tiny-imagenet-200")),
+        "organcmnist": (_load("organcmnist", tmp_path / "med"), str(tmp_path / "med" / "organcmnist.npz")),
+        "folder": (_load("folder", path=str(tmp_path / "imgs")), str((tmp_path / "imgs").resolve())),
+        "npz": (_load("npz", path=str(_npz(tmp_path / "d.npz"))), str((tmp_path / "d.npz").resolve())),
+    }
+    for name, (ds, where) in loaded.items():
+        assert where in ds.source, (name, ds.source)
+        counts = torch.bincount(ds.y_train, minlength=ds.num_classes).tolist()
+        assert ds.info["pool_class_counts"] == counts, name
+        assert ds.info["pool_size"] == len(ds.y_train) and ds.info["test_size"] == len(ds.y_test), name
+        low = min(counts)
+        assert ds.info["imbalance_ratio"] == (max(counts) / low if low else float("inf")), name
+
+
+# ---------------------------------------------------------------------------------------------
+# long-tailed pools and stratified subsamples (any data set, after its loader)
+# ---------------------------------------------------------------------------------------------
+
+def test_long_tail_profile_on_digits():
+    from autoal.data.subset import class_order
+
+    full = _load("digits")
+    ds = _load("digits", imbalance_ratio=10)
+    n_max = int(torch.bincount(full.y_train, minlength=10).min())
+    order = class_order(10, 0)
+    counts = torch.bincount(ds.y_train, minlength=10).tolist()
+    expected = [int(np.floor(n_max * 10 ** (-r / 9) + 1e-9)) for r in range(10)]
+    assert [counts[c] for c in order] == expected
+    assert counts[order[0]] == n_max and counts[order[-1]] == n_max // 10
+    assert ds.info["pool_class_counts"] == counts and ds.info["pool_size"] == sum(counts)
+    assert ds.info["imbalance_ratio"] == pytest.approx(10, rel=0.1)
+    assert ds.info["imbalance_ratio"] == max(counts) / min(counts)
+    # the test split is untouched, the pool is a subset of the full pool
+    assert torch.equal(ds.x_test, full.x_test) and torch.equal(ds.y_test, full.y_test)
+    assert ds.info["test_size"] == len(full.y_test)
+    full_rows = {bytes(x.numpy()) for x in full.x_train}
+    assert all(bytes(x.numpy()) in full_rows for x in ds.x_train)
+    # normalization statistics come from the pool as used
+    assert torch.allclose(ds.mean, ds.x_train.float().mean() / 255.0, atol=1e-5)
+
+
+def test_long_tail_is_seeded_by_subset_seed():
+    from autoal.data.subset import class_order
+
+    a = _load("digits", imbalance_ratio=10)
+    b = _load("digits", imbalance_ratio=10)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
+    c = _load("digits", imbalance_ratio=10, subset_seed=1)
+    assert class_order(10, 1).tolist() != class_order(10, 0).tolist()
+    counts_c = torch.bincount(c.y_train, minlength=10).tolist()
+    assert [counts_c[k] for k in class_order(10, 1)] == sorted(counts_c, reverse=True)
+    assert counts_c != a.info["pool_class_counts"]
+
+
+def test_train_and_test_size_stratified_and_seeded():
+    full = _load("digits")
+    ds = _load("digits", train_size=100, test_size=50)
+    assert len(ds.y_train) == 100 and len(ds.y_test) == 50
+    assert ds.info["pool_size"] == 100 and ds.info["test_size"] == 50
+    pool_counts = torch.bincount(ds.y_train, minlength=10)
+    full_counts = torch.bincount(full.y_train, minlength=10)
+    assert ((pool_counts - full_counts * 100 / len(full.y_train)).abs() < 1).all()  # proportional, rounded
+    assert torch.bincount(ds.y_test, minlength=10).tolist() == [5] * 10
+    again = _load("digits", train_size=100, test_size=50)
+    assert torch.equal(again.x_train, ds.x_train) and torch.equal(again.x_test, ds.x_test)
+    other = _load("digits", train_size=100, test_size=50, subset_seed=3)
+    assert not torch.equal(other.x_train, ds.x_train) and not torch.equal(other.x_test, ds.x_test)
+
+
+def test_train_size_after_the_long_tail_keeps_its_profile():
+    from autoal.data.subset import class_order
+
+    tail = _load("digits", imbalance_ratio=10)
+    ds = _load("digits", imbalance_ratio=10, train_size=200)
+    counts = torch.bincount(ds.y_train, minlength=10)
+    tail_counts = torch.bincount(tail.y_train, minlength=10)
+    assert int(counts.sum()) == 200 and ((counts - tail_counts * 200 / len(tail.y_train)).abs() < 1).all()
+    ranked = [int(counts[c]) for c in class_order(10, 0)]
+    assert ranked == sorted(ranked, reverse=True) and ranked[-1] >= 1
+    # the pool subsample is drawn from the long-tailed pool
+    tail_rows = {bytes(x.numpy()) for x in tail.x_train}
+    assert all(bytes(x.numpy()) in tail_rows for x in ds.x_train)
+
+
+def test_stratified_quotas_keep_every_class():
+    from autoal.data.subset import stratified_quotas
+
+    q = stratified_quotas(np.array([1000, 10, 1, 500]), 20)
+    assert q.sum() == 20 and (q >= 1).all() and q[0] > q[3] > q[1]
+    assert stratified_quotas(np.array([3, 0, 5]), 2).tolist() == [1, 0, 1]
+    assert stratified_quotas(np.array([4, 4]), 8).tolist() == [4, 4]
+
+
+def test_subsampling_keeps_paths_aligned(tmp_path):
+    write_folder(tmp_path / "imgs", {"a": 8, "b": 8, "c": 8})
+    full = _load("folder", path=str(tmp_path / "imgs"))
+    ds = _load("folder", path=str(tmp_path / "imgs"), imbalance_ratio=3, train_size=8)
+    assert len(ds.paths) == len(ds.y_train) == 8
+    by_path = dict(zip(full.paths, full.x_train))
+    assert all(torch.equal(by_path[p], x) for p, x in zip(ds.paths, ds.x_train))
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"imbalance_ratio": 0.5}, r"dataset.imbalance_ratio: expected a finite number >= 1.*got 0.5"),
+    ({"imbalance_ratio": float("inf")}, r"dataset.imbalance_ratio: .*got inf"),
+    ({"imbalance_ratio": float("nan")}, r"dataset.imbalance_ratio: .*got nan"),
+    ({"imbalance_ratio": "10"}, r"dataset.imbalance_ratio: .*got '10'"),
+    ({"imbalance_ratio": True}, r"dataset.imbalance_ratio: .*got True"),
+    ({"imbalance_ratio": 200}, r"dataset.imbalance_ratio: 200 would leave a class of the digits pool empty: .*"
+                               r"n_max = 131 .*n_max / R = 0.655 < 1; use a ratio <= 131"),
+    ({"train_size": 5000}, r"dataset.train_size: 5000 is larger than the pool of digits \(1347 samples\)"),
+    ({"train_size": 600, "imbalance_ratio": 10},
+     r"dataset.train_size: 600 is larger than the pool of digits after dataset.imbalance_ratio=10 \(531 samples\)"),
+    ({"train_size": 9}, r"dataset.train_size: 9 is smaller than the number of classes \(10\)"),
+    ({"train_size": 0}, r"dataset.train_size: expected a positive integer or null"),
+    ({"train_size": 2.5}, r"dataset.train_size: expected a positive integer or null .*got 2.5"),
+    ({"test_size": 451}, r"dataset.test_size: 451 is larger than the test split of digits \(450 samples\)"),
+    ({"test_size": 3}, r"dataset.test_size: 3 is smaller than the number of classes"),
+    ({"subset_seed": -1}, r"dataset.subset_seed: expected an integer >= 0; got -1"),
+])
+def test_subsampling_errors_name_the_key(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        _load("digits", **kw)
+
+
+def test_long_tail_needs_every_class_in_the_pool(tmp_path):
+    p = _npz(tmp_path / "gap.npz")  # y_train has classes 0..2, y_test has class 3: class 3 absent from the pool
+    with pytest.raises(ConfigError, match="dataset.imbalance_ratio: the npz pool has no sample of class 3"):
+        _load("npz", path=str(p), imbalance_ratio=2)

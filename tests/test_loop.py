@@ -107,3 +107,48 @@ def test_unreachable_mlflow_server_fails_before_any_work(digits_cfg, tmp_path):
 def test_warm_start_and_tracking_disabled(digits_cfg):
     r = run_experiment(_cfg(digits_cfg, al={"warm_start": True}, tracking={"enabled": False}))
     assert r.tracking_run_id is None and len(r.history) == 3
+
+
+def test_dataset_source_tag_is_cut_to_mlflows_limit(digits_cfg):
+    """MLflow refuses tag values over 5000 characters: a long source is truncated, not fatal."""
+    import dataclasses
+
+    from autoal.data import DataSpec, load_dataset
+    from autoal.loop import ActiveLearningLoop
+    from autoal.tracking import NullTracker
+
+    class Recorder(NullTracker):
+        def __init__(self):
+            self.tags, self.params = {}, {}
+
+        def set_tags(self, tags):
+            self.tags.update(tags)
+
+        def log_params(self, params):
+            self.params.update(params)
+
+    ds = load_dataset(DataSpec(name="digits"))
+    ds = dataclasses.replace(ds, source="x" * 6000)
+    rec = Recorder()
+    ActiveLearningLoop(_cfg(digits_cfg, al={"rounds": 0}, train={"epochs": 1}), dataset=ds, tracker=rec).run()
+    assert rec.tags["dataset_source"] == "x" * 5000
+    assert rec.params["data.pool_size"] == len(ds.y_train) and rec.params["data.test_size"] == len(ds.y_test)
+
+
+def test_run_on_a_long_tailed_pool(digits_cfg):
+    """A long-tailed, subsampled pool runs like any other; the same pool for every AL seed."""
+    from autoal.data.subset import class_order
+
+    cfg = _cfg(digits_cfg, dataset={"imbalance_ratio": 10, "train_size": 300}, al={"rounds": 1},
+               tracking={"enabled": False})
+    r = run_experiment(cfg)
+    assert len(r.history) == 2 and r.tracking_run_id is None
+    from autoal.loop import ActiveLearningLoop
+
+    loop = ActiveLearningLoop(cfg)
+    counts = loop.dataset.info["pool_class_counts"]
+    assert sum(counts) == 300 and counts[class_order(10, 0)[0]] == max(counts)
+    other_seed = ActiveLearningLoop(_cfg(digits_cfg, dataset={"imbalance_ratio": 10, "train_size": 300},
+                                         al={"seed": 5}, tracking={"enabled": False}))
+    assert other_seed.dataset.y_train.tolist() == loop.dataset.y_train.tolist()
+    assert r.labeled.max() < 300

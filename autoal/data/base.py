@@ -7,6 +7,7 @@ scoring never loop over samples in Python. Scoring always uses :meth:`ALDataset.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,10 @@ class ALDataset:
 
     ``x_*`` are uint8 tensors (N, C, H, W); ``y_*`` int64 tensors (N,). ``paths`` holds the
     source file of each pool image when the data came from files a person can open (an image
-    folder); it is used to export samples for human labeling.
+    folder); it is used to export samples for human labeling. ``source`` says in a few words what
+    was read (a folder, a file, a package's bundled copy). ``info`` describes the splits as used:
+    ``pool_class_counts``, ``imbalance_ratio`` (largest / smallest pool class), ``pool_size``,
+    ``test_size``; it is recomputed from the labels whenever a data set is built.
     """
 
     name: str
@@ -34,6 +38,8 @@ class ALDataset:
     classes: list[str] = field(default_factory=list)
     augmentation: str = "crop_flip"
     paths: list[str] | None = None
+    source: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_arrays(self.name, "train", self.x_train, self.y_train, self.num_classes)
@@ -45,6 +51,7 @@ class ALDataset:
         mean, std = _channel_stats(self.x_train)
         self.mean = mean
         self.std = std
+        self.info = {**self.info, **split_stats(self.y_train, self.y_test, self.num_classes)}
 
     @property
     def in_channels(self) -> int:
@@ -93,6 +100,15 @@ def random_crop_flip(x: torch.Tensor, flip: bool, pad: int | None = None,
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         out = out.contiguous(memory_format=torch.channels_last)
     return out
+
+
+def split_stats(y_train: torch.Tensor, y_test: torch.Tensor, num_classes: int) -> dict[str, Any]:
+    """Pool class counts, measured imbalance ratio (largest / smallest class; inf when a class is
+    absent from the pool) and the sizes of both splits."""
+    counts = torch.bincount(y_train, minlength=num_classes).tolist() if len(y_train) else [0] * num_classes
+    low = min(counts)
+    return {"pool_class_counts": counts, "imbalance_ratio": max(counts) / low if low else float("inf"),
+            "pool_size": int(len(y_train)), "test_size": int(len(y_test))}
 
 
 def _channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:

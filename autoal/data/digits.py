@@ -12,6 +12,7 @@ from autoal.data.registry import DataSpec, register_dataset
 def load_digits(spec: DataSpec) -> ALDataset:
     """Split 75/25 into pool/test with a fixed, stratified split (seed ``options.split_seed``,
     default 0) so that every run sees the same test set."""
+    import sklearn
     from sklearn.datasets import load_digits as sk_load
     from sklearn.model_selection import train_test_split
 
@@ -27,4 +28,5 @@ def load_digits(spec: DataSpec) -> ALDataset:
         x_train=torch.from_numpy(x[tr]), y_train=torch.from_numpy(y[tr]),
         x_test=torch.from_numpy(x[te]), y_test=torch.from_numpy(y[te]),
         num_classes=10, classes=[str(i) for i in range(10)], augmentation="none",
+        source=f"scikit-learn {sklearn.__version__} bundled digits",
     )

@@ -220,7 +220,7 @@ def load_folder(spec: DataSpec) -> ALDataset:
         x_test=torch.from_numpy(x_te), y_test=torch.from_numpy(y_te),
         num_classes=len(classes), classes=classes,
         augmentation=augmentation_option(spec, "crop_flip"),
-        paths=[str(p) for p in pool_files],
+        paths=[str(p) for p in pool_files], source=f"image folder {root}",
     )
 
 
@@ -286,5 +286,5 @@ def load_npz(spec: DataSpec) -> ALDataset:
     return ALDataset(
         name=spec.name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
         num_classes=num_classes, classes=classes or [],
-        augmentation=augmentation_option(spec, "none"),
+        augmentation=augmentation_option(spec, "none"), source=str(path),
     )

@@ -186,6 +186,7 @@ def _load_cifar(spec: DataSpec, name: str) -> ALDataset:
         x_train=torch.from_numpy(np.ascontiguousarray(x_tr)), y_train=torch.from_numpy(y_tr),
         x_test=torch.from_numpy(np.ascontiguousarray(x_te)), y_test=torch.from_numpy(y_te),
         num_classes=num_classes, classes=classes, augmentation=augmentation_option(spec, "crop_flip"),
+        source=str(folder),
     )
 
 
@@ -261,7 +262,8 @@ def load_svhn(spec: DataSpec) -> ALDataset:
         _check_count("svhn", "test", len(y_te), SVHN_COUNTS["test"], str(files["test"]))
     check_same_geometry("svhn", x_tr, x_te)
     return ALDataset(name="svhn", x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=10,
-                     classes=[str(i) for i in range(10)], augmentation=augmentation_option(spec, "crop"))
+                     classes=[str(i) for i in range(10)], augmentation=augmentation_option(spec, "crop"),
+                     source=f"{files['train']} and {files['test']}")
 
 
 def _tv_download_url(url: str, root: str, filename: str, md5: str) -> None:
@@ -352,6 +354,7 @@ def load_tinyimagenet(spec: DataSpec) -> ALDataset:
         x_train=torch.from_numpy(x_tr), y_train=torch.tensor(train_labels, dtype=torch.int64),
         x_test=torch.from_numpy(x_te), y_test=torch.tensor(test_labels, dtype=torch.int64),
         num_classes=len(wnids), classes=classes, augmentation=augmentation_option(spec, "crop_flip"),
+        source=str(base),
     )
 
 
@@ -444,7 +447,7 @@ def _load_medmnist(spec: DataSpec, flag: str) -> ALDataset:
     classes = [info["label"][str(i)] for i in range(num_classes)]
     return ALDataset(name=flag, x_train=x_tr, y_train=y_tr, x_test=xs["test"], y_test=ys["test"],
                      num_classes=num_classes, classes=classes,
-                     augmentation=augmentation_option(spec, MEDMNIST_AUG[flag]))
+                     augmentation=augmentation_option(spec, MEDMNIST_AUG[flag]), source=str(path))
 
 
 @register_dataset("organcmnist")
