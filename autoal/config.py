@@ -50,7 +50,7 @@ class ALConfig:
     rounds: int = 10
     balanced_init: bool = False
     warm_start: bool = False
-    mc_samples: int = 100
+    mc_samples: int = 500
     mc_masks: str = "consistent"
     seed: int = 0
 

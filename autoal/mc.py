@@ -77,6 +77,25 @@ def _summarize(p: torch.Tensor) -> MCSummary:
                      modal_fraction=votes.max(1).values / t, samples=t)
 
 
+def _summarize_logits(z: torch.Tensor) -> MCSummary:
+    """Moments of the softmax of logits ``z`` laid out (N, C, T): the T passes of a class are
+    contiguous, so every reduction over the short class dimension vectorizes along T (on CPU,
+    reducing over an innermost dimension of 10 classes is 3-10x slower). The entropy comes
+    from the log-sum-exp, H = log s − Σ_c p_c (z_c − max z) with s = Σ_c exp(z_c − max z), so
+    no logarithm is taken per class. Consumes ``z``."""
+    t = z.shape[2]
+    zc = z.sub_(z.amax(1, keepdim=True))              # z − max z ≤ 0, the max is exactly 0
+    e = zc.exp()
+    s = e.sum(1, keepdim=True)
+    entropy = s.log().squeeze(1) - (e * zc).sum(1) / s.squeeze(1)   # (N, T)
+    p = e.div_(s)
+    mean = p.mean(2)
+    std = (p - mean.unsqueeze(2)).square_().mean(2).sqrt_()
+    votes = (zc == 0).sum(2)                          # passes in which each class is the argmax
+    return MCSummary(mean_probs=mean, std_probs=std, mean_entropy=entropy.mean(1),
+                     modal_fraction=votes.max(1).values.float().clamp_max(t) / t, samples=t)
+
+
 def dropout_keep_mask(shape: torch.Size | tuple[int, ...], p: float, generator: torch.Generator | None,
                       device: torch.device) -> tuple[torch.Tensor, float]:
     """An inverted-dropout keep mask (Srivastava et al. 2014) and its rescaling 1/q, where q is
@@ -133,13 +152,13 @@ def mc_dropout_summary(weight: torch.Tensor, bias: torch.Tensor | None, emb: tor
             draws.append(class_probabilities(F.linear(emb * keep, w * scale, b)))
         return _summarize(torch.stack(draws, 1))
     keep, scale = dropout_keep_mask((t, d), p, generator, emb.device)
-    w_all = (keep.unsqueeze(1) * (w * scale).unsqueeze(0)).reshape(t * c, d)  # T masked copies of W
-    b_all = b.repeat(t)
+    # T masked copies of W, ordered class-major: row c·T + t is class c under mask t
+    w_all = (keep.unsqueeze(0) * (w * scale).unsqueeze(1)).reshape(c * t, d)
+    b_all = b.repeat_interleave(t)
     rows = max(1, chunk_elements // (t * c))
     parts = []
     for start in range(0, n, rows):
-        logits = F.linear(emb[start:start + rows], w_all, b_all).view(-1, t, c)
-        parts.append(_summarize(class_probabilities(logits)))
+        parts.append(_summarize_logits(F.linear(emb[start:start + rows], w_all, b_all).view(-1, c, t)))
     if not parts:
         z = torch.zeros(0, c, device=emb.device)
         return MCSummary(z, z.clone(), torch.zeros(0, device=emb.device), torch.zeros(0, device=emb.device), t)

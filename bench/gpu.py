@@ -45,7 +45,7 @@ def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int
     t_embed = median_time(lambda: embed_pool(model, ds, pool, batch_size=2048, device=dev, images=images), repeats)
 
     def all_candidates():
-        c = compute_cache(model, ds, pool, mc_samples=10, batch_size=2048, device=dev, images=images, seed=0)
+        c = compute_cache(model, ds, pool, mc_samples=500, batch_size=2048, device=dev, images=images, seed=0)
         for s in strategies:
             s.select_positions(c, query, np.random.default_rng(0))
 
@@ -56,7 +56,7 @@ def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int
     t_all = median_time(all_candidates, repeats)
     t_ent = median_time(entropy_only, repeats)
     # per-candidate selection cost on a cached pool (what each adds on top of the shared pass)
-    cache = compute_cache(model, ds, pool, mc_samples=10, batch_size=2048, device=dev, images=images, seed=0)
+    cache = compute_cache(model, ds, pool, mc_samples=500, batch_size=2048, device=dev, images=images, seed=0)
     per_candidate = {s.name: median_time(lambda s=s: s.select_positions(cache, query, np.random.default_rng(0)),
                                          repeats) for s in strategies}
 
@@ -75,7 +75,7 @@ def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int
     sync()
     t0 = time.perf_counter()
     train_model(model, ds, lab, cfg, device=dev, seed=1, images=images)
-    c = compute_cache(model, ds, np.arange(labeled, n_pool), mc_samples=10, batch_size=2048, device=dev,
+    c = compute_cache(model, ds, np.arange(labeled, n_pool), mc_samples=500, batch_size=2048, device=dev,
                       images=images, seed=1)
     build_strategy("margin").select_positions(c, query, np.random.default_rng(0))
     sync()
@@ -157,7 +157,7 @@ def al_rounds(n_pool: int, labeled: int, query: int, epochs: int, batch: int, wi
                 cfg = RunConfig.from_dict({
                     "model": {"name": "resnet18", "width": width},
                     "train": {"epochs": epochs, "batch_size": batch, "optimizer": "sgd", "lr": 0.05},
-                    "al": {"initial_size": labeled, "query_size": query, "rounds": 2, "mc_samples": 10},
+                    "al": {"initial_size": labeled, "query_size": query, "rounds": 2, "mc_samples": 500},
                     "strategy": {"name": name, "params": params}, "scoring": {"batch_size": 2048},
                     "tracking": {"enabled": False}, "runtime": {"output_dir": tmp, "quiet": True}})
                 t0 = time.perf_counter()
@@ -209,7 +209,7 @@ def profile_autoal_query(out_dir: Path, n_pool: int, labeled: int, query: int, e
             cfg = RunConfig.from_dict({
                 "model": {"name": "resnet18", "width": width},
                 "train": {"epochs": epochs, "batch_size": batch, "optimizer": "sgd", "lr": 0.05},
-                "al": {"initial_size": labeled, "query_size": query, "rounds": 3, "mc_samples": 10},
+                "al": {"initial_size": labeled, "query_size": query, "rounds": 3, "mc_samples": 500},
                 "strategy": {"name": "autoal", "params": {"batch_size": batch, "gmm_samples": 2000}},
                 "scoring": {"batch_size": 2048}, "tracking": {"enabled": False},
                 "runtime": {"output_dir": tmp, "quiet": True}})

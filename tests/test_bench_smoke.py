@@ -45,4 +45,13 @@ def test_gpu_quality_and_strategy_benchmarks_smoke(tmp_path):
     assert (tmp_path / "s" / "strategies_digits.png").stat().st_size > 1000
     _run([str(ROOT / "bench" / "quality.py"), "--smoke", "--out", str(tmp_path / "q.json")], tmp_path)
     q = json.loads((tmp_path / "q.json").read_text())
-    assert "autoal" in q["table"] and "margin" in q["table"] and q["best_candidate"]
+    assert set(q["settings"]) == {"digits", "mnist_low", "mnist_lt"}
+    for name, tab in q["settings"].items():
+        assert {"autoal", "margin", "random", "bald"} <= set(tab["rows"]) and tab["best_candidate"], name
+        assert sorted(r["rank"] for r in tab["rows"].values()) == list(range(1, len(tab["rows"]) + 1))
+    lt = q["settings"]["mnist_lt"]["rows"]["margin"]
+    assert 0 < lt["final_balanced_accuracy"] <= 1 and 0 < lt["aubc_balanced"] <= 1
+    assert q["verdict"]["autoal"]["settings"] == 3 and len(q["runs"]) == 3 * 5
+    assert (tmp_path / "q_matrix.png").stat().st_size > 1000
+    md = (tmp_path / "q.md").read_text()
+    assert "## Summary" in md and "Wilcoxon p" in md

@@ -345,7 +345,7 @@ class RayScorer:
                 pending[submit(i)] = i
         return torch.cat([p for p in parts if p is not None])  # type: ignore[misc]
 
-    def __call__(self, model: Backbone, dataset: ALDataset, indices: np.ndarray, *, mc_samples: int = 100,
+    def __call__(self, model: Backbone, dataset: ALDataset, indices: np.ndarray, *, mc_samples: int = 500,
                  batch_size: int = 1024, device: torch.device | None = None, seed: int = 0,
                  images: torch.Tensor | None = None, mc_masks: str = "consistent") -> PoolCache:
         """Same contract and result as :func:`autoal.cache.compute_cache`."""

@@ -282,7 +282,7 @@ class AutoAL(Strategy):
         t = query_fraction(b, len(labeled) + len(unlabeled))
         mc = p["mc_samples"]
         if mc is None:
-            mc = int(ctx.cache.mc.samples) if ctx.cache.mc is not None else 100
+            mc = int(ctx.cache.mc.samples) if ctx.cache.mc is not None else 500
         cfg = SearchConfig(t=t, lam=p["lam"], lam_reg=p["lam_reg"], tau=p["tau"], gmm_components=p["gmm_components"],
                            gmm_samples=p["gmm_samples"], warmup_epochs=p["warmup_epochs"],
                            search_epochs=p["search_epochs"], batch_size=p["batch_size"], lpm=p["lpm"],

@@ -20,7 +20,7 @@ def register_strategy(name: str):
 
 def _import_all() -> None:
     import importlib
-    for mod in ("candidates", "baselines", "autoal_search"):
+    for mod in ("candidates", "typiclust", "baselines", "autoal_search"):
         try:
             importlib.import_module(f"autoal.strategies.{mod}")
         except ModuleNotFoundError as e:  # modules are optional while the package grows

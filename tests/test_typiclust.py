@@ -1,0 +1,69 @@
+"""TypiClust (Hacohen et al. 2022): typical samples from the clusters that L does not cover."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autoal.cache import PoolCache
+from autoal.errors import ConfigError
+from autoal.strategies import QueryContext, build_strategy
+from autoal.strategies.typiclust import typicality, typiclust_order
+
+
+def _blobs(sizes=(30, 20, 10), spread=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0]])[: len(sizes)]
+    x = torch.cat([c + spread * torch.randn(m, 2, generator=g) for c, m in zip(centres, sizes)])
+    blob = np.repeat(np.arange(len(sizes)), sizes)
+    return x, blob
+
+
+def test_typicality_is_highest_at_the_dense_centre_of_a_cluster():
+    x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [-0.1, 0.0], [0.0, 0.1], [0.0, -0.1], [3.0, 3.0]])
+    t = typicality(x, torch.zeros(6, dtype=torch.long), 1, k_nn=3)
+    assert int(t.argmax()) == 0 and int(t.argmin()) == 5
+    # by hand for the outlier: mean distance to its 3 nearest neighbours
+    d = (x[:5] - x[5]).norm(dim=1).sort().values[:3].mean()
+    assert t[5].item() == pytest.approx(1.0 / d.item(), rel=1e-5)
+
+
+def test_picks_cover_the_uncovered_clusters_first_largest_first_most_typical_member():
+    x, blob = _blobs(sizes=(30, 20, 10, 8))
+    labeled = x[blob == 0][:3]  # cluster 0 is covered
+    pool = x
+    picks, typ = typiclust_order(pool, labeled, 3, seed=0, max_clusters=4)
+    # the three uncovered clusters, the largest first
+    assert [int(blob[p]) for p in picks] == [1, 2, 3]
+    for p in picks:  # each pick is its blob's most typical member
+        members = np.flatnonzero(blob == blob[p])
+        assert typ[members].argmax().item() == list(members).index(p)
+
+
+def test_strategy_queries_distinct_unlabeled_samples_and_ranks_its_picks_first():
+    x, blob = _blobs()
+    lab_rows = np.array([0, 1])
+    pool_rows = np.setdiff1d(np.arange(len(x)), lab_rows)
+    mk = lambda rows: PoolCache(indices=rows + 100, probs=torch.full((len(rows), 2), 0.5), embeddings=x[rows],
+                                logits=torch.zeros(len(rows), 2))
+    cache, lab = mk(pool_rows), mk(lab_rows)
+    strat = build_strategy("typiclust", max_clusters=10)
+    ctx = QueryContext(cache=cache, unlabeled=cache.indices, labeled=lab.indices, n=4,
+                       rng=np.random.default_rng(0), labeled_cache=lab)
+    picks = strat.query(ctx)
+    assert len(set(picks.tolist())) == 4 and set(picks.tolist()) <= set(cache.indices.tolist())
+    again = strat.query(QueryContext(cache=cache, unlabeled=cache.indices, labeled=lab.indices, n=4,
+                                     rng=np.random.default_rng(0), labeled_cache=lab))
+    assert picks.tolist() == again.tolist()
+    r = strat.rank_score(cache, 4, np.random.default_rng(0), labeled=lab)
+    top = torch.argsort(r, descending=True)[:4]
+    assert r.max() == 1.0 and r.min() >= 0 and sorted(top.tolist()) == sorted(
+        strat.select_positions(cache, 4, np.random.default_rng(0), ctx).tolist())
+
+
+def test_more_picks_than_clusters_and_bad_parameters():
+    x, _ = _blobs(sizes=(6, 6))
+    picks, _ = typiclust_order(x, None, 9, seed=1, max_clusters=2)
+    assert len(set(picks.tolist())) == 9
+    with pytest.raises(ConfigError, match="strategy.params.k_nn: must be an integer >= 1"):
+        build_strategy("typiclust", k_nn=0)
