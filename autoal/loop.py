@@ -203,7 +203,8 @@ class ActiveLearningLoop:
         else:  # warm start: the round's draws (dropout, ...) must not depend on earlier rounds, or resume
             seed_torch(train_seed)
         model = self._model
-        epoch_bar = _progress(range(cfg.train.epochs), f"round {r} train", cfg.runtime.quiet, leave=False)
+        epoch_bar = _progress(range(cfg.train.epochs_for(len(labeled))), f"round {r} train", cfg.runtime.quiet,
+                              leave=False)
         _fault_point("train", r)
         losses = self.train(model, labeled, train_seed,
                             progress=lambda e, loss: (epoch_bar.update(1), epoch_bar.set_postfix(loss=f"{loss:.3f}")))
