@@ -23,7 +23,7 @@ from autoal.strategies.candidates import BALD, EntropySampling, LeastConfidence,
 torch.set_num_threads(1)
 
 #: small and fast: 2 warm-up epochs, 2 search epochs, a 4-wide CNN
-TINY = {"warmup_epochs": 2, "search_epochs": 2, "width": 4, "gmm_samples": 500}
+TINY = {"formulation": "paper", "warmup_epochs": 2, "search_epochs": 2, "width": 4, "gmm_samples": 500}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def test_autoal_run_on_digits_logs_the_trace(tmp_path):
         "dataset": {"name": "digits"},
         "train": {"epochs": 10},
         "al": {"initial_size": 20, "query_size": 10, "rounds": 3, "seed": 0, "mc_samples": 5},
-        "strategy": {"name": "autoal", "params": {"warmup_epochs": 5, "search_epochs": 3}},
+        "strategy": {"name": "autoal", "params": {"formulation": "paper", "warmup_epochs": 5, "search_epochs": 3}},
         "tracking": {"uri": uri, "experiment": "autoal-test"},
         "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1},
     })
@@ -278,11 +278,15 @@ def test_config_group_lists_every_constructor_default():
 
     import yaml
 
-    conf = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "strategy" / "autoal.yaml").read_text())
+    folder = Path(__file__).resolve().parents[1] / "conf" / "strategy"
+    conf = yaml.safe_load((folder / "autoal.yaml").read_text())
     assert conf["name"] == "autoal"
     defaults = {k: list(p.default) if isinstance(p.default, tuple) else p.default
                 for k, p in inspect.signature(AutoAL).parameters.items()}
     assert conf["params"] == defaults
+    # the paper's formulation is a named configuration: the same keys, formulation: paper
+    paper = yaml.safe_load((folder / "autoal_paper.yaml").read_text())
+    assert paper["name"] == "autoal" and paper["params"] == {**defaults, "formulation": "paper"}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

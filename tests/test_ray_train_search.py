@@ -131,7 +131,8 @@ def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tm
     labeled = np.sort(rng.choice(len(ds.y_train), 40, replace=False))
     unlabeled = np.setdiff1d(np.arange(len(ds.y_train)), labeled)
     cache = compute_cache(task, ds, unlabeled, mc_samples=4, seed=1)
-    params = dict(warmup_epochs=2, search_epochs=3, batch_size=20, gmm_samples=200, cycles=2, fitnet_reset="cycle")
+    params = dict(formulation="paper", warmup_epochs=2, search_epochs=3, batch_size=20, gmm_samples=200, cycles=2,
+                  fitnet_reset="cycle")
 
     def ctx(round_):
         return QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=10,

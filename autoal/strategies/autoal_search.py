@@ -71,6 +71,8 @@ from autoal.selection import top_n
 from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies import candidates as _candidates
 from autoal.strategies.candidates import PAPER_CANDIDATES
+from autoal.strategies.typiclust import TypiClust
+from autoal.strategies.autoal_lookahead import GATES, LookaheadParams, LookaheadSearch
 from autoal.strategies.registry import register_strategy
 
 CANDIDATE_MODELS = ("fitnet", "task")
@@ -81,6 +83,10 @@ _STATE_VERSION = 1
 #: the candidate classes by registry name (built directly: no need to import every strategy module)
 _CANDIDATE_CLASSES = {cls.name: cls for cls in vars(_candidates).values()
                       if isinstance(cls, type) and issubclass(cls, Strategy) and getattr(cls, "name", None) in PAPER_CANDIDATES}
+_CANDIDATE_CLASSES["typiclust"] = TypiClust
+#: every strategy that can be a candidate: the paper's seven, then TypiClust (Hacohen et al. 2022)
+CANDIDATE_NAMES = (*PAPER_CANDIDATES, "typiclust")
+FORMULATIONS = ("lookahead", "paper")
 
 
 def _err(key: str, msg: str) -> ConfigError:
@@ -126,15 +132,19 @@ class AutoAL(Strategy):
                  fitnet_reset: str = "round", model: str | None = None, width: int | None = None,
                  width_factor: float = 0.5,
                  mc_samples: int | None = None, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 executor: str = "local", num_workers: int = 2) -> None:
+                 executor: str = "local", num_workers: int = 2, formulation: str = "lookahead",
+                 prior: dict[str, float] | None = None, hedge_rate: float = 0.5, fitnet_steps: float = 0.5,
+                 lookahead_parts: int = 16, lookahead_pool_fraction: float = 0.5, head_steps: int = 50,
+                 head_l2: float = 0.01, gate: str = "ranks", gate_steps: int = 30, gate_lr: float = 0.01,
+                 gate_tau: float = 0.05, decorrelate: bool = True) -> None:
         # -- validation (every error names strategy.params.<key> and the valid choices) --------
         if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)) or not candidates:
-            raise _err("candidates", f"expected a non-empty list of candidate names from {', '.join(PAPER_CANDIDATES)}; "
+            raise _err("candidates", f"expected a non-empty list of candidate names from {', '.join(CANDIDATE_NAMES)}; "
                        f"got {candidates!r}")
         cands = [str(c) for c in candidates]
-        bad = [c for c in cands if c not in PAPER_CANDIDATES]
+        bad = [c for c in cands if c not in CANDIDATE_NAMES]
         if bad:
-            raise _err("candidates", f"unknown candidate(s) {', '.join(bad)}; valid choices: {', '.join(PAPER_CANDIDATES)}")
+            raise _err("candidates", f"unknown candidate(s) {', '.join(bad)}; valid choices: {', '.join(CANDIDATE_NAMES)}")
         if len(set(cands)) != len(cands):
             raise _err("candidates", f"duplicate candidate names in {cands}")
         if pool_size is not None:
@@ -178,6 +188,36 @@ class AutoAL(Strategy):
                 raise _err(key, f"expected true or false; got {val!r}")
         if lpm_only and not lpm:
             raise _err("lpm_only", "'LPM only' needs the loss prediction module: set strategy.params.lpm: true")
+        for key, val, choices in (("formulation", formulation, FORMULATIONS), ("gate", gate, GATES)):
+            if val not in choices:
+                raise _err(key, f"unknown value {val!r}; valid choices: {', '.join(choices)}")
+        for key, val, lo, hi in (("hedge_rate", hedge_rate, 0.0, 100.0), ("fitnet_steps", fitnet_steps, 0.01, 10.0),
+                                 ("lookahead_pool_fraction", lookahead_pool_fraction, 0.05, 0.95),
+                                 ("head_l2", head_l2, 0.0, 1e6), ("gate_lr", gate_lr, 1e-8, 10.0),
+                                 ("gate_tau", gate_tau, 1e-6, 100.0)):
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) \
+                    or not lo <= val <= hi:
+                raise _err(key, f"must be a number in [{lo:g}, {hi:g}]; got {val!r}")
+        for key, val, lo in (("lookahead_parts", lookahead_parts, 1), ("head_steps", head_steps, 1),
+                             ("gate_steps", gate_steps, 0)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < lo:
+                raise _err(key, f"must be an integer >= {lo}; got {val!r}")
+        if formulation == "lookahead" and executor != "local":
+            raise _err("executor", f"{executor!r} runs the paper formulation's search; the lookahead formulation "
+                       "runs in the trial's process (set strategy.params.formulation: paper, or executor: local)")
+        if not isinstance(decorrelate, bool):
+            raise _err("decorrelate", f"expected true or false; got {decorrelate!r}")
+        if prior is not None:
+            if not isinstance(prior, dict) or not prior:
+                raise _err("prior", f"expected a mapping of candidate name to weight, or null; got {prior!r}")
+            unknown = [k for k in prior if k not in cands]
+            bad_w = [k for k, v in prior.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+                     or not math.isfinite(v) or v < 0]
+            if unknown:
+                raise _err("prior", f"names {', '.join(map(str, unknown))} are not in the candidate pool "
+                           f"({', '.join(cands)})")
+            if bad_w or sum(prior.values()) <= 0:
+                raise _err("prior", f"weights must be finite numbers >= 0, not all zero; got {prior!r}")
 
         self.candidate_names = cands
         self.candidates = [_CANDIDATE_CLASSES[c]() for c in cands]
@@ -192,9 +232,18 @@ class AutoAL(Strategy):
                       momentum=float(momentum),
                       weight_decay=float(weight_decay), executor=executor, num_workers=num_workers)
         needs = set(type(self).needs)
-        if candidate_model == "task":
+        if candidate_model == "task" or formulation == "lookahead" or "typiclust" in cands:
             needs.add("labeled_cache")
         self.needs = frozenset(needs)
+        self.formulation = formulation
+        self.lookahead: LookaheadSearch | None = None
+        if formulation == "lookahead":
+            self.lookahead = LookaheadSearch(self.candidates, LookaheadParams(
+                prior=None if prior is None else {str(k): float(v) for k, v in prior.items()},
+                hedge_rate=float(hedge_rate), fitnet_steps=float(fitnet_steps), parts=lookahead_parts,
+                pool_fraction=float(lookahead_pool_fraction), head_steps=head_steps, head_l2=float(head_l2),
+                gate=gate, gate_steps=gate_steps, gate_lr=float(gate_lr), gate_tau=float(gate_tau),
+                decorrelate=decorrelate))
         self.nets: SearchNets | None = None
         self.opts: SearchOptimizers | None = None
         self._arch: dict[str, Any] | None = None
@@ -270,6 +319,10 @@ class AutoAL(Strategy):
             return self._query(ctx)
 
     def _query(self, ctx: QueryContext) -> np.ndarray:
+        if self.lookahead is not None:
+            picks = self.lookahead.query(ctx, seed=int(ctx.seed))
+            self.rounds_done += 1
+            return picks
         p = self.p
         device = ctx.device
         ds = ctx.dataset
@@ -385,6 +438,9 @@ class AutoAL(Strategy):
 
     # -- resume ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        if self.lookahead is not None:
+            return {"version": _STATE_VERSION, "formulation": "lookahead", "rounds_done": self.rounds_done,
+                    "lookahead": self.lookahead.state_dict()}
         if self.nets is None or self.opts is None:
             return {}
         return {"version": _STATE_VERSION, "arch": dict(self._arch or {}), "rounds_done": self.rounds_done,
@@ -402,6 +458,11 @@ class AutoAL(Strategy):
             from autoal.errors import StateError
             raise StateError(f"autoal strategy state has version {state.get('version')!r}; expected {_STATE_VERSION}")
         self.rounds_done = int(state.get("rounds_done", 0))
+        if state.get("formulation", "paper") != self.formulation:
+            return  # a state of the other formulation (config changed): start fresh
+        if self.lookahead is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
+            return
         self._pending = state
         self.nets = None
 

@@ -1,0 +1,77 @@
+"""autoal's search space (DESIGN.md §3.9): mixtures of the candidates' rank scores, as pure
+functions.
+
+Every candidate k gives each sample x a rank score r_k(x) ∈ [0, 1] (1 = queried first). The
+aggregated score is
+
+    S̄(x) = Σ_k ω_k(x) r_k(x),   ω(x) = softmax over k of (G_k + h_k(x)),
+
+with G the global log-weights (learned across rounds) and h(x) an optional per-sample part. The
+weights are normalized over candidates, so the space holds every single candidate (ω one-hot
+gives exactly its ranking) and every convex mixture between them; unlike the indicator vote of
+the paper's Eq. 6, a sample's score does not grow with the number of candidates that happen to
+agree on it.
+
+Correlated candidates (Entropy, LeastConfidence and Margin rank U almost alike; so do BALD and
+MeanSTD) would otherwise count several times in any mixture: :func:`decorrelated_weights`
+divides each weight by the weighted number of its correlated peers, so k identical candidates
+together weigh what one of them would.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def rank_correlation(ranks: torch.Tensor) -> torch.Tensor:
+    """(K, K) Pearson correlation of the rows of ``ranks`` (K, N); for rank scores that are
+    ranks this is Spearman's correlation. A constant row correlates 0 with the others."""
+    r = ranks.float() - ranks.float().mean(1, keepdim=True)
+    norm = r.norm(dim=1, keepdim=True)
+    r = r / norm.clamp_min(1e-12)
+    c = r @ r.T
+    c.fill_diagonal_(1.0)
+    return c
+
+
+def decorrelated_weights(pi: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
+    """ω_k ∝ π_k / Σ_j π_j max(0, corr_kj), normalized to sum to 1 (``pi`` (K,) or (N, K)).
+
+    Two identical candidates with π_a = π_b share the weight one of them would have alone; an
+    uncorrelated candidate keeps its own."""
+    c = corr.clamp_min(0).to(pi.dtype)
+    denom = pi @ c                                   # Σ_j π_j c_jk (c symmetric)
+    w = pi / denom.clamp_min(1e-12)
+    return w / w.sum(-1, keepdim=True)
+
+
+def mixture_scores(ranks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """S̄ = Σ_k ω_k r_k: ``ranks`` (K, N); ``weights`` (K,) global or (N, K) per sample → (N,)."""
+    if weights.dim() == 1:
+        return weights.to(ranks.dtype) @ ranks
+    return (weights.to(ranks.dtype) * ranks.T).sum(1)
+
+
+def hedge_update(log_weights: torch.Tensor, gains: torch.Tensor, rate: float) -> torch.Tensor:
+    """Exponential weights (Hedge; Freund & Schapire 1997) on standardized gains: the log-weight
+    of each candidate moves by ``rate`` × (its gain − the mean gain) / (the gains' spread), so one
+    round's evidence shifts the mixture by a bounded amount however the gains are scaled.
+    Non-finite gains leave the weights unchanged."""
+    g = gains.double()
+    if not torch.isfinite(g).all() or g.numel() < 2:
+        return log_weights
+    spread = g.std()
+    if float(spread) <= 1e-12:
+        return log_weights
+    z = (g - g.mean()) / spread
+    out = log_weights.double() + float(rate) * z
+    return (out - out.max()).to(log_weights.dtype)
+
+
+def prior_log_weights(names: list[str], prior: dict[str, float] | None) -> torch.Tensor:
+    """Log of the prior weights (uniform when ``prior`` is None; candidates it omits get 0)."""
+    if prior is None:
+        return torch.zeros(len(names))
+    w = np.array([float(prior.get(n, 0.0)) for n in names], dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return torch.from_numpy(np.log(w / w.sum())).float().clamp_min(-30.0)

@@ -1,0 +1,234 @@
+"""autoal's own formulation of AutoAL (``strategy.params.formulation: lookahead``, the default;
+DESIGN.md §3.9). One round:
+
+1. **Candidates on U.** Each candidate's rank scores r_k(x) over U from the task model's
+   shared cache (KMeans and TypiClust see the labeled set's embeddings too).
+2. **A competent FitNet.** L is split into halves A and V; FitNet — the task model's
+   architecture, trained on A with the task model's own recipe (``fitnet_steps`` scales its
+   epochs and step floor) — has never seen V, and is used in eval mode only.
+3. **Look-ahead on V** (:mod:`autoal.search.lookahead`): the candidates rank V with FitNet's
+   cache; over ``parts`` random partitions of V into a simulated pool P and a held-out set H,
+   each candidate (and the current mixture) "labels" its top b' of P, the head is refitted on
+   A ∪ picks, and the held-out cross-entropy gain is that arm's value.
+4. **Safety net across rounds.** The global log-weights G take a Hedge step on the
+   candidates' standardized look-ahead values (``hedge_rate``), starting from the prior; the
+   mixture therefore moves towards the candidates whose picks helped, by a bounded amount per
+   round, and never leaves the set of convex mixtures of the candidates.
+5. **Per-sample part** (``gate: ranks``; off with ``gate: none``): a small network over
+   transferable features (ranks, entropy, margin) trained on the same partitions
+   (:mod:`autoal.search.gate`).
+6. **Selection.** S̄(x) = Σ_k ω_k(x) r_k(x) over U with ω the decorrelated weights
+   (:mod:`autoal.search.mixture`); the top b.
+
+Per-round trace (MLflow step = round): ``weight/<cand>`` (the global ω after decorrelation),
+``value/<cand>`` (mean look-ahead gain, NaN when the round was too small to simulate),
+``value/mixture``, ``lookahead/picks`` (b'), ``fitnet/accuracy_v`` (FitNet's accuracy on V),
+``seconds_fitnet``, ``seconds_lookahead``, ``seconds_candidates``, ``seconds_selection``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from autoal.cache import PoolCache, compute_cache
+from autoal.device import prepare_model
+from autoal.models import build_model
+from autoal.search.gate import RankGate, first_order_values, gate_loss, sample_features
+from autoal.search.lookahead import lookahead, partition_masks
+from autoal.search.mixture import (decorrelated_weights, hedge_update, mixture_scores, prior_log_weights,
+                                   rank_correlation)
+from autoal.selection import top_n
+from autoal.strategies.base import QueryContext, Strategy
+from autoal.training import TrainConfig, train_model
+
+GATES = ("none", "ranks")
+
+
+def candidate_ranks(candidates: Sequence[Strategy], cache: PoolCache, n: int, rng: np.random.Generator,
+                    labeled: PoolCache | None) -> torch.Tensor:
+    """(K, |cache|) rank scores in [0, 1] of every candidate (each evaluated once)."""
+    rows = []
+    for c in candidates:
+        if c.name == "typiclust":
+            rows.append(c.rank_score(cache, n, rng, labeled=labeled))
+        else:
+            rows.append(c.rank_score(cache, n, rng))
+    return torch.stack([r.float().to(cache.probs.device) for r in rows])
+
+
+@dataclasses.dataclass
+class LookaheadParams:
+    """The lookahead formulation's settings (``strategy.params`` keys of the same names)."""
+
+    prior: dict[str, float] | None = None
+    hedge_rate: float = 0.5
+    fitnet_steps: float = 0.5
+    parts: int = 16
+    pool_fraction: float = 0.5
+    head_steps: int = 50
+    head_l2: float = 0.01
+    gate: str = "ranks"
+    gate_steps: int = 30
+    gate_lr: float = 0.01
+    gate_tau: float = 0.05
+    decorrelate: bool = True
+
+
+class LookaheadSearch:
+    """The state and round logic of the lookahead formulation (used by the ``autoal`` strategy)."""
+
+    def __init__(self, candidates: Sequence[Strategy], params: LookaheadParams) -> None:
+        self.candidates = list(candidates)
+        self.names = [c.name for c in self.candidates]
+        self.p = params
+        self.log_weights = prior_log_weights(self.names, params.prior)
+        self.gate: RankGate | None = None
+        self.gate_opt: torch.optim.Optimizer | None = None
+        self._pending_gate: dict[str, Any] | None = None
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"log_weights": self.log_weights.clone(), "names": list(self.names),
+                "gate": None if self.gate is None else self.gate.state_dict(),
+                "gate_opt": None if self.gate_opt is None else self.gate_opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("names") != self.names:
+            return  # another candidate pool: start from the prior
+        self.log_weights = torch.as_tensor(state["log_weights"]).float().clone()
+        self._pending_gate = {"gate": state.get("gate"), "gate_opt": state.get("gate_opt")}
+
+    def _ensure_gate(self, device: torch.device) -> None:
+        if self.p.gate == "none" or self.gate is not None:
+            return
+        self.gate = RankGate(len(self.names) + 2, len(self.names)).to(device)
+        self.gate_opt = torch.optim.Adam(self.gate.parameters(), lr=self.p.gate_lr, weight_decay=1e-3)
+        pend, self._pending_gate = self._pending_gate, None
+        if pend and pend.get("gate") is not None:
+            self.gate.load_state_dict(pend["gate"])
+            if pend.get("gate_opt") is not None:
+                self.gate_opt.load_state_dict(pend["gate_opt"])
+
+    # -- the round ---------------------------------------------------------------------------
+    def query(self, ctx: QueryContext, seed: int) -> np.ndarray:
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(int(seed))
+        device = ctx.device
+        self._ensure_gate(device)
+        b = int(ctx.n)
+        ranks_u = candidate_ranks(self.candidates, ctx.cache, b, rng, ctx.labeled_cache)
+        t_cand = time.perf_counter() - t0
+        values = self._lookahead_round(ctx, ranks_u, rng, seed)
+        t1 = time.perf_counter()
+        omega = self._omega(ranks_u)
+        weights = omega
+        if self.gate is not None:
+            with torch.no_grad():
+                feats = sample_features(ranks_u, ctx.cache.probs)
+                weights = self._per_sample(omega, feats)
+        sbar = mixture_scores(ranks_u, weights)
+        pos = top_n(sbar, b, ctx.rng)
+        t_sel = time.perf_counter() - t1
+        for k, name in enumerate(self.names):
+            ctx.log(f"weight/{name}", float(omega[k]))
+        ctx.log("seconds_candidates", t_cand + values.pop("_seconds_candidates", 0.0))
+        ctx.log("seconds_selection", t_sel)
+        ctx.artifacts["autoal_trace"] = {
+            "formulation": "lookahead", "candidates": list(self.names),
+            "weight": {n: float(omega[k]) for k, n in enumerate(self.names)},
+            "log_weight": {n: float(self.log_weights[k]) for k, n in enumerate(self.names)},
+            "value": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()},
+            "seconds": {"candidates": t_cand, "selection": t_sel, "total": time.perf_counter() - t0}}
+        for key, val in values.items():
+            ctx.log(key, val)
+        return ctx.unlabeled[pos]
+
+    def _omega(self, ranks: torch.Tensor) -> torch.Tensor:
+        pi = torch.softmax(self.log_weights.to(ranks.device), 0)
+        return decorrelated_weights(pi, rank_correlation(ranks)) if self.p.decorrelate else pi
+
+    def _per_sample(self, omega: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        assert self.gate is not None
+        return torch.softmax(torch.log(omega.clamp_min(1e-12)).unsqueeze(0) + self.gate(feats), dim=1)
+
+    def _lookahead_round(self, ctx: QueryContext, ranks_u: torch.Tensor, rng: np.random.Generator,
+                         seed: int) -> dict[str, float]:
+        """Steps 2-5 of the module docstring; returns the values to log ({} when L is too small)."""
+        nan = float("nan")
+        out = {f"value/{n}": nan for n in self.names}
+        out["value/mixture"] = nan
+        labeled = np.asarray(ctx.labeled, dtype=np.int64)
+        b = int(ctx.n)
+        nv = len(labeled) - len(labeled) // 2
+        pool_size = max(1, round(self.p.pool_fraction * nv))
+        picks = min(max(1, round(b / 2)), max(1, pool_size // 2))
+        if ctx.dataset is None or ctx.model is None or len(labeled) < 8 or pool_size < 2 or nv - pool_size < 2:
+            return out
+        ds = ctx.dataset
+        t0 = time.perf_counter()
+        perm = rng.permutation(len(labeled))
+        a_idx, v_idx = labeled[np.sort(perm[: len(labeled) // 2])], labeled[np.sort(perm[len(labeled) // 2:])]
+        fitnet = self._train_fitnet(ctx, a_idx, seed)
+        t1 = time.perf_counter()
+        a_cache = compute_cache(fitnet, ds, a_idx, mc_samples=0, device=ctx.device)
+        mc = ctx.cache.mc.samples if ctx.cache.mc is not None else 0
+        v_cache = compute_cache(fitnet, ds, v_idx, mc_samples=mc, seed=seed + 11, device=ctx.device)
+        ranks_v = candidate_ranks(self.candidates, v_cache, picks, rng, a_cache)
+        t2 = time.perf_counter()
+        y_a, y_v = ds.y_train[torch.from_numpy(a_idx)].to(ctx.device), ds.y_train[torch.from_numpy(v_idx)].to(ctx.device)
+        arms = torch.cat([ranks_v, mixture_scores(ranks_v, self._omega(ranks_v)).unsqueeze(0)])
+        res = lookahead(a_cache.embeddings, y_a, v_cache.embeddings, y_v, fitnet.fc.weight.detach(),
+                        fitnet.fc.bias.detach(), arms, picks, parts=self.p.parts, pool_fraction=self.p.pool_fraction,
+                        steps=self.p.head_steps, l2=self.p.head_l2, rng=rng)
+        gains = res.gain_ce.mean(1)
+        self.log_weights = hedge_update(self.log_weights, gains[:-1].cpu(), self.p.hedge_rate)
+        if self.gate is not None:
+            self._train_gate(ranks_v, v_cache, y_v, picks, rng)
+        for k, n in enumerate(self.names):
+            out[f"value/{n}"] = float(gains[k])
+        out["value/mixture"] = float(gains[-1])
+        out["lookahead/picks"] = float(res.picks)
+        out["fitnet/accuracy_v"] = float((v_cache.probs.argmax(1) == y_v).float().mean())
+        out["seconds_fitnet"] = t1 - t0
+        out["seconds_lookahead"] = time.perf_counter() - t2
+        out["_seconds_candidates"] = t2 - t1
+        return out
+
+    def _train_fitnet(self, ctx: QueryContext, a_idx: np.ndarray, seed: int) -> torch.nn.Module:
+        """FitNet: the task model's architecture, fresh weights, trained on A with the task
+        model's recipe scaled by ``fitnet_steps`` (epochs and step floor)."""
+        spec = getattr(ctx.model, "spec", None)
+        if spec is None:
+            raise ValueError("the lookahead formulation needs a task model built by autoal.models.build_model")
+        torch.manual_seed(int(seed) + 5)
+        net = prepare_model(build_model(**spec), ctx.device)
+        base = ctx.train_config if ctx.train_config is not None else TrainConfig()
+        f = self.p.fitnet_steps
+        cfg = dataclasses.replace(base, epochs=max(1, math.ceil(base.epochs * f)),
+                                  min_steps=math.ceil(base.min_steps * f))
+        train_model(net, ctx.dataset, a_idx, cfg, device=ctx.device, seed=int(seed) + 6)
+        return net.eval()
+
+    def _train_gate(self, ranks_v: torch.Tensor, v_cache: PoolCache, y_v: torch.Tensor, picks: int,
+                    rng: np.random.Generator) -> None:
+        assert self.gate is not None and self.gate_opt is not None
+        nv = ranks_v.shape[1]
+        pool = partition_masks(nv, self.p.parts, self.p.pool_fraction, rng).to(ranks_v.device)
+        if int(pool.sum(1).min()) <= picks:
+            return
+        values = first_order_values(v_cache.embeddings, v_cache.probs, y_v, ~pool)
+        feats = sample_features(ranks_v, v_cache.probs)
+        omega = self._omega(ranks_v)
+        log_w = torch.log(omega.clamp_min(1e-12))
+        self.gate.train()
+        for _ in range(self.p.gate_steps):
+            loss = gate_loss(self.gate, log_w, feats, ranks_v, values, pool, picks, self.p.gate_tau)
+            self.gate_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.gate_opt.step()
+        self.gate.eval()
