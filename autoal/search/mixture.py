@@ -14,8 +14,8 @@ agree on it.
 
 Correlated candidates (Entropy, LeastConfidence and Margin rank U almost alike; so do BALD and
 MeanSTD) would otherwise count several times in any mixture: :func:`decorrelated_weights`
-divides each weight by the weighted number of its correlated peers, so k identical candidates
-together weigh what one of them would.
+divides each weight by the number of its correlated peers, so m identical candidates together
+weigh what one of them would.
 """
 from __future__ import annotations
 
@@ -35,14 +35,14 @@ def rank_correlation(ranks: torch.Tensor) -> torch.Tensor:
 
 
 def decorrelated_weights(pi: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
-    """ω_k ∝ π_k / Σ_j π_j max(0, corr_kj), normalized to sum to 1 (``pi`` (K,) or (N, K)).
+    """ω_k ∝ π_k / n_k with n_k = Σ_j max(0, corr_kj) the (soft) number of candidates that rank
+    like k, itself included; normalized to sum to 1 (``pi`` (K,) or (N, K)).
 
-    Two identical candidates with π_a = π_b share the weight one of them would have alone; an
-    uncorrelated candidate keeps its own."""
-    c = corr.clamp_min(0).to(pi.dtype)
-    denom = pi @ c                                   # Σ_j π_j c_jk (c symmetric)
-    w = pi / denom.clamp_min(1e-12)
-    return w / w.sum(-1, keepdim=True)
+    m identical candidates with weight π each together weigh what one of them would (m · π/m);
+    an uncorrelated candidate keeps its own weight, and every ω_k still follows its π_k."""
+    n = corr.clamp_min(0).sum(1).to(pi.dtype)
+    w = pi / n.clamp_min(1.0)
+    return w / w.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
 def mixture_scores(ranks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

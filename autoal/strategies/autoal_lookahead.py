@@ -5,7 +5,12 @@ DESIGN.md §3.9). One round:
    shared cache (KMeans and TypiClust see the labeled set's embeddings too).
 2. **A competent FitNet.** L is split into halves A and V; FitNet — the task model's
    architecture, trained on A with the task model's own recipe (``fitnet_steps`` scales its
-   epochs and step floor) — has never seen V, and is used in eval mode only.
+   epochs and step floor) — has never seen V, and is used in eval mode only. With
+   ``fitnet_warm_start`` (default) every labeled sample keeps its side for the whole run (a
+   seeded coin per pool index), so FitNet can continue from the previous round's weights on the
+   grown A at half the task model's steps and still never see V: a fresh FitNet at half the
+   steps reaches only 69-79 % of the task recipe's accuracy on digits with 20-60 labels, and a
+   fresh one at full steps would double the round's training.
 3. **Look-ahead on V** (:mod:`autoal.search.lookahead`): the candidates rank V with FitNet's
    cache; over ``parts`` random partitions of V into a simulated pool P and a held-out set H,
    each candidate (and the current mixture) "labels" its top b' of P, the head is refitted on
@@ -66,7 +71,7 @@ class LookaheadParams:
     """The lookahead formulation's settings (``strategy.params`` keys of the same names)."""
 
     prior: dict[str, float] | None = None
-    hedge_rate: float = 0.5
+    hedge_rate: float = 2.0
     fitnet_steps: float = 0.5
     parts: int = 16
     pool_fraction: float = 0.5
@@ -77,6 +82,7 @@ class LookaheadParams:
     gate_lr: float = 0.01
     gate_tau: float = 0.05
     decorrelate: bool = True
+    fitnet_warm_start: bool = True
 
 
 class LookaheadSearch:
@@ -90,18 +96,26 @@ class LookaheadSearch:
         self.gate: RankGate | None = None
         self.gate_opt: torch.optim.Optimizer | None = None
         self._pending_gate: dict[str, Any] | None = None
+        self.fitnet: torch.nn.Module | None = None
+        self._pending_fitnet: dict[str, torch.Tensor] | None = None
+        self.split_seed: int | None = None
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"log_weights": self.log_weights.clone(), "names": list(self.names),
                 "gate": None if self.gate is None else self.gate.state_dict(),
-                "gate_opt": None if self.gate_opt is None else self.gate_opt.state_dict()}
+                "gate_opt": None if self.gate_opt is None else self.gate_opt.state_dict(),
+                "fitnet": None if self.fitnet is None else {k: v.detach().cpu() for k, v in
+                                                            self.fitnet.state_dict().items()},
+                "split_seed": self.split_seed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("names") != self.names:
             return  # another candidate pool: start from the prior
         self.log_weights = torch.as_tensor(state["log_weights"]).float().clone()
         self._pending_gate = {"gate": state.get("gate"), "gate_opt": state.get("gate_opt")}
+        self._pending_fitnet = state.get("fitnet")
+        self.split_seed = state.get("split_seed")
 
     def _ensure_gate(self, device: torch.device) -> None:
         if self.p.gate == "none" or self.gate is not None:
@@ -164,15 +178,16 @@ class LookaheadSearch:
         out["value/mixture"] = nan
         labeled = np.asarray(ctx.labeled, dtype=np.int64)
         b = int(ctx.n)
-        nv = len(labeled) - len(labeled) // 2
-        pool_size = max(1, round(self.p.pool_fraction * nv))
-        picks = min(max(1, round(b / 2)), max(1, pool_size // 2))
-        if ctx.dataset is None or ctx.model is None or len(labeled) < 8 or pool_size < 2 or nv - pool_size < 2:
+        if ctx.dataset is None or ctx.model is None or len(labeled) < 8:
             return out
         ds = ctx.dataset
         t0 = time.perf_counter()
-        perm = rng.permutation(len(labeled))
-        a_idx, v_idx = labeled[np.sort(perm[: len(labeled) // 2])], labeled[np.sort(perm[len(labeled) // 2:])]
+        a_idx, v_idx = self._split(labeled, len(ctx.labeled) + len(ctx.unlabeled), rng, seed)
+        nv = len(v_idx)
+        pool_size = max(1, round(self.p.pool_fraction * nv))
+        picks = min(max(1, round(b / 2)), max(1, pool_size // 2))
+        if len(a_idx) < 2 or pool_size < 2 or nv - pool_size < 2:
+            return out
         fitnet = self._train_fitnet(ctx, a_idx, seed)
         t1 = time.perf_counter()
         a_cache = compute_cache(fitnet, ds, a_idx, mc_samples=0, device=ctx.device)
@@ -199,14 +214,37 @@ class LookaheadSearch:
         out["_seconds_candidates"] = t2 - t1
         return out
 
+    def _split(self, labeled: np.ndarray, n_pool: int, rng: np.random.Generator, seed: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """A and V: with ``fitnet_warm_start`` a fixed side per pool index for the whole run
+        (a seeded permutation of the pool; even rank = A), else a fresh random half split."""
+        if not self.p.fitnet_warm_start:
+            perm = rng.permutation(len(labeled))
+            half = len(labeled) // 2
+            return labeled[np.sort(perm[:half])], labeled[np.sort(perm[half:])]
+        if self.split_seed is None:
+            self.split_seed = int(seed)
+        side = np.random.default_rng(self.split_seed).permutation(max(n_pool, int(labeled.max()) + 1)) % 2
+        in_a = side[labeled] == 0
+        return labeled[in_a], labeled[~in_a]
+
     def _train_fitnet(self, ctx: QueryContext, a_idx: np.ndarray, seed: int) -> torch.nn.Module:
-        """FitNet: the task model's architecture, fresh weights, trained on A with the task
-        model's recipe scaled by ``fitnet_steps`` (epochs and step floor)."""
+        """FitNet: the task model's architecture, trained on A with the task model's recipe
+        scaled by ``fitnet_steps`` (epochs and step floor); fresh each round, or continued from
+        the previous round's weights (``fitnet_warm_start``)."""
         spec = getattr(ctx.model, "spec", None)
         if spec is None:
             raise ValueError("the lookahead formulation needs a task model built by autoal.models.build_model")
         torch.manual_seed(int(seed) + 5)
         net = prepare_model(build_model(**spec), ctx.device)
+        if self.p.fitnet_warm_start:
+            if self._pending_fitnet is not None:
+                self.fitnet = net
+                net.load_state_dict(self._pending_fitnet)
+                self._pending_fitnet = None
+            elif self.fitnet is not None and getattr(self.fitnet, "spec", None) == spec:
+                net = self.fitnet
+            self.fitnet = net
         base = ctx.train_config if ctx.train_config is not None else TrainConfig()
         f = self.p.fitnet_steps
         cfg = dataclasses.replace(base, epochs=max(1, math.ceil(base.epochs * f)),

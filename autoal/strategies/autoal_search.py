@@ -133,10 +133,10 @@ class AutoAL(Strategy):
                  width_factor: float = 0.5,
                  mc_samples: int | None = None, momentum: float = 0.9, weight_decay: float = 5e-4,
                  executor: str = "local", num_workers: int = 2, formulation: str = "lookahead",
-                 prior: dict[str, float] | None = None, hedge_rate: float = 0.5, fitnet_steps: float = 0.5,
+                 prior: dict[str, float] | None = None, hedge_rate: float = 2.0, fitnet_steps: float = 0.5,
                  lookahead_parts: int = 16, lookahead_pool_fraction: float = 0.5, head_steps: int = 50,
                  head_l2: float = 0.01, gate: str = "ranks", gate_steps: int = 30, gate_lr: float = 0.01,
-                 gate_tau: float = 0.05, decorrelate: bool = True) -> None:
+                 gate_tau: float = 0.05, decorrelate: bool = True, fitnet_warm_start: bool = True) -> None:
         # -- validation (every error names strategy.params.<key> and the valid choices) --------
         if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)) or not candidates:
             raise _err("candidates", f"expected a non-empty list of candidate names from {', '.join(CANDIDATE_NAMES)}; "
@@ -205,8 +205,9 @@ class AutoAL(Strategy):
         if formulation == "lookahead" and executor != "local":
             raise _err("executor", f"{executor!r} runs the paper formulation's search; the lookahead formulation "
                        "runs in the trial's process (set strategy.params.formulation: paper, or executor: local)")
-        if not isinstance(decorrelate, bool):
-            raise _err("decorrelate", f"expected true or false; got {decorrelate!r}")
+        for key, val in (("decorrelate", decorrelate), ("fitnet_warm_start", fitnet_warm_start)):
+            if not isinstance(val, bool):
+                raise _err(key, f"expected true or false; got {val!r}")
         if prior is not None:
             if not isinstance(prior, dict) or not prior:
                 raise _err("prior", f"expected a mapping of candidate name to weight, or null; got {prior!r}")
@@ -243,7 +244,7 @@ class AutoAL(Strategy):
                 hedge_rate=float(hedge_rate), fitnet_steps=float(fitnet_steps), parts=lookahead_parts,
                 pool_fraction=float(lookahead_pool_fraction), head_steps=head_steps, head_l2=float(head_l2),
                 gate=gate, gate_steps=gate_steps, gate_lr=float(gate_lr), gate_tau=float(gate_tau),
-                decorrelate=decorrelate))
+                decorrelate=decorrelate, fitnet_warm_start=fitnet_warm_start))
         self.nets: SearchNets | None = None
         self.opts: SearchOptimizers | None = None
         self._arch: dict[str, Any] | None = None
