@@ -52,7 +52,15 @@ def test_hedge_moves_towards_the_better_candidate_by_a_bounded_step():
     assert int(up.argmax()) == 0 and int(up.argmin()) == 1
     # the step depends on the ranking of the gains, not their scale
     assert torch.allclose(up, hedge_update(lw, torch.tensor([30.0, 10.0, 20.0]), rate=0.5))
-    assert float(up.max() - up.min()) <= 0.5 * 2.0 + 1e-6
+    assert float(up.max() - up.min()) <= 0.5 * 2.5  # |z| <= sqrt(K - 1) for a population spread
+    # weighted by the decorrelated weights, a family of three agreeing candidates counts once:
+    # the one that differs moves by one spread, not by an outlier's z of sqrt(3)
+    lw4 = prior_log_weights(["a", "b", "c", "d"], None)
+    gains = torch.tensor([0.2, 0.2, 0.2, 0.1])
+    plain = hedge_update(lw4, gains, rate=1.0)
+    fam = hedge_update(lw4, gains, rate=1.0, weights=torch.tensor([1 / 6, 1 / 6, 1 / 6, 0.5]))
+    assert float(plain[0] - plain[3]) == pytest.approx(4 / 3 ** 0.5, rel=1e-4)  # z = 1/√3 and −√3
+    assert float(fam[0] - fam[3]) == pytest.approx(2.0, rel=1e-4)
     assert torch.equal(hedge_update(lw, torch.tensor([float("nan"), 0.1, 0.2]), rate=0.5), lw)
     assert torch.equal(hedge_update(lw, torch.tensor([0.1, 0.1, 0.1]), rate=0.5), lw)
     prior = prior_log_weights(["a", "b"], {"a": 3.0, "b": 1.0})
@@ -95,7 +103,14 @@ def test_lookahead_values_informative_picks_above_redundant_ones():
     w0, b0 = fit_heads(e_a, y_a, torch.ones(1, len(a)), torch.zeros(3, 6), torch.zeros(3), steps=200)
     res = lookahead(e_a, y_a, e_v, y_v, w0[0], b0[0], torch.stack([informative, redundant]), 5, parts=6,
                     rng=np.random.default_rng(0))
-    assert res.gain_ce.shape == (2, 6) and res.picks == 5
+    assert res.gain_ce.shape == (2, 6) and res.picks == 5 and 0 < res.distinctness <= 1
+    from autoal.search.lookahead import arm_distinctness
+    same = torch.zeros(3, 2, 10, dtype=torch.bool)
+    same[:, :, :4] = True
+    assert arm_distinctness(same) == 0.0
+    apart = torch.zeros(2, 1, 10, dtype=torch.bool)
+    apart[0, 0, :4], apart[1, 0, 4:8] = True, True
+    assert arm_distinctness(apart) == 1.0
     assert (res.gain_ce[0] > res.gain_ce[1]).all() and (res.gain_acc[0] > 0.2).all()
     masks = partition_masks(50, 4, 0.5, np.random.default_rng(0))
     assert masks.shape == (4, 50) and (masks.sum(1) == 25).all()

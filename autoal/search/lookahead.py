@@ -36,6 +36,7 @@ class LookaheadResult:
     gain_acc: torch.Tensor   # (K, R)
     base_ce: torch.Tensor    # (R,) CE on H of the head fitted on A alone
     picks: int               # b'
+    distinctness: float      # 1 − mean share of picks two arms have in common (0: all arms alike)
 
 
 def partition_masks(n: int, parts: int, pool_fraction: float, rng: np.random.Generator) -> torch.Tensor:
@@ -121,4 +122,20 @@ def lookahead(e_a: torch.Tensor, y_a: torch.Tensor, e_v: torch.Tensor, y_v: torc
     base_ce, base_acc = ce[:parts], acc[:parts]
     arm_ce, arm_acc = ce[parts:].view(k, parts), acc[parts:].view(k, parts)
     return LookaheadResult(gain_ce=base_ce.unsqueeze(0) - arm_ce, gain_acc=arm_acc - base_acc.unsqueeze(0),
-                           base_ce=base_ce, picks=picks)
+                           base_ce=base_ce, picks=picks, distinctness=arm_distinctness(chosen))
+
+
+def arm_distinctness(chosen: torch.Tensor) -> float:
+    """1 − the mean, over pairs of arms and partitions, of the share of picks two arms have in
+    common (``chosen`` (K, R, n) booleans with the same number of picks per row). When every arm
+    picks nearly the same samples — a simulated pool barely larger than the picks — the gains
+    differ by noise only, and this is near 0."""
+    k = chosen.shape[0]
+    if k < 2:
+        return 0.0
+    c = chosen.float()
+    inter = torch.einsum("irn,jrn->ijr", c, c)                     # (K, K, R) shared picks
+    per = c.sum(2).clamp_min(1)                                     # (K, R)
+    share = inter / per.unsqueeze(1)
+    off = ~torch.eye(k, dtype=torch.bool)
+    return float(1.0 - share[off].mean())

@@ -52,19 +52,25 @@ def mixture_scores(ranks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (weights.to(ranks.dtype) * ranks.T).sum(1)
 
 
-def hedge_update(log_weights: torch.Tensor, gains: torch.Tensor, rate: float) -> torch.Tensor:
+def hedge_update(log_weights: torch.Tensor, gains: torch.Tensor, rate: float,
+                 weights: torch.Tensor | None = None) -> torch.Tensor:
     """Exponential weights (Hedge; Freund & Schapire 1997) on standardized gains: the log-weight
     of each candidate moves by ``rate`` × (its gain − the mean gain) / (the gains' spread), so one
     round's evidence shifts the mixture by a bounded amount however the gains are scaled.
-    Non-finite gains leave the weights unchanged."""
+
+    ``weights`` (default uniform) weigh the candidates in that mean and spread: with the
+    decorrelated weights a family of near-identical candidates counts once, and a candidate
+    that differs from six agreeing ones is not made an outlier by their agreement alone.
+    Non-finite gains leave the log-weights unchanged."""
     g = gains.double()
     if not torch.isfinite(g).all() or g.numel() < 2:
         return log_weights
-    spread = g.std()
+    w = torch.full_like(g, 1.0 / g.numel()) if weights is None else weights.double() / weights.double().sum()
+    mean = (w * g).sum()
+    spread = (w * (g - mean).square()).sum().sqrt()
     if float(spread) <= 1e-12:
         return log_weights
-    z = (g - g.mean()) / spread
-    out = log_weights.double() + float(rate) * z
+    out = log_weights.double() + float(rate) * (g - mean) / spread
     return (out - out.max()).to(log_weights.dtype)
 
 

@@ -16,9 +16,10 @@ DESIGN.md §3.9). One round:
    each candidate (and the current mixture) "labels" its top b' of P, the head is refitted on
    A ∪ picks, and the held-out cross-entropy gain is that arm's value.
 4. **Safety net across rounds.** The global log-weights G take a Hedge step on the
-   candidates' standardized look-ahead values (``hedge_rate``), starting from the prior; the
-   mixture therefore moves towards the candidates whose picks helped, by a bounded amount per
-   round, and never leaves the set of convex mixtures of the candidates.
+   candidates' standardized look-ahead values (``hedge_rate`` × the distinctness of the arms'
+   simulated picks), starting from the prior; the mixture therefore moves towards the
+   candidates whose picks helped, by a bounded amount per round, and never leaves the set of
+   convex mixtures of the candidates.
 5. **Per-sample part** (``gate: ranks``; off with ``gate: none``): a small network over
    transferable features (ranks, entropy, margin) trained on the same partitions
    (:mod:`autoal.search.gate`).
@@ -71,7 +72,7 @@ class LookaheadParams:
     """The lookahead formulation's settings (``strategy.params`` keys of the same names)."""
 
     prior: dict[str, float] | None = None
-    hedge_rate: float = 2.0
+    hedge_rate: float = 1.0
     fitnet_steps: float = 0.5
     parts: int = 16
     pool_fraction: float = 0.5
@@ -201,13 +202,19 @@ class LookaheadSearch:
                         fitnet.fc.bias.detach(), arms, picks, parts=self.p.parts, pool_fraction=self.p.pool_fraction,
                         steps=self.p.head_steps, l2=self.p.head_l2, rng=rng)
         gains = res.gain_ce.mean(1)
-        self.log_weights = hedge_update(self.log_weights, gains[:-1].cpu(), self.p.hedge_rate)
+        # evidence weighs by how distinct the candidates' simulated picks were (a simulated pool
+        # barely larger than the picks lets every candidate pick the same samples), standardized
+        # with the decorrelated weights (a family of agreeing candidates counts once)
+        omega_v = self._omega(ranks_v).cpu()
+        self.log_weights = hedge_update(self.log_weights, gains[:-1].cpu(), self.p.hedge_rate * res.distinctness,
+                                        weights=omega_v if self.p.decorrelate else None)
         if self.gate is not None:
             self._train_gate(ranks_v, v_cache, y_v, picks, rng)
         for k, n in enumerate(self.names):
             out[f"value/{n}"] = float(gains[k])
         out["value/mixture"] = float(gains[-1])
         out["lookahead/picks"] = float(res.picks)
+        out["lookahead/distinctness"] = res.distinctness
         out["fitnet/accuracy_v"] = float((v_cache.probs.argmax(1) == y_v).float().mean())
         out["seconds_fitnet"] = t1 - t0
         out["seconds_lookahead"] = time.perf_counter() - t2

@@ -133,7 +133,7 @@ class AutoAL(Strategy):
                  width_factor: float = 0.5,
                  mc_samples: int | None = None, momentum: float = 0.9, weight_decay: float = 5e-4,
                  executor: str = "local", num_workers: int = 2, formulation: str = "lookahead",
-                 prior: dict[str, float] | None = None, hedge_rate: float = 2.0, fitnet_steps: float = 0.5,
+                 prior: dict[str, float] | None = None, hedge_rate: float = 1.0, fitnet_steps: float = 0.5,
                  lookahead_parts: int = 16, lookahead_pool_fraction: float = 0.5, head_steps: int = 50,
                  head_l2: float = 0.01, gate: str = "ranks", gate_steps: int = 30, gate_lr: float = 0.01,
                  gate_tau: float = 0.05, decorrelate: bool = True, fitnet_warm_start: bool = True) -> None:
