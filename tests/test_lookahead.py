@@ -12,8 +12,8 @@ from autoal.errors import ConfigError
 from autoal.loop import run_experiment
 from autoal.search.gate import first_order_values, soft_top
 from autoal.search.lookahead import fit_heads, held_out, lookahead, partition_masks
-from autoal.search.mixture import (decorrelated_weights, hedge_update, mixture_scores, prior_log_weights,
-                                   rank_correlation)
+from autoal.search.mixture import (allocate, decorrelated_weights, hedge_update, mixture_scores,
+                                   portfolio_picks, prior_log_weights, rank_correlation)
 from autoal.selection import top_n
 from autoal.strategies import build_strategy
 
@@ -27,6 +27,23 @@ def test_the_mixture_space_holds_every_single_candidate():
         assert sorted(picks.tolist()) == sorted(top_n(ranks[k], 10, np.random.default_rng(0)).tolist())
     per_sample = onehot.expand(200, 4)
     assert torch.allclose(mixture_scores(ranks, per_sample), ranks[3])
+
+
+def test_a_portfolio_batch_is_made_of_each_candidates_own_best_picks():
+    g = torch.Generator().manual_seed(5)
+    ranks = torch.rand(3, 100, generator=g)
+    assert allocate(torch.tensor([0.5, 0.3, 0.2]), 10) == [5, 3, 2]
+    assert allocate(torch.tensor([0.34, 0.33, 0.33]), 10) == [4, 3, 3] and sum(allocate(torch.rand(7), 23)) == 23
+    for k in range(3):  # one-hot weights: exactly that candidate's top n
+        picks = portfolio_picks(ranks, F.one_hot(torch.tensor(k), 3).float(), 8, np.random.default_rng(0))
+        assert sorted(picks.tolist()) == sorted(ranks[k].topk(8).indices.tolist())
+    picks = portfolio_picks(ranks, torch.tensor([0.5, 0.3, 0.2]), 10, np.random.default_rng(0))
+    assert len(set(picks.tolist())) == 10
+    assert set(ranks[0].topk(5).indices.tolist()) <= set(picks.tolist())  # the heaviest candidate's own top 5
+    # a second candidate that ranks like the first contributes its next best, not the same samples
+    same = torch.stack([ranks[0], ranks[0]])
+    both = portfolio_picks(same, torch.tensor([0.5, 0.5]), 6, np.random.default_rng(0))
+    assert sorted(both.tolist()) == sorted(ranks[0].topk(6).indices.tolist())
 
 
 def test_correlated_candidates_share_the_weight_one_of_them_would_have():

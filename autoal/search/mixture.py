@@ -81,3 +81,38 @@ def prior_log_weights(names: list[str], prior: dict[str, float] | None) -> torch
     w = np.array([float(prior.get(n, 0.0)) for n in names], dtype=np.float64)
     with np.errstate(divide="ignore"):
         return torch.from_numpy(np.log(w / w.sum())).float().clamp_min(-30.0)
+
+
+def allocate(weights: torch.Tensor, n: int) -> list[int]:
+    """Split a batch of ``n`` picks among candidates in proportion to ``weights`` (K,): floors,
+    then one more for the largest remainders (ties to the larger weight)."""
+    w = weights.double().clamp_min(0)
+    w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1.0 / w.numel())
+    exact = w * n
+    counts = torch.floor(exact).long()
+    short = n - int(counts.sum())
+    order = sorted(range(len(w)), key=lambda k: (-(float(exact[k]) - int(counts[k])), -float(w[k]), k))
+    for k in order[:short]:
+        counts[k] += 1
+    return counts.tolist()
+
+
+def portfolio_picks(ranks: torch.Tensor, weights: torch.Tensor, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A batch made of each candidate's own best picks: candidate k contributes its
+    ``allocate(weights, n)[k]`` highest-ranked samples not already taken, the candidates in
+    order of weight (ties in a rank broken by a seeded order). One-hot weights give exactly that
+    candidate's top n; unlike a mixture of scores, a set-selecting candidate (KMeans, TypiClust)
+    keeps the samples it chose rather than those that rank well on average."""
+    counts = allocate(weights, n)
+    tie = torch.from_numpy(rng.random(ranks.shape[1])).to(ranks.device, torch.float32)
+    taken = torch.zeros(ranks.shape[1], dtype=torch.bool, device=ranks.device)
+    out: list[int] = []
+    for k in sorted(range(len(counts)), key=lambda k: (-float(weights[k]), k)):
+        if counts[k] == 0:
+            continue
+        s = ranks[k].float() + 1e-6 * tie
+        s = torch.where(taken, torch.full_like(s, -float("inf")), s)
+        top = torch.topk(s, counts[k]).indices
+        taken[top] = True
+        out += top.tolist()
+    return np.asarray(out, dtype=np.int64)

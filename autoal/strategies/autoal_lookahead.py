@@ -46,13 +46,14 @@ from autoal.device import prepare_model
 from autoal.models import build_model
 from autoal.search.gate import RankGate, first_order_values, gate_loss, sample_features
 from autoal.search.lookahead import lookahead, partition_masks
-from autoal.search.mixture import (decorrelated_weights, hedge_update, mixture_scores, prior_log_weights,
-                                   rank_correlation)
+from autoal.search.mixture import (decorrelated_weights, hedge_update, mixture_scores, portfolio_picks,
+                                   prior_log_weights, rank_correlation)
 from autoal.selection import top_n
 from autoal.strategies.base import QueryContext, Strategy
 from autoal.training import TrainConfig, train_model
 
 GATES = ("none", "ranks")
+SELECTIONS = ("portfolio", "mixture")
 
 
 def candidate_ranks(candidates: Sequence[Strategy], cache: PoolCache, n: int, rng: np.random.Generator,
@@ -84,6 +85,7 @@ class LookaheadParams:
     gate_tau: float = 0.05
     decorrelate: bool = True
     fitnet_warm_start: bool = True
+    selection: str = "portfolio"
 
 
 class LookaheadSearch:
@@ -119,7 +121,7 @@ class LookaheadSearch:
         self.split_seed = state.get("split_seed")
 
     def _ensure_gate(self, device: torch.device) -> None:
-        if self.p.gate == "none" or self.gate is not None:
+        if self.p.gate == "none" or self.p.selection == "portfolio" or self.gate is not None:
             return
         self.gate = RankGate(len(self.names) + 2, len(self.names)).to(device)
         self.gate_opt = torch.optim.Adam(self.gate.parameters(), lr=self.p.gate_lr, weight_decay=1e-3)
@@ -141,13 +143,15 @@ class LookaheadSearch:
         values = self._lookahead_round(ctx, ranks_u, rng, seed)
         t1 = time.perf_counter()
         omega = self._omega(ranks_u)
-        weights = omega
-        if self.gate is not None:
-            with torch.no_grad():
-                feats = sample_features(ranks_u, ctx.cache.probs)
-                weights = self._per_sample(omega, feats)
-        sbar = mixture_scores(ranks_u, weights)
-        pos = top_n(sbar, b, ctx.rng)
+        if self.p.selection == "portfolio":
+            pos = portfolio_picks(ranks_u, omega, b, ctx.rng)
+        else:
+            weights = omega
+            if self.gate is not None:
+                with torch.no_grad():
+                    feats = sample_features(ranks_u, ctx.cache.probs)
+                    weights = self._per_sample(omega, feats)
+            pos = top_n(mixture_scores(ranks_u, weights), b, ctx.rng)
         t_sel = time.perf_counter() - t1
         for k, name in enumerate(self.names):
             ctx.log(f"weight/{name}", float(omega[k]))

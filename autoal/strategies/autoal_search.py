@@ -72,7 +72,7 @@ from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies import candidates as _candidates
 from autoal.strategies.candidates import PAPER_CANDIDATES
 from autoal.strategies.typiclust import TypiClust
-from autoal.strategies.autoal_lookahead import GATES, LookaheadParams, LookaheadSearch
+from autoal.strategies.autoal_lookahead import GATES, SELECTIONS, LookaheadParams, LookaheadSearch
 from autoal.strategies.registry import register_strategy
 
 CANDIDATE_MODELS = ("fitnet", "task")
@@ -136,7 +136,8 @@ class AutoAL(Strategy):
                  prior: dict[str, float] | None = None, hedge_rate: float = 1.0, fitnet_steps: float = 0.5,
                  lookahead_parts: int = 16, lookahead_pool_fraction: float = 0.5, head_steps: int = 50,
                  head_l2: float = 0.01, gate: str = "ranks", gate_steps: int = 30, gate_lr: float = 0.01,
-                 gate_tau: float = 0.05, decorrelate: bool = True, fitnet_warm_start: bool = True) -> None:
+                 gate_tau: float = 0.05, decorrelate: bool = True, fitnet_warm_start: bool = True,
+                 selection: str = "portfolio") -> None:
         # -- validation (every error names strategy.params.<key> and the valid choices) --------
         if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)) or not candidates:
             raise _err("candidates", f"expected a non-empty list of candidate names from {', '.join(CANDIDATE_NAMES)}; "
@@ -188,7 +189,8 @@ class AutoAL(Strategy):
                 raise _err(key, f"expected true or false; got {val!r}")
         if lpm_only and not lpm:
             raise _err("lpm_only", "'LPM only' needs the loss prediction module: set strategy.params.lpm: true")
-        for key, val, choices in (("formulation", formulation, FORMULATIONS), ("gate", gate, GATES)):
+        for key, val, choices in (("formulation", formulation, FORMULATIONS), ("gate", gate, GATES),
+                                  ("selection", selection, SELECTIONS)):
             if val not in choices:
                 raise _err(key, f"unknown value {val!r}; valid choices: {', '.join(choices)}")
         for key, val, lo, hi in (("hedge_rate", hedge_rate, 0.0, 100.0), ("fitnet_steps", fitnet_steps, 0.01, 10.0),
@@ -244,7 +246,7 @@ class AutoAL(Strategy):
                 hedge_rate=float(hedge_rate), fitnet_steps=float(fitnet_steps), parts=lookahead_parts,
                 pool_fraction=float(lookahead_pool_fraction), head_steps=head_steps, head_l2=float(head_l2),
                 gate=gate, gate_steps=gate_steps, gate_lr=float(gate_lr), gate_tau=float(gate_tau),
-                decorrelate=decorrelate, fitnet_warm_start=fitnet_warm_start))
+                decorrelate=decorrelate, fitnet_warm_start=fitnet_warm_start, selection=selection))
         self.nets: SearchNets | None = None
         self.opts: SearchOptimizers | None = None
         self._arch: dict[str, Any] | None = None
