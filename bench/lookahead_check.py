@@ -127,8 +127,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--parts", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lookahead_check.json"))
+    ap.add_argument("--smoke", action="store_true", help="digits, one size, one seed, few epochs (CI)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.smoke:
+        args.settings, args.seeds, args.parts = ["digits"], 1, 2
+        SETTINGS["digits"] = ({"name": "digits"}, [30], 10, 5)
     report: dict[str, Any] = {"config": vars(args), "settings": {}}
     for name in args.settings:
         spec, sizes, b, epochs = SETTINGS[name]

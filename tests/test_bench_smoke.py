@@ -55,3 +55,15 @@ def test_gpu_quality_and_strategy_benchmarks_smoke(tmp_path):
     assert (tmp_path / "q_matrix.png").stat().st_size > 1000
     md = (tmp_path / "q.md").read_text()
     assert "## Summary" in md and "Wilcoxon p" in md
+
+
+@pytest.mark.slow
+def test_mc_dropout_and_lookahead_diagnostics_smoke(tmp_path):
+    _run([str(ROOT / "bench" / "mc_dropout.py"), "--smoke", "--out", str(tmp_path / "mc.json")], tmp_path)
+    mc = json.loads((tmp_path / "mc.json").read_text())
+    assert set(mc["results"]) == {"old", "new_T100"}
+    row = mc["results"]["new_T100"]["20"]
+    assert 0 <= row["bald/overlap"] <= 1 and -1 <= row["bald/rho_entropy"] <= 1 and row["seconds_backbone"] > 0
+    _run([str(ROOT / "bench" / "lookahead_check.py"), "--smoke", "--out", str(tmp_path / "la.json")], tmp_path)
+    la = json.loads((tmp_path / "la.json").read_text())["settings"]["digits"]
+    assert la["summary"]["points"] == 1 and set(la["points"][0]["truth"]) == set(la["points"][0]["proxy_ce"])
