@@ -236,3 +236,30 @@ def test_fitnet_is_competent_and_never_sees_v():
             fit_acc = evaluate(strat.lookahead.fitnet, ds, device=cpu)["accuracy"]
             ratios.append(fit_acc / evaluate(ref, ds, device=cpu)["accuracy"])
     assert min(ratios) >= 0.9, ratios
+
+
+def test_lookahead_run_resumed_after_a_crash_picks_what_an_uninterrupted_run_picks(tmp_path):
+    """The search's state (log-weights, FitNet's weights, the A/V sides) is saved with every
+    round: a run that dies after round 1 and is started again picks the same samples."""
+    params = {"candidates": ["entropy", "margin", "kmeans"], "lookahead_parts": 3, "head_steps": 10}
+
+    def cfg(folder, resume):
+        c = _cfg(folder, **params)
+        c.runtime.resume = resume
+        return c
+
+    ref = run_experiment(cfg(tmp_path / "ref", False))
+
+    class Crash(RuntimeError):
+        pass
+
+    def die(record):
+        if record["round"] == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_experiment(cfg(tmp_path / "crashy", False), callbacks=[die])
+    again = run_experiment(cfg(tmp_path / "crashy", True))
+    assert again.labeled.tolist() == ref.labeled.tolist()
+    assert [h["selected"] for h in again.history] == [h["selected"] for h in ref.history]
+    assert [h.get("weight/margin") for h in again.history] == [h.get("weight/margin") for h in ref.history]
