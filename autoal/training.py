@@ -39,6 +39,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{key}: must be a positive integer; got {getattr(self, key)!r}")
         if int(self.min_steps) < 0:
             raise ConfigError(f"train.min_steps: must be >= 0 (0 = off); got {self.min_steps!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr: must be > 0; got {self.lr!r}")
 
     def epochs_for(self, n: int) -> int:
         """Epochs over ``n`` samples: ``epochs``, or more to reach ``min_steps`` optimizer steps."""
@@ -46,8 +48,6 @@ class TrainConfig:
             return int(self.epochs)
         per_epoch = max(1, -(-n // min(int(self.batch_size), n)))
         return max(int(self.epochs), -(-int(self.min_steps) // per_epoch))
-        if not self.lr > 0:
-            raise ConfigError(f"train.lr: must be > 0; got {self.lr!r}")
 
 
 def make_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):

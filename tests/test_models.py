@@ -70,3 +70,34 @@ def test_dropout_keep_mask_on_cuda_keeps_one_minus_p():
 
     keep, _ = dropout_keep_mask((1000, 512), 0.3, torch.Generator(device="cuda").manual_seed(0), torch.device("cuda"))
     assert keep.is_cuda and abs(keep.float().mean().item() - 0.7) < 4 * (0.21 / keep.numel()) ** 0.5
+
+
+def test_strided_shortcut_is_the_strided_pointwise_convolution():
+    from autoal.models.resnet import StridedPointwise
+
+    torch.manual_seed(0)
+    ours = StridedPointwise(8, 16, 2)
+    ref = torch.nn.Conv2d(8, 16, 1, stride=2, bias=False)
+    ref.load_state_dict(ours.state_dict())  # same parameters, same state-dict keys
+    for hw in (32, 31, 7):
+        x = torch.randn(3, 8, hw, hw)
+        assert torch.allclose(ours(x), ref(x), atol=1e-6)
+
+
+def test_resnet18_channels_last_backward_on_cpu_with_an_odd_batch_survives():
+    """Torch's strided 1x1 convolution crashed the process (SIGSEGV) in this exact case: CPU,
+    channels-last, 8 -> 16 channels, batch 33, 2 threads. Run in a child so a crash is a failure."""
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from autoal.models import build_model\n"
+            "from autoal.device import prepare_model, prepare_batch\n"
+            "torch.set_num_threads(2)\n"
+            "cpu = torch.device('cpu')\n"
+            "m = prepare_model(build_model('resnet18', 3, 10, 32, width=8), cpu).train()\n"
+            "for n in (33, 5, 3):\n"
+            "    m(prepare_batch(torch.randn(n, 3, 32, 32), cpu)).sum().backward()\n"
+            "print('survived')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "survived" in out.stdout, (out.returncode, out.stderr[-2000:])

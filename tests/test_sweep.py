@@ -318,8 +318,8 @@ def test_ray_train_search_in_concurrent_trials_does_not_deadlock(ray_local, tmp_
     caps the concurrency so that both finish."""
     pytest.importorskip("autoal.platform.train_search")
     monkeypatch.chdir(tmp_path)
-    fixed = {"strategy": "autoal", "strategy.params.executor": "ray_train", "strategy.params.num_workers": 1,
-             "strategy.params.warmup_epochs": 1, "strategy.params.search_epochs": 1}
+    fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.executor": "ray_train",
+             "strategy.params.num_workers": 1, "strategy.params.warmup_epochs": 1, "strategy.params.search_epochs": 1}
     spec = _spec(tmp_path, name="train", space={}, seeds=[0, 1], fixed=fixed)
     plan = plan_resources(build_arms(spec, _base(tmp_path))[0].config, None, ray_local.cluster_resources())
     assert plan.outside == {"CPU": 1.0} and plan.max_concurrent == 1

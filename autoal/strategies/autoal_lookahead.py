@@ -29,7 +29,8 @@ DESIGN.md §3.9). One round:
 Per-round trace (MLflow step = round): ``weight/<cand>`` (the global ω after decorrelation),
 ``value/<cand>`` (mean look-ahead gain, NaN when the round was too small to simulate),
 ``value/mixture``, ``lookahead/picks`` (b'), ``fitnet/accuracy_v`` (FitNet's accuracy on V),
-``seconds_fitnet``, ``seconds_lookahead``, ``seconds_candidates``, ``seconds_selection``.
+``seconds_fitnet``, ``seconds_lookahead`` (their sum: ``seconds_search``), ``seconds_candidates``,
+``seconds_selection``.
 """
 from __future__ import annotations
 
@@ -223,6 +224,7 @@ class LookaheadSearch:
         out["seconds_fitnet"] = t1 - t0
         out["seconds_lookahead"] = time.perf_counter() - t2
         out["_seconds_candidates"] = t2 - t1
+        out["seconds_search"] = out["seconds_fitnet"] + out["seconds_lookahead"]
         return out
 
     def _split(self, labeled: np.ndarray, n_pool: int, rng: np.random.Generator, seed: int
