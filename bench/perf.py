@@ -116,6 +116,22 @@ def kmeans_selection(n: int = 20000, d: int = 512, k: int = 100, repeats: int = 
             "inertia_sklearn": float(sk.inertia_), "inertia_ratio": ratio(in_ours, float(sk.inertia_))}
 
 
+def gmm_threshold_fit(n: int = 20000, k: int = 7, repeats: int = 5) -> dict:
+    """The threshold θ's mixture fit on AutoAL's vote fractions over a pool of ``n`` (values
+    m/k, as the paper formulation's selection over U sees them): autoal's EM on the distinct
+    values vs scikit-learn's ``GaussianMixture`` (3 components), and the fitted means of both."""
+    from sklearn.mixture import GaussianMixture
+
+    from autoal.search.losses import fit_gmm_1d
+
+    rng = np.random.default_rng(0)
+    votes = rng.binomial(k, 0.08, size=n) / k
+    t_ours = median_time(lambda: fit_gmm_1d(votes, 3, var_floor=1e-4), repeats)
+    t_sk = median_time(lambda: GaussianMixture(3, random_state=0).fit(votes.reshape(-1, 1)), repeats, warmup=0)
+    return {"n": n, "distinct_values": int(np.unique(votes).size), "seconds_autoal": t_ours,
+            "seconds_sklearn": t_sk, "speedup_vs_sklearn": ratio(t_sk, t_ours)}
+
+
 _MEM_CODE = """
 import resource, sys, json, numpy as np, torch
 torch.set_num_threads(2)

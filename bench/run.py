@@ -32,6 +32,7 @@ def benchmarks(smoke: bool) -> dict:
                                                                  size=32, channels=3, separate=False),
         "kmeans": lambda: perf.kmeans_selection(n=2000 if s else 20000, d=64 if s else 512, k=20 if s else 100,
                                                 repeats=1 if s else 3),
+        "gmm_threshold": lambda: perf.gmm_threshold_fit(n=2000 if s else 20000, repeats=1 if s else 5),
         "memory": lambda: perf.memory_growth(sizes=(1000, 2000) if s else (10000, 20000, 40000)),
         "al_round": lambda: perf.al_round(smoke=s),
     }

@@ -125,6 +125,37 @@ def test_gmm_threshold_matches_the_true_quantile_of_a_known_mixture():
     assert gmm_threshold(rng.permutation(s), t, components=2, n_samples=20000, seed=1) == pytest.approx(theta)
 
 
+def _em_on_every_sample(s, components, var_floor, iters=100, tol=1e-7):
+    """The textbook EM over all N values (the reference the distinct-value EM must equal)."""
+    x = np.sort(np.asarray(s, dtype=np.float64))
+    uniq = np.unique(x)
+    g = min(components, uniq.size)
+    mu = uniq[np.round(np.linspace(0, uniq.size - 1, g)).astype(int)].copy()
+    var, pi, prev = np.full(g, max(x.var(), var_floor)), np.full(g, 1.0 / g), -np.inf
+    for _ in range(iters):
+        logp = -0.5 * ((x[:, None] - mu) ** 2 / var + np.log(2 * np.pi * var)) + np.log(pi)
+        lse = np.logaddexp.reduce(logp, axis=1, keepdims=True)
+        resp = np.exp(logp - lse)
+        nk = resp.sum(0) + 1e-12
+        pi, mu = nk / nk.sum(), (resp * x[:, None]).sum(0) / nk
+        var = np.maximum((resp * (x[:, None] - mu) ** 2).sum(0) / nk, var_floor)
+        if abs(float(lse.mean()) - prev) < tol:
+            break
+        prev = float(lse.mean())
+    return pi, mu, var
+
+
+@pytest.mark.parametrize("kind", ["votes", "continuous"])
+def test_gmm_em_on_distinct_values_equals_em_on_every_sample(kind):
+    from autoal.search.losses import fit_gmm_1d
+
+    rng = np.random.default_rng(3)
+    s = rng.binomial(7, 0.1, size=5000) / 7 if kind == "votes" else rng.normal(size=800) * [1, 3][rng.integers(2)]
+    ours, ref = fit_gmm_1d(s, 3, var_floor=1e-4), _em_on_every_sample(s, 3, 1e-4)
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
 def test_gmm_threshold_defined_on_constant_votes():
     theta = gmm_threshold(np.full(50, 0.25), 0.05, components=3, n_samples=1000, seed=0)
     assert np.isfinite(theta) and abs(theta - 0.25) < 0.01

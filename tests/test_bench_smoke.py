@@ -22,8 +22,9 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
     res = json.loads((tmp_path / "smoke.json").read_text())
     assert res["machine"]["cpus"] and res["smoke"] is True
     b = res["benchmarks"]
-    assert {"candidate_scoring", "candidate_scoring_32px", "kmeans", "memory", "al_round", "ray_sweep",
-            "ray_scoring"} <= set(b)
+    assert {"candidate_scoring", "candidate_scoring_32px", "kmeans", "gmm_threshold", "memory", "al_round",
+            "ray_sweep", "ray_scoring"} <= set(b)
+    assert b["gmm_threshold"]["speedup_vs_sklearn"] > 0 and b["gmm_threshold"]["distinct_values"] <= 8
     assert not any("error" in v for v in b.values()), {k: v.get("error") for k, v in b.items()}
     assert b["candidate_scoring"]["shared_vs_entropy"] > 0 and b["kmeans"]["inertia_ratio"] < 1.5
     assert set(b["candidate_scoring_32px"]["seconds_select"]) == {"entropy", "margin", "least_confidence", "kmeans",
