@@ -11,9 +11,9 @@ from scipy import optimize, stats
 from autoal.cache import PoolCache, compute_cache
 from autoal.mc import MCSummary
 from autoal.errors import ConfigError
-from autoal.search.losses import (aggregated_score, budget_regularizer, gmm_threshold, lpm_ranking_loss,
-                                  soft_selection)
-from autoal.search.nets import LossPredictionModule, build_fitnet, build_searchnet
+from autoal.lpm import LossPredictionModule, ranking_loss
+from autoal.search.losses import aggregated_score, budget_regularizer, gmm_threshold, soft_selection
+from autoal.search.nets import build_fitnet, build_searchnet
 from autoal.search.search import (SearchBatch, SearchConfig, SearchNets, make_optimizers, pool_scores,
                                   searchnet_step)
 from autoal.strategies.base import QueryContext
@@ -163,11 +163,33 @@ def test_gmm_threshold_defined_on_constant_votes():
     assert np.isfinite(theta0) and abs(theta0) < 0.01
 
 
-def test_lpm_ranking_loss_orders_pairs():
+def test_ranking_loss_orders_pairs():
     target = torch.tensor([3.0, 2.0, 1.0, 0.0])
     good = torch.tensor([30.0, 20.0, 10.0, 0.0])
-    assert float(lpm_ranking_loss(good, target)) == 0.0
-    assert float(lpm_ranking_loss(-good, target)) > 1.0
+    assert float(ranking_loss(good, target)) == 0.0
+    assert float(ranking_loss(-good, target)) > 1.0
+
+
+def test_ranking_loss_one_rule_for_odd_batches_shared_by_autoal_and_lpl():
+    """Pairs (i, B-1-i): in a batch of 5 the middle sample has no partner, so changing it
+    changes nothing; the pairs (0, 4) and (1, 3) are the ones scored. AutoAL's search and the
+    LPL baseline call this very function."""
+    import autoal.search.search as search_mod
+    import autoal.strategies.baselines.lpl as lpl_mod
+
+    assert search_mod.ranking_loss is ranking_loss and lpl_mod.ranking_loss is ranking_loss
+    assert search_mod.LossPredictionModule is LossPredictionModule is lpl_mod.LossPredictionModule
+    target = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])
+    pred = torch.tensor([0.0, 5.0, 7.0, 2.0, 3.0])
+    # pair (0, 4): target says 0 > 4, prediction 0 - 3 = -3 -> 1 + 3 = 4; pair (1, 3): 5 - 2 = 3 -> 0
+    assert float(ranking_loss(pred, target)) == pytest.approx((4.0 + 0.0) / 2)
+    pred_mid = pred.clone()
+    pred_mid[2] = -100.0
+    assert float(ranking_loss(pred_mid, target)) == float(ranking_loss(pred, target))
+    one = torch.tensor([1.5], requires_grad=True)
+    loss = ranking_loss(one, torch.tensor([0.3]))
+    loss.backward()
+    assert float(loss) == 0.0 and one.grad is not None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -290,7 +290,8 @@ def test_lpl_predicted_loss_correlates_with_the_true_loss():
     from scipy.stats import spearmanr
 
     from autoal.models import build_model
-    from autoal.strategies.baselines.lpl import LossPredictionModule, predict_loss, train_joint
+    from autoal.lpm import LossPredictionModule
+    from autoal.strategies.baselines.lpl import predict_loss, train_joint
 
     gen = torch.Generator().manual_seed(5)
     n = 320

@@ -40,7 +40,8 @@ def test_storage_path_is_absolute_and_resources_are_declared(monkeypatch):
 def _tiny_search_setup():
     from torch import nn
 
-    from autoal.search.nets import LossPredictionModule, build_fitnet, build_searchnet
+    from autoal.lpm import LossPredictionModule
+    from autoal.search.nets import build_fitnet, build_searchnet
     from autoal.search.search import SearchBatch, SearchConfig, SearchNets, SearchOptimizers
 
     def no_bn(m):  # BatchNorm statistics are per slice on CPU: compare the rest exactly

@@ -117,23 +117,6 @@ def budget_regularizer(alpha: torch.Tensor, t: float, B: float) -> torch.Tensor:
     return torch.sigmoid(-0.5 * (alpha - t * B).abs()) - 0.5
 
 
-def lpm_ranking_loss(pred: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """The loss-prediction module's pairwise margin ranking loss (Yoo & Kweon, CVPR 2019, Eq. 2).
-
-    The batch is paired with its reverse (sample i with N−1−i); for each pair the prediction
-    difference must have the sign of the true loss difference by a ``margin``:
-    mean over pairs of max(0, −sign(l_i − l_j) · (l̂_i − l̂_j) + margin). ``target`` is detached.
-    An odd batch drops its last sample; fewer than 2 samples give a zero (graph-connected) loss."""
-    n = pred.shape[0] - (pred.shape[0] % 2)
-    if n < 2:
-        return pred.sum() * 0.0
-    pred, target = pred[:n], target[:n].detach()
-    dp = (pred - pred.flip(0))[: n // 2]
-    dt = (target - target.flip(0))[: n // 2]
-    one = 2 * torch.sign(torch.clamp(dt, min=0)) - 1
-    return torch.clamp(margin - one * dp, min=0).mean()
-
-
 def indicator_count(t: float, size: int) -> int:
     """n = ⌈t·|X|⌉, at least 1 (and at most |X|): how many samples a candidate marks in X."""
     return int(min(size, max(1, math.ceil(t * size - 1e-9))))

@@ -4,8 +4,8 @@
   per-sample strategy logits Θ(x); w_k(x) = sigmoid(Θ_k(x)). Optionally (``num_scores > 0``)
   the candidates' rank scores enter the head next to the image features.
 - FitNet: a plain classifier of the same family (:func:`build_fitnet`).
-- :class:`LossPredictionModule`: Yoo & Kweon (2019) on SearchNet's four stage maps:
-  global average pool → one linear layer (+ReLU) per stage → concatenate → one linear layer.
+
+The loss prediction module on SearchNet's four stage maps is :class:`autoal.lpm.LossPredictionModule`.
 """
 from __future__ import annotations
 
@@ -58,20 +58,6 @@ class SearchNet(nn.Module):
     @property
     def stage_channels(self) -> list[int]:
         return self.backbone.stage_channels
-
-
-class LossPredictionModule(nn.Module):
-    """Predicted loss l̂(x) from the stage maps: GAP → Linear(c_i, dim) → ReLU per stage, concat,
-    Linear(4·dim, 1) (Yoo & Kweon 2019, Fig. 2)."""
-
-    def __init__(self, stage_channels: list[int], dim: int = 32) -> None:
-        super().__init__()
-        self.fcs = nn.ModuleList(nn.Linear(c, dim) for c in stage_channels)
-        self.out = nn.Linear(dim * len(stage_channels), 1)
-
-    def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
-        feats = [torch.relu(fc(Backbone.pool(m.float()))) for fc, m in zip(self.fcs, maps)]
-        return self.out(torch.cat(feats, 1)).squeeze(1)
 
 
 def build_searchnet(model: str, in_channels: int, num_candidates: int, image_size: int, *,

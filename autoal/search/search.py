@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from autoal.cache import PoolCache, class_probabilities
 from autoal.device import autocast
 from autoal.models import Backbone
-from autoal.search.losses import (aggregated_score, budget_regularizer, gmm_threshold, indicator_count,
-                                  lpm_ranking_loss, soft_selection)
-from autoal.search.nets import LossPredictionModule, SearchNet
+from autoal.lpm import LossPredictionModule, ranking_loss
+from autoal.search.losses import aggregated_score, budget_regularizer, gmm_threshold, indicator_count, soft_selection
+from autoal.search.nets import SearchNet
 
 CANDIDATE_SCORES = ("indicator", "rank")
 SEARCHNET_INPUTS = ("image", "image+scores")
@@ -262,7 +262,7 @@ def searchnet_step(nets: SearchNets, opts: SearchOptimizers, batch: SearchBatch,
     loss_l = torch.zeros(())
     if nets.lpm is not None:
         nets.lpm.train()
-        loss_l = lpm_ranking_loss(nets.lpm(maps), ce)
+        loss_l = ranking_loss(nets.lpm(maps), ce)
         total = total + cfg.lpm_weight * loss_l
     opts.searchnet.zero_grad(set_to_none=True)
     if opts.lpm is not None:

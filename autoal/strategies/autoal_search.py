@@ -64,7 +64,8 @@ from autoal.cache import PoolCache
 from autoal.device import prepare_batch, prepare_model
 from autoal.errors import ConfigError
 from autoal.models import ResNet18, SmallCNN, MODEL_NAMES
-from autoal.search.nets import LossPredictionModule, build_fitnet, build_searchnet
+from autoal.lpm import LossPredictionModule
+from autoal.search.nets import build_fitnet, build_searchnet
 from autoal.search.search import (CANDIDATE_SCORES, SEARCHNET_INPUTS, SearchConfig, SearchNets, SearchOptimizers,
                                   make_optimizers, pool_scores, query_fraction, search_cycle, split_labeled)
 from autoal.selection import top_n

@@ -10,40 +10,13 @@ from torch import nn
 
 from autoal.cache import PoolCache
 from autoal.device import autocast, prepare_batch
+from autoal.lpm import LossPredictionModule, ranking_loss
 from autoal.models.base import Backbone
 from autoal.selection import top_n
 from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies.baselines._common import cpu_state, loop_train_config, require_ctx
 from autoal.strategies.registry import register_strategy
 from autoal.training import make_optimizer
-
-
-class LossPredictionModule(nn.Module):
-    """Yoo & Kweon's loss prediction module: each of the backbone's four stage maps is global
-    average pooled, passed through a linear layer of ``hidden`` units and a ReLU; the four
-    results are concatenated and one linear layer predicts the loss."""
-
-    def __init__(self, stage_channels: list[int], hidden: int = 128) -> None:
-        super().__init__()
-        self.fcs = nn.ModuleList(nn.Linear(c, hidden) for c in stage_channels)
-        self.out = nn.Linear(hidden * len(stage_channels), 1)
-
-    def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
-        feats = [F.relu(fc(Backbone.pool(m))) for fc, m in zip(self.fcs, maps)]
-        return self.out(torch.cat(feats, 1)).squeeze(1)
-
-
-def margin_ranking_loss(pred: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """The paper's pairwise loss: the batch is split into pairs (i, B−1−i) and, per pair,
-    max(0, −sign(l_i − l_j)·(l̂_i − l̂_j) + ξ), averaged over pairs. ``target`` is detached. An
-    odd sample out is left out; a batch of one gives 0."""
-    m = pred.shape[0] // 2
-    if m == 0:
-        return pred.sum() * 0.0
-    p = (pred - pred.flip(0))[:m]
-    t = (target - target.flip(0))[:m].detach()
-    sign = 2.0 * (t > 0).to(p.dtype) - 1.0
-    return torch.clamp(margin - sign * p, min=0).mean()
 
 
 def train_joint(model: Backbone, lpm: LossPredictionModule, dataset: Any, indices: np.ndarray, *, epochs: int,
@@ -81,7 +54,7 @@ def train_joint(model: Backbone, lpm: LossPredictionModule, dataset: Any, indice
                     maps = [m.detach() for m in maps]
                 pred = lpm(maps)
             ce = F.cross_entropy(logits.float(), yb, reduction="none")
-            rank = margin_ranking_loss(pred.float(), ce.detach(), margin)
+            rank = ranking_loss(pred.float(), ce.detach(), margin)
             loss = ce.mean() + weight * rank
             opt_m.zero_grad(set_to_none=True)
             opt_l.zero_grad(set_to_none=True)
