@@ -408,7 +408,7 @@ def _default_scorer(cfg: RunConfig):
     if cfg.scoring.executor == "local":
         return compute_cache
     if cfg.scoring.executor == "ray":
-        from autoal.platform.scoring import RayScorer
+        from autoal.executors.ray_scoring import RayScorer
 
         return RayScorer(num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor,
                          num_cpus=cfg.scoring.num_cpus)

@@ -1,14 +1,20 @@
 """Experiment tracking. :class:`MLflowTracker` writes one MLflow run per AL run (nested under a
-sweep's parent run when given); :class:`NullTracker` writes nothing. MLflow is imported only
-here, so the core runs where MLflow is not installed."""
+sweep's parent run when given); :class:`NullTracker` writes nothing; :class:`SerializedTracker`
+and :func:`call_serialized` let the concurrent trials of a sweep share one SQLite store. MLflow
+is imported only when a tracker is used, so the core runs where MLflow is not installed."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import subprocess
+import tempfile
+import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from autoal.errors import TrackingError
 
@@ -148,8 +154,6 @@ class MLflowTracker:
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
@@ -182,3 +186,100 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# One writer at a time: concurrent trials on one SQLite store
+# ---------------------------------------------------------------------------------------------
+
+class SerializedTracker:
+    """Wraps a tracker so that every call holds an exclusive ``fcntl`` lock on ``lock_path``
+    (one writer per SQLite file across the trials of a machine) and is retried, with backoff,
+    when the store still answers "database is locked"."""
+
+    RETRIES = 8
+
+    def __init__(self, tracker: Any, lock_path: str | Path | None) -> None:
+        self._t = tracker
+        self._lock_path = Path(lock_path) if lock_path else None
+
+    @property
+    def run_id(self):
+        return self._t.run_id
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock_path is None:
+            yield
+            return
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return call_serialized(self._lock_path, lambda: getattr(self._t, name)(*args, **kwargs), self._locked)
+
+    def start(self, run_id=None):
+        return self._call("start", run_id)
+
+    def log_params(self, params):
+        return self._call("log_params", params)
+
+    def log_metrics(self, metrics, step=None):
+        return self._call("log_metrics", metrics, step=step)
+
+    def log_artifact(self, path, artifact_path=None):
+        return self._call("log_artifact", path, artifact_path)
+
+    def set_tags(self, tags):
+        return self._call("set_tags", tags)
+
+    def logged_steps(self, key):
+        return self._call("logged_steps", key)
+
+    def end(self, status="FINISHED"):
+        return self._call("end", status)
+
+
+def _is_locked_error(e: BaseException) -> bool:
+    text = f"{type(e).__name__}: {e}".lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def call_serialized(lock_path: Path | None, fn: Callable[[], Any], locked=None, retries: int = 8) -> Any:
+    """``fn()`` under the store's lock, retried with backoff on "database is locked"."""
+    if locked is None:
+        locked = SerializedTracker(None, lock_path)._locked
+    delay = 0.2
+    for attempt in range(retries):
+        try:
+            with locked():
+                return fn()
+        except Exception as e:  # noqa: BLE001 - MLflow wraps SQLite errors in several types
+            if not _is_locked_error(e) or attempt == retries - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def sqlite_lock_path(uri: str) -> Path | None:
+    """The lock file that serializes the writers of a SQLite store on this machine (in the
+    temp folder, named after the database's absolute path); None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
+    return Path(tempfile.gettempdir()) / "autoal-locks" / f"mlflow-{hashlib.sha1(db.encode()).hexdigest()[:16]}.lock"
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """``sqlite:///mlflow.db`` → ``sqlite:////abs/cwd/mlflow.db``: trials run in their own
+    working folders (and on other nodes), so relative store paths must be fixed in the driver."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
+    if uri.startswith("file:") and not uri.startswith("file:/"):
+        return "file:" + str(Path(uri[len("file:"):]).expanduser().resolve())
+    return uri

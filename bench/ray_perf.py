@@ -78,7 +78,7 @@ def scoring_actors(smoke: bool = False) -> dict:
     import torch
 
     from autoal.models import build_model
-    from autoal.platform.scoring import RayScorer
+    from autoal.executors.ray_scoring import RayScorer
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -17,7 +17,7 @@ from pipelines.common import compose, main_guard, mlflow_ui_command, results_tab
 
 def main(argv: list[str]) -> int:
     from autoal.platform.report import list_sweeps, write_report
-    from autoal.platform.sweep import absolute_tracking_uri
+    from autoal.tracking import absolute_tracking_uri
     from autoal.tracking import check_tracking_uri
 
     cfg = compose(argv, "report")

@@ -10,6 +10,8 @@ for m in ['ray', 'mlflow', 'hydra', 'medmnist', 'omegaconf']:
 from autoal.config import RunConfig
 from autoal.loop import run_experiment
 import autoal.platform  # import-light: no ray at import time
+import autoal.executors
+import autoal.tracking  # MLflow only when a tracker is used
 r = run_experiment(RunConfig.from_dict({'al': {'rounds': 1, 'mc_samples': 2}, 'train': {'epochs': 2},
     'strategy': {'name': 'bald'}, 'tracking': {'enabled': False},
     'runtime': {'output_dir': sys.argv[1], 'quiet': True, 'num_threads': 2}}))

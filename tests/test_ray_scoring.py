@@ -16,7 +16,7 @@ import torch
 from autoal.cache import compute_cache
 from autoal.data import DataSpec, load_dataset
 from autoal.models import build_model
-from autoal.platform.scoring import RayScorer, shard_bounds, weights_key
+from autoal.executors.ray_scoring import RayScorer, shard_bounds, weights_key
 
 BATCH = 64
 

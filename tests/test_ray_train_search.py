@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from autoal.platform.train_search import BatchSharding, default_storage_path, resources_for
+from autoal.executors.ray_train_search import BatchSharding, default_storage_path, resources_for
 
 
 def test_batch_sharding_covers_every_row_once_and_means_add_up():
@@ -72,7 +72,7 @@ class _NoAlphaReduce(BatchSharding):
 def _ddp_worker(rank, world, init_file, out_dir):
     import torch.distributed as tdist
 
-    from autoal.platform.train_search import _forwarding_ddp_class
+    from autoal.executors.ray_train_search import _forwarding_ddp_class
     from autoal.search.search import SearchNets, fitnet_step, searchnet_step
 
     torch.set_num_threads(1)
@@ -119,7 +119,7 @@ def test_ddp_over_the_batch_with_all_reduced_alpha_equals_the_single_process_upd
 
 @pytest.mark.slow
 def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tmp_path):
-    import autoal.platform.train_search as ts
+    import autoal.executors.ray_train_search as ts
     from autoal.cache import compute_cache
     from autoal.data import DataSpec, load_dataset
     from autoal.models import build_model

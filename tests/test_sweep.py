@@ -17,7 +17,8 @@ import pytest
 
 from autoal.errors import ConfigError
 from autoal.platform.sweep import (SweepSpec, build_arms, expand_points, parse_space, plan_resources, point_label,
-                                   run_sweep, sqlite_lock_path)
+                                   run_sweep)
+from autoal.tracking import sqlite_lock_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -168,7 +169,7 @@ def test_sqlite_lock_is_per_database_and_outside_the_repo(tmp_path):
 def _open_store(args):
     """In a fresh process: open a tracker on the store through the sweep's lock, log, end."""
     uri, i = args
-    from autoal.platform.sweep import SerializedTracker, call_serialized, sqlite_lock_path
+    from autoal.tracking import SerializedTracker, call_serialized, sqlite_lock_path
     from autoal.tracking import MLflowTracker
 
     try:
@@ -300,7 +301,7 @@ def test_nested_ray_work_in_concurrent_trials_does_not_deadlock(ray_local, tmp_p
     (scoring.executor=ray) and ENSvarR's ensemble tasks. With Tune's default resources each
     trial would hold a CPU while its children wait for another, forever; with the default plan
     the children are bundles of the trial's placement group, so the trials take turns."""
-    pytest.importorskip("autoal.platform.scoring")
+    pytest.importorskip("autoal.executors.ray_scoring")
     monkeypatch.chdir(tmp_path)
     spec = _spec(tmp_path, name="nested", space={}, seeds=[0], arms={
         "scorer_actors": {"scoring.executor": "ray", "scoring.num_actors": 1},
@@ -316,7 +317,7 @@ def test_ray_train_search_in_concurrent_trials_does_not_deadlock(ray_local, tmp_
     outside the trial's). Two trials that each start a TorchTrainer deadlock on 2 CPUs with
     Tune's default resources (each trial holds a CPU, each trainer waits for one); the plan
     caps the concurrency so that both finish."""
-    pytest.importorskip("autoal.platform.train_search")
+    pytest.importorskip("autoal.executors.ray_train_search")
     monkeypatch.chdir(tmp_path)
     fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.executor": "ray_train",
              "strategy.params.num_workers": 1, "strategy.params.warmup_epochs": 1, "strategy.params.search_epochs": 1}

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autoal.errors import TrackingError
+from autoal.tracking import call_serialized, sqlite_lock_path
 
 ROLE_TAG = "autoal_role"
 SUMMARY_METRICS = ("aubc", "final_accuracy")
@@ -429,8 +430,6 @@ def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str |
     files["report"] = out / "report.md"
     files["report"].write_text("\n".join(sections))
     if log_to_parent and parent is not None:
-        from autoal.platform.sweep import call_serialized, sqlite_lock_path
-
         client = _client(uri)
         call_serialized(sqlite_lock_path(uri),
                         lambda: [client.log_artifact(parent.info.run_id, str(p), "report") for p in files.values()])

@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as _dt
-import fcntl
 import itertools
 import json
 import math
@@ -50,6 +49,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from autoal.errors import AutoALError, ConfigError
+from autoal.tracking import SerializedTracker, absolute_tracking_uri, call_serialized, sqlite_lock_path
 
 SPACE_KINDS = ("grid", "choice", "uniform", "loguniform")
 #: the sections of a run config; a space/arm key without a dot naming one of them selects a
@@ -478,103 +478,6 @@ def plan_resources(cfg: Mapping[str, Any], resources_per_trial: Mapping[str, Any
         cap = max(1, min(caps)) if caps else 1
         limit = min(limit, cap) if limit else cap
     return ResourcePlan(bundles=bundles, outside=outside, max_concurrent=limit)
-
-
-# ------------------------------------------------------------------------- MLflow, serialized
-
-class SerializedTracker:
-    """Wraps a tracker so that every call holds an exclusive ``fcntl`` lock on ``lock_path``
-    (one writer per SQLite file across the trials of a machine) and is retried, with backoff,
-    when the store still answers "database is locked"."""
-
-    RETRIES = 8
-
-    def __init__(self, tracker: Any, lock_path: str | Path | None) -> None:
-        self._t = tracker
-        self._lock_path = Path(lock_path) if lock_path else None
-
-    @property
-    def run_id(self):
-        return self._t.run_id
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a+") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return call_serialized(self._lock_path, lambda: getattr(self._t, name)(*args, **kwargs), self._locked)
-
-    def start(self, run_id=None):
-        return self._call("start", run_id)
-
-    def log_params(self, params):
-        return self._call("log_params", params)
-
-    def log_metrics(self, metrics, step=None):
-        return self._call("log_metrics", metrics, step=step)
-
-    def log_artifact(self, path, artifact_path=None):
-        return self._call("log_artifact", path, artifact_path)
-
-    def set_tags(self, tags):
-        return self._call("set_tags", tags)
-
-    def logged_steps(self, key):
-        return self._call("logged_steps", key)
-
-    def end(self, status="FINISHED"):
-        return self._call("end", status)
-
-
-def _is_locked_error(e: BaseException) -> bool:
-    text = f"{type(e).__name__}: {e}".lower()
-    return "database is locked" in text or "database table is locked" in text
-
-
-def call_serialized(lock_path: Path | None, fn: Callable[[], Any], locked=None, retries: int = 8) -> Any:
-    """``fn()`` under the store's lock, retried with backoff on "database is locked"."""
-    if locked is None:
-        locked = SerializedTracker(None, lock_path)._locked
-    delay = 0.2
-    for attempt in range(retries):
-        try:
-            with locked():
-                return fn()
-        except Exception as e:  # noqa: BLE001 - MLflow wraps SQLite errors in several types
-            if not _is_locked_error(e) or attempt == retries - 1:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def sqlite_lock_path(uri: str) -> Path | None:
-    """The lock file that serializes the writers of a SQLite store on this machine (in the
-    temp folder, named after the database's absolute path); None for other stores."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    import hashlib
-
-    db = str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
-    return Path(tempfile.gettempdir()) / "autoal-locks" / f"mlflow-{hashlib.sha1(db.encode()).hexdigest()[:16]}.lock"
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """``sqlite:///mlflow.db`` → ``sqlite:////abs/cwd/mlflow.db``: trials run in their own
-    working folders (and on other nodes), so relative store paths must be fixed in the driver."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
-    if uri.startswith("file:") and not uri.startswith("file:/"):
-        return "file:" + str(Path(uri[len("file:"):]).expanduser().resolve())
-    return uri
 
 
 def _abs_path(p: str | None) -> str | None:

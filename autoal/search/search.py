@@ -18,7 +18,7 @@ Every tensor of a batch (images, labels, S, scores, w, z, CE) is indexed by the 
 positions: nothing is shuffled independently.
 
 Data parallelism: the update functions take an optional ``dist`` (a
-:class:`~autoal.platform.train_search.BatchSharding`, used by the Ray Train executor). With
+:class:`~autoal.executors.ray_train_search.BatchSharding`, used by the Ray Train executor). With
 ``dist``, every worker computes a batch's candidate inputs on the whole batch, then runs the
 forward/backward passes on its own slice of the rows; the soft count α is summed over the
 workers (a differentiable all-reduce) so that the budget regularizer sees the whole batch, and

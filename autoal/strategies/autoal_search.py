@@ -118,7 +118,7 @@ class AutoAL(Strategy):
     mc_samples: Monte-Carlo samples of FitNet's candidate cache (None = as the task cache).
     executor: local (default: the updates in this process) | ray_train (every cycle of the round
         in one Ray Train TorchTrainer with ``num_workers`` DDP workers over the batch; see
-        :mod:`autoal.platform.train_search`); num_workers: Train workers for ray_train.
+        :mod:`autoal.executors.ray_train_search`); num_workers: Train workers for ray_train.
     """
 
     needs = frozenset({"embeddings", "mc", "model", "dataset"})
@@ -357,7 +357,7 @@ class AutoAL(Strategy):
         for c in range(p["cycles"]):
             cycle_seed = int(rng.integers(0, 2**31 - 1))
             if plans is not None:  # ray_train: plan the cycles here, run them all in one TorchTrainer below
-                from autoal.platform.train_search import CyclePlan
+                from autoal.executors.ray_train_search import CyclePlan
 
                 reset = not fresh and (p["fitnet_reset"] == "cycle" or (p["fitnet_reset"] == "round" and c == 0))
                 a_pos, v_pos = split_labeled(len(labeled), rng)
@@ -380,7 +380,7 @@ class AutoAL(Strategy):
             t_cand += st.seconds_candidates
             t_search += st.seconds_updates
         if plans is not None:
-            from autoal.platform.train_search import run_search_on_ray_train
+            from autoal.executors.ray_train_search import run_search_on_ray_train
 
             t_ray = time.perf_counter()
             stats = run_search_on_ray_train(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates,
