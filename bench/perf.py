@@ -3,10 +3,8 @@ the same run on the same machine, each the median of several repeats."""
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

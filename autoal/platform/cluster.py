@@ -500,14 +500,14 @@ def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mappin
     - A sweep file (a name under ``conf/sweep/`` or a path): its raw ``resources_per_trial``.
     Returns None when the sweep file does not declare resources."""
     if isinstance(sweep, Mapping):
-        from autoal.platform.sweep import SweepSpec, _train_workers, plan_resources
+        from autoal.platform.sweep import SweepSpec, train_workers, plan_resources
 
         cfg = {k: v for k, v in sweep.items() if k != "sweep"}
         spec = SweepSpec.from_dict(sweep.get("sweep"))
         capacity = cluster_capacity(cluster) if cluster is not None else {"CPU": 1.0}
         plan = plan_resources(cfg, spec.resources_per_trial, capacity, spec.max_concurrent)
         bundles = [dict(b) for b in plan.bundles]
-        workers = _train_workers(cfg)
+        workers = train_workers(cfg)
         if workers and plan.outside:
             bundles += [{k: v / workers for k, v in plan.outside.items()} for _ in range(workers)]
         return {"bundles": bundles, "strategy": "PACK"}

@@ -6,7 +6,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from autoal.cache import PoolCache
 from autoal.device import autocast, prepare_batch

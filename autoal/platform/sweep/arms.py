@@ -1,0 +1,155 @@
+"""Arms: every point of the space (and every named arm) resolved into a full, validated run config
+before Ray starts (:func:`build_arms`)."""
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from autoal.errors import ConfigError
+from autoal.platform.sweep.spec import (CONFIG_SECTIONS, ComposeFn, SweepSpec, expand_points, flatten_space,
+                                        parse_space, plain_value)
+
+
+@dataclass
+class Arm:
+    """One configuration of a sweep (a point of the space, crossed with a named arm); each arm
+    runs once per seed."""
+
+    label: str
+    delta: dict[str, Any]
+    config: dict[str, Any]
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return "-".join(_fmt_value(x) for x in v)
+    return str(v)
+
+
+def point_label(point: Mapping[str, Any], varying: Sequence[str]) -> str:
+    """``lam=0.5,tau=0.1`` from the keys that vary; a sweep over strategies alone gives the
+    strategy's name (``margin``)."""
+    keys = [k for k in point if k in varying]
+    if not keys:
+        return ""
+    if len(keys) == 1 and keys[0] in ("strategy", "strategy.name"):
+        return _fmt_value(point[keys[0]])
+    shorts = [k.rsplit(".", 1)[-1] for k in keys]
+    names = [s if shorts.count(s) == 1 else k for s, k in zip(shorts, keys)]
+    return ",".join(f"{n}={_fmt_value(point[k])}" for n, k in zip(names, keys))
+
+
+def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    """``set_dotted(d, "strategy.params.lam", 0.5)``; the value replaces what was there."""
+    parts = key.split(".")
+    node = d
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _split_delta(delta: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Group selections (``strategy: autoal``) and dotted value overrides of a delta."""
+    flat = {}
+    for k, v in delta.items():
+        if isinstance(v, Mapping) and "." not in k and k in CONFIG_SECTIONS:
+            flat.update({f"{k}.{kk}": vv for kk, vv in flatten_space(v).items()})
+        else:
+            flat[k] = v
+    groups = {k: v for k, v in flat.items() if "." not in k and k in CONFIG_SECTIONS and isinstance(v, str)}
+    values = {k: v for k, v in flat.items() if k not in groups}
+    for k in values:
+        if "." not in k:
+            raise ConfigError(f"sweep: {k!r} is not a config key; use a dotted key such as strategy.params.lam, "
+                              f"or a config group ({', '.join(CONFIG_SECTIONS)}) with an option name")
+    return groups, values
+
+
+def resolve_groups(base: dict[str, Any], groups: Mapping[str, str], compose_fn: ComposeFn | None,
+                   cache: dict | None = None) -> dict[str, Any]:
+    """The base config with config-group options selected (``{"strategy": "autoal"}``): composed
+    by ``compose_fn(["strategy=autoal", ...])`` (the pipelines pass Hydra's). Without a
+    composer, or when ``conf/strategy/<name>.yaml`` does not exist, a strategy selection falls
+    back to ``{name: <name>, params: {}}`` for any registered strategy."""
+    if not groups:
+        return copy.deepcopy(base)
+    key = tuple(sorted(groups.items()))
+    if cache is not None and key in cache:
+        return copy.deepcopy(cache[key])
+    out = None
+    if compose_fn is not None:
+        try:
+            out = compose_fn([f"{g}={opt}" for g, opt in sorted(groups.items())])
+            out.pop("sweep", None)
+        except ConfigError:
+            if set(groups) != {"strategy"}:
+                raise
+    if out is None:
+        if set(groups) - {"strategy"}:
+            raise ConfigError(f"sweep: selecting config-group options ({', '.join(sorted(groups))}) needs the "
+                              "pipelines' config composer; use dotted keys instead")
+        from autoal.strategies import strategy_names
+
+        name = groups["strategy"]
+        if name not in strategy_names():
+            raise ConfigError(f"sweep: strategy {name!r} is unknown; valid choices: {', '.join(strategy_names())}")
+        out = copy.deepcopy(base)
+        out["strategy"] = {"name": name, "params": {}}
+    if cache is not None:
+        cache[key] = copy.deepcopy(out)
+    return out
+
+
+def build_arms(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None) -> list[Arm]:
+    """Every arm of the sweep, each with its full run config validated by
+    :meth:`RunConfig.from_dict` (seed set to the sweep's first seed for validation)."""
+    from autoal.config import RunConfig
+
+    domains = parse_space(spec.space)
+    points = expand_points(domains, spec.num_samples, spec.sample_seed)
+    varying = [k for k, d in domains.items() if not (isinstance(d, dict) and len(d.get("grid_search", [0, 0])) < 2)]
+    named = list(spec.arms.items()) or [("", {})]
+    arms: list[Arm] = []
+    cache: dict = {}
+    seen: dict[str, int] = {}
+    for (arm_name, arm_delta), point in itertools.product(named, points):
+        delta: dict[str, Any] = {}
+        for part in (spec.fixed, arm_delta, point):
+            groups, values = _split_delta(part)
+            delta.update(groups)
+            delta.update(values)
+        groups, values = _split_delta(delta)
+        cfg = resolve_groups(base, groups, compose_fn, cache)
+        for k, v in values.items():
+            set_dotted(cfg, k, v)
+        label = (",".join(x for x in (str(arm_name), point_label(point, varying)) if x)
+                 or str((cfg.get("strategy") or {}).get("name") or spec.name))
+        if label in seen:
+            seen[label] += 1
+            label = f"{label}#{seen[label]}"
+        else:
+            seen[label] = 0
+        probe = copy.deepcopy(cfg)
+        set_dotted(probe, "al.seed", spec.seeds[0])
+        try:
+            rc = RunConfig.from_dict(probe)
+            from autoal.strategies import build_strategy
+
+            build_strategy(rc.strategy.name, **rc.strategy.params)  # unknown names / parameters, now
+        except ConfigError as e:
+            raise ConfigError(f"sweep arm {label!r}: {e}") from None
+        arms.append(Arm(label=label, delta={k: plain_value(v) for k, v in delta.items()}, config=cfg))
+    labels = [a.label for a in arms]
+    if spec.reference is not None and spec.reference not in labels and spec.reference in spec.arms:
+        # a named arm crossed with a space: its first point is the reference
+        spec.reference = next(x for x in labels if x.startswith(f"{spec.reference},"))
+    if spec.reference is not None and spec.reference not in labels:
+        raise ConfigError(f"sweep.reference: {spec.reference!r} is not an arm of this sweep; arms: "
+                          f"{', '.join(a.label for a in arms)}")
+    return arms

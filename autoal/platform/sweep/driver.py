@@ -1,0 +1,402 @@
+"""The driver (:func:`run_sweep`): the MLflow experiment and parent run before any trial, the Tuner
+(or ``Tuner.restore`` on resume), progress, and the :class:`SweepResult` with per-trial and per-arm
+summaries."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from autoal.errors import ConfigError
+from autoal.tracking import call_serialized, sqlite_lock_path
+from autoal.platform.sweep.arms import Arm, build_arms
+from autoal.platform.sweep.progress import make_progress_callback
+from autoal.platform.sweep.resources import ResourcePlan, plan_resources
+from autoal.platform.sweep.spec import ComposeFn, META_FILE, ROLE_TAG, SweepSpec
+from autoal.platform.sweep.trial import TrialContext, abs_path, absolutize, trial_fn
+
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    name: str
+    experiment_path: str
+    parent_run_id: str | None
+    tracking_uri: str | None
+    trials: list[dict[str, Any]]
+    arms: list[dict[str, Any]]
+    interrupted: bool
+    seconds: float
+    report_dir: str | None = None
+    best: dict[str, Any] | None = None
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [t for t in self.trials if t["status"] == "ERROR"]
+
+    @property
+    def complete(self) -> bool:
+        return all(t["status"] == "TERMINATED" for t in self.trials) and not self.interrupted
+
+
+def new_sweep_id(name: str) -> str:
+    return f"{name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+def _fs(path: str):
+    import pyarrow.fs as pafs
+
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), path
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def write_meta(exp_path: str, meta: dict[str, Any]) -> None:
+    fs, p = _fs(_join(exp_path, META_FILE))
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(p) as f:
+        f.write(json.dumps(meta, indent=1, sort_keys=True, default=str).encode())
+
+
+def read_meta(exp_path: str) -> dict[str, Any] | None:
+    import pyarrow.fs as pafs
+
+    fs, p = _fs(_join(exp_path, META_FILE))
+    if fs.get_file_info(p).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(p) as f:
+        return json.loads(f.read().decode())
+
+
+def find_resumable(storage_path: str, name: str, resume: Any) -> str:
+    """The experiment folder to resume: ``resume`` = a sweep id (or a path), or true = the most
+    recent sweep called ``name`` under ``storage_path``."""
+    import pyarrow.fs as pafs
+
+    if isinstance(resume, str) and resume not in ("true", "latest"):
+        for cand in (resume, _join(storage_path, resume)):
+            if read_meta(cand) is not None:
+                return cand
+        raise ConfigError(f"sweep.resume: no sweep {resume!r} under {storage_path} (expected {_join(storage_path, resume)}/"
+                          f"{META_FILE})")
+    fs, root = _fs(storage_path)
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)) if root else []
+    found = []
+    for info in infos:
+        if info.type == pafs.FileType.Directory and info.base_name.startswith(f"{name}-"):
+            meta = read_meta(_join(storage_path, info.base_name))
+            if meta is not None and meta.get("name") == name:
+                found.append((meta.get("created", 0), _join(storage_path, info.base_name)))
+    if not found:
+        raise ConfigError(f"sweep.resume: no earlier run of sweep {name!r} under {storage_path} to resume; "
+                          f"run it without sweep.resume first")
+    return max(found)[1]
+
+
+def _parent_run(uri: str, experiment: str, sweep_id: str, spec: SweepSpec, base: dict[str, Any],
+                arms: list[Arm], meta_parent: str | None) -> str:
+    """Create (or, on resume, reopen) the sweep's parent run; return its id."""
+    from mlflow.tracking import MlflowClient
+
+    from autoal import __version__
+    from autoal.tracking import ensure_experiment, flatten, git_sha
+
+    lock = sqlite_lock_path(uri)
+
+    def go() -> str:
+        exp_id = ensure_experiment(uri, experiment)
+        client = MlflowClient(tracking_uri=uri)
+        if meta_parent:
+            try:
+                client.update_run(meta_parent, status="RUNNING")
+                return meta_parent
+            except Exception:  # noqa: BLE001 - the store was reset: start a new parent run
+                pass
+        tags = {"sweep_id": sweep_id, "sweep": spec.name, "ablation": spec.ablation or "none", ROLE_TAG: "sweep",
+                "dataset": str((base.get("dataset") or {}).get("name")), "git_sha": git_sha(),
+                "autoal_version": __version__, "arms": json.dumps([a.label for a in arms])[:5000],
+                "seeds": json.dumps(spec.seeds), "reference": spec.reference or ""}
+        run = client.create_run(exp_id, run_name=sweep_id, tags=tags)
+        from mlflow.entities import Param
+
+        params = {f"sweep.{k}": json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
+                  for k, v in spec.to_dict().items() if k not in ("fault_once_marker", "fault_once_round")}
+        params.update({k: v for k, v in flatten(base).items()})
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            client.log_batch(run.info.run_id, params=items[i:i + 100])
+        return run.info.run_id
+
+    return call_serialized(lock, go)
+
+
+def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None, *,
+              out: Callable[[str], None] = print, resume: Any = None) -> SweepResult:
+    """Run (or resume) a sweep on the Ray instance this process is connected to (see
+    :func:`ray_session`). ``base`` is the run config (dict) the arms start from."""
+    import ray
+    from ray import tune
+
+    t_start = time.time()
+    # a snapshot of the experiment state per reported round is intended (restore is exact)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's own console output off (verbose=0 alone still prints a banner): SweepProgress reports
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    resume = spec.resume if resume is None else resume
+    storage = abs_path(spec.storage_path)
+    assert storage is not None
+    if resume:
+        exp_path = find_resumable(storage, spec.name, resume)
+        meta = read_meta(exp_path) or {}
+        # the saved spec and arms are authoritative: the sweep continues exactly as it started
+        saved = SweepSpec.from_dict({**meta["spec"], "resume": False})
+        for key in ("max_failures", "max_concurrent", "progress_interval_s", "report", "report_dir"):
+            setattr(saved, key, getattr(spec, key))
+        spec = saved
+        sweep_id = meta["sweep_id"]
+        arms = [Arm(label=a["label"], delta=a["delta"], config=a["config"]) for a in meta["arms"]]
+        base = meta["base"]
+        out(f"[{sweep_id}] resuming from {exp_path}: finished trials are kept, unfinished and failed ones continue")
+    else:
+        base = absolutize(base)
+        arms = build_arms(spec, base, compose_fn)
+        arms = [Arm(a.label, a.delta, absolutize(a.config)) for a in arms]
+        sweep_id = new_sweep_id(spec.name)
+        exp_path = _join(storage, sweep_id)
+        meta = {}
+
+    tracking = base.get("tracking") or {}
+    enabled = bool(tracking.get("enabled", True))
+    uri = tracking.get("uri")
+    experiment = tracking.get("experiment", "autoal")
+    parent_run_id = None
+    if enabled:
+        from autoal.tracking import check_tracking_uri
+
+        check_tracking_uri(uri)
+        parent_run_id = _parent_run(uri, experiment, sweep_id, spec, base, arms, meta.get("parent_run_id"))
+    runs_dir = str(Path((base.get("runtime") or {}).get("output_dir") or "runs") / "sweeps" / sweep_id)
+    if not resume:
+        meta = {"sweep_id": sweep_id, "name": spec.name, "created": time.time(), "spec": spec.to_dict(),
+                "arms": [dataclasses.asdict(a) for a in arms], "base": base, "parent_run_id": parent_run_id,
+                "runs_dir": runs_dir, "tracking_uri": uri if enabled else None, "experiment": experiment}
+        write_meta(exp_path, meta)
+    else:
+        meta["parent_run_id"] = parent_run_id
+        write_meta(exp_path, meta)
+
+    cluster = ray.cluster_resources()
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    if len(alive) > 1 and "://" not in storage:
+        out(f"[{sweep_id}] note: sweep.storage_path={storage} is a local path on a cluster of {len(alive)} nodes; "
+            "trials on other nodes can only checkpoint there if it is a shared mount (else use s3://..., gs://...)")
+    plans = [plan_resources(a.config, spec.resources_per_trial, cluster, spec.max_concurrent) for a in arms]
+    plan = max(plans, key=lambda p: (sum(p.per_trial.values()), len(p.bundles)))
+    ctx = TrialContext(sweep_id=sweep_id, sweep_name=spec.name, ablation=spec.ablation, parent_run_id=parent_run_id,
+                       runs_dir=runs_dir, arms={a.label: a.config for a in arms}, checkpoint=spec.checkpoint,
+                       trial_cpus=plan.bundles[0].get("CPU", 1.0), fault_once_marker=spec.fault_once_marker,
+                       fault_once_round=spec.fault_once_round)
+    trainable = tune.with_resources(tune.with_parameters(trial_fn, ctx=ctx),
+                                    lambda config: _plan_for(plans, arms, config).placement_group_factory())
+    total = len(arms) * len(spec.seeds)
+    progress = make_progress_callback(sweep_id, total, spec.progress_interval_s, out)
+    bundles = " + ".join(_fmt_bundle(b) for b in plan.bundles)
+    out(f"[{sweep_id}] {len(arms)} arm(s) x {len(spec.seeds)} seed(s) = {total} trials; per trial {bundles}"
+        + (f" + {_fmt_bundle(plan.outside)} of Ray Train workers" if plan.outside else "")
+        + (f"; at most {plan.max_concurrent} at once" if plan.max_concurrent else "")
+        + f"; Ray has {_fmt_bundle(cluster)}")
+    fit_ok = False
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                       param_space=_param_space(arms, spec))
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=_param_space(arms, spec),
+                tune_config=tune.TuneConfig(metric="aubc", mode="max", max_concurrent_trials=plan.max_concurrent or None,
+                                            reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name=sweep_id, storage_path=storage, verbose=0, callbacks=[progress],
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+        if resume:
+            _attach_callbacks(tuner, progress, spec)
+        grid = tuner.fit()
+        fit_ok = True
+    finally:
+        if enabled and not fit_ok:
+            _end_parent(uri, parent_run_id, "KILLED")
+    trials = _trial_rows(grid)
+    seen = {(t["arm"], t["seed"]) for t in trials}
+    trials += [{"trial": "", "arm": a.label, "failures": 0, "seed": s, "status": "PENDING", "aubc": None,
+                "final_accuracy": None, "rounds": None, "labels": None, "error": None}
+               for a in arms for s in spec.seeds if (a.label, s) not in seen]
+    trials.sort(key=lambda t: (str(t["arm"]), t["seed"] if t["seed"] is not None else -1))
+    interrupted = any(t["status"] not in ("TERMINATED", "ERROR") for t in trials)
+    arms_rows = summarize_arms(trials, [a.label for a in arms])
+    best = max((t for t in trials if t["status"] == "TERMINATED" and t.get("aubc") is not None),
+               key=lambda t: t["aubc"], default=None)
+    result = SweepResult(sweep_id=sweep_id, name=spec.name, experiment_path=exp_path, parent_run_id=parent_run_id,
+                         tracking_uri=uri if enabled else None, trials=trials, arms=arms_rows, interrupted=interrupted,
+                         seconds=time.time() - t_start, best=best)
+    if enabled:
+        _finish_parent(uri, parent_run_id, result)
+        if spec.report and not interrupted:
+            try:
+                from autoal.platform.report import write_report
+
+                rep_dir = spec.report_dir or str(Path(runs_dir).parent.parent / "reports" / sweep_id)
+                rep = write_report(uri, experiment, sweep_id, rep_dir, reference=spec.reference)
+                result.report_dir = str(rep.out_dir)
+            except Exception as e:  # noqa: BLE001 - the sweep's results stand without the report
+                out(f"[{sweep_id}] report failed: {type(e).__name__}: {e} (run pipelines/report.py sweep_id={sweep_id})")
+    return result
+
+
+def _plan_for(plans: list[ResourcePlan], arms: list[Arm], config: Mapping[str, Any]) -> ResourcePlan:
+    for a, p in zip(arms, plans):
+        if a.label == config.get("arm"):
+            return p
+    return plans[0]
+
+
+def _attach_callbacks(tuner: Any, progress: Any, spec: SweepSpec) -> None:
+    """A restored Tuner keeps its saved RunConfig; put the progress callback and the current
+    failure budget on it."""
+    internal = getattr(tuner, "_local_tuner", None)
+    rc = getattr(internal, "_run_config", None) if internal is not None else None
+    if rc is None:
+        return
+    from ray import tune
+
+    rc.callbacks = [progress]
+    rc.verbose = 0
+    rc.failure_config = tune.FailureConfig(max_failures=spec.max_failures)
+
+
+def _param_space(arms: list[Arm], spec: SweepSpec) -> dict[str, Any]:
+    from ray import tune
+
+    return {"arm": tune.grid_search([a.label for a in arms]), "seed": tune.grid_search(list(spec.seeds))}
+
+
+def _fmt_bundle(b: Mapping[str, float]) -> str:
+    keys = [k for k in ("CPU", "GPU") if k in b] + sorted(k for k in b if k not in ("CPU", "GPU") and
+                                                           not k.startswith(("node:", "object_store", "memory", "accelerator")))
+    return "{" + ", ".join(f"{k}: {b[k]:g}" for k in keys) + "}"
+
+
+def _trial_rows(grid: Any) -> list[dict[str, Any]]:
+    statuses: dict[str, tuple[str, int]] = {}
+    for t in getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []:
+        statuses[t.trial_id] = (t.status, int(getattr(t, "num_failures", 0) or 0))
+    rows = []
+    for r in grid:
+        m = r.metrics or {}
+        cfg = r.config or {}
+        trial_id = str(m.get("trial_id") or (Path(r.path).name if r.path else ""))
+        status, failures = statuses.get(trial_id, ("", 0))
+        if status == "TERMINATED" and m.get("final_accuracy") is None:
+            status = "UNFINISHED"  # stopped (Ctrl-C) before its last round
+        elif status not in ("TERMINATED", "ERROR"):
+            status = "ERROR" if r.error is not None else (
+                "TERMINATED" if m.get("final_accuracy") is not None and not status else (status or "UNFINISHED"))
+        rows.append({"trial": trial_id, "arm": cfg.get("arm"), "failures": failures,
+                     "seed": cfg.get("seed"), "status": status, "aubc": m.get("aubc"),
+                     "final_accuracy": m.get("final_accuracy"), "rounds": m.get("rounds_done"),
+                     "labels": m.get("labels"), "error": (str(r.error).splitlines() or [""])[0][:200] if r.error else None})
+    rows.sort(key=lambda t: (str(t["arm"]), t["seed"] if t["seed"] is not None else -1))
+    return rows
+
+
+def summarize_arms(trials: list[dict[str, Any]], order: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean ± std (over seeds) of AUBC and final accuracy per arm, finished trials only."""
+    import numpy as np
+
+    out = []
+    for arm in order:
+        done = [t for t in trials if t["arm"] == arm and t["status"] == "TERMINATED" and t["aubc"] is not None]
+        a = np.asarray([t["aubc"] for t in done], dtype=float)
+        f = np.asarray([t["final_accuracy"] for t in done], dtype=float)
+        out.append({"arm": arm, "seeds": len(done),
+                    "aubc_mean": float(a.mean()) if len(a) else None,
+                    "aubc_std": float(a.std(ddof=1)) if len(a) > 1 else (0.0 if len(a) else None),
+                    "final_acc_mean": float(f.mean()) if len(f) else None,
+                    "final_acc_std": float(f.std(ddof=1)) if len(f) > 1 else (0.0 if len(f) else None)})
+    return out
+
+
+def _end_parent(uri: str | None, run_id: str | None, status: str) -> None:
+    if not uri or not run_id:
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        call_serialized(sqlite_lock_path(uri), lambda: MlflowClient(tracking_uri=uri).set_terminated(run_id, status=status))
+    except Exception:  # noqa: BLE001 - best effort while shutting down
+        pass
+
+
+def _finish_parent(uri: str, run_id: str | None, result: SweepResult) -> None:
+    if run_id is None:
+        return
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    def go() -> None:
+        client = MlflowClient(tracking_uri=uri)
+        ts = int(time.time() * 1000)
+        metrics = [Metric("trials_done", sum(t["status"] == "TERMINATED" for t in result.trials), ts, 0),
+                   Metric("trials_failed", len(result.failed), ts, 0)]
+        if result.best is not None:
+            metrics.append(Metric("best_aubc", float(result.best["aubc"]), ts, 0))
+        client.log_batch(run_id, metrics=metrics)
+        client.set_tag(run_id, "best_arm", str(result.best["arm"]) if result.best else "")
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "trials.json"
+            p.write_text(json.dumps({"trials": result.trials, "arms": result.arms}, indent=1, default=str))
+            client.log_artifact(run_id, str(p))
+        status = "KILLED" if result.interrupted else ("FAILED" if result.failed else "FINISHED")
+        client.set_terminated(run_id, status=status)
+
+    call_serialized(sqlite_lock_path(uri), go)
+
+
+# ------------------------------------------------------------------------------------ output
+
+def format_summary(result: SweepResult, table: Callable[[list[dict[str, Any]], list[str]], str]) -> str:
+    """The end-of-sweep text: AUBC per trial, mean ± std per arm, and where things are."""
+    lines = []
+    trows = [{"arm": t["arm"], "seed": t["seed"], "status": t["status"],
+              "AUBC": t["aubc"] if t["aubc"] is not None and t["status"] == "TERMINATED" else "-",
+              "final acc": t["final_accuracy"] if t["final_accuracy"] is not None else "-",
+              "rounds": t["rounds"] if t["rounds"] is not None else "-"} for t in result.trials]
+    lines.append(table(trows, ["arm", "seed", "status", "AUBC", "final acc", "rounds"]))
+    lines.append("")
+    arows = []
+    best = max((a["aubc_mean"] for a in result.arms if a["aubc_mean"] is not None), default=None)
+    for a in result.arms:
+        if a["aubc_mean"] is None:
+            arows.append({"arm": a["arm"], "seeds": 0, "AUBC mean ± std": "-", "final acc mean ± std": "-"})
+            continue
+        mark = " *" if best is not None and a["aubc_mean"] == best else ""
+        arows.append({"arm": a["arm"], "seeds": a["seeds"],
+                      "AUBC mean ± std": f"{a['aubc_mean']:.4f} ± {a['aubc_std']:.4f}{mark}",
+                      "final acc mean ± std": f"{a['final_acc_mean']:.4f} ± {a['final_acc_std']:.4f}"})
+    lines.append(table(arows, ["arm", "seeds", "AUBC mean ± std", "final acc mean ± std"]))
+    lines.append("(* best mean AUBC)")
+    return "\n".join(lines)

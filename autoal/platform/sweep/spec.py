@@ -1,0 +1,198 @@
+"""The ``sweep:`` section of a config as a :class:`SweepSpec`, and its search space: Tune domains
+(:func:`parse_space`) and the points every seed runs (:func:`expand_points`)."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from autoal.errors import ConfigError
+from autoal.platform.sweep.resources import trial_bundle
+
+
+SPACE_KINDS = ("grid", "choice", "uniform", "loguniform")
+#: the sections of a run config; a space/arm key without a dot naming one of them selects a
+#: config-group option (``strategy: autoal`` = the composed ``conf/strategy/autoal.yaml``)
+CONFIG_SECTIONS = ("dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime")
+META_FILE = "sweep_meta.json"
+ROLE_TAG = "autoal_role"  # "sweep" on the parent run, "trial" on a child run
+
+ComposeFn = Callable[[list[str]], dict]
+
+
+# ------------------------------------------------------------------------------------ the spec
+
+@dataclass
+class SweepSpec:
+    """The ``sweep:`` config section. Every key is documented in ``conf/sweep/base.yaml``."""
+
+    name: str = "sweep"
+    space: dict[str, Any] = field(default_factory=dict)
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    num_samples: int = 1
+    sample_seed: int = 0
+    ablation: str | None = None
+    reference: str | None = None
+    max_concurrent: int = 0
+    max_failures: int = 2
+    storage_path: str = "ray_results"
+    resume: Any = False
+    resources_per_trial: dict[str, Any] | None = None
+    checkpoint: bool = True
+    report: bool = True
+    report_dir: str | None = None
+    address: str = "auto"
+    num_cpus: int = 0
+    progress_interval_s: float = 15.0
+    fault_once_marker: str | None = None  # test only: the first trial to reach the round crashes once
+    fault_once_round: int = 1             # test only
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "SweepSpec":
+        d = dict(d or {})
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in d if k not in fields]
+        if unknown:
+            raise ConfigError(f"sweep.{unknown[0]}: unknown sweep key; valid keys: {', '.join(sorted(fields))}")
+        spec = cls(**{k: v for k, v in d.items()})
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "/\\ "):
+            raise ConfigError(f"sweep.name: expected a non-empty name without '/', '\\' or spaces; got {self.name!r}")
+        if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
+            self.seeds = list(range(int(self.seeds)))
+        if not isinstance(self.seeds, (list, tuple)) or not self.seeds:
+            raise ConfigError(f"sweep.seeds: expected a non-empty list of integers (or a count); got {self.seeds!r}")
+        for s in self.seeds:
+            if isinstance(s, bool) or not isinstance(s, int):
+                raise ConfigError(f"sweep.seeds: expected integers; got {s!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"sweep.seeds: duplicate seeds in {self.seeds!r}")
+        self.seeds = [int(s) for s in self.seeds]
+        for key, lo in (("num_samples", 1), ("max_failures", -1), ("max_concurrent", 0), ("num_cpus", 0),
+                        ("fault_once_round", 0)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"sweep.{key}: expected an integer >= {lo}; got {v!r}")
+        for key in ("space", "arms", "fixed"):
+            v = getattr(self, key)
+            if v is None:
+                setattr(self, key, {})
+            elif not isinstance(v, Mapping):
+                raise ConfigError(f"sweep.{key}: expected a mapping; got {type(v).__name__}")
+        for arm, delta in self.arms.items():
+            if not isinstance(delta, Mapping):
+                raise ConfigError(f"sweep.arms.{arm}: expected a mapping of config keys to values "
+                                  f"(e.g. {{strategy.params.lpm: false}}); got {delta!r}")
+        if self.reference is not None and not isinstance(self.reference, str):
+            raise ConfigError(f"sweep.reference: expected an arm name; got {self.reference!r}")
+        if not isinstance(self.resume, (bool, str)):
+            raise ConfigError(f"sweep.resume: expected false, true (the latest run of this sweep) or a sweep id; "
+                              f"got {self.resume!r}")
+        if self.resources_per_trial is not None:
+            trial_bundle(self.resources_per_trial)  # validates
+        if not isinstance(self.address, str) or not self.address:
+            raise ConfigError(f"sweep.address: expected auto, local or a Ray address (host:port); got {self.address!r}")
+        if isinstance(self.progress_interval_s, bool) or not isinstance(self.progress_interval_s, (int, float)) \
+                or self.progress_interval_s < 0:
+            raise ConfigError(f"sweep.progress_interval_s: expected seconds >= 0; got {self.progress_interval_s!r}")
+        if not isinstance(self.storage_path, str) or not self.storage_path:
+            raise ConfigError(f"sweep.storage_path: expected a folder; got {self.storage_path!r}")
+        parse_space(self.space)  # validates
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------- search space
+
+def flatten_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested or dotted keys → ``{"a.b.c": spec}``. A leaf is a mapping with one of
+    :data:`SPACE_KINDS` as its only key, a list (shorthand for a grid) or a scalar (a constant)."""
+    out: dict[str, Any] = {}
+    for k, v in (space or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v and not (set(v) & set(SPACE_KINDS)):
+            out.update(flatten_space(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def parse_space(space: Mapping[str, Any]) -> dict[str, Any]:
+    """``{key: {grid: [...]}|{choice: [...]}|{uniform: [a, b]}|{loguniform: [a, b]}}`` → Tune
+    search-space objects (``tune.grid_search`` dicts and ``Domain`` objects); a plain list is a
+    grid, a scalar a constant. Errors name ``sweep.space.<key>`` and what was expected."""
+    from ray import tune
+
+    out: dict[str, Any] = {}
+    for key, spec in flatten_space(space).items():
+        where = f"sweep.space.{key}"
+        if isinstance(spec, (list, tuple)):
+            spec = {"grid": list(spec)}
+        if not isinstance(spec, Mapping):
+            out[key] = spec
+            continue
+        kinds = [k for k in spec if k in SPACE_KINDS]
+        if len(spec) != 1 or len(kinds) != 1:
+            raise ConfigError(f"{where}: expected exactly one of {', '.join(SPACE_KINDS)} "
+                              f"(e.g. {{grid: [0.5, 1.0]}}); got {dict(spec)!r}")
+        kind, values = kinds[0], spec[kinds[0]]
+        if kind in ("grid", "choice"):
+            if key in ("strategy", "strategy.name") and values in ("all", ["all"]):
+                from autoal.strategies import strategy_names
+
+                values = strategy_names()
+            if not isinstance(values, (list, tuple)) or not values:
+                raise ConfigError(f"{where}.{kind}: expected a non-empty list of values; got {values!r}")
+            out[key] = tune.grid_search(list(values)) if kind == "grid" else tune.choice(list(values))
+        else:
+            if (not isinstance(values, (list, tuple)) or len(values) != 2
+                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)):
+                raise ConfigError(f"{where}.{kind}: expected [low, high] (two numbers); got {values!r}")
+            lo, hi = float(values[0]), float(values[1])
+            if not lo < hi:
+                raise ConfigError(f"{where}.{kind}: expected low < high; got {values!r}")
+            if kind == "loguniform" and lo <= 0:
+                raise ConfigError(f"{where}.loguniform: both bounds must be > 0; got {values!r}")
+            out[key] = tune.uniform(lo, hi) if kind == "uniform" else tune.loguniform(lo, hi)
+    return out
+
+
+def expand_points(domains: Mapping[str, Any], num_samples: int = 1, sample_seed: int = 0) -> list[dict[str, Any]]:
+    """Every point of the space: the product of the grids, times ``num_samples`` draws of the
+    random dimensions (drawn here, seeded by ``sample_seed``, so that every point runs with every
+    seed of the sweep). Without random dimensions ``num_samples`` is ignored (repeating a grid
+    point only repeats its trials)."""
+    import numpy as np
+    from ray.tune.search.sample import Domain
+
+    grids = {k: v["grid_search"] for k, v in domains.items() if isinstance(v, dict) and "grid_search" in v}
+    randoms = {k: v for k, v in domains.items() if isinstance(v, Domain)}
+    consts = {k: v for k, v in domains.items() if k not in grids and k not in randoms}
+    rng = np.random.default_rng(sample_seed)
+    draws = [{k: plain_value(d.sample(random_state=rng)) for k, d in randoms.items()}
+             for _ in range(num_samples if randoms else 1)]
+    points = []
+    for draw in draws:
+        for combo in itertools.product(*grids.values()) if grids else [()]:
+            p = dict(consts)
+            p.update(dict(zip(grids, combo)))
+            p.update(draw)
+            points.append({k: p[k] for k in domains})  # keep the space's key order
+    return points
+
+
+def plain_value(v: Any) -> Any:
+    """numpy scalars → Python scalars (JSON, MLflow tags, OmegaConf)."""
+    if hasattr(v, "item") and not isinstance(v, (list, tuple, dict)):
+        try:
+            return v.item()
+        except (ValueError, AttributeError):
+            return v
+    return v

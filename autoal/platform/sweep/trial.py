@@ -1,0 +1,202 @@
+"""The Tune function trainable (:func:`trial_fn`): one AL run with an MLflow child run, every round
+reported to Tune with a checkpoint; a retried trial resumes from its last round."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoal.errors import ConfigError
+from autoal.tracking import SerializedTracker, absolute_tracking_uri, call_serialized, sqlite_lock_path
+from autoal.platform.sweep.arms import set_dotted
+from autoal.platform.sweep.spec import ROLE_TAG
+
+
+@dataclass
+class TrialContext:
+    """What every trial needs besides its (arm, seed): shipped once through the object store
+    (``tune.with_parameters``)."""
+
+    sweep_id: str
+    sweep_name: str
+    ablation: str | None
+    parent_run_id: str | None
+    runs_dir: str
+    arms: dict[str, dict[str, Any]]
+    checkpoint: bool = True
+    trial_cpus: float = 1.0
+    fault_once_marker: str | None = None
+    fault_once_round: int = 1
+
+
+def trial_config(ctx: TrialContext, arm: str, seed: int) -> dict[str, Any]:
+    """The full run config of one trial."""
+    if arm not in ctx.arms:
+        raise ConfigError(f"sweep: unknown arm {arm!r}; arms: {', '.join(ctx.arms)}")
+    cfg = copy.deepcopy(ctx.arms[arm])
+    set_dotted(cfg, "al.seed", int(seed))
+    rt = cfg.setdefault("runtime", {})
+    rt["quiet"] = True
+    rt["resume"] = True
+    if not rt.get("num_threads"):
+        rt["num_threads"] = max(1, int(ctx.trial_cpus))
+    tr = cfg.setdefault("tracking", {})
+    tr["run_name"] = f"{arm}-seed{seed}"
+    return cfg
+
+
+def _restore_from_checkpoint(run_dir: Path) -> int:
+    """Copy Tune's latest checkpoint into ``run_dir`` when the folder has no state (the trial
+    moved to another node); return the last round Tune has seen (-1 if none)."""
+    from ray import tune
+
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return -1
+    with ckpt.as_directory() as d:
+        d = Path(d)
+        meta = json.loads((d / "tune_round.json").read_text()) if (d / "tune_round.json").exists() else {}
+        if not (run_dir / "state.json").exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            for item in d.iterdir():
+                if item.name == "tune_round.json":
+                    continue
+                dest = run_dir / item.name
+                if item.is_dir():
+                    shutil.copytree(item, dest, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(item, dest)
+    return int(meta.get("round", -1))
+
+
+def _checkpoint_of(run_dir: Path, round_: int):
+    """A Tune checkpoint holding the run's state after ``round_`` (state, strategy state,
+    task model, per-round picks)."""
+    from ray import tune
+
+    tmp = Path(tempfile.mkdtemp(prefix="autoal-ckpt-"))
+    for item in run_dir.iterdir():
+        if item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, tmp / item.name)
+        elif item.suffix in (".json", ".pt"):
+            shutil.copy2(item, tmp / item.name)
+    (tmp / "tune_round.json").write_text(json.dumps({"round": round_}))
+    return tune.Checkpoint.from_directory(str(tmp)), tmp
+
+
+def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
+    """The Tune function trainable: one AL run, reported round by round."""
+    from ray import tune
+
+    from autoal import __version__
+    from autoal.config import RunConfig
+    from autoal.device import resolve_device
+    from autoal.loop import ActiveLearningLoop
+    from autoal.metrics import aubc
+    from autoal.state import RunState
+    from autoal.tracking import MLflowTracker, NullTracker, git_sha
+
+    arm, seed = config["arm"], int(config["seed"])
+    cfg = RunConfig.from_dict(trial_config(ctx, arm, seed))
+    trial_id = tune.get_context().get_trial_id() or uuid.uuid4().hex[:8]
+    run_dir = Path(ctx.runs_dir) / f"{_safe(arm)}-seed{seed}-{trial_id}"
+    reported_upto = _restore_from_checkpoint(run_dir)
+    state = RunState.load(run_dir) if (run_dir / "state.json").exists() else None
+    history: list[dict[str, Any]] = [dict(h) for h in state.history] if state is not None else []
+
+    tags = {"sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name, "ablation": ctx.ablation or "none",
+            "arm": arm, "seed": str(seed), "trial_id": trial_id, "dataset": cfg.dataset.name,
+            "strategy": cfg.strategy.name, "git_sha": git_sha(), "autoal_version": __version__, ROLE_TAG: "trial",
+            "device": str(resolve_device(cfg.runtime.device)),
+            **{str(k): str(v) for k, v in cfg.tracking.tags.items()}}
+    if cfg.tracking.enabled:
+        lock = sqlite_lock_path(cfg.tracking.uri)
+        inner = call_serialized(lock, lambda: MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment,
+                                                            run_name=cfg.tracking.run_name, tags=tags,
+                                                            parent_run_id=ctx.parent_run_id))
+        tracker: Any = SerializedTracker(inner, lock)
+    else:
+        tracker = NullTracker()
+
+    reported_upto_box = [reported_upto]
+
+    def report(record: dict[str, Any]) -> None:
+        """One Tune result per AL round (with a checkpoint of the run's state): the round's
+        metrics and the AUBC of the curve up to it (the run's AUBC at its last round)."""
+        r = int(record["round"])
+        if r <= reported_upto_box[0]:
+            return
+        if not any(h["round"] == r for h in history):
+            history.append(dict(record))
+        upto = sorted((h for h in history if h["round"] <= r), key=lambda h: h["round"])
+        metrics = {k: float(v) for k, v in record.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+        metrics.update({"round": r, "aubc": aubc([h["labels"] for h in upto], [h["accuracy"] for h in upto]),
+                        "rounds_done": len(upto)})
+        if r == cfg.al.rounds:
+            metrics["final_accuracy"] = float(record["accuracy"])
+        ckpt, tmp = _checkpoint_of(run_dir, r) if ctx.checkpoint else (None, None)
+        try:
+            tune.report(metrics, checkpoint=ckpt)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        reported_upto_box[0] = r
+        _maybe_fault(ctx, r)
+
+    # rounds the run's state holds but Tune never saw (a crash between the two writes)
+    for h in history:
+        if h["round"] > reported_upto_box[0]:
+            report(h)
+    loop = ActiveLearningLoop(cfg, tracker=tracker, callbacks=[report], run_dir=run_dir)
+    loop.run()
+
+
+def _maybe_fault(ctx: TrialContext, round_: int) -> None:
+    """Test only (``sweep.fault_once_marker``): the first trial to finish round
+    ``fault_once_round`` creates the marker file and crashes; every later attempt finds the
+    marker and goes on."""
+    if not ctx.fault_once_marker or round_ != ctx.fault_once_round:
+        return
+    try:
+        fd = os.open(ctx.fault_once_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    raise RuntimeError(f"injected test fault after round {round_} (sweep.fault_once_marker={ctx.fault_once_marker})")
+
+
+def _safe(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=," else "_" for c in label)[:80]
+
+
+
+
+def abs_path(p: str | None) -> str | None:
+    if p is None or "://" in str(p):
+        return p
+    return str(Path(p).expanduser().resolve())
+
+
+def absolutize(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Make the run config's paths absolute (store, run folders, data), for trials."""
+    cfg = copy.deepcopy(cfg)
+    tr = cfg.setdefault("tracking", {})
+    if tr.get("uri"):
+        tr["uri"] = absolute_tracking_uri(tr["uri"])
+    rt = cfg.setdefault("runtime", {})
+    rt["output_dir"] = abs_path(rt.get("output_dir", "runs"))
+    ds = cfg.get("dataset") or {}
+    for k in ("root", "path"):
+        if ds.get(k):
+            ds[k] = abs_path(ds[k])
+    return cfg
