@@ -8,7 +8,6 @@ and a resumed run continues exactly where an uninterrupted one would be."""
 from __future__ import annotations
 
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from autoal.config import RunConfig
 from autoal.data import ALDataset, load_dataset
 from autoal.device import prepare_model, resolve_device
 from autoal.errors import ConfigError, StateError
+from autoal.faults import strike
 from autoal.metrics import aubc
 from autoal.models import Backbone, build_model
 from autoal.seeding import derive_seed, round_rng, seed_torch
@@ -77,20 +77,6 @@ def run_dir_for(cfg: RunConfig) -> Path:
     """Deterministic run folder, so that the same command finds its state again."""
     name = cfg.tracking.run_name or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
     return Path(cfg.runtime.output_dir).expanduser().resolve() / f"{name}-{cfg.fingerprint()}"
-
-
-#: where AUTOAL_FAULT can strike: before training, scoring, selection, before the end-of-round
-#: writes, and inside the state write (temporary file written, not yet renamed)
-FAULT_PHASES = ("train", "score", "select", "state_write", "state_write_tmp")
-
-
-def _fault_point(phase: str, round_: int) -> None:
-    """Fault injection for the crash tests: AUTOAL_FAULT=phase:round (a phase of
-    :data:`FAULT_PHASES`) kills the process with SIGKILL when the loop reaches that point (no
-    cleanup, like a power cut)."""
-    spec = os.environ.get("AUTOAL_FAULT")
-    if spec and spec == f"{phase}:{round_}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class ActiveLearningLoop:
@@ -176,9 +162,9 @@ class ActiveLearningLoop:
                 state.finished = r == cfg.al.rounds
                 state.rng_state = {"seed": cfg.al.seed, "next_round": r + 1,
                                    "next_query_seed": derive_seed(cfg.al.seed, r + 1, "query")}
-                _fault_point("state_write", r)
+                strike("state_write", r)
                 self._save_strategy(r + 1)
-                state.save(self.run_dir, before_replace=lambda _tmp, r=r: _fault_point("state_write_tmp", r))
+                state.save(self.run_dir, before_replace=lambda _tmp, r=r: strike("state_write_tmp", r))
                 self._prune_checkpoints(r + 1)
                 self._log_round(record, state)
                 bar.update(1)
@@ -205,7 +191,7 @@ class ActiveLearningLoop:
         model = self._model
         epoch_bar = _progress(range(cfg.train.epochs_for(len(labeled))), f"round {r} train", cfg.runtime.quiet,
                               leave=False)
-        _fault_point("train", r)
+        strike("train", r)
         losses = self.train(model, labeled, train_seed,
                             progress=lambda e, loss: (epoch_bar.update(1), epoch_bar.set_postfix(loss=f"{loss:.3f}")))
         epoch_bar.close()
@@ -219,7 +205,7 @@ class ActiveLearningLoop:
             return record
         unlabeled = np.setdiff1d(np.arange(n_pool), labeled, assume_unique=False)
         t1 = time.perf_counter()
-        _fault_point("score", r)
+        strike("score", r)
         cache = self.score(model, unlabeled, derive_seed(cfg.al.seed, r, "cache"))
         labeled_cache = None
         if "labeled_cache" in self.strategy.needs:
@@ -232,7 +218,7 @@ class ActiveLearningLoop:
             train_fn=self.train, model_factory=self.new_model, score_fn=self.score, progress=not cfg.runtime.quiet,
             train_config=cfg.train,
         )
-        _fault_point("select", r)
+        strike("select", r)
         selected = np.asarray(self.strategy.query(ctx), dtype=np.int64)
         t3 = time.perf_counter()
         _check_selection(selected, unlabeled, cfg.al.query_size, self.strategy.name)

@@ -189,7 +189,7 @@ def test_ranking_loss_one_rule_for_odd_batches_shared_by_autoal_and_lpl():
     one = torch.tensor([1.5], requires_grad=True)
     loss = ranking_loss(one, torch.tensor([0.3]))
     loss.backward()
-    assert float(loss) == 0.0 and one.grad is not None
+    assert float(loss.detach()) == 0.0 and one.grad is not None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -165,17 +165,17 @@ def test_crash_inside_state_write_restores_strategy_and_warm_start_weights_of_th
     ref = ActiveLearningLoop(cfg_ref, strategy=_CountingStrategy()).run()
 
     cfg = _tiny_cfg(tmp_tracking, tmp_path / "crashy", warm_start=True, rounds=2)
-    real = loop_mod._fault_point
+    real = loop_mod.strike
 
     def fault(phase, r):
         if (phase, r) == ("state_write_tmp", 1):
             raise _Crash()
         real(phase, r)
 
-    monkeypatch.setattr(loop_mod, "_fault_point", fault)
+    monkeypatch.setattr(loop_mod, "strike", fault)
     with pytest.raises(_Crash):
         ActiveLearningLoop(cfg, strategy=_CountingStrategy()).run()
-    monkeypatch.setattr(loop_mod, "_fault_point", real)
+    monkeypatch.setattr(loop_mod, "strike", real)
     run_dir = run_dir_for(cfg)
     assert RunState.load(run_dir).next_round == 1
     # the strategy and the weights after round 1 were written before the crash, under round 2's key
@@ -262,16 +262,16 @@ def test_labeled_index_outside_the_pool_raises(finished_run):
 def test_corrupt_checkpoint_raises_state_error_naming_it(tmp_tracking, tmp_path, monkeypatch):
     cfg = _tiny_cfg(tmp_tracking, tmp_path / "runs", warm_start=True)
     cfg.train.epochs = 2
-    real = loop_mod._fault_point
+    real = loop_mod.strike
 
     def fault(phase, r):
         if (phase, r) == ("train", 1):
             raise _Crash()
 
-    monkeypatch.setattr(loop_mod, "_fault_point", fault)
+    monkeypatch.setattr(loop_mod, "strike", fault)
     with pytest.raises(_Crash):
         run_experiment(cfg)
-    monkeypatch.setattr(loop_mod, "_fault_point", real)
+    monkeypatch.setattr(loop_mod, "strike", real)
     ckpt = run_dir_for(cfg) / "checkpoints" / "task_model_001.pt"
     ckpt.write_bytes(b"truncated")
     with pytest.raises(StateError, match="checkpoint is unreadable") as e:

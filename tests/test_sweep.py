@@ -228,8 +228,8 @@ def test_smoke_sweep_tracks_every_round_and_retries_a_crashed_trial(ray_local, t
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "fault.marker"
     lines: list[str] = []
-    spec = _spec(tmp_path, fault_once_marker=str(marker), fault_once_round=1, max_failures=2, report=True,
-                 reference="margin")
+    monkeypatch.setenv("AUTOAL_FAULT_ONCE", f"1:{marker}")
+    spec = _spec(tmp_path, max_failures=2, report=True, reference="margin")
     res = run_sweep(spec, _base(tmp_path), out=lines.append)
     assert marker.exists(), "the injected fault never fired"
     assert res.complete and not res.failed and len(res.trials) == 4
@@ -270,8 +270,8 @@ def test_restore_continues_failed_trials_without_rerunning_finished_ones(ray_loc
     that trial to the end and leaves the finished one alone."""
     monkeypatch.chdir(tmp_path)
     base = _base(tmp_path, al={"rounds": 1})
-    spec = _spec(tmp_path, name="rs", seeds=[0], fault_once_marker=str(tmp_path / "m"), fault_once_round=0,
-                 max_failures=0)
+    spec = _spec(tmp_path, name="rs", seeds=[0], max_failures=0)
+    monkeypatch.setenv("AUTOAL_FAULT_ONCE", f"0:{tmp_path / 'm'}")
     first = run_sweep(spec, base, out=lambda s: None)
     assert [t["status"] for t in first.trials].count("ERROR") == 1 and len(first.failed) == 1
     done = [t for t in first.trials if t["status"] == "TERMINATED"]

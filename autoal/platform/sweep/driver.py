@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from autoal.errors import ConfigError
+from autoal.faults import once_from_env
 from autoal.tracking import call_serialized, sqlite_lock_path
 from autoal.platform.sweep.arms import Arm, build_arms
 from autoal.platform.sweep.progress import make_progress_callback
@@ -131,7 +132,7 @@ def _parent_run(uri: str, experiment: str, sweep_id: str, spec: SweepSpec, base:
         from mlflow.entities import Param
 
         params = {f"sweep.{k}": json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
-                  for k, v in spec.to_dict().items() if k not in ("fault_once_marker", "fault_once_round")}
+                  for k, v in spec.to_dict().items()}
         params.update({k: v for k, v in flatten(base).items()})
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
@@ -205,8 +206,7 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     plan = max(plans, key=lambda p: (sum(p.per_trial.values()), len(p.bundles)))
     ctx = TrialContext(sweep_id=sweep_id, sweep_name=spec.name, ablation=spec.ablation, parent_run_id=parent_run_id,
                        runs_dir=runs_dir, arms={a.label: a.config for a in arms}, checkpoint=spec.checkpoint,
-                       trial_cpus=plan.bundles[0].get("CPU", 1.0), fault_once_marker=spec.fault_once_marker,
-                       fault_once_round=spec.fault_once_round)
+                       trial_cpus=plan.bundles[0].get("CPU", 1.0), fault=once_from_env())
     trainable = tune.with_resources(tune.with_parameters(trial_fn, ctx=ctx),
                                     lambda config: _plan_for(plans, arms, config).placement_group_factory())
     total = len(arms) * len(spec.seeds)

@@ -47,8 +47,6 @@ class SweepSpec:
     address: str = "auto"
     num_cpus: int = 0
     progress_interval_s: float = 15.0
-    fault_once_marker: str | None = None  # test only: the first trial to reach the round crashes once
-    fault_once_round: int = 1             # test only
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "SweepSpec":
@@ -74,8 +72,7 @@ class SweepSpec:
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"sweep.seeds: duplicate seeds in {self.seeds!r}")
         self.seeds = [int(s) for s in self.seeds]
-        for key, lo in (("num_samples", 1), ("max_failures", -1), ("max_concurrent", 0), ("num_cpus", 0),
-                        ("fault_once_round", 0)):
+        for key, lo in (("num_samples", 1), ("max_failures", -1), ("max_concurrent", 0), ("num_cpus", 0)):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ConfigError(f"sweep.{key}: expected an integer >= {lo}; got {v!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import shutil
 import tempfile
 import uuid
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autoal.errors import ConfigError
+from autoal.faults import OnceFault, crash_once
 from autoal.tracking import SerializedTracker, absolute_tracking_uri, call_serialized, sqlite_lock_path
 from autoal.platform.sweep.arms import set_dotted
 from autoal.platform.sweep.spec import ROLE_TAG
@@ -32,8 +32,7 @@ class TrialContext:
     arms: dict[str, dict[str, Any]]
     checkpoint: bool = True
     trial_cpus: float = 1.0
-    fault_once_marker: str | None = None
-    fault_once_round: int = 1
+    fault: OnceFault | None = None  # the crash tests' (autoal.faults); None in every normal sweep
 
 
 def trial_config(ctx: TrialContext, arm: str, seed: int) -> dict[str, Any]:
@@ -151,7 +150,7 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
         reported_upto_box[0] = r
-        _maybe_fault(ctx, r)
+        crash_once(ctx.fault, r)
 
     # rounds the run's state holds but Tune never saw (a crash between the two writes)
     for h in history:
@@ -159,20 +158,6 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
             report(h)
     loop = ActiveLearningLoop(cfg, tracker=tracker, callbacks=[report], run_dir=run_dir)
     loop.run()
-
-
-def _maybe_fault(ctx: TrialContext, round_: int) -> None:
-    """Test only (``sweep.fault_once_marker``): the first trial to finish round
-    ``fault_once_round`` creates the marker file and crashes; every later attempt finds the
-    marker and goes on."""
-    if not ctx.fault_once_marker or round_ != ctx.fault_once_round:
-        return
-    try:
-        fd = os.open(ctx.fault_once_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    raise RuntimeError(f"injected test fault after round {round_} (sweep.fault_once_marker={ctx.fault_once_marker})")
 
 
 def _safe(label: str) -> str:
