@@ -14,7 +14,7 @@ from typing import Any
 from autoal.data.registry import DataSpec
 from autoal.errors import ConfigError
 from autoal.mc import MASK_MODES
-from autoal.models import MODEL_NAMES
+from autoal.models import model_names
 from autoal.training import TrainConfig
 
 
@@ -31,8 +31,8 @@ class ModelConfig:
     embedding_norm: bool = True
 
     def validate(self) -> None:
-        if self.name not in MODEL_NAMES:
-            raise ConfigError(f"model.name: unknown model {self.name!r}; valid choices: {', '.join(MODEL_NAMES)}")
+        if self.name not in model_names():
+            raise ConfigError(f"model.name: unknown model {self.name!r}; valid choices: {', '.join(model_names())}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout: must lie in [0, 1); got {self.dropout!r}")
 

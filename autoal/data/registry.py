@@ -16,9 +16,10 @@ from typing import Any, Callable
 from autoal.data.base import ALDataset
 from autoal.data.subset import apply_subsets
 from autoal.errors import ConfigError
+from autoal.registry import Registry
 
 Loader = Callable[["DataSpec"], ALDataset]
-_LOADERS: dict[str, Loader] = {}
+LOADERS: Registry[Loader] = Registry("data set", "dataset.name", "autoal.data")
 
 
 @dataclass
@@ -62,36 +63,17 @@ class DataSpec:
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    def deco(fn: Loader) -> Loader:
-        _LOADERS[name] = fn
-        return fn
-    return deco
+    """Decorator: register a loader ``(spec: DataSpec) -> ALDataset`` under ``name``."""
+    return LOADERS.register(name)
 
 
 def dataset_names() -> list[str]:
-    _import_loaders()
-    return sorted(_LOADERS)
+    return LOADERS.names()
 
 
 def load_dataset(spec: DataSpec) -> ALDataset:
     """Load the data set ``spec.name``, then apply its long tail and subsamples; unknown names
     raise ConfigError listing the choices."""
-    _import_loaders()
-    if spec.name not in _LOADERS:
-        raise ConfigError(f"dataset.name: unknown data set {spec.name!r}; valid choices: {', '.join(sorted(_LOADERS))}")
+    loader = LOADERS.get(spec.name)
     spec.validate()
-    return apply_subsets(_LOADERS[spec.name](spec), spec)
-
-
-def _import_loaders() -> None:
-    # Each module registers its loaders on import.
-    from autoal.data import digits  # noqa: F401
-    try:
-        from autoal.data import files  # noqa: F401
-    except ImportError:  # pragma: no cover - modules added incrementally
-        pass
-    try:
-        from autoal.data import vision  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
-    from autoal.data import mnist  # noqa: F401
+    return apply_subsets(loader(spec), spec)

@@ -8,6 +8,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from autoal.models.base import Backbone
+from autoal.models.registry import register_model
 
 
 class StridedPointwise(nn.Conv2d):
@@ -72,3 +73,10 @@ class ResNet18(Backbone):
     @property
     def stage_channels(self) -> list[int]:
         return list(self._stage_channels)
+
+
+@register_model("resnet18", default_width=64)
+def resnet18(in_channels: int, num_outputs: int, image_size: int, *, width: int, dropout: float,
+             embedding_norm: bool) -> ResNet18:
+    """ResNet-18 with the small-image stem; its layers do not depend on ``image_size``."""
+    return ResNet18(in_channels, num_outputs, width=width, dropout=dropout, embedding_norm=embedding_norm)

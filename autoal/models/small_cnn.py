@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from autoal.models.base import Backbone
+from autoal.models.registry import register_model
 
 
 def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
@@ -39,3 +40,10 @@ class SmallCNN(Backbone):
     @property
     def stage_channels(self) -> list[int]:
         return list(self._stage_channels)
+
+
+@register_model("small_cnn", default_width=16)
+def small_cnn(in_channels: int, num_outputs: int, image_size: int, *, width: int, dropout: float,
+              embedding_norm: bool) -> SmallCNN:
+    return SmallCNN(in_channels, num_outputs, width=width, dropout=dropout, image_size=image_size,
+                    embedding_norm=embedding_norm)

@@ -63,7 +63,7 @@ import torch
 from autoal.cache import PoolCache
 from autoal.device import prepare_batch, prepare_model
 from autoal.errors import ConfigError
-from autoal.models import ResNet18, SmallCNN, MODEL_NAMES
+from autoal.models import model_family, model_names
 from autoal.lpm import LossPredictionModule
 from autoal.search.nets import build_fitnet, build_searchnet
 from autoal.search.search import (CANDIDATE_SCORES, SEARCHNET_INPUTS, SearchConfig, SearchNets, SearchOptimizers,
@@ -182,8 +182,8 @@ class AutoAL(Strategy):
                                   ("executor", executor, EXECUTORS)):
             if val not in choices:
                 raise _err(key, f"unknown value {val!r}; valid choices: {', '.join(choices)}")
-        if model is not None and model not in MODEL_NAMES:
-            raise _err("model", f"unknown model {model!r}; valid choices: {', '.join(MODEL_NAMES)} or null "
+        if model is not None and model not in model_names():
+            raise _err("model", f"unknown model {model!r}; valid choices: {', '.join(model_names())} or null "
                        "(the task model's family)")
         for key, val in (("lpm", lpm), ("lpm_only", lpm_only), ("warm_start", warm_start)):
             if not isinstance(val, bool):
@@ -259,17 +259,14 @@ class AutoAL(Strategy):
         task = ctx.model
         name = self.p["model"]
         if name is None:
-            if isinstance(task, ResNet18):
-                name = "resnet18"
-            elif isinstance(task, SmallCNN) or task is None:
-                name = "small_cnn"
-            else:
-                raise _err("model", f"cannot infer the backbone family of a {type(task).__name__}; "
-                           f"set it to one of {', '.join(MODEL_NAMES)}")
+            name = (getattr(task, "spec", None) or {}).get("name") if task is not None else "small_cnn"
+            if name not in model_names():
+                raise _err("model", f"cannot infer the backbone family of a {type(task).__name__} (it was not "
+                           f"built by autoal.models.build_model); set it to one of {', '.join(model_names())}")
         width = self.p["width"]
         if width is None:
             same = task is not None and hasattr(task, "stage_channels") and self.p["model"] in (None, name)
-            base = int(task.stage_channels[0]) if same else (64 if name == "resnet18" else 16)
+            base = int(task.stage_channels[0]) if same else model_family(name).default_width
             width = max(4, int(round(base * self.p["width_factor"])))
         ds = ctx.dataset
         return {"model": name, "width": width, "in_channels": ds.in_channels, "image_size": ds.image_size,

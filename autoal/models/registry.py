@@ -1,0 +1,58 @@
+"""Backbone registry: ``build_model(name, ...)`` by the names in config. A backbone family is one
+module of :mod:`autoal.models` with a builder registered by :func:`register_model`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from autoal.models.base import Backbone
+from autoal.registry import Registry
+
+Builder = Callable[..., Backbone]
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A registered backbone: its ``builder(in_channels, num_outputs, image_size, *, width,
+    dropout, embedding_norm) -> Backbone`` and the width used when the config gives none."""
+
+    name: str
+    builder: Builder
+    default_width: int
+
+
+MODELS: Registry[ModelFamily] = Registry("model", "model.name", "autoal.models")
+
+
+def register_model(name: str, *, default_width: int) -> Callable[[Builder], Builder]:
+    """Decorator on a builder function: register the backbone family ``name``."""
+    def deco(fn: Builder) -> Builder:
+        MODELS.register(name)(ModelFamily(name, fn, int(default_width)))
+        return fn
+    return deco
+
+
+def model_names() -> list[str]:
+    return MODELS.names()
+
+
+def model_family(name: str) -> ModelFamily:
+    """The family ``name``; an unknown name raises ConfigError listing the choices."""
+    return MODELS.get(name)
+
+
+def build_model(name: str, in_channels: int, num_outputs: int, image_size: int,
+                dropout: float = 0.3, width: int | None = None, embedding_norm: bool = True) -> Backbone:
+    """Build a backbone by name; ``width`` defaults to the family's (16 for ``small_cnn``, 64 for
+    ``resnet18``); ``embedding_norm`` normalizes the embedding per sample (see
+    :mod:`autoal.models.base`).
+
+    The model records its constructor arguments as ``model.spec`` (a plain dict), so that
+    another process can rebuild it with ``build_model(**model.spec)`` and load its weights."""
+    family = model_family(name)
+    m = family.builder(int(in_channels), int(num_outputs), int(image_size), width=int(width or family.default_width),
+                       dropout=float(dropout), embedding_norm=bool(embedding_norm))
+    m.spec = {"name": name, "in_channels": int(in_channels), "num_outputs": int(num_outputs),
+              "image_size": int(image_size), "dropout": float(dropout), "width": width,
+              "embedding_norm": bool(embedding_norm)}
+    return m
