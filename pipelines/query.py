@@ -7,22 +7,19 @@
     python pipelines/query.py status labeling.project=/data/photos-al
     python pipelines/query.py discard labeling.project=/data/photos-al     # drop the batch waiting for labels
 
-Any ``key=value`` of conf/query.yaml applies (strategy=entropy, al.query_size=50,
-model=resnet18, labeling.image_size=64, tracking.uri=...). The project remembers the settings of
-its last successful export, and later commands start from them: a setting given again on the
-command line replaces the stored one, so a forgotten ``strategy=...`` never silently changes the
-sequence of queries. Folder layouts, CSV columns and import rules: ``autoal/labeling.py``."""
+Any ``key=value`` of conf/query.yaml applies (strategy=entropy, al.query_size=50, ...); a project
+keeps the settings of its last export (``autoal/labeling/settings.py``). Rules: ``autoal/labeling/``."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from autoal.config import RunConfig
 from autoal.errors import ConfigError
+from autoal.labeling import LabelingConfig, LabelingProject, merge_overrides, store_overrides, stored_overrides
+from autoal.labeling.settings import project_dir
 from pipelines.common import compose, main_guard, mlflow_ui_command
 
 COMMANDS = ("export", "import", "status", "discard")
-SETTINGS = "settings.json"  # in the project folder: the overrides of the last successful export
-_NOT_STORED = ("labeling.project", "labeling.allow_partial")
 USAGE = ("usage: python pipelines/query.py {export|import|status|discard} labeling.project=DIR "
          "[--csv FILE] [--allow-partial] [key=value ...]")
 
@@ -53,45 +50,11 @@ def parse_args(argv: list[str]) -> tuple[str, str | None, bool, list[str]]:
     return cmd, csv_file, allow, overrides
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def merge_overrides(stored: list[str], given: list[str]) -> list[str]:
-    """Stored settings first, then the command line's; a key given again replaces the stored one."""
-    keys = {_key(o) for o in given}
-    return [o for o in stored if _key(o) not in keys] + list(given)
-
-
-def _project_dir(overrides: list[str]) -> Path:
-    vals = [o.split("=", 1)[1] for o in overrides if _key(o) == "labeling.project" and "=" in o]
-    if not vals or not vals[-1]:
-        raise ConfigError(f"labeling.project: required, e.g. labeling.project=/data/photos-al\n{USAGE}")
-    return Path(vals[-1]).expanduser().resolve()
-
-
-def _stored(project: Path) -> list[str]:
-    f = project / SETTINGS
-    if not f.is_file():
-        return []
-    try:
-        d = json.loads(f.read_text())
-        out = d["overrides"]
-        assert isinstance(out, list) and all(isinstance(o, str) for o in out)
-        return out
-    except (ValueError, KeyError, TypeError, AssertionError) as e:
-        raise ConfigError(f"{f}: the project's stored settings are unreadable ({e}); delete the file and pass "
-                          "the settings on the command line") from None
-
-
 def build(argv: list[str]):
     """(command, csv, LabelingProject, merged overrides) for ``argv``."""
-    from autoal.config import RunConfig
-    from autoal.labeling import LabelingConfig, LabelingProject
-
     cmd, csv_file, allow, given = parse_args(argv)
-    project = _project_dir(given)
-    overrides = merge_overrides(_stored(project), given)
+    project = project_dir(given, USAGE)
+    overrides = merge_overrides(stored_overrides(project), given)
     d = compose(overrides, config_name="query")
     lab = d.pop("labeling")
     if allow:
@@ -101,18 +64,15 @@ def build(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    from autoal.state import atomic_write_json
-
     cmd, csv_file, proj, overrides = build(argv)
-    tracking = proj.cfg.tracking
+    res = None  # export and import report tracking problems
     if cmd == "export":
         res = proj.export_batch()
         if res.already_pending:
             print(f"round {res.round}: a batch of {len(res.sample_ids)} images is already waiting for labels: "
-                  f"{res.csv}\n"
-                  f"import it (or run `discard`) before the next export")
+                  f"{res.csv}\nimport it (or run `discard`) before the next export")
         else:
-            atomic_write_json(proj.dir / SETTINGS, {"overrides": [o for o in overrides if _key(o) not in _NOT_STORED]})
+            store_overrides(proj.dir, overrides)
             print(f"round {res.round}: {len(res.sample_ids)} images to label, most informative first:\n  {res.csv}\n"
                   f"fill in the label column, then run:\n  python pipelines/query.py import "
                   f"labeling.project={proj.dir} --csv {res.csv}")
@@ -124,16 +84,13 @@ def main(argv: list[str]) -> int:
               f"next: python pipelines/query.py export labeling.project={proj.dir}")
     elif cmd == "status":
         print(json.dumps(proj.status(), indent=1))
-        return 0
     else:
         r = proj.discard_pending()
         print("no batch was waiting" if r is None else f"discarded the batch of round {r}")
-        return 0
-    err = res.tracking_error
-    if err:
-        print(f"warning: {err}")
-    elif tracking.enabled:
-        print(f"MLflow UI:  {mlflow_ui_command(tracking.uri)}")
+    if res is not None and res.tracking_error:
+        print(f"warning: {res.tracking_error}")
+    elif res is not None and proj.cfg.tracking.enabled:
+        print(f"MLflow UI:  {mlflow_ui_command(proj.cfg.tracking.uri)}")
     return 0
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from autoal.errors import LabelFileError
-from pipelines.query import main, merge_overrides
+from autoal.labeling import merge_overrides
+from pipelines.query import main
 
 REPO = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 230)}

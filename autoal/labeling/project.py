@@ -1,77 +1,10 @@
-"""Labeling by a person: the AL loop on a user's own unlabeled images.
-
-Each round, ``export`` trains the task model on the labeled set L, scores the unlabeled images
-with the configured strategy (the building blocks of :class:`autoal.loop.ActiveLearningLoop`:
-``new_model``, ``train``, ``score`` and the strategy's ``query``) and writes the next batch to
-label as a CSV; a person fills in the ``label`` column; ``import`` validates the file, adds the
-samples to L with the round number, and the next ``export`` continues.
-
-Input: an image folder, in one of two layouts
-----------------------------------------------
-A. class folders for the seed::
-
-       images/labeled/<class>/*.png      the labeled seed; the class list = these folder names
-       images/unlabeled/**/*.png         the images to label (any depth)
-
-B. a seed CSV (``seed_csv``) with columns ``file,label`` (``file`` relative to ``images/``)::
-
-       images/**/*.png                   every image (any depth); the seed CSV's files are labeled
-       seed.csv                          file,label
-                                         cats/001.png,cat
-
-   The class list is ``classes`` when given (it may name classes the seed lacks), else the
-   sorted distinct labels of the seed CSV.
-
-Any format PIL reads; hidden files are skipped. Images are resized to ``image_size`` (RGB, or
-grayscale with ``channels: 1``). The seed is read once, when the project is created; images added
-later (under ``unlabeled/`` in layout A, anywhere in layout B) join the pool at the next export.
-At least two seed labels and two classes are needed.
-
-Project folder (written by autoal only, atomically)
----------------------------------------------------
-::
-
-    project/labels.json                   the project's state: the pool (sample id = position),
-                                          classes, the labeled set (sample_id, file, label, round;
-                                          round 0 = seed), the batch waiting for labels, the
-                                          per-round record, the MLflow run id
-    project/batches/round_001.csv         the exported batch of round 1 (to fill in)
-    project/batches/round_001.imported.csv  the file that was imported for round 1 (audit copy)
-    project/checkpoints/strategy_002.pt   a stateful strategy's state entering round 2
-
-The exported CSV has the columns ``sample_id, file_path, score, label``: ``file_path`` is the
-image's absolute path, ``score`` the strategy's score (higher = more informative; for
-strategies that pick a set rather than score samples — kmeans, coreset, badge, autoal — the
-1-based rank in the selection), ``label`` empty. Rows come most informative first.
-
-Import rules (each failure is a :class:`~autoal.errors.LabelFileError` that names the CSV, the
-row — the line of the file, header = line 1 — and the field, lists every problem found, and
-changes nothing): columns ``sample_id`` and ``label`` are required (others, e.g. notes, are
-ignored); every ``sample_id`` must be an integer of the exported batch, at most once; a non-empty
-``file_path`` must be the exported path of that id (catches rows shifted by hand); every label
-must be one of the class names (exact spelling); an empty label is an error and a batch with
-missing rows is rejected unless ``allow_partial``, in which case the unlabeled samples return to
-the pool and the round closes with the labels given. Blank lines are skipped; a UTF-8 byte-order
-mark (spreadsheet export) is accepted.
-
-Exporting while a batch waits for labels writes nothing new: it returns the waiting batch (and
-rewrites its CSV if it was deleted); :meth:`LabelingProject.discard_pending` drops it. The same
-state gives the same batch: every draw is seeded by (``al.seed``, round).
-
-MLflow (``tracking``): one run per project (run name = the project folder's name), step = round:
-``labeled`` (|L| after the round), ``added``, ``labeled/<class>``, and for rounds >= 1
-``batch_agreement`` (how often the model that chose the batch predicted the label the person
-gave) and ``train_loss``; ``labels.json`` is logged as an artifact. Logging that fails after the
-state was saved is reported and retried by the next command.
-"""
+"""A labeling project folder and its commands (export, import, status, discard): see
+:mod:`autoal.labeling`."""
 from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import io
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -79,115 +12,17 @@ import numpy as np
 import torch
 
 from autoal.config import RunConfig
-from autoal.data.base import AUGMENTATIONS, ALDataset
+from autoal.data.base import ALDataset
 from autoal.data.registry import DataSpec
 from autoal.errors import ConfigError, DataError, LabelFileError, StateError, TrackingError
 from autoal.seeding import derive_seed, round_rng
 from autoal.state import atomic_torch_save, atomic_write_bytes, atomic_write_json
-
-STATE_NAME = "labels.json"
-CSV_COLUMNS = ("sample_id", "file_path", "score", "label")
-STATE_VERSION = 1
-_MAX_LISTED = 20
-
-
-@dataclass
-class LabelingConfig:
-    """Where the images and the project are, how the seed is given, how images are read."""
-
-    images: str | None = None
-    project: str | None = None
-    seed_csv: str | None = None
-    classes: list[str] | None = None
-    image_size: int = 32
-    channels: int = 3
-    augmentation: str = "crop_flip"
-    allow_partial: bool = False
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "LabelingConfig":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = [k for k in d if k not in known]
-        if unknown:
-            raise ConfigError(f"labeling.{unknown[0]}: unknown config key; valid keys under labeling: "
-                              f"{', '.join(cls.__dataclass_fields__)}")
-        out = cls(**d)
-        out.validate()
-        return out
-
-    def validate(self) -> None:
-        if not self.project:
-            raise ConfigError("labeling.project: required (the folder where autoal keeps the labeling project)")
-        for key in ("image_size", "channels"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"labeling.{key}: expected an integer; got {v!r}")
-        if self.image_size < 4:
-            raise ConfigError(f"labeling.image_size: must be >= 4; got {self.image_size}")
-        if self.channels not in (1, 3):
-            raise ConfigError(f"labeling.channels: must be 1 (grayscale) or 3 (RGB); got {self.channels}")
-        if self.augmentation not in AUGMENTATIONS:
-            raise ConfigError(f"labeling.augmentation: {self.augmentation!r} is not one of {', '.join(AUGMENTATIONS)}")
-        if not isinstance(self.allow_partial, bool):
-            raise ConfigError(f"labeling.allow_partial: expected true or false; got {self.allow_partial!r}")
-        if self.classes is not None:
-            if not isinstance(self.classes, (list, tuple)) or not all(isinstance(c, str) and c.strip()
-                                                                       for c in self.classes):
-                raise ConfigError(f"labeling.classes: expected a list of non-empty names; got {self.classes!r}")
-            if len(set(self.classes)) != len(self.classes):
-                raise ConfigError(f"labeling.classes: names must be distinct; got {list(self.classes)}")
-
-
-@dataclass
-class ExportResult:
-    round: int
-    csv: Path
-    sample_ids: list[int]
-    files: list[str]
-    scores: list[float]
-    already_pending: bool = False
-    tracking_error: str | None = None
-
-
-@dataclass
-class ImportResult:
-    round: int
-    added: int
-    returned_to_pool: int
-    labeled_total: int
-    agreement: float | None
-    tracking_error: str | None = None
-
-
-@dataclass
-class _Row:
-    line: int
-    sample_id: int
-    label: str
-
-
-@dataclass
-class _Problems:
-    source: Path
-    items: list[str] = field(default_factory=list)
-
-    def add(self, line: int | None, fld: str, msg: str) -> None:
-        where = f"row {line}, " if line is not None else ""
-        self.items.append(f"{where}field '{fld}': {msg}")
-
-    def raise_if_any(self, what: str = "") -> None:
-        if not self.items:
-            return
-        shown = self.items[:_MAX_LISTED]
-        more = len(self.items) - len(shown)
-        head = f"{self.source}: {len(self.items)} problem(s){what}; nothing was imported"
-        body = "\n  ".join(shown + ([f"... and {more} more"] if more else []))
-        raise LabelFileError(f"{head}:\n  {body}")
+from autoal.labeling.config import ExportResult, ImportResult, LabelingConfig, MAX_LISTED, STATE_NAME, STATE_VERSION
+from autoal.labeling.files import Problems, Row, batch_csv, image_extensions, read_csv, same_file, scan_images
 
 
 class LabelingProject:
-    """A labeling project folder (see the module docstring). ``cfg`` is the run config whose
+    """A labeling project folder (see :mod:`autoal.labeling`). ``cfg`` is the run config whose
     model, train, al (``query_size``, ``seed``, ``mc_samples``), strategy, scoring, runtime and
     tracking sections apply; ``al.initial_size`` and ``al.rounds`` are not used."""
 
@@ -319,7 +154,7 @@ class LabelingProject:
             sd = loop.strategy.state_dict()
             if sd:
                 atomic_torch_save(self.dir / "checkpoints" / f"strategy_{r + 1:03d}.pt", sd)
-            atomic_write_bytes(csv_path, _batch_csv(ids, files, scores))
+            atomic_write_bytes(csv_path, batch_csv(ids, files, scores))
             st["pending"] = pending
             self._commit(st)
             self._prune_checkpoints(keep={r, r + 1})
@@ -332,7 +167,7 @@ class LabelingProject:
         csv_path = Path(p["csv"])
         files = [str(Path(st["images"]) / st["pool"][i]) for i in p["sample_ids"]]
         if not csv_path.exists():
-            atomic_write_bytes(csv_path, _batch_csv(p["sample_ids"], files, p["scores"]))
+            atomic_write_bytes(csv_path, batch_csv(p["sample_ids"], files, p["scores"]))
         return ExportResult(round=p["round"], csv=csv_path, sample_ids=list(p["sample_ids"]), files=files,
                             scores=list(p["scores"]), already_pending=True)
 
@@ -388,7 +223,7 @@ class LabelingProject:
             return ImportResult(round=r, added=len(added), returned_to_pool=len(pending["sample_ids"]) - len(added),
                                 labeled_total=len(st["labeled"]), agreement=agreement, tracking_error=err)
 
-    def _validate(self, csv_path: Path, raw: bytes, st: dict[str, Any], allow_partial: bool) -> list[_Row]:
+    def _validate(self, csv_path: Path, raw: bytes, st: dict[str, Any], allow_partial: bool) -> list[Row]:
         pending = st["pending"]
         batch = list(pending["sample_ids"])
         in_batch = set(batch)
@@ -396,9 +231,9 @@ class LabelingProject:
         classes = list(st["classes"])
         class_set = set(classes)
         exported_path = {i: str(Path(st["images"]) / st["pool"][i]) for i in batch}
-        probs = _Problems(csv_path)
-        reader, header = _read_csv(csv_path, raw, required=("sample_id", "label"))
-        rows: list[_Row] = []
+        probs = Problems(csv_path)
+        reader, header = read_csv(csv_path, raw, required=("sample_id", "label"))
+        rows: list[Row] = []
         first_line: dict[int, int] = {}
         for rec in reader:
             line = reader.line_num
@@ -426,7 +261,7 @@ class LabelingProject:
                                                  f"{pending['round']} ({pending['csv']})")
                 continue
             fp = (rec.get("file_path") or "").strip()
-            if fp and not _same_file(fp, exported_path[sid], Path(st["images"])):
+            if fp and not same_file(fp, exported_path[sid], Path(st["images"])):
                 probs.add(line, "file_path", f"{fp!r} is not the file of sample {sid} ({exported_path[sid]}); were "
                                              "rows edited out of order?")
                 continue
@@ -442,10 +277,10 @@ class LabelingProject:
                 probs.add(line, "label", f"{label!r} is not a known class" + (f" (did you mean {hint[0]!r}?)" if hint
                                                                             else "") + f"; known: {', '.join(classes)}")
                 continue
-            rows.append(_Row(line, sid, label))
+            rows.append(Row(line, sid, label))
         missing = [i for i in batch if i not in first_line]
         if missing and not allow_partial:
-            shown = ", ".join(map(str, missing[:_MAX_LISTED])) + (" ..." if len(missing) > _MAX_LISTED else "")
+            shown = ", ".join(map(str, missing[:MAX_LISTED])) + (" ..." if len(missing) > MAX_LISTED else "")
             probs.add(None, "sample_id", f"{len(missing)} sample(s) of the exported batch of round "
                                          f"{pending['round']} have no row: ids {shown} (import with allow_partial to "
                                          "label them later)")
@@ -463,9 +298,9 @@ class LabelingProject:
         root = Path(lc.images).expanduser().resolve()
         if not root.is_dir():
             raise DataError(f"labeling.images: folder {root} does not exist")
-        exts = _image_exts()
+        exts = image_extensions()
         if lc.seed_csv:
-            pool = _scan(root, exts, exclude=self.dir)
+            pool = scan_images(root, exts, exclude=self.dir)
             seed = self._read_seed_csv(Path(lc.seed_csv).expanduser().resolve(), root, set(pool))
             seed_classes = sorted({lab for _, lab in seed})
         else:
@@ -476,12 +311,12 @@ class LabelingProject:
             seed = []
             seed_classes = []
             for d in sorted(p for p in lab_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                files = _scan(d, exts, exclude=self.dir)
+                files = scan_images(d, exts, exclude=self.dir)
                 if not files:
                     raise DataError(f"labeling.images: class folder {d} holds no image files")
                 seed_classes.append(d.name)
                 seed += [(str((d / f).relative_to(root).as_posix()), d.name) for f in files]
-            pool = [s for s, _ in seed] + _scan(unl_dir, exts, exclude=self.dir, prefix="unlabeled")
+            pool = [s for s, _ in seed] + scan_images(unl_dir, exts, exclude=self.dir, prefix="unlabeled")
         classes = list(lc.classes) if lc.classes else seed_classes
         unknown = sorted(set(seed_classes) - set(classes))
         if unknown:
@@ -503,8 +338,8 @@ class LabelingProject:
     def _read_seed_csv(self, path: Path, root: Path, pool: set[str]) -> list[tuple[str, str]]:
         if not path.is_file():
             raise LabelFileError(f"{path}: seed label file not found (labeling.seed_csv)")
-        probs = _Problems(path)
-        reader, _ = _read_csv(path, path.read_bytes(), required=("file", "label"))
+        probs = Problems(path)
+        reader, _ = read_csv(path, path.read_bytes(), required=("file", "label"))
         out: list[tuple[str, str]] = []
         seen: dict[str, int] = {}
         classes = set(self.lcfg.classes) if self.lcfg.classes else None
@@ -536,12 +371,12 @@ class LabelingProject:
     def _rescan(self, st: dict[str, Any]) -> dict[str, Any]:
         """Append images added since the last export; refuse when a known image is gone."""
         root = Path(st["images"])
-        exts = _image_exts()
+        exts = image_extensions()
         known = set(st["pool"])
         if st.get("layout") == "csv":
-            found = _scan(root, exts, exclude=self.dir)
+            found = scan_images(root, exts, exclude=self.dir)
         else:
-            found = _scan(root / "unlabeled", exts, exclude=self.dir, prefix="unlabeled")
+            found = scan_images(root / "unlabeled", exts, exclude=self.dir, prefix="unlabeled")
         missing = [f for f in st["pool"] if not (root / f).is_file()]
         if missing:
             raise DataError(f"labeling.images: {len(missing)} image(s) of the project are gone, e.g. "
@@ -627,68 +462,6 @@ def _counts_up_to(st: dict[str, Any], r: int) -> dict[str, int]:
         if e["round"] <= r:
             counts[e["label"]] += 1
     return counts
-
-
-def _image_exts() -> set[str]:
-    from autoal.data.files import image_extensions
-
-    return image_extensions()
-
-
-def _scan(folder: Path, exts: set[str], exclude: Path | None = None, prefix: str | None = None) -> list[str]:
-    """Sorted image files under ``folder`` (any depth, hidden skipped) as posix paths relative to
-    ``folder`` (with ``prefix/`` in front when given), leaving out ``exclude`` (the project)."""
-    out = []
-    for f in folder.rglob("*"):
-        if not f.is_file() or f.suffix.lower() not in exts:
-            continue
-        rel = f.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if exclude is not None and f.resolve().is_relative_to(exclude):
-            continue
-        out.append(f"{prefix}/{rel.as_posix()}" if prefix else rel.as_posix())
-    return sorted(out)
-
-
-def _read_csv(path: Path, raw: bytes, required: tuple[str, ...]) -> tuple[csv.DictReader, list[str]]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise LabelFileError(f"{path}: not UTF-8 text ({e}); save the file as CSV UTF-8") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in (reader.fieldnames or [])]
-    except csv.Error as e:
-        raise LabelFileError(f"{path}: row 1: not a CSV header ({e})") from None
-    reader.fieldnames = header
-    if not header:
-        raise LabelFileError(f"{path}: the file is empty; expected a header row with columns {', '.join(required)}")
-    if len(set(header)) != len(header):
-        raise LabelFileError(f"{path}: row 1: duplicate column names in the header {header}")
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise LabelFileError(f"{path}: row 1: missing column(s) {', '.join(repr(m) for m in missing)} "
-                             f"(field {missing[0]!r}); the header is {header}, expected at least {', '.join(required)}")
-    return reader, header
-
-
-def _batch_csv(ids: list[int], files: list[str], scores: Any) -> bytes:
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for i, f, s in zip(ids, files, scores):
-        w.writerow([i, f, f"{float(s):.6g}", ""])
-    return buf.getvalue().encode("utf-8")
-
-
-def _same_file(given: str, exported: str, root: Path) -> bool:
-    if given == exported:
-        return True
-    p = Path(given)
-    if not p.is_absolute():
-        p = root / p
-    return os.path.normpath(p) == os.path.normpath(exported)
 
 
 def _batch_scores(strategy: Any, cache: Any, unlabeled: np.ndarray, selected: np.ndarray

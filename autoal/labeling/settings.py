@@ -1,0 +1,56 @@
+"""A labeling project remembers the settings (config overrides) of its last successful export,
+and later commands start from them: a setting given again replaces the stored one, so a forgotten
+``strategy=...`` never silently changes the sequence of queries."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from autoal.errors import ConfigError
+from autoal.state import atomic_write_json
+
+SETTINGS = "settings.json"  # in the project folder: the overrides of the last successful export
+NOT_STORED = ("labeling.project", "labeling.allow_partial")  # per command, never remembered
+
+
+def override_key(override: str) -> str:
+    """``a.b=c`` -> ``a.b`` (Hydra's ``+``/``~`` prefixes dropped)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def merge_overrides(stored: list[str], given: list[str]) -> list[str]:
+    """Stored settings first, then the command line's; a key given again replaces the stored one."""
+    keys = {override_key(o) for o in given}
+    return [o for o in stored if override_key(o) not in keys] + list(given)
+
+
+def project_dir(overrides: list[str], usage: str = "") -> Path:
+    """The project folder named by the last ``labeling.project=...`` of ``overrides``."""
+    vals = [o.split("=", 1)[1] for o in overrides if override_key(o) == "labeling.project" and "=" in o]
+    if not vals or not vals[-1]:
+        raise ConfigError("labeling.project: required, e.g. labeling.project=/data/photos-al"
+                          + (f"\n{usage}" if usage else ""))
+    return Path(vals[-1]).expanduser().resolve()
+
+
+def stored_overrides(project: Path) -> list[str]:
+    """The overrides stored in ``project`` ([] for a new project); an unreadable file is a
+    ConfigError naming it."""
+    f = Path(project) / SETTINGS
+    if not f.is_file():
+        return []
+    try:
+        d = json.loads(f.read_text())
+        out = d["overrides"]
+        if not isinstance(out, list) or not all(isinstance(o, str) for o in out):
+            raise TypeError("'overrides' is not a list of strings")
+        return out
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{f}: the project's stored settings are unreadable ({e}); delete the file and pass "
+                          "the settings on the command line") from None
+
+
+def store_overrides(project: Path, overrides: list[str]) -> None:
+    """Remember ``overrides`` (less the per-command ones) for the project's next commands."""
+    atomic_write_json(Path(project) / SETTINGS,
+                      {"overrides": [o for o in overrides if override_key(o) not in NOT_STORED]})
