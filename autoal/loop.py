@@ -16,18 +16,18 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from autoal.cache import PoolCache, compute_cache
 from autoal.config import RunConfig
 from autoal.data import ALDataset, load_dataset
-from autoal.device import prepare_model, resolve_device
-from autoal.errors import ConfigError, StateError
+from autoal.errors import StateError
 from autoal.faults import strike
+from autoal.learner import Learner
 from autoal.metrics import aubc
-from autoal.models import Backbone, build_model
+from autoal.models import Backbone
+from autoal.query_step import query_step
 from autoal.seeding import derive_seed, round_rng, seed_torch
-from autoal.state import STATE_FILE, STRATEGY_FILE, RunState, atomic_torch_save, atomic_write_json, remove_stale_temps
-from autoal.strategies import QueryContext, Strategy, build_strategy
-from autoal.training import evaluate, train_model
+from autoal.state import (STATE_FILE, STRATEGY_FILE, RunState, atomic_torch_save, atomic_write_json, load_checkpoint,
+                          lock_folder, remove_stale_temps)
+from autoal.strategies import Strategy, build_strategy
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
@@ -91,50 +91,20 @@ class ActiveLearningLoop:
         self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
         self.dataset = dataset or load_dataset(cfg.dataset)
         cfg.al.check_pool(len(self.dataset.y_train), self.dataset.name)
-        if "mc" in self.strategy.needs and int(cfg.al.mc_samples) < 1:
-            raise ConfigError(f"al.mc_samples: strategy {self.strategy.name!r} needs Monte-Carlo dropout samples; "
-                              f"set al.mc_samples >= 1 (got {cfg.al.mc_samples})")
-        self.device = resolve_device(cfg.runtime.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"runtime.device: {cfg.runtime.device!r} requested but no CUDA device is visible; "
-                              "use runtime.device=auto or cpu")
+        self.learner = Learner.from_config(cfg, self.dataset, scorer)
+        self.learner.check_needs(self.strategy)
+        self.device = self.learner.device
         self.tracker = tracker if tracker is not None else _default_tracker(cfg)
-        self.scorer = scorer if scorer is not None else _default_scorer(cfg)
         self.callbacks = list(callbacks or [])
         self.run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
-        self._images: torch.Tensor | None = None
         self._model: Backbone | None = None
-
-    # -- building blocks ------------------------------------------------------------------
-    def new_model(self, seed: int) -> Backbone:
-        seed_torch(seed)
-        m = build_model(self.cfg.model.name, self.dataset.in_channels, self.dataset.num_classes,
-                        self.dataset.image_size, dropout=self.cfg.model.dropout, width=self.cfg.model.width,
-                        embedding_norm=self.cfg.model.embedding_norm)
-        return prepare_model(m, self.device)
-
-    def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress=None) -> list[float]:
-        return train_model(model, self.dataset, indices, self.cfg.train, device=self.device, seed=seed,
-                           images=self.images, progress=progress)
-
-    def score(self, model: Backbone, indices: np.ndarray, seed: int) -> PoolCache:
-        return self.scorer(model, self.dataset, indices, mc_samples=self.cfg.al.mc_samples,
-                           batch_size=self.cfg.scoring.batch_size, device=self.device, seed=seed,
-                           images=self.images, mc_masks=self.cfg.al.mc_masks)
-
-    @property
-    def images(self) -> torch.Tensor:
-        """The pool, moved to the device once and kept there across rounds."""
-        if self._images is None:
-            self._images = self.dataset.x_train.to(self.device)
-        return self._images
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunResult:
         if self.cfg.runtime.num_threads:
             torch.set_num_threads(self.cfg.runtime.num_threads)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        lock = _lock_folder(self.run_dir)  # one process per run folder: a second copy of the command fails
+        lock = lock_folder(self.run_dir)  # one process per run folder: a second copy of the command fails
         try:
             return self._run_locked()
         finally:
@@ -185,17 +155,17 @@ class ActiveLearningLoop:
         t0 = time.perf_counter()
         train_seed = derive_seed(cfg.al.seed, r, "train")
         if self._model is None or not cfg.al.warm_start:
-            self._model = self.new_model(train_seed)
+            self._model = self.learner.new_model(train_seed)
         else:  # warm start: the round's draws (dropout, ...) must not depend on earlier rounds, or resume
             seed_torch(train_seed)
         model = self._model
         epoch_bar = _progress(range(cfg.train.epochs_for(len(labeled))), f"round {r} train", cfg.runtime.quiet,
                               leave=False)
         strike("train", r)
-        losses = self.train(model, labeled, train_seed,
-                            progress=lambda e, loss: (epoch_bar.update(1), epoch_bar.set_postfix(loss=f"{loss:.3f}")))
+        losses = self.learner.train(model, labeled, train_seed, progress=lambda e, loss: (
+            epoch_bar.update(1), epoch_bar.set_postfix(loss=f"{loss:.3f}")))
         epoch_bar.close()
-        metrics = evaluate(model, self.dataset, device=self.device)
+        metrics = self.learner.evaluate(model)
         t_train = time.perf_counter() - t0
         record: dict[str, Any] = {"round": r, "labels": int(len(labeled)), **metrics,
                                   "train_loss": losses[-1] if losses else float("nan"),
@@ -204,30 +174,16 @@ class ActiveLearningLoop:
         if r == cfg.al.rounds:
             return record
         unlabeled = np.setdiff1d(np.arange(n_pool), labeled, assume_unique=False)
-        t1 = time.perf_counter()
-        strike("score", r)
-        cache = self.score(model, unlabeled, derive_seed(cfg.al.seed, r, "cache"))
-        labeled_cache = None
-        if "labeled_cache" in self.strategy.needs:
-            labeled_cache = self.score(model, labeled, derive_seed(cfg.al.seed, r, "cache") + 1)
-        t2 = time.perf_counter()
-        ctx = QueryContext(
-            cache=cache, unlabeled=unlabeled, labeled=labeled, n=cfg.al.query_size,
-            rng=round_rng(cfg.al.seed, r, "query"), round=r, seed=derive_seed(cfg.al.seed, r, "search"),
-            labeled_cache=labeled_cache, model=model, dataset=self.dataset, device=self.device,
-            train_fn=self.train, model_factory=self.new_model, score_fn=self.score, progress=not cfg.runtime.quiet,
-            train_config=cfg.train,
-        )
-        strike("select", r)
-        selected = np.asarray(self.strategy.query(ctx), dtype=np.int64)
-        t3 = time.perf_counter()
-        _check_selection(selected, unlabeled, cfg.al.query_size, self.strategy.name)
-        record.update(ctx.metrics)
-        record.update({"seconds_score": t2 - t1, "seconds_select": t3 - t2, "selected": selected.tolist()})
+        q = query_step(self.strategy, self.learner, model, labeled, unlabeled, cfg.al.query_size, seed=cfg.al.seed,
+                       round_=r, progress=not cfg.runtime.quiet)
+        selected = q.selected
+        record.update(q.metrics)
+        record.update({"seconds_score": q.seconds_score, "seconds_select": q.seconds_select,
+                       "selected": selected.tolist()})
         rounds_dir = self.run_dir / "rounds"
         atomic_write_json(rounds_dir / f"round_{r:03d}.json",
                           {"round": r, "selected": selected.tolist(), "labels_before": int(len(labeled)),
-                           **{k: v for k, v in ctx.artifacts.items() if _jsonable(v)}})
+                           **{k: v for k, v in q.artifacts.items() if _jsonable(v)}})
         return record
 
     # -- state and tracking -----------------------------------------------------------------
@@ -251,13 +207,13 @@ class ActiveLearningLoop:
             if not strat_file.exists() and (self.run_dir / STRATEGY_FILE).exists():
                 strat_file = self.run_dir / STRATEGY_FILE  # run folders written before keyed checkpoints
             if strat_file.exists() and state.next_round > 0:
-                self.strategy.load_state_dict(_load_checkpoint(strat_file, "cpu"))
+                self.strategy.load_state_dict(load_checkpoint(strat_file, "cpu"))
             model_file = self._checkpoint("task_model", state.next_round)
             if not model_file.exists() and (self.run_dir / "task_model.pt").exists():
                 model_file = self.run_dir / "task_model.pt"
             if cfg.al.warm_start and state.next_round > 0 and model_file.exists():
-                self._model = self.new_model(0)
-                self._model.load_state_dict(_load_checkpoint(model_file, self.device))
+                self._model = self.learner.new_model(0)
+                self._model.load_state_dict(load_checkpoint(model_file, self.device))
             return state
         init = initial_labeled_set(self.dataset.y_train.numpy(), cfg.al.initial_size, cfg.al.balanced_init,
                                    round_rng(cfg.al.seed, 0, "init"))
@@ -342,40 +298,6 @@ class ActiveLearningLoop:
         self.tracker.end("FINISHED")
 
 
-def _lock_folder(folder: Path) -> int | None:
-    """An exclusive advisory lock on ``folder`` (released when the descriptor closes or the
-    process dies); StateError if another process holds it. None where locks are unsupported."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StateError(f"{folder}: another process is running this run; wait for it to finish (or end it) "
-                         "and run the command again") from None
-    except OSError:  # a file system without locks (some network mounts): run unlocked
-        os.close(fd)
-        return None
-    return fd
-
-
-def _load_checkpoint(path: Path, map_location: Any) -> Any:
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # torch raises many types for a truncated or foreign file
-        raise StateError(f"{path}: checkpoint is unreadable ({type(e).__name__}: {e}); move the run folder away "
-                         "to start the run afresh") from e
-
-
-def _check_selection(selected: np.ndarray, unlabeled: np.ndarray, n: int, name: str) -> None:
-    if len(selected) != n or len(np.unique(selected)) != n or not np.isin(selected, unlabeled).all():
-        raise RuntimeError(f"strategy {name!r} returned an invalid selection: expected {n} distinct indices "
-                           f"from the unlabeled pool, got {len(selected)} ({len(np.unique(selected))} distinct)")
-
-
 def _jsonable(v: Any) -> bool:
     return isinstance(v, (int, float, str, list, dict, bool)) or v is None
 
@@ -388,17 +310,6 @@ def _default_tracker(cfg: RunConfig):
     check_tracking_uri(cfg.tracking.uri)
     return MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=cfg.tracking.run_name
                          or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}", tags=cfg.tracking.tags)
-
-
-def _default_scorer(cfg: RunConfig):
-    if cfg.scoring.executor == "local":
-        return compute_cache
-    if cfg.scoring.executor == "ray":
-        from autoal.executors.ray_scoring import RayScorer
-
-        return RayScorer(num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor,
-                         num_cpus=cfg.scoring.num_cpus)
-    raise ConfigError(f"scoring.executor: unknown executor {cfg.scoring.executor!r}; valid choices: local, ray")
 
 
 class _NoBar:

@@ -161,3 +161,32 @@ class RunState:
         if not isinstance(self.logged_rounds, int) or not 0 <= self.logged_rounds <= self.next_round:
             return f"logged_rounds must lie in [0, next_round]; got {self.logged_rounds!r}"
         return None
+
+
+def lock_folder(folder: Path) -> int | None:
+    """An exclusive advisory lock on ``folder`` (released when the descriptor closes or the
+    process dies); StateError if another process holds it. None where locks are unsupported."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateError(f"{folder}: another process is running this run; wait for it to finish (or end it) "
+                         "and run the command again") from None
+    except OSError:  # a file system without locks (some network mounts): run unlocked
+        os.close(fd)
+        return None
+    return fd
+
+
+def load_checkpoint(path: Path, map_location: Any) -> Any:
+    """A torch checkpoint of a run folder; an unreadable one is a StateError naming it."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises many types for a truncated or foreign file
+        raise StateError(f"{path}: checkpoint is unreadable ({type(e).__name__}: {e}); move the run folder away "
+                         "to start the run afresh") from e

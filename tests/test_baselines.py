@@ -372,16 +372,15 @@ def test_ens_var_r_sequential_and_ray_give_the_same_picks(tmp_path):
     cfg = RunConfig.from_dict({"model": {"width": 8}, "train": {"epochs": 3, "batch_size": 16},
                                "al": {"mc_samples": 0}, "tracking": {"enabled": False},
                                "runtime": {"output_dir": str(tmp_path), "quiet": True, "device": "cpu"}})
-    loop = ActiveLearningLoop(cfg)
+    learner = ActiveLearningLoop(cfg).learner
     labeled, unlabeled = np.arange(40), np.arange(40, 340)
-    model = loop.new_model(0)
-    loop.train(model, labeled, 0)
-    cache = loop.score(model, unlabeled, 0)
+    model = learner.new_model(0)
+    learner.train(model, labeled, 0)
+    cache = learner.score(model, unlabeled, 0)
 
     def ctx():
         return QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=10, rng=np.random.default_rng(7),
-                            seed=11, model=model, dataset=loop.dataset, train_fn=loop.train,
-                            model_factory=loop.new_model, score_fn=loop.score, train_config=cfg.train)
+                            seed=11, model=model, dataset=learner.dataset, learner=learner)
 
     s = EnsembleVarRatio(ensemble_size=3)
     seeds = s.member_seeds(11)

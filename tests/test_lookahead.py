@@ -220,7 +220,7 @@ def test_fitnet_is_competent_and_never_sees_v():
         unlabeled = np.setdiff1d(np.arange(len(ds.y_train)), labeled)
         cache = compute_cache(task, ds, unlabeled, mc_samples=5)
         ctx = QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=10, rng=np.random.default_rng(r),
-                           round=r, seed=100 + r, model=task, dataset=ds, device=cpu, train_config=TrainConfig(),
+                           round=r, seed=100 + r, model=task, dataset=ds, device=cpu,
                            labeled_cache=compute_cache(task, ds, labeled, mc_samples=0))
         strat.query(ctx)
         a_idx, v_idx = strat.lookahead._split(labeled, len(ds.y_train), np.random.default_rng(0), 0)

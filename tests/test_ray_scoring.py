@@ -148,11 +148,11 @@ def test_actors_that_cannot_be_placed_raise_instead_of_hanging(digits, model, ra
 
 def test_scoring_executor_ray_builds_a_lazy_ray_scorer():
     from autoal.config import RunConfig
-    from autoal.loop import _default_scorer
+    from autoal.learner import default_scorer
 
     cfg = RunConfig.from_dict({"scoring": {"executor": "ray", "num_actors": 3, "gpus_per_actor": 0.25,
                                            "num_cpus": 0.5}})
-    s = _default_scorer(cfg)
+    s = default_scorer(cfg)
     assert isinstance(s, RayScorer) and s.num_actors == 3 and s.gpus_per_actor == 0.25 and s.num_cpus == 0.5
     assert s.actors == []  # nothing started before the first call
     if not torch.cuda.is_available():

@@ -13,10 +13,13 @@ import torch
 
 from autoal.config import RunConfig
 from autoal.data.base import ALDataset
-from autoal.data.registry import DataSpec
 from autoal.errors import ConfigError, DataError, LabelFileError, StateError, TrackingError
-from autoal.seeding import derive_seed, round_rng
-from autoal.state import atomic_torch_save, atomic_write_bytes, atomic_write_json
+from autoal.learner import Learner
+from autoal.query_step import query_step
+from autoal.seeding import derive_seed
+from autoal.state import atomic_torch_save, atomic_write_bytes, atomic_write_json, load_checkpoint, lock_folder
+from autoal.strategies import build_strategy
+from autoal.tracking import check_tracking_uri
 from autoal.labeling.config import ExportResult, ImportResult, LabelingConfig, MAX_LISTED, STATE_NAME, STATE_VERSION
 from autoal.labeling.files import Problems, Row, batch_csv, image_extensions, read_csv, same_file, scan_images
 
@@ -59,9 +62,7 @@ class LabelingProject:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         """One command at a time per project (an advisory lock, released when the process dies)."""
-        from autoal.loop import _lock_folder
-
-        fd = _lock_folder(self.dir) if self.dir.is_dir() else None
+        fd = lock_folder(self.dir) if self.dir.is_dir() else None
         try:
             yield
         finally:
@@ -85,12 +86,6 @@ class LabelingProject:
     # -- export -----------------------------------------------------------------------------
     def export_batch(self) -> ExportResult:
         """Train on L, score U, write the next batch to label (see the module docstring)."""
-        from autoal.loop import ActiveLearningLoop, _check_selection
-        from autoal.strategies import QueryContext
-        from autoal.tracking import NullTracker, check_tracking_uri
-
-        from autoal.strategies import build_strategy
-
         cfg = self.cfg
         strategy = build_strategy(cfg.strategy.name, **cfg.strategy.params)  # a bad name fails before any work
         if cfg.tracking.enabled:
@@ -112,34 +107,22 @@ class LabelingProject:
                 raise ConfigError(f"al.query_size: {b} is larger than the unlabeled pool of {images_root} "
                                   f"({len(unlabeled)} image(s) left to label)")
             ds = self._dataset(st)
-            run_cfg = copy.deepcopy(cfg)
-            run_cfg.al.initial_size, run_cfg.al.rounds = max(1, len(labeled)), 1
-            run_cfg.dataset = DataSpec(name="labeling", path=str(images_root))
-            loop = ActiveLearningLoop(run_cfg, dataset=ds, strategy=strategy, tracker=NullTracker(), run_dir=self.dir)
+            learner = Learner.from_config(cfg, ds)
+            learner.check_needs(strategy)
             strat_ckpt = self.dir / "checkpoints" / f"strategy_{r:03d}.pt"
             if strat_ckpt.exists():
-                from autoal.loop import _load_checkpoint
-
-                loop.strategy.load_state_dict(_load_checkpoint(strat_ckpt, "cpu"))
+                strategy.load_state_dict(load_checkpoint(strat_ckpt, "cpu"))
 
             if cfg.runtime.num_threads:
                 torch.set_num_threads(cfg.runtime.num_threads)
             seed = int(cfg.al.seed)
             train_seed = derive_seed(seed, r, "train")
-            model = loop.new_model(train_seed)
-            losses = loop.train(model, labeled, train_seed)
-            cache = loop.score(model, unlabeled, derive_seed(seed, r, "cache"))
-            labeled_cache = None
-            if "labeled_cache" in loop.strategy.needs:
-                labeled_cache = loop.score(model, labeled, derive_seed(seed, r, "cache") + 1)
-            ctx = QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=b,
-                               rng=round_rng(seed, r, "query"), round=r, seed=derive_seed(seed, r, "search"),
-                               labeled_cache=labeled_cache, model=model, dataset=ds, device=loop.device,
-                               train_fn=loop.train, model_factory=loop.new_model, score_fn=loop.score,
-                               progress=not cfg.runtime.quiet, train_config=cfg.train)
-            selected = np.asarray(loop.strategy.query(ctx), dtype=np.int64)
-            _check_selection(selected, unlabeled, b, loop.strategy.name)
-            scores, order = _batch_scores(loop.strategy, cache, unlabeled, selected)
+            model = learner.new_model(train_seed)
+            losses = learner.train(model, labeled, train_seed)
+            q = query_step(strategy, learner, model, labeled, unlabeled, b, seed=seed, round_=r,
+                           progress=not cfg.runtime.quiet)
+            selected, cache = q.selected, q.cache
+            scores, order = _batch_scores(strategy, cache, unlabeled, selected)
             selected, scores = selected[order], scores[order]
             pos = np.searchsorted(unlabeled, selected)
             predicted = cache.probs[torch.as_tensor(pos, device=cache.probs.device)].argmax(1).cpu().tolist()
@@ -149,9 +132,9 @@ class LabelingProject:
             csv_path = self.dir / "batches" / f"round_{r:03d}.csv"
             pending = {"round": r, "csv": str(csv_path), "sample_ids": ids, "scores": [float(s) for s in scores],
                        "predicted": [st["classes"][p] for p in predicted],
-                       "train_loss": float(losses[-1]) if losses else None, "strategy": loop.strategy.name}
+                       "train_loss": float(losses[-1]) if losses else None, "strategy": strategy.name}
             # writes: strategy state and CSV first, labels.json last (the commit point)
-            sd = loop.strategy.state_dict()
+            sd = strategy.state_dict()
             if sd:
                 atomic_torch_save(self.dir / "checkpoints" / f"strategy_{r + 1:03d}.pt", sd)
             atomic_write_bytes(csv_path, batch_csv(ids, files, scores))
@@ -185,8 +168,6 @@ class LabelingProject:
     # -- import -----------------------------------------------------------------------------
     def import_batch(self, csv_file: str | Path, allow_partial: bool | None = None) -> ImportResult:
         """Validate a filled-in CSV against the waiting batch and add its labels to L."""
-        from autoal.tracking import check_tracking_uri
-
         allow_partial = self.lcfg.allow_partial if allow_partial is None else allow_partial
         csv_path = Path(csv_file).expanduser().resolve()
         if not csv_path.is_file():

@@ -258,7 +258,7 @@ class LookaheadSearch:
             elif self.fitnet is not None and getattr(self.fitnet, "spec", None) == spec:
                 net = self.fitnet
             self.fitnet = net
-        base = ctx.train_config if ctx.train_config is not None else TrainConfig()
+        base = ctx.learner.train_cfg if ctx.learner is not None else TrainConfig()
         f = self.p.fitnet_steps
         cfg = dataclasses.replace(base, epochs=max(1, math.ceil(base.epochs * f)),
                                   min_steps=math.ceil(base.min_steps * f))

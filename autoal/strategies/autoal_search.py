@@ -402,9 +402,9 @@ class AutoAL(Strategy):
     def _labeled_cache(self, ctx: QueryContext, labeled: np.ndarray) -> PoolCache:
         if ctx.labeled_cache is not None and np.array_equal(ctx.labeled_cache.indices, labeled):
             return ctx.labeled_cache
-        if ctx.score_fn is None or ctx.model is None:
-            raise ValueError("candidate_model 'task' needs the task model's cache of L (labeled_cache or score_fn)")
-        return ctx.score_fn(ctx.model, labeled, int(ctx.seed) + 3)
+        if ctx.learner is None or ctx.model is None:
+            raise ValueError("candidate_model 'task' needs the task model's cache of L (labeled_cache or the learner)")
+        return ctx.learner.score(ctx.model, labeled, int(ctx.seed) + 3)
 
     def _trace(self, ctx: QueryContext, stats, S_u: torch.Tensor, w: torch.Tensor, theta: float, pos: np.ndarray,
                t_cand: float, t_search: float, t_sel: float, t_total: float) -> None:

@@ -15,15 +15,16 @@ computes it once and only when needed:
 - ``embeddings``, ``mc``: parts of the shared pool cache;
 - ``labeled_cache``: the same cache over the labeled set;
 - ``model``, ``dataset``: the trained task model and the data (for gradient embeddings, extra
-  models, re-training). The context also carries ``model_factory(seed)`` (a fresh task model),
-  ``train_fn(model, indices, seed)`` (the loop's training routine) and
-  ``score_fn(model, indices, seed)`` (the loop's cache computation).
+  models, re-training). The context also carries the run's ``learner``
+  (:class:`autoal.learner.Learner`, see :class:`TaskLearner`): ``new_model(seed)``,
+  ``train(model, indices, seed)``, ``score(model, indices, seed)`` and the task recipe
+  ``train_cfg``, so that a strategy's own models are built and trained as the task model is.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -32,6 +33,19 @@ from autoal.cache import PoolCache
 from autoal.selection import mask_from_positions, top_n
 
 NEEDS = frozenset({"probs", "embeddings", "mc", "labeled_cache", "model", "dataset"})
+
+
+class TaskLearner(Protocol):
+    """What a strategy may ask of the task model's owner (:class:`autoal.learner.Learner`)."""
+
+    train_cfg: Any
+
+    def new_model(self, seed: int) -> torch.nn.Module: ...
+
+    def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress: Any = None
+              ) -> list[float]: ...
+
+    def score(self, model: torch.nn.Module, indices: np.ndarray, seed: int) -> PoolCache: ...
 
 
 @dataclass
@@ -49,12 +63,9 @@ class QueryContext:
     model: torch.nn.Module | None = None
     dataset: Any = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    train_fn: Callable[..., Any] | None = None
-    model_factory: Callable[[int], torch.nn.Module] | None = None
-    score_fn: Callable[..., PoolCache] | None = None
-    #: the loop's TrainConfig, for strategies that train models with their own loop (LPL) or in
-    #: other processes (ENSvarR on Ray) exactly as ``train_fn`` would
-    train_config: Any = None
+    #: the run's learner: None where a strategy is used on a cache alone (strategies that train
+    #: models of their own then say so through ``needs``)
+    learner: TaskLearner | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
     progress: bool = False

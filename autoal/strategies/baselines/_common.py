@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from autoal.strategies.base import QueryContext
+from autoal.training import TrainConfig
 
 
 def require_ctx(ctx: QueryContext | None, name: str, *fields: str) -> QueryContext:
@@ -32,12 +33,9 @@ def rng_seed(rng: np.random.Generator) -> int:
 
 
 def loop_train_config(ctx: QueryContext) -> Any:
-    """The loop's TrainConfig from the context, else the library default."""
-    cfg = getattr(ctx, "train_config", None)
-    if cfg is not None:
-        return cfg
-    from autoal.training import TrainConfig
-
+    """The task recipe (the learner's TrainConfig), else the library default."""
+    if ctx.learner is not None:
+        return ctx.learner.train_cfg
     return TrainConfig()
 
 

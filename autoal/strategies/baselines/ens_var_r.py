@@ -27,7 +27,7 @@ def variation_ratio(votes: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 def _member_votes(model: torch.nn.Module, rng_state: torch.Tensor, dataset: Any, labeled: np.ndarray,
                   unlabeled: np.ndarray, train_cfg: Any, seed: int, use_cuda: bool, batch_size: int) -> np.ndarray:
-    """Train one member (already initialized) on ``labeled`` as the loop's ``train_fn`` does,
+    """Train one member (already initialized) on ``labeled`` as the learner's ``train`` does,
     then return its predicted labels over ``unlabeled``. Runs in a Ray worker: the global torch
     RNG (dropout masks) is restored to the state it had after the member's seeded
     initialization in the driver, so that the result equals the sequential path's."""
@@ -56,8 +56,7 @@ class EnsembleVarRatio(Strategy):
 
     Choices where the paper leaves room: (1) member 0 is the round's task model (its votes come
     from the shared cache) unless ``reuse_task_model`` is false; the other members are fresh
-    models from ``ctx.model_factory`` trained by ``ctx.train_fn`` and scored by
-    ``ctx.score_fn`` with seeds derived from the round's seed and the member index; (2) members
+    models from ``ctx.learner`` (``new_model``, ``train``, ``score``) with seeds derived from the round's seed and the member index; (2) members
     retrain from scratch every round (the paper's setting); (3) the variation ratio takes M + 1
     discrete values, and ties are broken by the round's seeded order (no secondary score);
     (4) default size 5.
@@ -98,8 +97,8 @@ class EnsembleVarRatio(Strategy):
         seeds = self.member_seeds(ctx.seed)
         if seeds:
             ray = sys.modules.get("ray")  # Ray cannot be initialized unless someone imported it
-            # off-process members need the loop's train config to train exactly as train_fn does
-            if ray is not None and ray.is_initialized() and getattr(ctx, "train_config", None) is not None:
+            # off-process members train with the learner's recipe, exactly as its train() does
+            if ray is not None and ray.is_initialized() and ctx.learner is not None:
                 rows += self._votes_ray(ctx, seeds)
                 self.last_backend = "ray"
             else:
@@ -109,20 +108,20 @@ class EnsembleVarRatio(Strategy):
         return self.last_votes
 
     def _votes_sequential(self, ctx: QueryContext, seeds: list[int]) -> list[torch.Tensor]:
-        ctx = require_ctx(ctx, self.name, "model_factory", "train_fn", "score_fn")
+        learner = require_ctx(ctx, self.name, "learner").learner
         out = []
         for s in seeds:
-            model = ctx.model_factory(s)
-            ctx.train_fn(model, ctx.labeled, s)
-            out.append(ctx.score_fn(model, ctx.unlabeled, s).probs.argmax(1).cpu())
+            model = learner.new_model(s)
+            learner.train(model, ctx.labeled, s)
+            out.append(learner.score(model, ctx.unlabeled, s).probs.argmax(1).cpu())
             del model
         return out
 
     def _votes_ray(self, ctx: QueryContext, seeds: list[int]) -> list[torch.Tensor]:
         import ray
 
-        ctx = require_ctx(ctx, self.name, "model_factory", "dataset", "train_config")
-        train_cfg = ctx.train_config
+        ctx = require_ctx(ctx, self.name, "learner", "dataset")
+        train_cfg = ctx.learner.train_cfg
         use_cuda = ctx.device.type == "cuda"
         gpus = self.ray_num_gpus
         if gpus is None:
@@ -131,7 +130,7 @@ class EnsembleVarRatio(Strategy):
         ds_ref = ray.put(ctx.dataset)
         refs = []
         for s in seeds:
-            model = ctx.model_factory(s)  # seeded init in the driver, exactly as the sequential path
+            model = ctx.learner.new_model(s)  # seeded init in the driver, exactly as the sequential path
             state = torch.get_rng_state()
             refs.append(task.remote(copy.deepcopy(model).cpu(), state, ds_ref, ctx.labeled, ctx.unlabeled,
                                     train_cfg, s, use_cuda and gpus > 0, self.score_batch_size))

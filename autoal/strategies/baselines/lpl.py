@@ -90,7 +90,7 @@ class LearningLoss(Strategy):
     A loss prediction module (LPM) reads the task model's four stage outputs and is trained
     jointly with it on L, with the paper's margin ranking loss against the per-sample
     cross-entropy (weight λ, margin ξ); the samples of U with the highest predicted loss are
-    queried. Each round the strategy trains its own fresh task model (``ctx.model_factory``)
+    queried. Each round the strategy trains its own fresh task model (``ctx.learner.new_model``)
     together with a fresh LPM on L, with the loop's training schedule unless overridden here.
 
     Choices where the paper leaves room (and differences to it): (1) the jointly trained model
@@ -134,8 +134,8 @@ class LearningLoss(Strategy):
 
     def fit(self, ctx: QueryContext) -> tuple[Backbone, LossPredictionModule]:
         """Train a task model and its LPM jointly on the labeled set (fresh or warm-started)."""
-        ctx = require_ctx(ctx, self.name, "model_factory", "dataset")
-        model = ctx.model_factory(ctx.seed)
+        ctx = require_ctx(ctx, self.name, "learner", "dataset")
+        model = ctx.learner.new_model(ctx.seed)
         lpm = LossPredictionModule(model.stage_channels, self.hidden).to(ctx.device)
         if self.warm_start and self._saved is not None:
             model.load_state_dict(self._saved["model"])
@@ -149,7 +149,7 @@ class LearningLoss(Strategy):
 
     def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
                          ) -> np.ndarray:
-        ctx = require_ctx(ctx, self.name, "model_factory", "dataset")
+        ctx = require_ctx(ctx, self.name, "learner", "dataset")
         model, lpm = self.fit(ctx)
         m = len(cache)
         if 0 < self.subset < m:

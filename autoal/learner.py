@@ -1,0 +1,99 @@
+"""The owner of the task model (in the spirit of baal's ``ModelWrapper``): it builds the model from
+the config, trains it on a labeled set, evaluates it on the test split and scores samples into the
+round's :class:`~autoal.cache.PoolCache`. The loop, the labeling project, the benchmarks and the
+strategies that train models of their own (LPL, ENSvarR, AutoAL) all go through it, so a model is
+built and trained the same way everywhere."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from autoal.cache import PoolCache, compute_cache
+from autoal.config import ModelConfig, RunConfig
+from autoal.data.base import ALDataset
+from autoal.device import prepare_model, resolve_device
+from autoal.errors import ConfigError
+from autoal.models import Backbone, build_model
+from autoal.seeding import seed_torch
+from autoal.training import TrainConfig, evaluate, train_model
+
+Scorer = Callable[..., PoolCache]  # compute_cache's signature; autoal.executors.ray_scoring.RayScorer
+
+
+class Learner:
+    """The task model's recipe on one data set. ``scorer`` computes caches (default: in this
+    process; :func:`default_scorer` picks the Ray actors of ``scoring.executor=ray``)."""
+
+    def __init__(self, dataset: ALDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
+                 device: torch.device, mc_samples: int = 0, mc_masks: str = "consistent",
+                 scoring_batch_size: int = 1024, scorer: Scorer | None = None) -> None:
+        self.dataset = dataset
+        self.model_cfg = model_cfg
+        self.train_cfg = train_cfg
+        self.device = device
+        self.mc_samples = int(mc_samples)
+        self.mc_masks = mc_masks
+        self.scoring_batch_size = int(scoring_batch_size)
+        self.scorer = scorer if scorer is not None else compute_cache
+        self._images: torch.Tensor | None = None
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, dataset: ALDataset, scorer: Scorer | None = None) -> "Learner":
+        """The learner a run config describes; a CUDA device that is not there is a ConfigError."""
+        device = resolve_device(cfg.runtime.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"runtime.device: {cfg.runtime.device!r} requested but no CUDA device is visible; "
+                              "use runtime.device=auto or cpu")
+        return cls(dataset, cfg.model, cfg.train, device=device, mc_samples=cfg.al.mc_samples,
+                   mc_masks=cfg.al.mc_masks, scoring_batch_size=cfg.scoring.batch_size,
+                   scorer=scorer if scorer is not None else default_scorer(cfg))
+
+    def check_needs(self, strategy: Any) -> None:
+        """A strategy that reads MC-dropout summaries needs ``al.mc_samples >= 1``."""
+        if "mc" in strategy.needs and self.mc_samples < 1:
+            raise ConfigError(f"al.mc_samples: strategy {strategy.name!r} needs Monte-Carlo dropout samples; "
+                              f"set al.mc_samples >= 1 (got {self.mc_samples})")
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The pool, moved to the device once and kept there."""
+        if self._images is None:
+            self._images = self.dataset.x_train.to(self.device)
+        return self._images
+
+    def new_model(self, seed: int) -> Backbone:
+        """A freshly initialized task model (seeded), on the device, channels-last."""
+        seed_torch(seed)
+        m = self.model_cfg
+        model = build_model(m.name, self.dataset.in_channels, self.dataset.num_classes, self.dataset.image_size,
+                            dropout=m.dropout, width=m.width, embedding_norm=m.embedding_norm)
+        return prepare_model(model, self.device)
+
+    def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress=None) -> list[float]:
+        """Train ``model`` on the pool samples ``indices`` with the task recipe; per-epoch losses."""
+        return train_model(model, self.dataset, indices, self.train_cfg, device=self.device, seed=seed,
+                           images=self.images, progress=progress)
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Accuracy and balanced accuracy on the test split."""
+        return evaluate(model, self.dataset, device=self.device)
+
+    def score(self, model: Backbone, indices: np.ndarray, seed: int) -> PoolCache:
+        """The cache (probabilities, embeddings, MC summaries) of the pool samples ``indices``."""
+        return self.scorer(model, self.dataset, indices, mc_samples=self.mc_samples,
+                           batch_size=self.scoring_batch_size, device=self.device, seed=seed,
+                           images=self.images, mc_masks=self.mc_masks)
+
+
+def default_scorer(cfg: RunConfig) -> Scorer:
+    """``scoring.executor``: ``local`` (this process) or ``ray`` (data-parallel Ray actors)."""
+    if cfg.scoring.executor == "local":
+        return compute_cache
+    if cfg.scoring.executor == "ray":
+        from autoal.executors.ray_scoring import RayScorer
+
+        return RayScorer(num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor,
+                         num_cpus=cfg.scoring.num_cpus)
+    raise ConfigError(f"scoring.executor: unknown executor {cfg.scoring.executor!r}; valid choices: local, ray")
