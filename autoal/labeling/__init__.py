@@ -1,8 +1,8 @@
 """Labeling by a person: the AL loop on a user's own unlabeled images.
 
 Each round, ``export`` trains the task model on the labeled set L, scores the unlabeled images
-with the configured strategy (the building blocks of :class:`autoal.loop.ActiveLearningLoop`:
-``new_model``, ``train``, ``score`` and the strategy's ``query``) and writes the next batch to
+with the configured strategy (the loop's own pieces: :class:`autoal.learner.Learner` and
+:func:`autoal.query_step.query_step`) and writes the next batch to
 label as a CSV; a person fills in the ``label`` column; ``import`` validates the file, adds the
 samples to L with the round number, and the next ``export`` continues.
 

@@ -56,7 +56,8 @@ class EnsembleVarRatio(Strategy):
 
     Choices where the paper leaves room: (1) member 0 is the round's task model (its votes come
     from the shared cache) unless ``reuse_task_model`` is false; the other members are fresh
-    models from ``ctx.learner`` (``new_model``, ``train``, ``score``) with seeds derived from the round's seed and the member index; (2) members
+    models from ``ctx.learner`` (``new_model``, ``train``, ``score``) with seeds derived from the
+    round's seed and the member index; (2) members
     retrain from scratch every round (the paper's setting); (3) the variation ratio takes M + 1
     discrete values, and ties are broken by the round's seeded order (no secondary score);
     (4) default size 5.
