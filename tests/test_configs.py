@@ -18,6 +18,10 @@ def test_every_group_option_composes(group, option):
     cfg = run_config(compose(over))
     if group == "strategy":  # a named configuration of a strategy carries the strategy's name
         assert cfg.strategy.name == {"autoal_paper": "autoal"}.get(option, option)
+        from autoal.strategies import build_strategy
+
+        built = build_strategy(cfg.strategy.name, **cfg.strategy.params)  # every param a constructor argument
+        assert built.name == cfg.strategy.name
     if group == "dataset":
         assert cfg.dataset.name == option
 
