@@ -15,6 +15,7 @@ from autoal.config import ModelConfig, RunConfig
 from autoal.data.base import ALDataset
 from autoal.device import prepare_model, resolve_device
 from autoal.errors import ConfigError
+from autoal.executors.ray_scoring import RayScorer
 from autoal.models import Backbone, build_model
 from autoal.seeding import seed_torch
 from autoal.training import TrainConfig, evaluate, train_model
@@ -92,8 +93,6 @@ def default_scorer(cfg: RunConfig) -> Scorer:
     if cfg.scoring.executor == "local":
         return compute_cache
     if cfg.scoring.executor == "ray":
-        from autoal.executors.ray_scoring import RayScorer
-
         return RayScorer(num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor,
                          num_cpus=cfg.scoring.num_cpus)
     raise ConfigError(f"scoring.executor: unknown executor {cfg.scoring.executor!r}; valid choices: local, ray")

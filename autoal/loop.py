@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from autoal import __version__
 from autoal.config import RunConfig
 from autoal.data import ALDataset, load_dataset
 from autoal.errors import StateError
@@ -23,11 +24,13 @@ from autoal.faults import strike
 from autoal.learner import Learner
 from autoal.metrics import aubc
 from autoal.models import Backbone
+from autoal.plots import learning_curve
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed, round_rng, seed_torch
-from autoal.state import (STATE_FILE, STRATEGY_FILE, RunState, atomic_torch_save, atomic_write_json, load_checkpoint,
+from autoal.state import (RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_json, load_checkpoint,
                           lock_folder, remove_stale_temps)
 from autoal.strategies import Strategy, build_strategy
+from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, flatten, git_sha
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
@@ -242,9 +245,6 @@ class ActiveLearningLoop:
                     p.unlink(missing_ok=True)
 
     def _start_tracking(self, state: RunState) -> None:
-        from autoal import __version__
-        from autoal.tracking import flatten, git_sha
-
         run_id = self.tracker.start(state.tracking_run_id)
         if run_id != state.tracking_run_id:
             state.tracking_run_id = run_id
@@ -282,8 +282,6 @@ class ActiveLearningLoop:
                          tracking_run_id=state.tracking_run_id)
 
     def _finish_tracking(self, result: RunResult) -> None:
-        from autoal.plots import learning_curve
-
         labels, accs = result.curve
         last = len(result.history) - 1
         if last not in self.tracker.logged_steps("aubc"):  # a rerun of a finished run logs nothing twice
@@ -303,8 +301,6 @@ def _jsonable(v: Any) -> bool:
 
 
 def _default_tracker(cfg: RunConfig):
-    from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri
-
     if not cfg.tracking.enabled:
         return NullTracker()
     check_tracking_uri(cfg.tracking.uri)

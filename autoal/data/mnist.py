@@ -38,6 +38,7 @@ import torch
 from autoal.data.base import ALDataset
 from autoal.data.files import augmentation_option
 from autoal.data.registry import DataSpec, register_dataset
+from autoal.data.vision import _download
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
 
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -266,8 +267,6 @@ def _download_idx(root: Path) -> None:
     mirrors and MD5 checksums, unpacking each next to its archive."""
     from torchvision.datasets import MNIST
     from torchvision.datasets.utils import download_and_extract_archive
-
-    from autoal.data.vision import _download
 
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,8 @@ import torch
 
 from autoal.cache import PoolCache, cache_from_embeddings, compute_cache, embed_pool
 from autoal.data.base import ALDataset
-from autoal.models import Backbone
+from autoal.device import prepare_model
+from autoal.models import Backbone, build_model
 
 
 def weights_key(model: torch.nn.Module, state_dict: dict[str, torch.Tensor] | None = None) -> str:
@@ -100,9 +101,6 @@ class ScoringWorker:
         ``[key, ObjectRef]`` pairs, nested in lists so that Ray does not resolve the refs on
         every call: each is fetched only when its key changes."""
         import ray
-
-        from autoal.device import prepare_model
-        from autoal.models import build_model
 
         w_key, w_ref = weights
         if w_key != self._model_key:

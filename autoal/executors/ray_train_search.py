@@ -54,7 +54,8 @@ import torch
 
 from autoal.cache import PoolCache
 from autoal.device import prepare_batch, prepare_model
-from autoal.search.search import CycleStats, SearchBatch, SearchConfig, SearchNets, SearchOptimizers
+from autoal.models import build_model
+from autoal.search.search import CycleStats, SearchBatch, SearchConfig, SearchNets, SearchOptimizers, search_cycle
 
 STATE_FILE = "search_state.pt"
 _NET_NAMES = ("searchnet", "fitnet", "lpm")
@@ -192,8 +193,6 @@ def _fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, dev
                 ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """A fresh net of the same build (``build_model(**net.spec)`` under ``torch.manual_seed``)
     and a fresh optimizer of the same kind and hyperparameters."""
-    from autoal.models import build_model
-
     spec = getattr(net, "spec", None)
     if spec is None:
         raise ValueError("FitNet reset on Ray Train needs a net built by autoal.models.build_model (net.spec)")
@@ -208,8 +207,6 @@ def _train_loop(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
     import torch.distributed as tdist
-
-    from autoal.search.search import search_cycle
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()

@@ -39,13 +39,6 @@ class Problems:
         raise LabelFileError(f"{head}:\n  {body}")
 
 
-
-def image_extensions() -> set[str]:
-    from autoal.data.files import image_extensions
-
-    return image_extensions()
-
-
 def scan_images(folder: Path, exts: set[str], exclude: Path | None = None, prefix: str | None = None) -> list[str]:
     """Sorted image files under ``folder`` (any depth, hidden skipped) as posix paths relative to
     ``folder`` (with ``prefix/`` in front when given), leaving out ``exclude`` (the project)."""

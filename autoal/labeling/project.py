@@ -13,15 +13,17 @@ import torch
 
 from autoal.config import RunConfig
 from autoal.data.base import ALDataset
+from autoal.data.files import image_extensions, load_image_files
 from autoal.errors import ConfigError, DataError, LabelFileError, StateError, TrackingError
+from autoal.labeling.config import ExportResult, ImportResult, LabelingConfig, MAX_LISTED, STATE_NAME, STATE_VERSION
+from autoal.labeling.files import Problems, Row, batch_csv, read_csv, same_file, scan_images
 from autoal.learner import Learner
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed
 from autoal.state import atomic_torch_save, atomic_write_bytes, atomic_write_json, load_checkpoint, lock_folder
 from autoal.strategies import build_strategy
-from autoal.tracking import check_tracking_uri
-from autoal.labeling.config import ExportResult, ImportResult, LabelingConfig, MAX_LISTED, STATE_NAME, STATE_VERSION
-from autoal.labeling.files import Problems, Row, batch_csv, image_extensions, read_csv, same_file, scan_images
+from autoal.strategies.base import ScoreStrategy
+from autoal.tracking import MLflowTracker, check_tracking_uri, flatten
 
 
 class LabelingProject:
@@ -368,8 +370,6 @@ class LabelingProject:
         return st
 
     def _dataset(self, st: dict[str, Any]) -> ALDataset:
-        from autoal.data.files import load_image_files
-
         root = Path(st["images"])
         paths = [root / f for f in st["pool"]]
         x = load_image_files(paths, self.lcfg.image_size, self.lcfg.channels, "labeling")
@@ -398,8 +398,6 @@ class LabelingProject:
         if not cfg.tracking.enabled:
             return None
         try:
-            from autoal.tracking import MLflowTracker, flatten
-
             tracker = MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=self.dir.name,
                                     tags=cfg.tracking.tags)
             run_id = tracker.start(st.get("tracking_run_id"))
@@ -449,8 +447,6 @@ def _batch_scores(strategy: Any, cache: Any, unlabeled: np.ndarray, selected: np
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(scores of the selected samples, the order to write them in: most informative first).
     A :class:`~autoal.strategies.base.ScoreStrategy` gives its score; others their 1-based rank."""
-    from autoal.strategies.base import ScoreStrategy
-
     if isinstance(strategy, ScoreStrategy):
         s = strategy.compute_score(cache).float().cpu().numpy()
         vals = s[np.searchsorted(unlabeled, selected)]

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from autoal.errors import ConfigError
+from autoal.paths import conf_dir
+from autoal.platform.sweep import SweepSpec, plan_resources, train_workers
 
 REQUIRED_ENV = ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")
 _PIP_INSTALL = re.compile(r"\b(?:uv\s+)?pip3?\s+install\b|\bpython3?\s+-m\s+pip\s+install\b")
@@ -500,8 +502,6 @@ def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mappin
     - A sweep file (a name under ``conf/sweep/`` or a path): its raw ``resources_per_trial``.
     Returns None when the sweep file does not declare resources."""
     if isinstance(sweep, Mapping):
-        from autoal.platform.sweep import SweepSpec, train_workers, plan_resources
-
         cfg = {k: v for k, v in sweep.items() if k != "sweep"}
         spec = SweepSpec.from_dict(sweep.get("sweep"))
         capacity = cluster_capacity(cluster) if cluster is not None else {"CPU": 1.0}
@@ -513,8 +513,6 @@ def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mappin
         return {"bundles": bundles, "strategy": "PACK"}
 
     import yaml
-
-    from autoal.paths import conf_dir
 
     path = Path(sweep)
     if not path.suffix:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autoal.errors import TrackingError
+from autoal.metrics import aubc
+from autoal.plots import learning_curve, save_figure
 from autoal.tracking import call_serialized, sqlite_lock_path
 
 ROLE_TAG = "autoal_role"
@@ -157,8 +159,6 @@ def trial_table(df):
     """One row per trial: arm, seed, status, rounds, AUBC (the run's logged value, else computed
     from its curve), final accuracy, and total seconds per phase."""
     import pandas as pd
-
-    from autoal.metrics import aubc
 
     rows = []
     for (trial, run_id), g in df.groupby(["trial", "run_id"], sort=False):
@@ -315,8 +315,6 @@ def runtime_markdown(rt) -> str:
 
 def plot_learning_curves(df, path: str | Path, order: Sequence[str], title: str = "") -> Path | None:
     """Accuracy vs labels per arm over its finished runs, mean ± std; None when none finished."""
-    from autoal.plots import learning_curve
-
     done = df[df["status"] == "FINISHED"]
     curves = {}
     for arm in order:
@@ -345,8 +343,6 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str = "w_mean
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from autoal.plots import save_figure
 
     n = len(arms)
     ncols = min(n, 3)

@@ -61,20 +61,22 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
+from autoal.data.base import random_crop_flip
 from autoal.device import prepare_batch, prepare_model
-from autoal.errors import ConfigError
-from autoal.models import model_family, model_names
+from autoal.errors import ConfigError, StateError
+from autoal.executors.ray_train_search import CyclePlan, run_search_on_ray_train
 from autoal.lpm import LossPredictionModule
+from autoal.models import model_family, model_names
 from autoal.search.nets import build_fitnet, build_searchnet
-from autoal.search.search import (CANDIDATE_SCORES, SEARCHNET_INPUTS, SearchConfig, SearchNets, SearchOptimizers,
+from autoal.search.search import (CANDIDATE_SCORES, SearchConfig, SEARCHNET_INPUTS, SearchNets, SearchOptimizers,
                                   make_optimizers, pool_scores, query_fraction, search_cycle, split_labeled)
 from autoal.selection import top_n
-from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies import candidates as _candidates
+from autoal.strategies.autoal_lookahead import GATES, LookaheadParams, LookaheadSearch, SELECTIONS
+from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies.candidates import PAPER_CANDIDATES
-from autoal.strategies.typiclust import TypiClust
-from autoal.strategies.autoal_lookahead import GATES, SELECTIONS, LookaheadParams, LookaheadSearch
 from autoal.strategies.registry import register_strategy
+from autoal.strategies.typiclust import TypiClust
 
 CANDIDATE_MODELS = ("fitnet", "task")
 FITNET_RESETS = ("cycle", "round", "never")
@@ -354,7 +356,6 @@ class AutoAL(Strategy):
         for c in range(p["cycles"]):
             cycle_seed = int(rng.integers(0, 2**31 - 1))
             if plans is not None:  # ray_train: plan the cycles here, run them all in one TorchTrainer below
-                from autoal.executors.ray_train_search import CyclePlan
 
                 reset = not fresh and (p["fitnet_reset"] == "cycle" or (p["fitnet_reset"] == "round" and c == 0))
                 a_pos, v_pos = split_labeled(len(labeled), rng)
@@ -377,8 +378,6 @@ class AutoAL(Strategy):
             t_cand += st.seconds_candidates
             t_search += st.seconds_updates
         if plans is not None:
-            from autoal.executors.ray_train_search import run_search_on_ray_train
-
             t_ray = time.perf_counter()
             stats = run_search_on_ray_train(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates,
                                             augment=augment, num_workers=p["num_workers"])
@@ -456,7 +455,6 @@ class AutoAL(Strategy):
         if not state:
             return
         if state.get("version") != _STATE_VERSION:
-            from autoal.errors import StateError
             raise StateError(f"autoal strategy state has version {state.get('version')!r}; expected {_STATE_VERSION}")
         self.rounds_done = int(state.get("rounds_done", 0))
         if state.get("formulation", "paper") != self.formulation:
@@ -495,7 +493,6 @@ def _augment_fn(ds):
     """FitNet's training augmentation on normalized batches (none for digits-like data)."""
     if getattr(ds, "augmentation", "none") == "none":
         return None
-    from autoal.data.base import random_crop_flip
 
     flip = ds.augmentation == "crop_flip"
     return lambda x, gen: random_crop_flip(x, flip=flip, generator=gen)

@@ -21,6 +21,7 @@ import torch
 
 from autoal.cache import PoolCache
 from autoal.distances import sq_dists
+from autoal.errors import ConfigError
 from autoal.kmeans import kmeans
 from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies.registry import register_strategy
@@ -101,8 +102,6 @@ class TypiClust(Strategy):
         for key, val, lo in (("k_nn", k_nn, 1), ("min_cluster", min_cluster, 1), ("max_clusters", max_clusters, 1),
                              ("iters", iters, 1)):
             if isinstance(val, bool) or not isinstance(val, int) or val < lo:
-                from autoal.errors import ConfigError
-
                 raise ConfigError(f"strategy.params.{key}: must be an integer >= {lo}; got {val!r}")
         self.k_nn, self.min_cluster, self.max_clusters, self.iters = k_nn, min_cluster, max_clusters, iters
 

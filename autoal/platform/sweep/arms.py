@@ -7,9 +7,11 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from autoal.config import RunConfig
 from autoal.errors import ConfigError
-from autoal.platform.sweep.spec import (CONFIG_SECTIONS, ComposeFn, SweepSpec, expand_points, flatten_space,
+from autoal.platform.sweep.spec import (ComposeFn, CONFIG_SECTIONS, SweepSpec, expand_points, flatten_space,
                                         parse_space, plain_value)
+from autoal.strategies import build_strategy, strategy_names
 
 
 @dataclass
@@ -94,7 +96,6 @@ def resolve_groups(base: dict[str, Any], groups: Mapping[str, str], compose_fn: 
         if set(groups) - {"strategy"}:
             raise ConfigError(f"sweep: selecting config-group options ({', '.join(sorted(groups))}) needs the "
                               "pipelines' config composer; use dotted keys instead")
-        from autoal.strategies import strategy_names
 
         name = groups["strategy"]
         if name not in strategy_names():
@@ -109,8 +110,6 @@ def resolve_groups(base: dict[str, Any], groups: Mapping[str, str], compose_fn: 
 def build_arms(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None) -> list[Arm]:
     """Every arm of the sweep, each with its full run config validated by
     :meth:`RunConfig.from_dict` (seed set to the sweep's first seed for validation)."""
-    from autoal.config import RunConfig
-
     domains = parse_space(spec.space)
     points = expand_points(domains, spec.num_samples, spec.sample_seed)
     varying = [k for k, d in domains.items() if not (isinstance(d, dict) and len(d.get("grid_search", [0, 0])) < 2)]
@@ -139,7 +138,6 @@ def build_arms(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | No
         set_dotted(probe, "al.seed", spec.seeds[0])
         try:
             rc = RunConfig.from_dict(probe)
-            from autoal.strategies import build_strategy
 
             build_strategy(rc.strategy.name, **rc.strategy.params)  # unknown names / parameters, now
         except ConfigError as e:

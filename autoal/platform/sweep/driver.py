@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from autoal import __version__
 from autoal.errors import ConfigError
 from autoal.faults import once_from_env
-from autoal.tracking import call_serialized, sqlite_lock_path
+from autoal.platform.report import write_report
 from autoal.platform.sweep.arms import Arm, build_arms
 from autoal.platform.sweep.progress import make_progress_callback
 from autoal.platform.sweep.resources import ResourcePlan, plan_resources
 from autoal.platform.sweep.spec import ComposeFn, META_FILE, ROLE_TAG, SweepSpec
 from autoal.platform.sweep.trial import TrialContext, abs_path, absolutize, trial_fn
+from autoal.tracking import call_serialized, check_tracking_uri, ensure_experiment, flatten, git_sha, sqlite_lock_path
 
 
 @dataclass
@@ -110,9 +112,6 @@ def _parent_run(uri: str, experiment: str, sweep_id: str, spec: SweepSpec, base:
     """Create (or, on resume, reopen) the sweep's parent run; return its id."""
     from mlflow.tracking import MlflowClient
 
-    from autoal import __version__
-    from autoal.tracking import ensure_experiment, flatten, git_sha
-
     lock = sqlite_lock_path(uri)
 
     def go() -> str:
@@ -183,8 +182,6 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     experiment = tracking.get("experiment", "autoal")
     parent_run_id = None
     if enabled:
-        from autoal.tracking import check_tracking_uri
-
         check_tracking_uri(uri)
         parent_run_id = _parent_run(uri, experiment, sweep_id, spec, base, arms, meta.get("parent_run_id"))
     runs_dir = str(Path((base.get("runtime") or {}).get("output_dir") or "runs") / "sweeps" / sweep_id)
@@ -257,8 +254,6 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
         _finish_parent(uri, parent_run_id, result)
         if spec.report and not interrupted:
             try:
-                from autoal.platform.report import write_report
-
                 rep_dir = spec.report_dir or str(Path(runs_dir).parent.parent / "reports" / sweep_id)
                 rep = write_report(uri, experiment, sweep_id, rep_dir, reference=spec.reference)
                 result.report_dir = str(rep.out_dir)

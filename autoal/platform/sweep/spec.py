@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping
 
 from autoal.errors import ConfigError
 from autoal.platform.sweep.resources import trial_bundle
+from autoal.strategies import strategy_names
 
 
 SPACE_KINDS = ("grid", "choice", "uniform", "loguniform")
@@ -142,8 +143,6 @@ def parse_space(space: Mapping[str, Any]) -> dict[str, Any]:
         kind, values = kinds[0], spec[kinds[0]]
         if kind in ("grid", "choice"):
             if key in ("strategy", "strategy.name") and values in ("all", ["all"]):
-                from autoal.strategies import strategy_names
-
                 values = strategy_names()
             if not isinstance(values, (list, tuple)) or not values:
                 raise ConfigError(f"{where}.{kind}: expected a non-empty list of values; got {values!r}")

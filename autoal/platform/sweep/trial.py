@@ -12,11 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoal import __version__
+from autoal.config import RunConfig
+from autoal.device import resolve_device
 from autoal.errors import ConfigError
 from autoal.faults import OnceFault, crash_once
-from autoal.tracking import SerializedTracker, absolute_tracking_uri, call_serialized, sqlite_lock_path
+from autoal.loop import ActiveLearningLoop
+from autoal.metrics import aubc
 from autoal.platform.sweep.arms import set_dotted
 from autoal.platform.sweep.spec import ROLE_TAG
+from autoal.state import RunState
+from autoal.tracking import (MLflowTracker, NullTracker, SerializedTracker, absolute_tracking_uri, call_serialized,
+                             git_sha, sqlite_lock_path)
 
 
 @dataclass
@@ -95,14 +102,6 @@ def _checkpoint_of(run_dir: Path, round_: int):
 def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Tune function trainable: one AL run, reported round by round."""
     from ray import tune
-
-    from autoal import __version__
-    from autoal.config import RunConfig
-    from autoal.device import resolve_device
-    from autoal.loop import ActiveLearningLoop
-    from autoal.metrics import aubc
-    from autoal.state import RunState
-    from autoal.tracking import MLflowTracker, NullTracker, git_sha
 
     arm, seed = config["arm"], int(config["seed"])
     cfg = RunConfig.from_dict(trial_config(ctx, arm, seed))

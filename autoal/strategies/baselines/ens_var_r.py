@@ -11,6 +11,7 @@ import torch
 
 from autoal.cache import PoolCache, compute_cache
 from autoal.device import prepare_model
+from autoal.errors import ConfigError
 from autoal.selection import top_n
 from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies.baselines._common import require_ctx, sub_seed
@@ -76,8 +77,6 @@ class EnsembleVarRatio(Strategy):
     def __init__(self, ensemble_size: int = 5, reuse_task_model: bool = True, ray_num_cpus: float = 1.0,
                  ray_num_gpus: float | None = None, score_batch_size: int = 1024) -> None:
         if int(ensemble_size) < 1:
-            from autoal.errors import ConfigError
-
             raise ConfigError(f"strategy (ens_var_r).ensemble_size: must be >= 1; got {ensemble_size!r}")
         self.ensemble_size = int(ensemble_size)
         self.reuse_task_model = bool(reuse_task_model)
