@@ -190,6 +190,12 @@ class RunConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def build_dataclass(cls, d: dict[str, Any], prefix: str):
+    """An instance of the dataclass ``cls`` from the mapping ``d``: unknown keys and values of
+    the wrong type raise ConfigError naming ``prefix`` + the key (nested dataclasses recurse)."""
+    return _build(cls, d, prefix)
+
+
 def _build(cls, d: dict[str, Any], prefix: str):
     if not isinstance(d, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping; got {type(d).__name__}")

@@ -326,7 +326,6 @@ def test_autoal_run_on_digits_logs_the_trace(tmp_path):
 
 
 def test_config_group_lists_every_constructor_default():
-    import inspect
     from pathlib import Path
 
     import yaml
@@ -334,8 +333,9 @@ def test_config_group_lists_every_constructor_default():
     folder = Path(__file__).resolve().parents[1] / "conf" / "strategy"
     conf = yaml.safe_load((folder / "autoal.yaml").read_text())
     assert conf["name"] == "autoal"
-    defaults = {k: list(p.default) if isinstance(p.default, tuple) else p.default
-                for k, p in inspect.signature(AutoAL).parameters.items()}
+    from autoal.strategies.registry import strategy_defaults
+
+    defaults = strategy_defaults("autoal")
     assert conf["params"] == defaults
     # the paper's formulation is a named configuration: the same keys, formulation: paper
     paper = yaml.safe_load((folder / "autoal_paper.yaml").read_text())
@@ -361,3 +361,20 @@ def test_search_nets_run_channels_last_on_cuda(digits_ctx_parts):
     for net in (strategy.nets.searchnet, strategy.nets.fitnet):
         convs = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
         assert convs and all(w.is_cuda and w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+
+
+def test_autoal_params_are_a_typed_dataclass_checked_before_any_work():
+    from autoal.strategies import build_strategy
+    from autoal.strategies.autoal_params import AutoALParams
+
+    s = build_strategy("autoal", lam=2, cycles=3.0, candidates=["margin", "kmeans"])
+    assert isinstance(s.params, AutoALParams) and s.params.lam == 2.0 and isinstance(s.params.lam, float)
+    assert s.params.cycles == 3 and isinstance(s.params.cycles, int) and s.candidate_names == ["margin", "kmeans"]
+    assert AutoALParams.from_params({}) == AutoALParams()
+    for bad, key in (({"cycles": "abc"}, "cycles"), ({"cycles": 2.5}, "cycles"), ({"lpm": 1}, "lpm"),
+                     ({"gate": "nope"}, "gate"), ({"width_factor": 0}, "width_factor"),
+                     ({"prior": {"bald": 1.0}, "candidates": ["margin"]}, "prior")):
+        with pytest.raises(ConfigError, match=f"strategy.params.{key}"):
+            build_strategy("autoal", **bad)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        build_strategy("autoal", lamm=1.0)

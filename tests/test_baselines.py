@@ -17,7 +17,7 @@ from autoal.config import RunConfig
 from autoal.data.base import ALDataset
 from autoal.loop import ActiveLearningLoop, run_experiment
 from autoal.strategies import QueryContext, Strategy, build_strategy, strategy_names
-from autoal.strategies.registry import STRATEGIES
+from autoal.strategies.registry import strategy_defaults
 
 torch.set_num_threads(2)
 
@@ -66,8 +66,7 @@ def test_conf_file_lists_every_parameter_with_its_default(name):
 
     d = yaml.safe_load((CONF / f"{name}.yaml").read_text())
     assert d["name"] == name and name in strategy_names()
-    sig = inspect.signature(STRATEGIES.get(name))
-    defaults = {k: p.default for k, p in sig.parameters.items()}
+    defaults = strategy_defaults(name)
     params = d.get("params") or {}
     assert set(params) == set(defaults)
     for k, v in defaults.items():

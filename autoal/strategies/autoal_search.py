@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,28 +68,22 @@ from autoal.executors.ray_train_search import CyclePlan, run_search_on_ray_train
 from autoal.lpm import LossPredictionModule
 from autoal.models import model_family, model_names
 from autoal.search.nets import build_fitnet, build_searchnet
-from autoal.search.search import (CANDIDATE_SCORES, SearchConfig, SEARCHNET_INPUTS, SearchNets, SearchOptimizers,
-                                  make_optimizers, pool_scores, query_fraction, search_cycle, split_labeled)
+from autoal.search.search import (SearchConfig, SearchNets, SearchOptimizers, make_optimizers, pool_scores,
+                                  query_fraction, search_cycle, split_labeled)
 from autoal.selection import top_n
 from autoal.strategies import candidates as _candidates
-from autoal.strategies.autoal_lookahead import GATES, LookaheadParams, LookaheadSearch, SELECTIONS
+from autoal.strategies.autoal_lookahead import LookaheadSearch
+from autoal.strategies.autoal_params import AutoALParams
 from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies.candidates import PAPER_CANDIDATES
 from autoal.strategies.registry import register_strategy
 from autoal.strategies.typiclust import TypiClust
 
-CANDIDATE_MODELS = ("fitnet", "task")
-FITNET_RESETS = ("cycle", "round", "never")
-OPTIMIZERS = ("sgd", "adam")
-EXECUTORS = ("local", "ray_train")
 _STATE_VERSION = 1
 #: the candidate classes by registry name (built directly: no need to import every strategy module)
 _CANDIDATE_CLASSES = {cls.name: cls for cls in vars(_candidates).values()
                       if isinstance(cls, type) and issubclass(cls, Strategy) and getattr(cls, "name", None) in PAPER_CANDIDATES}
 _CANDIDATE_CLASSES["typiclust"] = TypiClust
-#: every strategy that can be a candidate: the paper's seven, then TypiClust (Hacohen et al. 2022)
-CANDIDATE_NAMES = (*PAPER_CANDIDATES, "typiclust")
-FORMULATIONS = ("lookahead", "paper")
 
 
 def _err(key: str, msg: str) -> ConfigError:
@@ -125,131 +119,20 @@ class AutoAL(Strategy):
 
     needs = frozenset({"embeddings", "mc", "model", "dataset"})
 
-    def __init__(self, candidates: Sequence[str] = PAPER_CANDIDATES, pool_size: int | None = None,
-                 lam: float = 1.0, lam_reg: float = 2.0, tau: float = 0.1, gmm_components: int = 3,
-                 gmm_samples: int = 2000, cycles: int = 1, warmup_epochs: int = 10, search_epochs: int = 8,
-                 batch_size: int = 64, fitnet_lr: float = 0.005, searchnet_lr: float = 0.005,
-                 searchnet_optimizer: str = "sgd", lpm_lr: float = 0.005, lpm_weight: float = 1.0,
-                 lpm: bool = True, lpm_only: bool = False, lpm_dim: int = 32, candidate_model: str = "fitnet",
-                 candidate_score: str = "indicator", searchnet_input: str = "image", warm_start: bool = True,
-                 fitnet_reset: str = "round", model: str | None = None, width: int | None = None,
-                 width_factor: float = 0.5,
-                 mc_samples: int | None = None, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 executor: str = "local", num_workers: int = 2, formulation: str = "lookahead",
-                 prior: dict[str, float] | None = None, hedge_rate: float = 1.0, fitnet_steps: float = 0.5,
-                 lookahead_parts: int = 16, lookahead_pool_fraction: float = 0.5, head_steps: int = 50,
-                 head_l2: float = 0.01, gate: str = "ranks", gate_steps: int = 30, gate_lr: float = 0.01,
-                 gate_tau: float = 0.05, decorrelate: bool = True, fitnet_warm_start: bool = True,
-                 selection: str = "portfolio") -> None:
-        # -- validation (every error names strategy.params.<key> and the valid choices) --------
-        if isinstance(candidates, str) or not isinstance(candidates, (list, tuple)) or not candidates:
-            raise _err("candidates", f"expected a non-empty list of candidate names from {', '.join(CANDIDATE_NAMES)}; "
-                       f"got {candidates!r}")
-        cands = [str(c) for c in candidates]
-        bad = [c for c in cands if c not in CANDIDATE_NAMES]
-        if bad:
-            raise _err("candidates", f"unknown candidate(s) {', '.join(bad)}; valid choices: {', '.join(CANDIDATE_NAMES)}")
-        if len(set(cands)) != len(cands):
-            raise _err("candidates", f"duplicate candidate names in {cands}")
-        if pool_size is not None:
-            if isinstance(pool_size, bool) or not isinstance(pool_size, int) or not 1 <= pool_size <= len(cands):
-                raise _err("pool_size", f"must be an integer in 1..{len(cands)} (the paper uses 1, 3, 5, 7) or null; "
-                           f"got {pool_size!r}")
-            cands = cands[:pool_size]
-        for key, val, lo, strict in (("lam", lam, 0.0, True), ("lam_reg", lam_reg, 0.0, False),
-                                     ("tau", tau, 0.0, False), ("fitnet_lr", fitnet_lr, 0.0, True),
-                                     ("searchnet_lr", searchnet_lr, 0.0, True), ("lpm_lr", lpm_lr, 0.0, True),
-                                     ("lpm_weight", lpm_weight, 0.0, False), ("momentum", momentum, 0.0, False),
-                                     ("weight_decay", weight_decay, 0.0, False)):
-            if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) \
-                    or (val <= lo if strict else val < lo):
-                raise _err(key, f"must be a number {'>' if strict else '>='} {lo}; got {val!r}")
-        for key, val, lo in (("gmm_components", gmm_components, 1), ("gmm_samples", gmm_samples, 10),
-                             ("cycles", cycles, 1), ("warmup_epochs", warmup_epochs, 0),
-                             ("search_epochs", search_epochs, 0), ("batch_size", batch_size, 2),
-                             ("lpm_dim", lpm_dim, 1), ("num_workers", num_workers, 1)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < lo:
-                raise _err(key, f"must be an integer >= {lo}; got {val!r}")
-        if mc_samples is not None and (isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 0):
-            raise _err("mc_samples", f"must be an integer >= 0 or null; got {mc_samples!r}")
-        if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
-            raise _err("width", f"must be a positive integer or null; got {width!r}")
-        if isinstance(width_factor, bool) or not isinstance(width_factor, (int, float)) or not 0 < width_factor <= 4:
-            raise _err("width_factor", f"must be a number in (0, 4]; got {width_factor!r}")
-        for key, val, choices in (("searchnet_optimizer", searchnet_optimizer, OPTIMIZERS),
-                                  ("candidate_model", candidate_model, CANDIDATE_MODELS),
-                                  ("candidate_score", candidate_score, CANDIDATE_SCORES),
-                                  ("searchnet_input", searchnet_input, SEARCHNET_INPUTS),
-                                  ("fitnet_reset", fitnet_reset, FITNET_RESETS),
-                                  ("executor", executor, EXECUTORS)):
-            if val not in choices:
-                raise _err(key, f"unknown value {val!r}; valid choices: {', '.join(choices)}")
-        if model is not None and model not in model_names():
-            raise _err("model", f"unknown model {model!r}; valid choices: {', '.join(model_names())} or null "
-                       "(the task model's family)")
-        for key, val in (("lpm", lpm), ("lpm_only", lpm_only), ("warm_start", warm_start)):
-            if not isinstance(val, bool):
-                raise _err(key, f"expected true or false; got {val!r}")
-        if lpm_only and not lpm:
-            raise _err("lpm_only", "'LPM only' needs the loss prediction module: set strategy.params.lpm: true")
-        for key, val, choices in (("formulation", formulation, FORMULATIONS), ("gate", gate, GATES),
-                                  ("selection", selection, SELECTIONS)):
-            if val not in choices:
-                raise _err(key, f"unknown value {val!r}; valid choices: {', '.join(choices)}")
-        for key, val, lo, hi in (("hedge_rate", hedge_rate, 0.0, 100.0), ("fitnet_steps", fitnet_steps, 0.01, 10.0),
-                                 ("lookahead_pool_fraction", lookahead_pool_fraction, 0.05, 0.95),
-                                 ("head_l2", head_l2, 0.0, 1e6), ("gate_lr", gate_lr, 1e-8, 10.0),
-                                 ("gate_tau", gate_tau, 1e-6, 100.0)):
-            if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) \
-                    or not lo <= val <= hi:
-                raise _err(key, f"must be a number in [{lo:g}, {hi:g}]; got {val!r}")
-        for key, val, lo in (("lookahead_parts", lookahead_parts, 1), ("head_steps", head_steps, 1),
-                             ("gate_steps", gate_steps, 0)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < lo:
-                raise _err(key, f"must be an integer >= {lo}; got {val!r}")
-        if formulation == "lookahead" and executor != "local":
-            raise _err("executor", f"{executor!r} runs the paper formulation's search; the lookahead formulation "
-                       "runs in the trial's process (set strategy.params.formulation: paper, or executor: local)")
-        for key, val in (("decorrelate", decorrelate), ("fitnet_warm_start", fitnet_warm_start)):
-            if not isinstance(val, bool):
-                raise _err(key, f"expected true or false; got {val!r}")
-        if prior is not None:
-            if not isinstance(prior, dict) or not prior:
-                raise _err("prior", f"expected a mapping of candidate name to weight, or null; got {prior!r}")
-            unknown = [k for k in prior if k not in cands]
-            bad_w = [k for k, v in prior.items() if isinstance(v, bool) or not isinstance(v, (int, float))
-                     or not math.isfinite(v) or v < 0]
-            if unknown:
-                raise _err("prior", f"names {', '.join(map(str, unknown))} are not in the candidate pool "
-                           f"({', '.join(cands)})")
-            if bad_w or sum(prior.values()) <= 0:
-                raise _err("prior", f"weights must be finite numbers >= 0, not all zero; got {prior!r}")
+    params_type = AutoALParams
 
-        self.candidate_names = cands
-        self.candidates = [_CANDIDATE_CLASSES[c]() for c in cands]
-        self.p = dict(lam=float(lam), lam_reg=float(lam_reg), tau=float(tau), gmm_components=gmm_components,
-                      gmm_samples=gmm_samples, cycles=cycles, warmup_epochs=warmup_epochs,
-                      search_epochs=search_epochs, batch_size=batch_size, fitnet_lr=float(fitnet_lr),
-                      searchnet_lr=float(searchnet_lr), searchnet_optimizer=searchnet_optimizer,
-                      lpm_lr=float(lpm_lr), lpm_weight=float(lpm_weight), lpm=lpm, lpm_only=lpm_only,
-                      lpm_dim=lpm_dim, candidate_model=candidate_model, candidate_score=candidate_score,
-                      searchnet_input=searchnet_input, warm_start=warm_start, fitnet_reset=fitnet_reset,
-                      model=model, width=width, width_factor=float(width_factor), mc_samples=mc_samples,
-                      momentum=float(momentum),
-                      weight_decay=float(weight_decay), executor=executor, num_workers=num_workers)
+    def __init__(self, **params: Any) -> None:
+        p = self.params = AutoALParams.from_params(params)  # every error names strategy.params.<key>
+        self.candidate_names = p.pool
+        self.candidates = [_CANDIDATE_CLASSES[c]() for c in self.candidate_names]
         needs = set(type(self).needs)
-        if candidate_model == "task" or formulation == "lookahead" or "typiclust" in cands:
+        if p.candidate_model == "task" or p.formulation == "lookahead" or "typiclust" in self.candidate_names:
             needs.add("labeled_cache")
         self.needs = frozenset(needs)
-        self.formulation = formulation
+        self.formulation = p.formulation
         self.lookahead: LookaheadSearch | None = None
-        if formulation == "lookahead":
-            self.lookahead = LookaheadSearch(self.candidates, LookaheadParams(
-                prior=None if prior is None else {str(k): float(v) for k, v in prior.items()},
-                hedge_rate=float(hedge_rate), fitnet_steps=float(fitnet_steps), parts=lookahead_parts,
-                pool_fraction=float(lookahead_pool_fraction), head_steps=head_steps, head_l2=float(head_l2),
-                gate=gate, gate_steps=gate_steps, gate_lr=float(gate_lr), gate_tau=float(gate_tau),
-                decorrelate=decorrelate, fitnet_warm_start=fitnet_warm_start, selection=selection))
+        if p.formulation == "lookahead":
+            self.lookahead = LookaheadSearch(self.candidates, p.lookahead_params())
         self.nets: SearchNets | None = None
         self.opts: SearchOptimizers | None = None
         self._arch: dict[str, Any] | None = None
@@ -259,24 +142,24 @@ class AutoAL(Strategy):
     # -- nets --------------------------------------------------------------------------------
     def _arch_for(self, ctx: QueryContext) -> dict[str, Any]:
         task = ctx.model
-        name = self.p["model"]
+        name = self.params.model
         if name is None:
             name = (getattr(task, "spec", None) or {}).get("name") if task is not None else "small_cnn"
             if name not in model_names():
                 raise _err("model", f"cannot infer the backbone family of a {type(task).__name__} (it was not "
                            f"built by autoal.models.build_model); set it to one of {', '.join(model_names())}")
-        width = self.p["width"]
+        width = self.params.width
         if width is None:
-            same = task is not None and hasattr(task, "stage_channels") and self.p["model"] in (None, name)
+            same = task is not None and hasattr(task, "stage_channels") and self.params.model in (None, name)
             base = int(task.stage_channels[0]) if same else model_family(name).default_width
-            width = max(4, int(round(base * self.p["width_factor"])))
+            width = max(4, int(round(base * self.params.width_factor)))
         ds = ctx.dataset
         return {"model": name, "width": width, "in_channels": ds.in_channels, "image_size": ds.image_size,
                 "num_classes": ds.num_classes, "K": len(self.candidates),
-                "num_scores": len(self.candidates) if self.p["searchnet_input"] == "image+scores" else 0,
+                "num_scores": len(self.candidates) if self.params.searchnet_input == "image+scores" else 0,
                 "dropout": float(getattr(task, "dropout_p", 0.3)),
                 "embedding_norm": bool(getattr(task, "embedding_norm", True)),
-                "lpm": self.p["lpm"], "lpm_dim": self.p["lpm_dim"]}
+                "lpm": self.params.lpm, "lpm_dim": self.params.lpm_dim}
 
     def _new_fitnet(self, arch: dict[str, Any], device: torch.device) -> None:
         assert self.nets is not None and self.opts is not None
@@ -284,8 +167,8 @@ class AutoAL(Strategy):
                                                       arch["image_size"], width=arch["width"],
                                                       dropout=arch["dropout"],
                                                       embedding_norm=arch["embedding_norm"]), device)
-        self.opts.fitnet = torch.optim.Adam(self.nets.fitnet.parameters(), lr=self.p["fitnet_lr"],
-                                            weight_decay=self.p["weight_decay"])
+        self.opts.fitnet = torch.optim.Adam(self.nets.fitnet.parameters(), lr=self.params.fitnet_lr,
+                                            weight_decay=self.params.weight_decay)
 
     def _build(self, arch: dict[str, Any], device: torch.device) -> None:
         sn = build_searchnet(arch["model"], arch["in_channels"], arch["K"], arch["image_size"], width=arch["width"],
@@ -295,18 +178,18 @@ class AutoAL(Strategy):
         sn, fn = prepare_model(sn, device), prepare_model(fn, device)  # channels-last on CUDA
         lpm = LossPredictionModule(sn.stage_channels, arch["lpm_dim"]).to(device) if arch["lpm"] else None
         self.nets = SearchNets(sn, fn, lpm)
-        self.opts = make_optimizers(self.nets, fitnet_lr=self.p["fitnet_lr"], searchnet_lr=self.p["searchnet_lr"],
-                                    lpm_lr=self.p["lpm_lr"], searchnet_optimizer=self.p["searchnet_optimizer"],
-                                    momentum=self.p["momentum"], weight_decay=self.p["weight_decay"])
+        self.opts = make_optimizers(self.nets, fitnet_lr=self.params.fitnet_lr, searchnet_lr=self.params.searchnet_lr,
+                                    lpm_lr=self.params.lpm_lr, searchnet_optimizer=self.params.searchnet_optimizer,
+                                    momentum=self.params.momentum, weight_decay=self.params.weight_decay)
         self._arch = arch
 
     def _ensure_nets(self, ctx: QueryContext) -> bool:
         """Build the nets when needed; True when they were (re)built from scratch this round."""
         arch = self._arch_for(ctx)
-        if self.nets is None or not self.p["warm_start"] or arch != self._arch:
+        if self.nets is None or not self.params.warm_start or arch != self._arch:
             self._build(arch, ctx.device)
             fresh = True
-            if self._pending is not None and self.p["warm_start"]:
+            if self._pending is not None and self.params.warm_start:
                 fresh = not self._apply_state(self._pending)
             self._pending = None
             return fresh
@@ -326,7 +209,7 @@ class AutoAL(Strategy):
             picks = self.lookahead.query(ctx, seed=int(ctx.seed))
             self.rounds_done += 1
             return picks
-        p = self.p
+        p = self.params
         device = ctx.device
         ds = ctx.dataset
         t_start = time.perf_counter()
@@ -336,34 +219,34 @@ class AutoAL(Strategy):
         unlabeled = np.asarray(ctx.unlabeled, dtype=np.int64)
         b = int(ctx.n)
         t = query_fraction(b, len(labeled) + len(unlabeled))
-        mc = p["mc_samples"]
+        mc = p.mc_samples
         if mc is None:
             mc = int(ctx.cache.mc.samples) if ctx.cache.mc is not None else 500
-        cfg = SearchConfig(t=t, lam=p["lam"], lam_reg=p["lam_reg"], tau=p["tau"], gmm_components=p["gmm_components"],
-                           gmm_samples=p["gmm_samples"], warmup_epochs=p["warmup_epochs"],
-                           search_epochs=p["search_epochs"], batch_size=p["batch_size"], lpm=p["lpm"],
-                           lpm_only=p["lpm_only"], lpm_weight=p["lpm_weight"], candidate_score=p["candidate_score"],
-                           searchnet_input=p["searchnet_input"], mc_samples=mc)
+        cfg = SearchConfig(t=t, lam=p.lam, lam_reg=p.lam_reg, tau=p.tau, gmm_components=p.gmm_components,
+                           gmm_samples=p.gmm_samples, warmup_epochs=p.warmup_epochs,
+                           search_epochs=p.search_epochs, batch_size=p.batch_size, lpm=p.lpm,
+                           lpm_only=p.lpm_only, lpm_weight=p.lpm_weight, candidate_score=p.candidate_score,
+                           searchnet_input=p.searchnet_input, mc_samples=mc)
         x_l = ds.eval_transform(prepare_batch(ds.x_train[torch.from_numpy(labeled)], device))
         y_l = ds.y_train[torch.from_numpy(labeled)].to(device)
-        l_cache = self._labeled_cache(ctx, labeled) if p["candidate_model"] == "task" else None
+        l_cache = self._labeled_cache(ctx, labeled) if p.candidate_model == "task" else None
         augment = _augment_fn(ds)
         rng = np.random.default_rng(int(ctx.seed))
         stats = []
         t_cand = 0.0
         t_search = 0.0
-        plans: list[Any] | None = [] if p["executor"] == "ray_train" else None
-        for c in range(p["cycles"]):
+        plans: list[Any] | None = [] if p.executor == "ray_train" else None
+        for c in range(p.cycles):
             cycle_seed = int(rng.integers(0, 2**31 - 1))
             if plans is not None:  # ray_train: plan the cycles here, run them all in one TorchTrainer below
 
-                reset = not fresh and (p["fitnet_reset"] == "cycle" or (p["fitnet_reset"] == "round" and c == 0))
+                reset = not fresh and (p.fitnet_reset == "cycle" or (p.fitnet_reset == "round" and c == 0))
                 a_pos, v_pos = split_labeled(len(labeled), rng)
                 plans.append(CyclePlan(a_pos, v_pos, cycle_seed, reset_fitnet=reset, torch_seed=cycle_seed + 1,
                                        v_cache=l_cache.subset(v_pos) if l_cache is not None else None))
                 fresh = False
                 continue
-            if not fresh and (p["fitnet_reset"] == "cycle" or (p["fitnet_reset"] == "round" and c == 0)):
+            if not fresh and (p.fitnet_reset == "cycle" or (p.fitnet_reset == "round" and c == 0)):
                 torch.manual_seed(cycle_seed)
                 self._new_fitnet(self._arch, device)  # type: ignore[arg-type]
             torch.manual_seed(cycle_seed + 1)  # same draws whether the nets were built, reset or resumed
@@ -380,16 +263,16 @@ class AutoAL(Strategy):
         if plans is not None:
             t_ray = time.perf_counter()
             stats = run_search_on_ray_train(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates,
-                                            augment=augment, num_workers=p["num_workers"])
+                                            augment=augment, num_workers=p.num_workers)
             t_cand += sum(st.seconds_candidates for st in stats)
             t_search += time.perf_counter() - t_ray - sum(st.seconds_candidates for st in stats)
 
         # -- selection on U (§3.7) --------------------------------------------------------
         t0 = time.perf_counter()
         x_u = ds.eval_transform(prepare_batch(ds.x_train[torch.from_numpy(unlabeled)], device))
-        ps = pool_scores(self.nets.searchnet, self.candidates, ctx.cache, x_u, b, lam=p["lam"],
-                         candidate_score=p["candidate_score"], searchnet_input=p["searchnet_input"],
-                         gmm_components=p["gmm_components"], gmm_samples=p["gmm_samples"], seed=int(ctx.seed) + 1)
+        ps = pool_scores(self.nets.searchnet, self.candidates, ctx.cache, x_u, b, lam=p.lam,
+                         candidate_score=p.candidate_score, searchnet_input=p.searchnet_input,
+                         gmm_components=p.gmm_components, gmm_samples=p.gmm_samples, seed=int(ctx.seed) + 1)
         sbar, w, S_u, theta = ps["sbar"], ps["w"], ps["S"], ps["theta"]
         pos = top_n(sbar, b, ctx.rng)
         t_sel = time.perf_counter() - t0
@@ -407,7 +290,7 @@ class AutoAL(Strategy):
 
     def _trace(self, ctx: QueryContext, stats, S_u: torch.Tensor, w: torch.Tensor, theta: float, pos: np.ndarray,
                t_cand: float, t_search: float, t_sel: float, t_total: float) -> None:
-        lam = self.p["lam"]
+        lam = self.params.lam
         w_mean = w.mean(0)
         contrib = (lam * w * (S_u - theta)).mean(0)
         sel = torch.as_tensor(pos, dtype=torch.long, device=w.device)
