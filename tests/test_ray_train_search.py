@@ -120,6 +120,7 @@ def test_ddp_over_the_batch_with_all_reduced_alpha_equals_the_single_process_upd
 @pytest.mark.slow
 def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tmp_path):
     import autoal.executors.ray_train_search as ts
+    import autoal.strategies.autoal_search as autoal_search
     from autoal.cache import compute_cache
     from autoal.data import DataSpec, load_dataset
     from autoal.models import build_model
@@ -156,7 +157,7 @@ def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tm
         calls.append(out)
         return out
 
-    monkeypatch.setattr(ts, "run_search_on_ray_train", spy)
+    monkeypatch.setattr(autoal_search, "run_search_on_ray_train", spy)  # the name AutoAL calls
     storage = tmp_path / "train"
     monkeypatch.setenv("AUTOAL_RAY_TRAIN_STORAGE", str(storage))
     c1 = ctx(1)

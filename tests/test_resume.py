@@ -32,7 +32,7 @@ from autoal.loop import ActiveLearningLoop, run_dir_for, run_experiment
 from autoal.selection import top_n
 from autoal.state import RunState
 from autoal.strategies import scores
-from autoal.strategies.base import Strategy
+from autoal.strategies.base import PoolStrategy
 from pipelines.common import compose
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ class _Crash(BaseException):
     """Stands in for SIGKILL inside the process: nothing catches it."""
 
 
-class _CountingStrategy(Strategy):
+class _CountingStrategy(PoolStrategy):
     """A strategy with state that changes its picks: odd calls take the highest margin score,
     even calls skip the first ``calls`` of that ranking. Stands in for AutoAL's SearchNet."""
 
@@ -139,7 +139,7 @@ class _CountingStrategy(Strategy):
     def __init__(self) -> None:
         self.calls = 0
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx=None) -> np.ndarray:
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, labeled=None) -> np.ndarray:
         self.calls += 1
         order = top_n(scores.margin(cache.probs), len(cache), rng)
         skip = 0 if self.calls % 2 else self.calls

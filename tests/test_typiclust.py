@@ -58,7 +58,7 @@ def test_strategy_queries_distinct_unlabeled_samples_and_ranks_its_picks_first()
     r = strat.rank_score(cache, 4, np.random.default_rng(0), labeled=lab)
     top = torch.argsort(r, descending=True)[:4]
     assert r.max() == 1.0 and r.min() >= 0 and sorted(top.tolist()) == sorted(
-        strat.select_positions(cache, 4, np.random.default_rng(0), ctx).tolist())
+        strat.select_positions(cache, 4, np.random.default_rng(0), lab).tolist())
 
 
 def test_more_picks_than_clusters_and_bad_parameters():

@@ -60,12 +60,7 @@ SELECTIONS = ("portfolio", "mixture")
 def candidate_ranks(candidates: Sequence[Strategy], cache: PoolCache, n: int, rng: np.random.Generator,
                     labeled: PoolCache | None) -> torch.Tensor:
     """(K, |cache|) rank scores in [0, 1] of every candidate (each evaluated once)."""
-    rows = []
-    for c in candidates:
-        if c.name == "typiclust":
-            rows.append(c.rank_score(cache, n, rng, labeled=labeled))
-        else:
-            rows.append(c.rank_score(cache, n, rng))
+    rows = [c.rank_score(cache, n, rng, labeled) for c in candidates]
     return torch.stack([r.float().to(cache.probs.device) for r in rows])
 
 

@@ -362,15 +362,6 @@ class AutoAL(Strategy):
                 self.opts.lpm.load_state_dict(state["opt_lpm"])
         return True
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
-        """Row positions in ``cache`` (= U) of the picks; AutoAL needs the full context."""
-        if ctx is None:
-            raise ValueError("strategy 'autoal' needs the full query context (model, data set, labeled set)")
-        picks = self.query(ctx)
-        where = {int(i): r for r, i in enumerate(np.asarray(cache.indices))}
-        return np.asarray([where[int(i)] for i in picks], dtype=np.int64)
-
 
 def _augment_fn(ds):
     """FitNet's training augmentation on normalized batches (none for digits-like data)."""

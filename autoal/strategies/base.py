@@ -5,9 +5,11 @@ labeled and unlabeled indices, the query size, a seeded RNG, and — for strateg
 they need them — the task model, the data set and a cache of the labeled set) and returns the
 dataset indices to label next.
 
-Most strategies only score samples: subclass :class:`ScoreStrategy` and implement
-``compute_score(cache) -> (N,) tensor`` (higher = query first). Strategies that pick a set
-directly (k-means, Coreset, BADGE) override ``select_positions``.
+One contract: ``query(ctx) -> indices``. Most strategies only score samples: subclass
+:class:`ScoreStrategy` and implement ``compute_score(cache) -> (N,) tensor`` (higher = query
+first). Strategies that pick a set from the caches (k-means, Coreset, BADGE, TypiClust) subclass
+:class:`PoolStrategy` and implement ``select_positions(cache, n, rng, labeled)``. Strategies that
+train models of their own implement ``query`` and say what they need in ``needs``.
 
 ``needs`` declares what a strategy uses beyond the pool's probabilities, so that the loop
 computes it once and only when needed:
@@ -76,28 +78,18 @@ class QueryContext:
 
 
 class Strategy(ABC):
-    """Abstract query strategy. Subclasses set ``name`` and ``needs``."""
+    """The query-strategy contract: ``query(ctx)`` returns the dataset indices of the ``ctx.n``
+    samples to label next (distinct, all from U). Subclasses set ``name`` and ``needs``.
+    Strategies that choose from the round's caches alone subclass :class:`PoolStrategy`; those
+    that train models of their own (LPL, VAAL, ENSvarR, ALBL, AutoAL) implement ``query`` and
+    declare what they use in ``needs``."""
 
     name: str = "strategy"
     needs: frozenset[str] = frozenset({"probs"})
 
     @abstractmethod
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
-        """Row positions in ``cache`` of the ``n`` samples to query."""
-
     def query(self, ctx: QueryContext) -> np.ndarray:
         """Dataset indices of the ``ctx.n`` samples to label next (distinct, all from U)."""
-        pos = self.select_positions(ctx.cache, ctx.n, ctx.rng, ctx)
-        return ctx.unlabeled[np.asarray(pos, dtype=np.int64)]
-
-    def indicator(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
-        """S_k: 1 on the strategy's ``n`` picks inside ``cache``, 0 elsewhere (DESIGN.md §2)."""
-        return mask_from_positions(self.select_positions(cache, n, rng), len(cache), device=cache.probs.device)
-
-    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
-        """A score in [0, 1] by rank (1 = queried first). Default: the indicator."""
-        return self.indicator(cache, n, rng)
 
     # Strategies with learned state (AutoAL, LPL, VAAL, ALBL) override these for resume.
     def state_dict(self) -> dict[str, Any]:
@@ -107,18 +99,45 @@ class Strategy(ABC):
         return None
 
 
-class ScoreStrategy(Strategy):
+class PoolStrategy(Strategy):
+    """A strategy that is a function of the round's caches: the pool's (``cache``) and, for those
+    that need it, the labeled set's (``labeled``). These can be AutoAL's candidates and ALBL's
+    arms: :meth:`indicator` and :meth:`rank_score` are defined from :meth:`select_positions`."""
+
+    @abstractmethod
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                         labeled: PoolCache | None = None) -> np.ndarray:
+        """Row positions in ``cache`` of the ``n`` samples to query."""
+
+    def query(self, ctx: QueryContext) -> np.ndarray:
+        pos = self.select_positions(ctx.cache, ctx.n, ctx.rng, ctx.labeled_cache)
+        return ctx.unlabeled[np.asarray(pos, dtype=np.int64)]
+
+    def indicator(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                  labeled: PoolCache | None = None) -> torch.Tensor:
+        """S_k: 1 on the strategy's ``n`` picks inside ``cache``, 0 elsewhere (DESIGN.md §2)."""
+        return mask_from_positions(self.select_positions(cache, n, rng, labeled), len(cache),
+                                   device=cache.probs.device)
+
+    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                   labeled: PoolCache | None = None) -> torch.Tensor:
+        """A score in [0, 1] by rank (1 = queried first). Default: the indicator."""
+        return self.indicator(cache, n, rng, labeled)
+
+
+class ScoreStrategy(PoolStrategy):
     """A strategy defined by a per-sample score (higher = query first)."""
 
     @abstractmethod
     def compute_score(self, cache: PoolCache) -> torch.Tensor:
         """(N,) scores, a pure function of the cache."""
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                         labeled: PoolCache | None = None) -> np.ndarray:
         return top_n(self.compute_score(cache), n, rng)
 
-    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
+    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                   labeled: PoolCache | None = None) -> torch.Tensor:
         s = self.compute_score(cache)
         m = s.shape[0]
         pos = top_n(s, m, rng)  # full seeded ranking

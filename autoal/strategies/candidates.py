@@ -10,7 +10,7 @@ from autoal.distances import sq_dists
 from autoal.kmeans import kmeans_picks
 from autoal.mc import MCSummary
 from autoal.strategies import scores
-from autoal.strategies.base import QueryContext, ScoreStrategy, Strategy
+from autoal.strategies.base import PoolStrategy, ScoreStrategy
 from autoal.strategies.registry import register_strategy
 
 #: The paper's order; candidate pools of size 1/3/5/7 take prefixes of it.
@@ -68,7 +68,7 @@ class MeanSTD(ScoreStrategy):
 
 
 @register_strategy("kmeans")
-class KMeansSampling(Strategy):
+class KMeansSampling(PoolStrategy):
     """k-means with k = n on the embeddings; the member nearest each centre is picked (an
     indicator, not a ranking). Its rank score is 1 on the picks and, elsewhere, decreases with
     the distance to the nearest centre."""
@@ -78,12 +78,13 @@ class KMeansSampling(Strategy):
     def __init__(self, iters: int = 20) -> None:
         self.iters = iters
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                         labeled: PoolCache | None = None) -> np.ndarray:
         seed = int(rng.integers(0, 2**31 - 1))
         return kmeans_picks(cache.embeddings, n, seed=seed, iters=self.iters).cpu().numpy()
 
-    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator) -> torch.Tensor:
+    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                   labeled: PoolCache | None = None) -> torch.Tensor:
         """1 on the picks; elsewhere in [0, 1), decreasing with the distance to the nearest pick."""
         picks = torch.as_tensor(self.select_positions(cache, n, rng), device=cache.embeddings.device)
         emb = cache.embeddings.float()

@@ -23,7 +23,7 @@ from autoal.cache import PoolCache
 from autoal.distances import sq_dists
 from autoal.errors import ConfigError
 from autoal.kmeans import kmeans
-from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.base import PoolStrategy
 from autoal.strategies.registry import register_strategy
 
 
@@ -92,7 +92,7 @@ def typiclust_order(pool: torch.Tensor, labeled: torch.Tensor | None, n: int, *,
 
 
 @register_strategy("typiclust")
-class TypiClust(Strategy):
+class TypiClust(PoolStrategy):
     """TypiClust (module docstring). ``k_nn``: neighbours for typicality; ``min_cluster``:
     smallest cluster considered while larger ones remain; ``max_clusters``: cap on |L| + b."""
 
@@ -111,9 +111,9 @@ class TypiClust(Strategy):
                                seed=int(rng.integers(0, 2**31 - 1)), k_nn=self.k_nn, min_cluster=self.min_cluster,
                                max_clusters=self.max_clusters, iters=self.iters)
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
-        return self._order(cache, n, rng, None if ctx is None else ctx.labeled_cache)[0]
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                         labeled: PoolCache | None = None) -> np.ndarray:
+        return self._order(cache, n, rng, labeled)[0]
 
     def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
                    labeled: PoolCache | None = None) -> torch.Tensor:

@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from autoal.cache import PoolCache
 from autoal.errors import ConfigError
-from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.base import PoolStrategy, QueryContext, Strategy
 from autoal.strategies.baselines._common import require_ctx, rng_seed
 from autoal.strategies.registry import build_strategy, register_strategy
 
@@ -17,8 +16,8 @@ DEFAULT_ARMS = ("random", "entropy", "margin", "kmeans", "coreset")
 _NOT_ARMS = ("albl", "autoal")
 
 
-def _build_arm(spec: Any) -> tuple[str, Strategy]:
-    if isinstance(spec, Strategy):
+def _build_arm(spec: Any) -> tuple[str, PoolStrategy]:
+    if isinstance(spec, PoolStrategy):
         return spec.name, spec
     if isinstance(spec, str):
         name, params = spec, {}
@@ -28,7 +27,11 @@ def _build_arm(spec: Any) -> tuple[str, Strategy]:
         raise ConfigError(f"strategy (albl).arms: each arm is a strategy name or {{name, params}}; got {spec!r}")
     if name in _NOT_ARMS:
         raise ConfigError(f"strategy (albl).arms: {name!r} cannot be an arm of ALBL")
-    return name, build_strategy(name, **params)
+    arm = build_strategy(name, **params)
+    if not isinstance(arm, PoolStrategy):
+        raise ConfigError(f"strategy (albl).arms: {name!r} trains models of its own; an arm must choose from the "
+                          "round's caches (e.g. entropy, margin, kmeans, coreset, badge, typiclust)")
+    return name, arm
 
 
 @register_strategy("albl")
@@ -139,9 +142,8 @@ class ALBL(Strategy):
         return min(max(r, 0.0), 1.0)
 
     # -- one round --------------------------------------------------------------------------
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
-        ctx = require_ctx(ctx, self.name)
+    def query(self, ctx: QueryContext) -> np.ndarray:
+        cache, n, rng = ctx.cache, ctx.n, ctx.rng
         if self.T is None:
             self.T = int(self.horizon) if self.horizon else self.horizon_rounds * int(n)
         if self.pending is not None and len(self.pending["q"]):
@@ -154,12 +156,13 @@ class ALBL(Strategy):
         advice = []
         for arm, uni in zip(self.arms, self.uniform):
             arm_rng = np.random.default_rng(rng_seed(rng))
-            advice.append(None if uni else np.asarray(arm.select_positions(cache, n, arm_rng, ctx), dtype=np.int64))
+            advice.append(None if uni else np.asarray(arm.select_positions(cache, n, arm_rng, ctx.labeled_cache),
+                                                      dtype=np.int64))
         picks, q, xi, vhat = self._draw(len(cache), n, p, advice, rng)
         self.pending = {"idx": cache.indices[picks].astype(np.int64), "q": q, "xi": xi, "vhat": vhat}
         self.hist_idx.extend(int(i) for i in cache.indices[picks])
         self.hist_w.extend(float(1.0 / v) for v in q)
-        return picks
+        return cache.indices[picks].astype(np.int64)
 
     def _draw(self, m: int, n: int, p: np.ndarray, advice: list[np.ndarray | None], rng: np.random.Generator
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

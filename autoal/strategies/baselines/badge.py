@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
-from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.base import PoolStrategy
 from autoal.strategies.registry import register_strategy
 
 
@@ -65,7 +65,7 @@ def badge_seeding(a: torch.Tensor, e: torch.Tensor, k: int, rng: np.random.Gener
 
 
 @register_strategy("badge")
-class BADGE(Strategy):
+class BADGE(PoolStrategy):
     """BADGE (Ash, Zhang, Krishnamurthy, Langford, Agarwal: "Deep Batch Active Learning by
     Diverse, Uncertain Gradient Lower Bounds", ICLR 2020; arXiv 2019).
 
@@ -87,7 +87,7 @@ class BADGE(Strategy):
 
     needs = frozenset({"embeddings"})
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                         labeled: PoolCache | None = None) -> np.ndarray:
         a, e = gradient_factors(cache.probs, cache.embeddings)
         return badge_seeding(a, e, n, rng)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
-from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.base import PoolStrategy
 from autoal.distances import min_sq_dists, sq_dists
 from autoal.strategies.registry import register_strategy
 
@@ -45,7 +45,7 @@ def _greedy(x: torch.Tensor, d2: torch.Tensor, k: int, picks: list[int], chunk: 
 
 
 @register_strategy("coreset")
-class Coreset(Strategy):
+class Coreset(PoolStrategy):
     """Core-set (Sener & Savarese: "Active Learning for Convolutional Neural Networks: A Core-Set
     Approach", ICLR 2018).
 
@@ -67,8 +67,7 @@ class Coreset(Strategy):
     def __init__(self, chunk: int = 4096) -> None:
         self.chunk = int(chunk)
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
-        lab = ctx.labeled_cache if ctx is not None else None
-        centres = None if lab is None else lab.embeddings
+    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
+                         labeled: PoolCache | None = None) -> np.ndarray:
+        centres = None if labeled is None else labeled.embeddings
         return k_center_greedy(cache.embeddings, centres, n, rng, chunk=self.chunk)

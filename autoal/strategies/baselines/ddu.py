@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
-from autoal.strategies.base import QueryContext, ScoreStrategy
+from autoal.selection import top_n
+from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies.baselines._common import require_ctx
 from autoal.strategies.registry import register_strategy
 from autoal.errors import ConfigError
@@ -91,7 +92,7 @@ class GaussianDensity:
 
 
 @register_strategy("ddu")
-class DDU(ScoreStrategy):
+class DDU(Strategy):
     """DDU (Mukhoti, Kirsch, van Amersfoort, Torr, Gal: "Deep Deterministic Uncertainty: A New
     Simple Baseline", CVPR 2023), as an acquisition function: epistemic uncertainty is a low
     feature-space density under a Gaussian discriminant analysis (one Gaussian per class) fitted
@@ -127,11 +128,11 @@ class DDU(ScoreStrategy):
             raise ValueError("strategy 'ddu' has no fitted density: call query(ctx) or fit() first")
         return -self._density.log_density(cache.embeddings, self.aggregate).float()
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
+    def query(self, ctx: QueryContext) -> np.ndarray:
+        """Fit the class-conditional Gaussians on L's embeddings, then rank U by density."""
         ctx = require_ctx(ctx, self.name, "labeled_cache", "dataset")
         lab = ctx.labeled_cache
         y = ctx.dataset.y_train[torch.as_tensor(lab.indices, dtype=torch.long)]
         self.fit(lab.embeddings, y, ctx.dataset.num_classes)
         ctx.log("ddu/jitter", float(self._density.jitter))
-        return super().select_positions(cache, n, rng, ctx)
+        return ctx.unlabeled[top_n(self.compute_score(ctx.cache), ctx.n, ctx.rng)]

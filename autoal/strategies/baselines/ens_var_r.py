@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autoal.cache import PoolCache, compute_cache
+from autoal.cache import compute_cache
 from autoal.device import prepare_model
 from autoal.errors import ConfigError
 from autoal.selection import top_n
@@ -137,11 +137,9 @@ class EnsembleVarRatio(Strategy):
             del model
         return [torch.from_numpy(np.array(v, dtype=np.int64)) for v in ray.get(refs)]  # writable copies
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
-        ctx = require_ctx(ctx, self.name)
+    def query(self, ctx: QueryContext) -> np.ndarray:
         v = self.votes(ctx)
-        vr = variation_ratio(v, cache.probs.shape[1])
+        vr = variation_ratio(v, ctx.cache.probs.shape[1])
         ctx.log("ens_var_r/mean_var_ratio", float(vr.mean()) if len(vr) else float("nan"))
         ctx.log("ens_var_r/member_agreement", float((vr == 0).float().mean()) if len(vr) else float("nan"))
-        return top_n(vr, n, rng)
+        return ctx.unlabeled[top_n(vr, ctx.n, ctx.rng)]

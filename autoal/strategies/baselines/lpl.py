@@ -7,7 +7,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autoal.cache import PoolCache
 from autoal.device import autocast, prepare_batch
 from autoal.lpm import LossPredictionModule, ranking_loss
 from autoal.models.base import Backbone
@@ -147,9 +146,9 @@ class LearningLoss(Strategy):
             self._saved = {"model": cpu_state(model), "lpm": cpu_state(lpm)}
         return model, lpm
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
+    def query(self, ctx: QueryContext) -> np.ndarray:
         ctx = require_ctx(ctx, self.name, "learner", "dataset")
+        cache, n, rng = ctx.cache, ctx.n, ctx.rng
         model, lpm = self.fit(ctx)
         m = len(cache)
         if 0 < self.subset < m:
@@ -161,7 +160,7 @@ class LearningLoss(Strategy):
         if self.last_history.get("rank"):
             ctx.log("lpl/rank_loss", self.last_history["rank"][-1])
             ctx.log("lpl/ce_loss", self.last_history["ce"][-1])
-        return rows[top_n(pred, n, rng)]
+        return ctx.unlabeled[rows[top_n(pred, n, rng)]]
 
     def state_dict(self) -> dict[str, Any]:
         return {"saved": self._saved} if self._saved is not None else {}

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoal.cache import PoolCache
 from autoal.selection import top_n
 from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies.baselines._common import cpu_state, require_ctx
@@ -220,9 +219,9 @@ class VAAL(Strategy):
     def iterations(self, n_labeled: int) -> int:
         return max(self.min_iterations, math.ceil(self.epochs * n_labeled / self.batch_size))
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator, ctx: QueryContext | None = None
-                         ) -> np.ndarray:
+    def query(self, ctx: QueryContext) -> np.ndarray:
         ctx = require_ctx(ctx, self.name, "dataset")
+        cache, n, rng = ctx.cache, ctx.n, ctx.rng
         ds, device = ctx.dataset, ctx.device
         seed = int(ctx.seed)
         vae, disc = self.build(ds, device, seed)
@@ -239,7 +238,7 @@ class VAAL(Strategy):
         for k, v in self.last_losses.items():
             ctx.log(f"vaal/{k}", v)
         ctx.log("vaal/mean_p_labeled", float(p_lab.mean()) if len(p_lab) else float("nan"))
-        return top_n(-p_lab, n, rng)
+        return ctx.unlabeled[top_n(-p_lab, n, rng)]
 
     def state_dict(self) -> dict[str, Any]:
         return {"saved": self._saved} if self._saved is not None else {}
