@@ -27,8 +27,8 @@ from autoal.models import Backbone
 from autoal.plots import learning_curve
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed, round_rng, seed_torch
-from autoal.state import (RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_json, load_checkpoint,
-                          lock_folder, remove_stale_temps)
+from autoal.state import (RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_json, checkpoint_path,
+                          load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
 from autoal.strategies import Strategy, build_strategy
 from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, flatten, git_sha
 
@@ -138,7 +138,7 @@ class ActiveLearningLoop:
                 strike("state_write", r)
                 self._save_strategy(r + 1)
                 state.save(self.run_dir, before_replace=lambda _tmp, r=r: strike("state_write_tmp", r))
-                self._prune_checkpoints(r + 1)
+                prune_checkpoints(self.run_dir, {r + 1})
                 self._log_round(record, state)
                 bar.update(1)
                 bar.set_postfix(acc=f"{record['accuracy']:.3f}", labels=record["labels"])
@@ -206,12 +206,12 @@ class ActiveLearningLoop:
             remove_stale_temps(self.run_dir)  # left by a process killed inside a write
             # checkpoints are keyed by the round they lead into, so that a crash between writing
             # them and writing state.json never pairs a state with a later round's weights
-            strat_file = self._checkpoint("strategy", state.next_round)
+            strat_file = checkpoint_path(self.run_dir, "strategy", state.next_round)
             if not strat_file.exists() and (self.run_dir / STRATEGY_FILE).exists():
                 strat_file = self.run_dir / STRATEGY_FILE  # run folders written before keyed checkpoints
             if strat_file.exists() and state.next_round > 0:
                 self.strategy.load_state_dict(load_checkpoint(strat_file, "cpu"))
-            model_file = self._checkpoint("task_model", state.next_round)
+            model_file = checkpoint_path(self.run_dir, "task_model", state.next_round)
             if not model_file.exists() and (self.run_dir / "task_model.pt").exists():
                 model_file = self.run_dir / "task_model.pt"
             if cfg.al.warm_start and state.next_round > 0 and model_file.exists():
@@ -221,28 +221,17 @@ class ActiveLearningLoop:
         init = initial_labeled_set(self.dataset.y_train.numpy(), cfg.al.initial_size, cfg.al.balanced_init,
                                    round_rng(cfg.al.seed, 0, "init"))
         state = RunState(fingerprint=fp, labeled=init.tolist(), labeled_round=[0] * len(init))
-        self._prune_checkpoints(0)  # a fresh start (resume off) must not meet an older run's weights later
+        prune_checkpoints(self.run_dir, {0})  # a fresh start (resume off) must not meet an older run's weights later
         state.save(self.run_dir)
         return state
-
-    def _checkpoint(self, kind: str, next_round: int) -> Path:
-        return self.run_dir / "checkpoints" / f"{kind}_{next_round:03d}.pt"
 
     def _save_strategy(self, next_round: int) -> None:
         """Strategy state and (warm start) task-model weights that round ``next_round`` starts from."""
         sd = self.strategy.state_dict()
         if sd:
-            atomic_torch_save(self._checkpoint("strategy", next_round), sd)
+            atomic_torch_save(checkpoint_path(self.run_dir, "strategy", next_round), sd)
         if self.cfg.al.warm_start and self._model is not None:
-            atomic_torch_save(self._checkpoint("task_model", next_round), self._model.state_dict())
-
-    def _prune_checkpoints(self, keep: int) -> None:
-        """Delete checkpoints of other rounds once state.json points at round ``keep``."""
-        folder = self.run_dir / "checkpoints"
-        if folder.is_dir():
-            for p in folder.glob("*.pt"):
-                if not p.stem.endswith(f"_{keep:03d}"):
-                    p.unlink(missing_ok=True)
+            atomic_torch_save(checkpoint_path(self.run_dir, "task_model", next_round), self._model.state_dict())
 
     def _start_tracking(self, state: RunState) -> None:
         run_id = self.tracker.start(state.tracking_run_id)

@@ -190,3 +190,20 @@ def load_checkpoint(path: Path, map_location: Any) -> Any:
     except Exception as e:  # torch raises many types for a truncated or foreign file
         raise StateError(f"{path}: checkpoint is unreadable ({type(e).__name__}: {e}); move the run folder away "
                          "to start the run afresh") from e
+
+
+def checkpoint_path(folder: Path, kind: str, next_round: int) -> Path:
+    """The checkpoint of ``kind`` (``strategy``, ``task_model``) that round ``next_round`` starts
+    from. Keyed by that round, so that a crash between writing checkpoints and writing the state
+    never pairs a state with a later round's weights."""
+    return Path(folder) / "checkpoints" / f"{kind}_{int(next_round):03d}.pt"
+
+
+def prune_checkpoints(folder: Path, keep: set[int]) -> None:
+    """Delete the checkpoints of every round not in ``keep`` (once the state points past them)."""
+    ckpts = Path(folder) / "checkpoints"
+    if ckpts.is_dir():
+        for p in ckpts.glob("*_[0-9][0-9][0-9]*.pt"):
+            tail = p.stem.rsplit("_", 1)[-1]
+            if tail.isdigit() and int(tail) not in keep:
+                p.unlink(missing_ok=True)

@@ -20,7 +20,8 @@ from autoal.labeling.files import Problems, Row, batch_csv, read_csv, same_file,
 from autoal.learner import Learner
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed
-from autoal.state import atomic_torch_save, atomic_write_bytes, atomic_write_json, load_checkpoint, lock_folder
+from autoal.state import (atomic_torch_save, atomic_write_bytes, atomic_write_json, checkpoint_path, load_checkpoint,
+                          lock_folder, prune_checkpoints)
 from autoal.strategies import build_strategy
 from autoal.strategies.base import ScoreStrategy
 from autoal.tracking import MLflowTracker, check_tracking_uri, flatten
@@ -111,7 +112,7 @@ class LabelingProject:
             ds = self._dataset(st)
             learner = Learner.from_config(cfg, ds)
             learner.check_needs(strategy)
-            strat_ckpt = self.dir / "checkpoints" / f"strategy_{r:03d}.pt"
+            strat_ckpt = checkpoint_path(self.dir, "strategy", r)
             if strat_ckpt.exists():
                 strategy.load_state_dict(load_checkpoint(strat_ckpt, "cpu"))
 
@@ -138,11 +139,11 @@ class LabelingProject:
             # writes: strategy state and CSV first, labels.json last (the commit point)
             sd = strategy.state_dict()
             if sd:
-                atomic_torch_save(self.dir / "checkpoints" / f"strategy_{r + 1:03d}.pt", sd)
+                atomic_torch_save(checkpoint_path(self.dir, "strategy", r + 1), sd)
             atomic_write_bytes(csv_path, batch_csv(ids, files, scores))
             st["pending"] = pending
             self._commit(st)
-            self._prune_checkpoints(keep={r, r + 1})
+            prune_checkpoints(self.dir, {r, r + 1})
             err = self._sync_tracking(st)
             return ExportResult(round=r, csv=csv_path, sample_ids=ids, files=files, scores=[float(s) for s in scores],
                                 tracking_error=err)
@@ -383,13 +384,6 @@ class LabelingProject:
                          num_classes=len(st["classes"]), classes=list(st["classes"]),
                          augmentation=self.lcfg.augmentation, paths=[str(p) for p in paths],
                          source=f"labeling project images in {root}")
-
-    def _prune_checkpoints(self, keep: set[int]) -> None:
-        folder = self.dir / "checkpoints"
-        if folder.is_dir():
-            for p in folder.glob("strategy_*.pt"):
-                if int(p.stem.rsplit("_", 1)[1]) not in keep:
-                    p.unlink(missing_ok=True)
 
     # -- MLflow ---------------------------------------------------------------------------------
     def _sync_tracking(self, st: dict[str, Any]) -> str | None:
