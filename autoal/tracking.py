@@ -1,7 +1,9 @@
 """Experiment tracking. :class:`MLflowTracker` writes one MLflow run per AL run (nested under a
 sweep's parent run when given); :class:`NullTracker` writes nothing; :class:`SerializedTracker`
-and :func:`call_serialized` let the concurrent trials of a sweep share one SQLite store. MLflow
-is imported only when a tracker is used, so the core runs where MLflow is not installed."""
+and :func:`call_serialized` let the concurrent trials of a sweep share one SQLite store; a sweep's
+parent run (:func:`start_parent_run`, :func:`end_parent_run`) and reports' reads
+(:func:`mlflow_client`) go through here too. This is the only module that imports MLflow, and only
+when it is used, so the core runs where MLflow is not installed."""
 from __future__ import annotations
 
 import fcntl
@@ -283,3 +285,63 @@ def absolute_tracking_uri(uri: str) -> str:
     if uri.startswith("file:") and not uri.startswith("file:/"):
         return "file:" + str(Path(uri[len("file:"):]).expanduser().resolve())
     return uri
+
+
+# ---------------------------------------------------------------------------------------------
+# A sweep's parent run and read access for reports
+# ---------------------------------------------------------------------------------------------
+def mlflow_client(uri: str) -> Any:
+    """An ``MlflowClient`` on the store ``uri`` (for reading runs: reports)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def start_parent_run(uri: str, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, Any],
+                     reopen: str | None = None) -> str:
+    """Create a sweep's parent run (or reopen the run ``reopen`` when the store still has it),
+    with ``tags`` and ``params`` (values cut to MLflow's 6,000 characters); return its id."""
+    from mlflow.entities import Param
+
+    def go() -> str:
+        exp_id = ensure_experiment(uri, experiment)
+        client = mlflow_client(uri)
+        if reopen:
+            try:
+                client.update_run(reopen, status="RUNNING")
+                return reopen
+            except Exception:  # noqa: BLE001 - the store was reset: start a new parent run
+                pass
+        run = client.create_run(exp_id, run_name=run_name, tags=tags)
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            client.log_batch(run.info.run_id, params=items[i:i + 100])
+        return run.info.run_id
+
+    return call_serialized(sqlite_lock_path(uri), go)
+
+
+def end_parent_run(uri: str, run_id: str, status: str, *, metrics: dict[str, float] | None = None,
+                   tags: dict[str, str] | None = None, json_artifacts: dict[str, Any] | None = None) -> None:
+    """Log the sweep's final ``metrics`` (step 0), ``tags`` and JSON artifacts (file name ->
+    content) on its parent run, then end it with ``status``."""
+    import json
+
+    from mlflow.entities import Metric
+
+    def go() -> None:
+        client = mlflow_client(uri)
+        ts = int(time.time() * 1000)
+        if metrics:
+            client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
+        for k, v in (tags or {}).items():
+            client.set_tag(run_id, k, v)
+        if json_artifacts:
+            with tempfile.TemporaryDirectory() as d:
+                for name, content in json_artifacts.items():
+                    path = Path(d) / name
+                    path.write_text(json.dumps(content, indent=1, default=str))
+                    client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id, status=status)
+
+    call_serialized(sqlite_lock_path(uri), go)

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 from autoal.errors import TrackingError
 from autoal.metrics import aubc
 from autoal.plots import learning_curve, save_figure
-from autoal.tracking import call_serialized, sqlite_lock_path
+from autoal.tracking import call_serialized, mlflow_client, sqlite_lock_path
 
 ROLE_TAG = "autoal_role"
 SUMMARY_METRICS = ("aubc", "final_accuracy")
@@ -48,9 +48,7 @@ class Report:
 
 
 def _client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
+    return mlflow_client(uri)
 
 
 def _experiment_id(client, experiment: str) -> str:

@@ -7,7 +7,6 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from autoal.platform.sweep.progress import make_progress_callback
 from autoal.platform.sweep.resources import ResourcePlan, plan_resources
 from autoal.platform.sweep.spec import ComposeFn, META_FILE, ROLE_TAG, SweepSpec
 from autoal.platform.sweep.trial import TrialContext, abs_path, absolutize, trial_fn
-from autoal.tracking import call_serialized, check_tracking_uri, ensure_experiment, flatten, git_sha, sqlite_lock_path
+from autoal.tracking import check_tracking_uri, end_parent_run, flatten, git_sha, start_parent_run
 
 
 @dataclass
@@ -110,35 +109,14 @@ def find_resumable(storage_path: str, name: str, resume: Any) -> str:
 def _parent_run(uri: str, experiment: str, sweep_id: str, spec: SweepSpec, base: dict[str, Any],
                 arms: list[Arm], meta_parent: str | None) -> str:
     """Create (or, on resume, reopen) the sweep's parent run; return its id."""
-    from mlflow.tracking import MlflowClient
-
-    lock = sqlite_lock_path(uri)
-
-    def go() -> str:
-        exp_id = ensure_experiment(uri, experiment)
-        client = MlflowClient(tracking_uri=uri)
-        if meta_parent:
-            try:
-                client.update_run(meta_parent, status="RUNNING")
-                return meta_parent
-            except Exception:  # noqa: BLE001 - the store was reset: start a new parent run
-                pass
-        tags = {"sweep_id": sweep_id, "sweep": spec.name, "ablation": spec.ablation or "none", ROLE_TAG: "sweep",
-                "dataset": str((base.get("dataset") or {}).get("name")), "git_sha": git_sha(),
-                "autoal_version": __version__, "arms": json.dumps([a.label for a in arms])[:5000],
-                "seeds": json.dumps(spec.seeds), "reference": spec.reference or ""}
-        run = client.create_run(exp_id, run_name=sweep_id, tags=tags)
-        from mlflow.entities import Param
-
-        params = {f"sweep.{k}": json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
-                  for k, v in spec.to_dict().items()}
-        params.update({k: v for k, v in flatten(base).items()})
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            client.log_batch(run.info.run_id, params=items[i:i + 100])
-        return run.info.run_id
-
-    return call_serialized(lock, go)
+    tags = {"sweep_id": sweep_id, "sweep": spec.name, "ablation": spec.ablation or "none", ROLE_TAG: "sweep",
+            "dataset": str((base.get("dataset") or {}).get("name")), "git_sha": git_sha(),
+            "autoal_version": __version__, "arms": json.dumps([a.label for a in arms])[:5000],
+            "seeds": json.dumps(spec.seeds), "reference": spec.reference or ""}
+    params = {f"sweep.{k}": json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
+              for k, v in spec.to_dict().items()}
+    params.update(flatten(base))
+    return start_parent_run(uri, experiment, sweep_id, tags, params, reopen=meta_parent)
 
 
 def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None, *,
@@ -338,10 +316,8 @@ def summarize_arms(trials: list[dict[str, Any]], order: Sequence[str]) -> list[d
 def _end_parent(uri: str | None, run_id: str | None, status: str) -> None:
     if not uri or not run_id:
         return
-    from mlflow.tracking import MlflowClient
-
     try:
-        call_serialized(sqlite_lock_path(uri), lambda: MlflowClient(tracking_uri=uri).set_terminated(run_id, status=status))
+        end_parent_run(uri, run_id, status)
     except Exception:  # noqa: BLE001 - best effort while shutting down
         pass
 
@@ -349,26 +325,14 @@ def _end_parent(uri: str | None, run_id: str | None, status: str) -> None:
 def _finish_parent(uri: str, run_id: str | None, result: SweepResult) -> None:
     if run_id is None:
         return
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    def go() -> None:
-        client = MlflowClient(tracking_uri=uri)
-        ts = int(time.time() * 1000)
-        metrics = [Metric("trials_done", sum(t["status"] == "TERMINATED" for t in result.trials), ts, 0),
-                   Metric("trials_failed", len(result.failed), ts, 0)]
-        if result.best is not None:
-            metrics.append(Metric("best_aubc", float(result.best["aubc"]), ts, 0))
-        client.log_batch(run_id, metrics=metrics)
-        client.set_tag(run_id, "best_arm", str(result.best["arm"]) if result.best else "")
-        with tempfile.TemporaryDirectory() as d:
-            p = Path(d) / "trials.json"
-            p.write_text(json.dumps({"trials": result.trials, "arms": result.arms}, indent=1, default=str))
-            client.log_artifact(run_id, str(p))
-        status = "KILLED" if result.interrupted else ("FAILED" if result.failed else "FINISHED")
-        client.set_terminated(run_id, status=status)
-
-    call_serialized(sqlite_lock_path(uri), go)
+    metrics = {"trials_done": sum(t["status"] == "TERMINATED" for t in result.trials),
+               "trials_failed": len(result.failed)}
+    if result.best is not None:
+        metrics["best_aubc"] = float(result.best["aubc"])
+    status = "KILLED" if result.interrupted else ("FAILED" if result.failed else "FINISHED")
+    end_parent_run(uri, run_id, status, metrics=metrics,
+                   tags={"best_arm": str(result.best["arm"]) if result.best else ""},
+                   json_artifacts={"trials.json": {"trials": result.trials, "arms": result.arms}})
 
 
 # ------------------------------------------------------------------------------------ output
