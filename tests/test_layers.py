@@ -117,3 +117,16 @@ def test_the_checks_see_an_upward_import_and_a_circle():
     assert LAYERS["autoal.loop"] > LAYERS["autoal.executors"] > LAYERS["autoal.search"]
     fake = {"a": {"b"}, "b": {"a"}, "c": set()}
     assert _strongly_connected(fake) == [["a", "b"]]
+
+
+def test_mlflow_is_imported_by_tracking_alone():
+    """DESIGN.md §5: every MLflow call goes through autoal.tracking (serialized SQLite writes,
+    one place to change when MLflow's API does)."""
+    importers = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            mods = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
+                    else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(m == "mlflow" or m.startswith("mlflow.") for m in mods):
+                importers.append(name)
+    assert importers and set(importers) == {"autoal.tracking"}, sorted(set(importers))
