@@ -46,36 +46,17 @@ import pickle
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from autoal.cache import PoolCache
 from autoal.device import prepare_batch, prepare_model
-from autoal.models import build_model
+from autoal.search.cycles import CyclePlan, fresh_like
 from autoal.search.search import CycleStats, SearchBatch, SearchConfig, SearchNets, SearchOptimizers, search_cycle
 
 STATE_FILE = "search_state.pt"
 _NET_NAMES = ("searchnet", "fitnet", "lpm")
-
-
-@dataclass
-class CyclePlan:
-    """One search cycle as the driver decided it: the A and V row positions into the labeled
-    tensors, the cycle's seed (as :func:`search_cycle` takes it), and whether FitNet restarts
-    from fresh weights (``torch.manual_seed(seed)`` then ``build_model(**fitnet.spec)``, as the
-    in-process strategy does) before the cycle. ``torch_seed`` seeds torch's global RNG right
-    before the cycle (dropout, augmentation). ``v_cache``: candidate inputs from the task model
-    (``candidate_model: task``), row-aligned with ``v_rows``."""
-
-    a_rows: np.ndarray
-    v_rows: np.ndarray
-    seed: int
-    reset_fitnet: bool = False
-    torch_seed: int | None = None
-    v_cache: PoolCache | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,18 +170,6 @@ def _opt_to_device(opt: torch.optim.Optimizer | None) -> None:
         opt.load_state_dict(opt.state_dict())
 
 
-def _fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, device: torch.device
-                ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """A fresh net of the same build (``build_model(**net.spec)`` under ``torch.manual_seed``)
-    and a fresh optimizer of the same kind and hyperparameters."""
-    spec = getattr(net, "spec", None)
-    if spec is None:
-        raise ValueError("FitNet reset on Ray Train needs a net built by autoal.models.build_model (net.spec)")
-    torch.manual_seed(int(seed))
-    fresh = prepare_model(build_model(**spec), device)
-    return fresh, type(opt)(fresh.parameters(), **opt.defaults)
-
-
 def _train_loop(config: dict[str, Any]) -> None:
     """The Ray Train worker: every cycle of the round, DDP over the batch rows."""
     import ray
@@ -233,7 +202,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     stats: list[dict[str, Any]] = []
     for plan in payload["plans"]:
         if plan.reset_fitnet:
-            nets.fitnet, opts.fitnet = _fresh_like(nets.fitnet, opts.fitnet, plan.seed, device)
+            nets.fitnet, opts.fitnet = fresh_like(nets.fitnet, opts.fitnet, plan.seed, device)
             wrapped.fitnet = _wrap(nets.fitnet, device, world)
         if plan.torch_seed is not None:
             torch.manual_seed(int(plan.torch_seed) + 1_000_003 * rank)

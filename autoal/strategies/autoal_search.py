@@ -64,12 +64,13 @@ from autoal.cache import PoolCache
 from autoal.data.base import random_crop_flip
 from autoal.device import prepare_batch, prepare_model
 from autoal.errors import ConfigError, StateError
-from autoal.executors.ray_train_search import CyclePlan, run_search_on_ray_train
+from autoal.executors.ray_train_search import run_search_on_ray_train
+from autoal.search.cycles import CyclePlan, run_cycles
 from autoal.lpm import LossPredictionModule
 from autoal.models import model_family, model_names
 from autoal.search.nets import build_fitnet, build_searchnet
 from autoal.search.search import (SearchConfig, SearchNets, SearchOptimizers, make_optimizers, pool_scores,
-                                  query_fraction, search_cycle, split_labeled)
+                                  query_fraction, split_labeled)
 from autoal.selection import top_n
 from autoal.strategies import candidates as _candidates
 from autoal.strategies.autoal_lookahead import LookaheadSearch
@@ -161,15 +162,6 @@ class AutoAL(Strategy):
                 "embedding_norm": bool(getattr(task, "embedding_norm", True)),
                 "lpm": self.params.lpm, "lpm_dim": self.params.lpm_dim}
 
-    def _new_fitnet(self, arch: dict[str, Any], device: torch.device) -> None:
-        assert self.nets is not None and self.opts is not None
-        self.nets.fitnet = prepare_model(build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"],
-                                                      arch["image_size"], width=arch["width"],
-                                                      dropout=arch["dropout"],
-                                                      embedding_norm=arch["embedding_norm"]), device)
-        self.opts.fitnet = torch.optim.Adam(self.nets.fitnet.parameters(), lr=self.params.fitnet_lr,
-                                            weight_decay=self.params.weight_decay)
-
     def _build(self, arch: dict[str, Any], device: torch.device) -> None:
         sn = build_searchnet(arch["model"], arch["in_channels"], arch["K"], arch["image_size"], width=arch["width"],
                              num_scores=arch["num_scores"])
@@ -232,40 +224,23 @@ class AutoAL(Strategy):
         l_cache = self._labeled_cache(ctx, labeled) if p.candidate_model == "task" else None
         augment = _augment_fn(ds)
         rng = np.random.default_rng(int(ctx.seed))
-        stats = []
-        t_cand = 0.0
-        t_search = 0.0
-        plans: list[Any] | None = [] if p.executor == "ray_train" else None
+        # plan every cycle here; the executor (this process, or Ray Train workers) runs them
+        plans: list[CyclePlan] = []
         for c in range(p.cycles):
             cycle_seed = int(rng.integers(0, 2**31 - 1))
-            if plans is not None:  # ray_train: plan the cycles here, run them all in one TorchTrainer below
-
-                reset = not fresh and (p.fitnet_reset == "cycle" or (p.fitnet_reset == "round" and c == 0))
-                a_pos, v_pos = split_labeled(len(labeled), rng)
-                plans.append(CyclePlan(a_pos, v_pos, cycle_seed, reset_fitnet=reset, torch_seed=cycle_seed + 1,
-                                       v_cache=l_cache.subset(v_pos) if l_cache is not None else None))
-                fresh = False
-                continue
-            if not fresh and (p.fitnet_reset == "cycle" or (p.fitnet_reset == "round" and c == 0)):
-                torch.manual_seed(cycle_seed)
-                self._new_fitnet(self._arch, device)  # type: ignore[arg-type]
-            torch.manual_seed(cycle_seed + 1)  # same draws whether the nets were built, reset or resumed
+            reset = not fresh and (p.fitnet_reset == "cycle" or (p.fitnet_reset == "round" and c == 0))
             a_pos, v_pos = split_labeled(len(labeled), rng)
-            a_t = torch.as_tensor(a_pos, device=device)
-            v_t = torch.as_tensor(v_pos, device=device)
-            v_cache = l_cache.subset(v_pos) if l_cache is not None else None
-            st = search_cycle(self.nets, self.opts, (x_l[a_t], y_l[a_t]), (x_l[v_t], y_l[v_t]), cfg, self.candidates,
-                              seed=cycle_seed, v_cache=v_cache, augment=augment)
-            stats.append(st)
+            plans.append(CyclePlan(a_pos, v_pos, cycle_seed, reset_fitnet=reset, torch_seed=cycle_seed + 1,
+                                   v_cache=l_cache.subset(v_pos) if l_cache is not None else None))
             fresh = False
-            t_cand += st.seconds_candidates
-            t_search += st.seconds_updates
-        if plans is not None:
-            t_ray = time.perf_counter()
+        t_run = time.perf_counter()
+        if p.executor == "ray_train":
             stats = run_search_on_ray_train(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates,
                                             augment=augment, num_workers=p.num_workers)
-            t_cand += sum(st.seconds_candidates for st in stats)
-            t_search += time.perf_counter() - t_ray - sum(st.seconds_candidates for st in stats)
+        else:
+            stats = run_cycles(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates, augment=augment)
+        t_cand = sum(st.seconds_candidates for st in stats)
+        t_search = time.perf_counter() - t_run - t_cand
 
         # -- selection on U (§3.7) --------------------------------------------------------
         t0 = time.perf_counter()
