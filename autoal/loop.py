@@ -7,6 +7,7 @@ randomness from generators derived from (seed, round), so the same seed gives th
 and a resumed run continues exactly where an uninterrupted one would be."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -76,10 +77,18 @@ def data_params(dataset: ALDataset) -> dict[str, Any]:
             "data.pool_class_counts": ",".join(str(c) for c in info["pool_class_counts"])}
 
 
-def run_dir_for(cfg: RunConfig) -> Path:
-    """Deterministic run folder, so that the same command finds its state again."""
-    name = cfg.tracking.run_name or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
-    return Path(cfg.runtime.output_dir).expanduser().resolve() / f"{name}-{cfg.fingerprint()}"
+def run_fingerprint(cfg: RunConfig, dataset: ALDataset) -> str:
+    """What a run computes: everything in the config that changes the queries, and the data's
+    identity (:meth:`ALDataset.identity`), so that the same config on other data is another run."""
+    return hashlib.sha256(f"{cfg.fingerprint()}:{dataset.fingerprint()}".encode()).hexdigest()[:12]
+
+
+def run_dir_for(cfg: RunConfig, dataset: ALDataset | None = None) -> Path:
+    """Deterministic run folder, so that the same command on the same data finds its state
+    again (``dataset`` defaults to the one the config names, loaded)."""
+    dataset = dataset if dataset is not None else load_dataset(cfg.dataset)
+    name = cfg.tracking.run_name or f"{dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
+    return Path(cfg.runtime.output_dir).expanduser().resolve() / f"{name}-{run_fingerprint(cfg, dataset)}"
 
 
 class ActiveLearningLoop:
@@ -99,7 +108,7 @@ class ActiveLearningLoop:
         self.device = self.learner.device
         self.tracker = tracker if tracker is not None else _default_tracker(cfg)
         self.callbacks = list(callbacks or [])
-        self.run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
+        self.run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg, self.dataset)
         self._model: Backbone | None = None
 
     # -- the run --------------------------------------------------------------------------
@@ -192,13 +201,19 @@ class ActiveLearningLoop:
     # -- state and tracking -----------------------------------------------------------------
     def _load_or_init_state(self) -> RunState:
         cfg = self.cfg
-        fp = cfg.fingerprint()
+        fp = run_fingerprint(cfg, self.dataset)
         state = RunState.load(self.run_dir) if cfg.runtime.resume else None
         if state is not None:
             state_file = self.run_dir / STATE_FILE
             if state.fingerprint != fp:
-                raise StateError(f"{state_file}: saved state belongs to another config "
-                                 f"(fingerprint {state.fingerprint}, this config {fp})")
+                ident = self.dataset.identity()
+                saved = state.data or {}
+                what = ("another data set (saved: {} {} labels {}; this run: {} {} labels {})".format(
+                    saved.get("name"), saved.get("train_shape"), saved.get("labels_sha256"), ident["name"],
+                    ident["train_shape"], ident["labels_sha256"])
+                    if saved and saved != ident else "another config")
+                raise StateError(f"{state_file}: saved state belongs to {what} (fingerprint {state.fingerprint}, "
+                                 f"this run {fp}); use another runtime.output_dir or tracking.run_name")
             n_pool = len(self.dataset.y_train)
             if state.labeled and max(state.labeled) >= n_pool:
                 raise StateError(f"{state_file}: labeled index {max(state.labeled)} is outside the pool of "
@@ -220,7 +235,8 @@ class ActiveLearningLoop:
             return state
         init = initial_labeled_set(self.dataset.y_train.numpy(), cfg.al.initial_size, cfg.al.balanced_init,
                                    round_rng(cfg.al.seed, 0, "init"))
-        state = RunState(fingerprint=fp, labeled=init.tolist(), labeled_round=[0] * len(init))
+        state = RunState(fingerprint=fp, labeled=init.tolist(), labeled_round=[0] * len(init),
+                         data=self.dataset.identity())
         prune_checkpoints(self.run_dir, {0})  # a fresh start (resume off) must not meet an older run's weights later
         state.save(self.run_dir)
         return state

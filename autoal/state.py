@@ -98,7 +98,7 @@ def _json_default(o: Any) -> Any:
 
 @dataclass
 class RunState:
-    """What a run needs to continue: the config fingerprint, the next round to run, the
+    """What a run needs to continue: the run's fingerprint (config and data), the next round to run, the
     labeled indices in the order they were labeled with the round of each, the per-round
     history, the tracking run id, and the RNG state of the run's generator."""
 
@@ -111,6 +111,8 @@ class RunState:
     logged_rounds: int = 0
     rng_state: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
+    #: the identity of the data the run computes on (ALDataset.identity), to name a mismatch
+    data: dict[str, Any] = field(default_factory=dict)
 
     def save(self, run_dir: str | Path, *, before_replace: Callable[[Path], None] | None = None) -> None:
         atomic_write_json(Path(run_dir) / STATE_FILE, asdict(self), before_replace=before_replace)
@@ -160,6 +162,8 @@ class RunState:
             return "history records must be rounds 0, 1, 2, ... in order"
         if not isinstance(self.logged_rounds, int) or not 0 <= self.logged_rounds <= self.next_round:
             return f"logged_rounds must lie in [0, next_round]; got {self.logged_rounds!r}"
+        if not isinstance(self.data, dict):
+            return f"data must be an object (the data set's identity); got {type(self.data).__name__}"
         return None
 
 

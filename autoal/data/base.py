@@ -6,6 +6,8 @@ scoring never loop over samples in Python. Scoring always uses :meth:`ALDataset.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +58,24 @@ class ALDataset:
     @property
     def in_channels(self) -> int:
         return int(self.x_train.shape[1])
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the data a run computes on: the name, the split shapes, the number of
+        classes and SHA-256 digests of all labels and of up to 256 evenly spaced images of each
+        split (so two data sets with the same name but other samples or labels differ, at a
+        cost independent of the pool's size)."""
+        def sample_digest(x: torch.Tensor) -> str:
+            step = max(1, len(x) // 256)
+            return hashlib.sha256(x[::step].contiguous().numpy().tobytes()).hexdigest()[:16]
+
+        labels = hashlib.sha256(self.y_train.numpy().tobytes() + b"|" + self.y_test.numpy().tobytes())
+        return {"name": self.name, "train_shape": list(self.x_train.shape), "test_shape": list(self.x_test.shape),
+                "num_classes": int(self.num_classes), "labels_sha256": labels.hexdigest()[:16],
+                "train_sample_sha256": sample_digest(self.x_train), "test_sample_sha256": sample_digest(self.x_test)}
+
+    def fingerprint(self) -> str:
+        """A short hash of :meth:`identity`."""
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
 
     @property
     def image_size(self) -> int:
