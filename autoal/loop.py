@@ -8,6 +8,7 @@ and a resumed run continues exactly where an uninterrupted one would be."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from autoal import __version__
+from autoal.version import __version__
 from autoal.config import RunConfig
 from autoal.data import ALDataset, load_dataset
 from autoal.errors import StateError
@@ -28,8 +29,8 @@ from autoal.models import Backbone
 from autoal.plots import learning_curve
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed, round_rng, seed_torch
-from autoal.state import (RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_json, checkpoint_path,
-                          load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
+from autoal.state import (RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_bytes, atomic_write_json,
+                          checkpoint_path, load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
 from autoal.strategies import Strategy, build_strategy
 from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, flatten, git_sha
 
@@ -126,6 +127,7 @@ class ActiveLearningLoop:
     def _run_locked(self) -> RunResult:
         cfg = self.cfg
         state = self._load_or_init_state()
+        self._write_config()
         self._start_tracking(state)
         y = self.dataset.y_train.numpy()
         n_pool = len(y)
@@ -249,6 +251,18 @@ class ActiveLearningLoop:
         if self.cfg.al.warm_start and self._model is not None:
             atomic_torch_save(checkpoint_path(self.run_dir, "task_model", next_round), self._model.state_dict())
 
+    def _write_config(self) -> None:
+        """The resolved run config as ``config.yaml`` in the run folder (JSON, which is YAML, when
+        PyYAML is not installed), logged to MLflow with the run's other artifacts."""
+        d = self.cfg.to_dict()
+        try:
+            import yaml
+
+            text = yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
+        except ImportError:  # the core runs without PyYAML (the GPU machine)
+            text = json.dumps(d, indent=2, default=str) + "\n"
+        atomic_write_bytes(self.run_dir / "config.yaml", text.encode())
+
     def _start_tracking(self, state: RunState) -> None:
         run_id = self.tracker.start(state.tracking_run_id)
         if run_id != state.tracking_run_id:
@@ -296,7 +310,7 @@ class ActiveLearningLoop:
         labeled_file = self.run_dir / "labeled.json"
         atomic_write_json(labeled_file, {"labeled": result.labeled.tolist(),
                                          "labeled_round": result.labeled_round.tolist()})
-        for p in (png, labeled_file, self.run_dir / "state.json"):
+        for p in (png, labeled_file, self.run_dir / "state.json", self.run_dir / "config.yaml"):
             self.tracker.log_artifact(p)
         self.tracker.end("FINISHED")
 

@@ -45,3 +45,12 @@ def test_a_run_folder_reused_for_other_data_names_both(tmp_path):
     with pytest.raises(StateError, match=r"another data set \(saved: digits .* this run: digits") as info:
         ActiveLearningLoop(_cfg(tmp_path), dataset=b, run_dir=first.run_dir).run()
     assert "state.json" in str(info.value) and "runtime.output_dir" in str(info.value)
+
+
+def test_every_run_folder_keeps_its_resolved_config(tmp_path):
+    import yaml
+
+    cfg = _cfg(tmp_path)
+    res = run_experiment(cfg)
+    written = yaml.safe_load((res.run_dir / "config.yaml").read_text())
+    assert written == cfg.to_dict() and RunConfig.from_dict(written).fingerprint() == cfg.fingerprint()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from autoal import __version__
+from autoal.version import __version__
 from autoal.errors import ConfigError
 from autoal.faults import once_from_env
 from autoal.platform.report import write_report

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoal import __version__
+from autoal.version import __version__
 from autoal.config import RunConfig
 from autoal.device import resolve_device
 from autoal.errors import ConfigError

@@ -1,0 +1,99 @@
+"""autoal as a library, in two calls (the package root re-exports both):
+
+- :func:`run`: an AL experiment on an :class:`~autoal.data.ALDataset` or on plain arrays, with a
+  strategy by name (or object); returns the :class:`~autoal.loop.RunResult`.
+- :func:`query`: a strategy applied to one's own model outputs (class probabilities, optionally
+  embeddings): the positions of the ``n`` samples to label next.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from autoal.cache import PoolCache
+from autoal.config import RunConfig
+from autoal.data.base import ALDataset, to_labels, to_uint8_nchw
+from autoal.errors import ConfigError, DataError
+from autoal.loop import ActiveLearningLoop, RunResult
+from autoal.strategies import PoolStrategy, Strategy, build_strategy
+
+
+def dataset_from_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, name: str = "arrays",
+                        classes: Sequence[str] | None = None) -> ALDataset:
+    """An :class:`ALDataset` from images ((N,H,W), (N,H,W,C) or (N,C,H,W); uint8, or floats in
+    [0, 1] or [0, 255]) and integer labels 0..C-1."""
+    ytr, yte = to_labels(np.asarray(y_train), f"{name}: y_train"), to_labels(np.asarray(y_test), f"{name}: y_test")
+    num_classes = len(classes) if classes else int(max(int(ytr.max()), int(yte.max())) + 1)
+    return ALDataset(name=name, x_train=to_uint8_nchw(np.asarray(x_train), f"{name}: x_train"), y_train=ytr,
+                     x_test=to_uint8_nchw(np.asarray(x_test), f"{name}: x_test"), y_test=yte,
+                     num_classes=num_classes, classes=list(classes or []), augmentation="none",
+                     source="arrays passed to autoal.run")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds: int = 10, initial_size: int = 20,
+        query_size: int = 10, seed: int = 0, model: str = "small_cnn", epochs: int = 50, output_dir: str = "runs",
+        config: dict[str, Any] | None = None) -> RunResult:
+    """Run ``rounds`` AL rounds on ``data`` (an ALDataset, or ``(x_train, y_train, x_test,
+    y_test)`` arrays: see :func:`dataset_from_arrays`) and return the result (history, AUBC,
+    labeled set, run folder). ``config`` overrides any run-config key as a nested mapping
+    (``{"train": {"lr": 1e-3}, "strategy": {"params": {...}}}``); tracking is off unless it turns
+    it on. The run folder is named after the data, the strategy, the seed and a hash of the config
+    and the data, so calling again resumes or returns that run; a strategy passed as an object
+    (whose parameters the hash cannot see) always starts afresh."""
+    dataset = data if isinstance(data, ALDataset) else dataset_from_arrays(*_four(data))
+    obj = strategy if isinstance(strategy, Strategy) else None
+    name = obj.name if obj is not None else str(strategy)
+    d = {"model": {"name": model}, "train": {"epochs": epochs},
+         "al": {"rounds": rounds, "initial_size": initial_size, "query_size": query_size, "seed": seed},
+         "strategy": {"name": name, "params": {}}, "tracking": {"enabled": False},
+         "runtime": {"output_dir": str(output_dir), "quiet": True, "resume": obj is None}}
+    cfg = RunConfig.from_dict(_merge(d, config or {}))
+    return ActiveLearningLoop(cfg, dataset=dataset, strategy=obj).run()
+
+
+def _four(data: Any) -> tuple:
+    if not isinstance(data, (tuple, list)) or len(data) != 4:
+        raise DataError("autoal.run: data must be an ALDataset or a tuple (x_train, y_train, x_test, y_test); "
+                        f"got {type(data).__name__}{'' if not isinstance(data, (tuple, list)) else f' of {len(data)}'}")
+    return tuple(data)
+
+
+def query(probs: Any, n: int, strategy: str | PoolStrategy = "margin", *, embeddings: Any = None,
+          labeled_embeddings: Any = None, seed: int = 0) -> np.ndarray:
+    """Positions (rows of ``probs``) of the ``n`` samples ``strategy`` would label next, from
+    one's own model outputs: ``probs`` (N, C) class probabilities, ``embeddings`` (N, D) for the
+    strategies that read them (kmeans, coreset, badge, typiclust), ``labeled_embeddings`` for those
+    that also look at the labeled set (coreset, typiclust). Strategies that need Monte-Carlo
+    dropout or train models of their own need :func:`run`."""
+    p = torch.as_tensor(np.asarray(probs, dtype=np.float32))
+    if p.ndim != 2 or len(p) == 0 or not torch.isfinite(p).all() or (p < 0).any() \
+            or not torch.allclose(p.sum(1), torch.ones(len(p)), atol=1e-3):
+        raise DataError(f"autoal.query: probs must be an (N, C) array of finite probabilities whose rows sum to 1; "
+                        f"got shape {tuple(p.shape)}")
+    strat = strategy if isinstance(strategy, Strategy) else build_strategy(str(strategy))
+    if not isinstance(strat, PoolStrategy) or "mc" in strat.needs:
+        raise ConfigError(f"autoal.query: strategy {strat.name!r} needs a trained model (Monte-Carlo dropout or "
+                          "models of its own); use autoal.run")
+    if not 1 <= int(n) <= len(p):
+        raise ConfigError(f"autoal.query: n must lie in 1..{len(p)} (the rows of probs); got {n!r}")
+    emb = None if embeddings is None else torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+    if "embeddings" in strat.needs and (emb is None or emb.shape[0] != len(p)):
+        raise ConfigError(f"autoal.query: strategy {strat.name!r} reads embeddings: pass embeddings with one row per "
+                          "row of probs")
+    cache = PoolCache(np.arange(len(p)), p, emb if emb is not None else torch.zeros(len(p), 0),
+                      torch.log(p.clamp_min(1e-12)))
+    labeled = None
+    if labeled_embeddings is not None:
+        le = torch.as_tensor(np.asarray(labeled_embeddings, dtype=np.float32))
+        labeled = PoolCache(np.arange(len(le)), torch.zeros(len(le), p.shape[1]), le, torch.zeros(len(le), p.shape[1]))
+    return np.asarray(strat.select_positions(cache, int(n), np.random.default_rng(seed), labeled), dtype=np.int64)
