@@ -61,6 +61,108 @@ def _explain_override_error(e: Exception, hydra_compose, config_name: str, overr
     return f"{key}: unknown config key; valid keys under {parent or 'the top level'}: {', '.join(map(str, node.keys()))}"
 
 
+HYDRA_FLAGS = ("--help", "-h", "--cfg", "-c", "--info", "-i", "--multirun", "-m")
+
+
+def config_groups(config_name: str = "config") -> dict[str, list[str]]:
+    """The config groups that ``conf/<config_name>.yaml`` composes, each with its options."""
+    import yaml
+
+    root = conf_dir()
+    defaults = yaml.safe_load((root / f"{config_name}.yaml").read_text()).get("defaults") or []
+    names = [next(iter(d)) for d in defaults if isinstance(d, dict)]
+    return {g: sorted(p.stem for p in (root / g).glob("*.yaml")) for g in names if (root / g).is_dir()}
+
+
+def split_flags(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
+    """Hydra's standard flags (``--help``, ``--cfg job``, ``--info``, ``-m``) apart from the
+    ``key=value`` overrides; any other option is a ConfigError listing the valid ones."""
+    flags: dict[str, str | bool] = {}
+    rest: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a in ("--help", "-h"):
+            flags["help"] = True
+        elif a in ("--info", "-i"):
+            flags["info"] = True
+        elif a in ("--multirun", "-m"):
+            flags["multirun"] = True
+        elif a in ("--cfg", "-c") or a.startswith("--cfg="):
+            what = a.split("=", 1)[1] if "=" in a else next(it, "")
+            if what not in ("job", "all"):
+                raise ConfigError(f"--cfg: expected job or all; got {what!r}")
+            flags["cfg"] = what
+        elif a.startswith("-"):
+            raise ConfigError(f"{a}: unknown option; valid options: --help, --cfg job, --info, -m/--multirun, "
+                              "and key=value overrides")
+        else:
+            rest.append(a)
+    return flags, rest
+
+
+def help_text(script: str, doc: str | None, config_name: str = "config") -> str:
+    """``--help``: the script's docstring, the config groups and their options, the flags."""
+    groups = config_groups(config_name)
+    lines = [(doc or "").strip(), "", f"usage: python {script} [--help] [--cfg job] [--info] [-m] [key=value ...]", "",
+             "Config groups (conf/; choose with group=option, e.g. strategy=entropy):"]
+    for g, opts in groups.items():
+        lines.append(f"  {g:<10} {', '.join(opts)}")
+    lines += ["", "Any key of the composed config is an override (python "
+              f"{script} --cfg job lists them), e.g. al.rounds=5 train.lr=0.001.",
+              "Flags: --cfg job prints the composed config; --info prints where it comes from;",
+              "-m/--multirun runs every combination of comma-separated values (strategy=margin,entropy",
+              "al.seed=0,1) as one Ray Tune sweep (pipelines/sweep.py), paired seeds, one MLflow parent run."]
+    return "\n".join(lines)
+
+
+def info_text(config_name: str, overrides: list[str]) -> str:
+    """``--info``: versions, the config folder, the primary config and the group choices."""
+    import hydra
+
+    from autoal import __version__
+
+    d = compose(overrides, config_name)
+    chosen = {g: (d.get(g) or {}).get("name", "") if isinstance(d.get(g), dict) else ""
+              for g in config_groups(config_name)}
+    lines = [f"autoal {__version__}, Hydra {hydra.__version__}", f"config folder: {conf_dir()}",
+             f"primary config: {config_name}.yaml", "overrides: " + (" ".join(overrides) or "(none)"),
+             "group choices (name inside each): " + ", ".join(f"{g}={v}" for g, v in chosen.items() if v)]
+    return "\n".join(lines)
+
+
+def config_yaml(config_name: str, overrides: list[str]) -> str:
+    """``--cfg job``: the composed config as YAML."""
+    import yaml
+
+    return yaml.safe_dump(compose(overrides, config_name), sort_keys=False)
+
+
+def multirun_sweep(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """``-m``: the fixed overrides, and the sweep section (space and seeds) that the
+    comma-separated ones make; parsed with Hydra's own override grammar."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    fixed: list[str] = []
+    space: dict[str, Any] = {}
+    seeds: list[int] | None = None
+    for text, o in zip(overrides, OverridesParser.create().parse_overrides(overrides)):
+        if not o.is_sweep_override():
+            fixed.append(text)
+            continue
+        values = list(o.sweep_iterator())
+        key = o.get_key_element()
+        if key == "al.seed":
+            seeds = [int(v) for v in values]
+        else:
+            space[key] = {"grid": values}
+    if not space and seeds is None:
+        raise ConfigError("-m/--multirun: no comma-separated values to sweep (e.g. strategy=margin,entropy al.seed=0,1)")
+    sweep = {"name": "multirun", "space": space}
+    if seeds is not None:
+        sweep["seeds"] = seeds
+    return fixed, sweep
+
+
 def run_config(d: dict[str, Any]):
     from autoal.config import RunConfig
 

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import sys
 
-from pipelines.common import compose, main_guard, mlflow_ui_command, results_table
+from pipelines.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command, results_table,
+                              split_flags)
 
 SCRIPT = "pipelines/sweep.py"
 
 
-def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT) -> int:
+def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep: dict | None = None) -> int:
+    """Compose, run, print. ``sweep`` replaces keys of the composed sweep section (``-m``)."""
     from autoal.platform.sweep import SweepSpec, format_summary, ray_session, run_sweep
 
     cfg = compose(argv, config_name)
-    spec = SweepSpec.from_dict(cfg.pop("sweep"))
+    spec = SweepSpec.from_dict({**cfg.pop("sweep"), **(sweep or {})})
 
     def compose_fn(extra: list[str]) -> dict:
         """The composed config with config-group options selected (an arm's `strategy: autoal`);
@@ -64,7 +66,16 @@ def _resume_command(script: str, argv: list[str], sweep_id: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    return run(argv, "sweep", SCRIPT)
+    flags, overrides = split_flags(argv)
+    if flags.get("help"):
+        print(help_text(SCRIPT, __doc__, "sweep"))
+    elif flags.get("info"):
+        print(info_text("sweep", overrides))
+    elif flags.get("cfg"):
+        print(config_yaml("sweep", overrides))
+    else:
+        return run(overrides, "sweep", SCRIPT)
+    return 0
 
 
 if __name__ == "__main__":

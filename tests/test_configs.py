@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from autoal.errors import ConfigError
 from autoal.paths import conf_dir
 from pipelines.common import compose, run_config
 
@@ -84,3 +85,51 @@ def test_subsampling_keys_change_the_fingerprint(key, value):
     changed = RunConfig.from_dict({"dataset": {key: value}})
     assert changed.fingerprint() != base.fingerprint()
     assert RunConfig.from_dict({"dataset": {key: value}}).fingerprint() == changed.fingerprint()
+
+
+def _cli(args, tmp_path, timeout=300):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**__import__("os").environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([sys.executable, str(root / "pipelines" / "run.py"), *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=tmp_path, env=env)
+
+
+def test_hydra_flags_help_cfg_info(tmp_path):
+    import yaml
+
+    out = _cli(["--help"], tmp_path)
+    assert out.returncode == 0 and "usage: python pipelines/run.py" in out.stdout
+    assert re_line(out.stdout, "strategy") and "least_confidence" in out.stdout and not re_line(out.stdout, "sweep")
+    out = _cli(["--cfg", "job", "strategy=entropy", "al.rounds=3"], tmp_path)
+    d = yaml.safe_load(out.stdout)
+    assert out.returncode == 0 and d["strategy"]["name"] == "entropy" and d["al"]["rounds"] == 3
+    assert run_config(d).al.rounds == 3  # the printed config is a valid run config
+    out = _cli(["--info", "strategy=kmeans"], tmp_path)
+    assert out.returncode == 0 and "config folder:" in out.stdout and "strategy=kmeans" in out.stdout
+    bad = _cli(["--bogus"], tmp_path)
+    assert bad.returncode == 2 and "--bogus: unknown option" in bad.stderr and "Traceback" not in bad.stderr
+    assert not list(tmp_path.iterdir())  # none of these wrote anything
+
+
+def re_line(text: str, group: str) -> bool:
+    return any(line.strip().startswith(group + " ") for line in text.splitlines())
+
+
+@pytest.mark.slow
+def test_multirun_is_one_tune_sweep_with_paired_seeds(tmp_path):
+    out = _cli(["-m", "strategy=random,margin", "al.seed=0,1", "al.rounds=1", "al.mc_samples=2", "train.epochs=2",
+                f"tracking.uri=sqlite:///{tmp_path}/m.db", f"runtime.output_dir={tmp_path}/runs",
+                f"sweep.storage_path={tmp_path}/ray", "sweep.report=false", "sweep.num_cpus=2"], tmp_path,
+               timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith(("random ", "margin "))]
+    trials = {(r[0], r[1]) for r in rows if len(r) > 2 and r[2] == "TERMINATED"}
+    assert trials == {("random", "0"), ("random", "1"), ("margin", "0"), ("margin", "1")}, out.stdout
+    assert "multirun-" in out.stdout and "mlflow ui --backend-store-uri" in out.stdout
+    with pytest.raises(ConfigError, match="no comma-separated values"):
+        from pipelines.common import multirun_sweep
+
+        multirun_sweep(["al.rounds=2"])
