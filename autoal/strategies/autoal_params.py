@@ -38,6 +38,7 @@ _CHOICES = (("searchnet_optimizer", OPTIMIZERS), ("candidate_model", CANDIDATE_M
             ("fitnet_reset", FITNET_RESETS), ("executor", EXECUTORS), ("formulation", FORMULATIONS),
             ("gate", GATES), ("selection", SELECTIONS))
 _BOOLEANS = ("lpm", "lpm_only", "warm_start", "decorrelate", "fitnet_warm_start")
+_LOOKAHEAD = LookaheadParams()
 
 
 def _err(key: str, msg: str) -> ConfigError:
@@ -86,20 +87,21 @@ class AutoALParams:
     executor: str = "local"
     num_workers: int = 2
     formulation: str = "lookahead"
-    prior: dict[str, float] | None = None
-    hedge_rate: float = 1.0
-    fitnet_steps: float = 0.5
-    lookahead_parts: int = 16
-    lookahead_pool_fraction: float = 0.5
-    head_steps: int = 50
-    head_l2: float = 0.01
-    gate: str = "ranks"
-    gate_steps: int = 30
-    gate_lr: float = 0.01
-    gate_tau: float = 0.05
-    decorrelate: bool = True
-    fitnet_warm_start: bool = True
-    selection: str = "portfolio"
+    # the lookahead formulation's keys: defaults from LookaheadParams (one place)
+    prior: dict[str, float] | None = _LOOKAHEAD.prior
+    hedge_rate: float = _LOOKAHEAD.hedge_rate
+    fitnet_steps: float = _LOOKAHEAD.fitnet_steps
+    lookahead_parts: int = _LOOKAHEAD.parts
+    lookahead_pool_fraction: float = _LOOKAHEAD.pool_fraction
+    head_steps: int = _LOOKAHEAD.head_steps
+    head_l2: float = _LOOKAHEAD.head_l2
+    gate: str = _LOOKAHEAD.gate
+    gate_steps: int = _LOOKAHEAD.gate_steps
+    gate_lr: float = _LOOKAHEAD.gate_lr
+    gate_tau: float = _LOOKAHEAD.gate_tau
+    decorrelate: bool = _LOOKAHEAD.decorrelate
+    fitnet_warm_start: bool = _LOOKAHEAD.fitnet_warm_start
+    selection: str = _LOOKAHEAD.selection
 
     @classmethod
     def keys(cls) -> list[str]:
