@@ -165,3 +165,20 @@ def test_report_pipeline_prints_and_lists(sweep_store, tmp_path, monkeypatch, ca
                  f"report.out_dir={tmp_path / 'cli'}"]) == 0
     out = capsys.readouterr().out
     assert "| autoal |" in out and "paired against entropy" in out and (tmp_path / "cli" / "rounds.parquet").exists()
+
+
+def test_weights_figure_draws_both_formulations(tmp_path):
+    """Fig. 5 from the paper formulation's w_mean/<cand> and the lookahead formulation's
+    weight/<cand>, one panel per arm, each with its own candidates."""
+    import pandas as pd
+
+    from autoal.platform.report import plot_trace
+
+    rows = [{"arm": "autoal", "status": "FINISHED", "round": r, "weight/margin": 0.5 + 0.1 * r,
+             "weight/kmeans": 0.5 - 0.1 * r} for r in range(3)]
+    rows += [{"arm": "autoal[paper]", "status": "FINISHED", "round": r, "w_mean/entropy": 0.4} for r in range(3)]
+    rows += [{"arm": "margin", "status": "FINISHED", "round": r} for r in range(3)]
+    path = plot_trace(pd.DataFrame(rows), tmp_path / "weights.png", ["margin", "autoal", "autoal[paper]"],
+                      ("w_mean/", "weight/"))
+    assert path is not None and path.stat().st_size > 1000
+    assert plot_trace(pd.DataFrame(rows[-3:]), tmp_path / "none.png", ["margin"], ("w_mean/", "weight/")) is None

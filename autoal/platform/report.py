@@ -8,7 +8,8 @@ strategy, dataset, status, round, labels, <metrics>``), written as Parquet. From
 - ``summary.md`` / ``summary.csv``: AUBC and final accuracy per arm, mean ± std, best in bold;
 - ``paired.md`` / ``paired.csv``: every arm against a reference arm over the seeds both ran
   (mean difference, wins/ties/losses, Wilcoxon signed-rank and paired t-test p-values);
-- ``weights.png`` (and ``shares.png``): AutoAL's per-round mean strategy weights ``w_mean/<cand>``
+- ``weights.png`` (and ``shares.png``): AutoAL's per-round strategy weights (``w_mean/<cand>`` of the
+  paper formulation, ``weight/<cand>`` of the lookahead formulation)
   (and the candidates' shares of the picks, ``share/<cand>``) — the paper's Fig. 5 — when logged;
 - ``runtime.md`` / ``runtime.csv``: seconds per run split into candidate scoring, search, task
   training and selection, relative to the Entropy arm (Table 2), when an Entropy arm exists;
@@ -326,11 +327,13 @@ def plot_learning_curves(df, path: str | Path, order: Sequence[str], title: str 
     return learning_curve(path, curves, title=title)
 
 
-def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str = "w_mean/", ylabel: str = "mean weight w_k",
-               title: str = "") -> Path | None:
-    """Per-round means over seeds of the ``<prefix><candidate>`` metrics, one panel per arm that
-    logged them; None when no arm did."""
-    cols = sorted(c for c in df.columns if c.startswith(prefix))
+def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str | tuple[str, ...] = "w_mean/",
+               ylabel: str = "mean weight w_k", title: str = "") -> Path | None:
+    """Per-round means over seeds of the ``<prefix><candidate>`` metrics (any of several
+    prefixes: each arm plots the ones it logged), one panel per arm that logged them; None when
+    no arm did."""
+    prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
+    cols = sorted(c for c in df.columns if c.startswith(prefixes))
     if not cols:
         return None
     done = df[df["status"] == "FINISHED"]
@@ -350,7 +353,7 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str = "w_mean
         g = done[done["arm"] == arm].groupby("round")[cols].mean()
         for c in cols:
             if g[c].notna().any():
-                ax.plot(g.index, g[c], marker="o", ms=3, label=c[len(prefix):])
+                ax.plot(g.index, g[c], marker="o", ms=3, label=c.split("/", 1)[1])
         ax.set_title(arm, fontsize=9)
         ax.set_xlabel("round")
         ax.set_ylabel(ylabel)
@@ -406,7 +409,10 @@ def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str |
     if lc is not None:
         files["learning_curves"] = lc
         sections += ["## Learning curves (mean ± std over seeds)", "", "![learning curves](learning_curves.png)", ""]
-    w = plot_trace(df, out / "weights.png", order, "w_mean/", "mean weight w_k", "AutoAL strategy weights per round")
+    # the paper formulation logs SearchNet's mean weights w_mean/<cand>, the lookahead formulation
+    # its weights over candidates weight/<cand>: both are Fig. 5
+    w = plot_trace(df, out / "weights.png", order, ("w_mean/", "weight/"), "weight of the candidate",
+                   "AutoAL strategy weights per round")
     if w is not None:
         files["weights"] = w
         sections += ["## Strategy weights per round (Fig. 5)", "", "![weights](weights.png)", ""]
