@@ -5,7 +5,7 @@
     picks = autoal.query(probs, n=10, strategy="margin")
 
 See :mod:`autoal.api`; the modules below are the library's layers (docs/DESIGN.md §6)."""
-from autoal.api import dataset_from_arrays, query, run
+from autoal.api import query, run
 from autoal.version import __version__
 
-__all__ = ["__version__", "dataset_from_arrays", "query", "run"]
+__all__ = ["__version__", "query", "run"]

@@ -8,29 +8,18 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from autoal.cache import PoolCache
 from autoal.config import RunConfig
-from autoal.data.base import ALDataset, to_labels, to_uint8_nchw
+from autoal.data.base import ALDataset
+from autoal.data.files import dataset_from_arrays
 from autoal.errors import ConfigError, DataError
 from autoal.loop import ActiveLearningLoop, RunResult
 from autoal.strategies import PoolStrategy, Strategy, build_strategy
-
-
-def dataset_from_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, name: str = "arrays",
-                        classes: Sequence[str] | None = None) -> ALDataset:
-    """An :class:`ALDataset` from images ((N,H,W), (N,H,W,C) or (N,C,H,W); uint8, or floats in
-    [0, 1] or [0, 255]) and integer labels 0..C-1."""
-    ytr, yte = to_labels(np.asarray(y_train), f"{name}: y_train"), to_labels(np.asarray(y_test), f"{name}: y_test")
-    num_classes = len(classes) if classes else int(max(int(ytr.max()), int(yte.max())) + 1)
-    return ALDataset(name=name, x_train=to_uint8_nchw(np.asarray(x_train), f"{name}: x_train"), y_train=ytr,
-                     x_test=to_uint8_nchw(np.asarray(x_test), f"{name}: x_test"), y_test=yte,
-                     num_classes=num_classes, classes=list(classes or []), augmentation="none",
-                     source="arrays passed to autoal.run")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -44,13 +33,14 @@ def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds:
         query_size: int = 10, seed: int = 0, model: str = "small_cnn", epochs: int = 50, output_dir: str = "runs",
         config: dict[str, Any] | None = None) -> RunResult:
     """Run ``rounds`` AL rounds on ``data`` (an ALDataset, or ``(x_train, y_train, x_test,
-    y_test)`` arrays: see :func:`dataset_from_arrays`) and return the result (history, AUBC,
-    labeled set, run folder). ``config`` overrides any run-config key as a nested mapping
+    y_test)`` arrays, checked by :func:`autoal.data.files.dataset_from_arrays`) and return the
+    result (history, AUBC, labeled set, run folder). ``config`` overrides any run-config key as a nested mapping
     (``{"train": {"lr": 1e-3}, "strategy": {"params": {...}}}``); tracking is off unless it turns
     it on. The run folder is named after the data, the strategy, the seed and a hash of the config
     and the data, so calling again resumes or returns that run; a strategy passed as an object
     (whose parameters the hash cannot see) always starts afresh."""
-    dataset = data if isinstance(data, ALDataset) else dataset_from_arrays(*_four(data))
+    dataset = data if isinstance(data, ALDataset) else dataset_from_arrays(
+        "arrays", *_four(data), where="autoal.run: data", source="arrays passed to autoal.run")
     obj = strategy if isinstance(strategy, Strategy) else None
     name = obj.name if obj is not None else str(strategy)
     d = {"model": {"name": model}, "train": {"epochs": epochs},

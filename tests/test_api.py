@@ -52,3 +52,12 @@ def test_query_matches_the_strategy_and_checks_its_input():
 def test_run_rejects_data_that_is_not_four_arrays(tmp_path):
     with pytest.raises(DataError, match=r"\(x_train, y_train, x_test, y_test\)"):
         autoal.run((np.zeros((4, 8, 8)), np.zeros(4)), output_dir=str(tmp_path))
+
+
+def test_run_checks_arrays_like_an_npz_file(tmp_path):
+    x, y = np.zeros((10, 8, 8), dtype=np.uint8), np.arange(10) % 2
+    with pytest.raises(DataError, match=r"autoal.run: data has 10 images in x_train but 9 labels"):
+        autoal.run((x, y[:9], x, y), output_dir=str(tmp_path))
+    with pytest.raises(DataError, match=r"autoal.run: data has negative labels"):
+        autoal.run((x, y - 1, x, y), output_dir=str(tmp_path))
+    assert not list(tmp_path.iterdir())

@@ -254,37 +254,46 @@ def load_npz(spec: DataSpec) -> ALDataset:
         raise DatasetNotFoundError(f"dataset=npz: file {path} not found; set dataset.path to a .npz file with "
                                    f"arrays {', '.join(NPZ_KEYS)}")
     arrays = _read_npz(path)
-    x_tr = to_uint8_nchw(arrays["x_train"], f"{path} [x_train]")
-    x_te = to_uint8_nchw(arrays["x_test"], f"{path} [x_test]")
-    y_tr = to_labels(arrays["y_train"], f"{path} [y_train]")
-    y_te = to_labels(arrays["y_test"], f"{path} [y_test]")
+    num_classes: Any = spec.options.get("num_classes")
+    if num_classes is not None:
+        num_classes = int_option(spec, "num_classes", 0, minimum=2)
+    classes = spec.options.get("classes")
+    return dataset_from_arrays(spec.name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                               where=f"dataset=npz: {path}", source=str(path), num_classes=num_classes,
+                               classes=None if classes is None else [str(c) for c in classes],
+                               augmentation=augmentation_option(spec, "none"))
+
+
+def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, where: str, source: str,
+                        num_classes: int | None = None, classes: Sequence[str] | None = None,
+                        augmentation: str = "none") -> ALDataset:
+    """An :class:`ALDataset` from images ((N,H,W), (N,H,W,C) or (N,C,H,W); uint8, or floats in
+    [0, 1] or [0, 255]) and integer labels 0..C-1, checked: non-empty splits, as many labels as
+    images, the same image geometry, labels in range, at least two classes. ``where`` names the
+    input in every error (a file, or the API call); ``num_classes`` defaults to the largest
+    label + 1."""
+    x_tr = to_uint8_nchw(np.asarray(x_train), f"{where} [x_train]")
+    x_te = to_uint8_nchw(np.asarray(x_test), f"{where} [x_test]")
+    y_tr = to_labels(np.asarray(y_train), f"{where} [y_train]")
+    y_te = to_labels(np.asarray(y_test), f"{where} [y_test]")
     for key, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
         if len(x) == 0:
-            raise DataError(f"dataset=npz: {path} [x_{key}] holds no images")
+            raise DataError(f"{where} [x_{key}] holds no images")
         if len(x) != len(y):
-            raise DataError(f"dataset=npz: {path} has {len(x)} images in x_{key} but {len(y)} labels in y_{key}")
-    check_same_geometry(f"dataset=npz: {path}", x_tr, x_te)
+            raise DataError(f"{where} has {len(x)} images in x_{key} but {len(y)} labels in y_{key}")
+    check_same_geometry(where, x_tr, x_te)
     lo = min(int(y_tr.min()), int(y_te.min()))
     hi = max(int(y_tr.max()), int(y_te.max()))
     if lo < 0:
-        raise DataError(f"dataset=npz: {path} has negative labels (min {lo}); labels must be 0..num_classes-1")
-    num_classes: Any = spec.options.get("num_classes")
+        raise DataError(f"{where} has negative labels (min {lo}); labels must be 0..num_classes-1")
     if num_classes is None:
         num_classes = hi + 1
-    else:
-        num_classes = int_option(spec, "num_classes", 0, minimum=2)
-        if hi >= num_classes:
-            raise DataError(f"dataset=npz: {path} has label {hi}, out of range for "
-                            f"dataset.options.num_classes={num_classes} (labels must lie in 0..{num_classes - 1})")
+    elif hi >= num_classes:
+        raise DataError(f"{where} has label {hi}, out of range for num_classes={num_classes} "
+                        f"(dataset.options.num_classes; labels must lie in 0..{num_classes - 1})")
     if num_classes < 2:
-        raise DataError(f"dataset=npz: {path} holds a single class (all labels are 0); need at least 2 classes")
-    classes = spec.options.get("classes")
-    if classes is not None:
-        classes = [str(c) for c in classes]
-        if len(classes) != num_classes:
-            raise ConfigError(f"dataset.options.classes: {len(classes)} names given for {num_classes} classes")
-    return ALDataset(
-        name=spec.name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
-        num_classes=num_classes, classes=classes or [],
-        augmentation=augmentation_option(spec, "none"), source=str(path),
-    )
+        raise DataError(f"{where} holds a single class (all labels are 0); need at least 2 classes")
+    if classes is not None and len(classes) != num_classes:
+        raise ConfigError(f"dataset.options.classes: {len(classes)} names given for {num_classes} classes")
+    return ALDataset(name=name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=num_classes,
+                     classes=list(classes or []), augmentation=augmentation, source=source)
