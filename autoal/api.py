@@ -30,11 +30,15 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds: int = 10, initial_size: int = 20,
-        query_size: int = 10, seed: int = 0, model: str = "small_cnn", epochs: int = 50, output_dir: str = "runs",
-        config: dict[str, Any] | None = None) -> RunResult:
+        query_size: int = 10, seed: int = 0, model: str | torch.nn.Module = "small_cnn", epochs: int = 50,
+        output_dir: str = "runs", config: dict[str, Any] | None = None) -> RunResult:
     """Run ``rounds`` AL rounds on ``data`` (an ALDataset, or ``(x_train, y_train, x_test,
     y_test)`` arrays, checked by :func:`autoal.data.files.dataset_from_arrays`) and return the
-    result (history, AUBC, labeled set, run folder). ``config`` overrides any run-config key as a nested mapping
+    result (history, AUBC, labeled set, run folder). ``model``: a registered family by name, or
+    one's own ``torch.nn.Module`` whose last layer is an ``nn.Linear`` head (adapted by
+    :class:`autoal.models.ModuleAdapter`, which documents the contract; pass an adapter to name
+    the head, the stage maps or the MC dropout rate); every round trains a fresh copy of it.
+    ``config`` overrides any run-config key as a nested mapping
     (``{"train": {"lr": 1e-3}, "strategy": {"params": {...}}}``); tracking is off unless it turns
     it on. The run folder is named after the data, the strategy, the seed and a hash of the config
     and the data, so calling again resumes or returns that run; a strategy passed as an object
@@ -43,12 +47,15 @@ def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds:
         "arrays", *_four(data), where="autoal.run: data", source="arrays passed to autoal.run")
     obj = strategy if isinstance(strategy, Strategy) else None
     name = obj.name if obj is not None else str(strategy)
-    d = {"model": {"name": model}, "train": {"epochs": epochs},
+    module = model if isinstance(model, torch.nn.Module) else None
+    if module is None and not isinstance(model, str):
+        raise ConfigError(f"autoal.run: model must be a model name or a torch.nn.Module; got {type(model).__name__}")
+    d = {"model": {"name": "small_cnn" if module is not None else model}, "train": {"epochs": epochs},
          "al": {"rounds": rounds, "initial_size": initial_size, "query_size": query_size, "seed": seed},
          "strategy": {"name": name, "params": {}}, "tracking": {"enabled": False},
          "runtime": {"output_dir": str(output_dir), "quiet": True, "resume": obj is None}}
     cfg = RunConfig.from_dict(_merge(d, config or {}))
-    return ActiveLearningLoop(cfg, dataset=dataset, strategy=obj).run()
+    return ActiveLearningLoop(cfg, dataset=dataset, strategy=obj, model=module).run()
 
 
 def _four(data: Any) -> tuple:

@@ -16,7 +16,7 @@ from autoal.data.base import ALDataset
 from autoal.device import prepare_model, resolve_device
 from autoal.errors import ConfigError
 from autoal.executors.ray_scoring import RayScorer
-from autoal.models import Backbone, build_model
+from autoal.models import Backbone, ModuleAdapter, build_model
 from autoal.seeding import seed_torch
 from autoal.training import TrainConfig, evaluate, train_model
 
@@ -25,11 +25,15 @@ Scorer = Callable[..., PoolCache]  # compute_cache's signature; autoal.executors
 
 class Learner:
     """The task model's recipe on one data set. ``scorer`` computes caches (default: in this
-    process; :func:`default_scorer` picks the Ray actors of ``scoring.executor=ray``)."""
+    process; :func:`default_scorer` picks the Ray actors of ``scoring.executor=ray``).
+    ``template``: a user's model (:class:`~autoal.models.ModuleAdapter`, or any ``nn.Module``,
+    adapted with ``model_cfg``'s dropout) that every new model is a fresh copy of, in place of the
+    family ``model_cfg.name``."""
 
     def __init__(self, dataset: ALDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
                  device: torch.device, mc_samples: int = 0, mc_masks: str = "consistent",
-                 scoring_batch_size: int = 1024, scorer: Scorer | None = None) -> None:
+                 scoring_batch_size: int = 1024, scorer: Scorer | None = None,
+                 template: torch.nn.Module | None = None) -> None:
         self.dataset = dataset
         self.model_cfg = model_cfg
         self.train_cfg = train_cfg
@@ -39,9 +43,19 @@ class Learner:
         self.scoring_batch_size = int(scoring_batch_size)
         self.scorer = scorer if scorer is not None else compute_cache
         self._images: torch.Tensor | None = None
+        self.template: ModuleAdapter | None = None
+        if template is not None:
+            adapted = template if isinstance(template, ModuleAdapter) else ModuleAdapter(template, dropout=model_cfg.dropout)
+            adapted.probe(dataset.eval_transform(dataset.x_train[:2]))  # the contract, before any training
+            if adapted.num_outputs != dataset.num_classes:
+                raise ConfigError(f"model: the {adapted.module_class}'s head {adapted.head_name!r} has "
+                                  f"{adapted.num_outputs} outputs; the data set {dataset.name!r} has "
+                                  f"{dataset.num_classes} classes")
+            self.template = adapted
 
     @classmethod
-    def from_config(cls, cfg: RunConfig, dataset: ALDataset, scorer: Scorer | None = None) -> "Learner":
+    def from_config(cls, cfg: RunConfig, dataset: ALDataset, scorer: Scorer | None = None,
+                    template: torch.nn.Module | None = None) -> "Learner":
         """The learner a run config describes; a CUDA device that is not there is a ConfigError."""
         device = resolve_device(cfg.runtime.device)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -49,13 +63,17 @@ class Learner:
                               "use runtime.device=auto or cpu")
         return cls(dataset, cfg.model, cfg.train, device=device, mc_samples=cfg.al.mc_samples,
                    mc_masks=cfg.al.mc_masks, scoring_batch_size=cfg.scoring.batch_size,
-                   scorer=scorer if scorer is not None else default_scorer(cfg))
+                   scorer=scorer if scorer is not None else default_scorer(cfg), template=template)
 
     def check_needs(self, strategy: Any) -> None:
-        """A strategy that reads MC-dropout summaries needs ``al.mc_samples >= 1``."""
+        """A strategy that reads MC-dropout summaries needs ``al.mc_samples >= 1``; one that reads
+        feature maps needs a user's module to name its stages."""
         if "mc" in strategy.needs and self.mc_samples < 1:
             raise ConfigError(f"al.mc_samples: strategy {strategy.name!r} needs Monte-Carlo dropout samples; "
                               f"set al.mc_samples >= 1 (got {self.mc_samples})")
+        if "stages" in strategy.needs and self.template is not None and not self.template.stage_names:
+            raise ConfigError(f"model: strategy {strategy.name!r} reads the task model's feature maps; name the "
+                              f"{self.template.module_class}'s stage submodules (ModuleAdapter(module, stages=[...]))")
 
     @property
     def images(self) -> torch.Tensor:
@@ -67,10 +85,20 @@ class Learner:
     def new_model(self, seed: int) -> Backbone:
         """A freshly initialized task model (seeded), on the device, channels-last."""
         seed_torch(seed)
+        if self.template is not None:
+            return prepare_model(self.template.fresh(), self.device)
         m = self.model_cfg
         model = build_model(m.name, self.dataset.in_channels, self.dataset.num_classes, self.dataset.image_size,
                             dropout=m.dropout, width=m.width, embedding_norm=m.embedding_norm)
         return prepare_model(model, self.device)
+
+    def model_identity(self) -> dict[str, Any]:
+        """What identifies the task model (part of a run's fingerprint): the family and its
+        config, or the adapted module's :meth:`~autoal.models.ModuleAdapter.identity`."""
+        if self.template is not None:
+            return {"adapter": self.template.identity()}
+        m = self.model_cfg
+        return {"name": m.name, "width": m.width, "dropout": m.dropout, "embedding_norm": m.embedding_norm}
 
     def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress=None) -> list[float]:
         """Train ``model`` on the pool samples ``indices`` with the task recipe; per-epoch losses."""

@@ -25,7 +25,7 @@ from autoal.errors import StateError
 from autoal.faults import strike
 from autoal.learner import Learner
 from autoal.metrics import aubc
-from autoal.models import Backbone
+from autoal.models import Backbone, ModuleAdapter
 from autoal.plots import learning_curve
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed, round_rng, seed_torch
@@ -78,38 +78,45 @@ def data_params(dataset: ALDataset) -> dict[str, Any]:
             "data.pool_class_counts": ",".join(str(c) for c in info["pool_class_counts"])}
 
 
-def run_fingerprint(cfg: RunConfig, dataset: ALDataset) -> str:
-    """What a run computes: everything in the config that changes the queries, and the data's
-    identity (:meth:`ALDataset.identity`), so that the same config on other data is another run."""
-    return hashlib.sha256(f"{cfg.fingerprint()}:{dataset.fingerprint()}".encode()).hexdigest()[:12]
+def run_fingerprint(cfg: RunConfig, dataset: ALDataset, model: ModuleAdapter | None = None) -> str:
+    """What a run computes: everything in the config that changes the queries, the data's
+    identity (:meth:`ALDataset.identity`) and, for a user's model, the adapter's
+    (:meth:`ModuleAdapter.identity`), so that the same config on other data or another model is
+    another run."""
+    text = f"{cfg.fingerprint()}:{dataset.fingerprint()}"
+    if model is not None:
+        text += ":" + json.dumps(model.identity(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def run_dir_for(cfg: RunConfig, dataset: ALDataset | None = None) -> Path:
-    """Deterministic run folder, so that the same command on the same data finds its state
-    again (``dataset`` defaults to the one the config names, loaded)."""
+def run_dir_for(cfg: RunConfig, dataset: ALDataset | None = None, model: ModuleAdapter | None = None) -> Path:
+    """Deterministic run folder, so that the same command on the same data and model finds its
+    state again (``dataset`` defaults to the one the config names, loaded)."""
     dataset = dataset if dataset is not None else load_dataset(cfg.dataset)
     name = cfg.tracking.run_name or f"{dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
-    return Path(cfg.runtime.output_dir).expanduser().resolve() / f"{name}-{run_fingerprint(cfg, dataset)}"
+    return Path(cfg.runtime.output_dir).expanduser().resolve() / f"{name}-{run_fingerprint(cfg, dataset, model)}"
 
 
 class ActiveLearningLoop:
     """One AL run. ``dataset``, ``strategy``, ``tracker`` and ``scorer`` default to what the
-    config names; pass them to reuse objects (tests, sweeps)."""
+    config names; pass them to reuse objects (tests, sweeps). ``model``: a user's task model (any
+    ``nn.Module`` with a linear head, or a :class:`~autoal.models.ModuleAdapter`) in place of
+    ``model.name``; each round trains a fresh copy."""
 
     def __init__(self, cfg: RunConfig, *, dataset: ALDataset | None = None, strategy: Strategy | None = None,
                  tracker: Any = None, scorer: Any = None, callbacks: list[RoundCallback] | None = None,
-                 run_dir: str | Path | None = None) -> None:
+                 run_dir: str | Path | None = None, model: torch.nn.Module | None = None) -> None:
         cfg.validate()
         self.cfg = cfg
         self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
         self.dataset = dataset or load_dataset(cfg.dataset)
         cfg.al.check_pool(len(self.dataset.y_train), self.dataset.name)
-        self.learner = Learner.from_config(cfg, self.dataset, scorer)
+        self.learner = Learner.from_config(cfg, self.dataset, scorer, template=model)
         self.learner.check_needs(self.strategy)
         self.device = self.learner.device
         self.tracker = tracker if tracker is not None else _default_tracker(cfg)
         self.callbacks = list(callbacks or [])
-        self.run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg, self.dataset)
+        self.run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg, self.dataset, self.learner.template)
         self._model: Backbone | None = None
 
     # -- the run --------------------------------------------------------------------------
@@ -203,17 +210,22 @@ class ActiveLearningLoop:
     # -- state and tracking -----------------------------------------------------------------
     def _load_or_init_state(self) -> RunState:
         cfg = self.cfg
-        fp = run_fingerprint(cfg, self.dataset)
+        fp = run_fingerprint(cfg, self.dataset, self.learner.template)
         state = RunState.load(self.run_dir) if cfg.runtime.resume else None
         if state is not None:
             state_file = self.run_dir / STATE_FILE
             if state.fingerprint != fp:
-                ident = self.dataset.identity()
-                saved = state.data or {}
-                what = ("another data set (saved: {} {} labels {}; this run: {} {} labels {})".format(
-                    saved.get("name"), saved.get("train_shape"), saved.get("labels_sha256"), ident["name"],
-                    ident["train_shape"], ident["labels_sha256"])
-                    if saved and saved != ident else "another config")
+                ident, model = self.dataset.identity(), self.learner.model_identity()
+                saved, saved_model = state.data or {}, state.model or {}
+                if saved and saved != ident:
+                    what = "another data set (saved: {} {} labels {}; this run: {} {} labels {})".format(
+                        saved.get("name"), saved.get("train_shape"), saved.get("labels_sha256"), ident["name"],
+                        ident["train_shape"], ident["labels_sha256"])
+                elif saved_model and saved_model != model:
+                    what = (f"another model (saved: {json.dumps(saved_model, sort_keys=True)}; this run: "
+                            f"{json.dumps(model, sort_keys=True)})")
+                else:
+                    what = "another config"
                 raise StateError(f"{state_file}: saved state belongs to {what} (fingerprint {state.fingerprint}, "
                                  f"this run {fp}); use another runtime.output_dir or tracking.run_name")
             n_pool = len(self.dataset.y_train)
@@ -238,7 +250,7 @@ class ActiveLearningLoop:
         init = initial_labeled_set(self.dataset.y_train.numpy(), cfg.al.initial_size, cfg.al.balanced_init,
                                    round_rng(cfg.al.seed, 0, "init"))
         state = RunState(fingerprint=fp, labeled=init.tolist(), labeled_round=[0] * len(init),
-                         data=self.dataset.identity())
+                         data=self.dataset.identity(), model=self.learner.model_identity())
         prune_checkpoints(self.run_dir, {0})  # a fresh start (resume off) must not meet an older run's weights later
         state.save(self.run_dir)
         return state

@@ -113,6 +113,8 @@ class RunState:
     finished: bool = False
     #: the identity of the data the run computes on (ALDataset.identity), to name a mismatch
     data: dict[str, Any] = field(default_factory=dict)
+    #: the identity of the task model (Learner.model_identity), to name a mismatch
+    model: dict[str, Any] = field(default_factory=dict)
 
     def save(self, run_dir: str | Path, *, before_replace: Callable[[Path], None] | None = None) -> None:
         atomic_write_json(Path(run_dir) / STATE_FILE, asdict(self), before_replace=before_replace)
@@ -164,6 +166,8 @@ class RunState:
             return f"logged_rounds must lie in [0, next_round]; got {self.logged_rounds!r}"
         if not isinstance(self.data, dict):
             return f"data must be an object (the data set's identity); got {type(self.data).__name__}"
+        if not isinstance(self.model, dict):
+            return f"model must be an object (the task model's identity); got {type(self.model).__name__}"
         return None
 
 

@@ -13,10 +13,11 @@ from autoal.errors import ConfigError, DataError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _readme_example() -> str:
+def _readme_example(which: int = 0) -> str:
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## As a library"):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    section = section[:section.index("\n## ", 3)]
+    return re.findall(r"```python\n(.*?)```", section, re.S)[which]
 
 
 def test_readme_library_example_runs_as_written(tmp_path):
@@ -28,6 +29,16 @@ def test_readme_library_example_runs_as_written(tmp_path):
     assert m and 0.4 < float(m.group(2)) <= 1.0, out.stdout  # 50 labels of digits: well above chance (0.1)
     assert re.search(r"label next: \[\s*\d+(\s+\d+){4}\s*\]", out.stdout), out.stdout
     assert list((tmp_path / "runs").glob("arrays-margin-seed0-*/state.json"))
+
+
+def test_readme_own_model_example_runs_as_written(tmp_path):
+    code = _readme_example(1)
+    assert "nn.Sequential" in code and len(code.strip().splitlines()) <= 10
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = re.search(r"AUBC (0\.\d+), final accuracy (0\.\d+)", out.stdout)
+    assert m and float(m.group(2)) > 0.5, out.stdout  # 110 labels of digits with one's own CNN
+    assert len(list((tmp_path / "runs").glob("arrays-bald-seed0-*/state.json"))) == 1
 
 
 def test_query_matches_the_strategy_and_checks_its_input():

@@ -2,10 +2,11 @@
 that registers a builder (:func:`register_model`)."""
 from __future__ import annotations
 
+from autoal.models.adapter import ModuleAdapter, new_like, same_build
 from autoal.models.base import Backbone
 from autoal.models.registry import ModelFamily, build_model, model_family, model_names, register_model
 from autoal.models.resnet import ResNet18
 from autoal.models.small_cnn import SmallCNN
 
-__all__ = ["Backbone", "ModelFamily", "ResNet18", "SmallCNN", "build_model", "model_family", "model_names",
-           "register_model"]
+__all__ = ["Backbone", "ModelFamily", "ModuleAdapter", "ResNet18", "SmallCNN", "build_model", "model_family", "model_names",
+           "new_like", "register_model", "same_build"]

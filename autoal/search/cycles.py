@@ -12,7 +12,7 @@ import torch
 
 from autoal.cache import PoolCache
 from autoal.device import prepare_model
-from autoal.models import build_model
+from autoal.models import new_like
 from autoal.search.search import CycleStats, SearchConfig, SearchNets, SearchOptimizers, search_cycle
 
 
@@ -35,13 +35,9 @@ class CyclePlan:
 
 def fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, device: torch.device
                ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """A fresh net of the same build (``build_model(**net.spec)`` under ``torch.manual_seed``)
-    and a fresh optimizer of the same kind and hyperparameters."""
-    spec = getattr(net, "spec", None)
-    if spec is None:
-        raise ValueError("a FitNet reset needs a net built by autoal.models.build_model (net.spec)")
-    torch.manual_seed(int(seed))
-    fresh = prepare_model(build_model(**spec), device)
+    """A fresh net of the same build (:func:`autoal.models.new_like` under ``seed``) and a fresh
+    optimizer of the same kind and hyperparameters."""
+    fresh = prepare_model(new_like(net, seed), device)
     return fresh, type(opt)(fresh.parameters(), **opt.defaults)
 
 

@@ -44,7 +44,7 @@ import torch
 
 from autoal.cache import PoolCache, compute_cache
 from autoal.device import prepare_model
-from autoal.models import build_model
+from autoal.models import new_like, same_build
 from autoal.search.gate import RankGate, first_order_values, gate_loss, sample_features
 from autoal.search.lookahead import lookahead, partition_masks
 from autoal.search.mixture import (decorrelated_weights, hedge_update, mixture_scores, portfolio_picks,
@@ -240,17 +240,13 @@ class LookaheadSearch:
         """FitNet: the task model's architecture, trained on A with the task model's recipe
         scaled by ``fitnet_steps`` (epochs and step floor); fresh each round, or continued from
         the previous round's weights (``fitnet_warm_start``)."""
-        spec = getattr(ctx.model, "spec", None)
-        if spec is None:
-            raise ValueError("the lookahead formulation needs a task model built by autoal.models.build_model")
-        torch.manual_seed(int(seed) + 5)
-        net = prepare_model(build_model(**spec), ctx.device)
+        net = prepare_model(new_like(ctx.model, int(seed) + 5), ctx.device)
         if self.p.fitnet_warm_start:
             if self._pending_fitnet is not None:
                 self.fitnet = net
                 net.load_state_dict(self._pending_fitnet)
                 self._pending_fitnet = None
-            elif self.fitnet is not None and getattr(self.fitnet, "spec", None) == spec:
+            elif same_build(self.fitnet, ctx.model):
                 net = self.fitnet
             self.fitnet = net
         base = ctx.learner.train_cfg if ctx.learner is not None else TrainConfig()

@@ -20,7 +20,9 @@ computes it once and only when needed:
   models, re-training). The context also carries the run's ``learner``
   (:class:`autoal.learner.Learner`, see :class:`TaskLearner`): ``new_model(seed)``,
   ``train(model, indices, seed)``, ``score(model, indices, seed)`` and the task recipe
-  ``train_cfg``, so that a strategy's own models are built and trained as the task model is.
+  ``train_cfg``, so that a strategy's own models are built and trained as the task model is;
+- ``stages``: the task model's intermediate feature maps (``Backbone.stages``; a user's module
+  names them, :class:`autoal.models.ModuleAdapter`).
 """
 from __future__ import annotations
 

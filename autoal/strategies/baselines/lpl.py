@@ -106,7 +106,7 @@ class LearningLoss(Strategy):
     by default both start fresh each round.
     """
 
-    needs = frozenset({"model", "dataset"})
+    needs = frozenset({"model", "dataset", "stages"})
 
     def __init__(self, weight: float = 1.0, margin: float = 1.0, hidden: int = 128,
                  detach_epoch: int | None = None, subset: int = 10000, epochs: int | None = None,
