@@ -1,48 +1,9 @@
-"""Run one active-learning experiment.
+"""`python pipelines/run.py ARGS` = `autoal run ARGS` (autoal/cli/run.py), kept for source checkouts
+and for `ray submit cluster.yaml pipelines/run.py -- ARGS`, which copies this one file to the head node
+(where autoal is installed). `autoal run --help` lists the options."""
+import sys
 
-    python pipelines/run.py dataset=digits strategy=margin al.rounds=5
-    python pipelines/run.py --help | --cfg job | --info
-    python pipelines/run.py -m strategy=margin,entropy al.seed=0,1   # one Ray Tune sweep
-
-Prints the per-round results and the command that opens the MLflow UI. Run the same command
-again after a crash or Ctrl-C: the run resumes from its last completed round."""
-from __future__ import annotations
-
-from pipelines.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command, multirun_sweep,
-                              results_table, run_config, split_flags)
-
-
-def main(argv: list[str]) -> int:
-    flags, overrides = split_flags(argv)
-    if flags.get("help"):
-        print(help_text("pipelines/run.py", __doc__))
-        return 0
-    if flags.get("info"):
-        print(info_text("config", overrides))
-        return 0
-    if flags.get("cfg"):
-        print(config_yaml("config", overrides))
-        return 0
-    if flags.get("multirun"):  # every combination as one Ray Tune sweep, tracked like pipelines/sweep.py
-        from pipelines.sweep import run as run_sweep_cli
-
-        fixed, sweep = multirun_sweep(overrides)
-        return run_sweep_cli(["sweep=base", *fixed], "sweep", "pipelines/run.py -m", sweep=sweep)
-    from autoal.loop import run_experiment
-
-    cfg = run_config(compose(overrides))
-    result = run_experiment(cfg)
-    rows = [{"round": h["round"], "labels": h["labels"], "accuracy": h["accuracy"],
-             "balanced_acc": h["balanced_accuracy"], "s_train": h["seconds_train"],
-             "s_score": h["seconds_score"], "s_select": h["seconds_select"]} for h in result.history]
-    print(results_table(rows, list(rows[0])))
-    print(f"\n{cfg.dataset.name} · {cfg.strategy.name} · seed {cfg.al.seed}: AUBC {result.aubc:.4f}, "
-          f"final accuracy {result.final_accuracy:.4f}")
-    print(f"run folder: {result.run_dir}")
-    if cfg.tracking.enabled:
-        print(f"MLflow UI:  {mlflow_ui_command(cfg.tracking.uri)}")
-    return 0
-
+from autoal.cli import main
 
 if __name__ == "__main__":
-    main_guard(main)
+    main(["run", *sys.argv[1:]])

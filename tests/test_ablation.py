@@ -1,12 +1,12 @@
 """Ablations (issue 4 item 5): the paper's Fig. 3 and Fig. 4 and a user's own config deltas as
-named arms with paired seeds; one real Fig. 3 ablation through pipelines/ablation.py."""
+named arms with paired seeds; one real Fig. 3 ablation through autoal ablation."""
 from __future__ import annotations
 
 import pytest
 
 from autoal.errors import ConfigError
 from autoal.platform.sweep import SweepSpec, build_arms
-from pipelines.common import compose
+from autoal.cli.common import compose
 
 
 def _arms(overrides: list[str]):
@@ -54,7 +54,7 @@ def test_custom_deltas_from_the_file_and_the_command_line():
 def test_fig3_ablation_runs_in_one_tuner_with_paired_seeds(ray_local, tmp_path, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
-    from pipelines.ablation import main
+    from autoal.cli.ablation import main
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -1,7 +1,7 @@
 """Bad input at every user-facing entry (issue 6, item 3), table-driven.
 
-Each row feeds one bad input to an entry — ``RunConfig.from_dict``, ``pipelines.common.compose``,
-the CLI scripts (``pipelines/run.py`` and ``pipelines/query.py`` through their ``main_guard``),
+Each row feeds one bad input to an entry — ``RunConfig.from_dict``, ``autoal.cli.common.compose``,
+the CLI scripts (``autoal run`` and ``autoal query`` through their ``main_guard``),
 a run on a bad data file or image folder, the labeling import with a bad CSV, the labeling
 export, an MLflow store that cannot be used — and asserts:
 
@@ -27,7 +27,7 @@ import pytest
 from autoal.config import RunConfig
 from autoal.errors import AutoALError, ConfigError, DataError, DatasetNotFoundError, LabelFileError, TrackingError
 from autoal.loop import run_experiment
-from pipelines.common import compose, run_config
+from autoal.cli.common import compose, run_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_human_labeling import fill, make_images, read_batch, settings  # noqa: E402
@@ -54,7 +54,7 @@ class World:
 def world(tmp_path_factory) -> World:
     import json
 
-    from pipelines.query import main as query_main
+    from autoal.cli.query import main as query_main
 
     base = tmp_path_factory.mktemp("world")
     run_cfg = {"al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 3},
@@ -144,16 +144,16 @@ def run_folder(kind: str) -> Callable[[World], None]:
 
 
 def cli(script: str, *argv: str) -> Callable[[World], None]:
-    """Call a pipeline's ``main_guard`` the way ``python pipelines/<script>.py`` does."""
+    """Call a command's ``main_guard`` the way ``autoal <command>`` does."""
     def act(w: World) -> None:
         import importlib
 
-        mod = importlib.import_module(f"pipelines.{script}")
-        from pipelines.common import main_guard
+        mod = importlib.import_module(f"autoal.cli.{script}")
+        from autoal.cli.common import main_guard
 
         args = [a.replace("{base}", str(w.base)).replace("{project}", str(w.project)) for a in argv]
         old = sys.argv
-        sys.argv = [f"pipelines/{script}.py", *args]
+        sys.argv = ["autoal", *args]
         try:
             main_guard(mod.main)
         finally:

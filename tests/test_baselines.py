@@ -22,7 +22,7 @@ from autoal.strategies.registry import strategy_defaults
 torch.set_num_threads(2)
 
 BASELINES = ["badge", "coreset", "lpl", "vaal", "ens_var_r", "ddu", "albl"]
-CONF = Path(__file__).resolve().parent.parent / "conf" / "strategy"
+CONF = Path(__file__).resolve().parent.parent / "autoal" / "conf" / "strategy"
 
 
 def _cache(emb: torch.Tensor, probs: torch.Tensor | None = None, offset: int = 0) -> PoolCache:

@@ -55,13 +55,13 @@ def test_cluster_yaml_validates_and_passes_lint():
 
 
 def _sweep_names() -> list[str]:
-    return sorted(p.stem for p in (REPO / "conf" / "sweep").glob("*.yaml") if p.stem != "base")
+    return sorted(p.stem for p in (REPO / "autoal" / "conf" / "sweep").glob("*.yaml") if p.stem != "base")
 
 
 def test_cluster_yaml_fits_every_sweep_config():
     """Every ready sweep's trial, as pipelines/sweep.py plans it (the trial, its Ray scorer
     actors, its Ray Train workers), fits cluster.yaml's GPU workers; also with scoring=ray."""
-    from pipelines.common import compose
+    from autoal.cli.common import compose
 
     if not _sweep_names():
         pytest.skip("no conf/sweep/*.yaml yet")
@@ -72,7 +72,7 @@ def test_cluster_yaml_fits_every_sweep_config():
 
 
 def test_sweep_resources_per_trial_that_fit_no_node():
-    from pipelines.common import compose
+    from autoal.cli.common import compose
 
     if "smoke" not in _sweep_names():
         pytest.skip("no conf/sweep/smoke.yaml yet")
@@ -95,7 +95,7 @@ def _m_unknown_head_type(c):
 
 
 def _m_repo_part_missing(c):
-    del c["file_mounts"]["~/autoal-src/conf"]
+    del c["file_mounts"]["~/autoal-src/README.md"]
 
 
 def _m_whole_repo(c):
@@ -107,7 +107,7 @@ def _m_repo_not_mounted(c):
 
 
 def _m_other_folder_mounted(c):
-    c["file_mounts"] = {"~/autoal-src": "./conf"}
+    c["file_mounts"] = {"~/autoal-src": "./autoal/conf"}
 
 
 def _m_mounted_under_package_name(c):
@@ -160,7 +160,7 @@ MUTATIONS = [
     (_m_unknown_head_type, "head_node_type: 'cpu_head' is not a node type"),
     (_m_repo_not_mounted, "the autoal repository is not mounted"),
     (_m_other_folder_mounted, "the autoal repository is not mounted"),
-    (_m_repo_part_missing, "the repository mounted at ~/autoal-src lacks conf"),
+    (_m_repo_part_missing, "the repository mounted at ~/autoal-src lacks README.md"),
     (_m_mounted_under_package_name, "~/autoal: the repository sits in the home folder under the package's name"),
     (_m_no_install, "installs the mounted repository on the head node"),
     (_m_worker_type_no_install, "worker node type 'gpu_worker' never installs the mounted repository"),
@@ -544,7 +544,7 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         up_done = True
         assert up.returncode == 0, f"ray up failed\n{_tail(up)}"
         src = head.home / "autoal-src"
-        assert (src / "conf" / "config.yaml").exists(), "the repository was not mounted at ~/autoal-src"
+        assert (src / "autoal" / "conf" / "config.yaml").exists(), "the repository was not mounted at ~/autoal-src"
         assert not (src / ".venv").exists(), "rsync_filter did not keep .venv off the head"
 
         # The head's Python imports the mounted copy (installed by setup_commands), not the test's repo.
@@ -555,7 +555,7 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         m = re.search(r"AUTOAL (\S+) (\S+)", probe.stdout)
         assert m, _tail(probe)
         assert m.group(1) == str(src / "autoal" / "__init__.py"), m.group(1)
-        assert m.group(2) == str(src / "conf"), m.group(2)
+        assert m.group(2) == str(src / "autoal" / "conf"), m.group(2)
 
         t0 = time.time()
         script, args, expect = _submit_target(tmp_path, results, ray_port)

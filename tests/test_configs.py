@@ -5,7 +5,7 @@ import pytest
 
 from autoal.errors import ConfigError
 from autoal.paths import conf_dir
-from pipelines.common import compose, run_config
+from autoal.cli.common import compose, run_config
 
 GROUPS = ["dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((conf_dir() / g).glob("*.yaml"))]
@@ -89,19 +89,40 @@ def test_subsampling_keys_change_the_fingerprint(key, value):
 
 def _cli(args, tmp_path, timeout=300):
     import subprocess
+
+    env = {**__import__("os").environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([str(AUTOAL), "run", *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                          env=env)
+
+
+AUTOAL = Path(__import__("sys").executable).parent / "autoal"  # the console script of the installed package
+
+
+def test_autoal_command_lists_its_commands_and_rejects_others(tmp_path):
+    import subprocess
     import sys
 
-    root = Path(__file__).resolve().parent.parent
-    env = {**__import__("os").environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run([sys.executable, str(root / "pipelines" / "run.py"), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=tmp_path, env=env)
+    out = subprocess.run([str(AUTOAL), "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for command in ("run", "sweep", "ablation", "report", "query", "cluster-check"):
+        assert re_line(out.stdout, command), out.stdout
+    bad = subprocess.run([str(AUTOAL), "runn", "al.rounds=1"], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert bad.returncode == 2 and "command: expected one of run, sweep" in bad.stderr and "'runn'" in bad.stderr
+    version = subprocess.run([sys.executable, "-m", "autoal", "--version"], capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("autoal 0."), version.stdout + version.stderr
+    sweep_help = subprocess.run([str(AUTOAL), "sweep", "--help"], capture_output=True, text=True, timeout=120,
+                                cwd=tmp_path)
+    assert sweep_help.returncode == 0 and "usage: autoal sweep" in sweep_help.stdout and re_line(sweep_help.stdout, "sweep")
+    assert not list(tmp_path.iterdir())
 
 
 def test_hydra_flags_help_cfg_info(tmp_path):
     import yaml
 
     out = _cli(["--help"], tmp_path)
-    assert out.returncode == 0 and "usage: python pipelines/run.py" in out.stdout
+    assert out.returncode == 0 and "usage: autoal run" in out.stdout
     assert re_line(out.stdout, "strategy") and "least_confidence" in out.stdout and not re_line(out.stdout, "sweep")
     out = _cli(["--cfg", "job", "strategy=entropy", "al.rounds=3"], tmp_path)
     d = yaml.safe_load(out.stdout)
@@ -109,6 +130,7 @@ def test_hydra_flags_help_cfg_info(tmp_path):
     assert run_config(d).al.rounds == 3  # the printed config is a valid run config
     out = _cli(["--info", "strategy=kmeans"], tmp_path)
     assert out.returncode == 0 and "config folder:" in out.stdout and "strategy=kmeans" in out.stdout
+    assert "(pkg://autoal.conf)" in out.stdout  # the config groups come from the package
     bad = _cli(["--bogus"], tmp_path)
     assert bad.returncode == 2 and "--bogus: unknown option" in bad.stderr and "Traceback" not in bad.stderr
     assert not list(tmp_path.iterdir())  # none of these wrote anything
@@ -130,6 +152,6 @@ def test_multirun_is_one_tune_sweep_with_paired_seeds(tmp_path):
     assert trials == {("random", "0"), ("random", "1"), ("margin", "0"), ("margin", "1")}, out.stdout
     assert "multirun-" in out.stdout and "mlflow ui --backend-store-uri" in out.stdout
     with pytest.raises(ConfigError, match="no comma-separated values"):
-        from pipelines.common import multirun_sweep
+        from autoal.cli.common import multirun_sweep
 
         multirun_sweep(["al.rounds=2"])

@@ -15,7 +15,7 @@ import pytest
 
 from autoal.errors import LabelFileError
 from autoal.labeling import merge_overrides
-from pipelines.query import main
+from autoal.cli.query import main
 
 REPO = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 230)}
@@ -223,8 +223,8 @@ def test_merge_overrides_cli_wins():
 def test_cli_subprocess_export_and_bad_import(tmp_path):
     images, project = tmp_path / "images", tmp_path / "project"
     make_images(images)
-    env = {**os.environ, "AUTOAL_CONF_DIR": str(REPO / "conf"),
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("AUTOAL_CONF_DIR", None)
     cmd = [sys.executable, str(REPO / "pipelines" / "query.py")]
     p = subprocess.run([*cmd, "export", *settings(tmp_path, images, project)], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)

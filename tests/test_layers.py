@@ -130,3 +130,17 @@ def test_mlflow_is_imported_by_tracking_alone():
             if any(m == "mlflow" or m.startswith("mlflow.") for m in mods):
                 importers.append(name)
     assert importers and set(importers) == {"autoal.tracking"}, sorted(set(importers))
+
+
+def test_hydra_is_imported_by_the_cli_alone():
+    """The library knows nothing of Hydra or the command line: hydra and omegaconf are imported
+    only under autoal.cli (DESIGN.md §6), and nothing below layer 10 imports autoal.cli."""
+    importers = set()
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            mods = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
+                    else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(m.split(".")[0] in ("hydra", "omegaconf") for m in mods):
+                importers.add(_unit(name))
+    assert importers == {"autoal.cli"}, sorted(importers)
+    assert LAYERS["autoal.cli"] > max(v for k, v in LAYERS.items() if k not in ("autoal.cli", "autoal.__main__"))

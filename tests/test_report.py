@@ -155,7 +155,7 @@ def test_paired_comparison_edge_cases():
 
 
 def test_report_pipeline_prints_and_lists(sweep_store, tmp_path, monkeypatch, capsys):
-    from pipelines.report import main
+    from autoal.cli.report import main
 
     uri, _ = sweep_store
     monkeypatch.chdir(tmp_path)

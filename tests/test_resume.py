@@ -33,7 +33,7 @@ from autoal.selection import top_n
 from autoal.state import RunState
 from autoal.strategies import scores
 from autoal.strategies.base import PoolStrategy
-from pipelines.common import compose
+from autoal.cli.common import compose
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = 3
@@ -52,7 +52,7 @@ def _run_cli(base: Path, fault: str | None) -> subprocess.CompletedProcess:
     env.pop("AUTOAL_FAULT", None)
     if fault:
         env["AUTOAL_FAULT"] = fault
-    env["AUTOAL_CONF_DIR"] = str(REPO / "conf")
+    env.pop("AUTOAL_CONF_DIR", None)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, str(REPO / "pipelines" / "run.py"), *_overrides(base)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)

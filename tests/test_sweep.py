@@ -91,7 +91,7 @@ def test_spec_validation_names_the_field():
 
 
 def test_arms_are_resolved_and_validated_before_ray_starts(tmp_path):
-    from pipelines.common import compose
+    from autoal.cli.common import compose
 
     spec = SweepSpec.from_dict({"name": "x", "fixed": {"strategy": "autoal"},
                                 "space": {"strategy.params.lam": [0.5, 1.0]}, "reference": "lam=1"})
@@ -120,10 +120,10 @@ def test_arms_are_resolved_and_validated_before_ray_starts(tmp_path):
 
 
 def test_every_ready_sweep_composes_into_valid_arms():
-    from pipelines.common import compose
+    from autoal.cli.common import compose
 
     sizes = {}
-    for path in sorted((REPO / "conf" / "sweep").glob("*.yaml")):
+    for path in sorted((REPO / "autoal" / "conf" / "sweep").glob("*.yaml")):
         if path.stem == "base":
             continue
         ov = [f"sweep={path.stem}"]

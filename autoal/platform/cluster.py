@@ -7,14 +7,14 @@ Two layers, every problem collected before anything is raised:
    count is caught locally.
 2. **autoal lint**: what ``ray submit cluster.yaml pipelines/sweep.py -- ...`` needs to work
    (DESIGN.md §5): the head node type exists, the repository is in ``file_mounts`` (the submit
-   copies only the script; the package and ``conf/`` must already be on every node), the setup
+   copies only the script; the package (with its ``conf/``) must already be on every node), the setup
    commands install that mounted copy (``pip install -e ~/autoal-src``) on the head and on every worker
    type, ``RAY_AUTH_MODE`` and ``RAY_USAGE_STATS_ENABLED`` are set, an ``mlflow server`` is started
    on the head (the one writer of the tracking database), ``idle_timeout_minutes`` is set, and a
    trial's resources (a sweep config's ``resources_per_trial`` or a given dict) fit some node type.
 
 :func:`check_cluster` raises one :class:`~autoal.errors.ConfigError` listing every problem;
-:func:`cluster_problems` returns them as a list. ``python pipelines/cluster_check.py`` is the CLI.
+:func:`cluster_problems` returns them as a list. ``autoal cluster-check`` is the CLI.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ REQUIRED_ENV = ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")
 _PIP_INSTALL = re.compile(r"\b(?:uv\s+)?pip3?\s+install\b|\bpython3?\s+-m\s+pip\s+install\b")
 _MLFLOW_SERVER = re.compile(r"\bmlflow\s+server\b")
 _SEGMENT_SPLIT = re.compile(r"&&|\|\||;|\||\n")
-_PACKAGES = ("autoal", "pipelines")  # the repository's top-level packages
-# What a node needs of the repository: `pip install -e` (pyproject.toml, its readme, the packages)
-# and conf/ beside the package (autoal.paths.conf_dir).
-REPO_PARTS = ("pyproject.toml", "README.md", "autoal", "pipelines", "conf")
+_PACKAGES = ("autoal",)  # the repository's top-level package
+# What a node needs of the repository: what `pip install -e` reads (pyproject.toml, its readme, the
+# package, whose conf/ the config groups are); `ray submit` copies the entry script itself.
+REPO_PARTS = ("pyproject.toml", "README.md", "autoal")
 
 
 @dataclass
@@ -234,7 +234,7 @@ def _worker_commands(config: Mapping[str, Any], node_types: Mapping[str, Any], h
 
 def _is_repo(path: Path) -> bool:
     pyproject = path / "pyproject.toml"
-    if not (pyproject.is_file() and (path / "autoal" / "__init__.py").is_file() and (path / "conf" / "config.yaml").is_file()):
+    if not (pyproject.is_file() and (path / "autoal" / "__init__.py").is_file() and (path / "autoal" / "conf" / "config.yaml").is_file()):
         return False
     return re.search(r'(?m)^name\s*=\s*"autoal"', pyproject.read_text()) is not None
 
@@ -284,13 +284,13 @@ def _repo_mount(config: Mapping[str, Any], base_dir: Path, problems: list[str]) 
             found.setdefault(root_remote, _RepoMount(root_remote, False, set())).parts.add(rel)
     if not found:
         problems.append("file_mounts: the autoal repository is not mounted; `ray submit` copies only the script, "
-                        "so the package and conf/ must reach every node (add e.g. `~/autoal-src: .`)")
+                        "so the package (with its conf/) must reach every node (add e.g. `~/autoal-src: .`)")
         return None
     mount = max(found.values(), key=lambda m: len(m.parts))
     missing = [p for p in REPO_PARTS if p not in mount.parts]
     if missing:
         problems.append(f"file_mounts: the repository mounted at {mount.remote} lacks {', '.join(missing)}; "
-                        f"`pip install -e {mount.remote}` and conf/ need {', '.join(REPO_PARTS)} "
+                        f"`pip install -e {mount.remote}` needs {', '.join(REPO_PARTS)} "
                         f"(mount e.g. `{mount.remote}/{missing[0]}: ./{missing[0]}`)")
     parent, _, name = mount.remote.rpartition("/")
     in_home = parent in ("~", "/root") or re.fullmatch(r"/home/[^/]+", parent) is not None
@@ -494,7 +494,7 @@ def _fmt_bundles(bundles: list[dict[str, float]]) -> str:
 def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mapping[str, Any] | None = None) -> Any:
     """A sweep's trial resources, for the fit check.
 
-    - A composed sweep config (a dict with a ``sweep`` section, as ``pipelines/sweep.py`` builds
+    - A composed sweep config (a dict with a ``sweep`` section, as ``autoal sweep`` builds
       it): the trial's placement group exactly as the sweep plans it
       (:func:`autoal.platform.sweep.plan_resources`: the trial, its Ray scorer actors, and its Ray
       Train workers as bundles of their own), against ``cluster``'s capacity (GPUs there make the

@@ -82,7 +82,7 @@ def list_sweeps(uri: str, experiment: str) -> list[dict[str, Any]]:
 def latest_sweep_id(uri: str, experiment: str) -> str:
     sweeps = list_sweeps(uri, experiment)
     if not sweeps:
-        raise TrackingError(f"report: no sweep in MLflow experiment {experiment!r} at {uri}; run pipelines/sweep.py first")
+        raise TrackingError(f"report: no sweep in MLflow experiment {experiment!r} at {uri}; run autoal sweep first")
     return sweeps[0]["sweep_id"]
 
 

@@ -76,7 +76,7 @@ def _split_delta(delta: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, An
 def resolve_groups(base: dict[str, Any], groups: Mapping[str, str], compose_fn: ComposeFn | None,
                    cache: dict | None = None) -> dict[str, Any]:
     """The base config with config-group options selected (``{"strategy": "autoal"}``): composed
-    by ``compose_fn(["strategy=autoal", ...])`` (the pipelines pass Hydra's). Without a
+    by ``compose_fn(["strategy=autoal", ...])`` (the CLI passes Hydra's). Without a
     composer, or when ``conf/strategy/<name>.yaml`` does not exist, a strategy selection falls
     back to ``{name: <name>, params: {}}`` for any registered strategy."""
     if not groups:
@@ -95,7 +95,7 @@ def resolve_groups(base: dict[str, Any], groups: Mapping[str, str], compose_fn: 
     if out is None:
         if set(groups) - {"strategy"}:
             raise ConfigError(f"sweep: selecting config-group options ({', '.join(sorted(groups))}) needs the "
-                              "pipelines' config composer; use dotted keys instead")
+                              "CLI's config composer; use dotted keys instead")
 
         name = groups["strategy"]
         if name not in strategy_names():

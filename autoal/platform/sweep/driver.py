@@ -236,7 +236,7 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
                 rep = write_report(uri, experiment, sweep_id, rep_dir, reference=spec.reference)
                 result.report_dir = str(rep.out_dir)
             except Exception as e:  # noqa: BLE001 - the sweep's results stand without the report
-                out(f"[{sweep_id}] report failed: {type(e).__name__}: {e} (run pipelines/report.py sweep_id={sweep_id})")
+                out(f"[{sweep_id}] report failed: {type(e).__name__}: {e} (run autoal report sweep_id={sweep_id})")
     return result
 
 

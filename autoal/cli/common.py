@@ -1,31 +1,33 @@
-"""Hydra glue shared by the entry scripts: compose a config from conf/ and command-line
+"""Hydra glue shared by the commands: compose a config from the package's conf/ and command-line
 overrides, turn it into the library's RunConfig, and report errors in one clear line."""
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from autoal.errors import AutoALError, ConfigError
-from autoal.paths import conf_dir
+from autoal.paths import CONF_PACKAGE, conf_dir, packaged_conf_dir
 
 
 def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]:
-    """Compose ``conf/<config_name>.yaml`` with ``key=value`` overrides into a plain dict.
+    """Compose ``conf/<config_name>.yaml`` with ``key=value`` overrides into a plain dict: from
+    the package (Hydra's ``pkg://autoal.conf`` search path), or from ``$AUTOAL_CONF_DIR``.
     Hydra rejects misspelt keys and unknown group options, listing the valid choices."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
     from omegaconf import OmegaConf
 
     directory = conf_dir()
     if not (directory / f"{config_name}.yaml").exists():
-        raise AutoALError(f"config folder {directory} has no {config_name}.yaml; set AUTOAL_CONF_DIR to autoal's conf/ folder")
-    from hydra.errors import ConfigCompositionException
-
+        raise AutoALError(f"config folder {directory} has no {config_name}.yaml; AUTOAL_CONF_DIR must name a copy of "
+                          f"autoal's conf/ folder ({packaged_conf_dir()})")
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(directory), version_base=None):
+    init = (initialize_config_module(CONF_PACKAGE, version_base=None) if directory == packaged_conf_dir()
+            else initialize_config_dir(config_dir=str(directory), version_base=None))
+    with init:
         try:
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
         except ConfigCompositionException as e:
@@ -103,15 +105,15 @@ def split_flags(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
 def help_text(script: str, doc: str | None, config_name: str = "config") -> str:
     """``--help``: the script's docstring, the config groups and their options, the flags."""
     groups = config_groups(config_name)
-    lines = [(doc or "").strip(), "", f"usage: python {script} [--help] [--cfg job] [--info] [-m] [key=value ...]", "",
-             "Config groups (conf/; choose with group=option, e.g. strategy=entropy):"]
+    lines = [(doc or "").strip(), "", f"usage: {script} [--help] [--cfg job] [--info] [-m] [key=value ...]", "",
+             f"Config groups ({conf_dir()}; choose with group=option, e.g. strategy=entropy):"]
     for g, opts in groups.items():
         lines.append(f"  {g:<10} {', '.join(opts)}")
-    lines += ["", "Any key of the composed config is an override (python "
+    lines += ["", "Any key of the composed config is an override ("
               f"{script} --cfg job lists them), e.g. al.rounds=5 train.lr=0.001.",
               "Flags: --cfg job prints the composed config; --info prints where it comes from;",
               "-m/--multirun runs every combination of comma-separated values (strategy=margin,entropy",
-              "al.seed=0,1) as one Ray Tune sweep (pipelines/sweep.py), paired seeds, one MLflow parent run."]
+              "al.seed=0,1) as one Ray Tune sweep (autoal sweep), paired seeds, one MLflow parent run."]
     return "\n".join(lines)
 
 
@@ -124,7 +126,8 @@ def info_text(config_name: str, overrides: list[str]) -> str:
     d = compose(overrides, config_name)
     chosen = {g: (d.get(g) or {}).get("name", "") if isinstance(d.get(g), dict) else ""
               for g in config_groups(config_name)}
-    lines = [f"autoal {__version__}, Hydra {hydra.__version__}", f"config folder: {conf_dir()}",
+    source = f"pkg://{CONF_PACKAGE}" if conf_dir() == packaged_conf_dir() else "AUTOAL_CONF_DIR"
+    lines = [f"autoal {__version__}, Hydra {hydra.__version__}", f"config folder: {conf_dir()} ({source})",
              f"primary config: {config_name}.yaml", "overrides: " + (" ".join(overrides) or "(none)"),
              "group choices (name inside each): " + ", ".join(f"{g}={v}" for g, v in chosen.items() if v)]
     return "\n".join(lines)
@@ -169,8 +172,9 @@ def run_config(d: dict[str, Any]):
     return RunConfig.from_dict(d)
 
 
-def main_guard(fn: Callable[[list[str]], int | None]) -> None:
-    """Run ``fn(argv)``; print config/data/tracking errors as one line (no stack trace) and exit 2."""
+def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = None) -> None:
+    """Run ``fn(argv)`` (default: the command line's arguments); print config/data/tracking
+    errors as one line (no stack trace) and exit 2."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
@@ -180,7 +184,7 @@ def main_guard(fn: Callable[[list[str]], int | None]) -> None:
     except ImportError:  # pragma: no cover
         user_errors = (AutoALError,)
     try:
-        code = fn(sys.argv[1:])
+        code = fn(sys.argv[1:] if argv is None else list(argv))
     except user_errors as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(2)
@@ -209,6 +213,3 @@ def mlflow_ui_command(uri: str) -> str:
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri}"
 
-
-def repo_root() -> Path:
-    return conf_dir().parent

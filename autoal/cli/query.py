@@ -1,0 +1,98 @@
+"""Labeling by a person: export the next batch of images to label, import the filled-in CSV.
+
+    autoal query export labeling.images=/data/photos labeling.project=/data/photos-al
+    #   ... a person fills in the label column of /data/photos-al/batches/round_001.csv ...
+    autoal query import labeling.project=/data/photos-al --csv round_001.csv [--allow-partial]
+    autoal query export labeling.project=/data/photos-al      # the next round
+    autoal query status labeling.project=/data/photos-al
+    autoal query discard labeling.project=/data/photos-al     # drop the batch waiting for labels
+
+Any ``key=value`` of conf/query.yaml applies (strategy=entropy, al.query_size=50, ...); a project
+keeps the settings of its last export (``autoal/labeling/settings.py``). Rules: ``autoal/labeling/``."""
+from __future__ import annotations
+
+import json
+
+from autoal.config import RunConfig
+from autoal.errors import ConfigError
+from autoal.labeling import LabelingConfig, LabelingProject, merge_overrides, store_overrides, stored_overrides
+from autoal.labeling.settings import project_dir
+from autoal.cli.common import compose, main_guard, mlflow_ui_command
+
+COMMANDS = ("export", "import", "status", "discard")
+USAGE = ("usage: autoal query {export|import|status|discard} labeling.project=DIR "
+         "[--csv FILE] [--allow-partial] [key=value ...]")
+
+
+def parse_args(argv: list[str]) -> tuple[str, str | None, bool, list[str]]:
+    if not argv or argv[0] not in COMMANDS:
+        got = repr(argv[0]) if argv else "nothing"
+        raise ConfigError(f"command: expected one of {', '.join(COMMANDS)}; got {got}\n{USAGE}")
+    cmd, csv_file, allow, overrides = argv[0], None, False, []
+    rest = iter(argv[1:])
+    for a in rest:
+        if a == "--csv":
+            csv_file = next(rest, None)
+            if not csv_file or csv_file.startswith("--"):
+                raise ConfigError(f"--csv: a file is required\n{USAGE}")
+        elif a.startswith("--csv="):
+            csv_file = a[len("--csv="):]
+        elif a == "--allow-partial":
+            allow = True
+        elif a.startswith("-"):
+            raise ConfigError(f"{a}: unknown option; valid options: --csv FILE, --allow-partial\n{USAGE}")
+        else:
+            overrides.append(a)
+    if cmd == "import" and not csv_file:
+        raise ConfigError(f"--csv: import needs the filled-in CSV file\n{USAGE}")
+    if cmd != "import" and (csv_file or allow):
+        raise ConfigError(f"--csv/--allow-partial: only for import\n{USAGE}")
+    return cmd, csv_file, allow, overrides
+
+
+def build(argv: list[str]):
+    """(command, csv, LabelingProject, merged overrides) for ``argv``."""
+    cmd, csv_file, allow, given = parse_args(argv)
+    project = project_dir(given, USAGE)
+    overrides = merge_overrides(stored_overrides(project), given)
+    d = compose(overrides, config_name="query")
+    lab = d.pop("labeling")
+    if allow:
+        lab["allow_partial"] = True
+    cfg = RunConfig.from_dict(d)
+    return cmd, csv_file, LabelingProject(cfg, LabelingConfig.from_dict(lab)), overrides
+
+
+def main(argv: list[str]) -> int:
+    cmd, csv_file, proj, overrides = build(argv)
+    res = None  # export and import report tracking problems
+    if cmd == "export":
+        res = proj.export_batch()
+        if res.already_pending:
+            print(f"round {res.round}: a batch of {len(res.sample_ids)} images is already waiting for labels: "
+                  f"{res.csv}\nimport it (or run `discard`) before the next export")
+        else:
+            store_overrides(proj.dir, overrides)
+            print(f"round {res.round}: {len(res.sample_ids)} images to label, most informative first:\n  {res.csv}\n"
+                  f"fill in the label column, then run:\n  autoal query import "
+                  f"labeling.project={proj.dir} --csv {res.csv}")
+    elif cmd == "import":
+        res = proj.import_batch(csv_file)
+        agree = "" if res.agreement is None else f"; the model agreed with {res.agreement:.0%} of them"
+        back = f"; {res.returned_to_pool} unlabeled returned to the pool" if res.returned_to_pool else ""
+        print(f"round {res.round}: {res.added} labels imported ({res.labeled_total} labeled in all){back}{agree}\n"
+              f"next: autoal query export labeling.project={proj.dir}")
+    elif cmd == "status":
+        print(json.dumps(proj.status(), indent=1))
+    else:
+        r = proj.discard_pending()
+        print("no batch was waiting" if r is None else f"discarded the batch of round {r}")
+    if res is not None and res.tracking_error:
+        print(f"warning: {res.tracking_error}")
+    elif res is not None and proj.cfg.tracking.enabled:
+        print(f"MLflow UI:  {mlflow_ui_command(proj.cfg.tracking.uri)}")
+    return 0
+
+
+if __name__ == "__main__":
+    main_guard(main)

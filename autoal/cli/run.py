@@ -1,0 +1,48 @@
+"""Run one active-learning experiment.
+
+    autoal run dataset=digits strategy=margin al.rounds=5
+    autoal run --help | --cfg job | --info
+    autoal run -m strategy=margin,entropy al.seed=0,1   # one Ray Tune sweep
+
+Prints the per-round results and the command that opens the MLflow UI. Run the same command
+again after a crash or Ctrl-C: the run resumes from its last completed round."""
+from __future__ import annotations
+
+from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command, multirun_sweep,
+                              results_table, run_config, split_flags)
+
+
+def main(argv: list[str]) -> int:
+    flags, overrides = split_flags(argv)
+    if flags.get("help"):
+        print(help_text("autoal run", __doc__))
+        return 0
+    if flags.get("info"):
+        print(info_text("config", overrides))
+        return 0
+    if flags.get("cfg"):
+        print(config_yaml("config", overrides))
+        return 0
+    if flags.get("multirun"):  # every combination as one Ray Tune sweep, tracked like autoal sweep
+        from autoal.cli.sweep import run as run_sweep_cli
+
+        fixed, sweep = multirun_sweep(overrides)
+        return run_sweep_cli(["sweep=base", *fixed], "sweep", "autoal run -m", sweep=sweep)
+    from autoal.loop import run_experiment
+
+    cfg = run_config(compose(overrides))
+    result = run_experiment(cfg)
+    rows = [{"round": h["round"], "labels": h["labels"], "accuracy": h["accuracy"],
+             "balanced_acc": h["balanced_accuracy"], "s_train": h["seconds_train"],
+             "s_score": h["seconds_score"], "s_select": h["seconds_select"]} for h in result.history]
+    print(results_table(rows, list(rows[0])))
+    print(f"\n{cfg.dataset.name} · {cfg.strategy.name} · seed {cfg.al.seed}: AUBC {result.aubc:.4f}, "
+          f"final accuracy {result.final_accuracy:.4f}")
+    print(f"run folder: {result.run_dir}")
+    if cfg.tracking.enabled:
+        print(f"MLflow UI:  {mlflow_ui_command(cfg.tracking.uri)}")
+    return 0
+
+
+if __name__ == "__main__":
+    main_guard(main)

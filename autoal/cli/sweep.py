@@ -1,0 +1,82 @@
+"""Run a sweep on Ray Tune: one trial = one AL run, objective AUBC, tracked in MLflow.
+
+    autoal sweep                          # the default sweep: 4 strategies x 3 seeds on digits
+    autoal sweep sweep=lam al.rounds=5    # a ready sweep from conf/sweep/, any config override
+    autoal sweep sweep.resume=true        # continue the latest interrupted run of the sweep
+    ray submit cluster.yaml pipelines/sweep.py -- sweep=fig2 tracking=server
+
+Attaches to a running Ray cluster (RAY_ADDRESS, or a `ray start` cluster on this machine) or
+starts a local Ray instance, and stops it on exit, Ctrl-C included. Prints progress (trials done /
+running / pending, best AUBC so far), then AUBC per trial, mean ± std per arm, the report folder
+and the MLflow UI command. conf/ is found through autoal.paths.conf_dir (``ray submit`` copies
+this script alone to the head's home folder)."""
+from __future__ import annotations
+
+import sys
+
+from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command, results_table,
+                              split_flags)
+
+SCRIPT = "autoal sweep"
+
+
+def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep: dict | None = None) -> int:
+    """Compose, run, print. ``sweep`` replaces keys of the composed sweep section (``-m``)."""
+    from autoal.platform.sweep import SweepSpec, format_summary, ray_session, run_sweep
+
+    cfg = compose(argv, config_name)
+    spec = SweepSpec.from_dict({**cfg.pop("sweep"), **(sweep or {})})
+
+    def compose_fn(extra: list[str]) -> dict:
+        """The composed config with config-group options selected (an arm's `strategy: autoal`);
+        the arm's selection replaces the command line's for the same group."""
+        groups = {e.split("=", 1)[0] for e in extra}
+        keep = [o for o in argv if o.split("=", 1)[0].lstrip("+~") not in groups]
+        return compose(keep + extra, config_name)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        with ray_session(spec.address, spec.num_cpus, out=say):
+            result = run_sweep(spec, cfg, compose_fn, out=say)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; Ray is stopped. Continue with:  {_resume_command(script, argv, 'true')}", file=sys.stderr)
+        return 130
+    print()
+    print(format_summary(result, results_table))
+    print(f"\nsweep {result.sweep_id}: {sum(t['status'] == 'TERMINATED' for t in result.trials)}/{len(result.trials)} "
+          f"trials finished in {result.seconds:.0f} s; Tune results: {result.experiment_path}")
+    if result.report_dir:
+        print(f"report:    {result.report_dir}/report.md")
+    if result.tracking_uri:
+        print(f"MLflow UI: {mlflow_ui_command(result.tracking_uri)}   (parent run {result.parent_run_id})")
+    if result.interrupted:
+        print(f"\ninterrupted: continue with  {_resume_command(script, argv, result.sweep_id)}", file=sys.stderr)
+        return 130
+    if result.failed:
+        for t in result.failed:
+            print(f"failed: {t['arm']} seed {t['seed']}: {t['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _resume_command(script: str, argv: list[str], sweep_id: str) -> str:
+    return " ".join([script, *(a for a in argv if not a.startswith("sweep.resume=")), f"sweep.resume={sweep_id}"])
+
+
+def main(argv: list[str]) -> int:
+    flags, overrides = split_flags(argv)
+    if flags.get("help"):
+        print(help_text(SCRIPT, __doc__, "sweep"))
+    elif flags.get("info"):
+        print(info_text("sweep", overrides))
+    elif flags.get("cfg"):
+        print(config_yaml("sweep", overrides))
+    else:
+        return run(overrides, "sweep", SCRIPT)
+    return 0
+
+
+if __name__ == "__main__":
+    main_guard(main)
