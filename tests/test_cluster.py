@@ -378,7 +378,8 @@ def _pidns_available() -> bool:
         return False
 
 
-def _render(tmp: Path, *, ssh_port, ray_port, client_port, agent_port, key, home, raytmp, name=None) -> str:
+def _render(tmp: Path, *, ssh_port, ray_port, client_port, agent_port, key, home, raytmp, name=None,
+            dashboard_port=8265) -> str:
     fields = {
         "CLUSTER_NAME": name or f"autoal-e2e-{uuid.uuid4().hex[:8]}",
         "SSH_USER": pwd.getpwuid(os.geteuid()).pw_name,
@@ -389,6 +390,7 @@ def _render(tmp: Path, *, ssh_port, ray_port, client_port, agent_port, key, home
         "RAY_PORT": str(ray_port),
         "CLIENT_PORT": str(client_port),
         "AGENT_PORT": str(agent_port),
+        "DASHBOARD_PORT": str(dashboard_port),
         "BASE_PYTHON": sys.executable,
         "BASE_SITE": sysconfig.get_paths()["purelib"],
     }
@@ -520,9 +522,10 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
     marker = f"RAY_TMPDIR={raytmp}".encode()
     head = LocalHead(tmp_path)
     cluster = tmp_path / "cluster.yaml"
-    ray_port = _free_port()
+    ray_port, dashboard_port = _free_port(), _free_port()
     cluster.write_text(_render(tmp_path, ssh_port=head.port, ray_port=ray_port, client_port=_free_port(),
-                               agent_port=_free_port(), key=head.key, home=head.home, raytmp=raytmp))
+                               agent_port=_free_port(), key=head.key, home=head.home, raytmp=raytmp,
+                               dashboard_port=dashboard_port))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)}
     # TMPDIR: the launcher's config cache (`ray down` has no --no-config-cache) stays in tmp_path.
     (tmp_path / "client-tmp").mkdir()
@@ -567,6 +570,20 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
             assert re.search(pattern, sub.stdout), f"{pattern!r} not in the submitted script's output\n{_tail(sub)}"
         assert (head.home / script.name).exists(), "ray submit copies the script to the head's home folder"
         assert (results / "mlflow.db").exists(), "the sweep did not write to the test's MLflow store"
+
+        # The same sweep as a Ray job: `ray job submit --working-dir <repo> -- autoal sweep ...` runs the
+        # head's installed console script through the cluster's job server (README, "On a cluster").
+        t0 = time.time()
+        _, job_args, expect = _submit_target(tmp_path, tmp_path / "job-results", ray_port)
+        job = _ray(["job", "submit", "--address", f"http://127.0.0.1:{dashboard_port}", "--working-dir", str(REPO),
+                    "--", "autoal", "sweep", *job_args], env, timeout=300, log_dir=tmp_path)
+        timings["ray job submit"] = time.time() - t0
+        assert job.returncode == 0, f"ray job submit failed\n{_tail(job)}"
+        # (the job's driver gets the cluster's address from the job server: the node's own IP)
+        attached = rf"attached to the Ray cluster at [\d.]+:{ray_port}\b"
+        for pattern in [attached, *expect[1:], r"Job 'raysubmit_\w+' succeeded"]:
+            assert re.search(pattern, job.stdout), f"{pattern!r} not in the job's output\n{_tail(job)}"
+        assert (tmp_path / "job-results" / "mlflow.db").exists(), "the job's sweep did not write its MLflow store"
 
         # While the cluster runs, its Ray processes live in the head's namespace and carry its
         # RAY_TMPDIR; `ray down` must stop them.
