@@ -15,6 +15,7 @@ import torch
 from autoal.cache import PoolCache
 from autoal.faults import strike
 from autoal.learner import Learner
+from autoal.progress import as_reporter
 from autoal.seeding import derive_seed, round_rng
 from autoal.strategies import QueryContext, Strategy
 
@@ -33,9 +34,11 @@ class QueryOutcome:
 
 
 def query_step(strategy: Strategy, learner: Learner, model: torch.nn.Module, labeled: np.ndarray,
-               unlabeled: np.ndarray, n: int, *, seed: int, round_: int, progress: bool = False) -> QueryOutcome:
+               unlabeled: np.ndarray, n: int, *, seed: int, round_: int, progress: Any = False) -> QueryOutcome:
     """Choose ``n`` of ``unlabeled`` with ``strategy`` given the task ``model`` trained on
-    ``labeled`` in round ``round_`` of a run seeded by ``seed``."""
+    ``labeled`` in round ``round_`` of a run seeded by ``seed``. ``progress``: the strategy's
+    reporter (``ctx.progress``; :mod:`autoal.progress`), or True for bars on stderr (lines when
+    it is not a terminal), False for none."""
     t0 = time.perf_counter()
     strike("score", round_)
     cache = learner.score(model, unlabeled, derive_seed(seed, round_, "cache"))
@@ -43,12 +46,17 @@ def query_step(strategy: Strategy, learner: Learner, model: torch.nn.Module, lab
     if "labeled_cache" in strategy.needs:
         labeled_cache = learner.score(model, labeled, derive_seed(seed, round_, "cache") + 1)
     t1 = time.perf_counter()
+    reporter = as_reporter(progress)
     ctx = QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=int(n),
                        rng=round_rng(seed, round_, "query"), round=round_, seed=derive_seed(seed, round_, "search"),
                        labeled_cache=labeled_cache, model=model, dataset=learner.dataset, device=learner.device,
-                       learner=learner, progress=progress)
+                       learner=learner, progress=reporter)
     strike("select", round_)
-    selected = np.asarray(strategy.query(ctx), dtype=np.int64)
+    try:
+        selected = np.asarray(strategy.query(ctx), dtype=np.int64)
+    finally:
+        if reporter is not progress:  # made here: close what a failed query left open
+            reporter.close()
     t2 = time.perf_counter()
     check_selection(selected, unlabeled, int(n), strategy.name)
     return QueryOutcome(selected, cache, ctx.metrics, ctx.artifacts, t1 - t0, t2 - t1)

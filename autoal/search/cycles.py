@@ -41,20 +41,66 @@ def fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, devi
     return fresh, type(opt)(fresh.parameters(), **opt.defaults)
 
 
+def _batches(n: int, batch_size: int) -> int:
+    """How many mini-batches of at least 2 rows :func:`~autoal.search.search.batch_rows` cuts
+    from ``n`` rows (the only ones the search trains on)."""
+    sizes = [min(batch_size, n - i) for i in range(0, n, max(1, batch_size))]
+    if len(sizes) > 1 and sizes[-1] < 2:  # a tail of fewer than 2 rows joins the batch before it
+        tail = sizes.pop()
+        sizes[-1] += tail
+    return sum(1 for s in sizes if s >= 2)
+
+
+def planned_updates(plan: CyclePlan, cfg: SearchConfig) -> int:
+    """The optimizer updates :func:`search_cycle` makes in ``plan``'s cycle: FitNet's warm-up
+    steps on A, then one SearchNet and one FitNet step per V batch and search epoch."""
+    warm = int(cfg.warmup_epochs) * _batches(len(plan.a_rows), cfg.batch_size) if len(plan.a_rows) >= 2 else 0
+    return warm + 2 * int(cfg.search_epochs) * _batches(len(plan.v_rows), cfg.batch_size)
+
+
 def run_cycles(nets: SearchNets, opts: SearchOptimizers, x: torch.Tensor, y: torch.Tensor,
                plans: Sequence[CyclePlan], cfg: SearchConfig, candidates: Sequence[Any], *,
-               augment: Callable | None = None) -> list[CycleStats]:
+               augment: Callable | None = None, progress: Callable[..., None] | None = None) -> list[CycleStats]:
     """Run every cycle of ``plans`` in order in this process, updating ``nets`` and ``opts`` in
     place. ``x``/``y``: the labeled set's normalized images and labels (``plans`` index their
-    rows). Returns one :class:`CycleStats` per cycle."""
+    rows). Returns one :class:`CycleStats` per cycle.
+
+    ``progress(done, total, cycle=c)``: called as SearchNet's and FitNet's optimizers step
+    (``total`` = :func:`planned_updates` over the plans; counted by optimizer step hooks, so the
+    search itself is untouched), and with each cycle's planned end when the cycle ends."""
+    plans = list(plans)
+    total = sum(planned_updates(p, cfg) for p in plans) if progress is not None else 0
+    done = reported = end = 0
+
+    def report(cycle: int) -> None:
+        nonlocal reported
+        if progress is not None and total and done > reported:
+            reported = done
+            progress(done, total, cycle=cycle)
+
     stats = []
-    for plan in plans:
+    for c, plan in enumerate(plans):
         if plan.reset_fitnet:
             nets.fitnet, opts.fitnet = fresh_like(nets.fitnet, opts.fitnet, plan.seed, x.device)
         if plan.torch_seed is not None:
             torch.manual_seed(int(plan.torch_seed))
         a = torch.as_tensor(plan.a_rows, dtype=torch.long, device=x.device)
         v = torch.as_tensor(plan.v_rows, dtype=torch.long, device=x.device)
-        stats.append(search_cycle(nets, opts, (x[a], y[a]), (x[v], y[v]), cfg, candidates, seed=int(plan.seed),
-                                  v_cache=plan.v_cache, augment=augment))
+        end += planned_updates(plan, cfg) if progress is not None else 0
+
+        def tick(*_: Any, cycle: int = c + 1, limit: int = end) -> None:
+            nonlocal done
+            done = min(done + 1, limit)
+            report(cycle)
+
+        hooks = [] if progress is None else [opts.searchnet.register_step_post_hook(tick),
+                                             opts.fitnet.register_step_post_hook(tick)]
+        try:
+            stats.append(search_cycle(nets, opts, (x[a], y[a]), (x[v], y[v]), cfg, candidates, seed=int(plan.seed),
+                                      v_cache=plan.v_cache, augment=augment))
+        finally:
+            for h in hooks:
+                h.remove()
+        done = end
+        report(c + 1)
     return stats

@@ -31,6 +31,10 @@ Per-round trace (MLflow step = round): ``weight/<cand>`` (the global ω after de
 ``value/mixture``, ``lookahead/picks`` (b'), ``fitnet/accuracy_v`` (FitNet's accuracy on V),
 ``seconds_fitnet``, ``seconds_lookahead`` (their sum: ``seconds_search``), ``seconds_candidates``,
 ``seconds_selection``.
+
+Progress (``ctx.progress``): ``autoal/fitnet`` (one unit per FitNet epoch) and
+``autoal/lookahead`` (:data:`LOOKAHEAD_STEPS` units: FitNet, the candidates on V, the look-ahead);
+neither when L is too small to simulate.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ import torch
 from autoal.cache import PoolCache, compute_cache
 from autoal.device import prepare_model
 from autoal.models import new_like, same_build
+from autoal.progress import epoch_progress
 from autoal.search.gate import RankGate, first_order_values, gate_loss, sample_features
 from autoal.search.lookahead import lookahead, partition_masks
 from autoal.search.mixture import (decorrelated_weights, hedge_update, mixture_scores, portfolio_picks,
@@ -55,6 +60,9 @@ from autoal.training import TrainConfig, train_model
 
 GATES = ("none", "ranks")
 SELECTIONS = ("portfolio", "mixture")
+#: the round's steps as ``autoal/lookahead`` reports them: FitNet trained, the candidates on V,
+#: the look-ahead values (and the gate)
+LOOKAHEAD_STEPS = 3
 
 
 def candidate_ranks(candidates: Sequence[Strategy], cache: PoolCache, n: int, rng: np.random.Generator,
@@ -189,12 +197,15 @@ class LookaheadSearch:
         picks = min(max(1, round(b / 2)), max(1, pool_size // 2))
         if len(a_idx) < 2 or pool_size < 2 or nv - pool_size < 2:
             return out
+        ctx.progress("autoal/lookahead", 0, LOOKAHEAD_STEPS)
         fitnet = self._train_fitnet(ctx, a_idx, seed)
+        ctx.progress("autoal/lookahead", 1, LOOKAHEAD_STEPS, step="fitnet")
         t1 = time.perf_counter()
         a_cache = compute_cache(fitnet, ds, a_idx, mc_samples=0, device=ctx.device)
         mc = ctx.cache.mc.samples if ctx.cache.mc is not None else 0
         v_cache = compute_cache(fitnet, ds, v_idx, mc_samples=mc, seed=seed + 11, device=ctx.device)
         ranks_v = candidate_ranks(self.candidates, v_cache, picks, rng, a_cache)
+        ctx.progress("autoal/lookahead", 2, LOOKAHEAD_STEPS, step="candidates")
         t2 = time.perf_counter()
         y_a, y_v = ds.y_train[torch.from_numpy(a_idx)].to(ctx.device), ds.y_train[torch.from_numpy(v_idx)].to(ctx.device)
         arms = torch.cat([ranks_v, mixture_scores(ranks_v, self._omega(ranks_v)).unsqueeze(0)])
@@ -210,6 +221,7 @@ class LookaheadSearch:
                                         weights=omega_v if self.p.decorrelate else None)
         if self.gate is not None:
             self._train_gate(ranks_v, v_cache, y_v, picks, rng)
+        ctx.progress("autoal/lookahead", 3, LOOKAHEAD_STEPS, step="lookahead")
         for k, n in enumerate(self.names):
             out[f"value/{n}"] = float(gains[k])
         out["value/mixture"] = float(gains[-1])
@@ -253,7 +265,8 @@ class LookaheadSearch:
         f = self.p.fitnet_steps
         cfg = dataclasses.replace(base, epochs=max(1, math.ceil(base.epochs * f)),
                                   min_steps=math.ceil(base.min_steps * f))
-        train_model(net, ctx.dataset, a_idx, cfg, device=ctx.device, seed=int(seed) + 6)
+        train_model(net, ctx.dataset, a_idx, cfg, device=ctx.device, seed=int(seed) + 6,
+                    progress=epoch_progress(ctx.progress, "autoal/fitnet", cfg.epochs_for(len(a_idx))))
         return net.eval()
 
     def _train_gate(self, ranks_v: torch.Tensor, v_cache: PoolCache, y_v: torch.Tensor, picks: int,

@@ -50,6 +50,12 @@ Per-round trace (``ctx.log``, MLflow step = round):
 - ``seconds_candidates`` (candidate indicators on V batches and on U, incl. FitNet's cache
   pass), ``seconds_search`` (warm-up and updates), ``seconds_selection`` (θ on U, SearchNet on
   U, top-b).
+
+Progress (``ctx.progress``): stage ``autoal/search``, one unit per optimizer update of FitNet's
+warm-up and of the search over all the round's cycles (with ``executor: ray_train``, one unit
+per cycle, reported when the Train run returns); the lookahead formulation reports
+``autoal/fitnet`` (FitNet's epochs) and ``autoal/lookahead`` (its steps), see
+:mod:`autoal.strategies.autoal_lookahead`.
 """
 from __future__ import annotations
 
@@ -234,11 +240,14 @@ class AutoAL(Strategy):
                                    v_cache=l_cache.subset(v_pos) if l_cache is not None else None))
             fresh = False
         t_run = time.perf_counter()
-        if p.executor == "ray_train":
+        if p.executor == "ray_train":  # progress in cycles, as the Train run returns
+            ctx.progress("autoal/search", 0, len(plans))
             stats = run_search_on_ray_train(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates,
                                             augment=augment, num_workers=p.num_workers)
-        else:
-            stats = run_cycles(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates, augment=augment)
+            ctx.progress("autoal/search", len(plans), len(plans))
+        else:  # progress in optimizer updates (warm-up and search, every cycle)
+            stats = run_cycles(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates, augment=augment,
+                               progress=lambda done, total, **info: ctx.progress("autoal/search", done, total, **info))
         t_cand = sum(st.seconds_candidates for st in stats)
         t_search = time.perf_counter() - t_run - t_cand
 

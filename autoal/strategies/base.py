@@ -23,6 +23,14 @@ computes it once and only when needed:
   ``train_cfg``, so that a strategy's own models are built and trained as the task model is;
 - ``stages``: the task model's intermediate feature maps (``Backbone.stages``; a user's module
   names them, :class:`autoal.models.ModuleAdapter`).
+
+A strategy whose query takes long says how far it is through ``ctx.progress(stage, done, total,
+**info)`` (:class:`autoal.progress.Reporter`): ``done`` of ``total`` units of ``stage`` are
+finished, counting up (0 may open a stage before its first unit; a lower ``done`` starts it
+over); ``info`` adds a few numbers (losses). Stages are named ``<strategy>/<what>``
+(``vaal/train``, ``ens_var_r/members``, ...). It is a no-op unless the run shows progress; the
+loop draws it as a bar on a terminal, and in a log writes at most a line a minute for a stage
+that runs that long (:mod:`autoal.progress`).
 """
 from __future__ import annotations
 
@@ -34,6 +42,7 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
+from autoal.progress import NULL_REPORTER, as_reporter
 from autoal.selection import mask_from_positions, top_n
 
 NEEDS = frozenset({"probs", "embeddings", "mc", "labeled_cache", "model", "dataset"})
@@ -72,7 +81,12 @@ class QueryContext:
     learner: TaskLearner | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
-    progress: bool = False
+    #: ``progress(stage, done, total, **info)`` (see the module docstring); True/False are
+    #: accepted (a bar on stderr as :mod:`autoal.progress` decides / nothing)
+    progress: Any = NULL_REPORTER
+
+    def __post_init__(self) -> None:
+        self.progress = as_reporter(self.progress)
 
     def log(self, key: str, value: float) -> None:
         """Record a per-round scalar (logged to MLflow with step = round)."""

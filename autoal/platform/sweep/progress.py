@@ -1,8 +1,38 @@
-"""The sweep's status line while trials run (a Tune callback)."""
+"""The sweep's status line while trials run (a Tune callback), with an estimate of the time
+left (:func:`estimate_eta`)."""
 from __future__ import annotations
 
+import heapq
 import time
 from typing import Any, Callable, Sequence
+
+from autoal.progress import clock
+
+
+def estimate_eta(durations: Sequence[float], running_elapsed: Sequence[float], pending: int,
+                 concurrency: int) -> float | None:
+    """Seconds until the sweep's last trial ends; None before any trial has finished.
+
+    Every trial is taken to last the mean of the finished ``durations``: a running trial ends
+    when its elapsed time (``running_elapsed``) reaches that mean (now, if it already has), and
+    the ``pending`` trials start one after another on whichever of ``concurrency`` slots frees
+    first (at least as many slots as trials running now)."""
+    if not durations:
+        return None
+    mean = sum(durations) / len(durations)
+    slots = [max(mean - float(e), 0.0) for e in running_elapsed]
+    slots += [0.0] * max(0, int(concurrency) - len(slots))
+    if not slots:
+        slots = [0.0]
+    heapq.heapify(slots)
+    for _ in range(max(0, int(pending))):
+        heapq.heappush(slots, heapq.heappop(slots) + mean)
+    return max(slots)
+
+
+def eta_text(eta: float | None) -> str:
+    """``ETA m:ss`` (``h:mm:ss`` from an hour), ``ETA —`` while unknown."""
+    return "ETA —" if eta is None else f"ETA {clock(eta)}"
 
 
 def _tune_callback_base():
@@ -20,8 +50,46 @@ class _ProgressMixin:
         self.t0 = time.time()
         self._last = 0.0
         self._last_line = ""
+        self._started: dict[str, float] = {}  # trial id -> when this process saw it start
+        self._took: dict[str, float] = {}  # trial id -> seconds from its start to its end
+        self._peak_running = 0
 
-    def line(self, trials: Sequence[Any]) -> str:
+    @staticmethod
+    def _id(trial: Any) -> str:
+        return str(getattr(trial, "trial_id", id(trial)))
+
+    def trial_started(self, trial: Any, now: float | None = None) -> None:
+        self._started.setdefault(self._id(trial), time.time() if now is None else now)
+
+    def trial_ended(self, trial: Any, now: float | None = None) -> None:
+        key = self._id(trial)
+        if key in self._started and key not in self._took:
+            self._took[key] = (time.time() if now is None else now) - self._started[key]
+
+    def eta(self, trials: Sequence[Any], now: float | None = None) -> float | None:
+        """:func:`estimate_eta` from what this callback can see: the finished trials' durations
+        (as timed here, else Tune's ``time_total_s``), the running ones' elapsed time, the
+        trials still to run, and as many slots as trials were ever seen running at once."""
+        now = time.time() if now is None else now
+        durations, running, pending = [], [], 0
+        for t in trials:
+            res = t.last_result or {}
+            key = self._id(t)
+            if t.status == "TERMINATED" and res.get("final_accuracy") is not None:
+                took = self._took.get(key, res.get("time_total_s"))
+                if took is not None:
+                    durations.append(float(took))
+            elif t.status == "RUNNING":
+                running.append(now - self._started[key] if key in self._started
+                               else float(res.get("time_total_s") or 0.0))
+            elif t.status != "ERROR":  # pending, paused, or stopped before its last round
+                pending += 1
+        pending += max(0, self.total - len(trials))  # trials Tune has not created yet
+        self._peak_running = max(self._peak_running, len(running))
+        return estimate_eta(durations, running, pending, max(1, self._peak_running))
+
+    def line(self, trials: Sequence[Any], now: float | None = None) -> str:
+        now = time.time() if now is None else now
         counts = {"TERMINATED": 0, "RUNNING": 0, "PENDING": 0, "ERROR": 0, "PAUSED": 0}
         best = None
         for t in trials:
@@ -34,7 +102,7 @@ class _ProgressMixin:
                 if best is None or res["aubc"] > best[0]:
                     best = (res["aubc"], t.config.get("arm"), t.config.get("seed"))
         retried = sum(1 for t in trials if getattr(t, "num_failures", 0))
-        el = int(time.time() - self.t0)
+        el = int(now - self.t0)
         parts = [f"[{self.sweep_id}] {counts['TERMINATED']}/{max(self.total, len(trials))} done",
                  f"{counts['RUNNING']} running", f"{counts['PENDING'] + counts['PAUSED']} pending"]
         if counts["ERROR"]:
@@ -43,6 +111,7 @@ class _ProgressMixin:
             parts.append(f"{retried} retried")
         parts.append(f"best AUBC {best[0]:.4f} ({best[1]}, seed {best[2]})" if best else "best AUBC -")
         parts.append(f"{el // 60}:{el % 60:02d}")
+        parts.append(eta_text(self.eta(trials, now)))
         return " · ".join(parts)
 
     def emit(self, trials: Sequence[Any], force: bool = False) -> None:
@@ -57,7 +126,8 @@ class _ProgressMixin:
 
 def make_progress_callback(sweep_id: str, total: int, interval_s: float, out: Callable[[str], None] = print):
     """A Tune callback that prints trials done / running / pending (and failed, retried) with the
-    best AUBC so far: on every finished or failed trial and every ``interval_s`` seconds."""
+    best AUBC so far, the time since the start and the estimated time left (``ETA —`` until a
+    trial has finished): on every finished or failed trial and every ``interval_s`` seconds."""
     Callback = _tune_callback_base()
 
     class SweepProgress(_ProgressMixin, Callback):
@@ -67,7 +137,11 @@ def make_progress_callback(sweep_id: str, total: int, interval_s: float, out: Ca
         def on_step_end(self, iteration, trials, **info):
             self.emit(trials)
 
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.trial_started(trial)
+
         def on_trial_complete(self, iteration, trials, trial, **info):
+            self.trial_ended(trial)
             self.emit(trials, force=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):

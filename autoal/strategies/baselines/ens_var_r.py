@@ -12,6 +12,7 @@ import torch
 from autoal.cache import compute_cache
 from autoal.device import prepare_model
 from autoal.errors import ConfigError
+from autoal.progress import epoch_progress
 from autoal.selection import top_n
 from autoal.strategies.base import QueryContext, Strategy
 from autoal.strategies.baselines._common import require_ctx, sub_seed
@@ -70,6 +71,9 @@ class EnsembleVarRatio(Strategy):
     member's initialized weights and the driver's RNG state after initialization and trains with
     the loop's train config, so picks equal the sequential path's for the same seed. Declare the
     tasks' resources in a Tune trial's resources, or trials may wait forever for them.
+
+    Progress: stage ``ens_var_r/members`` (one unit per member trained here, as each finishes)
+    and, on the sequential path, ``ens_var_r/train`` (the current member's epochs).
     """
 
     needs = frozenset({"model", "dataset"})
@@ -110,11 +114,14 @@ class EnsembleVarRatio(Strategy):
     def _votes_sequential(self, ctx: QueryContext, seeds: list[int]) -> list[torch.Tensor]:
         learner = require_ctx(ctx, self.name, "learner").learner
         out = []
-        for s in seeds:
+        epochs = learner.train_cfg.epochs_for(len(ctx.labeled))
+        ctx.progress("ens_var_r/members", 0, len(seeds))
+        for m, s in enumerate(seeds):
             model = learner.new_model(s)
-            learner.train(model, ctx.labeled, s)
+            learner.train(model, ctx.labeled, s, progress=epoch_progress(ctx.progress, "ens_var_r/train", epochs))
             out.append(learner.score(model, ctx.unlabeled, s).probs.argmax(1).cpu())
             del model
+            ctx.progress("ens_var_r/members", m + 1, len(seeds))
         return out
 
     def _votes_ray(self, ctx: QueryContext, seeds: list[int]) -> list[torch.Tensor]:
@@ -135,6 +142,11 @@ class EnsembleVarRatio(Strategy):
             refs.append(task.remote(copy.deepcopy(model).cpu(), state, ds_ref, ctx.labeled, ctx.unlabeled,
                                     train_cfg, s, use_cuda and gpus > 0, self.score_batch_size))
             del model
+        ctx.progress("ens_var_r/members", 0, len(refs))
+        waiting = list(refs)
+        while waiting:  # members in the order they finish, for progress only
+            _, waiting = ray.wait(waiting, num_returns=1)
+            ctx.progress("ens_var_r/members", len(refs) - len(waiting), len(refs))
         return [torch.from_numpy(np.array(v, dtype=np.int64)) for v in ray.get(refs)]  # writable copies
 
     def query(self, ctx: QueryContext) -> np.ndarray:

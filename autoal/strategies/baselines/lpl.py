@@ -1,7 +1,7 @@
 """Learning loss for active learning (Yoo & Kweon, CVPR 2019)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -19,13 +19,15 @@ from autoal.training import make_optimizer
 
 def train_joint(model: Backbone, lpm: LossPredictionModule, dataset: Any, indices: np.ndarray, *, epochs: int,
                 batch_size: int, optimizer: str, lr: float, momentum: float, weight_decay: float, weight: float,
-                margin: float, detach_epoch: int, device: torch.device, seed: int) -> dict[str, list[float]]:
+                margin: float, detach_epoch: int, device: torch.device, seed: int,
+                progress: Callable[..., None] | None = None) -> dict[str, list[float]]:
     """Train the task model and the loss prediction module together on ``indices``:
     loss = mean CE + weight · ranking loss(predicted loss, CE.detach()). From epoch
     ``detach_epoch`` on, the stage maps enter the module detached, so the ranking loss no longer
     reaches the backbone (the paper stops that gradient after 120 of 200 epochs). Mini-batches
     come from a seeded permutation per epoch and the data set's training transform, as in
-    :func:`autoal.training.train_model`. Returns the per-epoch mean CE and ranking losses."""
+    :func:`autoal.training.train_model`. Returns the per-epoch mean CE and ranking losses.
+    ``progress(done, total, ce=..., rank=...)`` is called after every epoch."""
     gen = torch.Generator().manual_seed(int(seed))
     aug_gen = torch.Generator(device=device).manual_seed(int(seed) + 1)
     idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
@@ -64,6 +66,8 @@ def train_joint(model: Backbone, lpm: LossPredictionModule, dataset: Any, indice
             count += len(sel)
         hist["ce"].append(tot_ce / max(count, 1))
         hist["rank"].append(tot_rank / max(count, 1))
+        if progress is not None:
+            progress(epoch + 1, int(epochs), ce=hist["ce"][-1], rank=hist["rank"][-1])
     return hist
 
 
@@ -103,7 +107,7 @@ class LearningLoss(Strategy):
     a random subset of ``subset`` = 10,000 unlabeled samples and queries the top b of it
     (0 = the whole pool); (5) LPM hidden size 128, λ = 1, ξ = 1 (the paper's); (6) with
     ``warm_start`` the model and LPM carry over between rounds (and are saved for resume);
-    by default both start fresh each round.
+    by default both start fresh each round. Progress: stage ``lpl/train``, one unit per epoch.
     """
 
     needs = frozenset({"model", "dataset", "stages"})
@@ -141,7 +145,9 @@ class LearningLoss(Strategy):
             lpm.load_state_dict(self._saved["lpm"])
         s = self.train_settings(ctx)
         self.last_history = train_joint(model, lpm, ctx.dataset, ctx.labeled, weight=self.weight, margin=self.margin,
-                                        device=ctx.device, seed=ctx.seed, **s)
+                                        device=ctx.device, seed=ctx.seed, **s,
+                                        progress=lambda done, total, **info: ctx.progress("lpl/train", done, total,
+                                                                                          **info))
         if self.warm_start:
             self._saved = {"model": cpu_state(model), "lpm": cpu_state(lpm)}
         return model, lpm

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -105,12 +105,14 @@ class _Batches:
 
 def train_vaal(vae: VAE, disc: Discriminator, x_lab: torch.Tensor, x_unl: torch.Tensor, transform, *,
                iterations: int, batch_size: int, lr: float, beta: float, adversary_weight: float,
-               vae_steps: int, adv_steps: int, device: torch.device, seed: int) -> dict[str, float]:
+               vae_steps: int, adv_steps: int, device: torch.device, seed: int,
+               progress: Callable[..., None] | None = None) -> dict[str, float]:
     """VAAL's adversarial training (Algorithm 1 of the paper). Per iteration, ``vae_steps``
     VAE updates on fresh labeled and unlabeled batches — reconstruction + β·KL on both, plus
     ``adversary_weight`` × BCE pushing the discriminator to call both "labeled" — then
     ``adv_steps`` discriminator updates (labeled → 1, unlabeled → 0) on the latent means.
-    ``x_lab``/``x_unl`` are uint8 image tensors; ``transform`` maps a uint8 batch to floats."""
+    ``x_lab``/``x_unl`` are uint8 image tensors; ``transform`` maps a uint8 batch to floats.
+    ``progress(done, total, **losses)`` is called after every iteration."""
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.Generator(device=device).manual_seed(int(seed) + 1)
     lab, unl = _Batches(len(x_lab), batch_size, gen), _Batches(len(x_unl), batch_size, gen)
@@ -123,7 +125,7 @@ def train_vaal(vae: VAE, disc: Discriminator, x_lab: torch.Tensor, x_unl: torch.
     def batch(src: torch.Tensor, sampler: _Batches) -> torch.Tensor:
         return transform(src[sampler.next().to(src.device)].to(device))
 
-    for _ in range(int(iterations)):
+    for it in range(int(iterations)):
         for _ in range(int(vae_steps)):
             xl, xu = batch(x_lab, lab), batch(x_unl, unl)
             rl, mul, lvl = vae(xl, noise)
@@ -149,6 +151,8 @@ def train_vaal(vae: VAE, disc: Discriminator, x_lab: torch.Tensor, x_unl: torch.
             dloss.backward()
             opt_d.step()
             last["disc_loss"] = float(dloss.detach())
+        if progress is not None:
+            progress(it + 1, int(iterations), vae_loss=last["vae_loss"], disc_loss=last["disc_loss"])
     return last
 
 
@@ -187,7 +191,7 @@ class VAAL(Strategy):
     dominate and collapses the posterior on small images; discriminator trained on logits
     (BCE with logits). VAE and discriminator
     start fresh each round, as in the reference code; ``warm_start`` keeps them (and saves them
-    for resume).
+    for resume). Progress: stage ``vaal/train``, one unit per iteration.
     """
 
     needs = frozenset({"dataset"})
@@ -230,7 +234,8 @@ class VAAL(Strategy):
         self.last_losses = train_vaal(
             vae, disc, x_lab, x_unl, ds.eval_transform, iterations=self.iterations(len(x_lab)),
             batch_size=self.batch_size, lr=self.lr, beta=self.beta, adversary_weight=self.adversary_weight,
-            vae_steps=self.vae_steps, adv_steps=self.adv_steps, device=device, seed=seed)
+            vae_steps=self.vae_steps, adv_steps=self.adv_steps, device=device, seed=seed,
+            progress=lambda done, total, **info: ctx.progress("vaal/train", done, total, **info))
         if self.warm_start:
             self._saved = {"vae": cpu_state(vae), "disc": cpu_state(disc)}
         p_lab = labeled_probability(vae, disc, x_unl, ds.eval_transform, device=device,
