@@ -378,3 +378,16 @@ def test_autoal_params_are_a_typed_dataclass_checked_before_any_work():
             build_strategy("autoal", **bad)
     with pytest.raises(ConfigError, match="unknown parameter"):
         build_strategy("autoal", lamm=1.0)
+
+
+@pytest.mark.parametrize("n, size", [(65, 64), (129, 64), (193, 64), (64, 64), (3, 2), (130, 64)])
+def test_batch_rows_partition_every_row_once(n, size):
+    """A tail of one row joins the batch before it (BatchNorm needs 2 rows): every row exactly
+    once, no batch of fewer than 2 rows (n = k * size + 1 used to crash or duplicate a batch)."""
+    import numpy as np
+
+    from autoal.search.search import batch_rows
+
+    parts = batch_rows(n, size, np.random.default_rng(0))
+    rows = np.concatenate(parts)
+    assert sorted(rows.tolist()) == list(range(n)) and min(len(p) for p in parts) >= min(2, n)

@@ -165,7 +165,8 @@ def batch_rows(n: int, batch_size: int, rng: np.random.Generator) -> list[np.nda
     perm = rng.permutation(n)
     parts = [perm[i:i + batch_size] for i in range(0, n, batch_size)]
     if len(parts) > 1 and len(parts[-1]) < 2:
-        parts[-2] = np.concatenate([parts[-2], parts.pop()])
+        tail = parts.pop()  # (popped first: an index taken before the pop would name another batch)
+        parts[-1] = np.concatenate([parts[-1], tail])
     return parts
 
 
