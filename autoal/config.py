@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,13 @@ class ModelConfig:
             raise ConfigError(f"model.dropout: must lie in [0, 1); got {self.dropout!r}")
 
 
+#: upper bounds that keep a typo from turning into hours of work or an allocator failure
+MAX_MC_SAMPLES = 10_000
+MAX_ROUNDS = 100_000
+MAX_EPOCHS = 100_000
+MAX_IMAGE_SIZE = 1024
+
+
 @dataclass
 class ALConfig:
     """The AL protocol: initial labeled set size (optionally class-balanced), ``rounds`` rounds
@@ -61,8 +69,13 @@ class ALConfig:
             raise ConfigError(f"al.query_size: the per-round budget must be a positive integer; got {self.query_size!r}")
         if int(self.rounds) < 0:
             raise ConfigError(f"al.rounds: must be >= 0; got {self.rounds!r}")
-        if int(self.mc_samples) < 0:
-            raise ConfigError(f"al.mc_samples: must be >= 0; got {self.mc_samples!r}")
+        if not 0 <= int(self.mc_samples) <= MAX_MC_SAMPLES:
+            raise ConfigError(f"al.mc_samples: must lie in [0, {MAX_MC_SAMPLES}] (Monte-Carlo dropout passes); "
+                              f"got {self.mc_samples!r}")
+        if not 0 <= int(self.seed) < 2 ** 32:
+            raise ConfigError(f"al.seed: must lie in [0, 2**32) (numpy and torch seeds); got {self.seed!r}")
+        if int(self.rounds) > MAX_ROUNDS:
+            raise ConfigError(f"al.rounds: must be at most {MAX_ROUNDS}; got {self.rounds!r}")
         if self.mc_masks not in MASK_MODES:
             raise ConfigError(f"al.mc_masks: unknown value {self.mc_masks!r}; valid choices: {', '.join(MASK_MODES)}")
 
@@ -91,13 +104,17 @@ class StrategyConfig:
 @dataclass
 class TrackingConfig:
     """MLflow: ``uri`` (default a SQLite file in the working directory, or ``http://host:port``),
-    experiment name, optional run name and extra tags. ``enabled: false`` tracks nothing."""
+    experiment name, optional run name and extra tags. ``enabled: false`` tracks nothing.
+    ``log_model`` logs the final task model as an MLflow PyTorch model (``runs:/<id>/model``);
+    ``register_model`` (a name) also registers it in the model registry."""
 
     enabled: bool = True
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "autoal"
     run_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    log_model: bool = True
+    register_model: str | None = None
 
 
 @dataclass
@@ -123,7 +140,7 @@ class ScoringConfig:
 @dataclass
 class RuntimeConfig:
     """``device`` (auto/cpu/cuda), torch CPU threads (0 = all cores), run folder root,
-    ``quiet`` (no progress bars), ``resume`` from the run folder's saved state."""
+    ``quiet`` (no progress: neither bars nor the per-round lines), ``resume`` from the run folder's saved state."""
 
     device: str = "auto"
     num_threads: int = 0
@@ -177,9 +194,25 @@ class RunConfig:
                              ("tracking.tags", self.tracking.tags)):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: must be a mapping; got {type(value).__name__} {value!r}")
+        if self.tracking.register_model is not None and (not isinstance(self.tracking.register_model, str)
+                                                         or not self.tracking.register_model.strip()):
+            raise ConfigError(f"tracking.register_model: expected a registered-model name or null; got "
+                              f"{self.tracking.register_model!r}")
         for where, value in (("dataset.path", self.dataset.path), ("tracking.run_name", self.tracking.run_name)):
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{where}: expected a string or null; got {value!r}")
+        name = self.tracking.run_name
+        if name is not None and (not name.strip() or "/" in name or "\\" in name or name in (".", "..")
+                                 or "\x00" in name or len(name) > 200):
+            raise ConfigError(f"tracking.run_name: expected a plain name (no '/', '\\' or '..', at most 200 "
+                              f"characters): it names a folder inside runtime.output_dir; got {name!r}")
+        for k, v in self.tracking.tags.items():
+            if not isinstance(k, str) or not isinstance(v, (str, int, float, bool)) or isinstance(v, float) and v != v:
+                raise ConfigError(f"tracking.tags.{k}: expected a string (or number) value; got {v!r}")
+        out = Path(str(self.runtime.output_dir)).expanduser()
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"runtime.output_dir: {out} is a file; expected a folder (it is created if missing)")
+        _check_dataset_options(self.dataset.options)
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the sequence of queries (not tracking, not runtime)."""
@@ -215,21 +248,74 @@ def _build(cls, d: dict[str, Any], prefix: str):
     return cls(**kwargs)
 
 
-def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
+_SCALARS = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _field_type(f: dataclasses.Field) -> tuple[type | None, bool]:
+    """(the scalar type of a config field or None for other types, whether null is allowed),
+    from its annotation (``int``, ``float | None``, ...) and default."""
+    ann = str(f.type).replace("Optional[", "").replace("]", "")
+    parts = [p.strip() for p in ann.split("|")]
+    nullable = "None" in parts or (f.default is None)
+    scalars = [_SCALARS[p] for p in parts if p in _SCALARS]
+    if len(scalars) == 1:
+        return scalars[0], nullable
     default = f.default if f.default is not dataclasses.MISSING else None
-    if default is None or value is None:
+    return (type(default) if type(default) in _SCALARS.values() else None), nullable
+
+
+def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
+    """``value`` checked against the field's type: null only where the field allows it, booleans
+    as booleans, integers integral, numbers finite (no NaN or infinity), strings as strings."""
+    import math
+
+    t, nullable = _field_type(f)
+    if value is None:
+        if nullable or t is None:
+            return None
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[t]
+        raise ConfigError(f"{where}: expected {kind}; got null")
+    if t is None:
         return value
-    t = type(default)
     if t is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false; got {value!r}")
         return value
     if t in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number; got {value!r}")
+            raise ConfigError(f"{where}: expected {'an integer' if t is int else 'a number'}; got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: expected a finite number; got {value!r}")
         if t is int and float(value) != int(value):
             raise ConfigError(f"{where}: expected an integer; got {value!r}")
         return t(value)
     if t is str and not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string; got {value!r}")
     return value
+
+
+def _check_dataset_options(options: dict[str, Any]) -> None:
+    """The ``dataset.options`` that several loaders share, checked before any data is read:
+    ``image_size`` (an integer in [2, MAX_IMAGE_SIZE]: a 100000-pixel side would allocate
+    hundreds of GiB), ``test_fraction`` (a number in (0, 1)), ``split_seed`` and ``workers``
+    (integers >= 0)."""
+    import math
+
+    def number(key: str, v: Any, integer: bool) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) \
+                or (integer and float(v) != int(v)):
+            raise ConfigError(f"dataset.options.{key}: expected {'an integer' if integer else 'a number'}; got {v!r}")
+        return float(v)
+
+    if options.get("image_size") is not None:
+        v = number("image_size", options["image_size"], True)
+        if not 2 <= v <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"dataset.options.image_size: must lie in [2, {MAX_IMAGE_SIZE}] pixels; got {v:g}")
+    if options.get("test_fraction") is not None:
+        v = number("test_fraction", options["test_fraction"], False)
+        if not 0 < v < 1:
+            raise ConfigError(f"dataset.options.test_fraction: must lie in (0, 1); got {v:g}")
+    for key in ("split_seed", "workers"):
+        if options.get(key) is not None and number(key, options[key], True) < 0:
+            raise ConfigError(f"dataset.options.{key}: must be >= 0; got {options[key]!r}")
+

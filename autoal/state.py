@@ -162,6 +162,22 @@ class RunState:
                    f"{len(self.history) if isinstance(self.history, list) else type(self.history).__name__}"
         if any(not isinstance(h, dict) or h.get("round") != i for i, h in enumerate(self.history)):
             return "history records must be rounds 0, 1, 2, ... in order"
+        for h in self.history:
+            r = h["round"]
+            for key in ("labels", "accuracy"):
+                v = h.get(key)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+                    return f"history record of round {r}: {key} must be a finite number; got {v!r}"
+            if not 0.0 <= float(h["accuracy"]) <= 1.0:
+                return f"history record of round {r}: accuracy must lie in [0, 1]; got {h['accuracy']!r}"
+            want = sum(1 for x in self.labeled_round if x <= r)
+            if self.labeled_round and h["labels"] != want:
+                return (f"history record of round {r} counts {h['labels']!r} labels, but labeled_round holds {want} "
+                        f"samples labeled by then")
+        if self.next_round > 0 and not self.labeled:
+            return "labeled is empty after a completed round"
+        if not isinstance(self.finished, bool):
+            return f"finished must be true or false; got {self.finished!r}"
         if not isinstance(self.logged_rounds, int) or not 0 <= self.logged_rounds <= self.next_round:
             return f"logged_rounds must lie in [0, next_round]; got {self.logged_rounds!r}"
         if not isinstance(self.data, dict):

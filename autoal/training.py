@@ -37,6 +37,8 @@ class TrainConfig:
         for key in ("epochs", "batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"train.{key}: must be a positive integer; got {getattr(self, key)!r}")
+        if int(self.epochs) > 100_000:
+            raise ConfigError(f"train.epochs: must be at most 100000; got {self.epochs!r}")
         if int(self.min_steps) < 0:
             raise ConfigError(f"train.min_steps: must be >= 0 (0 = off); got {self.min_steps!r}")
         if not self.lr > 0:

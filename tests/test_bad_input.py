@@ -421,6 +421,83 @@ CASES: list[tuple[str, Callable[[World], None], type, Callable[[World], list[str
 ]
 
 
+# -- round two (issue 16): every numeric/boolean key against null, NaN, infinity, a string and
+# out-of-range values; strategy parameters and dataset.options by type; paths that would escape
+_NUMERIC_KEYS = ["al.initial_size", "al.query_size", "al.rounds", "al.mc_samples", "al.seed", "train.epochs",
+                 "train.batch_size", "train.lr", "train.min_steps", "model.dropout", "scoring.batch_size",
+                 "scoring.num_actors", "runtime.num_threads", "dataset.imbalance_ratio"]
+_BAD_NUMBERS = [("null", None, "expected"), ("nan", float("nan"), "finite"), ("inf", float("inf"), "finite"),
+                ("string", "abc", "expected")]
+
+
+def output_dir_file(w: World) -> None:
+    f = w.inputs("files") / "a_file.txt"
+    f.write_text("not a folder")
+    RunConfig.from_dict({"runtime": {"output_dir": str(f)}})
+
+
+def _nested(key: str, value: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    node = d
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return d
+
+
+CASES += [(f"dict2-{key}-{tag}", from_dict(_nested(key, value)), ConfigError, [key, word])
+          for key in _NUMERIC_KEYS for tag, value, word in _BAD_NUMBERS]
+CASES += [
+    ("dict2-seed-negative", from_dict({"al": {"seed": -1}}), ConfigError, ["al.seed", "-1"]),
+    ("dict2-seed-too-large", from_dict({"al": {"seed": 2 ** 40}}), ConfigError, ["al.seed"]),
+    ("dict2-mc-samples-huge", from_dict({"al": {"mc_samples": 100_000_000}}), ConfigError, ["al.mc_samples", "10000"]),
+    ("dict2-epochs-huge", from_dict({"train": {"epochs": 10 ** 9}}), ConfigError, ["train.epochs", "100000"]),
+    ("dict2-rounds-huge", from_dict({"al": {"rounds": 10 ** 7}}), ConfigError, ["al.rounds"]),
+    ("dict2-warm-start-null", from_dict({"al": {"warm_start": None}}), ConfigError, ["al.warm_start", "true or false"]),
+    ("dict2-quiet-int", from_dict({"runtime": {"quiet": 1}}), ConfigError, ["runtime.quiet"]),
+    ("dict2-mc-masks-null", from_dict({"al": {"mc_masks": None}}), ConfigError, ["al.mc_masks"]),
+    ("dict2-strategy-name-null", from_dict({"strategy": {"name": None}}), ConfigError, ["strategy.name"]),
+    ("dict2-run-name-parent", from_dict({"tracking": {"run_name": "../../escape"}}), ConfigError,
+     ["tracking.run_name", "../../escape"]),
+    ("dict2-run-name-absolute", from_dict({"tracking": {"run_name": "/tmp/elsewhere"}}), ConfigError,
+     ["tracking.run_name"]),
+    ("dict2-run-name-dotdot", from_dict({"tracking": {"run_name": ".."}}), ConfigError, ["tracking.run_name"]),
+    ("dict2-run-name-empty", from_dict({"tracking": {"run_name": " "}}), ConfigError, ["tracking.run_name"]),
+    ("dict2-tag-list", from_dict({"tracking": {"tags": {"a": [1, 2]}}}), ConfigError, ["tracking.tags.a"]),
+    ("dict2-tag-null", from_dict({"tracking": {"tags": {"a": None}}}), ConfigError, ["tracking.tags.a"]),
+    ("dict2-register-model-empty", from_dict({"tracking": {"register_model": ""}}), ConfigError,
+     ["tracking.register_model"]),
+    ("dict2-log-model-string", from_dict({"tracking": {"log_model": "yes"}}), ConfigError, ["tracking.log_model"]),
+    ("dict2-output-dir-is-a-file", lambda w: output_dir_file(w), ConfigError, ["runtime.output_dir", "is a file"]),
+    ("dict2-image-size-huge", from_dict({"dataset": {"options": {"image_size": 100000}}}), ConfigError,
+     ["dataset.options.image_size", "1024"]),
+    ("dict2-image-size-string", from_dict({"dataset": {"options": {"image_size": "big"}}}), ConfigError,
+     ["dataset.options.image_size"]),
+    ("dict2-test-fraction-string", from_dict({"dataset": {"options": {"test_fraction": "abc"}}}), ConfigError,
+     ["dataset.options.test_fraction"]),
+    ("dict2-test-fraction-one", from_dict({"dataset": {"options": {"test_fraction": 1.0}}}), ConfigError,
+     ["dataset.options.test_fraction", "(0, 1)"]),
+    ("dict2-split-seed-negative", from_dict({"dataset": {"options": {"split_seed": -3}}}), ConfigError,
+     ["dataset.options.split_seed"]),
+    ("run2-strategy-param-string-for-int", lambda w: run(w, strategy={"name": "kmeans", "params": {"iters": "abc"}}),
+     ConfigError, ["strategy.params.iters", "'abc'"]),
+    ("run2-strategy-param-nan", lambda w: run(w, strategy={"name": "autoal", "params": {"hedge_rate": float("nan")}}),
+     ConfigError, ["strategy.params.hedge_rate", "nan"]),
+    ("run2-strategy-param-bool-for-number",
+     lambda w: run(w, strategy={"name": "autoal", "params": {"hedge_rate": True}}), ConfigError,
+     ["strategy.params.hedge_rate"]),
+    ("run2-strategy-param-string-for-bool",
+     lambda w: run(w, strategy={"name": "autoal", "params": {"fitnet_warm_start": "yes"}}), ConfigError,
+     ["strategy.params.fitnet_warm_start", "true or false"]),
+    ("compose2-seed-negative", lambda w: run_config(compose(["al.seed=-1"])), ConfigError, ["al.seed"]),
+    ("compose2-query-size-null", lambda w: run_config(compose(["al.query_size=null"])), ConfigError,
+     ["al.query_size", "null"]),
+    ("compose2-rounds-inf", lambda w: run_config(compose(["al.rounds=inf"])), ConfigError, ["al.rounds", "finite"]),
+    ("compose2-dropout-null", lambda w: run_config(compose(["model.dropout=null"])), ConfigError, ["model.dropout"]),
+]
+
+
 def new_labeling_project(w: World, images: Path) -> None:
     from autoal.labeling import LabelingConfig, LabelingProject
 
@@ -435,9 +512,9 @@ def project_import(w: World, csv_file: Path, run: dict | None = None) -> None:
     project(w, LabelingConfig, LabelingProject, run).import_batch(csv_file)
 
 
-def test_table_has_at_least_25_rows_over_every_entry():
+def test_table_has_at_least_150_rows_over_every_entry():
     ids = [c[0] for c in CASES]
-    assert len(ids) == len(set(ids)) >= 25
+    assert len(ids) == len(set(ids)) >= 150
     for prefix in ("dict-", "run-", "compose-", "cli-", "npz-", "folder-", "labels-", "export-", "mlflow-"):
         assert any(i.startswith(prefix) for i in ids), prefix
 

@@ -188,8 +188,10 @@ def test_lookahead_parameters_are_checked():
         build_strategy("autoal", prior={"coreset": 1.0})
     with pytest.raises(ConfigError, match="strategy.params.prior: weights must be finite numbers >= 0"):
         build_strategy("autoal", prior={"margin": -1.0})
-    with pytest.raises(ConfigError, match=r"strategy.params.hedge_rate: must be a number in \[0, 100\]"):
+    with pytest.raises(ConfigError, match=r"strategy.params.hedge_rate: expected a finite number; got nan"):
         build_strategy("autoal", hedge_rate=float("nan"))
+    with pytest.raises(ConfigError, match=r"strategy.params.hedge_rate: must be a number in \[0, 100\]"):
+        build_strategy("autoal", hedge_rate=500)
     with pytest.raises(ConfigError, match="strategy.params.gate: unknown value"):
         build_strategy("autoal", gate="image")
 

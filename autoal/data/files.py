@@ -35,8 +35,12 @@ import torch
 from autoal.data.base import AUGMENTATIONS, ALDataset, to_labels, to_uint8_nchw
 from autoal.data.registry import DataSpec, register_dataset
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
+from autoal.progress import track
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+#: the largest image (width x height) the loaders decode: checked from the file's header, so a
+#: decompression bomb is refused before it allocates anything (PIL's own limit is a warning)
+MAX_IMAGE_PIXELS = 50_000_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,14 +76,9 @@ def image_extensions() -> set[str]:
 
 
 def _progress(iterable, total: int, desc: str):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return iterable
-    import sys
-
-    return tqdm(iterable, total=total, desc=desc, unit="img", leave=False,
-                disable=not sys.stderr.isatty() or total < 500)
+    """Decoding progress for 500 images or more, by :mod:`autoal.progress`'s rule: a bar on a
+    terminal, in a log a line a minute at most while decoding runs that long."""
+    return track(iterable, total, desc, enabled=total >= 500, unit="img")
 
 
 def load_image_files(paths: Sequence[str | os.PathLike], size: int, channels: int, desc: str = "images",
@@ -97,11 +96,18 @@ def load_image_files(paths: Sequence[str | os.PathLike], size: int, channels: in
     def read(i: int) -> None:
         p = paths[i]
         try:
-            with Image.open(p) as im:
+            with Image.open(p) as im:  # reads the header only: the size is known before any decoding
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise DataError(f"image file {p} is {w}x{h} = {w * h:,} pixels; autoal decodes at most "
+                                    f"{MAX_IMAGE_PIXELS:,} pixels per image (downscale it first)")
                 im = im.convert(mode)
                 if im.size != (size, size):
                     im = im.resize((size, size), Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.uint8)
+        except Image.DecompressionBombError as exc:  # PIL refuses at open beyond twice its own limit
+            raise DataError(f"image file {p} is too large to decode (more than {MAX_IMAGE_PIXELS:,} pixels: {exc})") \
+                from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise DataError(f"cannot read image file {p}: {exc}") from exc
         out[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)

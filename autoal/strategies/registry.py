@@ -38,9 +38,40 @@ def strategy_defaults(name: str) -> dict[str, Any]:
 def build_strategy(name: str, **params: Any) -> Strategy:
     """Instantiate a strategy; unknown names or parameters raise ConfigError listing choices."""
     cls = STRATEGIES.get(name)
-    valid = list(strategy_defaults(name))
-    unknown = [k for k in params if k not in valid]
+    defaults = strategy_defaults(name)
+    unknown = [k for k in params if k not in defaults]
     if unknown:
         raise ConfigError(f"strategy ({name}): unknown parameter(s) {', '.join(unknown)}; "
-                          f"valid parameters: {', '.join(valid) or '(none)'}")
-    return cls(**params)
+                          f"valid parameters: {', '.join(defaults) or '(none)'}")
+    for key, value in params.items():
+        check_param_type(f"strategy.params.{key}", value, defaults[key])
+    try:
+        return cls(**params)
+    except (TypeError, ValueError, OverflowError) as e:  # a value of the right type the constructor refuses
+        raise ConfigError(f"strategy ({name}): {e}") from None
+
+
+def check_param_type(where: str, value: Any, default: Any) -> None:
+    """A strategy parameter of the same kind as its default: true/false for a boolean default,
+    a finite integer for an integer default, a finite number for a float default, a string for
+    a string default (null, lists and mappings pass where the default is null or of that kind)."""
+    import math
+
+    if default is None or value is None and default is None:
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false; got {value!r}")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: expected a finite {'integer' if isinstance(default, int) else 'number'}; "
+                              f"got {value!r}")
+        if isinstance(default, int) and float(value) != int(value):
+            raise ConfigError(f"{where}: expected an integer; got {value!r}")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string; got {value!r}")
+    elif isinstance(default, (list, tuple)) and not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list; got {value!r}")
+    elif isinstance(default, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping; got {value!r}")
