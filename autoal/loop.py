@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,15 +26,18 @@ from autoal.faults import strike
 from autoal.learner import Learner
 from autoal.metrics import aubc
 from autoal.models import Backbone, ModuleAdapter
-from autoal.plots import learning_curve
+from autoal.plots import class_histogram, image_grid, learning_curve
+from autoal.progress import progress_bar
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed, round_rng, seed_torch
 from autoal.state import (RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_bytes, atomic_write_json,
                           checkpoint_path, load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
 from autoal.strategies import Strategy, build_strategy
-from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, flatten, git_sha
+from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, config_params, git_sha
 
 RoundCallback = Callable[[dict[str, Any]], None]
+#: the final round's task model (state dict) in the run folder; logged to MLflow as the run's model
+FINAL_MODEL_FILE = "final_model.pt"
 
 
 @dataclass
@@ -46,6 +49,8 @@ class RunResult:
     final_accuracy: float
     run_dir: Path
     tracking_run_id: str | None = None
+    #: the figures written into the run folder (learning curve, class histogram, picks)
+    figures: dict[str, Path] = field(default_factory=dict)
 
     @property
     def curve(self) -> tuple[list[int], list[float]]:
@@ -139,9 +144,12 @@ class ActiveLearningLoop:
         y = self.dataset.y_train.numpy()
         n_pool = len(y)
         status = "FAILED"
-        bar = _progress(range(cfg.al.rounds + 1), "rounds", cfg.runtime.quiet, initial=state.next_round)
+        # a bar on a terminal; in a log, one line per round (autoal.progress)
+        bar = progress_bar(cfg.al.rounds + 1, "rounds", enabled=not cfg.runtime.quiet, outer=True, unit="round",
+                           initial=min(state.next_round, cfg.al.rounds + 1))
         try:
             for r in range(state.next_round, cfg.al.rounds + 1):
+                t_round = time.perf_counter()
                 labeled = np.asarray(state.labeled, dtype=np.int64)
                 record = self._round(r, labeled, n_pool, state)
                 if r < cfg.al.rounds:
@@ -158,8 +166,8 @@ class ActiveLearningLoop:
                 state.save(self.run_dir, before_replace=lambda _tmp, r=r: strike("state_write_tmp", r))
                 prune_checkpoints(self.run_dir, {r + 1})
                 self._log_round(record, state)
-                bar.update(1)
-                bar.set_postfix(acc=f"{record['accuracy']:.3f}", labels=record["labels"])
+                bar.update(1, note=f"{record['labels']} labels, accuracy {record['accuracy']:.3f}, "
+                              f"{time.perf_counter() - t_round:.1f} s", label=f"round {r}/{cfg.al.rounds}")
                 for cb in self.callbacks:
                     cb(dict(record))
             status = "FINISHED"
@@ -180,19 +188,19 @@ class ActiveLearningLoop:
         else:  # warm start: the round's draws (dropout, ...) must not depend on earlier rounds, or resume
             seed_torch(train_seed)
         model = self._model
-        epoch_bar = _progress(range(cfg.train.epochs_for(len(labeled))), f"round {r} train", cfg.runtime.quiet,
-                              leave=False)
-        strike("train", r)
-        losses = self.learner.train(model, labeled, train_seed, progress=lambda e, loss: (
-            epoch_bar.update(1), epoch_bar.set_postfix(loss=f"{loss:.3f}")))
-        epoch_bar.close()
+        with progress_bar(cfg.train.epochs_for(len(labeled)), f"round {r} train",
+                          enabled=not cfg.runtime.quiet, unit="epoch") as epoch_bar:
+            strike("train", r)
+            losses = self.learner.train(model, labeled, train_seed,
+                                        progress=lambda e, loss: epoch_bar.update(1, note=f"loss {loss:.3f}"))
         metrics = self.learner.evaluate(model)
         t_train = time.perf_counter() - t0
         record: dict[str, Any] = {"round": r, "labels": int(len(labeled)), **metrics,
                                   "train_loss": losses[-1] if losses else float("nan"),
                                   "seconds_train": t_train, "seconds_score": 0.0, "seconds_select": 0.0,
                                   "selected": []}
-        if r == cfg.al.rounds:
+        if r == cfg.al.rounds:  # the final task model: in the run folder, and to MLflow when the run ends
+            atomic_torch_save(self.run_dir / FINAL_MODEL_FILE, model.state_dict())
             return record
         unlabeled = np.setdiff1d(np.arange(n_pool), labeled, assume_unique=False)
         q = query_step(self.strategy, self.learner, model, labeled, unlabeled, cfg.al.query_size, seed=cfg.al.seed,
@@ -228,6 +236,10 @@ class ActiveLearningLoop:
                     what = "another config"
                 raise StateError(f"{state_file}: saved state belongs to {what} (fingerprint {state.fingerprint}, "
                                  f"this run {fp}); use another runtime.output_dir or tracking.run_name")
+            contradiction = _contradicts_config(state, cfg)
+            if contradiction:
+                raise StateError(f"{state_file}: saved state contradicts the run's config: {contradiction}; move the "
+                                 "file away to start the run afresh")
             n_pool = len(self.dataset.y_train)
             if state.labeled and max(state.labeled) >= n_pool:
                 raise StateError(f"{state_file}: labeled index {max(state.labeled)} is outside the pool of "
@@ -252,6 +264,7 @@ class ActiveLearningLoop:
         state = RunState(fingerprint=fp, labeled=init.tolist(), labeled_round=[0] * len(init),
                          data=self.dataset.identity(), model=self.learner.model_identity())
         prune_checkpoints(self.run_dir, {0})  # a fresh start (resume off) must not meet an older run's weights later
+        (self.run_dir / FINAL_MODEL_FILE).unlink(missing_ok=True)
         state.save(self.run_dir)
         return state
 
@@ -286,7 +299,15 @@ class ActiveLearningLoop:
                                "run_dir": str(self.run_dir),
                                # MLflow caps tag values at 5000 characters
                                "dataset_source": (self.dataset.source or "not recorded by the loader")[:5000]})
-        self.tracker.log_params({**flatten(self.cfg.to_dict()), **data_params(self.dataset)})
+        self.tracker.log_params({**config_params(self.cfg.to_dict()), **data_params(self.dataset)})
+        ident = self.dataset.identity()
+        source = {"loader": self.cfg.dataset.name, "source": (self.dataset.source or "")[:1000],
+                  "labels_sha256": ident["labels_sha256"]}
+        for context, shape, sample in (("training", ident["train_shape"], ident["train_sample_sha256"]),
+                                       ("evaluation", ident["test_shape"], ident["test_sample_sha256"])):
+            self.tracker.log_dataset(f"{self.dataset.name}-{'pool' if context == 'training' else 'test'}",
+                                     self.dataset.fingerprint(), context,
+                                     {**source, "shape": "x".join(map(str, shape)), "sample_sha256": sample})
         # a resumed run re-logs rounds that its state holds but the store may have missed
         for rec in state.history[state.logged_rounds:]:
             self._log_round(rec, state)
@@ -317,14 +338,64 @@ class ActiveLearningLoop:
         last = len(result.history) - 1
         if last not in self.tracker.logged_steps("aubc"):  # a rerun of a finished run logs nothing twice
             self.tracker.log_metrics({"aubc": result.aubc, "final_accuracy": result.final_accuracy}, step=last)
-        png = learning_curve(self.run_dir / "learning_curve.png", {self.cfg.strategy.name: (labels, accs, None)},
-                             title=f"{self.cfg.dataset.name} · {self.cfg.strategy.name} · seed {self.cfg.al.seed}")
+        title = f"{self.cfg.dataset.name} · {self.cfg.strategy.name} · seed {self.cfg.al.seed}"
+        result.figures["learning_curve"] = learning_curve(self.run_dir / "learning_curve.png",
+                                                          {self.cfg.strategy.name: (labels, accs, None)}, title=title)
+        classes = self.dataset.y_train.numpy()[result.labeled]
+        counts = [np.bincount(classes[result.labeled_round <= r], minlength=self.dataset.num_classes).tolist()
+                  for r in range(len(result.history))]
         labeled_file = self.run_dir / "labeled.json"
         atomic_write_json(labeled_file, {"labeled": result.labeled.tolist(),
-                                         "labeled_round": result.labeled_round.tolist()})
-        for p in (png, labeled_file, self.run_dir / "state.json", self.run_dir / "config.yaml"):
+                                         "labeled_round": result.labeled_round.tolist(),
+                                         "labels": classes.tolist(), "classes": list(self.dataset.classes),
+                                         "class_counts_per_round": counts})
+        result.figures["class_histogram"] = class_histogram(
+            self.run_dir / "class_histogram.png", counts, self.dataset.classes, title=f"labeled set · {title}")
+        result.figures["picks"] = picks_figure(self.run_dir / "picks.png", self.dataset, result, title=title)
+        for p in (*result.figures.values(), labeled_file, self.run_dir / "state.json", self.run_dir / "config.yaml"):
             self.tracker.log_artifact(p)
+        final = self.run_dir / FINAL_MODEL_FILE
+        if self.cfg.tracking.log_model and final.exists():
+            model = self.learner.new_model(0)
+            model.load_state_dict(load_checkpoint(final, self.device))
+            example = self.dataset.eval_transform(self.dataset.x_test[:2]).numpy()
+            self.tracker.log_model(model.cpu().eval(), registered_name=self.cfg.tracking.register_model,
+                                   input_example=example)
         self.tracker.end("FINISHED")
+
+
+def picks_figure(path: Path, dataset: ALDataset, result: RunResult, per_round: int = 16, title: str = "") -> Path:
+    """Thumbnails of each round's picks (round 0: the initial set), up to ``per_round`` a round,
+    each row labeled with the round and the picks' classes."""
+    rows = []
+    y = dataset.y_train.numpy()
+    for r in range(int(result.labeled_round.max()) + 1 if len(result.labeled_round) else 0):
+        idx = result.labeled[result.labeled_round == r][:per_round]
+        if len(idx) == 0:
+            continue
+        label = f"round {r}" if r else "initial"
+        rows.append((f"{label}\n{' '.join(dataset.classes[int(c)][:3] for c in y[idx][:8])}",
+                     [dataset.x_train[int(i)].numpy() for i in idx]))
+    return image_grid(path, rows, per_row=per_round, title=f"picks · {title}")
+
+
+def _contradicts_config(state: RunState, cfg: RunConfig) -> str | None:
+    """How a (well-formed) saved state contradicts the config it claims to belong to, or None:
+    more rounds than configured, or per-round label counts other than the initial set and one
+    batch per completed round."""
+    if state.next_round > cfg.al.rounds + 1:
+        return f"next_round is {state.next_round} but al.rounds is {cfg.al.rounds}"
+    per_round = np.bincount(np.asarray(state.labeled_round, dtype=np.int64), minlength=state.next_round + 1) \
+        if state.labeled_round else np.zeros(state.next_round + 1, dtype=np.int64)
+    if state.labeled and int(per_round[0]) != cfg.al.initial_size:
+        return f"the initial set holds {int(per_round[0])} samples but al.initial_size is {cfg.al.initial_size}"
+    expected_rounds = min(state.next_round, cfg.al.rounds)  # picks made by the completed rounds
+    for r in range(1, expected_rounds + 1):
+        if int(per_round[r]) != cfg.al.query_size:
+            return f"round {r} added {int(per_round[r])} labels but al.query_size is {cfg.al.query_size}"
+    if len(per_round) > expected_rounds + 1 and int(per_round[expected_rounds + 1:].sum()):
+        return "labels are recorded for rounds that have not run"
+    return None
 
 
 def _jsonable(v: Any) -> bool:
@@ -337,25 +408,6 @@ def _default_tracker(cfg: RunConfig):
     check_tracking_uri(cfg.tracking.uri)
     return MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=cfg.tracking.run_name
                          or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}", tags=cfg.tracking.tags)
-
-
-class _NoBar:
-    def update(self, *a, **k):
-        pass
-
-    def set_postfix(self, *a, **k):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(it, desc: str, quiet: bool, leave: bool = True, initial: int = 0):
-    if quiet:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=len(it), desc=desc, leave=leave, initial=initial, dynamic_ncols=True, mininterval=0.5)
 
 
 def run_experiment(cfg: RunConfig, **kwargs: Any) -> RunResult:

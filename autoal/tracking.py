@@ -6,6 +6,8 @@ parent run (:func:`start_parent_run`, :func:`end_parent_run`) and reports' reads
 when it is used, so the core runs where MLflow is not installed."""
 from __future__ import annotations
 
+import json
+
 import fcntl
 import hashlib
 import os
@@ -30,6 +32,8 @@ class Tracker(Protocol):
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
     def logged_steps(self, key: str) -> set[int]: ...
+    def log_dataset(self, name: str, digest: str, context: str, source: dict[str, str]) -> None: ...
+    def log_model(self, model: Any, registered_name: str | None = None, input_example: Any = None) -> str | None: ...
     def end(self, status: str = "FINISHED") -> None: ...
 
 
@@ -53,6 +57,12 @@ class NullTracker:
 
     def logged_steps(self, key):
         return set()
+
+    def log_dataset(self, name, digest, context, source):
+        pass
+
+    def log_model(self, model, registered_name=None, input_example=None):
+        return None
 
     def end(self, status="FINISHED"):
         pass
@@ -173,9 +183,58 @@ class MLflowTracker:
     def logged_steps(self, key: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
+    def log_dataset(self, name: str, digest: str, context: str, source: dict[str, str]) -> None:
+        """The data set as an MLflow dataset input (``mlflow.data``: name, digest, source; the
+        run page's "Datasets" column), once per (name, digest, context)."""
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        for d in self.client.get_run(self.run_id).inputs.dataset_inputs:
+            if d.dataset.name == name and d.dataset.digest == digest and \
+                    any(t.key == "mlflow.data.context" and t.value == context for t in d.tags):
+                return
+        entity = MetaDataset(source=CodeDatasetSource({k: str(v) for k, v in source.items()}), name=name,
+                             digest=digest)._to_mlflow_entity()
+        self.client.log_inputs(self.run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
+
+    def log_model(self, model: Any, registered_name: str | None = None, input_example: Any = None) -> str | None:
+        """``model`` as an MLflow PyTorch model under the run (``runs:/<run id>/model``; pickled
+        whole, so loading it needs autoal importable), registered as ``registered_name`` when
+        given; returns the model URI. Skipped when the run already has its model."""
+        import mlflow
+        import torch
+
+        if self.client.get_run(self.run_id).data.tags.get("autoal.model_uri"):
+            return self.client.get_run(self.run_id).data.tags["autoal.model_uri"]
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            with mlflow.start_run(run_id=self.run_id):
+                info = mlflow.pytorch.log_model(
+                    model, name="model", serialization_format="pickle", registered_model_name=registered_name,
+                    input_example=input_example,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "autoal"])
+        finally:
+            mlflow.set_tracking_uri(previous)
+        self.client.set_tag(self.run_id, "autoal.model_uri", info.model_uri)
+        return info.model_uri
+
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)
+
+
+def config_params(d: dict[str, Any]) -> dict[str, str]:
+    """A nested config as MLflow params: flat ``a.b.c`` keys, values in JSON syntax (``0.001``,
+    ``true``, ``[0, 1]``; strings as they are), and no param for a null or an empty mapping (MLflow
+    params are strings; this keeps "None" and "{}" out of the UI and makes the values parseable)."""
+    out = {}
+    for k, v in flatten(d).items():
+        if v is None or v == {} or v == []:
+            continue
+        out[k] = v if isinstance(v, str) else json.dumps(v, default=str, separators=(",", ":"))
+    return out
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -243,6 +302,12 @@ class SerializedTracker:
     def logged_steps(self, key):
         return self._call("logged_steps", key)
 
+    def log_dataset(self, name, digest, context, source):
+        return self._call("log_dataset", name, digest, context, source)
+
+    def log_model(self, model, registered_name=None, input_example=None):
+        return self._call("log_model", model, registered_name, input_example)
+
     def end(self, status="FINISHED"):
         return self._call("end", status)
 
@@ -298,9 +363,10 @@ def mlflow_client(uri: str) -> Any:
 
 
 def start_parent_run(uri: str, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, Any],
-                     reopen: str | None = None) -> str:
+                     reopen: str | None = None, json_artifacts: dict[str, Any] | None = None) -> str:
     """Create a sweep's parent run (or reopen the run ``reopen`` when the store still has it),
-    with ``tags`` and ``params`` (values cut to MLflow's 6,000 characters); return its id."""
+    with ``tags``, ``params`` (values cut to MLflow's 6,000 characters) and ``json_artifacts``
+    (file name -> JSON-able object); return its id."""
     from mlflow.entities import Param
 
     def go() -> str:
@@ -316,6 +382,8 @@ def start_parent_run(uri: str, experiment: str, run_name: str, tags: dict[str, s
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
             client.log_batch(run.info.run_id, params=items[i:i + 100])
+        for name, obj in (json_artifacts or {}).items():
+            client.log_dict(run.info.run_id, obj, name)
         return run.info.run_id
 
     return call_serialized(sqlite_lock_path(uri), go)
@@ -345,3 +413,26 @@ def end_parent_run(uri: str, run_id: str, status: str, *, metrics: dict[str, flo
         client.set_terminated(run_id, status=status)
 
     call_serialized(sqlite_lock_path(uri), go)
+
+
+def stop_runs(uri: str, experiment: str, sweep_id: str, trial_ids: list[str], reason: str) -> int:
+    """End the child runs of ``sweep_id`` whose trial was stopped early (``trial_ids``) as
+    KILLED, tagged ``autoal.stopped`` = ``reason`` (a stopped trial's process never ends its
+    run); returns how many runs were ended."""
+    wanted = {str(t) for t in trial_ids if t}
+
+    def go() -> int:
+        client = mlflow_client(uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None or not wanted:
+            return 0
+        n = 0
+        for run in client.search_runs([exp.experiment_id], f"tags.sweep_id = '{sweep_id}'", max_results=10000):
+            if run.data.tags.get("trial_id") in wanted:
+                client.set_tag(run.info.run_id, "autoal.stopped", reason)
+                # still RUNNING, or FAILED by the loop when Tune ended the trial: stopped, not failed
+                client.set_terminated(run.info.run_id, status="KILLED")
+                n += 1
+        return n
+
+    return call_serialized(sqlite_lock_path(uri), go)

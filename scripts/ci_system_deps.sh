@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages for the end-to-end cluster test (tests/test_cluster.py): an SSH server and
 # client, rsync (Ray's file mounts) and netcat (the ssh relay to the test's sshd), plus util-linux's
-# unshare. Idempotent and quiet: does nothing when they are all present. Needs root (or
-# passwordless sudo) and apt; elsewhere it says what is missing and leaves it to the test, which
-# skips locally and fails under CI=true.
+# unshare; and Chromium for the browser test of the MLflow dashboard (tests/test_dashboard_browser.py,
+# driven by the `playwright` package from the dev extra). Idempotent and quiet: does nothing when they
+# are all present. Needs root (or passwordless sudo) and apt; elsewhere it says what is missing and
+# leaves it to the tests, which skip locally and fail under CI=true.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,7 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   # shellcheck disable=SC2207
@@ -22,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     SUDO=(sudo -n)
   else
-    echo "ci_system_deps: not root and no passwordless sudo; missing: ${missing[*]} (the cluster test needs them)" >&2
+    echo "ci_system_deps: not root and no passwordless sudo; missing: ${missing[*]} (the cluster and dashboard tests need them)" >&2
     exit 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -72,6 +72,6 @@ def test_fig3_ablation_runs_in_one_tuner_with_paired_seeds(ray_local, tmp_path, 
     assert len(kids) == 6 and len(runs) == 7
     pairs = {(r.data.tags["arm"], r.data.tags["seed"]) for r in kids}
     assert pairs == {(a, s) for a in ("backbone_only", "lpm_only", "both") for s in ("0", "1")}
-    assert {r.data.params["strategy.params.lpm"] for r in kids} == {"True", "False"}
+    assert {r.data.params["strategy.params.lpm"] for r in kids} == {"true", "false"}  # JSON-typed params
     report_dir = next((tmp_path / "runs" / "reports").iterdir())
     assert (report_dir / "paired.csv").exists() and (report_dir / "weights.png").exists()

@@ -174,6 +174,10 @@ def test_seed_csv_layout_partial_import_and_determinism(tmp_path, capsys):
     a = project("a").export_batch()
     b = project("b").export_batch()
     assert a.sample_ids == b.sample_ids  # same state, same seed: same batch
+    from PIL import Image
+
+    # the batch's thumbnails beside its CSV: one row of up to 10 images per 10 CSV rows
+    assert a.thumbnails == a.csv.with_suffix(".png") and Image.open(a.thumbnails).size[0] > 300
     assert a.scores == list(map(float, range(1, BATCH + 1)))  # kmeans picks a set: the score is the rank
     p = project("a")
     rows = read_batch(a.csv)

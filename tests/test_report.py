@@ -62,6 +62,11 @@ def sweep_store(tmp_path_factory):
             accs = [_acc(arm, seed, r) for r in range(3)]
             ms += [Metric("aubc", aubc(LABELS, accs), ts, 2), Metric("final_accuracy", accs[-1], ts, 2)]
             c.log_batch(rid, metrics=ms)
+            for k, v in {"strategy.name": arm, "al.seed": str(seed), "runtime.output_dir": f"/runs/{arm}{seed}",
+                         "train.lr": "0.001"}.items():
+                c.log_param(rid, k, v)
+            c.log_dict(rid, {"class_counts_per_round": [[10, 10], [14, 16], [20, 20]], "classes": ["cat", "dog"]},
+                       "labeled.json")
             c.set_terminated(rid, "FINISHED")
     # noise: a failed trial of s1 (kept in the long table, not in the statistics) and another sweep
     bad = c.create_run(exp, tags={"sweep_id": "s1", "autoal_role": "trial", "arm": "margin", "seed": "9",
@@ -182,3 +187,50 @@ def test_weights_figure_draws_both_formulations(tmp_path):
                       ("w_mean/", "weight/"))
     assert path is not None and path.stat().st_size > 1000
     assert plot_trace(pd.DataFrame(rows[-3:]), tmp_path / "none.png", ["margin"], ("w_mean/", "weight/")) is None
+
+
+def test_report_figures_caution_and_any_set_of_runs(sweep_store, tmp_path):
+    """Plots where they beat tables (AUBC per swept key, stacked runtime bars, win/loss matrix,
+    class histograms), a caution instead of "significant" below 5 pairs, and reports of a list of
+    run ids or of a whole experiment, with progress while the histories are fetched."""
+    from mlflow.tracking import MlflowClient
+
+    from autoal.platform.report import plot_win_loss, trial_table, verdict, win_loss_matrix
+
+    uri, _ = sweep_store
+    seen = []
+    rep = write_report(uri, "rep", "s1", tmp_path / "out", log_to_parent=False,
+                       progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (13, 13) and [d for d, _ in seen] == list(range(1, 14))  # 12 trials + the failed one
+    for key in ("hyperparameters", "runtime", "win_loss", "class_histograms"):
+        assert rep.files[key].stat().st_size > 5000, key
+    from autoal.platform.report import _varied_keys
+
+    assert _varied_keys(pd.read_parquet(rep.files["rounds"]), None) == ["strategy.name"]  # not seeds, paths, lr
+    text = rep.files["report"].read_text()
+    assert "**Caution:**" in text and "fewer than 5 paired seeds" in text  # 4 seeds per arm
+    paired_md = rep.files["paired_md"].read_text()
+    assert "too few pairs (n < 5): no claim" in paired_md and "**significant**" not in paired_md
+    assert verdict(6, 0.01).startswith("**significant**") and verdict(6, 0.2) == "not significant"
+    assert verdict(4, 0.001).startswith("too few pairs")
+    # win/loss matrix against the per-seed AUBCs computed here
+    trials = trial_table(pd.read_parquet(rep.files["rounds"]))
+    wins, pairs = win_loss_matrix(trials, ARMS)
+    au = {a: [aubc(LABELS, [_acc(a, s, r) for r in range(3)]) for s in SEEDS] for a in ARMS}
+    for i, a in enumerate(ARMS):
+        for j, b in enumerate(ARMS):
+            if i != j:
+                assert pairs[i, j] == 4 and wins[i, j] == sum(x > y for x, y in zip(au[a], au[b]))
+    assert plot_win_loss(trials[trials["arm"] == "margin"], tmp_path / "x.png", ["margin"]) is None
+    # a list of run ids (here: two margin trials) and the whole experiment
+    client = MlflowClient(uri)
+    exp_id = client.get_experiment_by_name("rep").experiment_id
+    margin = [r.info.run_id for r in client.search_runs([exp_id], "tags.arm = 'margin' and tags.sweep_id = 's1'")
+              if r.info.status == "FINISHED"][:2]
+    by_ids = write_report(uri, "rep", None, tmp_path / "ids", run_ids=margin)
+    assert by_ids.sweep_id.startswith("runs-") and by_ids.parent_run_id is None
+    assert len(pd.read_csv(by_ids.files["trials"])) == 2 and by_ids.files["report"].read_text().startswith("# Runs")
+    every = write_report(uri, "rep", None, tmp_path / "all", all_runs=True)
+    assert every.sweep_id == "experiment-rep" and len(pd.read_csv(every.files["trials"])) == 14  # not the parent
+    with pytest.raises(TrackingError, match="report.run_ids: no run 'nope'"):
+        write_report(uri, "rep", None, tmp_path / "bad", run_ids=["nope"])

@@ -74,6 +74,7 @@ def main(argv: list[str]) -> int:
         else:
             store_overrides(proj.dir, overrides)
             print(f"round {res.round}: {len(res.sample_ids)} images to label, most informative first:\n  {res.csv}\n"
+                  + (f"  {res.thumbnails}  (thumbnails, in the CSV's order)\n" if res.thumbnails else "") +
                   f"fill in the label column, then run:\n  autoal query import "
                   f"labeling.project={proj.dir} --csv {res.csv}")
     elif cmd == "import":

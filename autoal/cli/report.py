@@ -1,17 +1,24 @@
-"""Tables and figures of a sweep or ablation, read back from MLflow.
+"""Tables and figures of a sweep, an ablation or any set of runs, read back from MLflow.
 
     autoal report                                  # the latest sweep in the store
     autoal report report.sweep_id=<id> report.reference=margin
+    autoal report report.run_ids=[<run id>,<run id>]   # any runs (single runs, trials of several sweeps)
+    autoal report report.all_runs=true             # every AL run of tracking.experiment
     autoal report report.list=true                 # the sweeps in the store
 
 Writes learning curves (mean ± std), AUBC / final-accuracy tables (Markdown with the best in
-bold, CSV), the paired comparison against the reference arm (Wilcoxon, paired t), AutoAL's
-strategy-weight trace (Fig. 5) and the runtime split (Table 2) when logged, and the per-round
-results as Parquet, into one folder, and logs them on the sweep's parent run."""
+bold, CSV), the paired comparison against the reference arm (Wilcoxon, paired t; a caution and
+no claim below 5 pairs) and its win/loss matrix, AUBC against each swept key, AutoAL's
+strategy-weight trace (Fig. 5), the runtime split (Table 2, stacked bars), the labeled set's
+classes per round, and the per-round results as Parquet, into one folder; a sweep's report is
+also logged on its parent run."""
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
+from autoal.errors import ConfigError
 from autoal.cli.common import compose, main_guard, mlflow_ui_command, results_table
 
 
@@ -30,11 +37,27 @@ def main(argv: list[str]) -> int:
         return 0
     from autoal.platform.report import latest_sweep_id
 
-    sweep_id = opts.get("sweep_id") or latest_sweep_id(uri, tracking["experiment"])
-    out_dir = opts.get("out_dir") or str(Path("runs") / "reports" / sweep_id)
+    from autoal.platform.report import report_id_for
+
+    run_ids = opts.get("run_ids")
+    if run_ids is not None and (not isinstance(run_ids, list) or not all(isinstance(r, str) and r for r in run_ids)):
+        raise ConfigError(f"report.run_ids: expected a list of MLflow run ids (report.run_ids=[id1,id2]); got {run_ids!r}")
+    all_runs = bool(opts.get("all_runs"))
+    sweep_id = None if run_ids or all_runs else (opts.get("sweep_id") or latest_sweep_id(uri, tracking["experiment"]))
+    report_id = report_id_for(sweep_id, run_ids, tracking["experiment"])
+    out_dir = opts.get("out_dir") or str(Path("runs") / "reports" / report_id)
+    step = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - step[0] >= 2.0:  # a line at most every 2 s, and the last one
+            step[0] = now
+            print(f"fetching metric histories: {done}/{total} runs", file=sys.stderr, flush=True)
+
     rep = write_report(uri, tracking["experiment"], sweep_id, out_dir, reference=opts.get("reference"),
-                       log_to_parent=bool(opts.get("log_to_parent", True)))
-    print(f"# {sweep_id}\n")
+                       log_to_parent=bool(opts.get("log_to_parent", True)), run_ids=run_ids, all_runs=all_runs,
+                       progress=progress)
+    print(f"# {report_id}\n")
     print(rep.summary_markdown)
     if "paired_md" in rep.files:
         print(f"\npaired against {rep.reference}:\n")
@@ -42,6 +65,9 @@ def main(argv: list[str]) -> int:
     print(f"report folder: {rep.out_dir.resolve()}")
     for name, path in rep.files.items():
         print(f"  {name:16s} {path.name}")
+    pngs = [p for p in rep.files.values() if p.suffix == ".png"]
+    if pngs:
+        print("figures:\n" + "\n".join(f"  {p.resolve()}" for p in pngs))
     if rep.parent_run_id:
         print(f"logged on the parent run {rep.parent_run_id} (artifacts/report); MLflow UI: {mlflow_ui_command(uri)}")
     return 0

@@ -39,6 +39,8 @@ def main(argv: list[str]) -> int:
     print(f"\n{cfg.dataset.name} · {cfg.strategy.name} · seed {cfg.al.seed}: AUBC {result.aubc:.4f}, "
           f"final accuracy {result.final_accuracy:.4f}")
     print(f"run folder: {result.run_dir}")
+    for name, path in result.figures.items():
+        print(f"  {name.replace('_', ' ') + ':':<17} {path}")
     if cfg.tracking.enabled:
         print(f"MLflow UI:  {mlflow_ui_command(cfg.tracking.uri)}")
     return 0

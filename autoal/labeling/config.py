@@ -73,6 +73,7 @@ class ExportResult:
     scores: list[float]
     already_pending: bool = False
     tracking_error: str | None = None
+    thumbnails: Path | None = None  # a PNG grid of the batch's images, beside the CSV
 
 
 @dataclass

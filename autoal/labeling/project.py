@@ -18,13 +18,15 @@ from autoal.errors import ConfigError, DataError, LabelFileError, StateError, Tr
 from autoal.labeling.config import ExportResult, ImportResult, LabelingConfig, MAX_LISTED, STATE_NAME, STATE_VERSION
 from autoal.labeling.files import Problems, Row, batch_csv, read_csv, same_file, scan_images
 from autoal.learner import Learner
+from autoal.progress import progress_bar
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed
 from autoal.state import (atomic_torch_save, atomic_write_bytes, atomic_write_json, checkpoint_path, load_checkpoint,
                           lock_folder, prune_checkpoints)
 from autoal.strategies import build_strategy
 from autoal.strategies.base import ScoreStrategy
-from autoal.tracking import MLflowTracker, check_tracking_uri, flatten
+from autoal.tracking import MLflowTracker, check_tracking_uri, config_params
+from autoal.plots import image_grid
 
 
 class LabelingProject:
@@ -40,6 +42,12 @@ class LabelingProject:
         self.dir = Path(lcfg.project).expanduser().resolve()
         self.state_file = self.dir / STATE_NAME
 
+    def batch_csv(self, round_: int) -> Path:
+        """The CSV of round ``round_``'s batch: always ``<project>/batches/round_NNN.csv`` (the path
+        stored in labels.json is informational; a copied or edited state cannot send a write
+        elsewhere)."""
+        return self.dir / "batches" / f"round_{int(round_):03d}.csv"
+
     # -- state ------------------------------------------------------------------------------
     def load_state(self) -> dict[str, Any] | None:
         if not self.state_file.exists():
@@ -51,13 +59,13 @@ class LabelingProject:
         except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
             raise StateError(f"{self.state_file}: labeling state is unreadable ({e}); restore it from a backup or "
                              "from the MLflow run's labels.json artifact") from e
-        problem = _state_problem(st)
+        problem = _state_problem(st, self.dir)
         if problem:
             raise StateError(f"{self.state_file}: labeling state is inconsistent: {problem}")
         return st
 
     def _commit(self, st: dict[str, Any]) -> None:
-        problem = _state_problem(st)
+        problem = _state_problem(st, self.dir)
         if problem:  # never write a state that load_state would refuse
             raise StateError(f"{self.state_file}: refusing to write an inconsistent state: {problem}")
         atomic_write_json(self.state_file, st)
@@ -83,7 +91,7 @@ class LabelingProject:
                 "pool": len(st["pool"]), "labeled": len(st["labeled"]), "per_class": counts,
                 "next_round": st["next_round"],
                 "pending": None if st["pending"] is None else {"round": st["pending"]["round"],
-                                                              "csv": st["pending"]["csv"],
+                                                              "csv": str(self.batch_csv(st["pending"]["round"])),
                                                               "size": len(st["pending"]["sample_ids"])}}
 
     # -- export -----------------------------------------------------------------------------
@@ -121,7 +129,11 @@ class LabelingProject:
             seed = int(cfg.al.seed)
             train_seed = derive_seed(seed, r, "train")
             model = learner.new_model(train_seed)
-            losses = learner.train(model, labeled, train_seed)
+            # progress as in the loop: bars on a terminal, silent in a log (autoal.progress)
+            with progress_bar(cfg.train.epochs_for(len(labeled)), f"round {r} train", enabled=not cfg.runtime.quiet,
+                              unit="epoch") as bar:
+                losses = learner.train(model, labeled, train_seed,
+                                       progress=lambda e, loss: bar.update(1, note=f"loss {loss:.3f}"))
             q = query_step(strategy, learner, model, labeled, unlabeled, b, seed=seed, round_=r,
                            progress=not cfg.runtime.quiet)
             selected, cache = q.selected, q.cache
@@ -132,7 +144,7 @@ class LabelingProject:
 
             ids = [int(i) for i in selected]
             files = [str(images_root / st["pool"][i]) for i in ids]
-            csv_path = self.dir / "batches" / f"round_{r:03d}.csv"
+            csv_path = self.batch_csv(r)
             pending = {"round": r, "csv": str(csv_path), "sample_ids": ids, "scores": [float(s) for s in scores],
                        "predicted": [st["classes"][p] for p in predicted],
                        "train_loss": float(losses[-1]) if losses else None, "strategy": strategy.name}
@@ -141,16 +153,17 @@ class LabelingProject:
             if sd:
                 atomic_torch_save(checkpoint_path(self.dir, "strategy", r + 1), sd)
             atomic_write_bytes(csv_path, batch_csv(ids, files, scores))
+            thumbs = batch_thumbnails(csv_path.with_suffix(".png"), ds, ids, pending["predicted"], r)
             st["pending"] = pending
             self._commit(st)
             prune_checkpoints(self.dir, {r, r + 1})
             err = self._sync_tracking(st)
             return ExportResult(round=r, csv=csv_path, sample_ids=ids, files=files, scores=[float(s) for s in scores],
-                                tracking_error=err)
+                                tracking_error=err, thumbnails=thumbs)
 
     def _existing_pending(self, st: dict[str, Any]) -> ExportResult:
         p = st["pending"]
-        csv_path = Path(p["csv"])
+        csv_path = self.batch_csv(p["round"])  # derived, never the stored path: batch files stay in the project
         files = [str(Path(st["images"]) / st["pool"][i]) for i in p["sample_ids"]]
         if not csv_path.exists():
             atomic_write_bytes(csv_path, batch_csv(p["sample_ids"], files, p["scores"]))
@@ -400,7 +413,7 @@ class LabelingProject:
                 self._commit(st)
                 tracker.set_tags({"labeling.project": str(self.dir), "labeling.images": st["images"],
                                   "strategy": cfg.strategy.name, "mode": "human-labeling"})
-                params = flatten({k: v for k, v in cfg.to_dict().items() if k not in ("dataset", "runtime")})
+                params = config_params({k: v for k, v in cfg.to_dict().items() if k not in ("dataset", "runtime")})
                 params.update({f"labeling.{k}": v for k, v in vars(self.lcfg).items()})
                 params["labeling.classes"] = ",".join(st["classes"])
                 tracker.log_params(params)
@@ -449,7 +462,10 @@ def _batch_scores(strategy: Any, cache: Any, unlabeled: np.ndarray, selected: np
     return np.arange(1, len(selected) + 1, dtype=float), np.arange(len(selected))
 
 
-def _state_problem(st: Any) -> str | None:
+def _state_problem(st: Any, project: Path | None = None) -> str | None:
+    """What is wrong with a labeling state (types and references), or None. (The pending batch's
+    CSV path is not checked against ``project``: a moved or copied project keeps working, and
+    batch files are always written to :meth:`LabelingProject.batch_csv`.)"""
     if not isinstance(st, dict):
         return "not a JSON object"
     need = ("version", "images", "classes", "pool", "labeled", "next_round", "pending", "rounds")
@@ -459,8 +475,17 @@ def _state_problem(st: Any) -> str | None:
     if st["version"] != STATE_VERSION:
         return f"version {st['version']!r} (this autoal reads version {STATE_VERSION})"
     pool, classes = st["pool"], st["classes"]
-    if not isinstance(pool, list) or len(set(pool)) != len(pool):
+    if not isinstance(st["images"], str) or not st["images"]:
+        return f"images must be the images folder (a string); got {st['images']!r}"
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes) \
+            or len(set(classes)) != len(classes):
+        return f"classes must be a list of at least 2 distinct names; got {classes!r}"[:300]
+    if not isinstance(pool, list) or not all(isinstance(f, str) for f in pool) or len(set(pool)) != len(pool):
         return "pool must be a list of distinct files"
+    if isinstance(st["next_round"], bool) or not isinstance(st["next_round"], int) or st["next_round"] < 0:
+        return f"next_round must be an integer >= 0; got {st['next_round']!r}"
+    if not isinstance(st["labeled"], list) or not isinstance(st["rounds"], list):
+        return "labeled and rounds must be lists"
     seen = set()
     for e in st["labeled"]:
         if not isinstance(e, dict) or not isinstance(e.get("sample_id"), int) or not 0 <= e["sample_id"] < len(pool):
@@ -474,8 +499,24 @@ def _state_problem(st: Any) -> str | None:
             return f"labeled entry {e!r} has a round outside [0, next_round)"
     p = st["pending"]
     if p is not None:
-        if p.get("round") != st["next_round"] or not isinstance(p.get("sample_ids"), list):
+        if not isinstance(p, dict) or p.get("round") != st["next_round"] or not isinstance(p.get("sample_ids"), list):
             return "the pending batch does not belong to the next round"
-        if any(i in seen or not 0 <= i < len(pool) for i in p["sample_ids"]):
+        if any(isinstance(i, bool) or not isinstance(i, int) or i in seen or not 0 <= i < len(pool)
+               for i in p["sample_ids"]):
             return "the pending batch holds labeled or unknown samples"
+        if not isinstance(p.get("csv"), str) or not isinstance(p.get("scores"), list) \
+                or len(p["scores"]) != len(p["sample_ids"]):
+            return "the pending batch needs its csv path and one score per sample"
     return None
+
+
+def batch_thumbnails(path: Path, ds: Any, ids: list[int], predicted: list[str], round_: int, per_row: int = 10) -> Path:
+    """A thumbnail grid of a batch to label, in the CSV's order (rows of ``per_row``, each row
+    labeled with its CSV rows and the model's predicted classes), beside the CSV."""
+    rows = []
+    for start in range(0, len(ids), per_row):
+        chunk = ids[start:start + per_row]
+        guess = " ".join(str(p)[:4] for p in predicted[start:start + per_row][:6])
+        rows.append((f"rows {start + 1}-{start + len(chunk)}\npredicted: {guess}", [ds.x_train[i].numpy() for i in chunk]))
+    return image_grid(path, rows, per_row=per_row, title=f"round {round_}: the batch to label")
+

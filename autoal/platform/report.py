@@ -25,7 +25,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from autoal.errors import TrackingError
 from autoal.metrics import aubc
@@ -86,10 +86,27 @@ def latest_sweep_id(uri: str, experiment: str) -> str:
     return sweeps[0]["sweep_id"]
 
 
-def load_runs(uri: str, experiment: str, sweep_id: str):
-    """(parent run or None, child runs — one per trial, the latest when a trial has several)."""
+def load_runs(uri: str, experiment: str, sweep_id: str | None = None, run_ids: Sequence[str] | None = None):
+    """(parent run or None, runs): the trial runs of sweep ``sweep_id`` (one per trial, the
+    latest when a trial has several), or the runs ``run_ids`` (any experiment), or, with neither,
+    every AL run of ``experiment`` (single runs and sweep trials; not the sweeps' parent runs)."""
     client = _client(uri)
+    if run_ids:
+        runs = []
+        for rid in run_ids:
+            try:
+                runs.append(client.get_run(str(rid)))
+            except Exception as e:  # noqa: BLE001 - MLflow raises its own exception type for a bad id
+                raise TrackingError(f"report.run_ids: no run {rid!r} at {uri} ({type(e).__name__})") from None
+        return None, runs
     exp_id = _experiment_id(client, experiment)
+    if sweep_id is None:
+        runs = [r for r in _search_all(client, exp_id, "", ["attributes.start_time ASC"])
+                if r.data.tags.get(ROLE_TAG) != "sweep" and "mlflow.parentRunId" not in r.data.tags
+                or r.data.tags.get(ROLE_TAG) == "trial"]
+        if not runs:
+            raise TrackingError(f"report: MLflow experiment {experiment!r} at {uri} has no runs")
+        return None, runs
     parents = _search_all(client, exp_id, f"tags.sweep_id = '{sweep_id}' and tags.{ROLE_TAG} = 'sweep'")
     children = _search_all(client, exp_id, f"tags.sweep_id = '{sweep_id}' and tags.{ROLE_TAG} = 'trial'",
                            ["attributes.start_time ASC"])
@@ -104,37 +121,55 @@ def load_runs(uri: str, experiment: str, sweep_id: str):
     return (parents[0] if parents else None), list(by_trial.values())
 
 
-def sweep_frame(uri: str, experiment: str, sweep_id: str):
-    """The long-form per-round table of a sweep (pandas DataFrame), and the parent run."""
+def _histories(client, run, keys: Sequence[str]) -> dict[int, dict[str, float]]:
+    per_round: dict[int, dict[str, float]] = {}
+    for key in keys:
+        for m in client.get_metric_history(run.info.run_id, key):
+            per_round.setdefault(int(m.step), {})[key] = float(m.value)
+    return per_round
+
+
+def runs_frame(uri: str, runs: Sequence[Any], report_id: str, progress: Callable[[int, int], None] | None = None):
+    """The long-form per-round table of ``runs`` (pandas DataFrame): identity columns, the
+    run's params as ``param.<key>``, and every per-round metric. Metric histories are fetched
+    by a few threads (one MLflow call per run and metric), ``progress(done, total)`` after each run."""
     import pandas as pd
+    from concurrent.futures import ThreadPoolExecutor
 
     client = _client(uri)
-    parent, runs = load_runs(uri, experiment, sweep_id)
+    keys = {run.info.run_id: sorted(k for k in run.data.metrics if k not in SUMMARY_METRICS) for run in runs}
     rows: list[dict[str, Any]] = []
-    for run in runs:
-        tags = run.data.tags
-        ident = {"sweep": sweep_id, "trial": tags.get("trial_id", run.info.run_id), "run_id": run.info.run_id,
-                 "arm": tags.get("arm", run.info.run_name), "seed": _int(tags.get("seed", run.data.params.get("al.seed"))),
-                 "strategy": tags.get("strategy", run.data.params.get("strategy.name")),
-                 "dataset": tags.get("dataset", run.data.params.get("dataset.name")), "status": run.info.status}
-        per_round: dict[int, dict[str, Any]] = {}
-        for key in sorted(run.data.metrics):
-            if key in SUMMARY_METRICS:
-                continue
-            for m in client.get_metric_history(run.info.run_id, key):
-                per_round.setdefault(int(m.step), {})[key] = float(m.value)
-        summary = {k: run.data.metrics.get(k) for k in SUMMARY_METRICS}
-        for r in sorted(per_round):
-            rows.append({**ident, "round": r, **per_round[r], **{f"run_{k}": v for k, v in summary.items()}})
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(runs)))) as pool:
+        futures = [pool.submit(_histories, client, run, keys[run.info.run_id]) for run in runs]
+        for i, (run, fut) in enumerate(zip(runs, futures), 1):
+            per_round = fut.result()
+            tags, params = run.data.tags, run.data.params
+            strategy = tags.get("strategy", params.get("strategy.name"))
+            ident = {"sweep": tags.get("sweep_id", report_id), "trial": tags.get("trial_id", run.info.run_id),
+                     "run_id": run.info.run_id, "arm": tags.get("arm") or strategy or run.info.run_name,
+                     "seed": _int(tags.get("seed", params.get("al.seed"))), "strategy": strategy,
+                     "dataset": tags.get("dataset", params.get("dataset.name")), "status": run.info.status}
+            summary = {k: run.data.metrics.get(k) for k in SUMMARY_METRICS}
+            p = {f"param.{k}": v for k, v in params.items()}
+            for r in sorted(per_round):
+                rows.append({**ident, "round": r, **per_round[r], **{f"run_{k}": v for k, v in summary.items()}, **p})
+            if progress is not None:
+                progress(i, len(runs))
     df = pd.DataFrame(rows)
     if df.empty:
-        raise TrackingError(f"report: the runs of sweep {sweep_id!r} have no per-round metrics")
+        raise TrackingError(f"report: the runs of {report_id!r} have no per-round metrics")
     first = [c for c in ID_COLUMNS + ["labels", "accuracy", "balanced_accuracy"] if c in df.columns]
     rest = sorted(c for c in df.columns if c not in first)
     df = df[first + rest].sort_values(["arm", "seed", "round"], kind="stable").reset_index(drop=True)
     if "labels" in df.columns:
         df["labels"] = df["labels"].astype("int64")
-    return df, parent
+    return df
+
+
+def sweep_frame(uri: str, experiment: str, sweep_id: str, progress: Callable[[int, int], None] | None = None):
+    """The long-form per-round table of a sweep (pandas DataFrame), and the parent run."""
+    parent, runs = load_runs(uri, experiment, sweep_id)
+    return runs_frame(uri, runs, sweep_id, progress), parent
 
 
 def _int(v: Any) -> int | None:
@@ -258,13 +293,25 @@ def paired_comparison(trials, reference: str, order: Sequence[str], metric: str 
                                        "losses", "p_wilcoxon", "p_ttest"])
 
 
+def verdict(pairs: int, p_wilcoxon: float, alpha: float = 0.05) -> str:
+    """What a paired comparison may claim: nothing below :data:`MIN_PAIRS` pairs (the Wilcoxon
+    test cannot reach p < 0.05 with fewer than 6 pairs, and a t-test on 2-4 differences is
+    noise), else significant or not at ``alpha`` (Wilcoxon signed-rank)."""
+    if pairs < MIN_PAIRS:
+        return f"too few pairs (n < {MIN_PAIRS}): no claim"
+    if not _nan(p_wilcoxon) and p_wilcoxon < alpha:
+        return f"**significant** (Wilcoxon p < {alpha:g})"
+    return "not significant"
+
+
 def paired_markdown(paired) -> str:
     if paired.empty:
         return "_no paired seeds_"
     rows = [[r.arm, int(r.pairs), f"{r.mean_diff:+.4f} ± {r.std_diff:.4f}", f"{r.wins}/{r.ties}/{r.losses}",
-             _p(r.p_wilcoxon), _p(r.p_ttest)] for r in paired.itertuples()]
+             _p(r.p_wilcoxon) + ("⚠" if r.pairs < MIN_PAIRS else ""), _p(r.p_ttest) + ("⚠" if r.pairs < MIN_PAIRS else ""),
+             verdict(int(r.pairs), r.p_wilcoxon)] for r in paired.itertuples()]
     return markdown(["arm", "pairs", f"Δ{paired['metric'].iloc[0]} vs {paired['reference'].iloc[0]} (mean ± std)",
-                     "wins/ties/losses", "Wilcoxon p", "paired t p"], rows)
+                     "wins/ties/losses", "Wilcoxon p", "paired t p", "verdict"], rows)
 
 
 def _p(v: float) -> str:
@@ -366,15 +413,41 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str | tuple[s
     return save_figure(fig, path)
 
 
+MIN_PAIRS = 5  # below this many paired seeds, p-values are shown with a caution and never as significant
+
+
+def report_id_for(sweep_id: str | None, run_ids: Sequence[str] | None, experiment: str) -> str:
+    """The folder name of a report: the sweep id, ``runs-<hash of the ids>``, or ``experiment-<name>``."""
+    import hashlib
+
+    if sweep_id:
+        return sweep_id
+    if run_ids:
+        return "runs-" + hashlib.sha256(",".join(sorted(map(str, run_ids))).encode()).hexdigest()[:8]
+    return "experiment-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+
+
 def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str | Path, *, reference: str | None = None,
-                 log_to_parent: bool = True) -> Report:
-    """Build every table and figure of the sweep into ``out_dir`` and log them on its parent run."""
-    sweep_id = sweep_id or latest_sweep_id(uri, experiment)
-    df, parent = sweep_frame(uri, experiment, sweep_id)
+                 log_to_parent: bool = True, run_ids: Sequence[str] | None = None, all_runs: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> Report:
+    """Build every table and figure of a set of runs into ``out_dir``: the sweep ``sweep_id``
+    (None: the latest sweep), the runs ``run_ids``, or (``all_runs``) every AL run of the
+    experiment. A sweep's report is also logged on its parent run."""
+    if run_ids:
+        parent, runs = load_runs(uri, experiment, run_ids=run_ids)
+        report_id = report_id_for(None, run_ids, experiment)
+    elif all_runs:
+        parent, runs = load_runs(uri, experiment)
+        report_id = report_id_for(None, None, experiment)
+    else:
+        sweep_id = sweep_id or latest_sweep_id(uri, experiment)
+        parent, runs = load_runs(uri, experiment, sweep_id)
+        report_id = sweep_id
+    df = runs_frame(uri, runs, report_id, progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     order = arm_order(df, parent)
-    rep = Report(sweep_id=sweep_id, out_dir=out, parent_run_id=parent.info.run_id if parent is not None else None)
+    rep = Report(sweep_id=report_id, out_dir=out, parent_run_id=parent.info.run_id if parent is not None else None)
     files = rep.files
     files["rounds"] = out / "rounds.parquet"
     df.to_parquet(files["rounds"], index=False)
@@ -394,7 +467,9 @@ def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str |
         ref = next((a for a in finished_arms if trials[trials["arm"] == a]["strategy"].eq("autoal").any()), None) \
             or (finished_arms[0] if finished_arms else None)
     rep.reference = ref
-    sections = [f"# Sweep {sweep_id}", "", f"{len(trials)} trials, {len(order)} arms, dataset "
+    what = f"Sweep {report_id}" if parent is not None or (sweep_id and not run_ids and not all_runs) else \
+        f"Runs {report_id}"
+    sections = [f"# {what}", "", f"{len(trials)} runs, {len(order)} arms, dataset "
                 f"{', '.join(sorted(set(map(str, df['dataset']))))}.", "", "## AUBC and final accuracy", "",
                 rep.summary_markdown, ""]
     if ref is not None and len(finished_arms) > 1:
@@ -404,11 +479,26 @@ def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str |
         files["paired_md"] = out / "paired.md"
         files["paired_md"].write_text(paired_markdown(paired) + "\n")
         sections += [f"## Paired comparison against `{ref}` (AUBC, over seeds)", "", paired_markdown(paired), ""]
-    title = f"{sweep_id} · {', '.join(sorted(set(map(str, df['dataset']))))}"
+        few = paired[paired["pairs"] < MIN_PAIRS] if not paired.empty else paired
+        if not few.empty:
+            sections += [f"> **Caution:** {', '.join(map(str, few['arm']))} has fewer than {MIN_PAIRS} paired seeds "
+                         f"with `{ref}`; its p-values say little and none is called significant. Run more seeds.", ""]
+        wl = plot_win_loss(trials, out / "win_loss.png", order)
+        if wl is not None:
+            files["win_loss"] = wl
+            sections += ["## Wins and losses over paired seeds", "",
+                         "Row arm's AUBC against the column arm's, seed by seed (wins / paired seeds).", "",
+                         "![win/loss](win_loss.png)", ""]
+    title = f"{report_id} · {', '.join(sorted(set(map(str, df['dataset']))))}"
     lc = plot_learning_curves(df, out / "learning_curves.png", order, title=title)
     if lc is not None:
         files["learning_curves"] = lc
         sections += ["## Learning curves (mean ± std over seeds)", "", "![learning curves](learning_curves.png)", ""]
+    hp = plot_hyperparameters(trials, df, out / "hyperparameters.png", varied=_varied_keys(df, parent))
+    if hp is not None:
+        files["hyperparameters"] = hp
+        sections += ["## AUBC against each swept key (mean ± std over seeds)", "",
+                     "![hyperparameters](hyperparameters.png)", ""]
     # the paper formulation logs SearchNet's mean weights w_mean/<cand>, the lookahead formulation
     # its weights over candidates weight/<cand>: both are Fig. 5
     w = plot_trace(df, out / "weights.png", order, ("w_mean/", "weight/"), "weight of the candidate",
@@ -426,7 +516,13 @@ def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str |
         rt.to_csv(files["runtime_csv"], index=False)
         files["runtime_md"] = out / "runtime.md"
         files["runtime_md"].write_text(runtime_markdown(rt) + "\n")
-        sections += ["## Runtime per run (Table 2)", "", runtime_markdown(rt), ""]
+        files["runtime"] = plot_runtime(rt, out / "runtime.png")
+        sections += ["## Runtime per run (Table 2)", "", runtime_markdown(rt), "", "![runtime](runtime.png)", ""]
+    ch = plot_class_histograms(uri, trials, out / "class_histograms.png", order)
+    if ch is not None:
+        files["class_histograms"] = ch
+        sections += ["## The labeled set's classes per round (first seed of each arm)", "",
+                     "![class histograms](class_histograms.png)", ""]
     files["report"] = out / "report.md"
     files["report"].write_text("\n".join(sections))
     if log_to_parent and parent is not None:
@@ -434,3 +530,213 @@ def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str |
         call_serialized(sqlite_lock_path(uri),
                         lambda: [client.log_artifact(parent.info.run_id, str(p), "report") for p in files.values()])
     return rep
+
+
+# ------------------------------------------------------------------------------- the new figures
+
+#: config keys that never describe what a run computes (where it writes, how it is tracked)
+_NOT_HYPERPARAMETERS = ("al.seed", "tracking.", "runtime.", "scoring.num_actors", "scoring.gpus_per_actor",
+                        "scoring.num_cpus", "scoring.executor", "dataset.root", "dataset.path", "dataset.download")
+
+
+def _varied_keys(df, parent) -> list[str]:
+    """The swept keys: the parent run's ``sweep.varied_keys`` when recorded, else the params
+    whose values differ between the runs (seeds, paths and tracking settings aside)."""
+    if parent is not None and parent.data.params.get("sweep.varied_keys"):
+        try:
+            return [k for k in json.loads(parent.data.params["sweep.varied_keys"]) if f"param.{k}" in df.columns]
+        except ValueError:
+            pass
+    keys = []
+    done = df[df["status"] == "FINISHED"]
+    for col in (c for c in done.columns if c.startswith("param.")):
+        k = col[len("param."):]
+        if k.startswith(_NOT_HYPERPARAMETERS):
+            continue
+        if done.groupby("run_id")[col].first().nunique() > 1:
+            keys.append(k)
+    return sorted(keys)
+
+
+def _number(v: Any) -> float | None:
+    try:
+        x = float(json.loads(v)) if isinstance(v, str) else float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def plot_hyperparameters(trials, df, path: str | Path, varied: Sequence[str]) -> Path | None:
+    """One panel per swept key: mean AUBC ± std over the finished runs at each value (error bars
+    against a numeric axis, log-scaled when the values span more than a decade; bars for
+    categorical values). None when nothing was swept."""
+    import numpy as np
+
+    if not varied:
+        return None
+    done = trials[trials["status"] == "FINISHED"]
+    if done.empty:
+        return None
+    values = df.groupby("run_id")[[f"param.{k}" for k in varied]].first()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(varied)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), dpi=120, squeeze=False)
+    for ax, key in zip(axes[0], varied):
+        col = values[f"param.{key}"].reindex(done["run_id"]).to_numpy()
+        groups: dict[Any, list[float]] = {}
+        for v, a in zip(col, done["aubc"]):
+            groups.setdefault(v, []).append(float(a))
+        nums = {v: _number(v) for v in groups}
+        numeric = all(x is not None for x in nums.values()) and len(groups) > 1
+        keys = sorted(groups, key=lambda v: (nums[v] if numeric else str(v)))
+        means = [float(np.mean(groups[v])) for v in keys]
+        stds = [float(np.std(groups[v], ddof=1)) if len(groups[v]) > 1 else 0.0 for v in keys]
+        if numeric:
+            x = [nums[v] for v in keys]
+            ax.errorbar(x, means, yerr=stds, marker="o", ms=4, capsize=3)
+            if min(x) > 0 and max(x) / min(x) > 10:
+                ax.set_xscale("log")
+        else:
+            ax.bar(range(len(keys)), means, yerr=stds, capsize=3, color="tab:blue", alpha=0.8)
+            ax.set_xticks(range(len(keys)))
+            ax.set_xticklabels([str(v) for v in keys], rotation=30, ha="right", fontsize=7)
+            lo = min(m - s for m, s in zip(means, stds))
+            ax.set_ylim(max(0.0, lo - 0.02), max(m + s for m, s in zip(means, stds)) + 0.02)
+        ax.set_xlabel(key, fontsize=8)
+        ax.set_ylabel("AUBC")
+        ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_runtime(rt, path: str | Path) -> Path:
+    """The runtime split per arm as stacked bars (the paper's Table 2 as a picture)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    parts = [("candidate_scoring_s", "candidate scoring"), ("search_s", "search"),
+             ("task_training_s", "task training"), ("selection_other_s", "selection (rest)")]
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(rt) + 2), 3.6), dpi=120)
+    bottom = np.zeros(len(rt))
+    for col, label in parts:
+        vals = rt[col].to_numpy(dtype=float)
+        ax.bar(range(len(rt)), vals, bottom=bottom, label=label)
+        bottom += vals
+    for i, r in enumerate(rt.itertuples()):
+        if not _nan(r.relative_to_entropy):
+            ax.text(i, bottom[i], f"{r.relative_to_entropy:.2f}×", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(rt)))
+    ax.set_xticklabels(list(rt["arm"]), rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("seconds per run (mean)")
+    ax.set_title("runtime split (× Entropy above the bars)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def win_loss_matrix(trials, order: Sequence[str], metric: str = "aubc"):
+    """(wins, pairs): wins[i][j] = seeds on which arm i's ``metric`` beat arm j's, over the
+    seeds both finished (pairs[i][j])."""
+    import numpy as np
+
+    done = trials[trials["status"] == "FINISHED"]
+    by_arm = {a: done[done["arm"] == a].set_index("seed")[metric] for a in order}
+    n = len(order)
+    wins, pairs = np.zeros((n, n), dtype=int), np.zeros((n, n), dtype=int)
+    for i, a in enumerate(order):
+        for j, b in enumerate(order):
+            if i == j:
+                continue
+            seeds = sorted(set(by_arm[a].index) & set(by_arm[b].index))
+            pairs[i, j] = len(seeds)
+            wins[i, j] = sum(1 for s in seeds if by_arm[a][s] > by_arm[b][s])
+    return wins, pairs
+
+
+def plot_win_loss(trials, path: str | Path, order: Sequence[str]) -> Path | None:
+    """The win/loss matrix as a heat map of win rates, annotated ``wins/pairs``."""
+    arms = [a for a in order if (trials[(trials["arm"] == a) & (trials["status"] == "FINISHED")]).shape[0]]
+    if len(arms) < 2:
+        return None
+    wins, pairs = win_loss_matrix(trials, arms)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rate = np.where(pairs > 0, wins / np.maximum(pairs, 1), np.nan)
+    size = 1.0 + 0.55 * len(arms)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=120)
+    im = ax.imshow(rate, cmap="RdYlGn", vmin=0, vmax=1)
+    for i in range(len(arms)):
+        for j in range(len(arms)):
+            if i != j and pairs[i, j]:
+                ax.text(j, i, f"{wins[i, j]}/{pairs[i, j]}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(arms)))
+    ax.set_yticks(range(len(arms)))
+    ax.set_xticklabels(arms, rotation=40, ha="right", fontsize=7)
+    ax.set_yticklabels(arms, fontsize=7)
+    ax.set_title("row beats column (AUBC, paired seeds)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="win rate")
+    return save_figure(fig, path)
+
+
+def plot_class_histograms(uri: str, trials, path: str | Path, order: Sequence[str]) -> Path | None:
+    """The labeled set's class counts per round, one panel per arm (its lowest finished seed),
+    from each run's ``labeled.json`` artifact; None when no run has one."""
+    import tempfile
+
+    done = trials[trials["status"] == "FINISHED"].sort_values("seed", kind="stable")
+    client = _client(uri)
+    panels = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arm in order:
+            g = done[done["arm"] == arm]
+            if g.empty:
+                continue
+            run_id = g.iloc[0]["run_id"]
+            try:
+                local = client.download_artifacts(run_id, "labeled.json", tmp)
+                d = json.loads(Path(local).read_text())
+            except Exception:  # noqa: BLE001 - runs written before labeled.json had classes
+                continue
+            if d.get("class_counts_per_round"):
+                panels.append((f"{arm} (seed {g.iloc[0]['seed']})", d["class_counts_per_round"], d.get("classes") or []))
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(panels)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), dpi=120, squeeze=False)
+    for ax, (label, counts, classes) in zip(axes.flat, panels):
+        c = np.asarray(counts, dtype=float)
+        bottom = np.zeros(len(c))
+        cmap = plt.get_cmap("tab10" if c.shape[1] <= 10 else "tab20")
+        for k in range(c.shape[1]):
+            ax.bar(range(len(c)), c[:, k], bottom=bottom, color=cmap(k % cmap.N),
+                   label=str(classes[k]) if k < len(classes) else str(k))
+            bottom += c[:, k]
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel("round")
+        ax.set_ylabel("labeled")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if len(labels) <= 20:
+        fig.legend(handles, labels, fontsize=6, ncol=min(10, len(labels)), loc="lower center", title="class",
+                   title_fontsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return save_figure(fig, path)

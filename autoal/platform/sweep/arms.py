@@ -3,6 +3,7 @@ before Ray starts (:func:`build_arms`)."""
 from __future__ import annotations
 
 import copy
+import json
 import itertools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -151,3 +152,51 @@ def build_arms(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | No
         raise ConfigError(f"sweep.reference: {spec.reference!r} is not an arm of this sweep; arms: "
                           f"{', '.join(a.label for a in arms)}")
     return arms
+
+
+# ------------------------------------------------------------------ search-algorithm sweeps
+
+def group_keys(spec: SweepSpec) -> list[str]:
+    """The space's keys that select config-group options (``strategy``, ``model``, ...)."""
+    return [k for k in flatten_space(spec.space) if "." not in k and k in CONFIG_SECTIONS]
+
+
+def _group_key(groups: Mapping[str, Any]) -> str:
+    return json.dumps(sorted((k, str(v)) for k, v in groups.items()))
+
+
+def group_bases(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None) -> dict[str, dict]:
+    """For a search-algorithm sweep: the base config (with ``sweep.fixed`` applied) composed for
+    every combination of the space's config-group options, keyed by :func:`_group_key`, so that a
+    trial builds its config from a sampled point without Hydra (:func:`point_config`)."""
+    domains = parse_space(spec.space)
+    keys = group_keys(spec)
+    options = []
+    for k in keys:
+        d = domains[k]
+        values = d["grid_search"] if isinstance(d, dict) and "grid_search" in d else getattr(d, "categories", [d])
+        options.append([str(v) for v in values])
+    fixed_groups, fixed_values = _split_delta(spec.fixed)
+    out: dict[str, dict] = {}
+    cache: dict = {}
+    for combo in itertools.product(*options) if keys else [()]:
+        chosen = dict(zip(keys, combo))
+        cfg = resolve_groups(base, {**fixed_groups, **chosen}, compose_fn, cache)
+        for k, v in fixed_values.items():
+            set_dotted(cfg, k, v)
+        out[_group_key(chosen)] = cfg
+    return out
+
+
+def point_config(bases: Mapping[str, dict], point: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The run config of a sampled point: the composed base for its group options, then its
+    dotted values."""
+    chosen = {k: str(point[k]) for k in keys}
+    key = _group_key(chosen)
+    if key not in bases:
+        raise ConfigError(f"sweep: no composed config for the group options {chosen}")
+    cfg = copy.deepcopy(bases[key])
+    for k, v in point.items():
+        if k not in keys:
+            set_dotted(cfg, k, plain_value(v))
+    return cfg

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as _dt
 import json
 import os
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,15 +15,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from autoal.version import __version__
-from autoal.errors import ConfigError
+from autoal.errors import ConfigError, StateError
 from autoal.faults import once_from_env
 from autoal.platform.report import write_report
-from autoal.platform.sweep.arms import Arm, build_arms
+from autoal.platform.sweep.arms import Arm, build_arms, group_bases, group_keys
 from autoal.platform.sweep.progress import make_progress_callback
 from autoal.platform.sweep.resources import ResourcePlan, plan_resources
-from autoal.platform.sweep.spec import ComposeFn, META_FILE, ROLE_TAG, SweepSpec
+from autoal.platform.sweep.spec import ComposeFn, META_FILE, ROLE_TAG, SweepSpec, flatten_space, search_domains
 from autoal.platform.sweep.trial import TrialContext, abs_path, absolutize, trial_fn
-from autoal.tracking import check_tracking_uri, end_parent_run, flatten, git_sha, start_parent_run
+from autoal.tracking import (check_tracking_uri, config_params, end_parent_run, flatten, git_sha, start_parent_run,
+                             stop_runs)
 
 
 @dataclass
@@ -71,14 +73,35 @@ def write_meta(exp_path: str, meta: dict[str, Any]) -> None:
         f.write(json.dumps(meta, indent=1, sort_keys=True, default=str).encode())
 
 
+#: what a sweep's meta file must hold to resume it, with the type of each field
+META_FIELDS = {"sweep_id": str, "name": str, "spec": dict, "arms": list, "base": dict}
+
+
 def read_meta(exp_path: str) -> dict[str, Any] | None:
+    """The sweep's ``sweep_meta.json`` (None when the folder has none); a file that is not JSON,
+    or lacks a field resume needs, raises StateError naming the file and the field."""
     import pyarrow.fs as pafs
 
     fs, p = _fs(_join(exp_path, META_FILE))
     if fs.get_file_info(p).type != pafs.FileType.File:
         return None
-    with fs.open_input_stream(p) as f:
-        return json.loads(f.read().decode())
+    where = _join(exp_path, META_FILE)
+    try:
+        with fs.open_input_stream(p) as f:
+            meta = json.loads(f.read().decode())
+    except (ValueError, UnicodeDecodeError, OSError) as e:
+        raise StateError(f"{where}: the sweep's meta file is unreadable ({type(e).__name__}: {e}); the sweep "
+                         "cannot be resumed from it (start it afresh without sweep.resume)") from None
+    if not isinstance(meta, dict):
+        raise StateError(f"{where}: expected a JSON object; got {type(meta).__name__}")
+    for key, kind in META_FIELDS.items():
+        if not isinstance(meta.get(key), kind):
+            raise StateError(f"{where}: field {key!r} must be a {kind.__name__}; got {meta.get(key)!r:.80}")
+    for i, a in enumerate(meta["arms"]):
+        if not isinstance(a, dict) or not isinstance(a.get("label"), str) or not isinstance(a.get("config"), dict) \
+                or not isinstance(a.get("delta"), dict):
+            raise StateError(f"{where}: arms[{i}] must hold a label, a delta and a config")
+    return meta
 
 
 def find_resumable(storage_path: str, name: str, resume: Any) -> str:
@@ -97,7 +120,10 @@ def find_resumable(storage_path: str, name: str, resume: Any) -> str:
     found = []
     for info in infos:
         if info.type == pafs.FileType.Directory and info.base_name.startswith(f"{name}-"):
-            meta = read_meta(_join(storage_path, info.base_name))
+            try:
+                meta = read_meta(_join(storage_path, info.base_name))
+            except StateError:  # a damaged folder cannot be the latest resumable run (resume it by id to see why)
+                continue
             if meta is not None and meta.get("name") == name:
                 found.append((meta.get("created", 0), _join(storage_path, info.base_name)))
     if not found:
@@ -113,10 +139,23 @@ def _parent_run(uri: str, experiment: str, sweep_id: str, spec: SweepSpec, base:
             "dataset": str((base.get("dataset") or {}).get("name")), "git_sha": git_sha(),
             "autoal_version": __version__, "arms": json.dumps([a.label for a in arms])[:5000],
             "seeds": json.dumps(spec.seeds), "reference": spec.reference or ""}
-    params = {f"sweep.{k}": json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
-              for k, v in spec.to_dict().items()}
-    params.update(flatten(base))
-    return start_parent_run(uri, experiment, sweep_id, tags, params, reopen=meta_parent)
+    params = {f"sweep.{k.split('.', 1)[1]}": v for k, v in config_params({"x": spec.to_dict()}).items()}
+    varied = varied_keys(arms)
+    # the base config minus what the arms vary (a sweep over strategies records no strategy.name)
+    params.update({k: v for k, v in config_params(base).items() if k not in varied})
+    params["sweep.varied_keys"] = json.dumps(sorted(varied))
+    tags["varied_keys"] = ",".join(sorted(varied))[:5000]
+    space = {"name": spec.name, "space": spec.space, "seeds": spec.seeds, "varied_keys": sorted(varied),
+             "arms": [{"label": a.label, "delta": a.delta} for a in arms]}
+    return start_parent_run(uri, experiment, sweep_id, tags, params, reopen=meta_parent,
+                            json_artifacts={"sweep_space.json": space})
+
+
+def varied_keys(arms: Sequence[Arm]) -> set[str]:
+    """The flat config keys whose values differ between the arms (what the sweep compares)."""
+    flats = [config_params(a.config) for a in arms]
+    keys = set().union(*flats) if flats else set()
+    return {k for k in keys if len({f.get(k) for f in flats}) > 1}
 
 
 def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None, *,
@@ -145,11 +184,15 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
         sweep_id = meta["sweep_id"]
         arms = [Arm(label=a["label"], delta=a["delta"], config=a["config"]) for a in meta["arms"]]
         base = meta["base"]
+        bases = meta.get("group_bases") or {}
         out(f"[{sweep_id}] resuming from {exp_path}: finished trials are kept, unfinished and failed ones continue")
     else:
         base = absolutize(base)
         arms = build_arms(spec, base, compose_fn)
         arms = [Arm(a.label, a.delta, absolutize(a.config)) for a in arms]
+        # a search algorithm samples its points in the trials: their configs come from these
+        bases = ({k: absolutize(v) for k, v in group_bases(spec, base, compose_fn).items()}
+                 if spec.searched else {})
         sweep_id = new_sweep_id(spec.name)
         exp_path = _join(storage, sweep_id)
         meta = {}
@@ -166,7 +209,8 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     if not resume:
         meta = {"sweep_id": sweep_id, "name": spec.name, "created": time.time(), "spec": spec.to_dict(),
                 "arms": [dataclasses.asdict(a) for a in arms], "base": base, "parent_run_id": parent_run_id,
-                "runs_dir": runs_dir, "tracking_uri": uri if enabled else None, "experiment": experiment}
+                "runs_dir": runs_dir, "tracking_uri": uri if enabled else None, "experiment": experiment,
+                "group_bases": bases}
         write_meta(exp_path, meta)
     else:
         meta["parent_run_id"] = parent_run_id
@@ -181,10 +225,12 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     plan = max(plans, key=lambda p: (sum(p.per_trial.values()), len(p.bundles)))
     ctx = TrialContext(sweep_id=sweep_id, sweep_name=spec.name, ablation=spec.ablation, parent_run_id=parent_run_id,
                        runs_dir=runs_dir, arms={a.label: a.config for a in arms}, checkpoint=spec.checkpoint,
-                       trial_cpus=plan.bundles[0].get("CPU", 1.0), fault=once_from_env())
+                       trial_cpus=plan.bundles[0].get("CPU", 1.0), fault=once_from_env(),
+                       search_keys=list(flatten_space(spec.space)) if spec.searched else None,
+                       group_keys=group_keys(spec) if spec.searched else [], group_bases=bases)
     trainable = tune.with_resources(tune.with_parameters(trial_fn, ctx=ctx),
-                                    lambda config: _plan_for(plans, arms, config).placement_group_factory())
-    total = len(arms) * len(spec.seeds)
+                                    lambda config: _plan_for(plans, arms, config, plan).placement_group_factory())
+    total = spec.num_samples * len(spec.seeds) if spec.searched else len(arms) * len(spec.seeds)
     progress = make_progress_callback(sweep_id, total, spec.progress_interval_s, out)
     bundles = " + ".join(_fmt_bundle(b) for b in plan.bundles)
     out(f"[{sweep_id}] {len(arms)} arm(s) x {len(spec.seeds)} seed(s) = {total} trials; per trial {bundles}"
@@ -200,8 +246,10 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
             tuner = tune.Tuner(
                 trainable,
                 param_space=_param_space(arms, spec),
-                tune_config=tune.TuneConfig(metric="aubc", mode="max", max_concurrent_trials=plan.max_concurrent or None,
-                                            reuse_actors=True),
+                tune_config=tune.TuneConfig(metric="aubc", mode="max",
+                                            max_concurrent_trials=None if spec.searched else (plan.max_concurrent or None),
+                                            reuse_actors=True, num_samples=spec.num_samples if spec.searched else 1,
+                                            search_alg=_search_alg(spec, plan.max_concurrent), scheduler=_scheduler(spec, arms, sweep_id)),
                 run_config=tune.RunConfig(
                     name=sweep_id, storage_path=storage, verbose=0, callbacks=[progress],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -215,14 +263,22 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     finally:
         if enabled and not fit_ok:
             _end_parent(uri, parent_run_id, "KILLED")
-    trials = _trial_rows(grid)
+    trials = _trial_rows(grid, ctx, stoppable=spec.scheduler != "none")
     seen = {(t["arm"], t["seed"]) for t in trials}
-    trials += [{"trial": "", "arm": a.label, "failures": 0, "seed": s, "status": "PENDING", "aubc": None,
-                "final_accuracy": None, "rounds": None, "labels": None, "error": None}
-               for a in arms for s in spec.seeds if (a.label, s) not in seen]
+    if not spec.searched:
+        trials += [{"trial": "", "arm": a.label, "failures": 0, "seed": s, "status": "PENDING", "aubc": None,
+                    "final_accuracy": None, "rounds": None, "labels": None, "error": None}
+                   for a in arms for s in spec.seeds if (a.label, s) not in seen]
+    elif len(trials) < total:
+        trials += [{"trial": "", "arm": "(not sampled yet)", "failures": 0, "seed": None, "status": "PENDING",
+                    "aubc": None, "final_accuracy": None, "rounds": None, "labels": None, "error": None}] * (total - len(trials))
     trials.sort(key=lambda t: (str(t["arm"]), t["seed"] if t["seed"] is not None else -1))
-    interrupted = any(t["status"] not in ("TERMINATED", "ERROR") for t in trials)
-    arms_rows = summarize_arms(trials, [a.label for a in arms])
+    interrupted = any(t["status"] not in ("TERMINATED", "ERROR", "STOPPED") for t in trials)
+    if enabled and any(t["status"] == "STOPPED" for t in trials):
+        stop_runs(uri, experiment, sweep_id, [t["trial"] for t in trials if t["status"] == "STOPPED"],
+                  f"stopped early by the {spec.scheduler} scheduler")
+    order = [a.label for a in arms] if not spec.searched else list(dict.fromkeys(t["arm"] for t in trials))
+    arms_rows = summarize_arms(trials, order)
     best = max((t for t in trials if t["status"] == "TERMINATED" and t.get("aubc") is not None),
                key=lambda t: t["aubc"], default=None)
     result = SweepResult(sweep_id=sweep_id, name=spec.name, experiment_path=exp_path, parent_run_id=parent_run_id,
@@ -240,11 +296,12 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     return result
 
 
-def _plan_for(plans: list[ResourcePlan], arms: list[Arm], config: Mapping[str, Any]) -> ResourcePlan:
+def _plan_for(plans: list[ResourcePlan], arms: list[Arm], config: Mapping[str, Any],
+              largest: ResourcePlan) -> ResourcePlan:
     for a, p in zip(arms, plans):
         if a.label == config.get("arm"):
             return p
-    return plans[0]
+    return largest  # a sampled point: the largest plan of the space's arms
 
 
 def _attach_callbacks(tuner: Any, progress: Any, spec: SweepSpec) -> None:
@@ -262,9 +319,59 @@ def _attach_callbacks(tuner: Any, progress: Any, spec: SweepSpec) -> None:
 
 
 def _param_space(arms: list[Arm], spec: SweepSpec) -> dict[str, Any]:
+    """What Tune sees of each trial: the seed and the actual values of the swept keys (so that
+    ``ResultGrid``, ``get_best_result`` and Tune's analysis show configurations): for the grid,
+    the arm's label plus each varied key's value in that arm (resolved by ``sample_from`` from
+    the arm); for a search algorithm, the space's domains themselves."""
     from ray import tune
 
-    return {"arm": tune.grid_search([a.label for a in arms]), "seed": tune.grid_search(list(spec.seeds))}
+    if spec.searched:
+        seeds = list(spec.seeds)
+        return {**search_domains(spec.space),
+                "seed": seeds[0] if spec.search_alg == "optuna" else tune.grid_search(seeds)}
+    values = {a.label: flatten(a.config) for a in arms}
+    keys = sorted(varied_keys(arms))
+    space: dict[str, Any] = {"arm": tune.grid_search([a.label for a in arms]), "seed": tune.grid_search(list(spec.seeds))}
+    for k in keys:
+        space[k] = tune.sample_from(lambda s, k=k: values[s.config["arm"]].get(k))
+    return space
+
+
+def _search_alg(spec: SweepSpec, max_concurrent: int = 0) -> Any:
+    """None for the grid (Tune's default generator enumerates it), Tune's BasicVariantGenerator
+    drawing random points (seeded by ``sweep.sample_seed``), or an Optuna searcher."""
+    if spec.search_alg == "grid":
+        return None
+    if spec.search_alg == "random":
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=spec.sample_seed, max_concurrent=int(max_concurrent or 0))
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError("sweep.search_alg: optuna is not installed (pip install optuna)")
+    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search import ConcurrencyLimiter
+
+    searcher = OptunaSearch(seed=spec.sample_seed)
+    return ConcurrencyLimiter(searcher, max_concurrent=int(max_concurrent)) if max_concurrent else searcher
+
+
+def _scheduler(spec: SweepSpec, arms: Sequence[Arm], sweep_id: str) -> Any:
+    """ASHA over AL rounds (one Tune iteration per round; the metric is the AUBC so far)."""
+    if spec.scheduler == "none":
+        return None
+    from autoal.platform.sweep.schedulers import RecordingASHA
+
+    rounds = max(int((a.config.get("al") or {}).get("rounds", 10)) for a in arms) if arms else 10
+    return RecordingASHA(sweep_id, time_attr="training_iteration", max_t=rounds + 1,
+                         grace_period=spec.asha["grace_rounds"], reduction_factor=spec.asha["reduction_factor"])
+
+
+def _stopped(sweep_id: str) -> set[str]:
+    if "autoal.platform.sweep.schedulers" not in sys.modules:
+        return set()
+    return sys.modules["autoal.platform.sweep.schedulers"].STOPPED.get(sweep_id, set())
 
 
 def _fmt_bundle(b: Mapping[str, float]) -> str:
@@ -273,7 +380,9 @@ def _fmt_bundle(b: Mapping[str, float]) -> str:
     return "{" + ", ".join(f"{k}: {b[k]:g}" for k in keys) + "}"
 
 
-def _trial_rows(grid: Any) -> list[dict[str, Any]]:
+def _trial_rows(grid: Any, ctx: TrialContext, stoppable: bool = False) -> list[dict[str, Any]]:
+    """One row per Tune trial. ``stoppable`` (a scheduler): a trial that ended before its last
+    round without an error was stopped early (status STOPPED), not interrupted."""
     statuses: dict[str, tuple[str, int]] = {}
     for t in getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []:
         statuses[t.trial_id] = (t.status, int(getattr(t, "num_failures", 0) or 0))
@@ -284,11 +393,14 @@ def _trial_rows(grid: Any) -> list[dict[str, Any]]:
         trial_id = str(m.get("trial_id") or (Path(r.path).name if r.path else ""))
         status, failures = statuses.get(trial_id, ("", 0))
         if status == "TERMINATED" and m.get("final_accuracy") is None:
-            status = "UNFINISHED"  # stopped (Ctrl-C) before its last round
+            # stopped by the scheduler, or (Ctrl-C) before its last round
+            status = "STOPPED" if stoppable and trial_id in _stopped(ctx.sweep_id) else "UNFINISHED"
         elif status not in ("TERMINATED", "ERROR"):
             status = "ERROR" if r.error is not None else (
                 "TERMINATED" if m.get("final_accuracy") is not None and not status else (status or "UNFINISHED"))
-        rows.append({"trial": trial_id, "arm": cfg.get("arm"), "failures": failures,
+        arm = cfg.get("arm") if ctx.search_keys is None else (
+            ctx.arm_of(cfg)[0] if all(k in cfg for k in ctx.search_keys) else None)
+        rows.append({"trial": trial_id, "arm": arm, "failures": failures,
                      "seed": cfg.get("seed"), "status": status, "aubc": m.get("aubc"),
                      "final_accuracy": m.get("final_accuracy"), "rounds": m.get("rounds_done"),
                      "labels": m.get("labels"), "error": (str(r.error).splitlines() or [""])[0][:200] if r.error else None})

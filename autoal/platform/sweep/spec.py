@@ -13,6 +13,9 @@ from autoal.strategies import strategy_names
 
 
 SPACE_KINDS = ("grid", "choice", "uniform", "loguniform")
+#: how trials' points are chosen: every point x every seed (paired), or a Tune search algorithm
+SEARCH_ALGS = ("grid", "random", "optuna")
+SCHEDULERS = ("none", "asha")
 #: the sections of a run config; a space/arm key without a dot naming one of them selects a
 #: config-group option (``strategy: autoal`` = the composed ``conf/strategy/autoal.yaml``)
 CONFIG_SECTIONS = ("dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime")
@@ -48,6 +51,14 @@ class SweepSpec:
     address: str = "auto"
     num_cpus: int = 0
     progress_interval_s: float = 15.0
+    search_alg: str = "grid"
+    scheduler: str = "none"
+    asha: dict[str, Any] = field(default_factory=lambda: {"grace_rounds": 1, "reduction_factor": 2})
+
+    @property
+    def searched(self) -> bool:
+        """Trials' points come from a Tune search algorithm (not the expanded, paired grid)."""
+        return self.search_alg != "grid"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "SweepSpec":
@@ -101,6 +112,28 @@ class SweepSpec:
             raise ConfigError(f"sweep.progress_interval_s: expected seconds >= 0; got {self.progress_interval_s!r}")
         if not isinstance(self.storage_path, str) or not self.storage_path:
             raise ConfigError(f"sweep.storage_path: expected a folder; got {self.storage_path!r}")
+        if self.search_alg not in SEARCH_ALGS:
+            raise ConfigError(f"sweep.search_alg: expected one of {', '.join(SEARCH_ALGS)}; got {self.search_alg!r}")
+        if self.scheduler is None:
+            self.scheduler = "none"
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"sweep.scheduler: expected one of {', '.join(SCHEDULERS)}; got {self.scheduler!r}")
+        if not isinstance(self.asha, Mapping) or set(self.asha) - {"grace_rounds", "reduction_factor"}:
+            raise ConfigError(f"sweep.asha: expected {{grace_rounds: int >= 1, reduction_factor: int >= 2}}; "
+                              f"got {self.asha!r}")
+        self.asha = {"grace_rounds": 1, "reduction_factor": 2, **dict(self.asha)}
+        for key, lo in (("grace_rounds", 1), ("reduction_factor", 2)):
+            v = self.asha[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"sweep.asha.{key}: expected an integer >= {lo}; got {v!r}")
+        if self.searched and self.arms:
+            raise ConfigError("sweep.search_alg: a search algorithm samples points of sweep.space; named arms "
+                              "(sweep.arms) need search_alg: grid")
+        if self.search_alg == "optuna" and len(self.seeds) != 1:
+            raise ConfigError(f"sweep.seeds: search_alg optuna optimizes over one seed (it would otherwise tune "
+                              f"the seed); got {self.seeds!r}; use search_alg random or grid for several seeds")
+        if self.searched and not self.space:
+            raise ConfigError("sweep.search_alg: a search algorithm needs a sweep.space to sample from")
         parse_space(self.space)  # validates
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,6 +190,17 @@ def parse_space(space: Mapping[str, Any]) -> dict[str, Any]:
             if kind == "loguniform" and lo <= 0:
                 raise ConfigError(f"{where}.loguniform: both bounds must be > 0; got {values!r}")
             out[key] = tune.uniform(lo, hi) if kind == "uniform" else tune.loguniform(lo, hi)
+    return out
+
+
+def search_domains(space: Mapping[str, Any]) -> dict[str, Any]:
+    """The space as a search algorithm samples it: grids become choices (a searcher picks values,
+    it does not enumerate them), other domains and constants stay."""
+    from ray import tune
+
+    out = {}
+    for k, v in parse_space(space).items():
+        out[k] = tune.choice(list(v["grid_search"])) if isinstance(v, dict) and "grid_search" in v else v
     return out
 
 

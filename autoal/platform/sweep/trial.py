@@ -3,6 +3,7 @@ reported to Tune with a checkpoint; a retried trial resumes from its last round.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import shutil
@@ -19,7 +20,7 @@ from autoal.errors import ConfigError
 from autoal.faults import OnceFault, crash_once
 from autoal.loop import ActiveLearningLoop
 from autoal.metrics import aubc
-from autoal.platform.sweep.arms import set_dotted
+from autoal.platform.sweep.arms import point_config, point_label, set_dotted
 from autoal.platform.sweep.spec import ROLE_TAG
 from autoal.state import RunState
 from autoal.tracking import (MLflowTracker, NullTracker, SerializedTracker, absolute_tracking_uri, call_serialized,
@@ -40,13 +41,30 @@ class TrialContext:
     checkpoint: bool = True
     trial_cpus: float = 1.0
     fault: OnceFault | None = None  # the crash tests' (autoal.faults); None in every normal sweep
+    #: a search-algorithm sweep (sweep.search_alg != grid): the space's keys, the group-option keys
+    #: among them, and the base config composed for every combination of group options
+    search_keys: list[str] | None = None
+    group_keys: list[str] = dataclasses.field(default_factory=list)
+    group_bases: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def arm_of(self, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(label, run config before the seed) of a Tune trial's ``config``: a named arm of the
+        expanded grid, or a point that a search algorithm sampled."""
+        if self.search_keys is not None:
+            point = {k: config[k] for k in self.search_keys}
+            return point_label(point, self.search_keys), point_config(self.group_bases, point, self.group_keys)
+        arm = config["arm"]
+        if arm not in self.arms:
+            raise ConfigError(f"sweep: unknown arm {arm!r}; arms: {', '.join(self.arms)}")
+        return arm, self.arms[arm]
 
 
-def trial_config(ctx: TrialContext, arm: str, seed: int) -> dict[str, Any]:
-    """The full run config of one trial."""
-    if arm not in ctx.arms:
-        raise ConfigError(f"sweep: unknown arm {arm!r}; arms: {', '.join(ctx.arms)}")
-    cfg = copy.deepcopy(ctx.arms[arm])
+def trial_config(ctx: TrialContext, arm: str, seed: int, arm_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full run config of one trial (``arm_config``: the arm's run config, default the named
+    arm's)."""
+    if arm_config is None:
+        arm, arm_config = ctx.arm_of({"arm": arm})
+    cfg = copy.deepcopy(arm_config)
     set_dotted(cfg, "al.seed", int(seed))
     rt = cfg.setdefault("runtime", {})
     rt["quiet"] = True
@@ -54,7 +72,7 @@ def trial_config(ctx: TrialContext, arm: str, seed: int) -> dict[str, Any]:
     if not rt.get("num_threads"):
         rt["num_threads"] = max(1, int(ctx.trial_cpus))
     tr = cfg.setdefault("tracking", {})
-    tr["run_name"] = f"{arm}-seed{seed}"
+    tr["run_name"] = f"{_safe(arm)}-seed{seed}"
     return cfg
 
 
@@ -103,8 +121,9 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Tune function trainable: one AL run, reported round by round."""
     from ray import tune
 
-    arm, seed = config["arm"], int(config["seed"])
-    cfg = RunConfig.from_dict(trial_config(ctx, arm, seed))
+    seed = int(config["seed"])
+    arm, arm_config = ctx.arm_of(config)
+    cfg = RunConfig.from_dict(trial_config(ctx, arm, seed, arm_config))
     trial_id = tune.get_context().get_trial_id() or uuid.uuid4().hex[:8]
     run_dir = Path(ctx.runs_dir) / f"{_safe(arm)}-seed{seed}-{trial_id}"
     reported_upto = _restore_from_checkpoint(run_dir)

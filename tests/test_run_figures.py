@@ -1,0 +1,34 @@
+"""The figures every run writes (and logs to MLflow): the learning curve, the labeled set's class
+histogram per round and a thumbnail grid of each round's picks; `autoal run` prints their paths;
+a labeling export writes the batch's thumbnails beside its CSV."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from autoal.config import RunConfig
+from autoal.loop import run_experiment
+
+
+def test_run_writes_and_logs_class_histogram_and_picks(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    cfg = RunConfig.from_dict({"al": {"rounds": 2, "mc_samples": 2}, "train": {"epochs": 2},
+                               "tracking": {"uri": uri, "log_model": False},
+                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True}})
+    r = run_experiment(cfg)
+    assert set(r.figures) == {"learning_curve", "class_histogram", "picks"}
+    for path in r.figures.values():
+        assert path.parent == r.run_dir and Image.open(path).size[0] > 300
+    # thumbnails: one row per round's picks (initial set, round 1, round 2) -> taller than one row
+    w, h = Image.open(r.figures["picks"]).size
+    assert h > 200 and w > h
+    d = json.loads((r.run_dir / "labeled.json").read_text())
+    counts = np.asarray(d["class_counts_per_round"])
+    assert counts.shape == (3, 10) and counts.sum(1).tolist() == [h["labels"] for h in r.history]
+    assert len(d["labels"]) == len(d["labeled"]) and set(d["labels"]) <= set(range(10))
+    from mlflow.tracking import MlflowClient
+
+    logged = {a.path for a in MlflowClient(uri).list_artifacts(r.tracking_run_id)}
+    assert {"learning_curve.png", "class_histogram.png", "picks.png", "labeled.json", "config.yaml"} <= logged
