@@ -183,3 +183,53 @@ def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tm
     assert len(picks) == 10 and len(set(picks.tolist())) == 10 and np.isin(picks, unlabeled).all()
     # the run's Train folder (absolute storage_path) is removed after the weights are loaded
     assert storage.is_dir() and list(storage.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_scoring_actors_and_ray_train_search_finish_on_two_cpus(ray_local, tmp_path):
+    """The platform's own shape on a laptop (issue 16): Ray actors scoring the pool and AutoAL's
+    search on Ray Train, on 2 CPUs. The scoring actors hold both CPUs for the whole run, so Train
+    workers can never be placed: the round's search runs in this process, with a notice in the
+    round's record, instead of waiting forever."""
+    import json
+    import time
+
+    from autoal.config import RunConfig
+    from autoal.loop import run_experiment
+
+    cfg = RunConfig.from_dict({
+        "al": {"rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
+        "strategy": {"name": "autoal", "params": {"formulation": "paper", "executor": "ray_train", "num_workers": 1,
+                                                  "warmup_epochs": 1, "search_epochs": 1}},
+        "scoring": {"executor": "ray", "num_actors": 2, "num_cpus": 1},
+        "tracking": {"enabled": False}, "runtime": {"output_dir": str(tmp_path), "quiet": True, "num_threads": 1}})
+    t0 = time.time()
+    r = run_experiment(cfg)
+    assert time.time() - t0 < 300 and len(r.history) == 2
+    record = json.loads((r.run_dir / "rounds" / "round_000.json").read_text())
+    assert record["search_executor"]["used"] == "local" and "Train workers need {CPU: 1}" in \
+        record["search_executor"]["notice"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_scoring_actors_and_ray_train_search_finish_inside_a_sweep(ray_local, tmp_path):
+    """The same inside a Tune trial: the trial's placement group holds the trial and its scorer
+    actor (both CPUs), the Train workers' own group can never be placed; the trial finishes."""
+    from autoal.platform.sweep import SweepSpec, run_sweep
+
+    fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.executor": "ray_train",
+             "strategy.params.num_workers": 1, "strategy.params.warmup_epochs": 1, "strategy.params.search_epochs": 1,
+             "scoring.executor": "ray", "scoring.num_actors": 1}
+    spec = SweepSpec.from_dict({"name": "shape", "fixed": fixed, "seeds": [0], "report": False,
+                                "storage_path": str(tmp_path / "ray_results"), "progress_interval_s": 1000})
+    base = {"al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
+            "strategy": {"name": "margin", "params": {}}, "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1}}
+    res = run_sweep(spec, base, out=lambda s: None)
+    assert res.complete and len(res.trials) == 1, res.trials
+    import json
+
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("round_000.json")]
+    assert record["search_executor"]["used"] == "local"  # the notice, not a wait

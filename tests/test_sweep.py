@@ -111,7 +111,7 @@ def test_arms_are_resolved_and_validated_before_ray_starts(tmp_path):
     with pytest.raises(ConfigError, match=r"lamm"):
         build_arms(SweepSpec.from_dict({"fixed": {"strategy": "autoal"}, "space": {"strategy.params.lamm": [1]}}),
                    _base(tmp_path))
-    with pytest.raises(ConfigError, match=r"al.rounds: expected a number"):  # a misspelt kind reads as a nested key
+    with pytest.raises(ConfigError, match=r"al.rounds: expected an integer"):  # a misspelt kind reads as a nested key
         build_arms(SweepSpec.from_dict({"space": {"al.rounds": {"normal": [1, 2]}}}), _base(tmp_path))
     with pytest.raises(ConfigError, match=r"sweep.reference"):
         build_arms(SweepSpec.from_dict({"space": {"strategy": ["margin"]}, "reference": "nope"}), _base(tmp_path))

@@ -269,7 +269,7 @@ def run_search_on_ray_train(nets: SearchNets, opts: SearchOptimizers, x: torch.T
     the module docstring; the run's folder under it is removed afterwards unless
     ``keep_storage``."""
     import ray
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     if int(num_workers) < 1:
@@ -313,7 +313,9 @@ def run_search_on_ray_train(nets: SearchNets, opts: SearchOptimizers, x: torch.T
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=int(num_workers), use_gpu=use_gpu,
                                      resources_per_worker=resources),
-        run_config=RunConfig(name=name, storage_path=storage),
+        # a finite failure policy: a worker group that cannot start or dies ends the fit with an
+        # error instead of retrying forever
+        run_config=RunConfig(name=name, storage_path=storage, failure_config=FailureConfig(max_failures=0)),
     )
     try:
         result = trainer.fit()
@@ -341,6 +343,29 @@ def run_search_on_ray_train(nets: SearchNets, opts: SearchOptimizers, x: torch.T
     return out
 
 
+def train_workers_fit(num_workers: int, use_gpu: bool | None = None,
+                      resources_per_worker: dict[str, float] | None = None) -> str | None:
+    """Why the round's Train workers cannot be placed right now (the resources they need against
+    what the Ray cluster has free), or None when they can. Train V2 places its workers in a
+    placement group of its own, outside any Tune trial's, so what is free is what counts: on a
+    2-CPU machine a run's scoring actors alone can hold every CPU."""
+    import ray
+
+    if not ray.is_initialized():
+        return None  # run_search_on_ray_train starts a local instance of its own
+    need = resources_for(num_workers, use_gpu, resources_per_worker)
+    free = ray.available_resources()
+    short = {k: v for k, v in need.items() if float(free.get(k, 0.0)) + 1e-9 < v}
+    if not short:
+        return None
+    return (f"the Train workers need {_fmt(need)} but Ray has {_fmt({k: free.get(k, 0.0) for k in need})} free "
+            f"(of {_fmt({k: ray.cluster_resources().get(k, 0.0) for k in need})})")
+
+
+def _fmt(r: dict[str, float]) -> str:
+    return "{" + ", ".join(f"{k}: {float(v):g}" for k, v in sorted(r.items())) + "}"
+
+
 def _warn_if_short(need: dict[str, float]) -> None:
     """The fit waits until its workers can be placed: say so when they cannot be right now
     (e.g. a run's scoring actors hold the CPUs the workers need)."""
@@ -366,4 +391,4 @@ def resources_for(num_workers: int, use_gpu: bool | None = None,
 
 
 __all__ = ["BatchSharding", "CyclePlan", "run_search_on_ray_train", "default_storage_path", "resources_for",
-           "STATE_FILE"]
+           "train_workers_fit", "STATE_FILE"]

@@ -59,6 +59,7 @@ per cycle, reported when the Train run returns); the lookahead formulation repor
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -70,7 +71,7 @@ from autoal.cache import PoolCache
 from autoal.data.base import random_crop_flip
 from autoal.device import prepare_batch, prepare_model
 from autoal.errors import ConfigError, StateError
-from autoal.executors.ray_train_search import run_search_on_ray_train
+from autoal.executors.ray_train_search import run_search_on_ray_train, train_workers_fit
 from autoal.search.cycles import CyclePlan, run_cycles
 from autoal.lpm import LossPredictionModule
 from autoal.models import model_family, model_names
@@ -240,7 +241,16 @@ class AutoAL(Strategy):
                                    v_cache=l_cache.subset(v_pos) if l_cache is not None else None))
             fresh = False
         t_run = time.perf_counter()
-        if p.executor == "ray_train":  # progress in cycles, as the Train run returns
+        executor = p.executor
+        if executor == "ray_train":
+            why = train_workers_fit(p.num_workers)
+            if why is not None:  # waiting would never end while this run's own actors hold the resources
+                executor = "local"
+                notice = f"strategy.params.executor=ray_train: {why}; this round's search runs in this process"
+                logging.getLogger("autoal").warning(notice)
+                ctx.artifacts["search_executor"] = {"requested": "ray_train", "used": "local", "notice": notice}
+                ctx.log("search/ray_train_fallback", 1.0)
+        if executor == "ray_train":  # progress in cycles, as the Train run returns
             ctx.progress("autoal/search", 0, len(plans))
             stats = run_search_on_ray_train(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates,
                                             augment=augment, num_workers=p.num_workers)
