@@ -212,6 +212,9 @@ class RunConfig:
         out = Path(str(self.runtime.output_dir)).expanduser()
         if out.exists() and not out.is_dir():
             raise ConfigError(f"runtime.output_dir: {out} is a file; expected a folder (it is created if missing)")
+        root = Path(str(self.dataset.root)).expanduser()
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"dataset.root: {root} is a file; expected the folder that holds (or receives) the data")
         _check_dataset_options(self.dataset.options)
 
     def fingerprint(self) -> str:

@@ -289,7 +289,8 @@ class ActiveLearningLoop:
         atomic_write_bytes(self.run_dir / "config.yaml", text.encode())
 
     def _start_tracking(self, state: RunState) -> None:
-        run_id = self.tracker.start(state.tracking_run_id)
+        # the run folder identifies the MLflow run until its id is saved (adopted after a crash in between)
+        run_id = self.tracker.start(state.tracking_run_id, identity={"autoal.run_dir": str(self.run_dir)})
         if run_id != state.tracking_run_id:
             state.tracking_run_id = run_id
             state.logged_rounds = 0

@@ -26,7 +26,7 @@ from autoal.errors import TrackingError
 class Tracker(Protocol):
     run_id: str | None
 
-    def start(self, run_id: str | None = None) -> str | None: ...
+    def start(self, run_id: str | None = None, identity: dict[str, str] | None = None) -> str | None: ...
     def log_params(self, params: dict[str, Any]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
@@ -40,7 +40,7 @@ class Tracker(Protocol):
 class NullTracker:
     run_id: str | None = None
 
-    def start(self, run_id=None):
+    def start(self, run_id=None, identity=None):
         return None
 
     def log_params(self, params):
@@ -74,6 +74,9 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     does not answer."""
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
+        if path.is_dir():  # else MLflow retries for minutes before it says "unable to open database file"
+            raise TrackingError(f"tracking.uri: the SQLite store {path} is a folder; expected a file such as "
+                                f"sqlite:///{path / 'mlflow.db'}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -108,7 +111,13 @@ def ensure_experiment(uri: str, name: str) -> str:
     try:
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(name)
+        if exp is not None and exp.lifecycle_stage == "deleted":
+            raise TrackingError(f"tracking.experiment: the MLflow experiment {name!r} at {uri} was deleted; restore "
+                                f"it (mlflow experiments restore --experiment-id {exp.experiment_id}) or choose "
+                                "another tracking.experiment")
         return exp.experiment_id if exp is not None else client.create_experiment(name)
+    except TrackingError:
+        raise
     except Exception as e:  # mlflow raises many types for an unusable store
         if isinstance(e, mlflow.exceptions.MlflowException) and "already exists" in str(e):
             return client.get_experiment_by_name(name).experiment_id
@@ -141,7 +150,19 @@ class MLflowTracker:
         self.experiment_id = ensure_experiment(uri, experiment)
         self.client = MlflowClient(tracking_uri=uri)
 
-    def start(self, run_id: str | None = None) -> str:
+    def start(self, run_id: str | None = None, identity: dict[str, str] | None = None) -> str:
+        """Reopen run ``run_id``, else adopt the RUNNING run whose tags hold ``identity`` (a
+        process killed between creating the run and saving its id left it behind: resuming must
+        not leave an orphan beside a second run), else create a run tagged with ``identity``."""
+        if run_id is None and identity:
+            query = " and ".join(f"tags.`{k}` = '{str(v).replace(chr(39), '')}'" for k, v in identity.items())
+            try:
+                found = self.client.search_runs([self.experiment_id], f"{query} and attributes.status = 'RUNNING'",
+                                                max_results=1, order_by=["attributes.start_time DESC"])
+            except Exception:  # noqa: BLE001 - a filter the store cannot run: create a new run as before
+                found = []
+            if found:
+                run_id = found[0].info.run_id
         if run_id is not None:
             try:
                 run = self.client.get_run(run_id)
@@ -150,7 +171,7 @@ class MLflowTracker:
                 return self.run_id
             except Exception:
                 pass  # the store was reset: start a new run
-        tags = dict(self.tags)
+        tags = {**self.tags, **(identity or {})}
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
@@ -284,8 +305,8 @@ class SerializedTracker:
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return call_serialized(self._lock_path, lambda: getattr(self._t, name)(*args, **kwargs), self._locked)
 
-    def start(self, run_id=None):
-        return self._call("start", run_id)
+    def start(self, run_id=None, identity=None):
+        return self._call("start", run_id, identity)
 
     def log_params(self, params):
         return self._call("log_params", params)

@@ -240,3 +240,95 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
         assert side * side > MAX_IMAGE_PIXELS
         with pytest.raises(DataError, match=pattern):
             load_image_files([path], size=8, channels=1, desc="test")
+
+
+def test_stores_that_cannot_work_are_named_at_once(tmp_path):
+    """A SQLite URI naming a folder (MLflow would retry for minutes), a deleted experiment."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from autoal.errors import TrackingError
+    from autoal.tracking import check_tracking_uri, ensure_experiment
+
+    folder = tmp_path / "store"
+    folder.mkdir()
+    t0 = time.time()
+    with pytest.raises(TrackingError, match=r"the SQLite store .*store is a folder"):
+        check_tracking_uri(f"sqlite:///{folder}")
+    assert time.time() - t0 < 5
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    exp = ensure_experiment(uri, "gone")
+    MlflowClient(uri).delete_experiment(exp)
+    with pytest.raises(TrackingError, match=r"experiment 'gone' .* was deleted; restore it"):
+        ensure_experiment(uri, "gone")
+
+
+def test_a_run_killed_between_creating_its_mlflow_run_and_saving_the_id_adopts_it(tmp_path):
+    """The MLflow run exists (RUNNING, tagged with the run folder) but state.json never got its
+    id: the resumed run adopts it instead of leaving an orphan beside a second run."""
+    from mlflow.tracking import MlflowClient
+
+    from autoal.loop import run_dir_for, run_experiment
+    from autoal.tracking import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    cfg = RunConfig.from_dict({"al": {"rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
+                               "tracking": {"uri": uri, "experiment": "adopt", "log_model": False},
+                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True}})
+    client = MlflowClient(uri)
+    exp = ensure_experiment(uri, "adopt")
+    orphan = client.create_run(exp, tags={"autoal.run_dir": str(run_dir_for(cfg))}).info.run_id
+    r = run_experiment(cfg)
+    assert r.tracking_run_id == orphan
+    runs = client.search_runs([exp])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+def test_an_oversized_label_cell_is_a_named_error(tmp_path):
+    from autoal.errors import LabelFileError
+    from autoal.labeling.files import read_csv
+
+    raw = ("sample_id,label\n1," + "x" * 200_000 + "\n").encode()
+    reader, _ = read_csv(tmp_path / "b.csv", raw, required=("sample_id", "label"))
+    with pytest.raises(LabelFileError, match=r"b.csv: row 2: not a CSV row \(field larger than field limit"):
+        list(reader)
+
+
+def test_dataset_root_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "root.txt"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match=r"dataset.root: .*root.txt is a file"):
+        RunConfig.from_dict({"dataset": {"root": str(f)}})
+
+
+def test_a_second_first_export_of_one_project_is_refused_not_raced(tmp_path):
+    """Two concurrent first exports: the first holds the project's lock (taken as soon as the
+    folder exists), the second is refused and writes nothing."""
+    import os
+
+    from test_human_labeling import make_images
+
+    from autoal.labeling import LabelingConfig, LabelingProject
+    from autoal.state import lock_folder
+
+    images, project = tmp_path / "images", tmp_path / "project"
+    make_images(images)
+    project.mkdir()
+    held = lock_folder(project)  # the other export, mid-way
+    try:
+        cfg = RunConfig.from_dict({"al": {"query_size": 4, "mc_samples": 2}, "train": {"epochs": 2},
+                                   "tracking": {"enabled": False}, "runtime": {"quiet": True}})
+        lab = LabelingConfig.from_dict({"images": str(images), "project": str(project), "image_size": 8})
+        with pytest.raises(StateError, match="another process"):
+            LabelingProject(cfg, lab).export_batch()
+        assert list(project.iterdir()) == []
+    finally:
+        os.close(held)
+    missing = tmp_path / "never"
+    bad = LabelingConfig.from_dict({"images": str(tmp_path / "no-images"), "project": str(missing), "image_size": 8})
+    from autoal.errors import DataError
+
+    with pytest.raises(DataError, match="labeling.images: folder .*no-images does not exist"):
+        LabelingProject(cfg, bad).export_batch()
+    assert not missing.exists()  # a refused first export leaves no empty project folder

@@ -55,7 +55,32 @@ def scan_images(folder: Path, exts: set[str], exclude: Path | None = None, prefi
     return sorted(out)
 
 
-def read_csv(path: Path, raw: bytes, required: tuple[str, ...]) -> tuple[csv.DictReader, list[str]]:
+class CheckedRows:
+    """A ``csv.DictReader`` whose iteration turns the csv module's own errors (a field over its
+    size limit, a NUL byte, an unterminated quote) into a LabelFileError naming the file and the
+    row; ``line_num`` as the reader's."""
+
+    def __init__(self, reader: csv.DictReader, path: Path) -> None:
+        self.reader = reader
+        self.path = path
+
+    @property
+    def line_num(self) -> int:
+        return self.reader.line_num
+
+    def __iter__(self):
+        while True:
+            try:
+                row = next(self.reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                raise LabelFileError(f"{self.path}: row {self.reader.line_num + 1}: not a CSV row ({e}); a label "
+                                     "cell holds one class name") from None
+            yield row
+
+
+def read_csv(path: Path, raw: bytes, required: tuple[str, ...]) -> tuple[CheckedRows, list[str]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -74,7 +99,7 @@ def read_csv(path: Path, raw: bytes, required: tuple[str, ...]) -> tuple[csv.Dic
     if missing:
         raise LabelFileError(f"{path}: row 1: missing column(s) {', '.join(repr(m) for m in missing)} "
                              f"(field {missing[0]!r}); the header is {header}, expected at least {', '.join(required)}")
-    return reader, header
+    return CheckedRows(reader, path), header
 
 
 def batch_csv(ids: list[int], files: list[str], scores: Any) -> bytes:

@@ -72,10 +72,23 @@ class LabelingProject:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        """One command at a time per project (an advisory lock, released when the process dies)."""
-        fd = lock_folder(self.dir) if self.dir.is_dir() else None
+        """One command at a time per project (an advisory lock, released when the process dies),
+        the first export included: the folder is created first, so that two concurrent first
+        exports cannot both write a batch (the second is refused)."""
+        created = not self.dir.exists()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = lock_folder(self.dir)
+        except BaseException:
+            if created:
+                _remove_if_empty(self.dir)
+            raise
         try:
             yield
+        except BaseException:
+            if created:  # a refused first export leaves no empty project behind
+                _remove_if_empty(self.dir)
+            raise
         finally:
             if fd is not None:
                 os.close(fd)
@@ -519,4 +532,15 @@ def batch_thumbnails(path: Path, ds: Any, ids: list[int], predicted: list[str], 
         guess = " ".join(str(p)[:4] for p in predicted[start:start + per_row][:6])
         rows.append((f"rows {start + 1}-{start + len(chunk)}\npredicted: {guess}", [ds.x_train[i].numpy() for i in chunk]))
     return image_grid(path, rows, per_row=per_row, title=f"round {round_}: the batch to label")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` if nothing but lock files are in it (a first command that failed)."""
+    try:
+        if all(p.name.startswith(".") for p in folder.iterdir()):
+            for p in folder.iterdir():
+                p.unlink()
+            folder.rmdir()
+    except OSError:
+        pass
 
