@@ -495,7 +495,17 @@ CASES += [
      ["al.query_size", "null"]),
     ("compose2-rounds-inf", lambda w: run_config(compose(["al.rounds=inf"])), ConfigError, ["al.rounds", "finite"]),
     ("compose2-dropout-null", lambda w: run_config(compose(["model.dropout=null"])), ConfigError, ["model.dropout"]),
+    ("npz2-label-of-a-billion", run_npz("billion", y_train=np.array([10 ** 9] + [1, 2] * 5 + [0])), DataError,
+     lambda w: [npz_path("billion")(w), "label 1000000000", "100,000"]),
+    ("npz2-npy-renamed", lambda w: npy_as_npz(w), DataError, ["renamed.npz", "a single NumPy array (.npy)"]),
 ]
+
+
+def npy_as_npz(w: World) -> None:
+    p = w.inputs("renamed") / "renamed.npz"
+    np.save(p.with_suffix(".npy"), np.zeros((4, 8, 8), np.uint8))
+    p.with_suffix(".npy").rename(p)
+    run(w, dataset={"name": "npz", "path": str(p)}, al={"initial_size": 4, "query_size": 2})
 
 
 def new_labeling_project(w: World, images: Path) -> None:

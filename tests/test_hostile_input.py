@@ -332,3 +332,13 @@ def test_a_second_first_export_of_one_project_is_refused_not_raced(tmp_path):
     with pytest.raises(DataError, match="labeling.images: folder .*no-images does not exist"):
         LabelingProject(cfg, bad).export_batch()
     assert not missing.exists()  # a refused first export leaves no empty project folder
+
+
+def test_a_report_folder_cannot_escape_through_the_sweep_id():
+    from autoal.errors import TrackingError
+    from autoal.platform.report import report_id_for
+
+    assert report_id_for("lam-20261130-010203-ab12", None, "autoal") == "lam-20261130-010203-ab12"
+    for bad in ("../../escape", "/abs", ".."):
+        with pytest.raises(TrackingError, match="report.sweep_id: expected a sweep id"):
+            report_id_for(bad, None, "autoal")

@@ -41,6 +41,8 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 #: the largest image (width x height) the loaders decode: checked from the file's header, so a
 #: decompression bomb is refused before it allocates anything (PIL's own limit is a warning)
 MAX_IMAGE_PIXELS = 50_000_000
+#: the most classes a data set may have (a stray label of 10**9 would size (N, C) arrays)
+MAX_CLASSES = 100_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +237,12 @@ def load_folder(spec: DataSpec) -> ALDataset:
 # ---------------------------------------------------------------------------------------------
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if not magic.startswith(b"PK"):  # an .npz is a zip archive; np.load would return a lone array
+        what = "a single NumPy array (.npy)" if magic == b"\x93NUMPY" else "not a zip archive"
+        raise DataError(f"dataset=npz: {path} is {what}; expected an .npz archive with the arrays "
+                        f"{', '.join(NPZ_KEYS)} (numpy.savez)")
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             present = set(f.files)
@@ -293,6 +301,9 @@ def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_te
     if lo < 0:
         raise DataError(f"{where} has negative labels (min {lo}); labels must be 0..num_classes-1")
     if num_classes is None:
+        if hi + 1 > MAX_CLASSES:  # the class count sizes every (N, C) array a run allocates
+            raise DataError(f"{where} has label {hi}: without dataset.options.num_classes the classes are 0..{hi}, "
+                            f"more than {MAX_CLASSES:,}; labels must be class indices 0..C-1")
         num_classes = hi + 1
     elif hi >= num_classes:
         raise DataError(f"{where} has label {hi}, out of range for num_classes={num_classes} "

@@ -421,6 +421,9 @@ def report_id_for(sweep_id: str | None, run_ids: Sequence[str] | None, experimen
     import hashlib
 
     if sweep_id:
+        if "/" in sweep_id or "\\" in sweep_id or sweep_id in (".", "..") or "\x00" in sweep_id:
+            raise TrackingError(f"report.sweep_id: expected a sweep id (a plain name: it names the report folder); "
+                                f"got {sweep_id!r}")
         return sweep_id
     if run_ids:
         return "runs-" + hashlib.sha256(",".join(sorted(map(str, run_ids))).encode()).hexdigest()[:8]
