@@ -13,6 +13,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -105,6 +106,12 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
 def ensure_experiment(uri: str, name: str) -> str:
     """Create (once, in the driver) the store's tables and the experiment; return its id."""
     check_tracking_uri(uri)
+    # under the store's lock: two processes creating a fresh SQLite store (its tables, the
+    # experiment) at the same moment would race
+    return call_serialized(sqlite_lock_path(uri), lambda: _ensure_experiment(uri, name))
+
+
+def _ensure_experiment(uri: str, name: str) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -274,6 +281,10 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 # One writer at a time: concurrent trials on one SQLite store
 # ---------------------------------------------------------------------------------------------
 
+#: per thread: the lock files this thread holds (``SerializedTracker._locked`` is re-entrant)
+_HELD = threading.local()
+
+
 class SerializedTracker:
     """Wraps a tracker so that every call holds an exclusive ``fcntl`` lock on ``lock_path``
     (one writer per SQLite file across the trials of a machine) and is retried, with backoff,
@@ -291,15 +302,28 @@ class SerializedTracker:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        """The store's lock; re-entrant within a thread (a call made while this thread holds the
+        lock, e.g. creating the experiment inside a locked tracker construction, runs as is)."""
         if self._lock_path is None:
             yield
+            return
+        held = _HELD.__dict__.setdefault("paths", {})
+        key = str(self._lock_path)
+        if held.get(key):
+            held[key] += 1
+            try:
+                yield
+            finally:
+                held[key] -= 1
             return
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._lock_path, "a+") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            held[key] = 1
             try:
                 yield
             finally:
+                held[key] = 0
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:

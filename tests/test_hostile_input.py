@@ -27,6 +27,7 @@ from autoal.strategies.registry import strategy_defaults
 from autoal.tracking import flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_bad_input import _nested  # noqa: E402 - the table's helper: a dotted key as a nested mapping
 
 # every leaf key of the run config (strategy params and dataset options come separately)
 CONFIG_KEYS = sorted(k for k in flatten(RunConfig().to_dict())
@@ -36,16 +37,6 @@ JUNK = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
     st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
-
-
-def _nested(key: str, value) -> dict:
-    d: dict = {}
-    node = d
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return d
 
 
 def test_the_key_list_covers_every_section():
@@ -342,3 +333,23 @@ def test_a_report_folder_cannot_escape_through_the_sweep_id():
     for bad in ("../../escape", "/abs", ".."):
         with pytest.raises(TrackingError, match="report.sweep_id: expected a sweep id"):
             report_id_for(bad, None, "autoal")
+
+
+def test_concurrent_first_starts_create_one_store_and_one_experiment(tmp_path):
+    """Four processes create the same fresh SQLite store and experiment at once (four `autoal run`
+    started together): one experiment, every process gets its id, nobody fails."""
+    import subprocess
+    import sys as _sys
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = ("import sys; from autoal.tracking import ensure_experiment; "
+            "print(ensure_experiment(sys.argv[1], 'together'))")
+    procs = [subprocess.Popen([_sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-800:] for _, e in outs]
+    ids = {o.strip().splitlines()[-1] for o, _ in outs}
+    assert len(ids) == 1
+    from mlflow.tracking import MlflowClient
+
+    assert [e.name for e in MlflowClient(uri).search_experiments() if e.name == "together"] == ["together"]

@@ -387,15 +387,7 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str | tuple[s
     arms = [a for a in order if not done[done["arm"] == a][cols].dropna(how="all").empty]
     if not arms:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(arms)
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), dpi=120, squeeze=False)
+    fig, axes = panel_grid(len(arms), 3.2)
     for ax, arm in zip(axes.flat, arms):
         g = done[done["arm"] == arm].groupby("round")[cols].mean()
         for c in cols:
@@ -406,7 +398,7 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str | tuple[s
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[n:]:
+    for ax in list(axes.flat)[len(arms):]:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -428,6 +420,19 @@ def report_id_for(sweep_id: str | None, run_ids: Sequence[str] | None, experimen
     if run_ids:
         return "runs-" + hashlib.sha256(",".join(sorted(map(str, run_ids))).encode()).hexdigest()[:8]
     return "experiment-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+
+
+def panel_grid(n: int, height: float, per_row: int = 3):
+    """A figure of ``n`` panels, at most ``per_row`` a row (axes as a 2-D array; the unused ones
+    are switched off by the caller)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = min(n, per_row)
+    nrows = math.ceil(n / ncols)
+    return plt.subplots(nrows, ncols, figsize=(4.2 * ncols, height * nrows), dpi=120, squeeze=False)
 
 
 def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str | Path, *, reference: str | None = None,
@@ -714,16 +719,11 @@ def plot_class_histograms(uri: str, trials, path: str | Path, order: Sequence[st
                 panels.append((f"{arm} (seed {g.iloc[0]['seed']})", d["class_counts_per_round"], d.get("classes") or []))
     if not panels:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
     n = len(panels)
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), dpi=120, squeeze=False)
+    fig, axes = panel_grid(n, 3.0)
     for ax, (label, counts, classes) in zip(axes.flat, panels):
         c = np.asarray(counts, dtype=float)
         bottom = np.zeros(len(c))
