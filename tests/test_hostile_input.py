@@ -353,3 +353,25 @@ def test_concurrent_first_starts_create_one_store_and_one_experiment(tmp_path):
     from mlflow.tracking import MlflowClient
 
     assert [e.name for e in MlflowClient(uri).search_experiments() if e.name == "together"] == ["together"]
+
+
+def test_an_image_name_that_is_not_utf8_is_named_before_a_project_exists(tmp_path):
+    """A file name with undecodable bytes among the images: a LabelFileError naming it, before
+    any project state is written (it used to fail in export with a UnicodeEncodeError)."""
+    import os
+
+    from test_human_labeling import make_images
+
+    from autoal.errors import LabelFileError
+    from autoal.labeling import LabelingConfig, LabelingProject
+
+    images, project = tmp_path / "images", tmp_path / "project"
+    make_images(images)
+    unlabeled = next(p for p in images.rglob("*.png") if "unlabeled" in p.parts)
+    os.rename(unlabeled, os.path.join(os.fsencode(unlabeled.parent), b"caf\xe9.png"))
+    cfg = RunConfig.from_dict({"al": {"query_size": 4, "mc_samples": 2}, "train": {"epochs": 2},
+                               "tracking": {"enabled": False}, "runtime": {"quiet": True}})
+    lab = LabelingConfig.from_dict({"images": str(images), "project": str(project), "image_size": 8})
+    with pytest.raises(LabelFileError, match=r"image file name b'caf\\xe9.png' is not valid UTF-8"):
+        LabelingProject(cfg, lab).export_batch()
+    assert not (project / "labels.json").exists()

@@ -51,7 +51,13 @@ def scan_images(folder: Path, exts: set[str], exclude: Path | None = None, prefi
             continue
         if exclude is not None and f.resolve().is_relative_to(exclude):
             continue
-        out.append(f"{prefix}/{rel.as_posix()}" if prefix else rel.as_posix())
+        name = rel.as_posix()
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in the name (os.fsdecode's surrogates)
+            raise LabelFileError(f"{f.parent}: the image file name {os.fsencode(f.name)!r} is not valid UTF-8; "
+                                 "labeling state and batch CSVs are UTF-8: rename the file") from None
+        out.append(f"{prefix}/{name}" if prefix else name)
     return sorted(out)
 
 
