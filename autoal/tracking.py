@@ -154,6 +154,7 @@ class MLflowTracker:
         self.run_id: str | None = None
         from mlflow.tracking import MlflowClient
 
+        quiet_artifact_progress()
         self.experiment_id = ensure_experiment(uri, experiment)
         self.client = MlflowClient(tracking_uri=uri)
 
@@ -404,7 +405,18 @@ def mlflow_client(uri: str) -> Any:
     """An ``MlflowClient`` on the store ``uri`` (for reading runs: reports)."""
     from mlflow.tracking import MlflowClient
 
+    quiet_artifact_progress()
     return MlflowClient(tracking_uri=uri)
+
+
+def quiet_artifact_progress() -> None:
+    """MLflow's own artifact up/download bars follow autoal's rule (:mod:`autoal.progress`): none
+    when the output is not a terminal (a log would fill with carriage returns). An explicit
+    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` wins."""
+    from autoal.progress import progress_mode
+
+    if progress_mode(True) != "bar":
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def start_parent_run(uri: str, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, Any],

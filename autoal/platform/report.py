@@ -489,8 +489,10 @@ def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str |
         sections += [f"## Paired comparison against `{ref}` (AUBC, over seeds)", "", paired_markdown(paired), ""]
         few = paired[paired["pairs"] < MIN_PAIRS] if not paired.empty else paired
         if not few.empty:
-            sections += [f"> **Caution:** {', '.join(map(str, few['arm']))} has fewer than {MIN_PAIRS} paired seeds "
-                         f"with `{ref}`; its p-values say little and none is called significant. Run more seeds.", ""]
+            many = len(few) > 1
+            sections += [f"> **Caution:** {', '.join(map(str, few['arm']))} {'have' if many else 'has'} fewer than "
+                         f"{MIN_PAIRS} paired seeds with `{ref}`; {'their' if many else 'its'} p-values say little "
+                         "and none is called significant. Run more seeds.", ""]
         wl = plot_win_loss(trials, out / "win_loss.png", order)
         if wl is not None:
             files["win_loss"] = wl
