@@ -32,3 +32,28 @@ def test_run_writes_and_logs_class_histogram_and_picks(tmp_path):
 
     logged = {a.path for a in MlflowClient(uri).list_artifacts(r.tracking_run_id)}
     assert {"learning_curve.png", "class_histogram.png", "picks.png", "labeled.json", "config.yaml"} <= logged
+
+
+def test_the_final_model_is_registered_and_loads(tmp_path):
+    """tracking.register_model: the run's final task model becomes version 1 of that registered
+    model, and mlflow.pytorch.load_model returns a working classifier from it."""
+    import mlflow
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    cfg = RunConfig.from_dict({"al": {"rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
+                               "tracking": {"uri": uri, "register_model": "digits-margin"},
+                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True}})
+    r = run_experiment(cfg)
+    versions = MlflowClient(uri).search_model_versions("name = 'digits-margin'")
+    assert [str(v.version) for v in versions] == ["1"] and versions[0].run_id == r.tracking_run_id
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    (tmp_path / "m").mkdir()
+    try:
+        model = mlflow.pytorch.load_model("models:/digits-margin/1", dst_path=str(tmp_path / "m"))
+    finally:
+        mlflow.set_tracking_uri(previous)
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
