@@ -14,7 +14,15 @@ from autoal.device import autocast, prepare_batch
 from autoal.mc import MCSummary, class_probabilities
 from autoal.models.base import Backbone
 
-__all__ = ["PoolCache", "class_probabilities", "embed_pool", "cache_from_embeddings", "compute_cache"]
+__all__ = ["PoolCache", "class_probabilities", "embed_pool", "cache_from_embeddings", "compute_cache",
+           "class_cache_bytes"]
+
+
+def class_cache_bytes(n_pool: int, num_classes: int, mc: bool) -> int:
+    """The class-sized part of a round's pool cache in float32: probabilities and logits, and with
+    MC dropout the mean and std of the T passes' probabilities — four (N, C) arrays at most, held
+    together while a strategy scores. (The embeddings, (N, D), do not grow with the classes.)"""
+    return 4 * int(n_pool) * int(num_classes) * (4 if mc else 2)
 
 
 @dataclass

@@ -19,11 +19,14 @@ import numpy as np
 import torch
 
 from autoal.version import __version__
+from autoal.cache import class_cache_bytes
 from autoal.config import RunConfig
 from autoal.data import ALDataset, load_dataset
-from autoal.errors import StateError
+from autoal.data.registry import LOADERS
+from autoal.errors import DataError, StateError
 from autoal.faults import strike
 from autoal.learner import Learner
+from autoal.memory import available_memory_bytes, human_bytes
 from autoal.metrics import aubc
 from autoal.models import Backbone, ModuleAdapter
 from autoal.plots import class_histogram, image_grid, learning_curve
@@ -34,6 +37,7 @@ from autoal.state import (RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save
                           checkpoint_path, load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
 from autoal.strategies import Strategy, build_strategy
 from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, config_params, git_sha
+from autoal.writable import check_writable_folder
 
 RoundCallback = Callable[[dict[str, Any]], None]
 #: the final round's task model (state dict) in the run folder; logged to MLflow as the run's model
@@ -111,11 +115,15 @@ class ActiveLearningLoop:
     def __init__(self, cfg: RunConfig, *, dataset: ALDataset | None = None, strategy: Strategy | None = None,
                  tracker: Any = None, scorer: Any = None, callbacks: list[RoundCallback] | None = None,
                  run_dir: str | Path | None = None, model: torch.nn.Module | None = None) -> None:
-        cfg.validate()
+        # the config, a folder that cannot be written (a read-only working directory), an unusable
+        # tracking store: refused here, before the data is read
+        check_run(cfg, run_dir, tracking=tracker is None)
         self.cfg = cfg
         self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
         self.dataset = dataset or load_dataset(cfg.dataset)
         cfg.al.check_pool(len(self.dataset.y_train), self.dataset.name)
+        check_memory(len(self.dataset.y_train), self.dataset.num_classes, self.dataset.name,
+                     mc=cfg.al.mc_samples > 0)
         self.learner = Learner.from_config(cfg, self.dataset, scorer, template=model)
         self.learner.check_needs(self.strategy)
         self.device = self.learner.device
@@ -251,7 +259,7 @@ class ActiveLearningLoop:
             if not strat_file.exists() and (self.run_dir / STRATEGY_FILE).exists():
                 strat_file = self.run_dir / STRATEGY_FILE  # run folders written before keyed checkpoints
             if strat_file.exists() and state.next_round > 0:
-                self.strategy.load_state_dict(load_checkpoint(strat_file, "cpu"))
+                load_strategy_state(self.strategy, strat_file)
             model_file = checkpoint_path(self.run_dir, "task_model", state.next_round)
             if not model_file.exists() and (self.run_dir / "task_model.pt").exists():
                 model_file = self.run_dir / "task_model.pt"
@@ -403,10 +411,56 @@ def _jsonable(v: Any) -> bool:
     return isinstance(v, (int, float, str, list, dict, bool)) or v is None
 
 
+def check_memory(n_pool: int, num_classes: int, dataset: str, mc: bool, available: int | None = None) -> None:
+    """Refuse, before any training, a pool whose class-sized cache (:func:`class_cache_bytes`)
+    exceeds the memory this machine has available (read now; ``available`` for a given figure)."""
+    need = class_cache_bytes(n_pool, num_classes, mc)
+    have = available_memory_bytes() if available is None else available
+    if have is not None and need > have:
+        raise DataError(f"{dataset}: a pool of {n_pool:,} samples with {num_classes:,} classes needs "
+                        f"{human_bytes(need)} for each round's class probabilities"
+                        + (" and MC dropout moments" if mc else "") + f"; this machine has {human_bytes(have)} "
+                        "available (subsample with dataset.train_size, or check the labels: they must be class "
+                        "indices 0..C-1)")
+
+
+def load_strategy_state(strategy: Strategy, path: Path) -> None:
+    """Restore ``strategy`` from its checkpoint ``path``: a file that is not a strategy state
+    (unreadable, not a mapping, keys or values of the wrong kind) is a StateError naming the file,
+    never a KeyError or TypeError from inside the strategy."""
+    saved = load_checkpoint(path, "cpu")
+    if not isinstance(saved, dict):
+        raise StateError(f"{path}: expected the {strategy.name} strategy's state (a mapping); got "
+                         f"{type(saved).__name__}; move the run folder away to start the run afresh")
+    try:
+        strategy.load_state_dict(saved)
+    except StateError as e:
+        raise StateError(f"{path}: {' '.join(str(e).split())}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError) as e:
+        raise StateError(f"{path}: the {strategy.name} strategy's state does not fit ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]}); move the run folder away to start the run afresh") from None
+
+
+def check_run(cfg: RunConfig, run_dir: str | Path | None = None, tracking: bool = True) -> None:
+    """What a run can be refused for before any work, without reading the data or writing a file:
+    the config (:meth:`RunConfig.validate`), the run folder's root (``runtime.output_dir``, or
+    ``run_dir``) and, with ``tracking``, the tracking store. ``autoal run --check`` asks this.
+    The data set and the strategy are looked up by name and the strategy built from its
+    parameters (cheap: nothing is trained or loaded)."""
+    cfg.validate()
+    LOADERS.get(cfg.dataset.name)
+    build_strategy(cfg.strategy.name, **cfg.strategy.params)
+    if run_dir is not None:
+        check_writable_folder(run_dir, "run_dir")
+    else:
+        check_writable_folder(cfg.runtime.output_dir, "runtime.output_dir")
+    if tracking and cfg.tracking.enabled:
+        check_tracking_uri(cfg.tracking.uri)
+
+
 def _default_tracker(cfg: RunConfig):
     if not cfg.tracking.enabled:
         return NullTracker()
-    check_tracking_uri(cfg.tracking.uri)
     return MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=cfg.tracking.run_name
                          or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}", tags=cfg.tracking.tags)
 

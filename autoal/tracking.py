@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-from autoal.errors import TrackingError
+from autoal.errors import ConfigError, TrackingError
+from autoal.writable import check_writable_folder
 
 
 class Tracker(Protocol):
@@ -78,12 +79,11 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         if path.is_dir():  # else MLflow retries for minutes before it says "unable to open database file"
             raise TrackingError(f"tracking.uri: the SQLite store {path} is a folder; expected a file such as "
                                 f"sqlite:///{path / 'mlflow.db'}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TrackingError(f"tracking.uri: cannot create the folder of the SQLite store {path}: {e}") from e
-        if not os.access(path.parent if str(path.parent) else ".", os.W_OK):
-            raise TrackingError(f"tracking.uri: the folder of the SQLite store {path} is not writable")
+        try:  # nothing is created here: ensure_experiment makes the folder when the store is first used
+            check_writable_folder(path.parent if str(path.parent) else ".", "tracking.uri",
+                                  example="sqlite:////tmp/autoal/mlflow.db")
+        except ConfigError as e:
+            raise TrackingError(f"{e} (the folder of the SQLite store {path})") from None
         return
     if uri.startswith(("http://", "https://")):
         url = uri.rstrip("/") + "/health"
@@ -106,6 +106,11 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
 def ensure_experiment(uri: str, name: str) -> str:
     """Create (once, in the driver) the store's tables and the experiment; return its id."""
     check_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        try:
+            Path(uri[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrackingError(f"tracking.uri: cannot create the folder of the SQLite store {uri}: {e}") from e
     # under the store's lock: two processes creating a fresh SQLite store (its tables, the
     # experiment) at the same moment would race
     return call_serialized(sqlite_lock_path(uri), lambda: _ensure_experiment(uri, name))

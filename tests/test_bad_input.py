@@ -120,6 +120,20 @@ def run_npz(name: str, options: dict | None = None, **arrays: Any) -> Callable[[
     return act
 
 
+def run_npz_beyond_memory(w: World) -> None:
+    """A pool whose (N, C) arrays would not fit in this machine's available memory: labels
+    reach class 99,999 (C = 100,000, the most autoal infers) and N is sized from what the
+    machine has now, so that every round's class probabilities would exceed it."""
+    from autoal.memory import available_memory_bytes
+
+    have = available_memory_bytes()
+    assert have is not None
+    n = int(have // (4 * 100_000 * 2)) + 1000
+    y = np.arange(n) % 3
+    y[-1] = 99_999
+    run_npz("beyond", {}, x_train=np.zeros((n, 12, 12), np.uint8), y_train=y)(w)
+
+
 def npz_path(name: str) -> Callable[[World], str]:
     return lambda w: str(w.base / "inputs" / name / f"{name}.npz")
 
@@ -354,6 +368,8 @@ CASES: list[tuple[str, Callable[[World], None], type, Callable[[World], list[str
      lambda w: [npz_path("nan")(w), "x_train", "NaN"]),
     ("npz-inf-pixels", run_npz("inf", x_test=np.full((6, 12, 12), np.inf, np.float64)), DataError,
      lambda w: [npz_path("inf")(w), "x_test"]),
+    ("npz-pool-times-classes-exceeds-memory", run_npz_beyond_memory, DataError,
+     ["pool of", "100,000 classes", "available", "dataset.train_size"]),
     ("npz-label-out-of-range", run_npz("range", {"num_classes": 3}, y_train=np.array([0, 1, 2, 7] * 3)), DataError,
      lambda w: [npz_path("range")(w), "num_classes"]),
     ("npz-negative-label", run_npz("neg", y_test=np.array([0, 1, 2, -1, 0, 1])), DataError,
@@ -547,9 +563,12 @@ def test_bad_input(world, capsys, case_id, act, err, names):
     if err is SystemExit:
         assert info.value.code == 2
         message = capsys.readouterr().err
-        assert message.startswith("error: ") and message.count("\n") <= 2, message
+        assert message.startswith("error: ") and message.count("\n") == 1, message  # one line
     else:
         message = str(info.value)
+        # one line, except a label file's problems: the library lists them a line each after a
+        # first line naming the file (the command prints them on one line)
+        assert "\n" not in message or (err is LabelFileError and "problem(s)" in message.splitlines()[0]), message
     for name in (names(world) if callable(names) else names):
         assert str(name) in message, f"{case_id}: {name!r} not in {message!r}"
     after = snapshot(world.base)

@@ -39,8 +39,27 @@ def test_cli_errors_are_clear():
         compose(["al.roudns=3"])
     with pytest.raises(AutoALError, match="dataset.path"):
         compose(["dataset=folder"])
-    with pytest.raises(Exception, match="Available options in 'strategy'"):
+    with pytest.raises(ConfigError, match="^strategy: no option 'nope'; options: albl, autoal, .*margin"):
         compose(["strategy=nope"])
+    # Hydra's multi-line messages become one line naming the override or the key
+    with pytest.raises(ConfigError, match=r"^'al.rounds=\[': not a valid override"):
+        compose(["al.rounds=["])
+    with pytest.raises(ConfigError, match=r"^'=3': not a valid override \(no key before '='\)"):
+        compose(["=3"])
+    with pytest.raises(ConfigError, match=r"^al.rounds: Interpolation key 'nope' not found$"):
+        compose(["al.rounds=${nope}"])
+    with pytest.raises(ConfigError, match=r"^dataset: choose one option of the config group; got \['digits', 'mnist'\]"):
+        compose(["dataset=[digits,mnist]"])
+    with pytest.raises(ConfigError, match=r"run them with -m"):
+        compose(["strategy=margin,entropy"])
+    with pytest.raises(ConfigError, match=r"^hydra.run.dir: Hydra's own settings are not used"):
+        compose(["hydra.run.dir=x"])
+    with pytest.raises(ConfigError, match=r"^tracking.tags: tracking.tags.team is not one of its keys; .*"
+                                          r"\+tracking.tags.team=VALUE"):
+        compose(["tracking.tags={team:vision}"])
+    assert compose(["+tracking.tags.team=vision"])["tracking"]["tags"] == {"team": "vision"}
+    with pytest.raises(ConfigError, match="strategy margin has no parameters"):
+        compose(["strategy=margin", "strategy.params.iters=3"])
     # a misspelt parameter lists the keys of the strategy chosen on the command line
     with pytest.raises(ConfigError, match=r"strategy.params.iterz: unknown config key; valid keys under "
                                           r"strategy.params: iters$"):

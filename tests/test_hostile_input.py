@@ -15,6 +15,8 @@ from pathlib import Path
 
 import sys
 
+import numpy as np
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -375,3 +377,159 @@ def test_an_image_name_that_is_not_utf8_is_named_before_a_project_exists(tmp_pat
     with pytest.raises(LabelFileError, match=r"image file name b'caf\\xe9.png' is not valid UTF-8"):
         LabelingProject(cfg, lab).export_batch()
     assert not (project / "labels.json").exists()
+
+
+# ------------------------------------------------------------------ damaged strategy state
+
+STATEFUL = {"autoal": {}, "autoal_paper": {"formulation": "paper", "warmup_epochs": 1, "search_epochs": 1},
+            "albl": {}, "lpl": {"warm_start": True, "epochs": 1}}
+
+
+class _StopAfterRoundZero(Exception):
+    pass
+
+
+class _Checkpoints(dict):
+    """key -> (run folder, state); a short repr for Hypothesis' failure reports."""
+
+    def __repr__(self) -> str:
+        return f"<strategy checkpoints of {', '.join(sorted(self))}>"
+
+
+def _stop_after_round_zero(record: dict) -> None:
+    raise _StopAfterRoundZero
+
+
+def _stateful_config(key: str, root: Path) -> RunConfig:
+    return RunConfig.from_dict({"dataset": {"name": "digits"}, "al": {"rounds": 2, "initial_size": 30},
+                                "train": {"epochs": 2, "min_steps": 0},
+                                "strategy": {"name": key.split("_")[0], "params": STATEFUL[key]},
+                                "tracking": {"enabled": False}, "model": {"name": "small_cnn"},
+                                "runtime": {"output_dir": str(root), "quiet": True}})
+
+
+@pytest.fixture(scope="module")
+def strategy_checkpoints(tmp_path_factory):
+    """Real strategy checkpoints (AutoAL's look-ahead with its gate and FitNet; the paper
+    formulation's SearchNet, FitNet, LPM and optimizers; ALBL; LPL with warm start): a run of
+    two rounds each on digits, stopped after round 0 (as a crash would), with the checkpoint
+    round 1 reads. Returns key -> (run folder, state)."""
+    import torch
+
+    from autoal.loop import run_dir_for, run_experiment
+    from autoal.state import checkpoint_path
+
+    found = _Checkpoints()
+    for key in STATEFUL:
+        cfg = _stateful_config(key, tmp_path_factory.mktemp(key))
+        with pytest.raises(_StopAfterRoundZero):
+            run_experiment(cfg, callbacks=[_stop_after_round_zero])
+        run_dir = run_dir_for(cfg)
+        state = torch.load(checkpoint_path(run_dir, "strategy", 1), weights_only=False)
+        assert state, key  # a state worth damaging
+        found[key] = (run_dir, state)
+    return found
+
+
+def _damage_state(state, draw):
+    """One random change to a (nested) strategy state: a value replaced with junk, a key
+    removed, a tensor reshaped, or the whole state replaced."""
+    import copy
+
+    import torch
+
+    junk = st.one_of(JUNK, st.just(torch.zeros(3)), st.just(torch.full((2, 2), float("nan"))),
+                     st.just(np.zeros(2)), st.just({"weight": torch.zeros(1)}))
+    if draw(st.integers(0, 9)) == 0:
+        return draw(junk)
+    state = copy.deepcopy(state)
+    node, path = state, []
+    while True:  # walk down a random path of mappings
+        keys = sorted(node, key=str) if isinstance(node, dict) else []
+        if not keys:
+            break
+        k = draw(st.sampled_from(keys))
+        if not isinstance(node[k], dict) or not node[k] or draw(st.booleans()):
+            path.append(k)
+            break
+        node = node[k]
+        path.append(k)
+    if not isinstance(node, dict) or not path:
+        return state
+    leaf = path[-1]
+    action = draw(st.sampled_from(["junk", "delete", "reshape"]))
+    if action == "delete":
+        del node[leaf]
+    elif action == "reshape" and isinstance(node[leaf], torch.Tensor) and node[leaf].numel() > 1:
+        node[leaf] = node[leaf].flatten()[:-1].clone()
+    else:
+        node[leaf] = draw(junk)
+    return state
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_strategy_state_is_refused_naming_the_file(strategy_checkpoints, tmp_path, data):
+    """A checkpoint of the right strategy with damaged content is refused on load with a
+    StateError naming the file, or accepted; what is accepted never fails later as anything but
+    a StateError (the parts applied once the networks exist are applied here, as a round would)."""
+    import torch
+
+    from autoal.loop import load_strategy_state
+
+    key = data.draw(st.sampled_from(sorted(strategy_checkpoints)))
+    damaged = _damage_state(strategy_checkpoints[key][1], data.draw)
+    path = tmp_path / f"{key}.pt"
+    torch.save(damaged, path)
+    before = path.read_bytes()
+    strategy = build_strategy(key.split("_")[0], **STATEFUL[key])
+    try:
+        load_strategy_state(strategy, path)
+    except StateError as e:
+        assert str(path) in str(e) and "\n" not in str(e), str(e)
+    assert path.read_bytes() == before
+
+
+def _shrink_a_weight(state: dict) -> str:
+    """Replace the first 2-D+ tensor found in ``state`` (depth first) by one of another shape;
+    return its key."""
+    import torch
+
+    for k, v in state.items():
+        if isinstance(v, dict):
+            found = _shrink_a_weight(v)
+            if found:
+                return f"{k}.{found}"
+        elif isinstance(v, torch.Tensor) and v.ndim >= 2:
+            state[k] = torch.zeros(1, 1)
+            return k
+    return ""
+
+
+@pytest.mark.parametrize("key, part", [("autoal", "FitNet"), ("autoal_paper", "SearchNet"),
+                                       ("lpl", "LPL task model")])
+def test_a_strategy_state_that_does_not_fit_its_networks_fails_as_a_state_error(strategy_checkpoints, tmp_path,
+                                                                                 key, part):
+    """The parts a strategy applies once its networks exist (FitNet's weights in the look-ahead,
+    the paper's SearchNet, LPL's warm-start model) fail as a StateError naming the part when the
+    resumed round applies them, not as torch's RuntimeError."""
+    import copy
+    import shutil
+
+    import torch
+
+    from autoal.loop import run_experiment
+    from autoal.state import checkpoint_path
+
+    run_dir, state = strategy_checkpoints[key]
+    state = copy.deepcopy(state)
+    damaged = _shrink_a_weight(state["lookahead"]["fitnet"] if key == "autoal" else
+                               state["searchnet"] if key == "autoal_paper" else state["saved"]["model"])
+    assert damaged
+    cfg = _stateful_config(key, tmp_path)
+    copy_dir = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy_dir)
+    torch.save(state, checkpoint_path(copy_dir, "strategy", 1))
+    with pytest.raises(StateError, match=rf"^the saved {part} does not fit \(RuntimeError: .*move the run folder"):
+        run_experiment(cfg)

@@ -16,9 +16,19 @@ SCRIPT = "autoal ablation"
 
 
 def main(argv: list[str]) -> int:
+    from autoal.cli.common import config_yaml, help_text, info_text, split_flags
     from autoal.cli.sweep import run
 
-    return run(argv, "ablation", SCRIPT)
+    flags, overrides = split_flags(argv)
+    if flags.get("help"):
+        print(help_text(SCRIPT, __doc__, "ablation"))
+    elif flags.get("info"):
+        print(info_text("ablation", overrides))
+    elif flags.get("cfg"):
+        print(config_yaml("ablation", overrides))
+    else:
+        return run(overrides, "ablation", SCRIPT, check=bool(flags.get("check")))
+    return 0
 
 
 if __name__ == "__main__":

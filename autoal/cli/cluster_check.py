@@ -40,10 +40,17 @@ def _default_cluster_file() -> Path:
     return packaged_conf_dir().parents[1] / "cluster.yaml"  # a source checkout's cluster.yaml
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as a ConfigError (one line, exit 2, like every command)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{message} (autoal cluster-check --help lists the options)")
+
+
 def main(argv: list[str]) -> int:
     from autoal.platform.cluster import check_cluster
 
-    parser = argparse.ArgumentParser(prog="autoal cluster-check", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="autoal cluster-check", description=__doc__.splitlines()[0])
     parser.add_argument("args", nargs="*", metavar="CLUSTER_YAML | key=value",
                         help="the cluster file (default: ./cluster.yaml, else the repo's) and sweep config overrides")
     parser.add_argument("--sweep", help="sweep whose trials must fit: a name under conf/sweep/ or a YAML path")

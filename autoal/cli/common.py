@@ -17,25 +17,93 @@ def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import ConfigCompositionException
+    from hydra.errors import ConfigCompositionException, MissingConfigException
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     directory = conf_dir()
     if not (directory / f"{config_name}.yaml").exists():
         raise AutoALError(f"config folder {directory} has no {config_name}.yaml; AUTOAL_CONF_DIR must name a copy of "
                           f"autoal's conf/ folder ({packaged_conf_dir()})")
+    check_override_syntax(overrides)
     GlobalHydra.instance().clear()
     init = (initialize_config_module(CONF_PACKAGE, version_base=None) if directory == packaged_conf_dir()
             else initialize_config_dir(config_dir=str(directory), version_base=None))
     with init:
         try:
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        except (MissingConfigException, ValueError) as e:
+            raise ConfigError(_explain_group_error(e, config_name)) from None
         except ConfigCompositionException as e:
             raise ConfigError(_explain_override_error(e, hydra_compose, config_name, overrides)) from None
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"{missing[0]}: a value is required (e.g. {missing[0]}=/path/to/data)")
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        except OmegaConfBaseException as e:  # an interpolation ${...} that does not resolve
+            raise ConfigError(_explain_omegaconf_error(e)) from None
+    try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ConfigError(f"{missing[0]}: a value is required (e.g. {missing[0]}=/path/to/data)")
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:  # an interpolation ${...} that does not resolve
+        raise ConfigError(_explain_omegaconf_error(e)) from None
+
+
+def _explain_omegaconf_error(e: Exception) -> str:
+    key = getattr(e, "full_key", None) or "config"
+    lines = [ln for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith(("full_key:", "object_type="))]
+    return f"{key}: {one_line(chr(10).join(lines)) or type(e).__name__}"
+
+
+def one_line(text: str) -> str:
+    """A (possibly multi-line) message as one line: its non-empty lines joined by '; '."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def check_override_syntax(overrides: Sequence[str], allow_sweep: bool = False) -> None:
+    """Each ``key=value`` parsed alone with Hydra's override grammar, so that a syntax error
+    names the override it is in (Hydra's own message spans three lines and names none)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for text in overrides:
+        try:
+            o = parser.parse_overrides([text])[0]
+        except OverrideParseException as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError(f"{text!r}: not a valid override ({first}); expected key=value, e.g. al.rounds=5 "
+                              "(quote a value with spaces or brackets: key='a b')") from None
+        if not o.key_or_group:
+            raise ConfigError(f"{text!r}: not a valid override (no key before '='); expected key=value, "
+                              "e.g. al.rounds=5")
+        if o.is_sweep_override() and not allow_sweep:
+            raise ConfigError(f"{text}: comma-separated values sweep; run them with -m (autoal run -m {text}) "
+                              "or autoal sweep")
+        group_choice = not o.is_sweep_override() and "." not in o.key_or_group and o.value_type is not None
+        if group_choice and not isinstance(o.value(), str) and o.key_or_group in _group_names():
+            raise ConfigError(f"{o.key_or_group}: choose one option of the config group; got {o.value()!r}")
+        if o.key_or_group.split(".")[0] == "hydra":
+            raise ConfigError(f"{o.key_or_group}: Hydra's own settings are not used by autoal (it composes the config "
+                              "and writes no Hydra output folder); set runtime.output_dir for the run folders")
+
+
+def _group_names() -> set[str]:
+    """The config groups of every primary config (a folder of conf/ holding YAML files)."""
+    return {p.name for p in conf_dir().iterdir() if p.is_dir() and any(p.glob("*.yaml"))}
+
+
+def _explain_group_error(e: Exception, config_name: str) -> str:
+    """A config-group choice that does not exist (``dataset=nope``, ``dataset=``), as one line with
+    the group's options."""
+    import re
+
+    m = re.search(r"Could not find '([^']*)'", str(e))
+    if m:
+        group, _, option = m.group(1).rpartition("/")
+        group = group or m.group(1)
+        options = config_groups(config_name).get(group)
+        if options is not None:
+            return f"{group}: no option {option!r}; options: {', '.join(options)}"
+    return one_line(str(e))
 
 
 def _explain_override_error(e: Exception, hydra_compose, config_name: str, overrides: Sequence[str] = ()) -> str:
@@ -49,8 +117,13 @@ def _explain_override_error(e: Exception, hydra_compose, config_name: str, overr
     msg = str(e).splitlines()[0]
     m = re.search(r"Could not override '([^']+)'", msg)
     if not m:
-        return str(e)
+        return _explain_group_error(e, config_name)
     key = m.group(1)
+    cause = e.__cause__ or e.__context__
+    inner = getattr(cause, "full_key", None)
+    if inner and inner != key and inner.startswith(key + "."):  # the key exists; a key inside the value does not
+        return (f"{key}: {inner} is not one of its keys; to add a new key there, write +{inner}=VALUE "
+                f"(e.g. +tracking.tags.team=vision)")
     parent, _, leaf = key.rpartition(".")
     choices = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0].lstrip("+~")]
     try:
@@ -60,10 +133,12 @@ def _explain_override_error(e: Exception, hydra_compose, config_name: str, overr
     node = OmegaConf.select(base, parent) if parent else base
     if node is None or not hasattr(node, "keys"):
         return f"{key}: unknown config key; valid top-level keys: {', '.join(map(str, base.keys()))}"
+    if not len(node) and parent == "strategy.params":
+        return f"{key}: unknown config key; strategy {OmegaConf.select(base, 'strategy.name')} has no parameters"
     return f"{key}: unknown config key; valid keys under {parent or 'the top level'}: {', '.join(map(str, node.keys()))}"
 
 
-HYDRA_FLAGS = ("--help", "-h", "--cfg", "-c", "--info", "-i", "--multirun", "-m")
+HYDRA_FLAGS = ("--help", "-h", "--cfg", "-c", "--info", "-i", "--multirun", "-m", "--check")
 
 
 def config_groups(config_name: str = "config") -> dict[str, list[str]]:
@@ -89,14 +164,16 @@ def split_flags(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
             flags["info"] = True
         elif a in ("--multirun", "-m"):
             flags["multirun"] = True
+        elif a == "--check":
+            flags["check"] = True
         elif a in ("--cfg", "-c") or a.startswith("--cfg="):
             what = a.split("=", 1)[1] if "=" in a else next(it, "")
             if what not in ("job", "all"):
                 raise ConfigError(f"--cfg: expected job or all; got {what!r}")
             flags["cfg"] = what
         elif a.startswith("-"):
-            raise ConfigError(f"{a}: unknown option; valid options: --help, --cfg job, --info, -m/--multirun, "
-                              "and key=value overrides")
+            raise ConfigError(f"{a}: unknown option; valid options: --help, --cfg job, --info, --check, "
+                              "-m/--multirun, and key=value overrides")
         else:
             rest.append(a)
     return flags, rest
@@ -105,13 +182,15 @@ def split_flags(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
 def help_text(script: str, doc: str | None, config_name: str = "config") -> str:
     """``--help``: the script's docstring, the config groups and their options, the flags."""
     groups = config_groups(config_name)
-    lines = [(doc or "").strip(), "", f"usage: {script} [--help] [--cfg job] [--info] [-m] [key=value ...]", "",
+    lines = [(doc or "").strip(), "", f"usage: {script} [--help] [--cfg job] [--info] [--check] [-m] [key=value ...]", "",
              f"Config groups ({conf_dir()}; choose with group=option, e.g. strategy=entropy):"]
     for g, opts in groups.items():
         lines.append(f"  {g:<10} {', '.join(opts)}")
     lines += ["", "Any key of the composed config is an override ("
               f"{script} --cfg job lists them), e.g. al.rounds=5 train.lr=0.001.",
               "Flags: --cfg job prints the composed config; --info prints where it comes from;",
+              "--check validates the config, the folders it would write and the tracking store, says",
+              "what would run, and exits (0, or 2 with one line naming the problem; nothing is written);",
               "-m/--multirun runs every combination of comma-separated values (strategy=margin,entropy",
               "al.seed=0,1) as one Ray Tune sweep (autoal sweep), paired seeds, one MLflow parent run."]
     return "\n".join(lines)
@@ -145,6 +224,7 @@ def multirun_sweep(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
     comma-separated ones make; parsed with Hydra's own override grammar."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    check_override_syntax(overrides, allow_sweep=True)
     fixed: list[str] = []
     space: dict[str, Any] = {}
     seeds: list[int] | None = None
@@ -155,7 +235,9 @@ def multirun_sweep(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
         values = list(o.sweep_iterator())
         key = o.get_key_element()
         if key == "al.seed":
-            seeds = [int(v) for v in values]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise ConfigError(f"al.seed: -m sweeps integer seeds (al.seed=0,1,2); got {text!r}")
+            seeds = list(values)
         else:
             space[key] = {"grid": values}
     if not space and seeds is None:
@@ -186,7 +268,7 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
     try:
         code = fn(sys.argv[1:] if argv is None else list(argv))
     except user_errors as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: the run's state is saved after every round; run the same command again to resume",

@@ -27,26 +27,26 @@ USAGE = ("usage: autoal query {export|import|status|discard} labeling.project=DI
 def parse_args(argv: list[str]) -> tuple[str, str | None, bool, list[str]]:
     if not argv or argv[0] not in COMMANDS:
         got = repr(argv[0]) if argv else "nothing"
-        raise ConfigError(f"command: expected one of {', '.join(COMMANDS)}; got {got}\n{USAGE}")
+        raise ConfigError(f"command: expected one of {', '.join(COMMANDS)}; got {got} ({USAGE})")
     cmd, csv_file, allow, overrides = argv[0], None, False, []
     rest = iter(argv[1:])
     for a in rest:
         if a == "--csv":
             csv_file = next(rest, None)
             if not csv_file or csv_file.startswith("--"):
-                raise ConfigError(f"--csv: a file is required\n{USAGE}")
+                raise ConfigError(f"--csv: a file is required ({USAGE})")
         elif a.startswith("--csv="):
             csv_file = a[len("--csv="):]
         elif a == "--allow-partial":
             allow = True
         elif a.startswith("-"):
-            raise ConfigError(f"{a}: unknown option; valid options: --csv FILE, --allow-partial\n{USAGE}")
+            raise ConfigError(f"{a}: unknown option; valid options: --csv FILE, --allow-partial ({USAGE})")
         else:
             overrides.append(a)
     if cmd == "import" and not csv_file:
-        raise ConfigError(f"--csv: import needs the filled-in CSV file\n{USAGE}")
+        raise ConfigError(f"--csv: import needs the filled-in CSV file ({USAGE})")
     if cmd != "import" and (csv_file or allow):
-        raise ConfigError(f"--csv/--allow-partial: only for import\n{USAGE}")
+        raise ConfigError(f"--csv/--allow-partial: only for import ({USAGE})")
     return cmd, csv_file, allow, overrides
 
 
@@ -64,6 +64,9 @@ def build(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(__doc__.strip())
+        return 0
     cmd, csv_file, proj, overrides = build(argv)
     res = None  # export and import report tracking problems
     if cmd == "export":

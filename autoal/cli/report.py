@@ -19,18 +19,36 @@ import time
 from pathlib import Path
 
 from autoal.errors import ConfigError
-from autoal.cli.common import compose, main_guard, mlflow_ui_command, results_table
+from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command,
+                              results_table, split_flags)
 
 
 def main(argv: list[str]) -> int:
-    from autoal.platform.report import list_sweeps, write_report
+    from autoal.platform.report import check_report_options, list_sweeps, write_report
     from autoal.tracking import absolute_tracking_uri
     from autoal.tracking import check_tracking_uri
 
+    flags, argv = split_flags(argv)
+    if flags.get("help"):
+        print(help_text("autoal report", __doc__, "report"))
+        return 0
+    if flags.get("info"):
+        print(info_text("report", argv))
+        return 0
+    if flags.get("cfg"):
+        print(config_yaml("report", argv))
+        return 0
+    if flags.get("multirun") or flags.get("check"):
+        raise ConfigError(f"{'-m' if flags.get('multirun') else '--check'}: not an option of autoal report (it "
+                          "reads runs and writes a report folder)")
     cfg = compose(argv, "report")
     opts, tracking = cfg["report"], cfg["tracking"]
+    if not isinstance(tracking.get("uri"), str) or not isinstance(tracking.get("experiment"), str):
+        raise ConfigError(f"tracking.uri, tracking.experiment: expected the store and experiment to read; got "
+                          f"{tracking.get('uri')!r}, {tracking.get('experiment')!r}")
     uri = absolute_tracking_uri(tracking["uri"])
     check_tracking_uri(uri)
+    check_report_options(opts, uri)
     if opts.get("list"):
         rows = list_sweeps(uri, tracking["experiment"])
         print(results_table(rows, ["sweep_id", "sweep", "status", "run_id"]) if rows else "no sweeps in the store")

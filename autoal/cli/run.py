@@ -2,11 +2,14 @@
 
     autoal run dataset=digits strategy=margin al.rounds=5
     autoal run --help | --cfg job | --info
+    autoal run --check dataset=mnist al.rounds=20   # validate, print what would run, write nothing
     autoal run -m strategy=margin,entropy al.seed=0,1   # one Ray Tune sweep
 
 Prints the per-round results and the command that opens the MLflow UI. Run the same command
 again after a crash or Ctrl-C: the run resumes from its last completed round."""
 from __future__ import annotations
+
+from pathlib import Path
 
 from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command, multirun_sweep,
                               results_table, run_config, split_flags)
@@ -27,10 +30,18 @@ def main(argv: list[str]) -> int:
         from autoal.cli.sweep import run as run_sweep_cli
 
         fixed, sweep = multirun_sweep(overrides)
-        return run_sweep_cli(["sweep=base", *fixed], "sweep", "autoal run -m", sweep=sweep)
-    from autoal.loop import run_experiment
+        return run_sweep_cli(["sweep=base", *fixed], "sweep", "autoal run -m", sweep=sweep,
+                             check=bool(flags.get("check")))
+    from autoal.loop import check_run, run_experiment
 
     cfg = run_config(compose(overrides))
+    if flags.get("check"):
+        check_run(cfg)
+        print(f"config ok: {cfg.dataset.name} · {cfg.strategy.name} · seed {cfg.al.seed}: {cfg.al.rounds} rounds of "
+              f"{cfg.al.query_size} labels after {cfg.al.initial_size}, model {cfg.model.name}, run folder under "
+              f"{Path(cfg.runtime.output_dir).expanduser().resolve()}, tracking "
+              f"{cfg.tracking.uri if cfg.tracking.enabled else 'off'} (the data is read when the run starts)")
+        return 0
     result = run_experiment(cfg)
     rows = [{"round": h["round"], "labels": h["labels"], "accuracy": h["accuracy"],
              "balanced_acc": h["balanced_accuracy"], "s_train": h["seconds_train"],

@@ -3,6 +3,7 @@
     autoal sweep                          # the default sweep: 4 strategies x 3 seeds on digits
     autoal sweep sweep=lam al.rounds=5    # a ready sweep from conf/sweep/, any config override
     autoal sweep sweep.resume=true        # continue the latest interrupted run of the sweep
+    autoal sweep --check sweep=fig2       # validate every arm, the folders and the store; write nothing
     ray submit cluster.yaml pipelines/sweep.py -- sweep=fig2 tracking=server
 
 Attaches to a running Ray cluster (RAY_ADDRESS, or a `ray start` cluster on this machine) or
@@ -13,6 +14,7 @@ this script alone to the head's home folder)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command, results_table,
                               split_flags)
@@ -20,9 +22,11 @@ from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_
 SCRIPT = "autoal sweep"
 
 
-def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep: dict | None = None) -> int:
-    """Compose, run, print. ``sweep`` replaces keys of the composed sweep section (``-m``)."""
-    from autoal.platform.sweep import SweepSpec, format_summary, ray_session, run_sweep
+def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep: dict | None = None,
+        check: bool = False) -> int:
+    """Compose, check, run, print. ``sweep`` replaces keys of the composed sweep section (``-m``);
+    ``check``: stop after the checks (``--check``)."""
+    from autoal.platform.sweep import SweepSpec, check_sweep, format_summary, ray_session, run_sweep
 
     cfg = compose(argv, config_name)
     spec = SweepSpec.from_dict({**cfg.pop("sweep"), **(sweep or {})})
@@ -37,6 +41,14 @@ def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep
     def say(line: str) -> None:
         print(line, flush=True)
 
+    arms = check_sweep(spec, cfg, compose_fn)  # before Ray starts: every arm, the folders, the store
+    if check:
+        what = (f"resumes {spec.resume if isinstance(spec.resume, str) else 'the latest run of ' + spec.name}"
+                if spec.resume else f"{len(arms)} arm(s) x {len(spec.seeds)} seed(s) = "
+                f"{len(arms) * len(spec.seeds)} trial(s)" + (f" ({spec.search_alg} search)" if spec.searched else ""))
+        print(f"sweep ok: {spec.name}: {what}; Ray: {spec.address}; results under "
+              f"{Path(spec.storage_path).expanduser().resolve() if '://' not in spec.storage_path else spec.storage_path}")
+        return 0
     try:
         with ray_session(spec.address, spec.num_cpus, out=say):
             result = run_sweep(spec, cfg, compose_fn, out=say)
@@ -74,7 +86,7 @@ def main(argv: list[str]) -> int:
     elif flags.get("cfg"):
         print(config_yaml("sweep", overrides))
     else:
-        return run(overrides, "sweep", SCRIPT)
+        return run(overrides, "sweep", SCRIPT, check=bool(flags.get("check")))
     return 0
 
 

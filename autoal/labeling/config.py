@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoal.config import MAX_IMAGE_SIZE
 from autoal.data.base import AUGMENTATIONS
 from autoal.errors import ConfigError
 
@@ -44,22 +45,26 @@ class LabelingConfig:
     def validate(self) -> None:
         if not self.project:
             raise ConfigError("labeling.project: required (the folder where autoal keeps the labeling project)")
+        for key in ("project", "images", "seed_csv"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, str) or not v.strip() or "\x00" in v):
+                raise ConfigError(f"labeling.{key}: expected a path; got {v!r:.80}")
         for key in ("image_size", "channels"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"labeling.{key}: expected an integer; got {v!r}")
-        if self.image_size < 4:
-            raise ConfigError(f"labeling.image_size: must be >= 4; got {self.image_size}")
+                raise ConfigError(f"labeling.{key}: expected an integer; got {v!r:.80}")
+        if not 4 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"labeling.image_size: must lie in [4, {MAX_IMAGE_SIZE}] pixels; got {self.image_size}")
         if self.channels not in (1, 3):
             raise ConfigError(f"labeling.channels: must be 1 (grayscale) or 3 (RGB); got {self.channels}")
-        if self.augmentation not in AUGMENTATIONS:
-            raise ConfigError(f"labeling.augmentation: {self.augmentation!r} is not one of {', '.join(AUGMENTATIONS)}")
+        if not isinstance(self.augmentation, str) or self.augmentation not in AUGMENTATIONS:
+            raise ConfigError(f"labeling.augmentation: {self.augmentation!r:.80} is not one of {', '.join(AUGMENTATIONS)}")
         if not isinstance(self.allow_partial, bool):
-            raise ConfigError(f"labeling.allow_partial: expected true or false; got {self.allow_partial!r}")
+            raise ConfigError(f"labeling.allow_partial: expected true or false; got {self.allow_partial!r:.80}")
         if self.classes is not None:
             if not isinstance(self.classes, (list, tuple)) or not all(isinstance(c, str) and c.strip()
                                                                        for c in self.classes):
-                raise ConfigError(f"labeling.classes: expected a list of non-empty names; got {self.classes!r}")
+                raise ConfigError(f"labeling.classes: expected a list of non-empty names; got {self.classes!r:.80}")
             if len(set(self.classes)) != len(self.classes):
                 raise ConfigError(f"labeling.classes: names must be distinct; got {list(self.classes)}")
 

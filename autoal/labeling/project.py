@@ -37,6 +37,7 @@ class LabelingProject:
     def __init__(self, cfg: RunConfig, lcfg: LabelingConfig) -> None:
         cfg.validate()
         lcfg.validate()
+        build_strategy(cfg.strategy.name, **cfg.strategy.params)  # a bad name or parameter: refused before any command
         self.cfg = cfg
         self.lcfg = lcfg
         self.dir = Path(lcfg.project).expanduser().resolve()
@@ -184,7 +185,10 @@ class LabelingProject:
                             scores=list(p["scores"]), already_pending=True)
 
     def discard_pending(self) -> int | None:
-        """Drop the batch waiting for labels (its CSV stays); return its round, or None."""
+        """Drop the batch waiting for labels (its CSV stays); return its round, or None. A folder
+        without a project is a StateError (nothing is created)."""
+        if not self.state_file.exists():
+            raise StateError(f"{self.dir}: no labeling project here yet ({STATE_NAME} missing); run export first")
         with self._lock():
             st = self.load_state()
             if st is None or st["pending"] is None:

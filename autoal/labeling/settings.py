@@ -29,7 +29,7 @@ def project_dir(overrides: list[str], usage: str = "") -> Path:
     vals = [o.split("=", 1)[1] for o in overrides if override_key(o) == "labeling.project" and "=" in o]
     if not vals or not vals[-1]:
         raise ConfigError("labeling.project: required, e.g. labeling.project=/data/photos-al"
-                          + (f"\n{usage}" if usage else ""))
+                          + (f" ({usage})" if usage else ""))
     return Path(vals[-1]).expanduser().resolve()
 
 

@@ -25,12 +25,13 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from autoal.errors import TrackingError
+from autoal.errors import ConfigError, TrackingError
 from autoal.metrics import aubc
 from autoal.plots import learning_curve, save_figure
 from autoal.tracking import call_serialized, mlflow_client, sqlite_lock_path
+from autoal.writable import check_writable_folder
 
 ROLE_TAG = "autoal_role"
 SUMMARY_METRICS = ("aubc", "final_accuracy")
@@ -406,6 +407,34 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str | tuple[s
 
 
 MIN_PAIRS = 5  # below this many paired seeds, p-values are shown with a caution and never as significant
+
+
+#: the ``report:`` section's keys and what each holds (conf/report.yaml)
+REPORT_OPTIONS: dict[str, str] = {"sweep_id": "a sweep id or null", "run_ids": "a list of MLflow run ids or null",
+                                  "all_runs": "true or false", "out_dir": "a folder or null",
+                                  "reference": "an arm name or null", "log_to_parent": "true or false",
+                                  "list": "true or false"}
+
+
+def check_report_options(opts: Mapping[str, Any], uri: str) -> None:
+    """The ``report:`` section's values (type of each key; ``out_dir`` writable) and the store:
+    a report reads an existing MLflow store, it never creates one. Raises ConfigError or
+    TrackingError naming the key, before anything is read or written."""
+    for key, value in opts.items():
+        want = REPORT_OPTIONS.get(key)
+        if want is None:
+            raise ConfigError(f"report.{key}: unknown key; valid keys: {', '.join(REPORT_OPTIONS)}")
+        ok = {"true or false": lambda v: isinstance(v, bool),
+              "a list of MLflow run ids or null": lambda v: v is None or (isinstance(v, list) and bool(v) and all(
+                  isinstance(r, str) and r.strip() for r in v)),
+              }.get(want, lambda v: v is None or (isinstance(v, str) and bool(v.strip()) and "\x00" not in v))(value)
+        if not ok:
+            raise ConfigError(f"report.{key}: expected {want}; got {value!r:.80}")
+    if opts.get("out_dir"):
+        check_writable_folder(opts["out_dir"], "report.out_dir")
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).expanduser().is_file():
+        raise TrackingError(f"tracking.uri: no MLflow store at {uri[len('sqlite:///'):]} (nothing was tracked there "
+                            "yet); run autoal run or autoal sweep first, or point tracking.uri at the store")
 
 
 def report_id_for(sweep_id: str | None, run_ids: Sequence[str] | None, experiment: str) -> str:

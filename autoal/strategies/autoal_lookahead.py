@@ -48,6 +48,7 @@ import torch
 
 from autoal.cache import PoolCache, compute_cache
 from autoal.device import prepare_model
+from autoal.errors import StateError
 from autoal.models import new_like, same_build
 from autoal.progress import epoch_progress
 from autoal.search.gate import RankGate, first_order_values, gate_loss, sample_features
@@ -55,7 +56,7 @@ from autoal.search.lookahead import lookahead, partition_masks
 from autoal.search.mixture import (decorrelated_weights, hedge_update, mixture_scores, portfolio_picks,
                                    prior_log_weights, rank_correlation)
 from autoal.selection import top_n
-from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.base import QueryContext, Strategy, restore, saved_mapping
 from autoal.training import TrainConfig, train_model
 
 GATES = ("none", "ranks")
@@ -119,10 +120,17 @@ class LookaheadSearch:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("names") != self.names:
             return  # another candidate pool: start from the prior
-        self.log_weights = torch.as_tensor(state["log_weights"]).float().clone()
-        self._pending_gate = {"gate": state.get("gate"), "gate_opt": state.get("gate_opt")}
-        self._pending_fitnet = state.get("fitnet")
-        self.split_seed = state.get("split_seed")
+        log_weights = torch.as_tensor(state["log_weights"]).float().clone()
+        if log_weights.shape != (len(self.names),) or not torch.isfinite(log_weights).all():
+            raise StateError(f"strategy state: 'log_weights' must hold {len(self.names)} finite numbers (one per "
+                             f"candidate); got shape {tuple(log_weights.shape)}")
+        split_seed = state.get("split_seed")
+        if split_seed is not None and (isinstance(split_seed, bool) or not isinstance(split_seed, int)):
+            raise StateError(f"strategy state: 'split_seed' must be an integer or null; got {split_seed!r:.40}")
+        self._pending_gate = {"gate": saved_mapping(state, "gate"), "gate_opt": saved_mapping(state, "gate_opt")}
+        self._pending_fitnet = saved_mapping(state, "fitnet")
+        self.log_weights = log_weights
+        self.split_seed = split_seed
 
     def _ensure_gate(self, device: torch.device) -> None:
         if self.p.gate == "none" or self.p.selection == "portfolio" or self.gate is not None:
@@ -131,9 +139,9 @@ class LookaheadSearch:
         self.gate_opt = torch.optim.Adam(self.gate.parameters(), lr=self.p.gate_lr, weight_decay=1e-3)
         pend, self._pending_gate = self._pending_gate, None
         if pend and pend.get("gate") is not None:
-            self.gate.load_state_dict(pend["gate"])
+            restore(self.gate, pend["gate"], "AutoAL gate")
             if pend.get("gate_opt") is not None:
-                self.gate_opt.load_state_dict(pend["gate_opt"])
+                restore(self.gate_opt, pend["gate_opt"], "AutoAL gate optimizer")
 
     # -- the round ---------------------------------------------------------------------------
     def query(self, ctx: QueryContext, seed: int) -> np.ndarray:
@@ -256,8 +264,8 @@ class LookaheadSearch:
         if self.p.fitnet_warm_start:
             if self._pending_fitnet is not None:
                 self.fitnet = net
-                net.load_state_dict(self._pending_fitnet)
-                self._pending_fitnet = None
+                pending, self._pending_fitnet = self._pending_fitnet, None
+                restore(net, pending, "FitNet")
             elif same_build(self.fitnet, ctx.model):
                 net = self.fitnet
             self.fitnet = net

@@ -82,7 +82,7 @@ from autoal.selection import top_n
 from autoal.strategies import candidates as _candidates
 from autoal.strategies.autoal_lookahead import LookaheadSearch
 from autoal.strategies.autoal_params import AutoALParams
-from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.base import QueryContext, Strategy, restore, saved_mapping
 from autoal.strategies.candidates import PAPER_CANDIDATES
 from autoal.strategies.registry import register_strategy
 from autoal.strategies.typiclust import TypiClust
@@ -333,12 +333,19 @@ class AutoAL(Strategy):
             return
         if state.get("version") != _STATE_VERSION:
             raise StateError(f"autoal strategy state has version {state.get('version')!r}; expected {_STATE_VERSION}")
-        self.rounds_done = int(state.get("rounds_done", 0))
+        rounds_done = state.get("rounds_done", 0)
+        if isinstance(rounds_done, bool) or not isinstance(rounds_done, int) or rounds_done < 0:
+            raise StateError(f"strategy state: 'rounds_done' must be an integer >= 0; got {rounds_done!r:.40}")
+        self.rounds_done = rounds_done
         if state.get("formulation", "paper") != self.formulation:
             return  # a state of the other formulation (config changed): start fresh
         if self.lookahead is not None:
-            self.lookahead.load_state_dict(state["lookahead"])
+            self.lookahead.load_state_dict(saved_mapping(state, "lookahead", optional=False))
             return
+        for key in ("searchnet", "fitnet", "opt_searchnet", "opt_fitnet"):
+            saved_mapping(state, key, optional=False)
+        for key in ("lpm", "opt_lpm"):
+            saved_mapping(state, key)
         self._pending = state
         self.nets = None
 
@@ -346,14 +353,14 @@ class AutoAL(Strategy):
         assert self.nets is not None and self.opts is not None
         if state.get("arch") != self._arch:
             return False  # a different architecture (config changed): start fresh
-        self.nets.searchnet.load_state_dict(state["searchnet"])
-        self.nets.fitnet.load_state_dict(state["fitnet"])
-        self.opts.searchnet.load_state_dict(state["opt_searchnet"])
-        self.opts.fitnet.load_state_dict(state["opt_fitnet"])
+        restore(self.nets.searchnet, state["searchnet"], "SearchNet")
+        restore(self.nets.fitnet, state["fitnet"], "FitNet")
+        restore(self.opts.searchnet, state["opt_searchnet"], "SearchNet optimizer")
+        restore(self.opts.fitnet, state["opt_fitnet"], "FitNet optimizer")
         if self.nets.lpm is not None and state.get("lpm") is not None:
-            self.nets.lpm.load_state_dict(state["lpm"])
+            restore(self.nets.lpm, state["lpm"], "loss prediction module")
             if self.opts.lpm is not None and state.get("opt_lpm") is not None:
-                self.opts.lpm.load_state_dict(state["opt_lpm"])
+                restore(self.opts.lpm, state["opt_lpm"], "loss prediction module's optimizer")
         return True
 
 

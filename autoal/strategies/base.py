@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from autoal.cache import PoolCache
+from autoal.errors import StateError
 from autoal.progress import NULL_REPORTER, as_reporter
 from autoal.selection import mask_from_positions, top_n
 
@@ -113,6 +114,28 @@ class Strategy(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
+
+
+def saved_mapping(state: dict[str, Any], key: str, optional: bool = True) -> dict[str, Any] | None:
+    """``state[key]``, a nested state dict a strategy keeps from its checkpoint to apply later
+    (when its networks are built): a mapping, or None where ``optional``. Anything else is a
+    StateError now, at load, not a failure in the middle of a round."""
+    value = state.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, dict):
+        raise StateError(f"strategy state: {key!r} must be a mapping; got {type(value).__name__}")
+    return value
+
+
+def restore(target: Any, saved: dict[str, Any], what: str) -> None:
+    """``target.load_state_dict(saved)`` (a module or an optimizer) with a saved state that does
+    not fit (shapes, keys) as a StateError naming ``what``."""
+    try:
+        target.load_state_dict(saved)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        raise StateError(f"the saved {what} does not fit ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                         "move the run folder away to start the run afresh") from None
 
 
 class PoolStrategy(Strategy):

@@ -25,6 +25,7 @@ from autoal.platform.sweep.spec import ComposeFn, META_FILE, ROLE_TAG, SweepSpec
 from autoal.platform.sweep.trial import TrialContext, abs_path, absolutize, trial_fn
 from autoal.tracking import (check_tracking_uri, config_params, end_parent_run, flatten, git_sha, start_parent_run,
                              stop_runs)
+from autoal.writable import check_writable_folder
 
 
 @dataclass
@@ -156,6 +157,27 @@ def varied_keys(arms: Sequence[Arm]) -> set[str]:
     flats = [config_params(a.config) for a in arms]
     keys = set().union(*flats) if flats else set()
     return {k for k in keys if len({f.get(k) for f in flats}) > 1}
+
+
+def check_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None) -> list[Arm]:
+    """What a sweep can be refused for, asked before Ray starts and before anything is written:
+    every arm's config (resolved and validated, :func:`build_arms`), the folders the sweep writes
+    (``runtime.output_dir``, ``sweep.storage_path``, ``sweep.report_dir``), the tracking store,
+    and on resume the saved sweep (its meta file checked). Returns the arms."""
+    storage = abs_path(spec.storage_path)
+    assert storage is not None
+    if "://" not in storage:
+        check_writable_folder(storage, "sweep.storage_path")
+    if spec.resume:
+        read_meta(find_resumable(storage, spec.name, spec.resume))
+    arms = build_arms(spec, base, compose_fn) if not spec.resume else []
+    check_writable_folder((base.get("runtime") or {}).get("output_dir") or "runs", "runtime.output_dir")
+    if spec.report_dir:
+        check_writable_folder(spec.report_dir, "sweep.report_dir")
+    tracking = base.get("tracking") or {}
+    if tracking.get("enabled", True):
+        check_tracking_uri(str(tracking.get("uri")))
+    return arms
 
 
 def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None, *,

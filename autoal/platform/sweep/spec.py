@@ -27,6 +27,11 @@ ComposeFn = Callable[[list[str]], dict]
 
 # ------------------------------------------------------------------------------------ the spec
 
+#: at most this many seeds, samples, concurrent trials or retries: a typo such as 10**9 fails here
+MAX_SEEDS = 10_000
+MAX_TRIALS = 1_000_000
+
+
 @dataclass
 class SweepSpec:
     """The ``sweep:`` config section. Every key is documented in ``conf/sweep/base.yaml``."""
@@ -81,13 +86,25 @@ class SweepSpec:
         for s in self.seeds:
             if isinstance(s, bool) or not isinstance(s, int):
                 raise ConfigError(f"sweep.seeds: expected integers; got {s!r}")
+            if not 0 <= s < 2 ** 32:
+                raise ConfigError(f"sweep.seeds: every seed must lie in [0, 2**32) (numpy and torch seeds); got {s!r}")
+        if len(self.seeds) > MAX_SEEDS:
+            raise ConfigError(f"sweep.seeds: at most {MAX_SEEDS} seeds; got {len(self.seeds)}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"sweep.seeds: duplicate seeds in {self.seeds!r}")
         self.seeds = [int(s) for s in self.seeds]
-        for key, lo in (("num_samples", 1), ("max_failures", -1), ("max_concurrent", 0), ("num_cpus", 0)):
+        for key, lo, hi in (("num_samples", 1, MAX_TRIALS), ("max_failures", -1, MAX_TRIALS),
+                            ("max_concurrent", 0, MAX_TRIALS), ("num_cpus", 0, 1 << 20), ("sample_seed", 0, 2 ** 32 - 1)):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ConfigError(f"sweep.{key}: expected an integer >= {lo}; got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"sweep.{key}: expected an integer in [{lo}, {hi}]; got {v!r}")
+        for key in ("checkpoint", "report"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"sweep.{key}: expected true or false; got {getattr(self, key)!r}")
+        if self.report_dir is not None and (not isinstance(self.report_dir, str) or not self.report_dir):
+            raise ConfigError(f"sweep.report_dir: expected a folder (or null: beside the runs); got {self.report_dir!r}")
+        if self.ablation is not None and not isinstance(self.ablation, str):
+            raise ConfigError(f"sweep.ablation: expected a name; got {self.ablation!r}")
         for key in ("space", "arms", "fixed"):
             v = getattr(self, key)
             if v is None:
@@ -108,8 +125,8 @@ class SweepSpec:
         if not isinstance(self.address, str) or not self.address:
             raise ConfigError(f"sweep.address: expected auto, local or a Ray address (host:port); got {self.address!r}")
         if isinstance(self.progress_interval_s, bool) or not isinstance(self.progress_interval_s, (int, float)) \
-                or self.progress_interval_s < 0:
-            raise ConfigError(f"sweep.progress_interval_s: expected seconds >= 0; got {self.progress_interval_s!r}")
+                or not 0 <= self.progress_interval_s <= 86_400:
+            raise ConfigError(f"sweep.progress_interval_s: expected seconds in [0, 86400]; got {self.progress_interval_s!r}")
         if not isinstance(self.storage_path, str) or not self.storage_path:
             raise ConfigError(f"sweep.storage_path: expected a folder; got {self.storage_path!r}")
         if self.search_alg not in SEARCH_ALGS:

@@ -228,8 +228,14 @@ class ALBL(Strategy):
             return
         if list(state.get("arm_names", [])) != list(self.arm_names):
             raise ValueError(f"albl: saved arms {state.get('arm_names')} differ from the configured {self.arm_names}")
-        self.log_w = np.asarray(state["log_w"], dtype=np.float64)
-        self.T = state.get("T")
+        log_w = np.asarray(state["log_w"], dtype=np.float64)
+        if log_w.shape != (self.n_arms,) or not np.isfinite(log_w).all():
+            raise ValueError(f"albl: 'log_w' must hold {self.n_arms} finite numbers; got shape {log_w.shape}")
+        T = state.get("T")
+        if T is not None and (isinstance(T, bool) or not isinstance(T, int) or T < 1):
+            raise ValueError(f"albl: 'T' must be a positive integer or null; got {T!r:.40}")
+        self.log_w = log_w
+        self.T = T
         self.hist_idx = [int(i) for i in state.get("hist_idx", [])]
         self.hist_w = [float(w) for w in state.get("hist_w", [])]
         pend = state.get("pending")

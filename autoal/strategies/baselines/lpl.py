@@ -11,7 +11,7 @@ from autoal.device import autocast, prepare_batch
 from autoal.lpm import LossPredictionModule, ranking_loss
 from autoal.models.base import Backbone
 from autoal.selection import top_n
-from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.base import QueryContext, Strategy, restore, saved_mapping
 from autoal.strategies.baselines._common import cpu_state, loop_train_config, require_ctx
 from autoal.strategies.registry import register_strategy
 from autoal.training import make_optimizer
@@ -141,8 +141,8 @@ class LearningLoss(Strategy):
         model = ctx.learner.new_model(ctx.seed)
         lpm = LossPredictionModule(model.stage_channels, self.hidden).to(ctx.device)
         if self.warm_start and self._saved is not None:
-            model.load_state_dict(self._saved["model"])
-            lpm.load_state_dict(self._saved["lpm"])
+            restore(model, self._saved["model"], "LPL task model")
+            restore(lpm, self._saved["lpm"], "loss prediction module")
         s = self.train_settings(ctx)
         self.last_history = train_joint(model, lpm, ctx.dataset, ctx.labeled, weight=self.weight, margin=self.margin,
                                         device=ctx.device, seed=ctx.seed, **s,
@@ -172,4 +172,8 @@ class LearningLoss(Strategy):
         return {"saved": self._saved} if self._saved is not None else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._saved = state.get("saved")
+        saved = saved_mapping(state, "saved")
+        if saved is not None:
+            saved_mapping(saved, "model", optional=False)
+            saved_mapping(saved, "lpm", optional=False)
+        self._saved = saved
