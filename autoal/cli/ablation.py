@@ -16,19 +16,9 @@ SCRIPT = "autoal ablation"
 
 
 def main(argv: list[str]) -> int:
-    from autoal.cli.common import config_yaml, help_text, info_text, split_flags
-    from autoal.cli.sweep import run
+    from autoal.cli.sweep import command_main
 
-    flags, overrides = split_flags(argv)
-    if flags.get("help"):
-        print(help_text(SCRIPT, __doc__, "ablation"))
-    elif flags.get("info"):
-        print(info_text("ablation", overrides))
-    elif flags.get("cfg"):
-        print(config_yaml("ablation", overrides))
-    else:
-        return run(overrides, "ablation", SCRIPT, check=bool(flags.get("check")))
-    return 0
+    return command_main(argv, "ablation", SCRIPT, __doc__)
 
 
 if __name__ == "__main__":

@@ -179,6 +179,21 @@ def split_flags(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
     return flags, rest
 
 
+def answer_info_flags(flags: dict[str, str | bool], script: str, doc: str | None, config_name: str,
+                      overrides: list[str]) -> bool:
+    """``--help``, ``--info``, ``--cfg``: print the answer and return True (the command is done);
+    False when none of them was given."""
+    if flags.get("help"):
+        print(help_text(script, doc, config_name))
+    elif flags.get("info"):
+        print(info_text(config_name, overrides))
+    elif flags.get("cfg"):
+        print(config_yaml(config_name, overrides))
+    else:
+        return False
+    return True
+
+
 def help_text(script: str, doc: str | None, config_name: str = "config") -> str:
     """``--help``: the script's docstring, the config groups and their options, the flags."""
     groups = config_groups(config_name)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from autoal.errors import ConfigError
-from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command,
+from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command,
                               results_table, split_flags)
 
 
@@ -29,14 +29,7 @@ def main(argv: list[str]) -> int:
     from autoal.tracking import check_tracking_uri
 
     flags, argv = split_flags(argv)
-    if flags.get("help"):
-        print(help_text("autoal report", __doc__, "report"))
-        return 0
-    if flags.get("info"):
-        print(info_text("report", argv))
-        return 0
-    if flags.get("cfg"):
-        print(config_yaml("report", argv))
+    if answer_info_flags(flags, "autoal report", __doc__, "report", argv):
         return 0
     if flags.get("multirun") or flags.get("check"):
         raise ConfigError(f"{'-m' if flags.get('multirun') else '--check'}: not an option of autoal report (it "

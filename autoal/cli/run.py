@@ -11,20 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command, multirun_sweep,
+from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command, multirun_sweep,
                               results_table, run_config, split_flags)
 
 
 def main(argv: list[str]) -> int:
     flags, overrides = split_flags(argv)
-    if flags.get("help"):
-        print(help_text("autoal run", __doc__))
-        return 0
-    if flags.get("info"):
-        print(info_text("config", overrides))
-        return 0
-    if flags.get("cfg"):
-        print(config_yaml("config", overrides))
+    if answer_info_flags(flags, "autoal run", __doc__, "config", overrides):
         return 0
     if flags.get("multirun"):  # every combination as one Ray Tune sweep, tracked like autoal sweep
         from autoal.cli.sweep import run as run_sweep_cli

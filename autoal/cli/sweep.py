@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from autoal.cli.common import (compose, config_yaml, help_text, info_text, main_guard, mlflow_ui_command, results_table,
+from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command, results_table,
                               split_flags)
 
 SCRIPT = "autoal sweep"
@@ -77,17 +77,16 @@ def _resume_command(script: str, argv: list[str], sweep_id: str) -> str:
     return " ".join([script, *(a for a in argv if not a.startswith("sweep.resume=")), f"sweep.resume={sweep_id}"])
 
 
-def main(argv: list[str]) -> int:
+def command_main(argv: list[str], config_name: str, script: str, doc: str | None) -> int:
+    """A sweep-shaped command (``autoal sweep``, ``autoal ablation``): its flags, then :func:`run`."""
     flags, overrides = split_flags(argv)
-    if flags.get("help"):
-        print(help_text(SCRIPT, __doc__, "sweep"))
-    elif flags.get("info"):
-        print(info_text("sweep", overrides))
-    elif flags.get("cfg"):
-        print(config_yaml("sweep", overrides))
-    else:
-        return run(overrides, "sweep", SCRIPT, check=bool(flags.get("check")))
-    return 0
+    if answer_info_flags(flags, script, doc, config_name, overrides):
+        return 0
+    return run(overrides, config_name, script, check=bool(flags.get("check")))
+
+
+def main(argv: list[str]) -> int:
+    return command_main(argv, "sweep", SCRIPT, __doc__)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ ComposeFn = Callable[[list[str]], dict]
 
 # ------------------------------------------------------------------------------------ the spec
 
-#: at most this many seeds, samples, concurrent trials or retries: a typo such as 10**9 fails here
+#: at most this many seeds or samples (MAX_SEEDS), concurrent trials or retries (MAX_TRIALS): a typo such as
+#: 10**9 fails here, not in an allocation
 MAX_SEEDS = 10_000
 MAX_TRIALS = 1_000_000
 
@@ -80,6 +81,8 @@ class SweepSpec:
         if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "/\\ "):
             raise ConfigError(f"sweep.name: expected a non-empty name without '/', '\\' or spaces; got {self.name!r}")
         if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
+            if not 1 <= self.seeds <= MAX_SEEDS:
+                raise ConfigError(f"sweep.seeds: a count of seeds must lie in [1, {MAX_SEEDS}]; got {self.seeds!r}")
             self.seeds = list(range(int(self.seeds)))
         if not isinstance(self.seeds, (list, tuple)) or not self.seeds:
             raise ConfigError(f"sweep.seeds: expected a non-empty list of integers (or a count); got {self.seeds!r}")
@@ -93,7 +96,7 @@ class SweepSpec:
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"sweep.seeds: duplicate seeds in {self.seeds!r}")
         self.seeds = [int(s) for s in self.seeds]
-        for key, lo, hi in (("num_samples", 1, MAX_TRIALS), ("max_failures", -1, MAX_TRIALS),
+        for key, lo, hi in (("num_samples", 1, MAX_SEEDS), ("max_failures", -1, MAX_TRIALS),
                             ("max_concurrent", 0, MAX_TRIALS), ("num_cpus", 0, 1 << 20), ("sample_seed", 0, 2 ** 32 - 1)):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
