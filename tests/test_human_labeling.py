@@ -218,6 +218,22 @@ def test_new_images_join_the_pool_and_missing_ones_are_refused(tmp_path):
         main(["export", f"labeling.project={project}"])
 
 
+def test_a_quoted_project_folder_with_a_space_keeps_its_settings(tmp_path, capsys):
+    """``labeling.project='/data/My Photos-al'``: the quotes are Hydra's, not the folder's; the
+    next round, given the same quoted path alone, finds the stored settings (strategy=entropy)."""
+    images, project = tmp_path / "images", tmp_path / "My Photos-al"
+    truth = make_images(images)
+    quoted = f"labeling.project='{project}'"
+    args = [a for a in settings(tmp_path, images, project, "strategy=entropy") if not a.startswith("labeling.project")]
+    assert main(["export", *args, quoted]) == 0
+    assert (project / "settings.json").is_file() and not list(tmp_path.glob("'*"))
+    rows = read_batch(project / "batches" / "round_001.csv")
+    assert main(["import", quoted, "--csv", str(fill(rows, images, truth, tmp_path / "f.csv"))]) == 0
+    assert main(["export", quoted]) == 0
+    assert state(project)["pending"]["strategy"] == "entropy"
+    capsys.readouterr()
+
+
 def test_merge_overrides_cli_wins():
     assert merge_overrides(["strategy=entropy", "al.query_size=5"], ["al.query_size=7"]) == \
         ["strategy=entropy", "al.query_size=7"]

@@ -17,7 +17,7 @@ from autoal.config import RunConfig
 from autoal.errors import ConfigError
 from autoal.labeling import LabelingConfig, LabelingProject, merge_overrides, store_overrides, stored_overrides
 from autoal.labeling.settings import project_dir
-from autoal.cli.common import compose, main_guard, mlflow_ui_command
+from autoal.cli.common import check_override_syntax, compose, main_guard, mlflow_ui_command
 
 COMMANDS = ("export", "import", "status", "discard")
 USAGE = ("usage: autoal query {export|import|status|discard} labeling.project=DIR "
@@ -50,10 +50,24 @@ def parse_args(argv: list[str]) -> tuple[str, str | None, bool, list[str]]:
     return cmd, csv_file, allow, overrides
 
 
+def _as_parsed(overrides: list[str]) -> list[str]:
+    """``labeling.project=...`` as Hydra reads it (quotes and escapes undone: a project folder
+    named ``'/data/My Photos-al'`` is /data/My Photos-al, where its stored settings are)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    check_override_syntax(overrides)
+    out = []
+    for text, o in zip(overrides, OverridesParser.create().parse_overrides(overrides)):
+        value = o.value() if o.value_type is not None else None
+        out.append(f"labeling.project={value}" if o.key_or_group == "labeling.project" and isinstance(value, str)
+                   else text)
+    return out
+
+
 def build(argv: list[str]):
     """(command, csv, LabelingProject, merged overrides) for ``argv``."""
     cmd, csv_file, allow, given = parse_args(argv)
-    project = project_dir(given, USAGE)
+    project = project_dir(_as_parsed(given), USAGE)
     overrides = merge_overrides(stored_overrides(project), given)
     d = compose(overrides, config_name="query")
     lab = d.pop("labeling")
