@@ -117,7 +117,7 @@ class ActiveLearningLoop:
                  run_dir: str | Path | None = None, model: torch.nn.Module | None = None) -> None:
         # the config, a folder that cannot be written (a read-only working directory), an unusable
         # tracking store: refused here, before the data is read
-        check_run(cfg, run_dir, tracking=tracker is None)
+        check_run(cfg, run_dir, tracking=tracker is None, names=False)  # the names: built or loaded just below
         self.cfg = cfg
         self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
         self.dataset = dataset or load_dataset(cfg.dataset)
@@ -441,15 +441,17 @@ def load_strategy_state(strategy: Strategy, path: Path) -> None:
                          f"{' '.join(str(e).split())[:200]}); move the run folder away to start the run afresh") from None
 
 
-def check_run(cfg: RunConfig, run_dir: str | Path | None = None, tracking: bool = True) -> None:
+def check_run(cfg: RunConfig, run_dir: str | Path | None = None, tracking: bool = True, names: bool = True) -> None:
     """What a run can be refused for before any work, without reading the data or writing a file:
     the config (:meth:`RunConfig.validate`), the run folder's root (``runtime.output_dir``, or
     ``run_dir``) and, with ``tracking``, the tracking store. ``autoal run --check`` asks this.
-    The data set and the strategy are looked up by name and the strategy built from its
-    parameters (cheap: nothing is trained or loaded)."""
+    With ``names``, the data set and the strategy are looked up by name and the strategy built
+    from its parameters (cheap: nothing is trained or loaded); the loop, which may be given its
+    own strategy and data objects, builds or loads them itself right after."""
     cfg.validate()
-    LOADERS.get(cfg.dataset.name)
-    build_strategy(cfg.strategy.name, **cfg.strategy.params)
+    if names:
+        LOADERS.get(cfg.dataset.name)
+        build_strategy(cfg.strategy.name, **cfg.strategy.params)
     if run_dir is not None:
         check_writable_folder(run_dir, "run_dir")
     else:

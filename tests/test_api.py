@@ -72,3 +72,25 @@ def test_run_checks_arrays_like_an_npz_file(tmp_path):
     with pytest.raises(DataError, match=r"autoal.run: data has negative labels"):
         autoal.run((x, y - 1, x, y), output_dir=str(tmp_path))
     assert not list(tmp_path.iterdir())
+
+
+def test_run_takes_a_strategy_object_that_is_not_registered(tmp_path):
+    """One's own strategy object, under a name the registry does not know, runs: the checks
+    before work look names up only for what the config names (autoal run --check), not for
+    objects passed in."""
+    from sklearn.datasets import load_digits
+
+    from autoal.strategies.base import ScoreStrategy
+
+    class LowestTopProbability(ScoreStrategy):
+        name = "my_lowest_top_probability"
+
+        def compute_score(self, cache):
+            return -cache.probs.max(1).values
+
+    d = load_digits()
+    x, y = (d.images / 16).astype("float32")[:, None], d.target
+    result = autoal.run((x[:1200], y[:1200], x[1200:], y[1200:]), strategy=LowestTopProbability(), rounds=1,
+                        query_size=10, epochs=2, output_dir=str(tmp_path))
+    assert len(result.history) == 2 and len(result.labeled) == 30
+    assert result.run_dir.name.startswith("arrays-my_lowest_top_probability-seed0")
