@@ -51,7 +51,7 @@ def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep
         return 0
     try:
         with ray_session(spec.address, spec.num_cpus, out=say):
-            result = run_sweep(spec, cfg, compose_fn, out=say)
+            result = run_sweep(spec, cfg, compose_fn, out=say, arms=arms or None)
     except KeyboardInterrupt:
         print(f"\ninterrupted; Ray is stopped. Continue with:  {_resume_command(script, argv, 'true')}", file=sys.stderr)
         return 130

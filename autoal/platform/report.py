@@ -424,10 +424,13 @@ def check_report_options(opts: Mapping[str, Any], uri: str) -> None:
         want = REPORT_OPTIONS.get(key)
         if want is None:
             raise ConfigError(f"report.{key}: unknown key; valid keys: {', '.join(REPORT_OPTIONS)}")
-        ok = {"true or false": lambda v: isinstance(v, bool),
-              "a list of MLflow run ids or null": lambda v: v is None or (isinstance(v, list) and bool(v) and all(
-                  isinstance(r, str) and r.strip() for r in v)),
-              }.get(want, lambda v: v is None or (isinstance(v, str) and bool(v.strip()) and "\x00" not in v))(value)
+        if want == "true or false":
+            ok = isinstance(value, bool)
+        elif key == "run_ids":
+            ok = value is None or (isinstance(value, list) and bool(value)
+                                   and all(isinstance(r, str) and r.strip() for r in value))
+        else:  # a name or a folder, or null
+            ok = value is None or (isinstance(value, str) and bool(value.strip()) and "\x00" not in value)
         if not ok:
             raise ConfigError(f"report.{key}: expected {want}; got {value!r:.80}")
     if opts.get("out_dir"):

@@ -181,9 +181,10 @@ def check_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | N
 
 
 def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None, *,
-              out: Callable[[str], None] = print, resume: Any = None) -> SweepResult:
+              out: Callable[[str], None] = print, resume: Any = None, arms: list[Arm] | None = None) -> SweepResult:
     """Run (or resume) a sweep on the Ray instance this process is connected to (see
-    :func:`ray_session`). ``base`` is the run config (dict) the arms start from."""
+    :func:`ray_session`). ``base`` is the run config (dict) the arms start from; ``arms``: as
+    :func:`check_sweep` returned them (else built here)."""
     import ray
     from ray import tune
 
@@ -210,7 +211,7 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
         out(f"[{sweep_id}] resuming from {exp_path}: finished trials are kept, unfinished and failed ones continue")
     else:
         base = absolutize(base)
-        arms = build_arms(spec, base, compose_fn)
+        arms = build_arms(spec, base, compose_fn) if arms is None else arms
         arms = [Arm(a.label, a.delta, absolutize(a.config)) for a in arms]
         # a search algorithm samples its points in the trials: their configs come from these
         bases = ({k: absolutize(v) for k, v in group_bases(spec, base, compose_fn).items()}
