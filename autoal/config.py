@@ -138,12 +138,41 @@ class ScoringConfig:
 
 
 @dataclass
+class SettingConfig:
+    """The named setting a run belongs to (``conf/setting/<name>.yaml``: a bundle of data set,
+    budget, training and model overrides, the unit of the quality matrix). ``name`` labels the
+    run (MLflow tag ``setting``, the report's matrix rows); it changes nothing the run computes.
+    ``resources`` is what one sweep trial of this setting reserves on Ray (``{CPU: 1, GPU: 0.25}``;
+    empty: the sweep's default)."""
+
+    name: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.name is not None and (not self.name or any(c in self.name for c in "/\\ ,=")):
+            raise ConfigError(f"setting.name: expected a plain name (no '/', '\\', ' ', ',' or '='); got {self.name!r}")
+        if not isinstance(self.resources, dict):
+            raise ConfigError(f"setting.resources: expected a mapping like {{CPU: 1, GPU: 0.25}}; got {self.resources!r}")
+        for k, v in self.resources.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= float(v) <= 1 << 20:
+                raise ConfigError(f"setting.resources.{k}: expected a number >= 0; got {v!r}")
+
+
+#: the default of runtime.num_threads: a fixed number, not "all cores", so that a run gives the same
+#: result on any machine and as a sweep trial (which reserves one CPU); see RunConfig.fingerprint
+DEFAULT_THREADS = 1
+
+
+@dataclass
 class RuntimeConfig:
-    """``device`` (auto/cpu/cuda), torch CPU threads (0 = all cores), run folder root,
-    ``quiet`` (no progress: neither bars nor the per-round lines), ``resume`` from the run folder's saved state."""
+    """``device`` (auto/cpu/cuda), torch CPU threads (default 1, the same as a sweep trial's;
+    0 = all cores of this machine), run folder root, ``quiet`` (no progress: neither bars nor the
+    per-round lines), ``resume`` from the run folder's saved state. The thread count is part of a
+    run's identity: torch's CPU kernels split reductions by thread, so 1 and 2 threads give
+    different floating-point sums and, over a run, different picks."""
 
     device: str = "auto"
-    num_threads: int = 0
+    num_threads: int = DEFAULT_THREADS
     output_dir: str = "runs"
     quiet: bool = False
     resume: bool = True
@@ -159,8 +188,14 @@ class RuntimeConfig:
             except (RuntimeError, TypeError) as e:
                 raise ConfigError(f"runtime.device: {self.device!r} is not a device; valid: auto, cpu, cuda, "
                                   f"cuda:<index> ({e})") from None
-        if int(self.num_threads) < 0:
-            raise ConfigError(f"runtime.num_threads: must be >= 0 (0 = all cores); got {self.num_threads!r}")
+        if not 0 <= int(self.num_threads) <= 4096:
+            raise ConfigError(f"runtime.num_threads: must lie in [0, 4096] (0 = all cores); got {self.num_threads!r}")
+
+    def threads(self) -> int:
+        """The torch CPU threads the run uses (``num_threads``, or this machine's cores for 0)."""
+        import os
+
+        return int(self.num_threads) or (os.cpu_count() or 1)
 
 
 @dataclass
@@ -173,6 +208,7 @@ class RunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    setting: SettingConfig = field(default_factory=SettingConfig)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "RunConfig":
@@ -189,6 +225,7 @@ class RunConfig:
         self.al.validate()
         self.scoring.validate()
         self.runtime.validate()
+        self.setting.validate()
         self.dataset.validate()
         for where, value in (("strategy.params", self.strategy.params), ("dataset.options", self.dataset.options),
                              ("tracking.tags", self.tracking.tags)):
@@ -218,11 +255,13 @@ class RunConfig:
         _check_dataset_options(self.dataset.options)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the sequence of queries (not tracking, not runtime)."""
+        """Hash of everything that changes the sequence of queries: not tracking, not the setting's
+        name, not runtime, except the CPU thread count (which changes floating-point sums)."""
         d = self.to_dict()
-        for k in ("tracking", "runtime"):
+        for k in ("tracking", "runtime", "setting"):
             d.pop(k)
         d["scoring"] = {"batch_size": d["scoring"]["batch_size"]}
+        d["threads"] = self.runtime.threads()
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

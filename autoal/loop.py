@@ -134,8 +134,7 @@ class ActiveLearningLoop:
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunResult:
-        if self.cfg.runtime.num_threads:
-            torch.set_num_threads(self.cfg.runtime.num_threads)
+        torch.set_num_threads(self.cfg.runtime.threads())  # part of the run's identity (RunConfig.fingerprint)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock = lock_folder(self.run_dir)  # one process per run folder: a second copy of the command fails
         try:
@@ -305,7 +304,11 @@ class ActiveLearningLoop:
             state.save(self.run_dir)
         self.tracker.set_tags({"dataset": self.cfg.dataset.name, "strategy": self.cfg.strategy.name,
                                "seed": str(self.cfg.al.seed), "git_sha": git_sha(), "autoal_version": __version__,
-                               "run_dir": str(self.run_dir),
+                               "run_dir": str(self.run_dir), "threads": str(torch.get_num_threads()),
+                               # a trial's priority (Ray starts workers at nice 15 unless told otherwise)
+                               "process_niceness": str(os.nice(0)) if hasattr(os, "nice") else "",
+                               **({"setting": self.cfg.setting.name} if self.cfg.setting.name else {}),
+                               "long_tailed": str(float(self.cfg.dataset.imbalance_ratio) > 1).lower(),
                                # MLflow caps tag values at 5000 characters
                                "dataset_source": (self.dataset.source or "not recorded by the loader")[:5000]})
         self.tracker.log_params({**config_params(self.cfg.to_dict()), **data_params(self.dataset)})

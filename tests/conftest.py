@@ -18,8 +18,16 @@ def ray_local():
     """A real local Ray instance with 2 CPUs; shut down at the end of the session."""
     import ray
 
+    from autoal.platform.sweep.session import worker_niceness_env
+
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        env = worker_niceness_env(0)  # trials at the test's priority, as the sweeps autoal starts run them
+        os.environ.update(env)
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        finally:
+            for k in env:
+                os.environ.pop(k, None)
     try:
         yield ray
     finally:

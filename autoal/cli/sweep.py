@@ -45,12 +45,15 @@ def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep
     if check:
         what = (f"resumes {spec.resume if isinstance(spec.resume, str) else 'the latest run of ' + spec.name}"
                 if spec.resume else f"{len(arms)} arm(s) x {len(spec.seeds)} seed(s) = "
-                f"{len(arms) * len(spec.seeds)} trial(s)" + (f" ({spec.search_alg} search)" if spec.searched else ""))
+                f"{len(arms) * len(spec.seeds)} trial(s)" + (f" ({spec.search_alg} search)" if spec.searched else "")
+                + (f", then {len(spec.leaders['seeds'])} more seed(s) for the top {spec.leaders['top']} arm(s) of "
+                   f"each group" + (f" and {', '.join(spec.leaders['always'])}" if spec.leaders['always'] else "")
+                   if spec.leaders else ""))
         print(f"sweep ok: {spec.name}: {what}; Ray: {spec.address}; results under "
               f"{Path(spec.storage_path).expanduser().resolve() if '://' not in spec.storage_path else spec.storage_path}")
         return 0
     try:
-        with ray_session(spec.address, spec.num_cpus, out=say):
+        with ray_session(spec.address, spec.num_cpus, out=say, worker_niceness=spec.worker_niceness):
             result = run_sweep(spec, cfg, compose_fn, out=say, arms=arms or None)
     except KeyboardInterrupt:
         print(f"\ninterrupted; Ray is stopped. Continue with:  {_resume_command(script, argv, 'true')}", file=sys.stderr)

@@ -138,8 +138,7 @@ class LabelingProject:
             if strat_ckpt.exists():
                 strategy.load_state_dict(load_checkpoint(strat_ckpt, "cpu"))
 
-            if cfg.runtime.num_threads:
-                torch.set_num_threads(cfg.runtime.num_threads)
+            torch.set_num_threads(cfg.runtime.threads())
             seed = int(cfg.al.seed)
             train_seed = derive_seed(seed, r, "train")
             model = learner.new_model(train_seed)

@@ -35,7 +35,8 @@ from autoal.writable import check_writable_folder
 
 ROLE_TAG = "autoal_role"
 SUMMARY_METRICS = ("aubc", "final_accuracy")
-ID_COLUMNS = ["sweep", "trial", "run_id", "arm", "seed", "strategy", "dataset", "status", "round"]
+ID_COLUMNS = ["sweep", "trial", "run_id", "arm", "seed", "strategy", "dataset", "setting", "method", "long_tailed",
+              "status", "round"]
 RUNTIME_PARTS = ("seconds_train", "seconds_score", "seconds_select", "seconds_candidates", "seconds_search")
 
 
@@ -149,7 +150,13 @@ def runs_frame(uri: str, runs: Sequence[Any], report_id: str, progress: Callable
             ident = {"sweep": tags.get("sweep_id", report_id), "trial": tags.get("trial_id", run.info.run_id),
                      "run_id": run.info.run_id, "arm": tags.get("arm") or strategy or run.info.run_name,
                      "seed": _int(tags.get("seed", params.get("al.seed"))), "strategy": strategy,
-                     "dataset": tags.get("dataset", params.get("dataset.name")), "status": run.info.status}
+                     "dataset": tags.get("dataset", params.get("dataset.name")), "status": run.info.status,
+                     # the quality matrix's axes: the named setting (conf/setting/) and the method
+                     "setting": tags.get("setting", params.get("setting.name")), "method": tags.get("method"),
+                     "long_tailed": tags.get("long_tailed") == "true",
+                     # the run's wall time in MLflow (start to end; the run-time split's overhead)
+                     "run_wall_s": (run.info.end_time - run.info.start_time) / 1000
+                     if run.info.end_time and run.info.start_time else None}
             summary = {k: run.data.metrics.get(k) for k in SUMMARY_METRICS}
             p = {f"param.{k}": v for k, v in params.items()}
             for r in sorted(per_round):
@@ -205,6 +212,14 @@ def trial_table(df):
         row = {"trial": trial, "run_id": run_id, "arm": first["arm"], "seed": first["seed"], "strategy": first["strategy"],
                "status": first["status"], "rounds": int(g["round"].max()) + 1, "labels": int(g["labels"].iloc[-1]),
                "aubc": value, "final_accuracy": float(final) if final is not None and not _nan(final) else float(g["accuracy"].iloc[-1])}
+        for key in ("setting", "method", "long_tailed"):
+            if key in g.columns:
+                row[key] = first[key]
+        if "balanced_accuracy" in g.columns and not _nan(g["balanced_accuracy"].iloc[-1]):
+            row["final_balanced_accuracy"] = float(g["balanced_accuracy"].iloc[-1])
+        wall = first.get("run_wall_s")
+        if wall is not None and not _nan(wall):
+            row["seconds_wall"] = float(wall)
         for part in RUNTIME_PARTS:
             if part in g.columns:
                 row[part] = float(g[part].fillna(0.0).sum())

@@ -200,3 +200,44 @@ def point_config(bases: Mapping[str, dict], point: Mapping[str, Any], keys: Sequ
         if k not in keys:
             set_dotted(cfg, k, plain_value(v))
     return cfg
+
+
+# ----------------------------------------------------------------------------------- leaders
+
+def strategy_option(arm: Arm) -> str:
+    """The strategy an arm runs, as the sweep names it: the config-group option it selects
+    (``autoal_paper``), else its ``strategy.name``."""
+    for key in ("strategy", "strategy.name"):
+        if isinstance(arm.delta.get(key), str):
+            return arm.delta[key]
+    return str((arm.config.get("strategy") or {}).get("name"))
+
+
+def arm_group(arm: Arm) -> str:
+    """What an arm shares with the arms it competes with: its delta without the strategy (for the
+    quality matrix, its setting), as a stable string."""
+    rest = {k: v for k, v in arm.delta.items() if k not in ("strategy", "strategy.name")}
+    return json.dumps(rest, sort_keys=True, default=str)
+
+
+def leader_arms(arms: Sequence[Arm], trials: Sequence[Mapping[str, Any]], top: int,
+                always: Sequence[str] = ()) -> list[Arm]:
+    """The arms that earn more seeds (``sweep.leaders``): in every group of arms that differ only in
+    the strategy (:func:`arm_group`), the ``top`` arms by mean AUBC over their finished trials
+    (``trials``: rows with ``arm``, ``status``, ``aubc``), among those whose strategy is not in
+    ``always``; plus every arm whose strategy is in ``always``. In the arms' order; ties by order."""
+    mean: dict[str, float] = {}
+    for a in arms:
+        vals = [float(t["aubc"]) for t in trials
+                if t.get("arm") == a.label and t.get("status") == "TERMINATED" and t.get("aubc") is not None]
+        if vals:
+            mean[a.label] = sum(vals) / len(vals)
+    chosen: set[str] = {a.label for a in arms if strategy_option(a) in set(always)}
+    groups: dict[str, list[Arm]] = {}
+    for a in arms:
+        if strategy_option(a) not in set(always) and a.label in mean:
+            groups.setdefault(arm_group(a), []).append(a)
+    for members in groups.values():
+        ranked = sorted(members, key=lambda a: -mean[a.label])  # stable: ties keep the arms' order
+        chosen.update(a.label for a in ranked[:top])
+    return [a for a in arms if a.label in chosen]

@@ -18,7 +18,7 @@ from autoal.version import __version__
 from autoal.errors import ConfigError, StateError
 from autoal.faults import once_from_env
 from autoal.platform.report import write_report
-from autoal.platform.sweep.arms import Arm, build_arms, group_bases, group_keys
+from autoal.platform.sweep.arms import Arm, build_arms, group_bases, group_keys, leader_arms
 from autoal.platform.sweep.progress import make_progress_callback
 from autoal.platform.sweep.resources import ResourcePlan, plan_resources
 from autoal.platform.sweep.spec import ComposeFn, META_FILE, ROLE_TAG, SweepSpec, flatten_space, search_domains
@@ -254,47 +254,31 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     trainable = tune.with_resources(tune.with_parameters(trial_fn, ctx=ctx),
                                     lambda config: _plan_for(plans, arms, config, plan).placement_group_factory())
     total = spec.num_samples * len(spec.seeds) if spec.searched else len(arms) * len(spec.seeds)
-    progress = make_progress_callback(sweep_id, total, spec.progress_interval_s, out)
     bundles = " + ".join(_fmt_bundle(b) for b in plan.bundles)
     out(f"[{sweep_id}] {len(arms)} arm(s) x {len(spec.seeds)} seed(s) = {total} trials; per trial {bundles}"
         + (f" + {_fmt_bundle(plan.outside)} of Ray Train workers" if plan.outside else "")
         + (f"; at most {plan.max_concurrent} at once" if plan.max_concurrent else "")
         + f"; Ray has {_fmt_bundle(cluster)}")
-    fit_ok = False
-    try:
-        if resume:
-            tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True,
-                                       param_space=_param_space(arms, spec))
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space=_param_space(arms, spec),
-                tune_config=tune.TuneConfig(metric="aubc", mode="max",
-                                            max_concurrent_trials=None if spec.searched else (plan.max_concurrent or None),
-                                            reuse_actors=True, num_samples=spec.num_samples if spec.searched else 1,
-                                            search_alg=_search_alg(spec, plan.max_concurrent), scheduler=_scheduler(spec, arms, sweep_id)),
-                run_config=tune.RunConfig(
-                    name=sweep_id, storage_path=storage, verbose=0, callbacks=[progress],
-                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                ),
-            )
-        if resume:
-            _attach_callbacks(tuner, progress, spec)
-        grid = tuner.fit()
-        fit_ok = True
-    finally:
-        if enabled and not fit_ok:
-            _end_parent(uri, parent_run_id, "KILLED")
-    trials = _trial_rows(grid, ctx, stoppable=spec.scheduler != "none")
-    seen = {(t["arm"], t["seed"]) for t in trials}
-    if not spec.searched:
-        trials += [{"trial": "", "arm": a.label, "failures": 0, "seed": s, "status": "PENDING", "aubc": None,
-                    "final_accuracy": None, "rounds": None, "labels": None, "error": None}
-                   for a in arms for s in spec.seeds if (a.label, s) not in seen]
-    elif len(trials) < total:
-        trials += [{"trial": "", "arm": "(not sampled yet)", "failures": 0, "seed": None, "status": "PENDING",
-                    "aubc": None, "final_accuracy": None, "rounds": None, "labels": None, "error": None}] * (total - len(trials))
+    stage = _Stage(sweep_id, exp_path, storage, arms, list(spec.seeds), total)
+    grid = _fit_stage(stage, spec, trainable, plan, bool(resume), out, uri if enabled else None, parent_run_id)
+    trials = _stage_rows(grid, ctx, spec, stage)
+    leaders = spec.leaders
+    if leaders and not any(t["status"] not in ("TERMINATED", "ERROR", "STOPPED") for t in trials):
+        # more seeds for the arms that lead their group (the quality matrix: the best single strategies
+        # of every setting, and AutoAL): a second Tune experiment beside the first, the same parent run
+        if "leaders" not in meta:
+            chosen = leader_arms(arms, trials, leaders["top"], leaders["always"])
+            meta["leaders"] = [a.label for a in chosen]
+            write_meta(exp_path, meta)
+        lead = [a for a in arms if a.label in set(meta["leaders"])]
+        if lead:
+            out(f"[{sweep_id}] leaders: {len(lead)} arm(s) x {len(leaders['seeds'])} more seed(s): "
+                + ", ".join(a.label for a in lead))
+            stage2 = _Stage(sweep_id, f"{exp_path}-leaders", storage, lead, list(leaders["seeds"]),
+                            len(lead) * len(leaders["seeds"]), name=f"{sweep_id}-leaders")
+            grid2 = _fit_stage(stage2, spec, trainable, plan, _has_tuner(stage2.path), out,
+                               uri if enabled else None, parent_run_id)
+            trials += _stage_rows(grid2, ctx, spec, stage2)
     trials.sort(key=lambda t: (str(t["arm"]), t["seed"] if t["seed"] is not None else -1))
     interrupted = any(t["status"] not in ("TERMINATED", "ERROR", "STOPPED") for t in trials)
     if enabled and any(t["status"] == "STOPPED" for t in trials):
@@ -319,6 +303,77 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     return result
 
 
+@dataclass
+class _Stage:
+    """One Tune experiment of a sweep: the arms x seeds it runs, where it is stored."""
+
+    sweep_id: str
+    path: str
+    storage: str
+    arms: list[Arm]
+    seeds: list[int]
+    total: int
+    name: str | None = None
+
+
+def _has_tuner(path: str) -> bool:
+    """Whether a stage's Tune experiment was started (and so is restored, not started anew)."""
+    from ray import tune
+
+    return bool(tune.Tuner.can_restore(path))
+
+
+def _fit_stage(stage: _Stage, spec: SweepSpec, trainable: Any, plan: ResourcePlan, resume: bool,
+               out: Callable[[str], None], uri: str | None, parent_run_id: str | None) -> Any:
+    """Run (or, with ``resume``, restore and continue) one stage's Tuner; the parent run ends
+    KILLED when the fit does not return."""
+    from ray import tune
+
+    progress = make_progress_callback(stage.sweep_id, stage.total, spec.progress_interval_s, out)
+    space = _param_space(stage.arms, spec, stage.seeds)
+    fit_ok = False
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(stage.path, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                       param_space=space)
+            _attach_callbacks(tuner, progress, spec)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=space,
+                tune_config=tune.TuneConfig(metric="aubc", mode="max",
+                                            max_concurrent_trials=None if spec.searched else (plan.max_concurrent or None),
+                                            reuse_actors=True, num_samples=spec.num_samples if spec.searched else 1,
+                                            search_alg=_search_alg(spec, plan.max_concurrent),
+                                            scheduler=_scheduler(spec, stage.arms, stage.sweep_id)),
+                run_config=tune.RunConfig(
+                    name=stage.name or stage.sweep_id, storage_path=stage.storage, verbose=0, callbacks=[progress],
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+        grid = tuner.fit()
+        fit_ok = True
+    finally:
+        if uri and not fit_ok:
+            _end_parent(uri, parent_run_id, "KILLED")
+    return grid
+
+
+def _stage_rows(grid: Any, ctx: TrialContext, spec: SweepSpec, stage: _Stage) -> list[dict[str, Any]]:
+    """The stage's trial rows, with a PENDING row for every (arm, seed) Tune has not created."""
+    trials = _trial_rows(grid, ctx, stoppable=spec.scheduler != "none")
+    seen = {(t["arm"], t["seed"]) for t in trials}
+    if not spec.searched:
+        trials += [{"trial": "", "arm": a.label, "failures": 0, "seed": s, "status": "PENDING", "aubc": None,
+                    "final_accuracy": None, "rounds": None, "labels": None, "error": None}
+                   for a in stage.arms for s in stage.seeds if (a.label, s) not in seen]
+    elif len(trials) < stage.total:
+        trials += [{"trial": "", "arm": "(not sampled yet)", "failures": 0, "seed": None, "status": "PENDING",
+                    "aubc": None, "final_accuracy": None, "rounds": None, "labels": None, "error": None}] * (stage.total - len(trials))
+    return trials
+
+
 def _plan_for(plans: list[ResourcePlan], arms: list[Arm], config: Mapping[str, Any],
               largest: ResourcePlan) -> ResourcePlan:
     for a, p in zip(arms, plans):
@@ -341,22 +396,22 @@ def _attach_callbacks(tuner: Any, progress: Any, spec: SweepSpec) -> None:
     rc.failure_config = tune.FailureConfig(max_failures=spec.max_failures)
 
 
-def _param_space(arms: list[Arm], spec: SweepSpec) -> dict[str, Any]:
+def _param_space(arms: list[Arm], spec: SweepSpec, seeds: Sequence[int] | None = None) -> dict[str, Any]:
     """What Tune sees of each trial: the seed and the actual values of the swept keys (so that
     ``ResultGrid``, ``get_best_result`` and Tune's analysis show configurations): for the grid,
     the arm's label plus each varied key's value in that arm (resolved by ``sample_from`` from
     the arm); for a search algorithm, the space's domains themselves."""
     from ray import tune
 
+    seeds = list(spec.seeds if seeds is None else seeds)
     if spec.searched:
-        seeds = list(spec.seeds)
         return {**search_domains(spec.space),
                 "seed": seeds[0] if spec.search_alg == "optuna" else tune.grid_search(seeds)}
     values = {a.label: flatten(a.config) for a in arms}
     keys = sorted(varied_keys(arms))
-    space: dict[str, Any] = {"arm": tune.grid_search([a.label for a in arms]), "seed": tune.grid_search(list(spec.seeds))}
+    space: dict[str, Any] = {"arm": tune.grid_search([a.label for a in arms]), "seed": tune.grid_search(seeds)}
     for k in keys:
-        space[k] = tune.sample_from(lambda s, k=k: values[s.config["arm"]].get(k))
+        space[k] = tune.sample_from(lambda config, k=k: values[config["arm"]].get(k))
     return space
 
 

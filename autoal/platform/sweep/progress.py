@@ -35,6 +35,22 @@ def eta_text(eta: float | None) -> str:
     return "ETA —" if eta is None else f"ETA {clock(eta)}"
 
 
+def starved_text(results: Sequence[dict[str, Any]], below: float = 0.5) -> str:
+    """A warning when the running trials get less than ``below`` of the CPU time their threads could
+    use (the median of their last reports' ``cpu_share``), with their niceness: Ray runs workers
+    at nice 15 by default, so beside any normal process a trial crawls; '' otherwise."""
+    shares = sorted(float(r["cpu_share"]) for r in results if isinstance(r.get("cpu_share"), (int, float)))
+    if not shares:
+        return ""
+    median = shares[len(shares) // 2]
+    if median >= below:
+        return ""
+    nice = sorted({int(r["niceness"]) for r in results if isinstance(r.get("niceness"), (int, float))})
+    why = (f"at nice {'/'.join(map(str, nice))}: sweep.worker_niceness=0 runs them at the driver's priority"
+           if any(n > 0 for n in nice) else "other processes are using the cores")
+    return f"STARVED: trials get {median:.0%} of their CPU ({why})"
+
+
 def _tune_callback_base():
     from ray.tune import Callback
 
@@ -112,6 +128,9 @@ class _ProgressMixin:
         parts.append(f"best AUBC {best[0]:.4f} ({best[1]}, seed {best[2]})" if best else "best AUBC -")
         parts.append(f"{el // 60}:{el % 60:02d}")
         parts.append(eta_text(self.eta(trials, now)))
+        starved = starved_text([t.last_result or {} for t in trials if t.status == "RUNNING"])
+        if starved:
+            parts.append(starved)
         return " · ".join(parts)
 
     def emit(self, trials: Sequence[Any], force: bool = False) -> None:

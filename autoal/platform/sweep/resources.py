@@ -57,7 +57,9 @@ def plan_resources(cfg: Mapping[str, Any], resources_per_trial: Mapping[str, Any
                    cluster: Mapping[str, float], max_concurrent: int = 0) -> ResourcePlan:
     """Declare every nested resource of one trial (DESIGN.md §5).
 
-    - The trial: ``resources_per_trial`` (default: 1 CPU, and 1 GPU when the cluster has GPUs).
+    - The trial: ``resources_per_trial``, else its setting's ``setting.resources`` (the GPU setting:
+      a quarter of a GPU), else one CPU per torch thread (``runtime.num_threads``, default 1) and
+      1 GPU when the cluster has GPUs.
     - Ray scorer actors (``scoring.executor=ray``) are created by the trial and captured by its
       placement group: one bundle per actor, ``gpus_per_actor`` GPUs each when the trial has a
       GPU, else 1 CPU.
@@ -68,7 +70,14 @@ def plan_resources(cfg: Mapping[str, Any], resources_per_trial: Mapping[str, Any
       ``cluster CPUs // (trial CPUs + workers)`` (likewise GPUs) run at once.
     """
     has_gpu = float(cluster.get("GPU", 0) or 0) > 0
-    head = trial_bundle(resources_per_trial) if resources_per_trial else {"CPU": 1.0, **({"GPU": 1.0} if has_gpu else {})}
+    setting = (cfg.get("setting") or {}).get("resources") or {}
+    threads = int((cfg.get("runtime") or {}).get("num_threads", 1) or 1)
+    if resources_per_trial:
+        head = trial_bundle(resources_per_trial)
+    elif setting:
+        head = trial_bundle(setting)
+    else:
+        head = {"CPU": float(max(1, threads)), **({"GPU": 1.0} if has_gpu else {})}
     if not head:
         head = {"CPU": 1.0}
     bundles = [head]

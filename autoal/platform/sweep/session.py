@@ -34,9 +34,25 @@ def _available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+#: the environment variable through which Ray's raylet sets its workers' niceness (Ray's default: 15)
+NICENESS_ENV = "RAY_worker_niceness"
+
+
+def worker_niceness_env(niceness: int | None) -> dict[str, str]:
+    """The environment a Ray node (``ray.init`` or ``ray start``) needs so that its worker processes,
+    and so the trials, run at ``niceness`` (0: the driver's priority); ``{}`` for Ray's default, or
+    when the user's environment already sets it. Ray starts workers at nice 15 by default: beside
+    any normal process a trial then gets a small fraction of a core."""
+    if niceness is None or NICENESS_ENV in os.environ:
+        return {}
+    return {NICENESS_ENV: str(int(niceness))}
+
+
 @contextmanager
-def ray_session(address: str = "auto", num_cpus: int = 0, out: Callable[[str], None] = print) -> Iterator[None]:
-    """Connect to a running cluster or start a local Ray instance (``num_cpus`` CPUs, 0 = all);
+def ray_session(address: str = "auto", num_cpus: int = 0, out: Callable[[str], None] = print,
+                worker_niceness: int | None = 0) -> Iterator[None]:
+    """Connect to a running cluster or start a local Ray instance (``num_cpus`` CPUs, 0 = all;
+    its workers at ``worker_niceness``, None = Ray's default);
     disconnect, and stop a local instance, on exit — also on Ctrl-C and errors, so that an
     interrupted sweep leaves no Ray processes behind. Uses an already-initialized Ray as is."""
     import ray
@@ -57,8 +73,14 @@ def ray_session(address: str = "auto", num_cpus: int = 0, out: Callable[[str], N
                 addr = None
         if addr is None:
             n = int(num_cpus) or _available_cpus()
-            ray.init(address="local", num_cpus=n, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            env = worker_niceness_env(worker_niceness)
+            os.environ.update(env)  # read by the raylet that ray.init starts, which its workers inherit
+            try:
+                ray.init(address="local", num_cpus=n, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            finally:
+                for k in env:
+                    os.environ.pop(k, None)
         yield
     finally:
         if ray.is_initialized():

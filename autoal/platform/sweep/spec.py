@@ -18,7 +18,7 @@ SEARCH_ALGS = ("grid", "random", "optuna")
 SCHEDULERS = ("none", "asha")
 #: the sections of a run config; a space/arm key without a dot naming one of them selects a
 #: config-group option (``strategy: autoal`` = the composed ``conf/strategy/autoal.yaml``)
-CONFIG_SECTIONS = ("dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime")
+CONFIG_SECTIONS = ("dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime", "setting")
 META_FILE = "sweep_meta.json"
 ROLE_TAG = "autoal_role"  # "sweep" on the parent run, "trial" on a child run
 
@@ -60,6 +60,8 @@ class SweepSpec:
     search_alg: str = "grid"
     scheduler: str = "none"
     asha: dict[str, Any] = field(default_factory=lambda: {"grace_rounds": 1, "reduction_factor": 2})
+    worker_niceness: int | None = 0
+    leaders: dict[str, Any] = field(default_factory=dict)
 
     @property
     def searched(self) -> bool:
@@ -146,6 +148,14 @@ class SweepSpec:
             v = self.asha[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ConfigError(f"sweep.asha.{key}: expected an integer >= {lo}; got {v!r}")
+        if self.worker_niceness is not None and (isinstance(self.worker_niceness, bool)
+                                                 or not isinstance(self.worker_niceness, int)
+                                                 or not -20 <= self.worker_niceness <= 19):
+            raise ConfigError(f"sweep.worker_niceness: expected an integer in [-20, 19] (0: the driver's priority) "
+                              f"or null (Ray's default, 15); got {self.worker_niceness!r}")
+        self.leaders = validate_leaders(self.leaders, self.seeds)
+        if self.leaders and self.searched:
+            raise ConfigError("sweep.leaders: more seeds for the leading arms need search_alg: grid")
         if self.searched and self.arms:
             raise ConfigError("sweep.search_alg: a search algorithm samples points of sweep.space; named arms "
                               "(sweep.arms) need search_alg: grid")
@@ -158,6 +168,42 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+LEADER_KEYS = ("top", "seeds", "always")
+
+
+def validate_leaders(leaders: Any, seeds: list[int]) -> dict[str, Any]:
+    """``sweep.leaders`` checked and normalized: ``{}`` (off) or ``{top: int >= 0, seeds: [the extra
+    seeds], always: [strategy options]}``. ``seeds`` may be a count: the total number of seeds the
+    leaders run (10 with ``sweep.seeds: 5`` adds the first five seeds not in ``sweep.seeds``)."""
+    if leaders is None or (isinstance(leaders, Mapping) and not leaders):
+        return {}
+    if not isinstance(leaders, Mapping) or set(leaders) - set(LEADER_KEYS):
+        raise ConfigError(f"sweep.leaders: expected {{top: int, seeds: count or list, always: [strategy, ...]}}; "
+                          f"got {leaders!r}")
+    top = leaders.get("top", 0)
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TRIALS:
+        raise ConfigError(f"sweep.leaders.top: expected an integer >= 0; got {top!r}")
+    always = leaders.get("always") or []
+    if not isinstance(always, (list, tuple)) or not all(isinstance(a, str) and a for a in always):
+        raise ConfigError(f"sweep.leaders.always: expected a list of strategy names; got {always!r}")
+    extra = leaders.get("seeds", [])
+    if isinstance(extra, int) and not isinstance(extra, bool):
+        if not len(seeds) <= extra <= MAX_SEEDS:
+            raise ConfigError(f"sweep.leaders.seeds: a count is the leaders' total number of seeds, in "
+                              f"[{len(seeds)} (sweep.seeds), {MAX_SEEDS}]; got {extra!r}")
+        pool = (s for s in range(MAX_SEEDS * 2) if s not in set(seeds))
+        extra = [next(pool) for _ in range(extra - len(seeds))]
+    if not isinstance(extra, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                       and 0 <= s < 2 ** 32 for s in extra):
+        raise ConfigError(f"sweep.leaders.seeds: expected a count or a list of seeds in [0, 2**32); got {extra!r}")
+    if set(extra) & set(seeds) or len(set(extra)) != len(extra):
+        raise ConfigError(f"sweep.leaders.seeds: the extra seeds must be distinct and not in sweep.seeds "
+                          f"{seeds!r}; got {list(extra)!r}")
+    if not extra or (not top and not always):
+        return {}
+    return {"top": int(top), "seeds": [int(s) for s in extra], "always": list(always)}
 
 
 # ------------------------------------------------------------------------------- search space

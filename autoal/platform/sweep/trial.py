@@ -6,8 +6,10 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +134,7 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
 
     tags = {"sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name, "ablation": ctx.ablation or "none",
             "arm": arm, "seed": str(seed), "trial_id": trial_id, "dataset": cfg.dataset.name,
-            "strategy": cfg.strategy.name, "git_sha": git_sha(), "autoal_version": __version__, ROLE_TAG: "trial",
+            "strategy": cfg.strategy.name, "method": method_of(arm, cfg.setting.name), "git_sha": git_sha(), "autoal_version": __version__, ROLE_TAG: "trial",
             "device": str(resolve_device(cfg.runtime.device)),
             **{str(k): str(v) for k, v in cfg.tracking.tags.items()}}
     if cfg.tracking.enabled:
@@ -145,6 +147,7 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
         tracker = NullTracker()
 
     reported_upto_box = [reported_upto]
+    cpu_clock = [time.process_time(), time.time()]
 
     def report(record: dict[str, Any]) -> None:
         """One Tune result per AL round (with a checkpoint of the run's state): the round's
@@ -161,6 +164,11 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
                         "rounds_done": len(upto)})
         if r == cfg.al.rounds:
             metrics["final_accuracy"] = float(record["accuracy"])
+        # the share of its threads' time the trial got since its last report (starved trials: < 0.5)
+        cpu, wall = time.process_time(), time.time()
+        metrics["cpu_share"] = (cpu - cpu_clock[0]) / max((wall - cpu_clock[1]) * cfg.runtime.threads(), 1e-9)
+        metrics["niceness"] = os.nice(0) if hasattr(os, "nice") else 0
+        cpu_clock[:] = [cpu, wall]
         ckpt, tmp = _checkpoint_of(run_dir, r) if ctx.checkpoint else (None, None)
         try:
             tune.report(metrics, checkpoint=ckpt)
@@ -176,6 +184,16 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
             report(h)
     loop = ActiveLearningLoop(cfg, tracker=tracker, callbacks=[report], run_dir=run_dir)
     loop.run()
+
+
+def method_of(arm: str, setting: str | None) -> str:
+    """The method an arm stands for in a matrix over settings: its label without the setting's part
+    (``setting=digits,strategy=margin`` → ``margin``; ``setting=digits,strategy=autoal,tau=0.1`` →
+    ``strategy=autoal,tau=0.1``)."""
+    parts = [p for p in arm.split(",") if not (p.startswith("setting=") and (setting is None or p == f"setting={setting}"))]
+    if len(parts) == 1 and parts[0].startswith("strategy="):
+        return parts[0].split("=", 1)[1]
+    return ",".join(parts) or arm
 
 
 def _safe(label: str) -> str:
