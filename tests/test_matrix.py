@@ -1,0 +1,363 @@
+"""The quality matrix's tables (autoal.platform.matrix): bench/README.md's tables reproduced from
+the reference runs, the paired statistics on constructed records, and the figures."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from autoal.errors import DataError
+from autoal.platform.matrix import (MatrixRun, against_best_rows, bootstrap_ci, build_matrix, heat_map,
+                                    matrix_markdown, merge_runs, read_jsonl_runs, runtime_means, runtime_split,
+                                    setting_rows, summary_rows, verdict, wilcoxon_signed_rank_p)
+from autoal.strategies.candidates import PAPER_CANDIDATES
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "bench" / "reference" / "quality_runs_2026-11-30.jsonl"
+RERUN = ROOT / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.jsonl"
+README_ORDER = ["random", *PAPER_CANDIDATES, "typiclust", "autoal", "autoal[paper]"]
+#: the old bench's "best single candidate": the 7 candidates and TypiClust, not Random
+OLD_CANDIDATES = [*PAPER_CANDIDATES, "typiclust"]
+
+# bench/README.md, "Mean AUBC (rank among 11 methods) per setting" (measured 2026-11-29/30)
+README_SUMMARY = """\
+| method | digits | mnist_low | mnist_high | mnist_lt | mean rank |
+|---|---|---|---|---|---|
+| random | 0.8358 (11) | 0.7524 (8) | 0.9075 (4) | 0.8024 (10) | 8.2 |
+| entropy | 0.8561 (9) | 0.7374 (11) | 0.9031 (10) | 0.8248 (6) | 9.0 |
+| margin | 0.8809 (2) | **0.7871 (1)** | 0.9114 (3) | **0.8581 (1)** | **1.8** |
+| least_confidence | **0.8824 (1)** | 0.7608 (5) | 0.9047 (9) | 0.8245 (7) | 5.5 |
+| kmeans | 0.8512 (10) | 0.7785 (3) | 0.9147 (2) | 0.8292 (4) | 4.8 |
+| bald | 0.8618 (7) | 0.7430 (10) | 0.9050 (8) | 0.8142 (9) | 8.5 |
+| var_ratio | 0.8758 (4) | 0.7719 (4) | 0.9053 (7) | 0.8435 (2) | 4.2 |
+| mean_std | 0.8596 (8) | 0.7471 (9) | 0.8995 (11) | 0.8163 (8) | 9.0 |
+| typiclust | 0.8707 (6) | 0.7578 (6) | **0.9161 (1)** | 0.7922 (11) | 6.0 |
+| autoal | 0.8773 (3) | 0.7854 (2) | 0.9070 (5) | 0.8378 (3) | 3.2 |
+| autoal[paper] | 0.8738 (5) | 0.7528 (7) | 0.9068 (6) | 0.8273 (5) | 5.8 |"""
+
+# bench/README.md, "AutoAL against the best single candidate of each setting"
+README_AGAINST_BEST = """\
+| setting | best single (std) | autoal: Δ, W/L, p | autoal[paper]: Δ, W/L, p |
+|---|---|---|---|
+| digits | least_confidence 0.8824 (0.013) | −0.0051, 2/3, 0.625 | −0.0086, 1/4, 0.188 |
+| mnist_low | margin 0.7871 (0.012) | −0.0017, 2/3, 0.812 | −0.0343, 0/5, 0.062 |
+| mnist_high | typiclust 0.9161 (0.008) | −0.0091, 0/5, 0.062 | −0.0093, 1/4, 0.125 |
+| mnist_lt | margin 0.8581 (0.011) | −0.0203, 0/5, 0.062 | −0.0308, 1/4, 0.125 |"""
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return build_matrix(read_jsonl_runs(REFERENCE), OLD_CANDIDATES, order=README_ORDER, resamples=2000)
+
+
+def run(setting: str, method: str, seed: int, aubc: float, **kw) -> dict:
+    return {"setting": setting, "method": method, "seed": seed, "aubc": aubc, "final_accuracy": min(1.0, aubc + 0.1),
+            **kw}
+
+
+# ---------------------------------------------------------------------------------------------
+# the reference runs against bench/README.md
+# ---------------------------------------------------------------------------------------------
+def test_reference_file_reads_as_records():
+    runs = read_jsonl_runs(REFERENCE)
+    assert len(runs) == 220 and all(isinstance(r, MatrixRun) for r in runs)
+    assert {r.setting for r in runs if r.long_tailed} == {"mnist_lt"}
+    assert {r.method for r in runs} == set(README_ORDER)
+    assert all(len(r.labels) == len(r.accuracy) == 11 and not r.seconds for r in runs)
+
+
+def test_mean_aubc_table_is_the_readmes(reference):
+    assert "\n".join(summary_rows(reference)) == README_SUMMARY
+    t = reference.settings["mnist_low"]
+    assert t.stats["margin"].rank == 1 and round(t.stats["margin"].aubc_mean, 4) == 0.7871
+    assert round(reference.settings["digits"].stats["autoal"].aubc_mean, 4) == 0.8773
+    assert reference.mean_rank["margin"] == pytest.approx(1.75)
+
+
+def test_paired_table_is_the_readmes(reference):
+    assert "\n".join(against_best_rows(reference, ["autoal", "autoal[paper]"])) == README_AGAINST_BEST
+    assert "random: Δ, W/L, p" in against_best_rows(reference)[0]  # Random is no single strategy here
+    t = reference.settings["digits"]
+    assert t.best_single == "least_confidence"
+    pd = t.paired["autoal"]
+    assert (round(pd.mean_diff, 4), pd.wins, pd.losses, pd.ties, pd.n) == (-0.0051, 2, 3, 0, 5)
+    assert pd.p_wilcoxon == pytest.approx(0.625)
+    assert pd.verdict == "level"  # 5 pairs can't reach p < 0.05
+    assert [reference.settings[s].best_single for s in reference.settings] == \
+        ["least_confidence", "margin", "typiclust", "margin"]
+
+
+def test_paper_rerun_merged_over_the_reference_is_the_readmes():
+    """README's re-run table: the re-run's autoal[paper] replaces the original's."""
+    base = [r for r in read_jsonl_runs(REFERENCE) if r.method != "autoal[paper]"]
+    rep = build_matrix(merge_runs(base, read_jsonl_runs(RERUN)), OLD_CANDIDATES, resamples=500)
+    expected = {"digits": (0.8772, 0.0019, -0.0052, 3, 2, 0.8125),
+                "mnist_low": (0.7528, 0.0226, -0.0343, 0, 5, 0.0625),
+                "mnist_lt": (0.8267, 0.0177, -0.0314, 0, 5, 0.0625)}
+    for s, (mean, std, delta, w, losses, p) in expected.items():
+        st, pd = rep.settings[s].stats["autoal[paper]"], rep.settings[s].paired["autoal[paper]"]
+        assert (round(st.aubc_mean, 4), round(st.aubc_std, 4), round(pd.mean_diff, 4), pd.wins, pd.losses) == \
+            (mean, std, delta, w, losses), s
+        assert pd.p_wilcoxon == pytest.approx(p)
+    assert "autoal[paper]" not in rep.settings["mnist_high"].stats  # not re-run there
+
+
+def test_default_single_strategies_include_random(reference):
+    rep = build_matrix(read_jsonl_runs(REFERENCE), resamples=200)
+    assert "random" in rep.single_strategies and "autoal" not in rep.single_strategies
+    assert "autoal[paper]" not in rep.single_strategies
+    # Random is never the best here: the same references as the old bench
+    assert [t.best_single for t in rep.settings.values()] == [t.best_single for t in reference.settings.values()]
+
+
+def test_reference_markdown_has_detail_rows(reference):
+    md = matrix_markdown(reference)
+    assert "## Mean AUBC (rank among 11 methods) per setting" in md
+    assert README_SUMMARY in md
+    assert "| 3 | autoal | 5 | 0.8773 ± 0.0212 | 0.9658 ± 0.0051 | −0.0051 (5) | 2/0/3 | 0.625 |" in md
+    assert "| 1 | **least_confidence** | 5 | 0.8824 ± 0.0129 |" in md
+    # balanced accuracy only in the long-tailed setting's table
+    lt = "\n".join(setting_rows(reference, "mnist_lt"))
+    assert "final bal. acc" in lt and "final bal. acc" not in "\n".join(setting_rows(reference, "digits"))
+    assert "Long-tailed pool" in md.split("## mnist_lt")[1]
+    assert "⚠ fewer" not in md and " ⚠ |" not in md  # every comparison has 5 pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# paired statistics
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("diffs, p", [
+    ([1, 2, 3, 4, 5], 2 / 32),             # all positive, 5 pairs: the smallest p there is
+    ([1, -2, 3, 4, 5], 6 / 32),            # T- = 2: {}, {1}, {2} -> 3/32 each side
+    ([-1, 2, 3, 4, 5, 6], 4 / 64),
+    ([1, 2, 3, 4, 5, 6], 2 / 64),
+    ([0, 1, 2, 3, 4, 5], 2 / 32),          # zeros are dropped
+    ([1, 1, -1, 2], 8 / 16),               # mid-ranks 2, 2, 2, 4; T- = 2 -> 4/16 each side
+    ([0.1 + 0.2, -0.3, 0.5, 0.7, 0.9], 6 / 32),  # |d| equal up to float noise are ties
+    ([0, 0, 0], 1.0),
+    ([0.3], float("nan")),
+    ([], float("nan")),
+])
+def test_wilcoxon_known_p(diffs, p):
+    got = wilcoxon_signed_rank_p(diffs)
+    assert (math.isnan(got) and math.isnan(p)) or got == pytest.approx(p, abs=1e-12)
+
+
+def test_wilcoxon_is_scipys_exact_test_without_ties():
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 5, 8, 13, 30):
+        for _ in range(10):
+            d = rng.normal(0.01, 0.02, n)
+            assert wilcoxon_signed_rank_p(d) == pytest.approx(stats.wilcoxon(d, method="exact").pvalue, abs=1e-12)
+    d = rng.normal(0.002, 0.02, 250)  # above EXACT_MAX: the normal approximation
+    assert wilcoxon_signed_rank_p(d) == pytest.approx(
+        stats.wilcoxon(d, method="approx", correction=False).pvalue, rel=1e-9)
+    assert wilcoxon_signed_rank_p(d) == wilcoxon_signed_rank_p(-d)
+
+
+def test_bootstrap_ci_contains_the_mean_and_is_deterministic():
+    d = [0.012, -0.004, 0.020, 0.007, 0.015, -0.001, 0.009]
+    lo, hi = bootstrap_ci(d, seed=7)
+    assert lo < np.mean(d) < hi and lo > min(d) and hi < max(d)
+    assert bootstrap_ci(d, seed=7) == (lo, hi)
+    assert bootstrap_ci(d, seed=8) != (lo, hi)
+    lo90, hi90 = bootstrap_ci(d, level=0.90, seed=7)
+    assert lo <= lo90 < hi90 <= hi
+    assert bootstrap_ci([0.01] * 4) == pytest.approx((0.01, 0.01))
+    assert bootstrap_ci([0.02]) == pytest.approx((0.02, 0.02))
+    assert all(math.isnan(x) for x in bootstrap_ci([]))
+
+
+def test_verdict_rule():
+    assert verdict(6, 0.01, 2 / 64) == "better"
+    assert verdict(6, -0.01, 2 / 64) == "worse"
+    assert verdict(6, 0.01, 0.2) == "level"
+    assert verdict(5, 0.01, 2 / 32) == "level"
+    assert verdict(4, 0.05, 0.01) == "no claim"
+
+
+# ---------------------------------------------------------------------------------------------
+# constructed matrices
+# ---------------------------------------------------------------------------------------------
+def _unequal() -> list[dict]:
+    """'a' and 'autoal' on 10 seeds; 'b' and 'random' on 5; autoal above 'a' on every seed."""
+    recs = []
+    for s in range(10):
+        recs.append(run("x", "a", s, 0.80 + 0.002 * s))
+        recs.append(run("x", "autoal", s, 0.81 + 0.002 * s + 0.0001 * s))
+    for s in range(5):
+        recs.append(run("x", "b", s, 0.70 + 0.003 * s))
+        recs.append(run("x", "random", s, 0.60 + 0.01 * s))
+    return recs
+
+
+def test_unequal_seed_counts():
+    rep = build_matrix(_unequal(), resamples=1000)
+    t = rep.settings["x"]
+    assert len(t.stats["a"].seeds) == 10 and len(t.stats["b"].seeds) == 5
+    assert t.stats["a"].aubc_mean == pytest.approx(0.80 + 0.002 * 4.5)  # over its own 10 seeds
+    assert t.stats["b"].aubc_mean == pytest.approx(0.70 + 0.003 * 2)
+    assert t.best_single == "a" and t.ranking == ["autoal", "a", "b", "random"]
+    pa, pb = t.paired["autoal"], t.paired["b"]
+    assert pa.n == 10 and pa.wins == 10 and pa.p_wilcoxon == pytest.approx(2 / 1024) and pa.verdict == "better"
+    assert pa.ci_low < pa.mean_diff < pa.ci_high
+    assert pb.n == 5 and pb.seeds == (0, 1, 2, 3, 4) and pb.verdict == "level"
+    assert pb.mean_diff == pytest.approx(np.mean([0.70 + 0.003 * s - 0.80 - 0.002 * s for s in range(5)]))
+    md = matrix_markdown(rep)
+    assert "5-10 seeds per method" in md
+    assert "| 1 | **autoal** | 10 |" in md and "| better |" in md
+    assert "(10) | 10/0/0 | 0.002 |" in md
+
+
+def test_few_pairs_are_flagged_no_claim():
+    recs = [run("x", "a", s, 0.8 + 0.01 * s) for s in range(5)] + [run("x", "autoal", s, 0.9) for s in (0, 1, 2)]
+    rep = build_matrix(recs, resamples=200)
+    pd = rep.settings["x"].paired["autoal"]
+    assert pd.n == 3 and pd.verdict == "no claim"
+    md = matrix_markdown(rep)
+    assert "⚠ fewer than 5 paired seeds with a: autoal" in md
+    assert "(3) | 3/0/0 | 0.250 ⚠ |" in md
+
+
+def test_method_missing_from_a_setting():
+    recs = _unequal() + [run("y", m, s, v + 0.01 * s) for m, v in (("a", 0.7), ("b", 0.75), ("random", 0.6))
+                         for s in range(5)]
+    rep = build_matrix(recs, order=["random", "a", "b", "autoal"], resamples=200)
+    assert "autoal" not in rep.settings["y"].stats and rep.settings["y"].best_single == "b"
+    assert rep.mean_rank["autoal"] == 1.0  # over the one setting it ran in
+    assert rep.mean_rank["b"] == pytest.approx((3 + 1) / 2)
+    assert rep.verdicts()["autoal"] == {"x": "better"}
+    rows = summary_rows(rep)
+    assert rows[0] == "| method | x | y | mean rank |"
+    mean = np.mean([0.81 + 0.0021 * s for s in range(10)])
+    assert f"| autoal | **{mean:.4f} (1)** | — | **1.0** |" in rows
+    assert "| autoal | better | — |" in matrix_markdown(rep)
+    assert "rank within the setting" in matrix_markdown(rep)
+
+
+def test_single_strategy_set_is_a_parameter():
+    recs = _unequal()
+    assert build_matrix(recs, ["b", "random"], resamples=100).settings["x"].best_single == "b"
+    rep = build_matrix(recs, [], resamples=100)
+    assert rep.settings["x"].best_single is None and rep.settings["x"].paired == {}
+    assert "no single strategy ran" in matrix_markdown(rep)
+
+
+def test_ties_and_equal_means():
+    recs = [run("x", m, s, 0.8) for m in ("a", "b") for s in range(6)]
+    t = build_matrix(recs, resamples=100).settings["x"]
+    assert t.best_single == "a" and [st.rank for st in t.stats.values()] == [1, 1]
+    pd = t.paired["b"]
+    assert (pd.wins, pd.ties, pd.losses, pd.p_wilcoxon, pd.verdict) == (0, 6, 0, 1.0, "level")
+
+
+# ---------------------------------------------------------------------------------------------
+# bad records
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    ({"aubc": None}, "'aubc' must be a number"),
+    ({"aubc": "high"}, "'aubc' must be a number"),
+    ({"aubc": 1.5}, "'aubc' must be a finite number in [0, 1]"),
+    ({"final_accuracy": float("nan")}, "'final_accuracy' must be a finite number"),
+    ({"seed": "one"}, "'seed' must be an integer"),
+    ({"seed": 1.5}, "'seed' must be an integer"),
+    ({"setting": ""}, "'setting' must be a non-empty string"),
+    ({"method": 3}, "'method' must be a non-empty string"),
+    ({"long_tailed": "yes"}, "'long_tailed' must be true or false"),
+    ({"seconds_trian": 1.0}, "unknown field 'seconds_trian'"),
+    ({"seconds_train": -1.0}, "'seconds_train' must be seconds >= 0"),
+    ({"labels": [10, 20], "accuracy": [0.5]}, "'labels' and 'accuracy' differ in length"),
+    ({"labels": "10,20"}, "'labels' must be a list of numbers"),
+])
+def test_bad_record_is_named(change, message):
+    rec = {**run("x", "a", 0, 0.8), **change}
+    with pytest.raises(DataError, match="run record 1") as e:
+        build_matrix([run("x", "a", 1, 0.8), rec])
+    assert message in str(e.value)
+
+
+def test_missing_field_and_duplicates_are_named():
+    rec = run("x", "a", 0, 0.8)
+    del rec["final_accuracy"]
+    with pytest.raises(DataError, match=r"run record 0: missing field\(s\) final_accuracy"):
+        build_matrix([rec])
+    with pytest.raises(DataError, match="run records 0 and 1: two runs of setting 'x', method 'a', seed 0"):
+        build_matrix([run("x", "a", 0, 0.8), run("x", "a", 0, 0.7)])
+    with pytest.raises(DataError, match="no run records"):
+        build_matrix([])
+    with pytest.raises(DataError, match="some runs are marked long-tailed"):
+        build_matrix([run("x", "a", 0, 0.8, long_tailed=True), run("x", "b", 0, 0.7)])
+    assert MatrixRun.from_dict({**run("x", "a", "3", 0.8), "final_balanced_accuracy": float("nan")}).seed == 3
+    merged = merge_runs([run("x", "a", 0, 0.8)], [run("x", "a", 0, 0.7)])
+    assert [r.aubc for r in merged] == [0.7]
+
+
+def test_bad_jsonl_line_is_named(tmp_path):
+    good = json.dumps(run("x", "a", 0, 0.8))
+    f = tmp_path / "runs.jsonl"
+    f.write_text(good + "\n\n" + json.dumps({**run("x", "a", 1, 0.8), "aubc": "?"}) + "\n")
+    with pytest.raises(DataError, match=r"runs.jsonl line 3: field 'aubc' must be a number"):
+        read_jsonl_runs(f)
+    f.write_text(good + "\n{oops\n")
+    with pytest.raises(DataError, match=r"runs.jsonl line 2: not JSON"):
+        read_jsonl_runs(f)
+    with pytest.raises(DataError, match="cannot read the runs file"):
+        read_jsonl_runs(tmp_path / "absent.jsonl")
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------------
+def _png(path: Path) -> tuple[int, int, str]:
+    from PIL import Image
+
+    assert path.is_file() and path.stat().st_size > 5000
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return im.size[0], im.size[1], im.mode
+
+
+def test_heat_map_png(reference, tmp_path):
+    w, h, mode = _png(heat_map(reference, tmp_path / "figs" / "matrix.png"))
+    assert mode in ("RGB", "RGBA") and 600 < w < 3000 and 200 < h < 1500 and w > h
+
+
+def test_heat_map_without_random_uses_the_best_single(tmp_path):
+    recs = [r for r in _unequal() if r["method"] != "random"]
+    out = heat_map(build_matrix(recs, resamples=100), tmp_path / "hm.png")
+    assert _png(out)[2] in ("RGB", "RGBA")
+    assert heat_map(build_matrix(recs, [], resamples=100), tmp_path / "none.png") is None
+
+
+def test_runtime_split(reference, tmp_path):
+    assert runtime_split(reference, tmp_path / "rt.png") is None  # the legacy runs carry no split
+    recs = []
+    for s in range(3):
+        recs.append(run("x", "entropy", s, 0.8, seconds_train=10.0 + s, seconds_score=2.0, seconds_select=0.5,
+                        seconds_overhead=1.0))
+        recs.append(run("x", "autoal", s, 0.8, seconds_train=10.0, seconds_score=4.0, seconds_select=1.0,
+                        seconds_search=6.0 + s, seconds_overhead=1.0))
+        recs.append(run("y", "entropy", s, 0.7, seconds_train=20.0))
+    means = runtime_means(recs)
+    assert means["x"]["entropy"] == {"train": 11.0, "score": 2.0, "select": 0.5, "search": 0.0, "overhead": 1.0}
+    assert means["x"]["autoal"]["search"] == 7.0 and means["y"]["entropy"]["train"] == 20.0
+    w, h, mode = _png(runtime_split(build_matrix(recs, resamples=100), tmp_path / "rt.png"))
+    assert mode in ("RGB", "RGBA") and w > 400 and h > 300
+
+
+def test_matrix_imports_without_ray_mlflow_or_matplotlib():
+    code = ("import sys\n"
+            "for m in ['ray', 'mlflow', 'hydra', 'omegaconf']: sys.modules[m] = None\n"
+            "import autoal.platform.matrix as mx\n"
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported at module level'\n"
+            "print(mx.build_matrix([{'setting': 's', 'method': 'm', 'seed': 0, 'aubc': 0.5, "
+            "'final_accuracy': 0.6}]).settings['s'].best_single)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "m"
