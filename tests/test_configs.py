@@ -7,7 +7,7 @@ from autoal.errors import ConfigError
 from autoal.paths import conf_dir
 from autoal.cli.common import compose, run_config
 
-GROUPS = ["dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime"]
+GROUPS = ["dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime", "setting"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((conf_dir() / g).glob("*.yaml"))]
 
 
@@ -25,6 +25,9 @@ def test_every_group_option_composes(group, option):
         assert built.name == cfg.strategy.name
     if group == "dataset":
         assert cfg.dataset.name == option
+    if group == "setting":  # a setting names itself and selects its data set
+        assert cfg.setting.name == option
+        assert cfg.dataset.name == ("digits" if option == "digits" else "mnist")
 
 
 def test_dataset_files_choose_a_fitting_model():

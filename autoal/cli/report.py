@@ -48,14 +48,18 @@ def main(argv: list[str]) -> int:
         return 0
     from autoal.platform.report import latest_sweep_id
 
-    from autoal.platform.report import report_id_for
+    from autoal.platform.report import matrix_only, report_id_for
 
     run_ids = opts.get("run_ids")
     if run_ids is not None and (not isinstance(run_ids, list) or not all(isinstance(r, str) and r for r in run_ids)):
         raise ConfigError(f"report.run_ids: expected a list of MLflow run ids (report.run_ids=[id1,id2]); got {run_ids!r}")
     all_runs = bool(opts.get("all_runs"))
-    sweep_id = None if run_ids or all_runs else (opts.get("sweep_id") or latest_sweep_id(uri, tracking["experiment"]))
-    report_id = report_id_for(sweep_id, run_ids, tracking["experiment"])
+    runs_files = opts.get("runs_files")
+    if matrix_only(opts):
+        sweep_id, report_id = None, report_id_for(None, None, "", runs_files)
+    else:
+        sweep_id = None if run_ids or all_runs else (opts.get("sweep_id") or latest_sweep_id(uri, tracking["experiment"]))
+        report_id = report_id_for(sweep_id, run_ids, tracking["experiment"])
     out_dir = opts.get("out_dir") or str(Path("runs") / "reports" / report_id)
     step = [0.0]
 
@@ -67,7 +71,7 @@ def main(argv: list[str]) -> int:
 
     rep = write_report(uri, tracking["experiment"], sweep_id, out_dir, reference=opts.get("reference"),
                        log_to_parent=bool(opts.get("log_to_parent", True)), run_ids=run_ids, all_runs=all_runs,
-                       progress=progress)
+                       runs_files=runs_files, progress=progress)
     print(f"# {report_id}\n")
     print(rep.summary_markdown)
     if "paired_md" in rep.files:

@@ -158,6 +158,15 @@ def _sequence(v: Any, name: str, where: str, kind: type) -> list:
     return out
 
 
+def method_name(arm: str, setting: str | None) -> str:
+    """The method an arm stands for across settings: the arm's label without its setting part
+    (``setting=digits,strategy=margin`` → ``margin``)."""
+    parts = [p for p in str(arm).split(",") if not (p.startswith("setting=") and (setting is None or p == f"setting={setting}"))]
+    if len(parts) == 1 and parts[0].startswith("strategy="):
+        return parts[0].split("=", 1)[1]
+    return ",".join(parts) or str(arm)
+
+
 def as_runs(runs: Iterable[MatrixRun | Mapping[str, Any]]) -> list[MatrixRun]:
     """Records as :class:`MatrixRun` (dicts validated, named by their position)."""
     return [r if isinstance(r, MatrixRun) else MatrixRun.from_dict(r, f"run record {i}") for i, r in enumerate(runs)]
@@ -174,10 +183,17 @@ def merge_runs(*groups: Iterable[MatrixRun | Mapping[str, Any]]) -> list[MatrixR
     return list(out.values())
 
 
-def read_jsonl_runs(path: str | Path, long_tailed: Sequence[str] = LEGACY_LONG_TAILED) -> list[MatrixRun]:
+#: the legacy files' method names that the sweeps name otherwise (the paper formulation is the
+#: sweep's strategy option ``autoal_paper``)
+LEGACY_METHOD_NAMES = {"autoal[paper]": "autoal_paper"}
+
+
+def read_jsonl_runs(path: str | Path, long_tailed: Sequence[str] = LEGACY_LONG_TAILED,
+                    rename: Mapping[str, str] | None = None) -> list[MatrixRun]:
     """The runs of a legacy ``bench/quality.py`` JSON-lines file (one run a line, e.g.
     ``bench/reference/quality_runs_2026-11-30.jsonl``) as records; settings named in
-    ``long_tailed`` are marked long-tailed. Their runtime fields (per-round means, overlapping
+    ``long_tailed`` are marked long-tailed; methods renamed by ``rename`` (e.g.
+    :data:`LEGACY_METHOD_NAMES`). Their runtime fields (per-round means, overlapping
     parts) are not a disjoint split and are left out."""
     path = Path(path)
     try:
@@ -198,6 +214,8 @@ def read_jsonl_runs(path: str | Path, long_tailed: Sequence[str] = LEGACY_LONG_T
         keep = {k: rec[k] for k in (*_REQUIRED, *_OPTIONAL) if k in rec}
         if "setting" in keep:
             keep["long_tailed"] = keep["setting"] in long_tailed
+        if rename and keep.get("method") in rename:
+            keep["method"] = rename[keep["method"]]
         runs.append(MatrixRun.from_dict(keep, where))
     return runs
 

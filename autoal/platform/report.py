@@ -425,7 +425,9 @@ MIN_PAIRS = 5  # below this many paired seeds, p-values are shown with a caution
 
 
 #: the ``report:`` section's keys and what each holds (conf/report.yaml)
-REPORT_OPTIONS: dict[str, str] = {"sweep_id": "a sweep id or null", "run_ids": "a list of MLflow run ids or null",
+REPORT_OPTIONS: dict[str, str] = {"sweep_id": "a sweep id, a list of sweep ids or null",
+                                  "run_ids": "a list of MLflow run ids or null",
+                                  "runs_files": "a list of JSON-lines files of matrix runs or null",
                                   "all_runs": "true or false", "out_dir": "a folder or null",
                                   "reference": "an arm name or null", "log_to_parent": "true or false",
                                   "list": "true or false"}
@@ -441,31 +443,55 @@ def check_report_options(opts: Mapping[str, Any], uri: str) -> None:
             raise ConfigError(f"report.{key}: unknown key; valid keys: {', '.join(REPORT_OPTIONS)}")
         if want == "true or false":
             ok = isinstance(value, bool)
-        elif key == "run_ids":
+        elif key in ("run_ids", "runs_files") or (key == "sweep_id" and isinstance(value, list)):
             ok = value is None or (isinstance(value, list) and bool(value)
-                                   and all(isinstance(r, str) and r.strip() for r in value))
+                                   and all(isinstance(r, str) and r.strip() and "\x00" not in r for r in value))
         else:  # a name or a folder, or null
             ok = value is None or (isinstance(value, str) and bool(value.strip()) and "\x00" not in value)
         if not ok:
             raise ConfigError(f"report.{key}: expected {want}; got {value!r:.80}")
     if opts.get("out_dir"):
         check_writable_folder(opts["out_dir"], "report.out_dir")
+    for f in opts.get("runs_files") or []:
+        if not Path(f).expanduser().is_file():
+            raise ConfigError(f"report.runs_files: {f} is not a file (expected a JSON-lines file of matrix runs, "
+                              "e.g. bench/reference/quality_runs_2026-11-30.jsonl or a report's matrix_runs.jsonl)")
+    if matrix_only(opts):
+        return  # reads no store
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).expanduser().is_file():
         raise TrackingError(f"tracking.uri: no MLflow store at {uri[len('sqlite:///'):]} (nothing was tracked there "
                             "yet); run autoal run or autoal sweep first, or point tracking.uri at the store")
 
 
-def report_id_for(sweep_id: str | None, run_ids: Sequence[str] | None, experiment: str) -> str:
-    """The folder name of a report: the sweep id, ``runs-<hash of the ids>``, or ``experiment-<name>``."""
+def matrix_only(opts: Mapping[str, Any]) -> bool:
+    """A report of JSON-lines matrix runs alone (``report.runs_files`` without a sweep, run ids or
+    all_runs): it reads no MLflow store."""
+    return bool(opts.get("runs_files")) and not (opts.get("sweep_id") or opts.get("run_ids") or opts.get("all_runs"))
+
+
+def _digest(items: Sequence[str]) -> str:
     import hashlib
 
+    return hashlib.sha256(",".join(sorted(map(str, items))).encode()).hexdigest()[:8]
+
+
+def report_id_for(sweep_id: str | Sequence[str] | None, run_ids: Sequence[str] | None, experiment: str,
+                  runs_files: Sequence[str] | None = None) -> str:
+    """The folder name of a report: the sweep id, ``sweeps-<hash of the ids>`` for several sweeps,
+    ``runs-<hash of the ids>``, ``experiment-<name>``, or ``matrix-<hash of the files>``."""
+    if isinstance(sweep_id, (list, tuple)):
+        for one in sweep_id:
+            report_id_for(one, None, experiment)  # each a plain name
+        return sweep_id[0] if len(sweep_id) == 1 else "sweeps-" + _digest(sweep_id)
+    if runs_files and not sweep_id and not run_ids and experiment == "":
+        return "matrix-" + _digest([str(Path(f).resolve()) for f in runs_files])
     if sweep_id:
         if "/" in sweep_id or "\\" in sweep_id or sweep_id in (".", "..") or "\x00" in sweep_id:
             raise TrackingError(f"report.sweep_id: expected a sweep id (a plain name: it names the report folder); "
                                 f"got {sweep_id!r}")
         return sweep_id
     if run_ids:
-        return "runs-" + hashlib.sha256(",".join(sorted(map(str, run_ids))).encode()).hexdigest()[:8]
+        return "runs-" + _digest(run_ids)
     return "experiment-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
 
 
@@ -482,20 +508,45 @@ def panel_grid(n: int, height: float, per_row: int = 3):
     return plt.subplots(nrows, ncols, figsize=(4.2 * ncols, height * nrows), dpi=120, squeeze=False)
 
 
-def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str | Path, *, reference: str | None = None,
-                 log_to_parent: bool = True, run_ids: Sequence[str] | None = None, all_runs: bool = False,
+def write_matrix_report(runs_files: Sequence[str], out_dir: str | Path) -> Report:
+    """The quality-matrix report of JSON-lines runs alone (no MLflow store): ``matrix.md``,
+    ``report.md`` and the figures in ``out_dir``."""
+    from autoal.platform.matrix_report import load_runs_files, write_matrix_section
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = Report(sweep_id=report_id_for(None, None, "", runs_files), out_dir=out)
+    lines = write_matrix_section(load_runs_files(runs_files), out, rep.files)
+    rep.summary_markdown = rep.files["matrix_md"].read_text() if "matrix_md" in rep.files else ""
+    rep.files["report"] = out / "report.md"
+    rep.files["report"].write_text("\n".join([f"# Matrix of {', '.join(map(str, runs_files))}", "", *lines]))
+    return rep
+
+
+def write_report(uri: str, experiment: str, sweep_id: str | Sequence[str] | None, out_dir: str | Path, *,
+                 reference: str | None = None, log_to_parent: bool = True, run_ids: Sequence[str] | None = None,
+                 all_runs: bool = False, runs_files: Sequence[str] | None = None,
                  progress: Callable[[int, int], None] | None = None) -> Report:
     """Build every table and figure of a set of runs into ``out_dir``: the sweep ``sweep_id``
-    (None: the latest sweep), the runs ``run_ids``, or (``all_runs``) every AL run of the
-    experiment. A sweep's report is also logged on its parent run."""
+    (None: the latest sweep; a list: several sweeps together, e.g. two parts of one matrix), the
+    runs ``run_ids``, or (``all_runs``) every AL run of the experiment; ``runs_files`` (JSON-lines
+    matrix runs, e.g. ``bench/reference/``) join the quality-matrix section, and alone make a
+    report of their own without a store. A single sweep's report is also logged on its parent run."""
+    if runs_files and not sweep_id and not run_ids and not all_runs:
+        return write_matrix_report(runs_files, out_dir)
     if run_ids:
         parent, runs = load_runs(uri, experiment, run_ids=run_ids)
         report_id = report_id_for(None, run_ids, experiment)
     elif all_runs:
         parent, runs = load_runs(uri, experiment)
         report_id = report_id_for(None, None, experiment)
+    elif isinstance(sweep_id, (list, tuple)) and len(sweep_id) > 1:
+        report_id = report_id_for(list(sweep_id), None, experiment)
+        parent, runs = None, []
+        for one in sweep_id:
+            runs += load_runs(uri, experiment, one)[1]
     else:
-        sweep_id = sweep_id or latest_sweep_id(uri, experiment)
+        sweep_id = (sweep_id[0] if isinstance(sweep_id, (list, tuple)) else sweep_id) or latest_sweep_id(uri, experiment)
         parent, runs = load_runs(uri, experiment, sweep_id)
         report_id = sweep_id
     df = runs_frame(uri, runs, report_id, progress)
@@ -567,6 +618,11 @@ def write_report(uri: str, experiment: str, sweep_id: str | None, out_dir: str |
     if s is not None:
         files["shares"] = s
         sections += ["![shares](shares.png)", ""]
+    from autoal.platform.matrix_report import load_runs_files, matrix_records, write_matrix_section
+
+    records = matrix_records(trials)
+    if records or runs_files:
+        sections += write_matrix_section([*(load_runs_files(runs_files) if runs_files else []), *records], out, files)
     rt = runtime_split(trials, order)
     if rt is not None:
         files["runtime_csv"] = out / "runtime.csv"

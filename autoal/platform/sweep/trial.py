@@ -22,6 +22,7 @@ from autoal.errors import ConfigError
 from autoal.faults import OnceFault, crash_once
 from autoal.loop import ActiveLearningLoop
 from autoal.metrics import aubc
+from autoal.platform.matrix import method_name
 from autoal.platform.sweep.arms import point_config, point_label, set_dotted
 from autoal.platform.sweep.spec import ROLE_TAG
 from autoal.state import RunState
@@ -134,7 +135,7 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
 
     tags = {"sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name, "ablation": ctx.ablation or "none",
             "arm": arm, "seed": str(seed), "trial_id": trial_id, "dataset": cfg.dataset.name,
-            "strategy": cfg.strategy.name, "method": method_of(arm, cfg.setting.name), "git_sha": git_sha(), "autoal_version": __version__, ROLE_TAG: "trial",
+            "strategy": cfg.strategy.name, "method": method_name(arm, cfg.setting.name), "git_sha": git_sha(), "autoal_version": __version__, ROLE_TAG: "trial",
             "device": str(resolve_device(cfg.runtime.device)),
             **{str(k): str(v) for k, v in cfg.tracking.tags.items()}}
     if cfg.tracking.enabled:
@@ -184,16 +185,6 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
             report(h)
     loop = ActiveLearningLoop(cfg, tracker=tracker, callbacks=[report], run_dir=run_dir)
     loop.run()
-
-
-def method_of(arm: str, setting: str | None) -> str:
-    """The method an arm stands for in a matrix over settings: its label without the setting's part
-    (``setting=digits,strategy=margin`` → ``margin``; ``setting=digits,strategy=autoal,tau=0.1`` →
-    ``strategy=autoal,tau=0.1``)."""
-    parts = [p for p in arm.split(",") if not (p.startswith("setting=") and (setting is None or p == f"setting={setting}"))]
-    if len(parts) == 1 and parts[0].startswith("strategy="):
-        return parts[0].split("=", 1)[1]
-    return ",".join(parts) or arm
 
 
 def _safe(label: str) -> str:
