@@ -69,9 +69,9 @@ def query(probs: Any, n: int, strategy: str | PoolStrategy = "margin", *, embedd
           labeled_embeddings: Any = None, seed: int = 0) -> np.ndarray:
     """Positions (rows of ``probs``) of the ``n`` samples ``strategy`` would label next, from
     one's own model outputs: ``probs`` (N, C) class probabilities, ``embeddings`` (N, D) for the
-    strategies that read them (kmeans, coreset, badge, typiclust), ``labeled_embeddings`` for those
-    that also look at the labeled set (coreset, typiclust). Strategies that need Monte-Carlo
-    dropout or train models of their own need :func:`run`."""
+    strategies that read them (kmeans, coreset, badge, typiclust, cluster_margin),
+    ``labeled_embeddings`` for those that also look at the labeled set (coreset, typiclust).
+    Strategies that need Monte-Carlo dropout or train models of their own need :func:`run`."""
     p = torch.as_tensor(np.asarray(probs, dtype=np.float32))
     if p.ndim != 2 or len(p) == 0 or not torch.isfinite(p).all() or (p < 0).any() \
             or not torch.allclose(p.sum(1), torch.ones(len(p)), atol=1e-3):

@@ -21,7 +21,8 @@ from autoal.strategies.registry import strategy_defaults
 
 torch.set_num_threads(2)
 
-BASELINES = ["badge", "coreset", "lpl", "vaal", "ens_var_r", "ddu", "albl"]
+#: the paper's baselines, and Cluster-Margin (Citovsky et al., NeurIPS 2021)
+BASELINES = ["badge", "coreset", "lpl", "vaal", "ens_var_r", "ddu", "albl", "cluster_margin"]
 CONF = Path(__file__).resolve().parent.parent / "autoal" / "conf" / "strategy"
 
 

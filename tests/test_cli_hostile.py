@@ -42,7 +42,8 @@ RUN_KEYS = sorted(k for k in flatten(RunConfig().to_dict())
                   if not k.startswith(("strategy.params", "dataset.options", "tracking.tags")))
 #: (strategy group option, parameter) for the strategies that have parameters
 STRATEGY_PARAMS = sorted({(name, p) for name in ("autoal", "kmeans", "coreset", "badge", "typiclust", "lpl", "vaal",
-                                                 "ens_var_r", "ddu", "albl") for p in strategy_defaults(name)})
+                                                 "ens_var_r", "ddu", "albl", "cluster_margin")
+                          for p in strategy_defaults(name)})
 SWEEP_KEYS = sorted(f"sweep.{f.name}" for f in dataclasses.fields(SweepSpec))
 REPORT_KEYS = sorted(f"report.{k}" for k in REPORT_OPTIONS)
 LABELING_KEYS = sorted(f"labeling.{k}" for k in ("images", "seed_csv", "classes", "image_size", "channels",

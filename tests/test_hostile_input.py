@@ -65,7 +65,7 @@ def test_any_value_at_any_config_key_is_accepted_or_named(key, value):
 
 
 STRATEGY_PARAMS = sorted({(name, p) for name in ("autoal", "kmeans", "coreset", "badge", "typiclust", "lpl", "vaal",
-                                                 "ens_var_r", "ddu", "albl")
+                                                 "ens_var_r", "ddu", "albl", "cluster_margin")
                           for p in strategy_defaults(name)})
 
 
