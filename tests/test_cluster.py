@@ -571,19 +571,33 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         assert (head.home / script.name).exists(), "ray submit copies the script to the head's home folder"
         assert (results / "mlflow.db").exists(), "the sweep did not write to the test's MLflow store"
 
-        # The same sweep as a Ray job: `ray job submit --working-dir <repo> -- autoal sweep ...` runs the
-        # head's installed console script through the cluster's job server (README, "On a cluster").
+        # The quality matrix's smoke version as a Ray job: `ray job submit --working-dir <repo> -- autoal
+        # sweep sweep=quality_smoke ...` runs the head's installed console script through the cluster's job
+        # server (README, "On a cluster"): two settings x three strategies, then a leader's extra seed per
+        # setting, and the report's matrix section.
         t0 = time.time()
         _, job_args, expect = _submit_target(tmp_path, tmp_path / "job-results", ray_port)
+        job_args = ["sweep=quality_smoke", "sweep.seeds=[0]", "sweep.leaders={top: 1, seeds: [1], always: []}",
+                    *job_args[3:]]
         job = _ray(["job", "submit", "--address", f"http://127.0.0.1:{dashboard_port}", "--working-dir", str(REPO),
-                    "--", "autoal", "sweep", *job_args], env, timeout=300, log_dir=tmp_path)
+                    "--", "autoal", "sweep", *job_args], env, timeout=600, log_dir=tmp_path)
         timings["ray job submit"] = time.time() - t0
         assert job.returncode == 0, f"ray job submit failed\n{_tail(job)}"
         # (the job's driver gets the cluster's address from the job server: the node's own IP)
         attached = rf"attached to the Ray cluster at [\d.]+:{ray_port}\b"
-        for pattern in [attached, *expect[1:], r"Job 'raysubmit_\w+' succeeded"]:
+        for pattern in [attached, r"leaders: 2 arm\(s\) x 1 more seed", r"8/8 trials finished",
+                        r"Job 'raysubmit_\w+' succeeded"]:
             assert re.search(pattern, job.stdout), f"{pattern!r} not in the job's output\n{_tail(job)}"
         assert (tmp_path / "job-results" / "mlflow.db").exists(), "the job's sweep did not write its MLflow store"
+        (matrix,) = (tmp_path / "job-results" / "runs" / "reports").glob("*/matrix.md")
+        assert "## mnist_lt" in matrix.read_text() and "## digits" in matrix.read_text()
+        import mlflow
+
+        client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'job-results' / 'mlflow.db'}")
+        trials = client.search_runs([client.get_experiment_by_name("autoal").experiment_id],
+                                    "tags.autoal_role = 'trial'")
+        # the cluster's `ray start` sets RAY_worker_niceness=0: trials at normal priority
+        assert len(trials) == 8 and {r.data.tags["process_niceness"] for r in trials} == {"0"}
 
         # While the cluster runs, its Ray processes live in the head's namespace and carry its
         # RAY_TMPDIR; `ray down` must stop them.
