@@ -87,7 +87,8 @@ def test_report_tables_figures_and_artifacts(sweep_store, tmp_path):
     assert rep.reference == "entropy" and rep.parent_run_id == parent
     # long-form per-round table, as Parquet
     df = pd.read_parquet(rep.files["rounds"])
-    assert list(df.columns[:9]) == ["sweep", "trial", "run_id", "arm", "seed", "strategy", "dataset", "status", "round"]
+    assert list(df.columns[:12]) == ["sweep", "trial", "run_id", "arm", "seed", "strategy", "dataset", "setting",
+                                     "method", "long_tailed", "status", "round"]
     assert len(df) == 12 * 3 + 1 and set(df["sweep"]) == {"s1"}
     row = df[(df["arm"] == "margin") & (df["seed"] == 2) & (df["round"] == 1)].iloc[0]
     assert row["labels"] == 30 and row["accuracy"] == pytest.approx(_acc("margin", 2, 1))
