@@ -48,9 +48,10 @@ def matrix_records(trials) -> list[dict[str, Any]]:
             "seconds_train": s["seconds_train"], "seconds_score": s["seconds_score"] + s["seconds_candidates"],
             "seconds_select": max(s["seconds_select"] - s["seconds_candidates"] - s["seconds_search"], 0.0),
             "seconds_search": s["seconds_search"]}
-        fb = row.get("final_balanced_accuracy")
-        if fb is not None and not (isinstance(fb, float) and math.isnan(fb)):
-            rec["final_balanced_accuracy"] = float(fb)
+        for key in ("final_balanced_accuracy", "aubc_balanced"):
+            v = row.get(key)
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                rec[key] = float(v)
         wall = row.get("seconds_wall")
         if wall is not None and not (isinstance(wall, float) and math.isnan(wall)):
             parts = rec["seconds_train"] + rec["seconds_score"] + rec["seconds_select"] + rec["seconds_search"]

@@ -217,6 +217,8 @@ def trial_table(df):
                 row[key] = first[key]
         if "balanced_accuracy" in g.columns and not _nan(g["balanced_accuracy"].iloc[-1]):
             row["final_balanced_accuracy"] = float(g["balanced_accuracy"].iloc[-1])
+            if not g["balanced_accuracy"].isna().any():
+                row["aubc_balanced"] = aubc(g["labels"].tolist(), g["balanced_accuracy"].tolist())
         wall = first.get("run_wall_s")
         if wall is not None and not _nan(wall):
             row["seconds_wall"] = float(wall)
