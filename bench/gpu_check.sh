@@ -14,6 +14,6 @@ python3 bench/gpu.py --out "$out/gpu.json" 2>&1 | tee "$out/gpu.log"
 # the quality matrix's GPU setting (ResNet-18 on the full MNIST pool, budgets of hundreds), when the
 # IDX files were carried in data/ (python bench/export_mnist_idx.py data); QUALITY_SEEDS to change
 if ls data/train-images-idx3-ubyte* >/dev/null 2>&1; then
-  python3 bench/quality.py --settings gpu_mnist_resnet --seeds "${QUALITY_SEEDS:-3}" --jobs 1 --threads 8 \
+  python3 bench/gpu_quality.py --settings gpu_mnist_resnet --seeds "${QUALITY_SEEDS:-3}" --jobs 1 --threads 8 \
       --strategies random entropy margin kmeans typiclust autoal --out "$out/quality_gpu.json" 2>&1 | tee "$out/quality_gpu.log"
 fi

@@ -44,18 +44,34 @@ def test_gpu_quality_and_strategy_benchmarks_smoke(tmp_path):
     rows = json.loads((tmp_path / "s" / "strategies.json").read_text())["rows"]
     assert [r["strategy"] for r in rows] == ["random", "entropy", "margin"]
     assert (tmp_path / "s" / "strategies_digits.png").stat().st_size > 1000
-    _run([str(ROOT / "bench" / "quality.py"), "--smoke", "--out", str(tmp_path / "q.json")], tmp_path)
+    _run([str(ROOT / "bench" / "gpu_quality.py"), "--smoke", "--out", str(tmp_path / "q.json")], tmp_path)
     q = json.loads((tmp_path / "q.json").read_text())
-    assert set(q["settings"]) == {"digits", "mnist_low", "mnist_lt"}
-    for name, tab in q["settings"].items():
-        assert {"autoal", "margin", "random", "bald"} <= set(tab["rows"]) and tab["best_candidate"], name
-        assert sorted(r["rank"] for r in tab["rows"].values()) == list(range(1, len(tab["rows"]) + 1))
-    lt = q["settings"]["mnist_lt"]["rows"]["margin"]
-    assert 0 < lt["final_balanced_accuracy"] <= 1 and 0 < lt["aubc_balanced"] <= 1
-    assert q["verdict"]["autoal"]["settings"] == 3 and len(q["runs"]) == 3 * 5
-    assert (tmp_path / "q_matrix.png").stat().st_size > 1000
+    m = q["matrix"]
+    assert list(m["settings"]) == ["digits", "mnist_low", "mnist_lt"]
+    assert q["methods"] == ["random", "entropy", "margin", "bald", "autoal"] and len(q["runs"]) == 3 * 5
+    for r in q["runs"]:
+        assert r["long_tailed"] == (r["setting"] == "mnist_lt") and len(r["labels"]) == len(r["accuracy"]) == 3
+        assert m["settings"][r["setting"]]["stats"][r["method"]]["aubc_mean"] == pytest.approx(r["aubc"])
+    for name, tab in m["settings"].items():
+        assert set(tab["stats"]) == set(q["methods"]) and tab["ranking"][0] in tab["stats"], name
+        assert [tab["stats"][x]["rank"] for x in tab["ranking"]][0] == 1
+        assert tab["best_single"] in {"random", "entropy", "margin", "bald"}, name
+        assert tab["paired"][tab["best_single"]]["verdict"] == "reference"
+        assert tab["paired"]["autoal"]["n"] == 1 and tab["paired"]["autoal"]["verdict"] == "no claim"
+    lt = m["settings"]["mnist_lt"]
+    assert lt["long_tailed"] and not m["settings"]["digits"]["long_tailed"]
+    margin = lt["stats"]["margin"]
+    assert 0 < margin["final_balanced_accuracy_mean"] <= 1 and 0 < margin["aubc_balanced_mean"] <= 1
     md = (tmp_path / "q.md").read_text()
-    assert "## Summary" in md and "Wilcoxon p" in md
+    assert "## Mean AUBC" in md and "Wilcoxon p" in md and "Long-tailed pool" in md and "## mnist_lt" in md
+    # the runs file reads back (as `autoal report report.runs_files=[...]` reads it) into the same
+    # matrix, long-tailedness from the records themselves
+    from autoal.platform.matrix import build_matrix, matrix_markdown, read_jsonl_runs
+
+    runs = read_jsonl_runs(tmp_path / "q_runs.jsonl", long_tailed=())
+    again = build_matrix(runs, order=q["methods"], setting_order=list(m["settings"]))
+    assert matrix_markdown(again, title=md.splitlines()[0].removeprefix("# ")) + "\n" == md
+    assert (tmp_path / "q_matrix.png").stat().st_size > 1000
 
 
 @pytest.mark.slow

@@ -311,6 +311,21 @@ def test_bad_jsonl_line_is_named(tmp_path):
         read_jsonl_runs(tmp_path / "absent.jsonl")
 
 
+def test_jsonl_long_tailed_comes_from_the_record_before_the_setting_list(tmp_path):
+    """A record's own ``long_tailed`` (bench/gpu_quality.py writes it) wins over the legacy list of
+    long-tailed setting names; without the field, the list decides."""
+    f = tmp_path / "runs.jsonl"
+    recs = [run("gpu_lt", "a", 0, 0.8, long_tailed=True), run("mnist_lt", "a", 0, 0.8, long_tailed=False),
+            run("mnist_lt", "b", 0, 0.7), run("digits", "a", 0, 0.8)]
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    got = [(r.setting, r.method, r.long_tailed) for r in read_jsonl_runs(f)]
+    assert got == [("gpu_lt", "a", True), ("mnist_lt", "a", False), ("mnist_lt", "b", True), ("digits", "a", False)]
+    assert [r.long_tailed for r in read_jsonl_runs(f, long_tailed=())] == [True, False, False, False]
+    f.write_text(json.dumps(run("x", "a", 0, 0.8, long_tailed="yes")) + "\n")
+    with pytest.raises(DataError, match=r"runs.jsonl line 1: field 'long_tailed' must be true or false"):
+        read_jsonl_runs(f)
+
+
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------

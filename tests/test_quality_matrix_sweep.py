@@ -31,7 +31,7 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
     ("mnist_lt", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 10.0}),
 ])
 def test_a_setting_is_one_bundle_of_overrides(setting, expect):
-    """The settings of bench/quality.py's matrix, composed; the command line still wins."""
+    """The CPU settings of the quality matrix (once bench/quality.py's), composed; the command line still wins."""
     cfg = run_config(compose([f"setting={setting}", "strategy=entropy"]))
     assert cfg.setting.name == setting and cfg.dataset.name == expect["dataset"]
     assert (cfg.al.initial_size, cfg.al.query_size, cfg.al.rounds) == (expect["initial"], expect["query"], 10)

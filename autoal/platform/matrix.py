@@ -1,8 +1,9 @@
 """The quality matrix's tables and figures: settings × methods × paired seeds of AL runs.
 
 Pure computation over run records (no Ray, no MLflow; matplotlib only inside the figure
-functions, Agg backend): the sweep report hands in one record per finished run, and the legacy
-JSON-lines files of ``bench/quality.py`` are read by :func:`read_jsonl_runs`.
+functions, Agg backend): the sweep report hands in one record per finished run, and JSON-lines
+files of runs (``bench/gpu_quality.py``'s, the legacy ``bench/quality.py`` files of
+``bench/reference/``) are read by :func:`read_jsonl_runs`.
 
 Per setting: each method's mean ± std AUBC and final accuracy over *its own* seeds (final
 balanced accuracy too when the setting is long-tailed), its rank by mean AUBC, and its paired
@@ -190,11 +191,9 @@ LEGACY_METHOD_NAMES = {"autoal[paper]": "autoal_paper"}
 
 def read_jsonl_runs(path: str | Path, long_tailed: Sequence[str] = LEGACY_LONG_TAILED,
                     rename: Mapping[str, str] | None = None) -> list[MatrixRun]:
-    """The runs of a legacy ``bench/quality.py`` JSON-lines file (one run a line, e.g.
-    ``bench/reference/quality_runs_2026-11-30.jsonl``) as records; settings named in
-    ``long_tailed`` are marked long-tailed; methods renamed by ``rename`` (e.g.
-    :data:`LEGACY_METHOD_NAMES`). Their runtime fields (per-round means, overlapping
-    parts) are not a disjoint split and are left out."""
+    """The runs of a JSON-lines file of ``bench/gpu_quality.py`` or the legacy ``bench/quality.py``
+    (one run a line, e.g. ``bench/reference/quality_runs_2026-11-30.jsonl``) as records, each
+    read by :func:`run_from_record`."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -211,13 +210,23 @@ def read_jsonl_runs(path: str | Path, long_tailed: Sequence[str] = LEGACY_LONG_T
             raise DataError(f"{where}: not JSON ({e.msg})") from None
         if not isinstance(rec, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-        keep = {k: rec[k] for k in (*_REQUIRED, *_OPTIONAL) if k in rec}
-        if "setting" in keep:
-            keep["long_tailed"] = keep["setting"] in long_tailed
-        if rename and keep.get("method") in rename:
-            keep["method"] = rename[keep["method"]]
-        runs.append(MatrixRun.from_dict(keep, where))
+        runs.append(run_from_record(rec, where, long_tailed, rename))
     return runs
+
+
+def run_from_record(rec: Mapping[str, Any], where: str = "run record",
+                    long_tailed: Sequence[str] = LEGACY_LONG_TAILED,
+                    rename: Mapping[str, str] | None = None) -> MatrixRun:
+    """One JSON-lines record as :func:`read_jsonl_runs` reads it: long-tailed by its own
+    ``long_tailed`` field where it has one, else when its setting is named in ``long_tailed``;
+    methods renamed by ``rename`` (e.g. :data:`LEGACY_METHOD_NAMES`). The runtime fields (per-round
+    means, overlapping parts) are not a disjoint split and are left out."""
+    keep = {k: rec[k] for k in (*_REQUIRED, *_OPTIONAL) if k in rec}
+    if "setting" in keep and "long_tailed" not in keep:
+        keep["long_tailed"] = keep["setting"] in long_tailed
+    if rename and keep.get("method") in rename:
+        keep["method"] = rename[keep["method"]]
+    return MatrixRun.from_dict(keep, where)
 
 
 # ---------------------------------------------------------------------------------------------
