@@ -85,3 +85,15 @@ def test_a_sweep_trial_and_a_single_run_of_one_configuration_agree(tmp_path):
     expected = str(os.nice(0))  # the driver is this process's child: the same niceness
     assert {r.data.tags["process_niceness"] for r in runs} == {expected}
     assert {r.data.tags["threads"] for r in runs} == {"1"}
+
+
+def test_the_status_line_says_when_trials_are_starved():
+    from autoal.platform.sweep.progress import starved_text
+
+    assert starved_text([]) == "" and starved_text([{"cpu_share": 0.9, "niceness": 0}]) == ""
+    nice = starved_text([{"cpu_share": 0.04, "niceness": 15}, {"cpu_share": 0.05, "niceness": 15}])
+    assert nice.startswith("STARVED: trials get 5% of their CPU") and "nice 15" in nice \
+        and "sweep.worker_niceness=0" in nice
+    busy = starved_text([{"cpu_share": 0.3, "niceness": 0}, {"cpu_share": 0.9, "niceness": 0},
+                         {"cpu_share": 0.2, "niceness": 0}])
+    assert "30%" in busy and "other processes" in busy
