@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from autoal.data.base import ALDataset
-from autoal.device import autocast, prepare_batch
+from autoal.device import autocast, inference_batch, prepare_batch
 from autoal.mc import MCSummary, class_probabilities
 from autoal.models.base import Backbone
 
@@ -67,12 +67,10 @@ class PoolCache:
 def embed_pool(model: Backbone, dataset: ALDataset, indices: np.ndarray, *, batch_size: int = 1024,
                device: torch.device | None = None, images: torch.Tensor | None = None) -> torch.Tensor:
     """The backbone pass: eval-mode embeddings of ``dataset.x_train[indices]`` under the
-    evaluation transform, in chunks of ``batch_size`` (float32, on ``device``). On CPU the
-    chunks are at most 128 images: their activations stay in cache (the small CNN at 28×28
-    scores 1.4× faster than in chunks of 1,024); in eval mode the result does not depend on it."""
+    evaluation transform, in chunks of ``batch_size`` (float32, on ``device``; on CPU at most
+    :data:`~autoal.device.CPU_INFERENCE_CHUNK` images, whose activations stay in cache)."""
     device = device or next(model.parameters()).device
-    if device.type == "cpu":
-        batch_size = min(batch_size, 128)
+    batch_size = inference_batch(batch_size, device)
     model.eval()
     source = images if images is not None else dataset.x_train
     idx_t = torch.from_numpy(np.asarray(indices, dtype=np.int64))

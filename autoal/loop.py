@@ -131,6 +131,9 @@ class ActiveLearningLoop:
         self.callbacks = list(callbacks or [])
         self.run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg, self.dataset, self.learner.template)
         self._model: Backbone | None = None
+        #: the rounds whose metrics the tracking run holds: read from the store once per process
+        #: (only this process writes the run: the run folder's lock), then kept up to date here
+        self._logged_steps: set[int] | None = None
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -298,6 +301,7 @@ class ActiveLearningLoop:
     def _start_tracking(self, state: RunState) -> None:
         # the run folder identifies the MLflow run until its id is saved (adopted after a crash in between)
         run_id = self.tracker.start(state.tracking_run_id, identity={"autoal.run_dir": str(self.run_dir)})
+        self._logged_steps = None
         if run_id != state.tracking_run_id:
             state.tracking_run_id = run_id
             state.logged_rounds = 0
@@ -328,9 +332,12 @@ class ActiveLearningLoop:
         r = record["round"]
         if r < state.logged_rounds:
             return
-        if r not in self.tracker.logged_steps("accuracy"):
+        if self._logged_steps is None:
+            self._logged_steps = set(self.tracker.logged_steps("accuracy"))
+        if r not in self._logged_steps:
             self.tracker.log_metrics({k: v for k, v in record.items()
                                       if isinstance(v, (int, float)) and k != "round"}, step=r)
+            self._logged_steps.add(r)
         path = self.run_dir / "rounds" / f"round_{r:03d}.json"
         if path.exists():
             self.tracker.log_artifact(path, "rounds")

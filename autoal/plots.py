@@ -29,10 +29,14 @@ def learning_curve(path: str | Path, curves: dict[str, tuple[Sequence[float], Se
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Lay out, write (creating the folder) and close a matplotlib figure."""
+    """Lay out, write (creating the folder) and close a matplotlib figure. The layout is done
+    once: ``tight_layout`` leaves a placeholder layout engine behind, for which ``savefig``
+    walks every artist a second time before drawing (a third of a figure's cost here; the
+    pixels are the same without it)."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
+    fig.set_layout_engine(None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -50,21 +54,33 @@ def class_histogram(path: str | Path, counts: Sequence[Sequence[float]], classes
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from matplotlib.collections import PolyCollection
+    from matplotlib.patches import Rectangle
+
     c = np.asarray(counts, dtype=float).reshape(len(counts), -1)
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=120)
     cmap = plt.get_cmap("tab10" if c.shape[1] <= 10 else "tab20" if c.shape[1] <= 20 else "viridis")
-    bottom = np.zeros(len(c))
     rounds = np.arange(len(c))
+    top = np.cumsum(c, axis=1)
+    bottom = top - c
+    handles = []
+    # one collection of rectangles per class, drawn as ``ax.bar`` draws its bars (width 0.8, no
+    # edge, the bottoms sticky for the margins), at a fraction of the cost of a patch per bar
     for k in range(c.shape[1]):
-        ax.bar(rounds, c[:, k], bottom=bottom, color=cmap(k / max(1, c.shape[1] - 1) if c.shape[1] > 20 else k),
-               label=str(classes[k]) if k < len(classes) else str(k), width=0.8)
-        bottom += c[:, k]
+        color = cmap(k / max(1, c.shape[1] - 1) if c.shape[1] > 20 else k)
+        verts = [[(x - 0.4, b), (x - 0.4, t), (x + 0.4, t), (x + 0.4, b)]
+                 for x, b, t in zip(rounds, bottom[:, k], top[:, k])]
+        bars = PolyCollection(verts, facecolors=[color], edgecolors="none", linewidths=0)
+        bars.sticky_edges.y.extend(bottom[:, k].tolist())
+        ax.add_collection(bars, autolim=True)
+        handles.append(Rectangle((0, 0), 1, 1, facecolor=color, label=str(classes[k]) if k < len(classes) else str(k)))
+    ax.autoscale_view()
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.set_xticks(rounds)
     if c.shape[1] <= 20:
-        ax.legend(fontsize=6, ncol=2, title="class", title_fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.legend(handles=handles, fontsize=6, ncol=2, title="class", title_fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)
 
@@ -72,32 +88,62 @@ def class_histogram(path: str | Path, counts: Sequence[Sequence[float]], classes
 def image_grid(path: str | Path, rows: Sequence[tuple[str, Sequence]], per_row: int = 16, title: str = "") -> Path:
     """A thumbnail grid: one row per ``(row label, images)``, images as (C, H, W) or (H, W)
     arrays (uint8, or floats in [0, 1]); at most ``per_row`` images a row, each captioned with
-    nothing (the row label says what they are)."""
+    nothing (the row label says what they are). The thumbnails are laid out in one mosaic image
+    on one axes (an axes per thumbnail cost matplotlib ≈ 40 ms each: 7 s for a 10-round run's
+    picks, a fifth of the run); a grayscale thumbnail is scaled to its own range, as ``imshow``
+    does one image."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     n_rows = max(1, len(rows))
     cols = max(1, min(per_row, max((len(imgs) for _, imgs in rows), default=1)))
-    fig, axes = plt.subplots(n_rows, cols, figsize=(0.75 * cols + 1.2, 0.8 * n_rows + 0.4), dpi=120, squeeze=False)
-    for r, (label, imgs) in enumerate(rows):
-        for j in range(cols):
-            ax = axes[r][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for s in ax.spines.values():
-                s.set_visible(False)
-            if j < len(imgs):
-                im = np.asarray(imgs[j])
-                if im.ndim == 3 and im.shape[0] in (1, 3):
-                    im = np.transpose(im, (1, 2, 0))
-                if im.ndim == 3 and im.shape[2] == 1:
-                    im = im[:, :, 0]
-                ax.imshow(im, cmap="gray" if im.ndim == 2 else None, interpolation="nearest")
-            if j == 0:
-                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    thumbs = [[_thumbnail_rgb(im) for im in list(imgs)[:cols]] for _, imgs in rows]
+    h = max((t.shape[0] for row in thumbs for t in row), default=1)
+    w = max((t.shape[1] for row in thumbs for t in row), default=1)
+    gap = max(1, min(h, w) // 8)
+    mosaic = _mosaic(thumbs, n_rows, cols, h, w, gap)
+    fig, ax = plt.subplots(figsize=(0.75 * cols + 1.2, 0.8 * n_rows + 0.4), dpi=120)
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(len(rows))])
+    ax.set_yticklabels([label for label, _ in rows], fontsize=7)
+    ax.tick_params(length=0)
+    for s in ax.spines.values():
+        s.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)
+
+
+def _thumbnail_rgb(image):
+    """(C, H, W), (H, W, C) or (H, W) → (H, W, 3) floats in [0, 1]: RGB as given (uint8 / 255,
+    floats clipped), grayscale stretched to its own min..max (black when constant), as
+    ``imshow`` shows one image with a gray colour map."""
+    import numpy as np
+
+    im = np.asarray(image)
+    if im.ndim == 3 and im.shape[0] in (1, 3):
+        im = np.transpose(im, (1, 2, 0))
+    if im.ndim == 3 and im.shape[2] == 1:
+        im = im[:, :, 0]
+    if im.ndim == 2:
+        g = im.astype(np.float64)
+        lo, hi = float(g.min()), float(g.max())
+        g = (g - lo) / (hi - lo) if hi > lo else np.zeros_like(g)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    rgb = im.astype(np.float64) / 255.0 if im.dtype.kind in "iu" else im.astype(np.float64)
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def _mosaic(thumbs, n_rows: int, cols: int, h: int, w: int, gap: int):
+    """The thumbnails on a white canvas, row r / column j at ``(r·(h+gap), j·(w+gap))``."""
+    import numpy as np
+
+    canvas = np.ones((n_rows * (h + gap) - gap, cols * (w + gap) - gap, 3))
+    for r, row in enumerate(thumbs):
+        for j, t in enumerate(row):
+            y, x = r * (h + gap), j * (w + gap)
+            canvas[y:y + t.shape[0], x:x + t.shape[1]] = t
+    return canvas

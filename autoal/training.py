@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from autoal.data.base import ALDataset
-from autoal.device import autocast, prepare_batch
+from autoal.device import autocast, inference_batch, prepare_batch
 from autoal.errors import ConfigError
 from autoal.metrics import accuracy, balanced_accuracy
 
@@ -107,6 +107,7 @@ def predict(model: torch.nn.Module, dataset: ALDataset, x: torch.Tensor, *, devi
             batch_size: int = 1024) -> np.ndarray:
     model.eval()
     preds = []
+    batch_size = inference_batch(batch_size, device)  # CPU: chunks that stay in cache
     for start in range(0, len(x), batch_size):
         xb = prepare_batch(x[start:start + batch_size], device)
         with autocast(device):

@@ -4,6 +4,7 @@ every figure) and a Markdown summary.
     python bench/run.py                 # everything (CPU; minutes)
     python bench/run.py --smoke         # tiny sizes, seconds: what CI runs so the benchmarks do not rot
     python bench/run.py --only kmeans candidate_scoring
+    python bench/run.py --only train_throughput run_split   # training loop vs a tight loop; a run's time split
     python bench/gpu.py                 # the separate GPU mode (on a CUDA machine)
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import perf  # noqa: E402
+from bench import perf, throughput  # noqa: E402
 from bench.common import machine  # noqa: E402
 
 
@@ -35,6 +36,10 @@ def benchmarks(smoke: bool) -> dict:
         "gmm_threshold": lambda: perf.gmm_threshold_fit(n=2000 if s else 20000, repeats=1 if s else 5),
         "memory": lambda: perf.memory_growth(sizes=(1000, 2000) if s else (10000, 20000, 40000)),
         "al_round": lambda: perf.al_round(smoke=s),
+        # the training loop against a tight forward/backward loop, and where a run's time goes
+        "train_throughput": lambda: throughput.train_throughput(sizes=(20, 64) if s else (20, 64, 200, 1000),
+                                                                steps=4 if s else 40, repeats=1 if s else 5),
+        "run_split": lambda: throughput.run_split(smoke=s),
     }
     try:
         from bench import ray_perf
@@ -56,7 +61,10 @@ def summary_markdown(results: dict) -> str:
             lines.append(f"failed: `{res['error']}`")
         else:
             for k, v in res.items():
-                if isinstance(v, float):
+                table = _table(v)
+                if table:
+                    lines += [f"- {k}:", "", *table, ""]
+                elif isinstance(v, float):
                     lines.append(f"- {k}: {v:.4g}")
                 elif isinstance(v, (int, bool, str)):
                     lines.append(f"- {k}: {v}")
@@ -64,6 +72,26 @@ def summary_markdown(results: dict) -> str:
                     lines.append(f"- {k}: `{json.dumps(v, default=str)[:400]}`")
         lines.append("")
     return "\n".join(lines)
+
+
+def _table(v) -> list[str]:
+    """A list of flat dicts (rows), or a dict of flat dicts (named rows), as Markdown table lines;
+    [] for anything else."""
+    if isinstance(v, dict) and v and all(isinstance(r, dict) for r in v.values()):
+        rows = [{"": name, **r} for name, r in v.items()]
+    elif isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+        rows = v
+    else:
+        return []
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    if any(isinstance(r.get(c), (dict, list)) for r in rows for c in cols):
+        return []
+
+    def cell(x) -> str:
+        return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
+            *("| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows)]
 
 
 def main() -> int:

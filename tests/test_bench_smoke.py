@@ -23,7 +23,7 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
     assert res["machine"]["cpus"] and res["smoke"] is True
     b = res["benchmarks"]
     assert {"candidate_scoring", "candidate_scoring_32px", "kmeans", "gmm_threshold", "memory", "al_round",
-            "ray_sweep", "ray_scoring"} <= set(b)
+            "ray_sweep", "ray_scoring", "train_throughput", "run_split"} <= set(b)
     assert b["gmm_threshold"]["speedup_vs_sklearn"] > 0 and b["gmm_threshold"]["distinct_values"] <= 8
     assert not any("error" in v for v in b.values()), {k: v.get("error") for k, v in b.items()}
     assert b["candidate_scoring"]["shared_vs_entropy"] > 0 and b["kmeans"]["inertia_ratio"] < 1.5
@@ -31,7 +31,19 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
                                                                   "bald", "var_ratio", "mean_std"}
     assert b["al_round"]["autoal"]["search"] > 0 and b["ray_sweep"]["speedup"] > 0
     assert b["al_round"]["autoal"]["query_other"] >= -1e-6 and b["al_round"]["entropy"]["search"] == 0
-    assert (tmp_path / "smoke.md").read_text().startswith("# autoal benchmarks")
+    tt = b["train_throughput"]
+    assert {r["shape"] for r in tt["rows"]} == {"8x8x1", "28x28x1"} and len(tt["rows"]) == 4
+    assert all(r["train_model_images_per_s"] > 0 and r["tight_images_per_s"] > 0 and r["ratio"] > 0 for r in tt["rows"])
+    assert [r["batch"] for r in tt["rows"]] == [20, 64, 20, 64]  # min(batch size, |L|)
+    split = b["run_split"]["runs"]
+    assert set(split) == {"digits/margin", "digits/autoal", "mnist/margin", "mnist/autoal"}
+    for name, r in split.items():
+        parts = r["train"] + r["score"] + r["select"] + r["search"]
+        assert r["train"] > 0 and r["score"] > 0 and r["overhead"] >= 0, name
+        assert abs(parts + r["overhead"] - r["wall"]) < 1e-6 and 0 <= r["share_overhead"] <= 1, name
+        assert (r["search"] > 0) == name.endswith("autoal"), name
+    md = (tmp_path / "smoke.md").read_text()
+    assert md.startswith("# autoal benchmarks") and "| digits/autoal |" in md
 
 
 @pytest.mark.slow

@@ -776,3 +776,24 @@ def test_long_tail_needs_every_class_in_the_pool(tmp_path):
     p = _npz(tmp_path / "gap.npz")  # y_train has classes 0..2, y_test has class 3: class 3 absent from the pool
     with pytest.raises(ConfigError, match="dataset.imbalance_ratio: the npz pool has no sample of class 3"):
         _load("npz", path=str(p), imbalance_ratio=2)
+
+
+def test_channel_stats_are_the_float64_moments_of_the_pixels_over_any_chunking():
+    """Per-channel mean and (unbiased) std of x / 255, counted from per-chunk histograms: the
+    same as the moments of a float64 copy, whatever the chunk size and memory layout."""
+    from autoal.data.base import _channel_stats
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(53, 3, 5, 7, generator=g) ** 3 * 255).to(torch.uint8)  # skewed, channels differ
+    x[:, 1] //= 4
+    ref = x.double() / 255.0
+    want_mean = ref.mean(dim=(0, 2, 3))
+    want_std = ref.transpose(0, 1).reshape(3, -1).std(dim=1)
+    for chunk in (1, 7, 53, 8192):
+        for xx in (x, x.contiguous(memory_format=torch.channels_last)):
+            mean, std = _channel_stats(xx, chunk=chunk)
+            assert mean.dtype == std.dtype == torch.float32
+            assert torch.allclose(mean.double(), want_mean, rtol=1e-6, atol=0)
+            assert torch.allclose(std.double(), want_std, rtol=1e-6, atol=0)
+    flat = torch.full((4, 1, 3, 3), 9, dtype=torch.uint8)  # constant: std floored, never 0
+    assert _channel_stats(flat)[1].item() == pytest.approx(1e-3)

@@ -57,3 +57,24 @@ def test_the_final_model_is_registered_and_loads(tmp_path):
         mlflow.set_tracking_uri(previous)
     with torch.no_grad():
         assert model.eval()(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_thumbnail_grid_lays_each_image_out_scaled_as_imshow_shows_it():
+    """The picks grid is one mosaic: grayscale thumbnails stretched to their own range (black
+    when constant), RGB as given, (C, H, W) transposed, row r / column j at (r, j)·(size + gap)
+    on white."""
+    from autoal.plots import _mosaic, _thumbnail_rgb
+
+    gray = np.array([[10, 20], [30, 50]], dtype=np.uint8)
+    t = _thumbnail_rgb(gray[None])  # (1, H, W)
+    assert t.shape == (2, 2, 3) and np.allclose(t[..., 0], [[0, 0.25], [0.5, 1]]) and np.all(t[..., 0] == t[..., 2])
+    assert np.all(_thumbnail_rgb(np.full((3, 3), 7, dtype=np.uint8)) == 0)
+    rgb = np.zeros((3, 2, 2), dtype=np.uint8)
+    rgb[0] = 255
+    assert np.allclose(_thumbnail_rgb(rgb)[..., 0], 1) and np.allclose(_thumbnail_rgb(rgb)[..., 1:], 0)
+    assert np.allclose(_thumbnail_rgb(np.full((2, 2, 3), 2.0)), 1)  # floats clipped to [0, 1]
+    red, black = _thumbnail_rgb(rgb), np.zeros((2, 2, 3))
+    m = _mosaic([[red, black], [black]], n_rows=2, cols=2, h=2, w=2, gap=1)
+    assert m.shape == (5, 5, 3)
+    assert np.all(m[0:2, 0:2] == red) and np.all(m[0:2, 3:5] == 0) and np.all(m[3:5, 0:2] == 0)
+    assert np.all(m[2] == 1) and np.all(m[:, 2] == 1) and np.all(m[3:5, 3:5] == 1)  # gaps and the empty cell
