@@ -22,10 +22,12 @@ import torch
 import torch.nn.functional as F
 
 MASK_MODES = ("consistent", "independent")
-#: Probabilities per chunk of rows (N_chunk · T · C) and CPU thread. A thread's share of the two
-#: scratch tensors (1 MiB each) stays in its core's L2 cache: on one thread 2¹⁸ ran the T = 500
-#: summary 3× faster than the 2²² of before (which also allocated per chunk).
-CHUNK_ELEMENTS_CPU = 1 << 18
+#: Probabilities per chunk of rows (N_chunk · T · C) and CPU thread. On one thread (T = 500,
+#: N = 20,000) chunks of 2¹⁸ to 2²¹ ran alike and 2²² 1.45× slower (a thread's share of the two
+#: scratch tensors should stay near its core's cache); larger chunks mean fewer parallel regions,
+#: which decides the time when the cores are oversubscribed (two threads at a load of 7 on two
+#: cores: 2¹⁸ per chunk took twice as long as 2²¹).
+CHUNK_ELEMENTS_CPU = 1 << 20
 #: On a GPU, large chunks: fewer kernel launches.
 CHUNK_ELEMENTS_CUDA = 1 << 24
 
