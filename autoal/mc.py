@@ -22,6 +22,14 @@ import torch
 import torch.nn.functional as F
 
 MASK_MODES = ("consistent", "independent")
+#: Probabilities per chunk of rows (N_chunk · T · C) and CPU thread. On one thread (T = 500,
+#: N = 20,000) chunks of 2¹⁸ to 2²¹ ran alike and 2²² 1.45× slower (a thread's share of the two
+#: scratch tensors should stay near its core's cache); larger chunks mean fewer parallel regions,
+#: which decides the time when the cores are oversubscribed (two threads at a load of 7 on two
+#: cores: 2¹⁸ per chunk took twice as long as 2²¹).
+CHUNK_ELEMENTS_CPU = 1 << 20
+#: On a GPU, large chunks: fewer kernel launches.
+CHUNK_ELEMENTS_CUDA = 1 << 24
 
 
 @dataclass
@@ -77,23 +85,49 @@ def _summarize(p: torch.Tensor) -> MCSummary:
                      modal_fraction=votes.max(1).values / t, samples=t)
 
 
-def _summarize_logits(z: torch.Tensor) -> MCSummary:
-    """Moments of the softmax of logits ``z`` laid out (N, C, T): the T passes of a class are
-    contiguous, so every reduction over the short class dimension vectorizes along T (on CPU,
-    reducing over an innermost dimension of 10 classes is 3-10x slower). The entropy comes
-    from the log-sum-exp, H = log s − Σ_c p_c (z_c − max z) with s = Σ_c exp(z_c − max z), so
-    no logarithm is taken per class. Consumes ``z``."""
+class _ChunkBuffers:
+    """Scratch tensors of one chunk of rows, allocated once per summary: reusing them instead of
+    allocating per chunk and per operation saves more than the arithmetic of the moments costs on
+    CPU (fresh megabyte-sized tensors are fresh pages, faulted in at every use)."""
+
+    def __init__(self, rows: int, c: int, t: int, device: torch.device) -> None:
+        self.z = torch.empty(rows, c, t, device=device)
+        self.e = torch.empty(rows, c, t, device=device)
+        self.zmax = torch.empty(rows, 1, t, device=device)
+        self.s = torch.empty(rows, 1, t, device=device)
+        self.votes = torch.empty(rows, c, device=device)
+
+
+def _moments_of_logits(z: torch.Tensor, e: torch.Tensor, zmax: torch.Tensor, s: torch.Tensor,
+                       votes: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, entropy: torch.Tensor,
+                       modal: torch.Tensor) -> None:
+    """The moments of the softmax of logits ``z`` laid out (R, C, T), written into ``mean``,
+    ``std`` (R, C), ``entropy`` and ``modal`` (R,); ``z``, ``e``, ``zmax``, ``s``, ``votes`` are
+    scratch of matching shapes (``z`` is consumed).
+
+    The T passes of a class are contiguous, so every reduction over the short class dimension
+    vectorizes along T (on CPU, reducing over an innermost dimension of 10 classes is 3-10×
+    slower). Every step is one elementwise or reduction kernel on the scratch, none allocates
+    a chunk-sized tensor:
+
+    - argmax votes: with zc = z − max z ≤ 0 (the max is exactly 0), sign(zc) is 0 on the argmax
+      and −1 elsewhere, so the votes of class c are T + Σ_t sign(zc_ct) (a float sum; counting a
+      bool tensor is 7× slower on CPU);
+    - entropy from the log-sum-exp: H_t = log s_t − Σ_c p_ct zc_ct with s_t = Σ_c exp(zc_ct), so
+      no logarithm is taken per class, and its mean over t is one sum over (c, t);
+    - std: the norm over t of p − mean (two passes, as exact as the textbook formula)."""
     t = z.shape[2]
-    zc = z.sub_(z.amax(1, keepdim=True))              # z − max z ≤ 0, the max is exactly 0
-    e = zc.exp()
-    s = e.sum(1, keepdim=True)
-    entropy = s.log().squeeze(1) - (e * zc).sum(1) / s.squeeze(1)   # (N, T)
-    p = e.div_(s)
-    mean = p.mean(2)
-    std = (p - mean.unsqueeze(2)).square_().mean(2).sqrt_()
-    votes = (zc == 0).sum(2)                          # passes in which each class is the argmax
-    return MCSummary(mean_probs=mean, std_probs=std, mean_entropy=entropy.mean(1),
-                     modal_fraction=votes.max(1).values.float().clamp_max(t) / t, samples=t)
+    torch.amax(z, 1, keepdim=True, out=zmax)
+    zc = z.sub_(zmax)
+    torch.sum(torch.sign(zc, out=e), 2, out=votes)               # votes − T
+    torch.exp(zc, out=e)
+    torch.sum(e, 1, keepdim=True, out=s)
+    p = e.mul_(s.reciprocal_())                                   # s ≥ 1: the max term is exp(0)
+    plogp_shift = zc.mul_(p).sum((1, 2))                          # Σ_t Σ_c p_ct zc_ct
+    torch.sub(s.log_().sum((1, 2)).neg_(), plogp_shift, out=entropy).div_(t)  # log s = −log(1/s)
+    torch.mean(p, 2, out=mean)
+    torch.linalg.vector_norm(p.sub_(mean.unsqueeze(2)), dim=2, out=std).div_(t ** 0.5)
+    torch.amax(votes, 1, out=modal).add_(t).clamp_(0, t).div_(t)
 
 
 def dropout_keep_mask(shape: torch.Size | tuple[int, ...], p: float, generator: torch.Generator | None,
@@ -125,12 +159,14 @@ def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def mc_dropout_summary(weight: torch.Tensor, bias: torch.Tensor | None, emb: torch.Tensor, samples: int, p: float,
                        generator: torch.Generator | None = None, masks: str = "consistent",
-                       chunk_elements: int = 1 << 22) -> MCSummary:
+                       chunk_elements: int | None = None) -> MCSummary:
     """Summary of ``samples`` dropout passes of the linear head (``weight`` (C, D), ``bias``)
     over the embeddings ``emb`` (N, D), dropout rate ``p``; ``generator`` lives on emb's device.
 
-    ``consistent`` masks: T masks of shape (D,) drawn once; rows are processed in chunks of at
-    most ``chunk_elements`` probabilities (N_chunk · T · C), one matrix product per chunk.
+    ``consistent`` masks: T masks of shape (D,) drawn once (:func:`masked_head_weights`); rows
+    are processed in chunks of at most ``chunk_elements`` probabilities (N_chunk · T · C; default
+    ``CHUNK_ELEMENTS_CPU`` per thread, or ``CHUNK_ELEMENTS_CUDA``), one matrix product per chunk
+    into reused scratch.
     ``independent``: a fresh (N, D) mask per pass."""
     if masks not in MASK_MODES:
         raise ValueError(f"MC dropout masks must be one of {MASK_MODES}; got {masks!r}")
@@ -152,14 +188,33 @@ def mc_dropout_summary(weight: torch.Tensor, bias: torch.Tensor | None, emb: tor
             draws.append(class_probabilities(F.linear(emb * keep, w * scale, b)))
         return _summarize(torch.stack(draws, 1))
     keep, scale = dropout_keep_mask((t, d), p, generator, emb.device)
-    # T masked copies of W, ordered class-major: row c·T + t is class c under mask t
-    w_all = (keep.unsqueeze(0) * (w * scale).unsqueeze(1)).reshape(c * t, d)
-    b_all = b.repeat_interleave(t)
-    rows = max(1, chunk_elements // (t * c))
-    parts = []
+    w_all = masked_head_weights(w, b, keep, scale)
+    if chunk_elements is None:
+        chunk_elements = CHUNK_ELEMENTS_CUDA if emb.is_cuda else CHUNK_ELEMENTS_CPU * torch.get_num_threads()
+    rows = max(1, min(n, chunk_elements // (t * c)))
+    out = MCSummary(emb.new_empty(n, c), emb.new_empty(n, c), emb.new_empty(n), emb.new_empty(n), t)
+    if n == 0:
+        return out
+    emb1 = torch.cat([emb, emb.new_ones(n, 1)], 1)  # the bias enters the product as a column of ones
+    buf = _ChunkBuffers(rows, c, t, emb.device)
     for start in range(0, n, rows):
-        parts.append(_summarize_logits(F.linear(emb[start:start + rows], w_all, b_all).view(-1, c, t)))
-    if not parts:
-        z = torch.zeros(0, c, device=emb.device)
-        return MCSummary(z, z.clone(), torch.zeros(0, device=emb.device), torch.zeros(0, device=emb.device), t)
-    return MCSummary.concat(parts)
+        end = min(n, start + rows)
+        k = end - start
+        z = torch.mm(emb1[start:end], w_all, out=buf.z[:k].view(k, c * t)).view(k, c, t)
+        _moments_of_logits(z, buf.e[:k], buf.zmax[:k], buf.s[:k], buf.votes[:k], out.mean_probs[start:end],
+                           out.std_probs[start:end], out.mean_entropy[start:end], out.modal_fraction[start:end])
+    return out
+
+
+def masked_head_weights(weight: torch.Tensor, bias: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    """The T dropout sub-networks of a linear head as one (D + 1, C·T) matrix: column c·T + t is
+    class c's weights under the keep mask ``keep[t]`` (T, D), times the rescaling ``scale``, and
+    the last row is the bias. Built once per summary: a dropout pass is z_t = W (m_t ⊙ e)/q + b
+    = (W ⊙ m_t/q) e + b, so the T passes over a chunk of embeddings (with a column of ones
+    appended) are one matrix product, laid out class-major (C, T) per row."""
+    c, d = weight.shape
+    t = keep.shape[0]
+    w_all = torch.empty(d + 1, c, t, device=weight.device)
+    torch.mul(keep.T.unsqueeze(1), (weight * scale).T.unsqueeze(2), out=w_all[:d])
+    w_all[d] = bias.unsqueeze(1)
+    return w_all.view(d + 1, c * t)

@@ -15,14 +15,64 @@ from bench.common import median_time, ratio, synthetic_dataset
 CANDIDATES = ("entropy", "margin", "least_confidence", "kmeans", "bald", "var_ratio", "mean_std")
 
 
+MC_CANDIDATES = ("bald", "var_ratio", "mean_std")
+
+
+def mc_seed_stability(model, indices: np.ndarray, embeddings: torch.Tensor, mc: int, query: int,
+                      seeds: tuple[int, int] = (1, 2)) -> dict:
+    """How much the MC candidates' picks depend on the MC seed at T = ``mc`` (the figure that
+    chose T, bench/README.md "MC dropout"): per candidate, ``overlap``, the share of the top
+    ``query`` that two MC seeds pick in common, and ``spearman``, the rank correlation of the two
+    seeds' scores over the whole pool (AutoAL reads whole rankings)."""
+    from scipy.stats import spearmanr
+
+    from autoal.cache import cache_from_embeddings
+    from autoal.selection import top_n
+    from autoal.strategies import scores
+
+    a, b = (cache_from_embeddings(model, indices, embeddings, mc_samples=mc, seed=s).mc for s in seeds)
+    out = {}
+    for name in MC_CANDIDATES:
+        sa, sb = getattr(scores, name)(a).cpu(), getattr(scores, name)(b).cpu()
+        pa, pb = (set(top_n(x, query, np.random.default_rng(0)).tolist()) for x in (sa, sb))
+        out[name] = {"overlap": len(pa & pb) / query, "spearman": float(spearmanr(sa.numpy(), sb.numpy())[0])}
+    return out
+
+
+def digits_mc_seed_stability(mc: int, sizes=(20, 70, 150), seeds: int = 3, query: int = 10, epochs: int = 50
+                             ) -> dict:
+    """The MC candidates' seed stability on a trained task model, by bench/mc_dropout.py's
+    protocol (digits, random labeled sets of ``sizes``, ``seeds`` each, top ``query``): the
+    ``overlap`` of two MC seeds' picks per labeled-set size, its mean over sizes, and
+    ``min_mean_overlap``, the least stable candidate's (bench/README.md: 0.53-0.90 at T = 500)."""
+    from autoal.data import DataSpec, load_dataset
+    from bench.mc_dropout import one_round
+
+    ds = load_dataset(DataSpec(name="digits"))
+    per_size = {}
+    for size in sizes:
+        rows = [one_round(ds, np.sort(np.random.default_rng(s).permutation(len(ds.y_train))[:size]), True,
+                          "consistent", mc, query, s, epochs) for s in range(seeds)]
+        per_size[str(size)] = {n: float(np.mean([r[f"{n}/overlap"] for r in rows])) for n in MC_CANDIDATES}
+    mean = {n: float(np.mean([v[n] for v in per_size.values()])) for n in MC_CANDIDATES}
+    return {"mc_samples": mc, "query": query, "seeds": seeds, "epochs": epochs, "overlap": per_size,
+            "mean_overlap": mean, "min_mean_overlap": min(mean.values())}
+
+
 def candidate_scoring(n_pool: int = 20000, query: int = 100, mc: int | None = None, repeats: int = 5,
                       model_name: str = "small_cnn", size: int = 8, channels: int = 1, separate: bool = True,
-                      mc_separate: int = 10) -> dict:
+                      mc_separate: int = 10, stability_digits: dict | None = None) -> dict:
     """All seven candidates from one shared cache vs Entropy alone, and (``separate``) vs each
     candidate with its own model passes (the released code's way: a full forward per candidate,
     and ``mc_separate`` = 10 full forwards with dropout for the MC candidates, the released
     code's T). Also the parts: the T head passes and each candidate's selection on a ready
-    cache. ``mc`` defaults to ``al.mc_samples``' default."""
+    cache. ``mc`` defaults to ``al.mc_samples``' default.
+
+    Beside the speed, what a cheaper MC estimate could cost: the MC candidates' stability across
+    MC seeds at the same T (:func:`mc_seed_stability`) on this benchmark's pool and model (an
+    untrained network on random images: it moves when T or the estimator changes, but says
+    nothing about a trained model), and, with ``stability_digits`` (keyword arguments of
+    :func:`digits_mc_seed_stability`), on trained models as bench/mc_dropout.py measures it."""
     from autoal.cache import compute_cache, embed_pool
     from autoal.config import ALConfig
     from autoal.device import prepare_model
@@ -74,6 +124,14 @@ def candidate_scoring(n_pool: int = 20000, query: int = 100, mc: int | None = No
            "shared_vs_entropy": ratio(t_shared, t_ent),
            "target_shared_vs_entropy": 1.2, "meets_target": ratio(t_shared, t_ent) <= 1.2}
     cache = compute_cache(model, ds, idx, mc_samples=mc, device=dev, images=images)
+    if mc > 0:
+        pool = mc_seed_stability(model, idx, cache.embeddings, mc, query)
+        out["mc_seed_overlap_pool_min"] = min(v["overlap"] for v in pool.values())
+        if stability_digits is not None:
+            digits = digits_mc_seed_stability(mc, **stability_digits)
+            out["mc_seed_overlap_digits_min"] = digits["min_mean_overlap"]
+            out["mc_seed_stability_digits"] = digits
+        out["mc_seed_stability_pool"] = pool
     from autoal.cache import cache_from_embeddings
 
     out["seconds_mc_head_passes"] = median_time(

@@ -27,6 +27,13 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
     assert b["gmm_threshold"]["speedup_vs_sklearn"] > 0 and b["gmm_threshold"]["distinct_values"] <= 8
     assert not any("error" in v for v in b.values()), {k: v.get("error") for k, v in b.items()}
     assert b["candidate_scoring"]["shared_vs_entropy"] > 0 and b["kmeans"]["inertia_ratio"] < 1.5
+    for name in ("candidate_scoring", "candidate_scoring_32px"):  # the MC seed stability beside the speed
+        pool = b[name]["mc_seed_stability_pool"]
+        assert set(pool) == {"bald", "var_ratio", "mean_std"} and b[name]["mc_seed_overlap_pool_min"] >= 0
+        assert all(0 <= v["overlap"] <= 1 and -1 <= v["spearman"] <= 1 for v in pool.values())
+    digits = b["candidate_scoring"]["mc_seed_stability_digits"]
+    assert digits["mc_samples"] == b["candidate_scoring"]["mc_samples"] and set(digits["overlap"]) == {"20"}
+    assert 0 <= b["candidate_scoring"]["mc_seed_overlap_digits_min"] <= 1
     assert set(b["candidate_scoring_32px"]["seconds_select"]) == {"entropy", "margin", "least_confidence", "kmeans",
                                                                   "bald", "var_ratio", "mean_std"}
     assert b["al_round"]["autoal"]["search"] > 0 and b["ray_sweep"]["speedup"] > 0

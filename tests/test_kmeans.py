@@ -54,6 +54,19 @@ def test_assign_to_nearest_matches_brute_force_in_blocks(monkeypatch):
     assert d.double().tolist() == pytest.approx(ref.min(1).values.tolist(), abs=1e-4)
 
 
+@pytest.mark.parametrize("k", [1, 2, 100, 5000])
+def test_row_min_gives_min_values_and_first_positions_also_with_ties(k):
+    """The CPU index-sum path of row_min (and the fallback for tied minima) is torch's min(1)."""
+    g = torch.Generator().manual_seed(k)
+    d = torch.rand(300, k, generator=g)
+    if k > 1:
+        d[::3, k // 2] = d[::3].amin(1)      # a tie with an existing minimum in every third row
+        d[5] = 0.25                           # a whole row tied
+    ref = d.clone().min(1)
+    v, idx = km.row_min(d.clone())
+    assert torch.equal(v, ref.values) and torch.equal(idx, ref.indices)
+
+
 def test_kmeans_reaches_scikit_learn_inertia():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(4000, 32, generator=g) + 4 * torch.randn(25, 32, generator=g)[torch.randint(0, 25, (4000,), generator=g)]

@@ -13,7 +13,7 @@ from autoal.cache import compute_cache
 from autoal.config import ALConfig, RunConfig
 from autoal.data import DataSpec, load_dataset
 from autoal.errors import ConfigError
-from autoal.mc import MCSummary, class_probabilities, dropout_keep_mask, mc_dropout_summary
+from autoal.mc import MCSummary, class_probabilities, dropout_keep_mask, masked_head_weights, mc_dropout_summary
 from autoal.models import build_model
 from autoal.selection import top_n
 from autoal.strategies import scores
@@ -44,6 +44,52 @@ def test_consistent_summary_equals_the_moments_of_the_explicit_samples():
     assert torch.allclose(got.std_probs, samples.std(0, unbiased=False), atol=1e-6)
     votes = F.one_hot(samples.argmax(-1), 5).sum(0).max(-1).values
     assert torch.equal(got.modal_fraction, votes / 50)
+
+
+def test_masked_head_weights_hold_every_pass_and_the_bias():
+    emb, w, b = _head(seed=4, n=30, d=12, c=3)
+    keep, scale = dropout_keep_mask((7, 12), 0.4, torch.Generator().manual_seed(0), emb.device)
+    w_all = masked_head_weights(w, b, keep, scale)
+    assert w_all.shape == (13, 3 * 7)
+    z = (torch.cat([emb, torch.ones(30, 1)], 1) @ w_all).view(30, 3, 7)  # class-major: column c·T + t
+    for t in range(7):
+        assert torch.allclose(z[:, :, t], F.linear(emb * keep[t], w * scale, b), atol=1e-5)
+
+
+def _reference_summary(emb, w, b, t, p, seed):
+    """The T passes done one by one in float64, and their moments by the textbook formulas."""
+    keep, scale = dropout_keep_mask((t, emb.shape[1]), p, torch.Generator().manual_seed(seed), emb.device)
+    logits = torch.stack([F.linear(emb.double() * keep[i], w.double() * scale, b.double()) for i in range(t)])
+    probs = torch.softmax(logits, -1)                                                   # (T, N, C)
+    votes = F.one_hot(probs.argmax(-1), w.shape[0]).sum(0).max(-1).values
+    return (probs.mean(0), probs.std(0, unbiased=False), (-torch.special.xlogy(probs, probs).sum(-1)).mean(0),
+            votes)
+
+
+@pytest.mark.parametrize("n,d,c,t,gain,chunk", [
+    (1, 3, 2, 1, 1.0, None),            # one row, one pass
+    (97, 16, 7, 33, 1.0, 500),          # chunks of 2 rows, the last one partial
+    (200, 64, 10, 500, 1.0, None),      # the default T at the benchmark's width
+    (150, 20, 4, 64, 40.0, 4096),       # saturated softmax: probabilities underflow to 0, entropies ≈ 0
+])
+def test_the_fast_summary_equals_the_float64_reference(n, d, c, t, gain, chunk):
+    """The chunked one-product path (scratch reuse, sign votes, log-sum-exp entropy, norm std)
+    computes the same moments as the passes done one by one, to float32 rounding."""
+    emb, w, b = _head(seed=n + t, n=n, d=d, c=c)
+    got = mc_dropout_summary(w * gain, b, emb, t, 0.3, torch.Generator().manual_seed(9), chunk_elements=chunk)
+    mean, std, ent, modal = _reference_summary(emb, w * gain, b, t, 0.3, 9)
+    assert torch.isfinite(got.mean_entropy).all() and torch.isfinite(got.std_probs).all()
+    assert torch.allclose(got.mean_probs.double(), mean, atol=2e-6)
+    assert torch.allclose(got.std_probs.double(), std, atol=2e-6)
+    assert torch.allclose(got.mean_entropy.double(), ent, atol=1e-5)
+    assert torch.equal((got.modal_fraction * t).round().long(), modal)   # the same argmax votes
+    assert got.samples == t and len(got) == n
+
+
+def test_an_empty_pool_gives_an_empty_summary():
+    _, w, b = _head()
+    s = mc_dropout_summary(w, b, torch.zeros(0, w.shape[1]), 20, 0.3, torch.Generator().manual_seed(0))
+    assert len(s) == 0 and s.mean_probs.shape == (0, w.shape[0]) and s.samples == 20
 
 
 def test_summary_does_not_depend_on_chunks_or_shards():
