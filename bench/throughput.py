@@ -10,6 +10,9 @@ allows" checks).
   round history records (training incl. evaluation, scoring, selection, AutoAL's search) and the
   rest (overhead: start-up, state and checkpoint writes, MLflow calls, figures). Target:
   overhead <= 10 % of the wall time.
+
+    python bench/run.py --only train_throughput run_split      # about 6 minutes on 2 cores
+    python bench/run.py --smoke --only train_throughput run_split
 """
 from __future__ import annotations
 
