@@ -363,6 +363,8 @@ def _fit_stage(stage: _Stage, spec: SweepSpec, trainable: Any, plan: ResourcePla
 def _stage_rows(grid: Any, ctx: TrialContext, spec: SweepSpec, stage: _Stage) -> list[dict[str, Any]]:
     """The stage's trial rows, with a PENDING row for every (arm, seed) Tune has not created."""
     trials = _trial_rows(grid, ctx, stoppable=spec.scheduler != "none")
+    if not spec.searched:  # a trial Tune never started has no config yet: it is one of the PENDING rows below
+        trials = [t for t in trials if t["arm"] is not None]
     seen = {(t["arm"], t["seed"]) for t in trials}
     if not spec.searched:
         trials += [{"trial": "", "arm": a.label, "failures": 0, "seed": s, "status": "PENDING", "aubc": None,
