@@ -166,8 +166,8 @@ def row_min(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return m.values, m.indices
     v = d.amin(1)
     s = d.sub_(v.unsqueeze(1)).sign_()
-    basis = torch.stack([torch.arange(k, dtype=s.dtype, device=s.device), torch.ones(k, dtype=s.dtype, device=s.device)], 1)
-    sums = torch.mm(s, basis)
+    j = torch.arange(k, dtype=s.dtype, device=s.device)
+    sums = torch.mm(s, torch.stack([j, torch.ones_like(j)], 1))
     idx = (k * (k - 1) // 2 - sums[:, 0]).long()
     tied = sums[:, 1] < k - 1
     if bool(tied.any()):

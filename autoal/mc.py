@@ -197,12 +197,13 @@ def mc_dropout_summary(weight: torch.Tensor, bias: torch.Tensor | None, emb: tor
         return out
     emb1 = torch.cat([emb, emb.new_ones(n, 1)], 1)  # the bias enters the product as a column of ones
     buf = _ChunkBuffers(rows, c, t, emb.device)
-    for start in range(0, n, rows):
-        end = min(n, start + rows)
-        k = end - start
-        z = torch.mm(emb1[start:end], w_all, out=buf.z[:k].view(k, c * t)).view(k, c, t)
-        _moments_of_logits(z, buf.e[:k], buf.zmax[:k], buf.s[:k], buf.votes[:k], out.mean_probs[start:end],
-                           out.std_probs[start:end], out.mean_entropy[start:end], out.modal_fraction[start:end])
+    with torch.autocast(emb.device.type, enabled=False):  # float32 logits into float32 scratch
+        for start in range(0, n, rows):
+            end = min(n, start + rows)
+            k = end - start
+            z = torch.mm(emb1[start:end], w_all, out=buf.z[:k].view(k, c * t)).view(k, c, t)
+            _moments_of_logits(z, buf.e[:k], buf.zmax[:k], buf.s[:k], buf.votes[:k], out.mean_probs[start:end],
+                               out.std_probs[start:end], out.mean_entropy[start:end], out.modal_fraction[start:end])
     return out
 
 

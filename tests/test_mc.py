@@ -176,3 +176,11 @@ def test_normalized_embedding_makes_bald_follow_uncertainty_not_the_activation_n
         cache = compute_cache(model, digits, pool, mc_samples=500, seed=1)
         rho[norm] = spearmanr(scores.bald(cache.mc).numpy(), scores.entropy(cache.probs).numpy())[0]
     assert rho[False] < 0.0 < 0.8 < rho[True]
+
+
+def test_the_summary_stays_float32_under_autocast():
+    emb, w, b = _head(seed=5, n=40)
+    plain = mc_dropout_summary(w, b, emb, 30, 0.3, torch.Generator().manual_seed(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = mc_dropout_summary(w, b, emb, 30, 0.3, torch.Generator().manual_seed(2))
+    _close(plain, cast, atol=0)
