@@ -157,7 +157,7 @@ HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 def test_the_keys_cover_every_section():
     assert {k.split(".")[0] for k in RUN_KEYS} == {"dataset", "model", "train", "al", "strategy", "tracking", "scoring",
-                                                 "runtime"}
+                                                 "runtime", "setting"}
     assert len(RUN_KEYS) >= 40 and len(SWEEP_KEYS) >= 20 and len(STRATEGY_PARAMS) >= 20
     assert hydra_text([None, "a'b", float("nan")]) == "[null,'a\\'b',nan]"
 

@@ -43,7 +43,8 @@ JUNK = st.one_of(
 
 def test_the_key_list_covers_every_section():
     sections = {k.split(".")[0] for k in CONFIG_KEYS}
-    assert sections == {"dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime"}
+    assert sections == {"dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime",
+                        "setting"}
     assert len(CONFIG_KEYS) >= 40
 
 
