@@ -235,3 +235,19 @@ def test_report_figures_caution_and_any_set_of_runs(sweep_store, tmp_path):
     assert every.sweep_id == "experiment-rep" and len(pd.read_csv(every.files["trials"])) == 14  # not the parent
     with pytest.raises(TrackingError, match="report.run_ids: no run 'nope'"):
         write_report(uri, "rep", None, tmp_path / "bad", run_ids=["nope"])
+
+
+def test_report_of_several_sweeps_together(sweep_store, tmp_path):
+    """report.sweep_id as a list (two partial sweeps of one matrix): one report over both sweeps' trials."""
+    import pandas as pd
+
+    from autoal.platform.report import report_id_for
+
+    uri, _ = sweep_store
+    rep = write_report(uri, "rep", ["s1", "s2"], tmp_path / "both", log_to_parent=False)
+    assert rep.sweep_id == report_id_for(["s1", "s2"], None, "rep") and rep.sweep_id.startswith("sweeps-")
+    df = pd.read_parquet(rep.files["rounds"])
+    assert set(df["sweep"]) == {"s1", "s2"} and "x" in set(df["arm"])
+    assert rep.parent_run_id is None  # no single parent to log onto
+    one = write_report(uri, "rep", ["s1"], tmp_path / "one", log_to_parent=False)
+    assert one.sweep_id == "s1" and "x" not in set(pd.read_parquet(one.files["rounds"])["arm"])
