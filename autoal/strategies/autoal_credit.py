@@ -1,0 +1,181 @@
+"""AutoAL credited by the labels that arrive (DESIGN.md §3.10): the round's weights over a coverage
+candidate and an uncertainty candidate move with what the last round's labels revealed.
+
+Why: the leading strategy changes within a run — coverage (TypiClust, KMeans) leads while the
+model is poor, Margin once it is competent (SelectAL, Hacohen & Weinshall 2023; TCM, Doucet et
+al. 2024; DCoM, Mishal & Weinshall 2024) — while choosing one strategy per run gains at most
++0.001 to +0.005 AUBC even with an oracle (bench/README.md). So the weights must move inside a
+run, and by evidence, not by a round number.
+
+Per round:
+
+1. *Credit*: the previous round's picks are labeled now. For each candidate, the accuracy of the
+   model's pre-label predictions on its picks (competence), TAILOR's class rarity and the class
+   diversity of its picks (:mod:`autoal.strategies.label_credit`); logged as
+   ``competence/<candidate>``, ``rarity/<candidate>``, ``diversity/<candidate>``.
+2. *Weights*: a decayed Beta posterior of the competence on coverage picks gives the uncertainty
+   share w = probe + (1 − 2·probe)·clip((ĉ − low)/(high − low), 0, 1); each side keeps at least
+   the probe share so it keeps being measured. Logged as ``weight/<candidate>``.
+3. *Long-tail guard*: when the first labeled set (a random sample of the pool) rejects a uniform
+   class prior (χ² p < ``imbalance_alpha``), rare classes are found by uncertainty, not by
+   coverage: the share starts, and stays, at 1 − probe.
+4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
+   PCA, :mod:`autoal.strategies.pool_embedding`; or the task model's embedding), the rest by the
+   uncertainty candidate among the samples coverage left.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from autoal.cache import PoolCache
+from autoal.errors import ConfigError, StateError
+from autoal.strategies.base import PoolStrategy, QueryContext, Strategy
+from autoal.strategies.label_credit import (CompetenceEstimate, imbalance_pvalue, pick_credit, split_batch,
+                                            uncertainty_share)
+from autoal.strategies.pool_embedding import pixel_pca
+from autoal.strategies.registry import STRATEGIES, register_strategy, strategy_names
+
+COVERAGE_SPACES = ("pixels", "model")
+
+
+def _pool_strategy(key: str, name: Any) -> PoolStrategy:
+    if not isinstance(name, str) or name not in strategy_names():
+        raise ConfigError(f"strategy.params.{key}: expected the name of a registered strategy; got {name!r}")
+    strategy = STRATEGIES.get(name)()
+    if not isinstance(strategy, PoolStrategy):
+        raise ConfigError(f"strategy.params.{key}: {name!r} is not a pool strategy (it trains models of its own); "
+                          "choose one that picks from the round's caches (e.g. typiclust, kmeans, margin)")
+    return strategy
+
+
+def _number(key: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not lo <= value <= hi:
+        raise ConfigError(f"strategy.params.{key}: expected a number in [{lo}, {hi}]; got {value!r}")
+    return float(value)
+
+
+@register_strategy("autoal_credit")
+class AutoALCredit(Strategy):
+    """AutoAL credited by the labels that arrive (module docstring; DESIGN.md §3.10)."""
+
+    def __init__(self, coverage: str = "typiclust", uncertainty: str = "margin", coverage_space: str = "pixels",
+                 pca_dim: int = 50, low: float = 0.6, high: float = 0.9, probe: float = 0.1, decay: float = 0.5,
+                 imbalance_alpha: float = 0.01) -> None:
+        self.coverage = _pool_strategy("coverage", coverage)
+        self.uncertainty = _pool_strategy("uncertainty", uncertainty)
+        if coverage_space not in COVERAGE_SPACES:
+            raise ConfigError(f"strategy.params.coverage_space: expected one of {', '.join(COVERAGE_SPACES)}; "
+                              f"got {coverage_space!r}")
+        if isinstance(pca_dim, bool) or not isinstance(pca_dim, int) or pca_dim < 1:
+            raise ConfigError(f"strategy.params.pca_dim: expected an integer >= 1; got {pca_dim!r}")
+        self.coverage_space, self.pca_dim = coverage_space, pca_dim
+        self.low, self.high = _number("low", low, 0.0, 1.0), _number("high", high, 0.0, 1.0)
+        if not self.low < self.high:
+            raise ConfigError(f"strategy.params.low must be below strategy.params.high; got {low} and {high}")
+        self.probe = _number("probe", probe, 0.0, 0.5)
+        self.alpha = _number("imbalance_alpha", imbalance_alpha, 0.0, 1.0)
+        self.competence = CompetenceEstimate(decay=_number("decay", decay, 0.0, 1.0))
+        self.needs = frozenset({"embeddings", "dataset"}) | self.uncertainty.needs \
+            | (self.coverage.needs if coverage_space == "model" else frozenset())
+        self.long_tailed: bool | None = None  # decided on the first labeled set
+        self.imbalance_p = math.nan
+        self.pending: dict[str, list[int]] = {"picks": [], "predicted": [], "arm": []}
+        self._pca: tuple[int, torch.Tensor] | None = None
+
+    # -- the label-free space --------------------------------------------------------------------
+    def _coverage_caches(self, ctx: QueryContext) -> tuple[PoolCache, PoolCache | None]:
+        if self.coverage_space == "model":
+            return ctx.cache, ctx.labeled_cache
+        images = ctx.dataset.x_train
+        if self._pca is None or self._pca[0] != images.shape[0]:
+            self._pca = (images.shape[0], pixel_pca(images, self.pca_dim))
+        z = self._pca[1].to(ctx.cache.embeddings.device)
+        pool = replace(ctx.cache, embeddings=z[torch.as_tensor(ctx.unlabeled, dtype=torch.long)], mc=None)
+        nl = len(ctx.labeled)
+        empty = torch.zeros(nl, ctx.cache.probs.shape[1], device=z.device)
+        labeled = PoolCache(np.asarray(ctx.labeled), empty, z[torch.as_tensor(ctx.labeled, dtype=torch.long)], empty)
+        return pool, labeled
+
+    # -- credit ----------------------------------------------------------------------------------
+    def _credit(self, ctx: QueryContext, y: np.ndarray, num_classes: int) -> None:
+        picks = np.asarray(self.pending["picks"], dtype=np.int64)
+        if not len(picks):
+            return
+        arrived = np.isin(picks, ctx.labeled)
+        picks = picks[arrived]
+        predicted = np.asarray(self.pending["predicted"], dtype=np.int64)[arrived]
+        arms = np.asarray(self.pending["arm"], dtype=object)[arrived]
+        before = np.bincount(y[np.setdiff1d(ctx.labeled, picks)], minlength=num_classes)
+        for name in (self.coverage.name, self.uncertainty.name):
+            mine = arms == name
+            credit = pick_credit(predicted[mine], y[picks[mine]], before)
+            if credit.count:
+                ctx.log(f"competence/{name}", credit.competence)
+                ctx.log(f"rarity/{name}", credit.rarity)
+                ctx.log(f"diversity/{name}", credit.diversity)
+            if name == self.coverage.name and credit.count:
+                self.competence.update(predicted[mine], y[picks[mine]])
+        self.pending = {"picks": [], "predicted": [], "arm": []}
+
+    def query(self, ctx: QueryContext) -> np.ndarray:
+        if ctx.dataset is None:
+            raise ConfigError("autoal_credit needs the data set (labels of the picks that arrived)")
+        y = ctx.dataset.y_train.cpu().numpy() if torch.is_tensor(ctx.dataset.y_train) \
+            else np.asarray(ctx.dataset.y_train)
+        num_classes = int(ctx.dataset.num_classes)
+        if self.long_tailed is None:
+            self.imbalance_p = imbalance_pvalue(np.bincount(y[ctx.labeled], minlength=num_classes))
+            self.long_tailed = self.imbalance_p < self.alpha
+        self._credit(ctx, y, num_classes)
+
+        share = uncertainty_share(self.competence.mean, self.low, self.high, self.probe)
+        if self.long_tailed:
+            share = max(share, 1.0 - self.probe)
+        n_cov, n_unc = split_batch(ctx.n, share, self.probe)
+
+        pool, labeled = self._coverage_caches(ctx)
+        cov = np.asarray(self.coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64) \
+            if n_cov else np.zeros(0, dtype=np.int64)
+        rest = np.setdiff1d(np.arange(len(ctx.cache)), cov)
+        unc = rest[np.asarray(self.uncertainty.select_positions(ctx.cache.subset(rest), n_unc, ctx.rng,
+                                                                ctx.labeled_cache), dtype=np.int64)] \
+            if n_unc else np.zeros(0, dtype=np.int64)
+        positions = np.concatenate([cov, unc])
+        picks = ctx.unlabeled[positions]
+        predicted = ctx.cache.probs[torch.as_tensor(positions, dtype=torch.long)].argmax(1).cpu().numpy()
+        self.pending = {"picks": picks.tolist(), "predicted": predicted.tolist(),
+                        "arm": [self.coverage.name] * len(cov) + [self.uncertainty.name] * len(unc)}
+
+        ctx.log(f"weight/{self.coverage.name}", 1.0 - share)
+        ctx.log(f"weight/{self.uncertainty.name}", share)
+        ctx.log(f"share/{self.coverage.name}", len(cov) / max(ctx.n, 1))
+        ctx.log(f"share/{self.uncertainty.name}", len(unc) / max(ctx.n, 1))
+        ctx.log("credit/competence_estimate", self.competence.mean)
+        ctx.log("credit/imbalance_p", self.imbalance_p)
+        ctx.log("credit/long_tailed", float(self.long_tailed))
+        return picks
+
+    # -- resume ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"competence": self.competence.state_dict(), "long_tailed": self.long_tailed,
+                "imbalance_p": self.imbalance_p, "pending": {k: list(v) for k, v in self.pending.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        try:
+            comp = state["competence"]
+            self.competence = CompetenceEstimate(float(comp["correct"]), float(comp["wrong"]), float(comp["decay"]))
+            self.long_tailed = None if state["long_tailed"] is None else bool(state["long_tailed"])
+            self.imbalance_p = float(state["imbalance_p"])
+            pending = state["pending"]
+            self.pending = {k: list(pending[k]) for k in ("picks", "predicted", "arm")}
+        except (KeyError, TypeError, ValueError) as e:
+            raise StateError(f"autoal_credit: the saved strategy state does not fit ({type(e).__name__}: {e}); "
+                             "move the run folder away to start the run afresh") from None
+        if not len(self.pending["picks"]) == len(self.pending["predicted"]) == len(self.pending["arm"]):
+            raise StateError("autoal_credit: the saved pending picks, predictions and arms differ in length")

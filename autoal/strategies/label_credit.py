@@ -1,0 +1,111 @@
+"""Credit from the labels that arrive (DESIGN.md §3.10): what one round's picks were worth, measured
+once their labels are known, per candidate that picked them. Pure functions of arrays.
+
+- *competence*: the accuracy, on a candidate's picks, of the predictions the task model made before
+  the picks were labeled (DCoM, Mishal & Weinshall 2024, estimates the same competence on the
+  labeled set; here the freshly labeled picks are fresh, unseen samples, so the estimate is not
+  optimistic). On coverage picks — typical samples of regions the labeled set does not cover — a
+  high competence says the model already generalizes to new regions: coverage has little left to
+  teach, its uncertainty is worth following.
+- *rarity*: TAILOR's class-diversity reward (Zhang et al., NeurIPS 2023): a pick of a class the
+  labeled set holds few of earns more; 1 = a class with the mean count per class.
+- *diversity*: distinct classes among the picks over the most there could be.
+
+:func:`uncertainty_share` turns a competence estimate into the round's share of uncertainty picks,
+:func:`imbalance_pvalue` tests a labeled sample's classes against a uniform prior (the long-tail
+guard), :class:`CompetenceEstimate` keeps a decayed Beta posterior over rounds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PickCredit:
+    """One candidate's credit for one round's picks (``count`` of them; NaN fields when none)."""
+
+    count: int
+    competence: float
+    rarity: float
+    diversity: float
+
+
+def pick_credit(predicted: np.ndarray, truth: np.ndarray, labeled_counts: np.ndarray) -> PickCredit:
+    """The credit of picks whose pre-label predictions were ``predicted`` and whose labels are
+    ``truth``; ``labeled_counts[c]``: how many labeled samples of class c there were *before* the
+    picks arrived (TAILOR's reward is relative to those)."""
+    predicted = np.asarray(predicted, dtype=np.int64)
+    truth = np.asarray(truth, dtype=np.int64)
+    counts = np.asarray(labeled_counts, dtype=np.float64)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"predicted and truth differ in shape: {predicted.shape} vs {truth.shape}")
+    m = int(truth.shape[0])
+    if m == 0:
+        return PickCredit(0, math.nan, math.nan, math.nan)
+    num_classes = counts.shape[0]
+    mean_count = counts.sum() / max(num_classes, 1)
+    rarity = float(np.mean((mean_count + 1.0) / (counts[truth] + 1.0)))
+    diversity = float(len(np.unique(truth)) / min(m, num_classes))
+    return PickCredit(m, float(np.mean(predicted == truth)), rarity, diversity)
+
+
+@dataclass
+class CompetenceEstimate:
+    """A Beta(1 + correct, 1 + wrong) posterior over the model's competence on coverage picks whose
+    counts decay by ``decay`` each round, so the estimate follows a model that improves; 0.5 (no
+    evidence) before the first labels arrive."""
+
+    correct: float = 0.0
+    wrong: float = 0.0
+    decay: float = 0.5
+
+    def update(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        hits = float(np.sum(np.asarray(predicted) == np.asarray(truth)))
+        self.correct = self.decay * self.correct + hits
+        self.wrong = self.decay * self.wrong + (len(truth) - hits)
+
+    @property
+    def mean(self) -> float:
+        return (1.0 + self.correct) / (2.0 + self.correct + self.wrong)
+
+    def state_dict(self) -> dict[str, float]:
+        return {"correct": self.correct, "wrong": self.wrong, "decay": self.decay}
+
+
+def uncertainty_share(competence: float, low: float, high: float, probe: float) -> float:
+    """The round's share of uncertainty picks: ``probe`` while competence ≤ ``low``, 1 − ``probe``
+    from ``high`` on, linear between; each side keeps at least ``probe`` so both stay measured."""
+    if not 0.0 <= probe <= 0.5:
+        raise ValueError(f"probe must be in [0, 0.5]; got {probe}")
+    if not low < high:
+        raise ValueError(f"low must be below high; got {low} and {high}")
+    ramp = min(1.0, max(0.0, (competence - low) / (high - low)))
+    return probe + (1.0 - 2.0 * probe) * ramp
+
+
+def split_batch(n: int, share: float, probe: float) -> tuple[int, int]:
+    """(coverage picks, uncertainty picks) of a batch of ``n`` for an uncertainty ``share``; a
+    side with a positive probe share gets at least one pick when n ≥ 2."""
+    n_unc = int(round(share * n))
+    if n >= 2 and probe > 0:
+        n_unc = min(max(n_unc, 1), n - 1)
+    return n - n_unc, n_unc
+
+
+def imbalance_pvalue(counts: np.ndarray) -> float:
+    """The p-value of Pearson's χ² test that ``counts`` (labeled samples per class, from a random
+    sample of the pool) come from a uniform class prior; 1.0 when there are too few samples to
+    tell (fewer than 2 per class on average)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    k = counts.shape[0]
+    total = counts.sum()
+    if k < 2 or total < 2 * k:
+        return 1.0
+    from scipy.stats import chi2
+
+    expected = total / k
+    stat = float(((counts - expected) ** 2).sum() / expected)
+    return float(chi2.sf(stat, k - 1))

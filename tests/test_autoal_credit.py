@@ -1,0 +1,197 @@
+"""AutoAL credited by the labels that arrive (autoal/strategies/autoal_credit.py, DESIGN.md §3.10):
+the credit math, the label-free embedding, the share rule, the long-tail guard, resume."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import autoal
+from autoal.cache import PoolCache
+from autoal.errors import ConfigError, StateError
+from autoal.strategies import QueryContext, build_strategy
+from autoal.strategies.label_credit import (CompetenceEstimate, imbalance_pvalue, pick_credit, split_batch,
+                                            uncertainty_share)
+from autoal.strategies.pool_embedding import pixel_pca
+
+
+# -- credit ----------------------------------------------------------------------------------
+def test_pick_credit_competence_rarity_diversity():
+    counts = np.array([8, 2, 0, 2])  # mean count 3
+    c = pick_credit(np.array([0, 1, 3, 3]), np.array([0, 1, 2, 2]), counts)
+    assert c.count == 4
+    assert c.competence == pytest.approx(0.5)
+    # (3 + 1) / (count + 1) per pick: class 0 -> 4/9, class 1 -> 4/3, class 2 -> 4/1 twice
+    assert c.rarity == pytest.approx(np.mean([4 / 9, 4 / 3, 4.0, 4.0]))
+    assert c.diversity == pytest.approx(3 / 4)
+    empty = pick_credit(np.zeros(0), np.zeros(0), counts)
+    assert empty.count == 0 and math.isnan(empty.competence) and math.isnan(empty.rarity)
+    with pytest.raises(ValueError, match="shape"):
+        pick_credit(np.zeros(2), np.zeros(3), counts)
+
+
+def test_competence_estimate_is_a_decayed_beta_posterior():
+    est = CompetenceEstimate(decay=0.5)
+    assert est.mean == 0.5  # no evidence
+    est.update(np.array([1, 1, 1, 1]), np.array([1, 1, 1, 0]))  # 3 right, 1 wrong
+    assert est.mean == pytest.approx(4 / 6)
+    est.update(np.array([1, 1]), np.array([1, 1]))  # counts decay: 1.5 + 2 right, 0.5 wrong
+    assert est.mean == pytest.approx(4.5 / 6)
+    full = CompetenceEstimate(decay=1.0)
+    full.update(np.ones(4), np.ones(4))
+    full.update(np.ones(4), np.ones(4))
+    assert full.mean == pytest.approx(9 / 10)
+
+
+def test_uncertainty_share_ramps_between_the_probe_shares():
+    assert uncertainty_share(0.3, 0.6, 0.9, 0.1) == pytest.approx(0.1)
+    assert uncertainty_share(0.6, 0.6, 0.9, 0.1) == pytest.approx(0.1)
+    assert uncertainty_share(0.75, 0.6, 0.9, 0.1) == pytest.approx(0.5)
+    assert uncertainty_share(0.99, 0.6, 0.9, 0.1) == pytest.approx(0.9)
+    assert uncertainty_share(0.99, 0.6, 0.9, 0.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        uncertainty_share(0.5, 0.9, 0.6, 0.1)
+    with pytest.raises(ValueError):
+        uncertainty_share(0.5, 0.6, 0.9, 0.7)
+
+
+def test_split_batch_keeps_a_probe_pick_on_each_side():
+    assert split_batch(10, 0.1, 0.1) == (9, 1)
+    assert split_batch(10, 0.02, 0.1) == (9, 1)  # the probe side keeps one pick
+    assert split_batch(10, 0.98, 0.1) == (1, 9)
+    assert split_batch(10, 0.5, 0.1) == (5, 5)
+    assert split_batch(10, 1.0, 0.0) == (0, 10)  # no probe: one side may take all
+    assert split_batch(1, 0.9, 0.1) == (0, 1)
+    assert split_batch(0, 0.5, 0.1) == (0, 0)
+
+
+def test_imbalance_test_separates_long_tailed_from_uniform_samples():
+    rng = np.random.default_rng(0)
+    prior = 10.0 ** (-np.arange(10) / 9)  # imbalance ratio 10, as mnist_lt
+    prior /= prior.sum()
+    lt = [imbalance_pvalue(np.bincount(rng.choice(10, 50, p=prior), minlength=10)) for _ in range(200)]
+    uni = [imbalance_pvalue(np.bincount(rng.choice(10, 20), minlength=10)) for _ in range(200)]
+    assert np.mean(np.array(lt) < 0.01) > 0.8  # the guard fires on most long-tailed first sets
+    assert np.mean(np.array(uni) < 0.01) < 0.03  # and about alpha of the time on uniform ones
+    assert imbalance_pvalue(np.array([5, 5, 5, 5])) == pytest.approx(1.0)
+    assert imbalance_pvalue(np.array([3, 0, 0, 0])) == 1.0  # too few to tell
+    assert imbalance_pvalue(np.array([40, 0, 0, 0])) < 1e-6
+
+
+# -- label-free embedding -----------------------------------------------------------------------
+def test_pixel_pca_finds_a_planted_subspace_and_is_deterministic():
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(64, 3, generator=g))[0]
+    coords = torch.randn(500, 3, generator=g) * torch.tensor([5.0, 3.0, 1.0])
+    images = (coords @ basis.T).reshape(500, 1, 8, 8)
+    z = pixel_pca(images, 3)
+    assert z.shape == (500, 3)
+    centered = coords - coords.mean(0)
+    # the three components span the planted coordinates (a rotation of them: distances agree)
+    exact = "donot_use_mm_for_euclid_dist"
+    assert torch.allclose(torch.cdist(z[:50], z[:50], compute_mode=exact),
+                          torch.cdist(centered[:50], centered[:50], compute_mode=exact), atol=1e-3)
+    assert torch.equal(z, pixel_pca(images, 3))
+    assert pixel_pca((images * 0 + 200).to(torch.uint8)[:, :, :2, :2], 50).shape == (500, 4)  # dim capped at D
+    with pytest.raises(ValueError, match="non-empty"):
+        pixel_pca(torch.zeros(0, 1, 8, 8), 3)
+
+
+# -- the strategy -----------------------------------------------------------------------------
+def _data(n=400, classes=4, seed=0, prior=None):
+    """Blobs whose pixels separate the classes; a model whose probabilities follow the class with
+    accuracy ``acc`` for the context."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(classes, n, p=prior)
+    centers = rng.normal(0, 4, size=(classes, 16))
+    x = centers[y] + rng.normal(0, 1, size=(n, 16))
+    x = ((x - x.min()) / (x.max() - x.min()) * 255).astype(np.uint8).reshape(n, 1, 4, 4)
+    return SimpleNamespace(x_train=torch.from_numpy(x), y_train=torch.from_numpy(y), num_classes=classes)
+
+
+def _ctx(ds, labeled, n, acc=0.9, seed=0, round_=0):
+    rng = np.random.default_rng(seed + 100 * round_)
+    unlabeled = np.setdiff1d(np.arange(len(ds.y_train)), labeled)
+    y = ds.y_train.numpy()[unlabeled]
+    right = rng.random(len(unlabeled)) < acc
+    pred = np.where(right, y, (y + 1) % ds.num_classes)
+    logits = torch.full((len(unlabeled), ds.num_classes), 0.0)
+    logits[torch.arange(len(unlabeled)), torch.from_numpy(pred)] = torch.from_numpy(rng.uniform(0.1, 3, len(unlabeled))).float()
+    probs = torch.softmax(logits, 1)
+    cache = PoolCache(unlabeled, probs, torch.randn(len(unlabeled), 8), logits)
+    return QueryContext(cache=cache, unlabeled=unlabeled, labeled=np.asarray(labeled), n=n,
+                        rng=np.random.default_rng(seed), round=round_, dataset=ds)
+
+
+def _rounds(strategy, ds, acc, rounds=4, n=20, start=None):
+    labeled = np.arange(40) if start is None else start
+    logs = []
+    for r in range(rounds):
+        ctx = _ctx(ds, labeled, n, acc=acc, round_=r)
+        picks = strategy.query(ctx)
+        assert len(picks) == n and len(set(picks.tolist())) == n and np.isin(picks, ctx.unlabeled).all()
+        logs.append(ctx.metrics)
+        labeled = np.concatenate([labeled, picks])
+    return logs
+
+
+def test_competent_model_moves_the_weights_to_uncertainty_and_a_poor_one_keeps_coverage():
+    ds = _data()
+    good = _rounds(build_strategy("autoal_credit"), ds, acc=0.98)
+    poor = _rounds(build_strategy("autoal_credit"), ds, acc=0.3)
+    assert good[0]["weight/margin"] == pytest.approx(0.1)  # no evidence yet: coverage, with a probe
+    assert good[-1]["weight/margin"] > 0.8 and good[-1]["share/margin"] >= 0.8
+    assert poor[-1]["weight/margin"] == pytest.approx(0.1)
+    assert "competence/typiclust" in good[1] and "competence/margin" in good[1]
+    assert good[1]["competence/typiclust"] > 0.8 > poor[1]["competence/typiclust"]
+    for key in ("rarity/typiclust", "diversity/typiclust", "credit/competence_estimate"):
+        assert math.isfinite(good[1][key])
+    assert good[0]["credit/long_tailed"] == 0.0
+
+
+def test_a_long_tailed_first_set_sends_the_batch_to_uncertainty_from_the_start():
+    prior = 10.0 ** (-np.arange(4) / 3)
+    ds = _data(n=600, prior=prior / prior.sum(), seed=1)
+    logs = _rounds(build_strategy("autoal_credit"), ds, acc=0.3, rounds=2)
+    assert logs[0]["credit/imbalance_p"] < 0.01 and logs[0]["credit/long_tailed"] == 1.0
+    assert logs[0]["weight/margin"] == pytest.approx(0.9) and logs[1]["weight/margin"] == pytest.approx(0.9)
+
+
+def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
+    ds = _data()
+    a = build_strategy("autoal_credit")
+    labeled = np.arange(40)
+    first = a.query(_ctx(ds, labeled, 20, round_=0))
+    labeled = np.concatenate([labeled, first])
+    b = build_strategy("autoal_credit")
+    b.load_state_dict(a.state_dict())
+    ca, cb = _ctx(ds, labeled, 20, round_=1), _ctx(ds, labeled, 20, round_=1)
+    assert np.array_equal(a.query(ca), b.query(cb))
+    assert ca.metrics == cb.metrics
+    with pytest.raises(StateError, match="autoal_credit"):
+        build_strategy("autoal_credit").load_state_dict({"competence": {}})
+
+
+@pytest.mark.parametrize("params, key", [({"coverage": "nope"}, "coverage"), ({"uncertainty": "vaal"}, "uncertainty"),
+                                         ({"coverage_space": "raw"}, "coverage_space"), ({"low": 0.9, "high": 0.5}, "low"),
+                                         ({"probe": 0.7}, "probe"), ({"pca_dim": 0}, "pca_dim"),
+                                         ({"decay": -1.0}, "decay")])
+def test_bad_parameters_name_the_key(params, key):
+    with pytest.raises(ConfigError, match=key):
+        build_strategy("autoal_credit", **params)
+
+
+def test_two_rounds_on_digits_through_the_loop(tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = (d.images / 16).astype("float32")[:, None], d.target
+    result = autoal.run((x[:1200], y[:1200], x[1200:], y[1200:]), strategy="autoal_credit", rounds=2,
+                        query_size=10, epochs=2, output_dir=str(tmp_path))
+    assert len(result.labeled) == 40 and len(set(result.labeled.tolist())) == 40
+    h = result.history
+    assert h[0]["share/typiclust"] + h[0]["share/margin"] == pytest.approx(1.0)
+    assert "competence/typiclust" in h[1] and 0.0 <= h[1]["competence/typiclust"] <= 1.0
