@@ -59,6 +59,7 @@ def sweep_store(tmp_path_factory):
                 if arm == "autoal" and r < 2:
                     ms += [Metric(f"w_mean/{cand}", 0.3 + 0.1 * i + 0.05 * r, ts, r) for i, cand in enumerate(CANDS)]
                     ms += [Metric(f"share/{cand}", 1 / 3, ts, r) for cand in CANDS]
+                    ms += [Metric(f"competence/{cand}", 0.5 + 0.1 * r, ts, r) for cand in CANDS]
             accs = [_acc(arm, seed, r) for r in range(3)]
             ms += [Metric("aubc", aubc(LABELS, accs), ts, 2), Metric("final_accuracy", accs[-1], ts, 2)]
             c.log_batch(rid, metrics=ms)
@@ -118,7 +119,7 @@ def test_report_tables_figures_and_artifacts(sweep_store, tmp_path):
     assert paired.loc["autoal", "p_wilcoxon"] == pytest.approx(stats.wilcoxon(d).pvalue)
     assert paired.loc["autoal", "p_ttest"] == pytest.approx(stats.ttest_rel(auto, ref).pvalue)
     # figures
-    for key in ("learning_curves", "weights", "shares"):
+    for key in ("learning_curves", "weights", "shares", "credit"):
         assert rep.files[key].stat().st_size > 5000, key
     # runtime split relative to Entropy (Table 2)
     rt = pd.read_csv(rep.files["runtime_csv"]).set_index("arm")
@@ -129,6 +130,7 @@ def test_report_tables_figures_and_artifacts(sweep_store, tmp_path):
     assert rt.loc["autoal", "relative_to_entropy"] == pytest.approx((3 * 3.2) / (3 * 1.3))  # train + score + select
     text = rep.files["report"].read_text()
     assert "Paired comparison against `entropy`" in text and "weights.png" in text and "Table 2" in text
+    assert "![credit](credit.png)" in text
     # everything logged on the parent run
     arts = {a.path for a in MlflowClient(uri).list_artifacts(parent, "report")}
     assert {f"report/{p.name}" for p in rep.files.values()} <= arts

@@ -9,8 +9,9 @@ strategy, dataset, status, round, labels, <metrics>``), written as Parquet. From
 - ``paired.md`` / ``paired.csv``: every arm against a reference arm over the seeds both ran
   (mean difference, wins/ties/losses, Wilcoxon signed-rank and paired t-test p-values);
 - ``weights.png`` (and ``shares.png``): AutoAL's per-round strategy weights (``w_mean/<cand>`` of the
-  paper formulation, ``weight/<cand>`` of the lookahead formulation)
+  paper formulation, ``weight/<cand>`` of the lookahead and credit formulations)
   (and the candidates' shares of the picks, ``share/<cand>``) — the paper's Fig. 5 — when logged;
+- ``credit.png``: the credit formulation's competence on each candidate's picks, per round;
 - ``runtime.md`` / ``runtime.csv``: seconds per run split into candidate scoring, search, task
   training and selection, relative to the Entropy arm (Table 2), when an Entropy arm exists;
 - ``trials.csv`` (one row per trial) and ``report.md`` tying it together.
@@ -620,6 +621,13 @@ def write_report(uri: str, experiment: str, sweep_id: str | Sequence[str] | None
     if s is not None:
         files["shares"] = s
         sections += ["![shares](shares.png)", ""]
+    # autoal_credit's credit from the labels that arrive: competence/<cand> on each candidate's picks
+    c = plot_trace(df, out / "credit.png", order, "competence/", "accuracy before labeling",
+                   "credit from the labels: the model's competence on each candidate's picks")
+    if c is not None:
+        files["credit"] = c
+        sections += ["## Credit from the labels that arrive (competence on each candidate's picks)", "",
+                     "![credit](credit.png)", ""]
     from autoal.platform.matrix_report import load_runs_files, matrix_records, write_matrix_section
 
     records = matrix_records(trials)
