@@ -29,6 +29,7 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
     ("mnist_low", {"dataset": "mnist", "initial": 20, "query": 20, "epochs": 30, "min_steps": 100, "ratio": 1.0}),
     ("mnist_high", {"dataset": "mnist", "initial": 100, "query": 100, "epochs": 10, "min_steps": 100, "ratio": 1.0}),
     ("mnist_lt", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 10.0}),
+    ("mnist_lt50", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 50.0}),
 ])
 def test_a_setting_is_one_bundle_of_overrides(setting, expect):
     """The CPU settings of the quality matrix (once bench/quality.py's), composed; the command line still wins."""
