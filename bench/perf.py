@@ -246,7 +246,9 @@ def memory_growth(sizes=(10000, 20000, 40000), strategy: str = "kmeans") -> dict
 def al_round(repeats: int = 3, smoke: bool = False) -> dict:
     """An AutoAL round vs an Entropy round on digits, split as the paper's Table 2: task training,
     scoring (the shared cache), and the query — for AutoAL its candidate indicators, search and
-    selection on U. Each: median over ``repeats`` runs of a 2-round AL run's round 1."""
+    selection on U. Each: median over ``repeats`` runs of a 2-round AL run's round 1. The credit
+    formulation (``autoal_credit``) computes its pixel PCA once per run, in round 0: its ratio is
+    over both rounds (``run_total``), the PCA amortized over two rounds only (an upper bound)."""
     from autoal.config import RunConfig
     from autoal.loop import ActiveLearningLoop
     import tempfile
@@ -263,14 +265,18 @@ def al_round(repeats: int = 3, smoke: bool = False) -> dict:
             rest = h["seconds_select"] - sum(parts.values())
             return {"train": h["seconds_train"], "score": h["seconds_score"], **parts,
                     "query_other": rest, "query": h["seconds_select"],
-                    "total": h["seconds_train"] + h["seconds_score"] + h["seconds_select"]}
+                    "total": h["seconds_train"] + h["seconds_score"] + h["seconds_select"],
+                    "run_total": sum(r["seconds_train"] + r["seconds_score"] + r["seconds_select"]
+                                     for r in res.history if "seconds_select" in r)}
 
     reps = 1 if smoke else repeats
     out = {}
-    for s in ("entropy", "autoal"):
+    for s in ("entropy", "autoal", "autoal_credit"):
         runs = [one(s, seed) for seed in range(reps)]
         out[s] = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
     out["autoal_vs_entropy"] = ratio(out["autoal"]["total"], out["entropy"]["total"])
+    out["autoal_credit_vs_entropy"] = ratio(out["autoal_credit"]["run_total"], out["entropy"]["run_total"])
     out["target"] = 1.5
     out["meets_target"] = out["autoal_vs_entropy"] <= 1.5
+    out["credit_meets_target"] = out["autoal_credit_vs_entropy"] <= 1.5
     return out

@@ -38,6 +38,8 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
                                                                   "bald", "var_ratio", "mean_std"}
     assert b["al_round"]["autoal"]["search"] > 0 and b["ray_sweep"]["speedup"] > 0
     assert b["al_round"]["autoal"]["query_other"] >= -1e-6 and b["al_round"]["entropy"]["search"] == 0
+    assert b["al_round"]["autoal_credit"]["run_total"] > b["al_round"]["autoal_credit"]["total"] > 0
+    assert b["al_round"]["autoal_credit_vs_entropy"] > 0
     tt = b["train_throughput"]
     assert {r["shape"] for r in tt["rows"]} == {"8x8x1", "28x28x1"} and len(tt["rows"]) == 4
     assert all(r["train_model_images_per_s"] > 0 and r["tight_images_per_s"] > 0 and r["ratio"] > 0 for r in tt["rows"])

@@ -108,7 +108,8 @@ def test_the_quality_sweep_composes_its_arms():
         return compose(["sweep=quality", *extra], "sweep")
 
     arms = build_arms(spec, base, compose_fn)
-    assert len(arms) == 4 * len(spec.space["strategy"]["grid"]) and cfg
+    assert len(arms) == len(spec.space["setting"]["grid"]) * len(spec.space["strategy"]["grid"]) and cfg
+    assert "autoal_credit" in spec.leaders["always"] and "mnist_lt50" in spec.space["setting"]["grid"]
     by = {a.label: a for a in arms}
     lt = by["setting=mnist_lt,strategy=autoal_paper"].config
     assert lt["dataset"]["imbalance_ratio"] == 10 and lt["al"]["query_size"] == 50
