@@ -175,3 +175,97 @@ def test_quality_smoke_sweep_runs_leaders_and_reports_the_matrix(tmp_path):
     runs = client.search_runs([exp.experiment_id], "tags.autoal_role = 'trial'")
     assert len(runs) == 16
     assert {(r.data.tags["setting"], r.data.tags["method"]) for r in runs} == set(seeds)
+
+
+def _trial_states(runs: Path, seeds: tuple[int, ...]) -> dict[Path, int]:
+    """state.json -> mtime (ns) of the sweep's trial folders of ``seeds``."""
+    return {p: p.stat().st_mtime_ns for s in seeds for p in runs.glob(f"*-seed{s}-*/state.json")}
+
+
+@pytest.mark.slow
+def test_quality_smoke_sweep_resumes_after_ctrl_c_in_the_leaders_stage(tmp_path):
+    """Ctrl-C once a leaders-stage trial (seed 2) has started: exit 130 with the resume command;
+    `sweep.resume=true` then restores the leaders' Tune experiment with the same leaders, reruns no
+    first-stage trial, and ends with 16 MLflow trial runs, all FINISHED (the interrupted trial's run
+    reopened, not doubled), and the matrix report."""
+    import re
+    import signal
+    import threading
+    import time
+
+    env = _env()
+    env.pop("AUTOAL_SWEEP_STORAGE", None)
+    args = [sys.executable, "-m", "autoal", "sweep", "sweep=quality_smoke", "sweep.address=local"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+
+    def read() -> None:  # drain the pipe while the sweep runs (the test polls the run folders meanwhile)
+        for line in proc.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sweep_id = None
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline and proc.poll() is None:
+            m = next((re.search(r"\[(quality_smoke-[^\]]+)\] leaders:", x) for x in list(lines) if " leaders: " in x),
+                     None)
+            if m and (tmp_path / "runs" / "sweeps" / m.group(1)).is_dir() and \
+                    _trial_states(tmp_path / "runs" / "sweeps" / m.group(1), (2,)):
+                sweep_id = m.group(1)  # a leader trial has its MLflow run and state: interrupt it now
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.2)
+        proc.wait(timeout=300)
+        reader.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = "".join(lines)
+    assert sweep_id is not None, text[-4000:]
+    assert proc.returncode == 130, text[-4000:]
+    # Tune caught the SIGINT and ended its run: the CLI names the sweep to resume
+    assert f"interrupted: continue with  autoal sweep {' '.join(args[4:])} sweep.resume={sweep_id}" in text, text[-3000:]
+    exp = tmp_path / "ray_results" / sweep_id
+    leaders = json.loads((exp / "sweep_meta.json").read_text())["leaders"]
+    assert len(leaders) == 4 and (tmp_path / "ray_results" / f"{sweep_id}-leaders").is_dir()
+    runs = tmp_path / "runs" / "sweeps" / sweep_id
+    first = _trial_states(runs, (0, 1))
+    assert len(first) == 12
+    done2 = [p for p in _trial_states(runs, (2,)) if json.loads(p.read_text()).get("finished")]
+    assert len(done2) < 4  # the leaders' stage was interrupted, not finished
+
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    eid = client.get_experiment_by_name("autoal").experiment_id
+
+    def sweep_runs(role: str) -> list:
+        return client.search_runs([eid], f"tags.sweep_id = '{sweep_id}' and tags.autoal_role = '{role}'")
+
+    cut = {r.info.run_id: r.info.status for r in sweep_runs("trial") if r.data.tags["seed"] == "2"}
+    # a leader trial's run was cut short (the loop ends it FAILED when Tune stops its trial)
+    assert any(st != "FINISHED" for st in cut.values()), cut
+    assert [r.info.status for r in sweep_runs("sweep")] == ["KILLED"]
+
+    out = subprocess.run(args + ["sweep.resume=true"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
+    assert f"[{sweep_id}] resuming from" in out.stdout
+    assert f"[{sweep_id}] leaders: 4 arm(s) x 1 more seed(s): {', '.join(leaders)}" in out.stdout, out.stdout[-3000:]
+    assert json.loads((exp / "sweep_meta.json").read_text())["leaders"] == leaders
+    assert _trial_states(runs, (0, 1)) == first, "a first-stage trial was rerun"
+    assert len(_trial_states(runs, (2,))) == 4  # the restored trials kept their ids (and run folders)
+    assert "16/16 trials finished" in out.stdout, out.stdout[-3000:]
+    (rep,) = (tmp_path / "runs" / "reports").iterdir()
+    assert len((rep / "matrix_runs.jsonl").read_text().splitlines()) == 16
+    trials = sweep_runs("trial")
+    assert len(trials) == 16, [(r.data.tags["arm"], r.data.tags["seed"], r.info.status) for r in trials]
+    assert {r.info.status for r in trials} == {"FINISHED"}
+    assert len({(r.data.tags["arm"], r.data.tags["seed"]) for r in trials}) == 16
+    assert {r.data.tags["arm"] for r in trials if r.data.tags["seed"] == "2"} == set(leaders)
+    assert set(cut) <= {r.info.run_id for r in trials}  # the interrupted trials' runs reopened, not replaced
+    assert [r.info.status for r in sweep_runs("sweep")] == ["FINISHED"]  # the same parent run, ended
