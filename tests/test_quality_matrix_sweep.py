@@ -228,7 +228,8 @@ def test_quality_smoke_sweep_resumes_after_ctrl_c_in_the_leaders_stage(tmp_path)
     assert sweep_id is not None, text[-4000:]
     assert proc.returncode == 130, text[-4000:]
     # Tune caught the SIGINT and ended its run: the CLI names the sweep to resume
-    assert f"interrupted: continue with  autoal sweep {' '.join(args[4:])} sweep.resume={sweep_id}" in text, text[-3000:]
+    resume_line = f"interrupted: continue with  autoal sweep {' '.join(args[4:])} sweep.resume={sweep_id}"
+    assert resume_line in text, text[-3000:]
     exp = tmp_path / "ray_results" / sweep_id
     leaders = json.loads((exp / "sweep_meta.json").read_text())["leaders"]
     assert len(leaders) == 4 and (tmp_path / "ray_results" / f"{sweep_id}-leaders").is_dir()
