@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from autoal.checkpoint_io import plain_checkpoint, safe_torch_load
 from autoal.errors import StateError
 
 STATE_FILE = "state.json"
@@ -81,8 +82,10 @@ def atomic_write_json(path: str | Path, obj: Any, *, before_replace: Callable[[P
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    """``obj`` (made plain: :func:`~autoal.checkpoint_io.plain_checkpoint`) as a torch checkpoint
+    at ``path``, atomically; :func:`load_checkpoint` reads it back without unpickling code."""
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save(plain_checkpoint(obj, str(path)), buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -207,13 +210,13 @@ def lock_folder(folder: Path) -> int | None:
     return fd
 
 
-def load_checkpoint(path: Path, map_location: Any) -> Any:
-    """A torch checkpoint of a run folder; an unreadable one is a StateError naming it."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # torch raises many types for a truncated or foreign file
-        raise StateError(f"{path}: checkpoint is unreadable ({type(e).__name__}: {e}); move the run folder away "
-                         "to start the run afresh") from e
+def load_checkpoint(path: Path, map_location: Any,
+                    hint: str = "move the run folder away to start the run afresh") -> Any:
+    """A torch checkpoint of a run folder, read with ``weights_only=True`` (tensors and plain
+    containers; nothing in the file runs): one holding anything else (a pickled object whose
+    unpickling could run code) or an unreadable one is a one-line StateError naming it and
+    ending with ``hint`` (:func:`~autoal.checkpoint_io.safe_torch_load`)."""
+    return safe_torch_load(path, map_location, hint)
 
 
 def checkpoint_path(folder: Path, kind: str, next_round: int) -> Path:

@@ -240,7 +240,13 @@ class MLflowTracker:
     def log_model(self, model: Any, registered_name: str | None = None, input_example: Any = None) -> str | None:
         """``model`` as an MLflow PyTorch model under the run (``runs:/<run id>/model``; pickled
         whole, so loading it needs autoal importable), registered as ``registered_name`` when
-        given; returns the model URI. Skipped when the run already has its model."""
+        given; returns the model URI. Skipped when the run already has its model.
+
+        Trusted stores only: ``mlflow.pytorch.load_model`` unpickles the whole module with full
+        pickle, so loading a model from a store (or a copied ``mlartifacts``/``mlruns`` folder)
+        runs whatever its pickle names. autoal itself never loads it; a model from elsewhere is
+        safe to use as weights only: ``<run folder>/final_model.pt``, a state dict that
+        ``torch.load(..., weights_only=True)`` reads into ``Learner.new_model``."""
         import mlflow
         import torch
 

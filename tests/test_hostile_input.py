@@ -426,7 +426,7 @@ def strategy_checkpoints(tmp_path_factory):
         with pytest.raises(_StopAfterRoundZero):
             run_experiment(cfg, callbacks=[_stop_after_round_zero])
         run_dir = run_dir_for(cfg)
-        state = torch.load(checkpoint_path(run_dir, "strategy", 1), weights_only=False)
+        state = torch.load(checkpoint_path(run_dir, "strategy", 1), weights_only=True)  # plain: issue 23
         assert state, key  # a state worth damaging
         found[key] = (run_dir, state)
     return found

@@ -3,6 +3,8 @@ overrides, turn it into the library's RunConfig, and report errors in one clear 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import sys
 from typing import Any, Callable, Sequence
 
@@ -76,7 +78,7 @@ def check_override_syntax(overrides: Sequence[str], allow_sweep: bool = False) -
             raise ConfigError(f"{text!r}: not a valid override (no key before '='); expected key=value, "
                               "e.g. al.rounds=5")
         if o.is_sweep_override() and not allow_sweep:
-            raise ConfigError(f"{text}: comma-separated values sweep; run them with -m (autoal run -m {text}) "
+            raise ConfigError(f"{text}: comma-separated values sweep; run them with -m (autoal run -m {shlex.quote(text)}) "
                               "or autoal sweep")
         group_choice = not o.is_sweep_override() and "." not in o.key_or_group and o.value_type is not None
         if group_choice and not isinstance(o.value(), str) and o.key_or_group in _group_names():
@@ -306,7 +308,40 @@ def results_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def mlflow_ui_command(uri: str) -> str:
+    """The command that shows the store at ``uri`` (quoted: it runs as printed, spaces included)."""
     if uri.startswith("http"):
         return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
+
+
+def override_word(key: str, value: str) -> str:
+    """``key=value`` as one shell word that the shell and then Hydra's override grammar read back
+    as the string ``value``, for a command printed for the user to copy: Hydra-quoted where its
+    grammar needs it (commas, brackets, parentheses, quotes, ``=``, non-ASCII letters), then
+    quoted for the shell (:func:`shlex.quote`). (A value holding ``${`` is an interpolation to
+    Hydra either way.)"""
+    word = f"{key}={value}"
+    if not _reads_back(word, key, value):
+        # Hydra's quoted strings: \' is a quote; backslashes escape only before a quote or the end
+        body = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value).replace("'", "\\'")
+        word = f"{key}='{body}'"
+    return shell_word(word)
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one POSIX shell word: :func:`shlex.quote`, or double quotes where that reads
+    better (``text`` holds single quotes and nothing double quotes expand)."""
+    if "'" in text and not re.search(r'["$`\\!]', text):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+def _reads_back(word: str, key: str, value: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        o = OverridesParser.create().parse_overrides([word])[0]
+        return o.key_or_group == key and not o.is_sweep_override() and o.value() == value
+    except Exception:  # noqa: BLE001 - any parse failure: quote it
+        return False
 

@@ -12,12 +12,13 @@ keeps the settings of its last export (``autoal/labeling/settings.py``). Rules: 
 from __future__ import annotations
 
 import json
+import shlex
 
 from autoal.config import RunConfig
 from autoal.errors import ConfigError
 from autoal.labeling import LabelingConfig, LabelingProject, merge_overrides, store_overrides, stored_overrides
 from autoal.labeling.settings import project_dir
-from autoal.cli.common import check_override_syntax, compose, main_guard, mlflow_ui_command
+from autoal.cli.common import check_override_syntax, compose, main_guard, mlflow_ui_command, override_word
 
 COMMANDS = ("export", "import", "status", "discard")
 USAGE = ("usage: autoal query {export|import|status|discard} labeling.project=DIR "
@@ -93,13 +94,13 @@ def main(argv: list[str]) -> int:
             print(f"round {res.round}: {len(res.sample_ids)} images to label, most informative first:\n  {res.csv}\n"
                   + (f"  {res.thumbnails}  (thumbnails, in the CSV's order)\n" if res.thumbnails else "") +
                   f"fill in the label column, then run:\n  autoal query import "
-                  f"labeling.project={proj.dir} --csv {res.csv}")
+                  f"{override_word('labeling.project', str(proj.dir))} --csv {shlex.quote(str(res.csv))}")
     elif cmd == "import":
         res = proj.import_batch(csv_file)
         agree = "" if res.agreement is None else f"; the model agreed with {res.agreement:.0%} of them"
         back = f"; {res.returned_to_pool} unlabeled returned to the pool" if res.returned_to_pool else ""
         print(f"round {res.round}: {res.added} labels imported ({res.labeled_total} labeled in all){back}{agree}\n"
-              f"next: autoal query export labeling.project={proj.dir}")
+              f"next: autoal query export {override_word('labeling.project', str(proj.dir))}")
     elif cmd == "status":
         print(json.dumps(proj.status(), indent=1))
     else:

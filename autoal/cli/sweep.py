@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command, results_table,
-                              split_flags)
+                              shell_word, split_flags)
 
 SCRIPT = "autoal sweep"
 
@@ -77,7 +77,10 @@ def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep
 
 
 def _resume_command(script: str, argv: list[str], sweep_id: str) -> str:
-    return " ".join([script, *(a for a in argv if not a.startswith("sweep.resume=")), f"sweep.resume={sweep_id}"])
+    """The command that continues the sweep: ``script`` (a command, printed as it is), the same
+    arguments (each quoted for the shell, so that it runs as printed) and ``sweep.resume``."""
+    return " ".join([script, *(shell_word(a) for a in argv if not a.startswith("sweep.resume=")),
+                     shell_word(f"sweep.resume={sweep_id}")])
 
 
 def command_main(argv: list[str], config_name: str, script: str, doc: str | None) -> int:

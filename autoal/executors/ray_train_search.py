@@ -29,8 +29,9 @@ unchanged in every worker with a :class:`BatchSharding` as its ``dist`` argument
   loss pairs samples within each slice; dropout and augmentation draws differ. Losses reported
   are the whole-batch values (averaged over workers).
 - **Outputs.** Rank 0 writes the nets' and optimizers' state dicts and the cycle statistics to a
-  checkpoint (``ray.train.report``); the driver loads them into the strategy's nets and
-  optimizers in place and deletes the run's folder under ``storage_path``.
+  checkpoint of tensors and plain values (``ray.train.report``); the driver reads it with
+  ``weights_only=True`` (:func:`load_search_state`: nothing in the file runs), loads it into the
+  strategy's nets and optimizers in place and deletes the run's folder under ``storage_path``.
 
 ``storage_path`` must be an absolute path (Ray Train 2.60 rejects relative ones) that every
 node of the cluster can write, e.g. shared storage or ``s3://...`` on a multi-node cluster;
@@ -51,6 +52,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from autoal.checkpoint_io import plain_checkpoint, safe_torch_load
 from autoal.device import prepare_batch, prepare_model
 from autoal.search.cycles import CyclePlan, fresh_like
 from autoal.search.search import CycleStats, SearchBatch, SearchConfig, SearchNets, SearchOptimizers, search_cycle
@@ -223,16 +225,36 @@ def _train_loop(config: dict[str, Any]) -> None:
                                         ("loss_fitnet", "loss_searchnet", "loss_lpm", "alpha", "alpha_target")}} \
         if stats else {"cycles": 0}
     if rank == 0:
-        state = {"stats": stats, "world_size": world}
-        for name in _NET_NAMES:
-            net, opt = getattr(nets, name), getattr(opts, name)
-            state[name] = None if net is None else {k: v.detach().cpu() for k, v in net.state_dict().items()}
-            state[f"opt_{name}"] = None if opt is None else _cpu(opt.state_dict())
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save(state, os.path.join(tmp, STATE_FILE))
+            save_search_state(os.path.join(tmp, STATE_FILE), nets, opts, stats, world)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
     else:
         ray.train.report(metrics, checkpoint=None)
+
+
+def save_search_state(path: str, nets: SearchNets, opts: SearchOptimizers, stats: list[dict[str, Any]],
+                      world_size: int) -> None:
+    """The round's result as a checkpoint of tensors and plain values (the nets' and optimizers'
+    state dicts on the CPU, the per-cycle statistics, the world size), which
+    :func:`load_search_state` reads with ``weights_only=True``."""
+    state: dict[str, Any] = {"stats": stats, "world_size": int(world_size)}
+    for name in _NET_NAMES:
+        net, opt = getattr(nets, name), getattr(opts, name)
+        state[name] = None if net is None else {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        state[f"opt_{name}"] = None if opt is None else _cpu(opt.state_dict())
+    torch.save(plain_checkpoint(state, path), path)
+
+
+def load_search_state(path: str) -> dict[str, Any]:
+    """The checkpoint :func:`save_search_state` wrote, read with ``weights_only=True``: a file
+    holding anything but tensors and plain values (one whose unpickling could run code) is a
+    StateError naming it, and nothing in it runs."""
+    from autoal.errors import StateError
+
+    state = safe_torch_load(path, "cpu", hint="the Ray Train search's result is not usable; rerun the round")
+    if not isinstance(state, dict) or not isinstance(state.get("stats"), list):
+        raise StateError(f"{path}: not a Ray Train search state (expected a mapping with 'stats'); rerun the round")
+    return state
 
 
 def _cpu(obj: Any) -> Any:
@@ -322,7 +344,7 @@ def run_search_on_ray_train(nets: SearchNets, opts: SearchOptimizers, x: torch.T
         if result.checkpoint is None:
             raise RuntimeError("Ray Train search: the workers reported no checkpoint")
         with result.checkpoint.as_directory() as d:
-            state = torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)
+            state = load_search_state(os.path.join(d, STATE_FILE))
     finally:
         del ref
         if not keep_storage and "://" not in storage:
@@ -391,4 +413,4 @@ def resources_for(num_workers: int, use_gpu: bool | None = None,
 
 
 __all__ = ["BatchSharding", "CyclePlan", "run_search_on_ray_train", "default_storage_path", "resources_for",
-           "train_workers_fit", "STATE_FILE"]
+           "train_workers_fit", "STATE_FILE", "save_search_state", "load_search_state"]

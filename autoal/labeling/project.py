@@ -136,7 +136,9 @@ class LabelingProject:
             learner.check_needs(strategy)
             strat_ckpt = checkpoint_path(self.dir, "strategy", r)
             if strat_ckpt.exists():
-                strategy.load_state_dict(load_checkpoint(strat_ckpt, "cpu"))
+                strategy.load_state_dict(load_checkpoint(  # weights_only: a received project never runs code
+                    strat_ckpt, "cpu", hint="move the file away (the next export starts the strategy's own state "
+                                            "afresh; the labels are kept)"))
 
             torch.set_num_threads(cfg.runtime.threads())
             seed = int(cfg.al.seed)

@@ -110,6 +110,9 @@ class Strategy(ABC):
 
     # Strategies with learned state (AutoAL, LPL, VAAL, ALBL) override these for resume.
     def state_dict(self) -> dict[str, Any]:
+        """What resume needs: tensors and plain containers only (dicts, lists, tuples, strings,
+        numbers, booleans, None), because checkpoints are read with ``weights_only=True``
+        (:mod:`autoal.checkpoint_io`; NumPy values are stored as Python scalars and tensors)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as _dt
 import json
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -299,7 +300,7 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
                 rep = write_report(uri, experiment, sweep_id, rep_dir, reference=spec.reference)
                 result.report_dir = str(rep.out_dir)
             except Exception as e:  # noqa: BLE001 - the sweep's results stand without the report
-                out(f"[{sweep_id}] report failed: {type(e).__name__}: {e} (run autoal report sweep_id={sweep_id})")
+                out(f"[{sweep_id}] report failed: {type(e).__name__}: {e} (run autoal report {shlex.quote(f'sweep_id={sweep_id}')})")
     return result
 
 
