@@ -21,6 +21,7 @@ import torch
 from autoal.version import __version__
 from autoal.cache import class_cache_bytes
 from autoal.config import RunConfig
+from autoal.containment import check_tree, inside
 from autoal.data import ALDataset, load_dataset
 from autoal.data.registry import LOADERS
 from autoal.errors import DataError, StateError
@@ -33,7 +34,7 @@ from autoal.plots import class_histogram, image_grid, learning_curve
 from autoal.progress import progress_bar
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed, round_rng, seed_torch
-from autoal.state import (RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_bytes, atomic_write_json,
+from autoal.state import (RUN_FOLDER_FIX, RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_bytes, atomic_write_json,
                           checkpoint_path, load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
 from autoal.strategies import Strategy, build_strategy
 from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, config_params, git_sha
@@ -141,10 +142,20 @@ class ActiveLearningLoop:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock = lock_folder(self.run_dir)  # one process per run folder: a second copy of the command fails
         try:
+            # a link in the folder that leads outside it (rounds/ -> elsewhere): refused before any
+            # file is read, written or deleted; a run folder that is itself a link is resolved first
+            check_tree(self.run_dir, what="run folder entry", fix=RUN_FOLDER_FIX)
             return self._run_locked()
         finally:
             if lock is not None:
                 os.close(lock)
+
+    def _path(self, *parts: str) -> Path:
+        """``run_dir/<parts>``, checked to lie inside the run folder once links are followed
+        (:func:`~autoal.containment.inside`); a path that leads outside is a StateError."""
+        path = self.run_dir.joinpath(*parts)
+        inside(self.run_dir, path, what="run folder path", fix=RUN_FOLDER_FIX)
+        return path
 
     def _run_locked(self) -> RunResult:
         cfg = self.cfg
@@ -210,7 +221,7 @@ class ActiveLearningLoop:
                                   "seconds_train": t_train, "seconds_score": 0.0, "seconds_select": 0.0,
                                   "selected": []}
         if r == cfg.al.rounds:  # the final task model: in the run folder, and to MLflow when the run ends
-            atomic_torch_save(self.run_dir / FINAL_MODEL_FILE, model.state_dict())
+            atomic_torch_save(self._path(FINAL_MODEL_FILE), model.state_dict())
             return record
         unlabeled = np.setdiff1d(np.arange(n_pool), labeled, assume_unique=False)
         q = query_step(self.strategy, self.learner, model, labeled, unlabeled, cfg.al.query_size, seed=cfg.al.seed,
@@ -219,8 +230,7 @@ class ActiveLearningLoop:
         record.update(q.metrics)
         record.update({"seconds_score": q.seconds_score, "seconds_select": q.seconds_select,
                        "selected": selected.tolist()})
-        rounds_dir = self.run_dir / "rounds"
-        atomic_write_json(rounds_dir / f"round_{r:03d}.json",
+        atomic_write_json(self._path("rounds", f"round_{r:03d}.json"),
                           {"round": r, "selected": selected.tolist(), "labels_before": int(len(labeled)),
                            **{k: v for k, v in q.artifacts.items() if _jsonable(v)}})
         return record
@@ -258,13 +268,13 @@ class ActiveLearningLoop:
             # checkpoints are keyed by the round they lead into, so that a crash between writing
             # them and writing state.json never pairs a state with a later round's weights
             strat_file = checkpoint_path(self.run_dir, "strategy", state.next_round)
-            if not strat_file.exists() and (self.run_dir / STRATEGY_FILE).exists():
-                strat_file = self.run_dir / STRATEGY_FILE  # run folders written before keyed checkpoints
+            if not strat_file.exists() and self._path(STRATEGY_FILE).exists():
+                strat_file = self._path(STRATEGY_FILE)  # run folders written before keyed checkpoints
             if strat_file.exists() and state.next_round > 0:
                 load_strategy_state(self.strategy, strat_file)
             model_file = checkpoint_path(self.run_dir, "task_model", state.next_round)
-            if not model_file.exists() and (self.run_dir / "task_model.pt").exists():
-                model_file = self.run_dir / "task_model.pt"
+            if not model_file.exists() and self._path("task_model.pt").exists():
+                model_file = self._path("task_model.pt")
             if cfg.al.warm_start and state.next_round > 0 and model_file.exists():
                 self._model = self.learner.new_model(0)
                 self._model.load_state_dict(load_checkpoint(model_file, self.device))
@@ -274,7 +284,7 @@ class ActiveLearningLoop:
         state = RunState(fingerprint=fp, labeled=init.tolist(), labeled_round=[0] * len(init),
                          data=self.dataset.identity(), model=self.learner.model_identity())
         prune_checkpoints(self.run_dir, {0})  # a fresh start (resume off) must not meet an older run's weights later
-        (self.run_dir / FINAL_MODEL_FILE).unlink(missing_ok=True)
+        self._path(FINAL_MODEL_FILE).unlink(missing_ok=True)
         state.save(self.run_dir)
         return state
 
@@ -296,7 +306,7 @@ class ActiveLearningLoop:
             text = yaml.safe_dump(d, sort_keys=False, default_flow_style=False)
         except ImportError:  # the core runs without PyYAML (the GPU machine)
             text = json.dumps(d, indent=2, default=str) + "\n"
-        atomic_write_bytes(self.run_dir / "config.yaml", text.encode())
+        atomic_write_bytes(self._path("config.yaml"), text.encode())
 
     def _start_tracking(self, state: RunState) -> None:
         # the run folder identifies the MLflow run until its id is saved (adopted after a crash in between)
@@ -338,7 +348,7 @@ class ActiveLearningLoop:
             self.tracker.log_metrics({k: v for k, v in record.items()
                                       if isinstance(v, (int, float)) and k != "round"}, step=r)
             self._logged_steps.add(r)
-        path = self.run_dir / "rounds" / f"round_{r:03d}.json"
+        path = self._path("rounds", f"round_{r:03d}.json")
         if path.exists():
             self.tracker.log_artifact(path, "rounds")
         state.logged_rounds = r + 1
@@ -358,22 +368,22 @@ class ActiveLearningLoop:
         if last not in self.tracker.logged_steps("aubc"):  # a rerun of a finished run logs nothing twice
             self.tracker.log_metrics({"aubc": result.aubc, "final_accuracy": result.final_accuracy}, step=last)
         title = f"{self.cfg.dataset.name} · {self.cfg.strategy.name} · seed {self.cfg.al.seed}"
-        result.figures["learning_curve"] = learning_curve(self.run_dir / "learning_curve.png",
+        result.figures["learning_curve"] = learning_curve(self._path("learning_curve.png"),
                                                           {self.cfg.strategy.name: (labels, accs, None)}, title=title)
         classes = self.dataset.y_train.numpy()[result.labeled]
         counts = [np.bincount(classes[result.labeled_round <= r], minlength=self.dataset.num_classes).tolist()
                   for r in range(len(result.history))]
-        labeled_file = self.run_dir / "labeled.json"
+        labeled_file = self._path("labeled.json")
         atomic_write_json(labeled_file, {"labeled": result.labeled.tolist(),
                                          "labeled_round": result.labeled_round.tolist(),
                                          "labels": classes.tolist(), "classes": list(self.dataset.classes),
                                          "class_counts_per_round": counts})
         result.figures["class_histogram"] = class_histogram(
-            self.run_dir / "class_histogram.png", counts, self.dataset.classes, title=f"labeled set · {title}")
-        result.figures["picks"] = picks_figure(self.run_dir / "picks.png", self.dataset, result, title=title)
-        for p in (*result.figures.values(), labeled_file, self.run_dir / "state.json", self.run_dir / "config.yaml"):
+            self._path("class_histogram.png"), counts, self.dataset.classes, title=f"labeled set · {title}")
+        result.figures["picks"] = picks_figure(self._path("picks.png"), self.dataset, result, title=title)
+        for p in (*result.figures.values(), labeled_file, self._path(STATE_FILE), self._path("config.yaml")):
             self.tracker.log_artifact(p)
-        final = self.run_dir / FINAL_MODEL_FILE
+        final = self._path(FINAL_MODEL_FILE)
         if self.cfg.tracking.log_model and final.exists():
             model = self.learner.new_model(0)
             model.load_state_dict(load_checkpoint(final, self.device))

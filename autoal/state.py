@@ -15,10 +15,14 @@ import numpy as np
 import torch
 
 from autoal.checkpoint_io import plain_checkpoint, safe_torch_load
+from autoal.containment import inside
 from autoal.errors import StateError
 
 STATE_FILE = "state.json"
 STRATEGY_FILE = "strategy_state.pt"
+#: what to do when a path of a run folder leads outside it (autoal.containment)
+RUN_FOLDER_FIX = ("replace the link with a real folder or file (a run folder received from someone else: move it "
+                  "away and start the run afresh)")
 
 
 TEMP_SUFFIX = ".tmp"
@@ -70,8 +74,10 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    # rglob does not descend into linked folders; a linked file is checked before it is deleted
     stale = [p for p in folder.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
     for p in stale:
+        inside(folder, p, what="temporary file", fix=RUN_FOLDER_FIX)
         p.unlink(missing_ok=True)
     return stale
 
@@ -120,13 +126,16 @@ class RunState:
     model: dict[str, Any] = field(default_factory=dict)
 
     def save(self, run_dir: str | Path, *, before_replace: Callable[[Path], None] | None = None) -> None:
-        atomic_write_json(Path(run_dir) / STATE_FILE, asdict(self), before_replace=before_replace)
+        path = Path(run_dir) / STATE_FILE
+        inside(run_dir, path, what="run state", fix=RUN_FOLDER_FIX)
+        atomic_write_json(path, asdict(self), before_replace=before_replace)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "RunState | None":
         """The saved state, or None when the folder has none. A file that is not valid JSON or
         whose fields are inconsistent raises StateError naming it (it is never overwritten)."""
         path = Path(run_dir) / STATE_FILE
+        inside(run_dir, path, what="run state", fix=RUN_FOLDER_FIX)
         if not path.exists():
             return None
         hint = "move the file away to start the run afresh"
@@ -219,18 +228,29 @@ def load_checkpoint(path: Path, map_location: Any,
     return safe_torch_load(path, map_location, hint)
 
 
-def checkpoint_path(folder: Path, kind: str, next_round: int) -> Path:
+def checkpoint_path(folder: Path, kind: str, next_round: int, fix: str = RUN_FOLDER_FIX) -> Path:
     """The checkpoint of ``kind`` (``strategy``, ``task_model``) that round ``next_round`` starts
     from. Keyed by that round, so that a crash between writing checkpoints and writing the state
-    never pairs a state with a later round's weights."""
-    return Path(folder) / "checkpoints" / f"{kind}_{int(next_round):03d}.pt"
+    never pairs a state with a later round's weights. The path is checked to lie inside
+    ``folder`` (links followed: :func:`~autoal.containment.inside`; ``fix``: the advice of its
+    error); returned as given."""
+    path = Path(folder) / "checkpoints" / f"{kind}_{int(next_round):03d}.pt"
+    inside(folder, path, what="checkpoint", fix=fix)
+    return path
 
 
-def prune_checkpoints(folder: Path, keep: set[int]) -> None:
-    """Delete the checkpoints of every round not in ``keep`` (once the state points past them)."""
+def prune_checkpoints(folder: Path, keep: set[int], fix: str = RUN_FOLDER_FIX) -> None:
+    """Delete the checkpoints of every round not in ``keep`` (once the state points past them).
+    The ``checkpoints`` folder and each file must lie inside ``folder`` (links followed): one that
+    leads outside is a StateError and nothing is deleted."""
     ckpts = Path(folder) / "checkpoints"
+    inside(folder, ckpts, what="checkpoints folder", fix=fix)
     if ckpts.is_dir():
+        doomed = []
         for p in ckpts.glob("*_[0-9][0-9][0-9]*.pt"):
             tail = p.stem.rsplit("_", 1)[-1]
             if tail.isdigit() and int(tail) not in keep:
-                p.unlink(missing_ok=True)
+                inside(folder, p, what="checkpoint", fix=fix)
+                doomed.append(p)
+        for p in doomed:
+            p.unlink(missing_ok=True)

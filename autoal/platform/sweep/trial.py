@@ -17,6 +17,7 @@ from typing import Any
 
 from autoal.version import __version__
 from autoal.config import RunConfig
+from autoal.containment import check_tree, inside
 from autoal.device import resolve_device
 from autoal.errors import ConfigError
 from autoal.faults import OnceFault, crash_once
@@ -25,7 +26,7 @@ from autoal.metrics import aubc
 from autoal.platform.matrix import method_name
 from autoal.platform.sweep.arms import point_config, point_label, set_dotted
 from autoal.platform.sweep.spec import ROLE_TAG
-from autoal.state import RunState
+from autoal.state import RUN_FOLDER_FIX, RunState
 from autoal.tracking import (MLflowTracker, NullTracker, SerializedTracker, absolute_tracking_uri, call_serialized,
                              git_sha, sqlite_lock_path)
 
@@ -129,6 +130,10 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
     cfg = RunConfig.from_dict(trial_config(ctx, arm, seed, arm_config))
     trial_id = tune.get_context().get_trial_id() or uuid.uuid4().hex[:8]
     run_dir = Path(ctx.runs_dir) / f"{_safe(arm)}-seed{seed}-{trial_id}"
+    # the trial's folder lies in the sweep's run folders and holds no link leading outside, before
+    # Tune's checkpoint is copied into it (autoal.containment)
+    inside(ctx.runs_dir, run_dir, what="trial run folder", fix=RUN_FOLDER_FIX)
+    check_tree(run_dir, what="run folder entry", fix=RUN_FOLDER_FIX)
     reported_upto = _restore_from_checkpoint(run_dir)
     state = RunState.load(run_dir) if (run_dir / "state.json").exists() else None
     history: list[dict[str, Any]] = [dict(h) for h in state.history] if state is not None else []
