@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from autoal.version import __version__
+from autoal.containment import check_tree, resolved
 from autoal.errors import ConfigError, StateError
 from autoal.faults import once_from_env
 from autoal.platform.report import write_report
@@ -106,30 +107,77 @@ def read_meta(exp_path: str) -> dict[str, Any] | None:
     return meta
 
 
+def sweep_folder(storage_path: str, path: str, resume: Any = None) -> str:
+    """``path`` as the experiment folder of a sweep of ``storage_path``: a folder directly under
+    it once links and ``..`` are resolved (a remote ``storage_path``, ``s3://...``: by its text),
+    returned as ``<storage_path>/<name>``. Anything else is a ConfigError naming ``sweep.resume``
+    (the value ``resume`` given), where the path leads and what to do: resuming unpickles the
+    folder's Tune state and writes to the MLflow store its meta file names, so a sweep resumes
+    only from the storage the command names."""
+    what = f"sweep.resume={resume}" if resume is not None else "the sweep folder"
+    fix = (f"a sweep resumes only from a folder directly under sweep.storage_path ({storage_path}), since its Tune "
+           "state is unpickled and its MLflow store written: give the id of a sweep there (or its absolute path), "
+           "or set sweep.storage_path to the folder that holds the sweep")
+    if "://" in storage_path:
+        prefix = storage_path.rstrip("/") + "/"
+        rest = path[len(prefix):].rstrip("/") if path.startswith(prefix) else ""
+        if not rest or "/" in rest or rest in (".", ".."):
+            raise ConfigError(f"{what}: {path} is not a sweep folder directly under {storage_path}; {fix}")
+        return _join(storage_path, rest)
+    base = resolved(storage_path, ConfigError)
+    target = resolved(path, ConfigError)
+    if target.parent != base:
+        raise ConfigError(f"{what}: {path} leads to {target}, not a sweep folder directly under {base} (through "
+                          f"'..', a symbolic link or another folder); {fix}")
+    return _join(storage_path, target.name)
+
+
+def _checked_sweep_tree(exp_path: str) -> str:
+    """``exp_path`` (local) holding no symbolic link that leads outside it (its Tune state, trial
+    checkpoints and meta file are read from there on resume): a StateError otherwise."""
+    if "://" not in exp_path:
+        check_tree(exp_path, what="sweep folder entry",
+                   fix="replace the link with the real folder or file, or start the sweep afresh without sweep.resume")
+    return exp_path
+
+
 def find_resumable(storage_path: str, name: str, resume: Any) -> str:
-    """The experiment folder to resume: ``resume`` = a sweep id (or a path), or true = the most
-    recent sweep called ``name`` under ``storage_path``."""
+    """The experiment folder to resume: ``resume`` = a sweep id (a folder name under
+    ``storage_path``; a relative path is taken relative to ``storage_path``, an absolute one as
+    given), or true = the most recent sweep called ``name`` under ``storage_path``. Either way
+    the folder must lie directly under ``storage_path`` with links and ``..`` resolved
+    (:func:`sweep_folder`) and hold no link leading outside it; else ConfigError or StateError,
+    before anything is read from it."""
     import pyarrow.fs as pafs
 
     if isinstance(resume, str) and resume not in ("true", "latest"):
-        for cand in (resume, _join(storage_path, resume)):
-            if read_meta(cand) is not None:
-                return cand
-        raise ConfigError(f"sweep.resume: no sweep {resume!r} under {storage_path} (expected {_join(storage_path, resume)}/"
-                          f"{META_FILE})")
+        remote = "://" in storage_path
+        given = resume if (remote and "://" in resume) or (not remote and Path(resume).expanduser().is_absolute()) \
+            else _join(storage_path, resume)
+        cand = sweep_folder(storage_path, given, resume)
+        if read_meta(_checked_sweep_tree(cand)) is not None:
+            return cand
+        raise ConfigError(f"sweep.resume: no sweep {resume!r} under {storage_path} (expected {cand}/{META_FILE})")
     fs, root = _fs(storage_path)
     infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)) if root else []
-    found = []
+    found, outside = [], []
     for info in infos:
         if info.type == pafs.FileType.Directory and info.base_name.startswith(f"{name}-"):
             try:
-                meta = read_meta(_join(storage_path, info.base_name))
+                cand = sweep_folder(storage_path, _join(storage_path, info.base_name))
+            except ConfigError:  # a link to a folder elsewhere: not a sweep of this storage
+                outside.append(info.base_name)
+                continue
+            try:
+                meta = read_meta(_checked_sweep_tree(cand))
             except StateError:  # a damaged folder cannot be the latest resumable run (resume it by id to see why)
                 continue
             if meta is not None and meta.get("name") == name:
-                found.append((meta.get("created", 0), _join(storage_path, info.base_name)))
+                found.append((meta.get("created", 0), cand))
     if not found:
-        raise ConfigError(f"sweep.resume: no earlier run of sweep {name!r} under {storage_path} to resume; "
+        skipped = (f" ({', '.join(outside[:3])} lead outside it through a symbolic link and are never resumed)"
+                   if outside else "")
+        raise ConfigError(f"sweep.resume: no earlier run of sweep {name!r} under {storage_path} to resume{skipped}; "
                           f"run it without sweep.resume first")
     return max(found)[1]
 
@@ -275,7 +323,7 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
         if lead:
             out(f"[{sweep_id}] leaders: {len(lead)} arm(s) x {len(leaders['seeds'])} more seed(s): "
                 + ", ".join(a.label for a in lead))
-            stage2 = _Stage(sweep_id, f"{exp_path}-leaders", storage, lead, list(leaders["seeds"]),
+            stage2 = _Stage(sweep_id, _checked_sweep_tree(sweep_folder(storage, f"{exp_path}-leaders")), storage, lead, list(leaders["seeds"]),
                             len(lead) * len(leaders["seeds"]), name=f"{sweep_id}-leaders")
             grid2 = _fit_stage(stage2, spec, trainable, plan, _has_tuner(stage2.path), out,
                                uri if enabled else None, parent_run_id)
