@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoal.errors import LabelFileError
+from autoal.containment import inside
+from autoal.errors import DataError, LabelFileError
 from autoal.labeling.config import CSV_COLUMNS, MAX_LISTED
 
 
@@ -39,9 +40,17 @@ class Problems:
         raise LabelFileError(f"{head}:\n  {body}")
 
 
-def scan_images(folder: Path, exts: set[str], exclude: Path | None = None, prefix: str | None = None) -> list[str]:
+#: what to do about an image that lies outside the images folder (autoal.containment)
+IMAGE_LINK_FIX = ("a labeling project reads images only inside labeling.images: copy the file into the folder instead "
+                  "of linking it, or set labeling.images to a folder that holds it")
+
+
+def scan_images(folder: Path, exts: set[str], exclude: Path | None = None, prefix: str | None = None,
+                root: Path | None = None) -> list[str]:
     """Sorted image files under ``folder`` (any depth, hidden skipped) as posix paths relative to
-    ``folder`` (with ``prefix/`` in front when given), leaving out ``exclude`` (the project)."""
+    ``folder`` (with ``prefix/`` in front when given), leaving out ``exclude`` (the project). A
+    file (or a linked folder) whose link leads outside ``root`` (the images folder; default
+    ``folder``) is a DataError naming it (:func:`~autoal.containment.inside`)."""
     out = []
     for f in folder.rglob("*"):
         if not f.is_file() or f.suffix.lower() not in exts:
@@ -49,6 +58,8 @@ def scan_images(folder: Path, exts: set[str], exclude: Path | None = None, prefi
         rel = f.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts):
             continue
+        inside(root if root is not None else folder, f, what="labeling.images: the image", fix=IMAGE_LINK_FIX,
+               error=DataError)
         if exclude is not None and f.resolve().is_relative_to(exclude):
             continue
         name = rel.as_posix()

@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from autoal.config import RunConfig
+from autoal.containment import check_tree, inside
 from autoal.data.base import ALDataset
 from autoal.data.files import image_extensions, load_image_files
 from autoal.errors import ConfigError, DataError, LabelFileError, StateError, TrackingError
 from autoal.labeling.config import ExportResult, ImportResult, LabelingConfig, MAX_LISTED, STATE_NAME, STATE_VERSION
-from autoal.labeling.files import Problems, Row, batch_csv, read_csv, same_file, scan_images
+from autoal.labeling.files import IMAGE_LINK_FIX, Problems, Row, batch_csv, read_csv, same_file, scan_images
 from autoal.learner import Learner
 from autoal.progress import progress_bar
 from autoal.query_step import query_step
@@ -27,6 +28,14 @@ from autoal.strategies import build_strategy
 from autoal.strategies.base import ScoreStrategy
 from autoal.tracking import MLflowTracker, check_tracking_uri, config_params
 from autoal.plots import image_grid
+
+#: what to do when a path of a labeling project leads outside it (autoal.containment)
+PROJECT_FIX = ("replace the link with a real folder or file (a project received from someone else: restore it from a "
+               "backup, or from the MLflow run's labels.json artifact)")
+#: what to do about a pool entry of labels.json that leads outside the images folder
+POOL_FIX = (f"{IMAGE_LINK_FIX}; an entry edited by hand (or in a received project): restore labels.json from a backup "
+            "or from the MLflow run's labels.json artifact (sample ids are positions in the pool: never delete an "
+            "entry)")
 
 
 class LabelingProject:
@@ -47,10 +56,26 @@ class LabelingProject:
         """The CSV of round ``round_``'s batch: always ``<project>/batches/round_NNN.csv`` (the path
         stored in labels.json is informational; a copied or edited state cannot send a write
         elsewhere)."""
-        return self.dir / "batches" / f"round_{int(round_):03d}.csv"
+        return self._in_project("batches", f"round_{int(round_):03d}.csv")
+
+    def _in_project(self, *parts: str) -> Path:
+        """``<project>/<parts>``, checked to lie inside the project folder once links are followed
+        (:func:`~autoal.containment.inside`); one that leads outside is a StateError."""
+        path = self.dir.joinpath(*parts)
+        inside(self.dir, path, what="project path", fix=PROJECT_FIX)
+        return path
+
+    def _check_pool(self, st: dict[str, Any]) -> None:
+        """Every pool entry of ``st`` names a file inside its images folder once links and ``..``
+        are resolved (images are read, listed in the batch CSV and drawn as thumbnails from
+        there): a StateError naming the first that does not, before anything is written."""
+        root = Path(st["images"])
+        for f in st["pool"]:
+            inside(root, f, what=f"{self.state_file}: the pool entry {f!r},", fix=POOL_FIX)
 
     # -- state ------------------------------------------------------------------------------
     def load_state(self) -> dict[str, Any] | None:
+        inside(self.dir, self.state_file, what="labeling state", fix=PROJECT_FIX)
         if not self.state_file.exists():
             return None
         import json
@@ -69,6 +94,7 @@ class LabelingProject:
         problem = _state_problem(st, self.dir)
         if problem:  # never write a state that load_state would refuse
             raise StateError(f"{self.state_file}: refusing to write an inconsistent state: {problem}")
+        inside(self.dir, self.state_file, what="labeling state", fix=PROJECT_FIX)
         atomic_write_json(self.state_file, st)
 
     @contextlib.contextmanager
@@ -85,6 +111,9 @@ class LabelingProject:
                 _remove_if_empty(self.dir)
             raise
         try:
+            # a link in the project that leads outside it (checkpoints/ -> elsewhere): refused before
+            # any file is read, written or deleted (autoal.containment)
+            check_tree(self.dir, what="project entry", fix=PROJECT_FIX)
             yield
         except BaseException:
             if created:  # a refused first export leaves no empty project behind
@@ -117,6 +146,8 @@ class LabelingProject:
             check_tracking_uri(cfg.tracking.uri)
         with self._lock():
             st = self.load_state()
+            if st is not None:
+                self._check_pool(st)
             if st is not None and st["pending"] is not None:
                 return self._existing_pending(st)
             if st is None:
@@ -134,7 +165,7 @@ class LabelingProject:
             ds = self._dataset(st)
             learner = Learner.from_config(cfg, ds)
             learner.check_needs(strategy)
-            strat_ckpt = checkpoint_path(self.dir, "strategy", r)
+            strat_ckpt = checkpoint_path(self.dir, "strategy", r, fix=PROJECT_FIX)
             if strat_ckpt.exists():
                 strategy.load_state_dict(load_checkpoint(  # weights_only: a received project never runs code
                     strat_ckpt, "cpu", hint="move the file away (the next export starts the strategy's own state "
@@ -166,12 +197,12 @@ class LabelingProject:
             # writes: strategy state and CSV first, labels.json last (the commit point)
             sd = strategy.state_dict()
             if sd:
-                atomic_torch_save(checkpoint_path(self.dir, "strategy", r + 1), sd)
+                atomic_torch_save(checkpoint_path(self.dir, "strategy", r + 1, fix=PROJECT_FIX), sd)
             atomic_write_bytes(csv_path, batch_csv(ids, files, scores))
-            thumbs = batch_thumbnails(csv_path.with_suffix(".png"), ds, ids, pending["predicted"], r)
+            thumbs = batch_thumbnails(self._in_project("batches", csv_path.with_suffix(".png").name), ds, ids, pending["predicted"], r)
             st["pending"] = pending
             self._commit(st)
-            prune_checkpoints(self.dir, {r, r + 1})
+            prune_checkpoints(self.dir, {r, r + 1}, fix=PROJECT_FIX)
             err = self._sync_tracking(st)
             return ExportResult(round=r, csv=csv_path, sample_ids=ids, files=files, scores=[float(s) for s in scores],
                                 tracking_error=err, thumbnails=thumbs)
@@ -232,7 +263,7 @@ class LabelingProject:
                                  "strategy": pending.get("strategy"), "csv": str(csv_path)})
             st["pending"] = None
             st["next_round"] = r + 1
-            atomic_write_bytes(self.dir / "batches" / f"round_{r:03d}.imported.csv", raw)
+            atomic_write_bytes(self._in_project("batches", f"round_{r:03d}.imported.csv"), raw)
             self._commit(st)
             err = self._sync_tracking(st)
             return ImportResult(round=r, added=len(added), returned_to_pool=len(pending["sample_ids"]) - len(added),
@@ -315,7 +346,7 @@ class LabelingProject:
             raise DataError(f"labeling.images: folder {root} does not exist")
         exts = image_extensions()
         if lc.seed_csv:
-            pool = scan_images(root, exts, exclude=self.dir)
+            pool = scan_images(root, exts, exclude=self.dir, root=root)
             seed = self._read_seed_csv(Path(lc.seed_csv).expanduser().resolve(), root, set(pool))
             seed_classes = sorted({lab for _, lab in seed})
         else:
@@ -326,12 +357,12 @@ class LabelingProject:
             seed = []
             seed_classes = []
             for d in sorted(p for p in lab_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                files = scan_images(d, exts, exclude=self.dir)
+                files = scan_images(d, exts, exclude=self.dir, root=root)
                 if not files:
                     raise DataError(f"labeling.images: class folder {d} holds no image files")
                 seed_classes.append(d.name)
                 seed += [(str((d / f).relative_to(root).as_posix()), d.name) for f in files]
-            pool = [s for s, _ in seed] + scan_images(unl_dir, exts, exclude=self.dir, prefix="unlabeled")
+            pool = [s for s, _ in seed] + scan_images(unl_dir, exts, exclude=self.dir, prefix="unlabeled", root=root)
         classes = list(lc.classes) if lc.classes else seed_classes
         unknown = sorted(set(seed_classes) - set(classes))
         if unknown:
@@ -389,9 +420,9 @@ class LabelingProject:
         exts = image_extensions()
         known = set(st["pool"])
         if st.get("layout") == "csv":
-            found = scan_images(root, exts, exclude=self.dir)
+            found = scan_images(root, exts, exclude=self.dir, root=root)
         else:
-            found = scan_images(root / "unlabeled", exts, exclude=self.dir, prefix="unlabeled")
+            found = scan_images(root / "unlabeled", exts, exclude=self.dir, prefix="unlabeled", root=root)
         missing = [f for f in st["pool"] if not (root / f).is_file()]
         if missing:
             raise DataError(f"labeling.images: {len(missing)} image(s) of the project are gone, e.g. "

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from autoal.containment import inside
 from autoal.errors import ConfigError
 from autoal.state import atomic_write_json
 
 SETTINGS = "settings.json"  # in the project folder: the overrides of the last successful export
 NOT_STORED = ("labeling.project", "labeling.allow_partial")  # per command, never remembered
+_FIX = "replace the link with a real file, or delete it and pass the settings on the command line"
 
 
 def override_key(override: str) -> str:
@@ -37,6 +39,7 @@ def stored_overrides(project: Path) -> list[str]:
     """The overrides stored in ``project`` ([] for a new project); an unreadable file is a
     ConfigError naming it."""
     f = Path(project) / SETTINGS
+    inside(project, f, what="the project's stored settings", fix=_FIX)  # never read through a link leading outside
     if not f.is_file():
         return []
     try:
@@ -52,5 +55,7 @@ def stored_overrides(project: Path) -> list[str]:
 
 def store_overrides(project: Path, overrides: list[str]) -> None:
     """Remember ``overrides`` (less the per-command ones) for the project's next commands."""
-    atomic_write_json(Path(project) / SETTINGS,
+    f = Path(project) / SETTINGS
+    inside(project, f, what="the project's stored settings", fix=_FIX)
+    atomic_write_json(f,
                       {"overrides": [o for o in overrides if override_key(o) not in NOT_STORED]})
