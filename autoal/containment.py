@@ -22,24 +22,27 @@ DEFAULT_FIX = "replace the link with a real folder or file, or remove the entry"
 
 
 def resolved(path: str | os.PathLike[str], error: type[AutoALError] = StateError) -> Path:
-    """``path`` made absolute with every symbolic link followed and ``..`` applied (the parts that
-    do not exist yet are appended as written). A link loop is ``error`` naming the path."""
+    """``path`` (``~`` expanded) made absolute with every symbolic link followed and ``..`` applied
+    (the parts that do not exist yet are appended as written). A link loop, or a name no file system accepts (a
+    NUL byte, an unknown ``~user``), is ``error`` naming the path."""
     try:
-        return Path(path).expanduser().resolve()
-    except (OSError, RuntimeError) as e:  # RuntimeError: Python 3.11's "Symlink loop from ..."
-        raise error(f"{path}: cannot be resolved ({type(e).__name__}: {e}); remove the looping link") from None
+        return Path(os.path.expanduser(path)).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # RuntimeError: Python 3.11's "Symlink loop from ..."
+        raise error(f"{str(path)!r:.300}: cannot be resolved ({type(e).__name__}: {e}); give a path without looping "
+                    "links or NUL bytes") from None
 
 
 def inside(root: str | os.PathLike[str], path: str | os.PathLike[str], *, what: str = "path",
            fix: str = DEFAULT_FIX, error: type[AutoALError] = StateError) -> Path:
-    """``path`` (absolute, or relative to ``root``) resolved — links followed, ``..`` applied —
-    provided it lies inside ``root`` resolved the same way (``root`` itself counts as inside);
-    else ``error`` naming the path, where it leads, the root, and ``fix``."""
+    """``path`` (absolute, or relative to ``root``; a ``~`` in it is a name, not a home folder)
+    resolved — links followed, ``..`` applied — provided it lies inside ``root`` resolved the
+    same way (``root`` itself counts as inside); else ``error`` naming the path, where it leads,
+    the root, and ``fix``."""
     base = resolved(root, error)
-    given = Path(path).expanduser()
-    target = resolved(given if given.is_absolute() else Path(root).expanduser() / given, error)
+    given = Path(path)
+    target = resolved(given if given.is_absolute() else base / given, error)
     if target != base and not target.is_relative_to(base):
-        shown = given if given.is_absolute() else Path(root) / given
+        shown = given if given.is_absolute() else Path(os.path.expanduser(root)) / given
         raise error(f"{what} {shown} leads to {target}, outside {base} (through a symbolic link or '..'); autoal "
                     f"writes, deletes and reads only inside {base}: {fix}")
     return target

@@ -69,6 +69,9 @@ def test_inside_follows_links_and_dots(tmp_path):
     (root / "loop").symlink_to(root / "loop")
     with pytest.raises(StateError, match="cannot be resolved"):
         inside(root, "loop/x")
+    with pytest.raises(StateError, match="cannot be resolved"):
+        inside(root, "a\x00b")
+    assert inside(root, "~x.png") == root.resolve() / "~x.png"  # a file name, not a home folder
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -241,6 +244,17 @@ def test_resume_inside_storage_by_id_path_or_latest(two_projects):
     link(mine / "tuner.pkl", two_projects[1] / SWEEP_ID / "tuner.pkl", "absolute")
     with pytest.raises(StateError, match="sweep folder entry .*tuner.pkl leads to"):
         find_resumable(str(here), "s", SWEEP_ID)
+
+
+def test_a_remote_storage_is_checked_by_its_text():
+    from autoal.platform.sweep.driver import find_resumable, sweep_folder
+
+    assert sweep_folder("s3://b/results", "s3://b/results/s-1/") == "s3://b/results/s-1"
+    for bad in ("s3://b/results/../x", "s3://b/other/s-1", "s3://b/results/a/b", "s3://b/results", "gs://b/results/x"):
+        with pytest.raises(ConfigError, match="not a sweep folder directly under s3://b/results"):
+            sweep_folder("s3://b/results", bad)
+    with pytest.raises(ConfigError, match="sweep.resume=../other"):
+        find_resumable("s3://b/results", "s", "../other")
 
 
 def test_run_sweep_refuses_resume_outside_storage_before_anything(two_projects):

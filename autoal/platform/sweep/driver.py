@@ -152,7 +152,7 @@ def find_resumable(storage_path: str, name: str, resume: Any) -> str:
 
     if isinstance(resume, str) and resume not in ("true", "latest"):
         remote = "://" in storage_path
-        given = resume if (remote and "://" in resume) or (not remote and Path(resume).expanduser().is_absolute()) \
+        given = resume if (remote and "://" in resume) or (not remote and os.path.isabs(os.path.expanduser(resume))) \
             else _join(storage_path, resume)
         cand = sweep_folder(storage_path, given, resume)
         if read_meta(_checked_sweep_tree(cand)) is not None:
