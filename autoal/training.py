@@ -7,12 +7,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autoal.bounds import bounded
 from autoal.data.base import ALDataset
 from autoal.device import autocast, inference_batch, prepare_batch
 from autoal.errors import ConfigError
 from autoal.metrics import accuracy, balanced_accuracy
 
 OPTIMIZERS = ("adam", "sgd")
+#: upper bounds that keep a typo from turning into hours of work or a run that cannot learn
+MAX_EPOCHS = 100_000
+MAX_STEPS = 10_000_000
+MAX_LR = 10.0
 
 
 @dataclass
@@ -23,26 +28,18 @@ class TrainConfig:
     is one step, and 50 steps leave the small CNN at 25 % on MNIST with 40 labels where 200
     steps reach 50 %."""
 
-    epochs: int = 50
-    min_steps: int = 0
-    batch_size: int = 64
+    epochs: int = bounded(50, 1, MAX_EPOCHS)
+    min_steps: int = bounded(0, 0, MAX_STEPS, note="0 = off")
+    batch_size: int = bounded(64, 1)
     optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = bounded(1e-3, 0, MAX_LR, low_open=True)
+    momentum: float = bounded(0.9, 0, 1, high_open=True)
+    weight_decay: float = bounded(5e-4, 0, 1)
 
     def validate(self) -> None:
+        """The choices; the numbers' ranges are the fields' bounds (:func:`autoal.bounds.check_bounds`)."""
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"train.optimizer: unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
-        for key in ("epochs", "batch_size"):
-            if int(getattr(self, key)) < 1:
-                raise ConfigError(f"train.{key}: must be a positive integer; got {getattr(self, key)!r}")
-        if int(self.epochs) > 100_000:
-            raise ConfigError(f"train.epochs: must be at most 100000; got {self.epochs!r}")
-        if int(self.min_steps) < 0:
-            raise ConfigError(f"train.min_steps: must be >= 0 (0 = off); got {self.min_steps!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"train.lr: must be > 0; got {self.lr!r}")
 
     def epochs_for(self, n: int) -> int:
         """Epochs over ``n`` samples: ``epochs``, or more to reach ``min_steps`` optimizer steps."""
