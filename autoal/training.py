@@ -1,6 +1,7 @@
 """Training and evaluation of the task model on the labeled set."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from autoal.bounds import bounded
 from autoal.data.base import ALDataset
 from autoal.device import autocast, inference_batch, prepare_batch
-from autoal.errors import ConfigError
+from autoal.errors import ConfigError, TrainingDiverged
 from autoal.metrics import accuracy, balanced_accuracy
 
 OPTIMIZERS = ("adam", "sgd")
@@ -64,7 +65,9 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
 
     Mini-batches are drawn by a seeded permutation each epoch. Returns the mean loss of each
     epoch. ``images`` may supply the pool already resident on ``device``. ``progress`` is an
-    optional callable ``(epoch, loss)`` called after each epoch."""
+    optional callable ``(epoch, loss)`` called after each epoch. A non-finite epoch loss, or
+    non-finite weights at the end, raise :class:`~autoal.errors.TrainingDiverged` (checked once
+    per epoch, where the loss is read anyway: no sync per step)."""
     gen = torch.Generator().manual_seed(int(seed))
     aug_gen = torch.Generator(device=device).manual_seed(int(seed) + 1)
     source = images if images is not None else dataset.x_train
@@ -75,7 +78,10 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
     losses = []
     n = len(idx)
     bs = min(cfg.batch_size, n)
-    for epoch in range(cfg.epochs_for(n)):
+    epochs = cfg.epochs_for(n)
+    steps = 0
+    for epoch in range(epochs):
+        first_step = steps + 1
         perm = idx[torch.randperm(n, generator=gen)]
         total = torch.zeros((), device=device)
         count = 0
@@ -91,12 +97,25 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            steps += 1
             total += loss.detach() * len(sel)  # stays on the device: no sync per step
             count += len(sel)
         losses.append(float(total) / max(count, 1))
+        if not math.isfinite(losses[-1]):
+            where = f"step {steps}" if first_step == steps else f"steps {first_step}-{steps}"
+            raise _diverged(cfg, f"the training loss is {losses[-1]} in epoch {epoch + 1} of {epochs} "
+                                 f"(optimizer {where})")
         if progress is not None:
             progress(epoch, losses[-1])
+    weights = [p for p in model.parameters() if p.is_floating_point()]
+    if weights and not bool(torch.stack([torch.isfinite(p).all() for p in weights]).all()):
+        raise _diverged(cfg, f"the weights are not finite after {epochs} epochs ({steps} optimizer steps)")
     return losses
+
+
+def _diverged(cfg: TrainConfig, what: str) -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged: {what}; lower train.lr (now {cfg.lr:g} with train.optimizer="
+                            f"{cfg.optimizer}, train.weight_decay={cfg.weight_decay:g})")
 
 
 @torch.no_grad()
