@@ -62,7 +62,7 @@ REFUSED = [
     ("train.weight_decay", 1e300, "[0, 1]", "1e+300"), ("train.weight_decay", -1, "[0, 1]", "-1.0"),
     ("train.momentum", -5, "[0, 1)", "-5.0"), ("train.momentum", 1, "[0, 1)", "1.0"),
     ("train.epochs", 0, "[1, 100000]", "0"), ("train.batch_size", 0, ">= 1", "0"),
-    ("train.min_steps", -1, "[0, 10000000]", "-1"), ("al.initial_size", 0, ">= 1", "0"),
+    ("train.min_steps", -1, ">= 0 (0 = off)", "-1"), ("al.initial_size", 0, ">= 1", "0"),
     ("al.query_size", 0, ">= 1", "0"), ("al.rounds", -1, "[0, 100000]", "-1"),
     ("al.rounds", 10 ** 400, "[0, 100000]", "an integer of 401 digits"),
     ("al.mc_samples", 10 ** 6, "[0, 10000]", "1000000"), ("al.seed", 2 ** 32, "[0, 4294967296)", "4294967296"),
