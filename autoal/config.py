@@ -314,7 +314,8 @@ def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
         try:
             return t(value)
         except OverflowError:  # an integer of 400 digits for a float
-            raise ConfigError(f"{where}: expected a finite number; got an integer of {len(str(value))} digits") from None
+            digits = len(str(abs(value)))
+            raise ConfigError(f"{where}: expected a finite number; got an integer of {digits} digits") from None
     if t is str and not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string; got {value!r}")
     return value
