@@ -12,11 +12,19 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoal.bounds import bounded, check_bounds
 from autoal.data.registry import DataSpec
 from autoal.errors import ConfigError
 from autoal.mc import MASK_MODES
 from autoal.models import model_names
-from autoal.training import TrainConfig
+from autoal.training import MAX_EPOCHS, TrainConfig  # noqa: F401 - MAX_EPOCHS: re-exported beside the others
+
+
+#: upper bounds that keep a typo from turning into hours of work or an allocator failure
+MAX_MC_SAMPLES = 10_000
+MAX_ROUNDS = 100_000
+MAX_IMAGE_SIZE = 1024
+MAX_WIDTH = 1024
 
 
 @dataclass
@@ -27,22 +35,13 @@ class ModelConfig:
     un-normalized embedding of autoal ≤ 0.1, kept for the ablation)."""
 
     name: str = "small_cnn"
-    width: int | None = None
-    dropout: float = 0.3
+    width: int | None = bounded(None, 1, MAX_WIDTH, note="channels of the first stage; null = the model's default")
+    dropout: float = bounded(0.3, 0, 1, high_open=True)
     embedding_norm: bool = True
 
     def validate(self) -> None:
         if self.name not in model_names():
             raise ConfigError(f"model.name: unknown model {self.name!r}; valid choices: {', '.join(model_names())}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout: must lie in [0, 1); got {self.dropout!r}")
-
-
-#: upper bounds that keep a typo from turning into hours of work or an allocator failure
-MAX_MC_SAMPLES = 10_000
-MAX_ROUNDS = 100_000
-MAX_EPOCHS = 100_000
-MAX_IMAGE_SIZE = 1024
 
 
 @dataclass
@@ -53,29 +52,16 @@ class ALConfig:
     (``consistent``: the same T masks for every sample; ``independent``: fresh masks per sample,
     see :mod:`autoal.mc`), and the run's seed."""
 
-    initial_size: int = 20
-    query_size: int = 10
-    rounds: int = 10
+    initial_size: int = bounded(20, 1)
+    query_size: int = bounded(10, 1, note="the labels each round buys")
+    rounds: int = bounded(10, 0, MAX_ROUNDS)
     balanced_init: bool = False
     warm_start: bool = False
-    mc_samples: int = 500
+    mc_samples: int = bounded(500, 0, MAX_MC_SAMPLES, note="Monte-Carlo dropout passes")
     mc_masks: str = "consistent"
-    seed: int = 0
+    seed: int = bounded(0, 0, 2 ** 32, high_open=True, note="numpy and torch seeds")
 
     def validate(self) -> None:
-        if int(self.initial_size) < 1:
-            raise ConfigError(f"al.initial_size: must be a positive integer; got {self.initial_size!r}")
-        if int(self.query_size) < 1:
-            raise ConfigError(f"al.query_size: the per-round budget must be a positive integer; got {self.query_size!r}")
-        if int(self.rounds) < 0:
-            raise ConfigError(f"al.rounds: must be >= 0; got {self.rounds!r}")
-        if not 0 <= int(self.mc_samples) <= MAX_MC_SAMPLES:
-            raise ConfigError(f"al.mc_samples: must lie in [0, {MAX_MC_SAMPLES}] (Monte-Carlo dropout passes); "
-                              f"got {self.mc_samples!r}")
-        if not 0 <= int(self.seed) < 2 ** 32:
-            raise ConfigError(f"al.seed: must lie in [0, 2**32) (numpy and torch seeds); got {self.seed!r}")
-        if int(self.rounds) > MAX_ROUNDS:
-            raise ConfigError(f"al.rounds: must be at most {MAX_ROUNDS}; got {self.rounds!r}")
         if self.mc_masks not in MASK_MODES:
             raise ConfigError(f"al.mc_masks: unknown value {self.mc_masks!r}; valid choices: {', '.join(MASK_MODES)}")
 
@@ -123,18 +109,14 @@ class ScoringConfig:
     each holding ``gpus_per_actor`` GPUs when there are GPUs, else ``num_cpus`` CPUs."""
 
     executor: str = "local"
-    num_actors: int = 2
-    batch_size: int = 1024
-    gpus_per_actor: float = 0.5
-    num_cpus: float = 1.0
+    num_actors: int = bounded(2, 1)
+    batch_size: int = bounded(1024, 1)
+    gpus_per_actor: float = bounded(0.5, 0)
+    num_cpus: float = bounded(1.0, 0)
 
     def validate(self) -> None:
         if self.executor not in ("local", "ray"):
             raise ConfigError(f"scoring.executor: unknown executor {self.executor!r}; valid choices: local, ray")
-        if int(self.num_actors) < 1:
-            raise ConfigError(f"scoring.num_actors: must be >= 1; got {self.num_actors!r}")
-        if float(self.num_cpus) < 0:
-            raise ConfigError(f"scoring.num_cpus: must be >= 0; got {self.num_cpus!r}")
 
 
 @dataclass
@@ -172,7 +154,7 @@ class RuntimeConfig:
     different floating-point sums and, over a run, different picks."""
 
     device: str = "auto"
-    num_threads: int = DEFAULT_THREADS
+    num_threads: int = bounded(DEFAULT_THREADS, 0, 4096, note="0 = all cores")
     output_dir: str = "runs"
     quiet: bool = False
     resume: bool = True
@@ -188,8 +170,6 @@ class RuntimeConfig:
             except (RuntimeError, TypeError) as e:
                 raise ConfigError(f"runtime.device: {self.device!r} is not a device; valid: auto, cpu, cuda, "
                                   f"cuda:<index> ({e})") from None
-        if not 0 <= int(self.num_threads) <= 4096:
-            raise ConfigError(f"runtime.num_threads: must lie in [0, 4096] (0 = all cores); got {self.num_threads!r}")
 
     def threads(self) -> int:
         """The torch CPU threads the run uses (``num_threads``, or this machine's cores for 0)."""
@@ -220,6 +200,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
+        check_bounds(self)  # every number against its field's range (autoal.bounds)
         self.model.validate()
         self.train.validate()
         self.al.validate()
@@ -326,11 +307,15 @@ def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
     if t in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected {'an integer' if t is int else 'a number'}; got {value!r}")
-        if not math.isfinite(float(value)):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{where}: expected a finite number; got {value!r}")
-        if t is int and float(value) != int(value):
+        if t is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{where}: expected an integer; got {value!r}")
-        return t(value)
+        try:
+            return t(value)
+        except OverflowError:  # an integer of 400 digits for a float
+            digits = len(str(abs(value)))
+            raise ConfigError(f"{where}: expected a finite number; got an integer of {digits} digits") from None
     if t is str and not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string; got {value!r}")
     return value

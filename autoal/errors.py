@@ -28,3 +28,8 @@ class StateError(AutoALError):
 
 class LabelFileError(AutoALError):
     """A label file filled in by a person is malformed (unknown/duplicate ids, bad labels)."""
+
+
+class TrainingDiverged(AutoALError, ArithmeticError):
+    """Training gave a non-finite loss or weights (the learning rate is too high for the model and
+    data); the round is not recorded."""

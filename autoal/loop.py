@@ -24,7 +24,7 @@ from autoal.config import RunConfig
 from autoal.containment import check_tree, inside
 from autoal.data import ALDataset, load_dataset
 from autoal.data.registry import LOADERS
-from autoal.errors import DataError, StateError
+from autoal.errors import DataError, StateError, TrainingDiverged
 from autoal.faults import strike
 from autoal.learner import Learner
 from autoal.memory import available_memory_bytes, human_bytes
@@ -172,7 +172,11 @@ class ActiveLearningLoop:
             for r in range(state.next_round, cfg.al.rounds + 1):
                 t_round = time.perf_counter()
                 labeled = np.asarray(state.labeled, dtype=np.int64)
-                record = self._round(r, labeled, n_pool, state)
+                try:
+                    record = self._round(r, labeled, n_pool, state)
+                except TrainingDiverged as e:  # the state stays at the last completed round
+                    kept = f"rounds 0-{r - 1} stay saved" if r else "no round was saved"
+                    raise TrainingDiverged(f"round {r}: {e}; round {r} is not recorded ({kept})") from None
                 if r < cfg.al.rounds:
                     new = np.asarray(record["selected"], dtype=np.int64)
                     state.labeled.extend(int(i) for i in new)

@@ -1,18 +1,23 @@
 """Training and evaluation of the task model on the labeled set."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autoal.bounds import bounded
 from autoal.data.base import ALDataset
 from autoal.device import autocast, inference_batch, prepare_batch
-from autoal.errors import ConfigError
+from autoal.errors import ConfigError, TrainingDiverged
 from autoal.metrics import accuracy, balanced_accuracy
 
 OPTIMIZERS = ("adam", "sgd")
+#: upper bounds that keep a typo from turning into hours of work or a run that cannot learn
+MAX_EPOCHS = 100_000
+MAX_LR = 10.0
 
 
 @dataclass
@@ -23,26 +28,18 @@ class TrainConfig:
     is one step, and 50 steps leave the small CNN at 25 % on MNIST with 40 labels where 200
     steps reach 50 %."""
 
-    epochs: int = 50
-    min_steps: int = 0
-    batch_size: int = 64
+    epochs: int = bounded(50, 1, MAX_EPOCHS)
+    min_steps: int = bounded(0, 0, note="0 = off")
+    batch_size: int = bounded(64, 1)
     optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = bounded(1e-3, 0, MAX_LR, low_open=True)
+    momentum: float = bounded(0.9, 0, 1, high_open=True)
+    weight_decay: float = bounded(5e-4, 0, 1)
 
     def validate(self) -> None:
+        """The choices; the numbers' ranges are the fields' bounds (:func:`autoal.bounds.check_bounds`)."""
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"train.optimizer: unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
-        for key in ("epochs", "batch_size"):
-            if int(getattr(self, key)) < 1:
-                raise ConfigError(f"train.{key}: must be a positive integer; got {getattr(self, key)!r}")
-        if int(self.epochs) > 100_000:
-            raise ConfigError(f"train.epochs: must be at most 100000; got {self.epochs!r}")
-        if int(self.min_steps) < 0:
-            raise ConfigError(f"train.min_steps: must be >= 0 (0 = off); got {self.min_steps!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"train.lr: must be > 0; got {self.lr!r}")
 
     def epochs_for(self, n: int) -> int:
         """Epochs over ``n`` samples: ``epochs``, or more to reach ``min_steps`` optimizer steps."""
@@ -67,7 +64,9 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
 
     Mini-batches are drawn by a seeded permutation each epoch. Returns the mean loss of each
     epoch. ``images`` may supply the pool already resident on ``device``. ``progress`` is an
-    optional callable ``(epoch, loss)`` called after each epoch."""
+    optional callable ``(epoch, loss)`` called after each epoch. A non-finite epoch loss, or
+    non-finite weights at the end, raise :class:`~autoal.errors.TrainingDiverged` (checked once
+    per epoch, where the loss is read anyway: no sync per step)."""
     gen = torch.Generator().manual_seed(int(seed))
     aug_gen = torch.Generator(device=device).manual_seed(int(seed) + 1)
     source = images if images is not None else dataset.x_train
@@ -78,7 +77,10 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
     losses = []
     n = len(idx)
     bs = min(cfg.batch_size, n)
-    for epoch in range(cfg.epochs_for(n)):
+    epochs = cfg.epochs_for(n)
+    steps = 0
+    for epoch in range(epochs):
+        first_step = steps + 1
         perm = idx[torch.randperm(n, generator=gen)]
         total = torch.zeros((), device=device)
         count = 0
@@ -94,12 +96,25 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            steps += 1
             total += loss.detach() * len(sel)  # stays on the device: no sync per step
             count += len(sel)
         losses.append(float(total) / max(count, 1))
+        if not math.isfinite(losses[-1]):
+            where = f"step {steps}" if first_step == steps else f"steps {first_step}-{steps}"
+            raise _diverged(cfg, f"the training loss is {losses[-1]} in epoch {epoch + 1} of {epochs} "
+                                 f"(optimizer {where})")
         if progress is not None:
             progress(epoch, losses[-1])
+    weights = [p for p in model.parameters() if p.is_floating_point()]
+    if weights and not bool(torch.stack([torch.isfinite(p).all() for p in weights]).all()):
+        raise _diverged(cfg, f"the weights are not finite after {epochs} epochs ({steps} optimizer steps)")
     return losses
+
+
+def _diverged(cfg: TrainConfig, what: str) -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged: {what}; lower train.lr (now {cfg.lr:g} with train.optimizer="
+                            f"{cfg.optimizer}, train.weight_decay={cfg.weight_decay:g})")
 
 
 @torch.no_grad()

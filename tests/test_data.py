@@ -750,7 +750,7 @@ def test_subsampling_keeps_paths_aligned(tmp_path):
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"imbalance_ratio": 0.5}, r"dataset.imbalance_ratio: expected a finite number >= 1.*got 0.5"),
+    ({"imbalance_ratio": 0.5}, r"dataset.imbalance_ratio: must be >= 1 .*got 0.5"),
     ({"imbalance_ratio": float("inf")}, r"dataset.imbalance_ratio: .*got inf"),
     ({"imbalance_ratio": float("nan")}, r"dataset.imbalance_ratio: .*got nan"),
     ({"imbalance_ratio": "10"}, r"dataset.imbalance_ratio: .*got '10'"),
@@ -761,11 +761,11 @@ def test_subsampling_keeps_paths_aligned(tmp_path):
     ({"train_size": 600, "imbalance_ratio": 10},
      r"dataset.train_size: 600 is larger than the pool of digits after dataset.imbalance_ratio=10 \(531 samples\)"),
     ({"train_size": 9}, r"dataset.train_size: 9 is smaller than the number of classes \(10\)"),
-    ({"train_size": 0}, r"dataset.train_size: expected a positive integer or null"),
-    ({"train_size": 2.5}, r"dataset.train_size: expected a positive integer or null .*got 2.5"),
+    ({"train_size": 0}, r"dataset.train_size: must be >= 1 \(null = all samples\); got 0"),
+    ({"train_size": 2.5}, r"dataset.train_size: expected an integer; got 2.5"),
     ({"test_size": 451}, r"dataset.test_size: 451 is larger than the test split of digits \(450 samples\)"),
     ({"test_size": 3}, r"dataset.test_size: 3 is smaller than the number of classes"),
-    ({"subset_seed": -1}, r"dataset.subset_seed: expected an integer >= 0; got -1"),
+    ({"subset_seed": -1}, r"dataset.subset_seed: must be >= 0; got -1"),
 ])
 def test_subsampling_errors_name_the_key(kw, match):
     with pytest.raises(ConfigError, match=match):

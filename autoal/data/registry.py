@@ -7,12 +7,12 @@ how to obtain it.
 """
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from autoal.bounds import bounded, check_bounds
 from autoal.data.base import ALDataset
 from autoal.data.subset import apply_subsets
 from autoal.errors import ConfigError
@@ -37,10 +37,10 @@ class DataSpec:
     download: bool = False
     path: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    train_size: int | None = None
-    test_size: int | None = None
-    imbalance_ratio: float = 1.0
-    subset_seed: int = 0
+    train_size: int | None = bounded(None, 1, note="null = all samples")
+    test_size: int | None = bounded(None, 1, note="null = all samples")
+    imbalance_ratio: float = bounded(1.0, 1, note="largest / smallest class of the pool; 1 = off")
+    subset_seed: int = bounded(0, 0)
 
     @property
     def root_path(self) -> Path:
@@ -48,18 +48,12 @@ class DataSpec:
 
     def validate(self) -> None:
         """The subsampling fields, before any data is read (sizes against the data are checked
-        when it is loaded)."""
-        for key in ("train_size", "test_size"):
+        when it is loaded): integers where they must be, then the fields' bounds."""
+        for key in ("train_size", "test_size", "subset_seed"):
             value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-                raise ConfigError(f"dataset.{key}: expected a positive integer or null (all samples); got {value!r}")
-        ratio = self.imbalance_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not math.isfinite(ratio) or ratio < 1:
-            raise ConfigError(f"dataset.imbalance_ratio: expected a finite number >= 1 (largest / smallest class of "
-                              f"the pool; 1 = off); got {ratio!r}")
-        seed = self.subset_seed
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ConfigError(f"dataset.subset_seed: expected an integer >= 0; got {seed!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise ConfigError(f"dataset.{key}: expected an integer; got {value!r}")
+        check_bounds(self, "dataset.")
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
