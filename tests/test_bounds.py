@@ -5,19 +5,17 @@ in ``autoal run`` and ``autoal run --check`` before anything is written; trainin
 run's saved state at the last completed round."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from autoal.bounds import bound_of
-from autoal.cli import main as autoal_main
 from autoal.cli.common import compose, config_groups, run_config
 from autoal.config import RunConfig, _field_type
 from autoal.data.registry import load_dataset
@@ -25,6 +23,9 @@ from autoal.errors import ConfigError, TrainingDiverged
 from autoal.learner import Learner
 from autoal.loop import ActiveLearningLoop
 from autoal.training import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_cli_hostile import invoke  # noqa: E402 - autoal <args> in this process, a traceback fails
 
 
 def _numeric_fields(cls, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
@@ -93,18 +94,6 @@ def test_the_ends_of_the_ranges_are_accepted_and_a_config_built_by_hand_is_check
 
 
 # ------------------------------------------------------------------ the command line
-
-
-def invoke(args: list[str]) -> tuple[int, str, str]:
-    """``autoal <args>`` in this process: (exit code, stdout, stderr); a traceback fails the test."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            autoal_main(args)
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def snapshot(root: Path) -> dict[str, str]:
