@@ -17,7 +17,7 @@ from autoal.platform.sweep.session import NICENESS_ENV, worker_niceness_env
 pytestmark = pytest.mark.slow
 AUTOAL = [sys.executable, "-m", "autoal"]
 #: the overrides the ready sweep `smoke` sets (conf/sweep/smoke.yaml), for the single run
-SMOKE_RUN = ["al.initial_size=20", "al.query_size=10", "al.rounds=1", "al.mc_samples=2", "train.epochs=3",
+SMOKE_RUN = ["al.initial_size=20", "al.query_size=10", "al.rounds=1", "al.mc_samples=2", "train.epochs=3", "train.min_steps=40",
              "train.batch_size=32"]
 
 

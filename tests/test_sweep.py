@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from autoal.config import RunConfig
 from autoal.errors import ConfigError
 from autoal.platform.sweep import (SweepSpec, build_arms, expand_points, parse_space, plan_resources, point_label,
                                    run_sweep)
@@ -119,6 +120,11 @@ def test_arms_are_resolved_and_validated_before_ray_starts(tmp_path):
         build_arms(SweepSpec.from_dict({"space": {"strategy": ["nope"]}}), _base(tmp_path))
 
 
+#: optimizer steps a shipped sweep's first round takes at least: with 3 (sweep=smoke before
+#: train.min_steps) accuracy fell as labels grew (issue 24)
+MIN_FIRST_ROUND_STEPS = 30
+
+
 def test_every_ready_sweep_composes_into_valid_arms():
     from autoal.cli.common import compose
 
@@ -131,6 +137,11 @@ def test_every_ready_sweep_composes_into_valid_arms():
         spec = SweepSpec.from_dict(d.pop("sweep"))
         arms = build_arms(spec, d, lambda extra, ov=ov: compose(ov + extra, "sweep"))
         sizes[path.stem] = (len(arms), len(spec.seeds))
+        for arm in arms:  # enough optimizer steps in the first round for accuracy to rise with the labels
+            cfg = RunConfig.from_dict(arm.config)
+            n = cfg.al.initial_size
+            steps = cfg.train.epochs_for(n) * -(-n // min(cfg.train.batch_size, n))
+            assert steps >= MIN_FIRST_ROUND_STEPS, (path.stem, arm.label, steps)
     assert {"default", "smoke", "lam", "tau", "pool_size", "seeds", "fig2"} <= set(sizes)
     assert sizes["smoke"] == (2, 2) and sizes["default"][0] >= 3 and sizes["default"][1] >= 2
     assert sizes["pool_size"][0] == 4
