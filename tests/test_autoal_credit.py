@@ -178,7 +178,8 @@ def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
 @pytest.mark.parametrize("params, key", [({"coverage": "nope"}, "coverage"), ({"uncertainty": "vaal"}, "uncertainty"),
                                          ({"coverage_space": "raw"}, "coverage_space"), ({"low": 0.9, "high": 0.5}, "low"),
                                          ({"probe": 0.7}, "probe"), ({"pca_dim": 0}, "pca_dim"),
-                                         ({"decay": -1.0}, "decay")])
+                                         ({"decay": -1.0}, "decay"),
+                                         ({"coverage": "margin", "uncertainty": "margin"}, "must differ")])
 def test_bad_parameters_name_the_key(params, key):
     with pytest.raises(ConfigError, match=key):
         build_strategy("autoal_credit", **params)

@@ -69,6 +69,8 @@ class AutoALCredit(Strategy):
                  imbalance_alpha: float = 0.01) -> None:
         self.coverage = _pool_strategy("coverage", coverage)
         self.uncertainty = _pool_strategy("uncertainty", uncertainty)
+        if coverage == uncertainty:  # the credit is kept per candidate name: one name cannot be both sides
+            raise ConfigError(f"strategy.params.coverage and strategy.params.uncertainty must differ; both are {coverage!r}")
         if coverage_space not in COVERAGE_SPACES:
             raise ConfigError(f"strategy.params.coverage_space: expected one of {', '.join(COVERAGE_SPACES)}; "
                               f"got {coverage_space!r}")
