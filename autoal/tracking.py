@@ -238,15 +238,18 @@ class MLflowTracker:
         self.client.log_inputs(self.run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
 
     def log_model(self, model: Any, registered_name: str | None = None, input_example: Any = None) -> str | None:
-        """``model`` as an MLflow PyTorch model under the run (``runs:/<run id>/model``; pickled
-        whole, so loading it needs autoal importable), registered as ``registered_name`` when
-        given; returns the model URI. Skipped when the run already has its model.
+        """``model`` as an MLflow PyTorch model under the run (``runs:/<run id>/model``),
+        registered as ``registered_name`` when given; returns the model URI. Skipped when the run
+        already has its model.
 
-        Trusted stores only: ``mlflow.pytorch.load_model`` unpickles the whole module with full
-        pickle, so loading a model from a store (or a copied ``mlartifacts``/``mlruns`` folder)
-        runs whatever its pickle names. autoal itself never loads it; a model from elsewhere is
-        safe to use as weights only: ``<run folder>/final_model.pt``, a state dict that
-        ``torch.load(..., weights_only=True)`` reads into ``Learner.new_model``."""
+        Saved as a ``torch.export`` program (MLflow's ``pt2`` format: a graph and weights, no
+        pickle; loads without autoal, the batch dimension dynamic, dropout off). A model that
+        ``torch.export`` cannot trace (data-dependent control flow) is pickled whole instead, and
+        the run's tag ``autoal.model_format`` says which. Trusted stores only for a pickled model:
+        ``mlflow.pytorch.load_model`` unpickles it with full pickle, so a model from a store (or
+        a copied ``mlartifacts``/``mlruns`` folder) runs whatever its pickle names. autoal itself
+        never loads it; weights from elsewhere are safe to use through ``<run folder>/final_model.pt``,
+        a state dict that ``torch.load(..., weights_only=True)`` reads into ``Learner.new_model``."""
         import mlflow
         import torch
 
@@ -256,18 +259,31 @@ class MLflowTracker:
         mlflow.set_tracking_uri(self.uri)
         try:
             with mlflow.start_run(run_id=self.run_id):
+                fmt = "pt2" if input_example is not None and _exportable(model, input_example) else "pickle"
                 info = mlflow.pytorch.log_model(
-                    model, name="model", serialization_format="pickle", registered_model_name=registered_name,
+                    model, name="model", serialization_format=fmt, registered_model_name=registered_name,
                     input_example=input_example,
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "autoal"])
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"] + (["autoal"] if fmt == "pickle" else []))
         finally:
             mlflow.set_tracking_uri(previous)
+        self.client.set_tag(self.run_id, "autoal.model_format", fmt)
         self.client.set_tag(self.run_id, "autoal.model_uri", info.model_uri)
         return info.model_uri
 
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)
+
+
+def _exportable(model: Any, example: Any) -> bool:
+    """Whether ``torch.export`` traces ``model`` on ``example`` (a batch as a NumPy array)."""
+    import torch
+
+    try:
+        torch.export.export(model, (torch.as_tensor(example),))
+        return True
+    except Exception:  # noqa: BLE001 - any tracing failure means: pickle it instead
+        return False
 
 
 def config_params(d: dict[str, Any]) -> dict[str, str]:

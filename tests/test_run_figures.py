@@ -55,8 +55,10 @@ def test_the_final_model_is_registered_and_loads(tmp_path):
         model = mlflow.pytorch.load_model("models:/digits-margin/1", dst_path=str(tmp_path / "m"))
     finally:
         mlflow.set_tracking_uri(previous)
-    with torch.no_grad():
-        assert model.eval()(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    with torch.no_grad():  # a torch.export program: inference mode already, any batch size
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+        assert model(torch.zeros(5, 1, 8, 8)).shape == (5, 10)
+    assert MlflowClient(uri).get_run(r.tracking_run_id).data.tags["autoal.model_format"] == "pt2"
 
 
 def test_thumbnail_grid_lays_each_image_out_scaled_as_imshow_shows_it():

@@ -289,3 +289,73 @@ def test_the_ray_train_search_state_refuses_a_planted_pickle(tmp_path):
     with pytest.raises(StateError) as e:
         load_search_state(str(path))
     assert_refused(e, path, marker)
+
+
+class _DataDependent(torch.nn.Module):
+    """A module torch.export cannot trace: its branch depends on the input's values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return self.linear(x)
+        return -self.linear(x)
+
+
+_LOAD_WITHOUT_AUTOAL = """
+import sys
+sys.modules['autoal'] = None  # any import of autoal now fails: the model must not need it
+import mlflow, torch
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pytorch.load_model(sys.argv[2], dst_path=sys.argv[3])
+with torch.no_grad():
+    print('SHAPE', tuple(model(torch.zeros(7, 1, 8, 8)).shape))
+"""
+
+
+def test_the_logged_mlflow_model_is_a_graph_that_loads_without_pickle_or_autoal(tmp_path):
+    """A run's MLflow model is a torch.export program (MLflow's pt2 format): no pickle to run,
+    loadable where autoal is not installed, any batch size; the tag says the format."""
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    cfg = RunConfig.from_dict({"al": {"rounds": 0}, "train": {"epochs": 1}, "tracking": {"uri": uri},
+                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True}})
+    r = run_experiment(cfg)
+    tags = MlflowClient(uri).get_run(r.tracking_run_id).data.tags
+    assert tags["autoal.model_format"] == "pt2"
+    (tmp_path / "dst").mkdir()
+    out = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_AUTOAL, uri, tags["autoal.model_uri"],
+                          str(tmp_path / "dst")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "SHAPE (7, 10)" in out.stdout
+    assert not list((tmp_path / "dst").rglob("*.pkl")), "a pickle was logged"
+
+
+def test_a_model_torch_export_cannot_trace_is_pickled_and_tagged(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from autoal.tracking import MLflowTracker, ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    ensure_experiment(uri, "e")
+    tracker = MLflowTracker(uri, "e")
+    run_id = tracker.start()
+    model = _DataDependent().eval()
+    model_uri = tracker.log_model(model, input_example=np.ones((2, 4), np.float32))
+    tracker.end()
+    assert MlflowClient(uri).get_run(run_id).data.tags["autoal.model_format"] == "pickle"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    (tmp_path / "d").mkdir()
+    try:  # our own store: trusted
+        back = mlflow.pytorch.load_model(model_uri, dst_path=str(tmp_path / "d"))
+    finally:
+        mlflow.set_tracking_uri(previous)
+    x = torch.ones(3, 4)
+    assert torch.equal(back(x), model(x)) and torch.equal(back(-x), model(-x))
