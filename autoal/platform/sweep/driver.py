@@ -3,9 +3,11 @@
 summaries."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import os
 import shlex
 import sys
@@ -13,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from autoal.version import __version__
 from autoal.containment import check_tree, resolved
@@ -372,6 +374,20 @@ def _has_tuner(path: str) -> bool:
     return bool(tune.Tuner.can_restore(path))
 
 
+@contextlib.contextmanager
+def _quiet_restore() -> Iterator[None]:
+    """Tune's restore reads every trial's results and warns, one line per trial, for each trial
+    that has none yet (every pending trial of an interrupted sweep: a wall of FileNotFoundErrors);
+    the sweep's own status line counts them. Silence that one logger while restoring."""
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _fit_stage(stage: _Stage, spec: SweepSpec, trainable: Any, plan: ResourcePlan, resume: bool,
                out: Callable[[str], None], uri: str | None, parent_run_id: str | None) -> Any:
     """Run (or, with ``resume``, restore and continue) one stage's Tuner; the parent run ends
@@ -383,8 +399,9 @@ def _fit_stage(stage: _Stage, spec: SweepSpec, trainable: Any, plan: ResourcePla
     fit_ok = False
     try:
         if resume:
-            tuner = tune.Tuner.restore(stage.path, trainable=trainable, resume_unfinished=True, resume_errored=True,
-                                       param_space=space)
+            with _quiet_restore():
+                tuner = tune.Tuner.restore(stage.path, trainable=trainable, resume_unfinished=True,
+                                           resume_errored=True, param_space=space)
             _attach_callbacks(tuner, progress, spec)
         else:
             tuner = tune.Tuner(
