@@ -38,6 +38,10 @@ def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds:
     one's own ``torch.nn.Module`` whose last layer is an ``nn.Linear`` head (adapted by
     :class:`autoal.models.ModuleAdapter`, which documents the contract; pass an adapter to name
     the head, the stage maps or the MC dropout rate); every round trains a fresh copy of it.
+    The adapter puts ``nn.Dropout(model.dropout)`` (0.3 unless ``config={"model": {"dropout": 0}}``
+    turns it off) in front of the head, for the MC-dropout strategies (BALD, MeanSTD, VarRatio).
+    ``RunResult.model`` is the trained model — one's own module, its class and keys, without that
+    dropout — and the run folder's ``final_model.pt`` its state dict (``module.load_state_dict``).
     ``config`` overrides any run-config key as a nested mapping
     (``{"train": {"lr": 1e-3}, "strategy": {"params": {...}}}``); tracking is off unless it turns
     it on. The run folder is named after the data, the strategy, the seed and a hash of the config

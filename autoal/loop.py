@@ -56,6 +56,10 @@ class RunResult:
     tracking_run_id: str | None = None
     #: the figures written into the run folder (learning curve, class histogram, picks)
     figures: dict[str, Path] = field(default_factory=dict)
+    #: the final round's trained task model, on the CPU in eval mode: one's own module (its class
+    #: and keys, without the adapter's MC dropout; :meth:`ModuleAdapter.user_module`) or the
+    #: built-in backbone; None when the run has no final model file
+    model: torch.nn.Module | None = None
 
     @property
     def curve(self) -> tuple[list[int], list[float]]:
@@ -225,7 +229,7 @@ class ActiveLearningLoop:
                                   "seconds_train": t_train, "seconds_score": 0.0, "seconds_select": 0.0,
                                   "selected": []}
         if r == cfg.al.rounds:  # the final task model: in the run folder, and to MLflow when the run ends
-            atomic_torch_save(self._path(FINAL_MODEL_FILE), model.state_dict())
+            atomic_torch_save(self._path(FINAL_MODEL_FILE), final_state_dict(model))
             return record
         unlabeled = np.setdiff1d(np.arange(n_pool), labeled, assume_unique=False)
         q = query_step(self.strategy, self.learner, model, labeled, unlabeled, cfg.al.query_size, seed=cfg.al.seed,
@@ -364,7 +368,23 @@ class ActiveLearningLoop:
         return RunResult(history=state.history, labeled=np.asarray(state.labeled),
                          labeled_round=np.asarray(state.labeled_round),
                          aubc=aubc(labels, accs), final_accuracy=accs[-1], run_dir=self.run_dir,
-                         tracking_run_id=state.tracking_run_id)
+                         tracking_run_id=state.tracking_run_id, model=self._final_model())
+
+    def _final_model(self) -> torch.nn.Module | None:
+        """The task model of ``final_model.pt`` (read weights-only), as :attr:`RunResult.model`."""
+        final = self._path(FINAL_MODEL_FILE)
+        if not final.exists():
+            return None
+        model = self.learner.new_model(0)
+        state = load_checkpoint(final, torch.device("cpu"))
+        model = model.cpu()
+        if isinstance(model, ModuleAdapter) and not any(k.startswith("body.") for k in state):
+            model.load_user_state_dict(state)
+        else:  # a built-in backbone, or a run folder written before final_model.pt held the user's keys
+            model.load_state_dict(state)
+        if isinstance(model, ModuleAdapter) and not model.embedding_norm:
+            return model.user_module()
+        return model.eval()
 
     def _finish_tracking(self, result: RunResult) -> None:
         labels, accs = result.curve
@@ -387,14 +407,18 @@ class ActiveLearningLoop:
         result.figures["picks"] = picks_figure(self._path("picks.png"), self.dataset, result, title=title)
         for p in (*result.figures.values(), labeled_file, self._path(STATE_FILE), self._path("config.yaml")):
             self.tracker.log_artifact(p)
-        final = self._path(FINAL_MODEL_FILE)
-        if self.cfg.tracking.log_model and final.exists():
-            model = self.learner.new_model(0)
-            model.load_state_dict(load_checkpoint(final, self.device))
+        if self.cfg.tracking.log_model and result.model is not None:
             example = self.dataset.eval_transform(self.dataset.x_test[:2]).numpy()
-            self.tracker.log_model(model.cpu().eval(), registered_name=self.cfg.tracking.register_model,
+            self.tracker.log_model(result.model, registered_name=self.cfg.tracking.register_model,
                                    input_example=example)
         self.tracker.end("FINISHED")
+
+
+def final_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What ``final_model.pt`` holds: one's own module's state dict under its own keys (so that
+    ``module.load_state_dict(torch.load(path, weights_only=True))`` works), a built-in backbone's
+    own state dict."""
+    return model.user_state_dict() if isinstance(model, ModuleAdapter) else model.state_dict()
 
 
 def picks_figure(path: Path, dataset: ALDataset, result: RunResult, per_round: int = 16, title: str = "") -> Path:

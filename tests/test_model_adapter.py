@@ -95,3 +95,57 @@ def test_contract_errors_name_what_is_wrong(digits, tmp_path):
     with pytest.raises(ConfigError, match="model name or a torch.nn.Module"):
         autoal.run(digits, model=3, output_dir=str(tmp_path))
     assert not list(tmp_path.iterdir())  # refused before any run folder exists
+
+
+def test_the_trained_model_comes_back_as_the_users_own_module(digits, tmp_path):
+    """RunResult.model is the user's module class with the trained weights (eval mode, no adapter
+    dropout) and computes the adapter's eval logits; final_model.pt holds its state dict under the
+    module's own keys, so a fresh copy of the user's module loads it strictly; a rerun of the
+    finished run returns the same model from the file."""
+    import copy
+
+    net = _net(8)
+    r = autoal.run(digits, "margin", rounds=1, model=net, epochs=5, output_dir=str(tmp_path))
+    assert type(r.model) is nn.Sequential and not r.model.training
+    assert not any(isinstance(m, nn.Dropout) for m in r.model.modules())
+    saved = torch.load(r.run_dir / "final_model.pt", weights_only=True)
+    assert set(saved) == set(net.state_dict())  # "0.weight", "8.bias", ...: no body./fc. prefixes
+    fresh = copy.deepcopy(net)
+    fresh.load_state_dict(saved)  # strict
+    x = torch.as_tensor(digits[2][:16], dtype=torch.float32)[:, None]
+    loop = ActiveLearningLoop(RunConfig.from_dict({"tracking": {"enabled": False}}),
+                              dataset=dataset_from_arrays("arrays", *digits, where="test", source="test"), model=net)
+    xt = loop.dataset.eval_transform(loop.dataset.x_test[:16])
+    adapted = loop.learner.new_model(0)
+    adapted.load_user_state_dict(saved)
+    with torch.no_grad():
+        want = adapted.eval()(xt)
+        assert torch.allclose(r.model(xt), want, atol=1e-5) and torch.allclose(fresh.eval()(xt), want, atol=1e-5)
+        # the accuracy of the returned model on the test split is the run's final accuracy
+        acc = (r.model(loop.dataset.eval_transform(loop.dataset.x_test)).argmax(1) == loop.dataset.y_test).float().mean()
+    assert abs(float(acc) - r.final_accuracy) < 1e-6
+    again = autoal.run(digits, "margin", rounds=1, model=_net(8), epochs=5, output_dir=str(tmp_path))
+    assert again.run_dir == r.run_dir
+    assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), r.model.state_dict().values()))
+
+
+def test_the_user_state_dict_round_trips_through_the_adapter():
+    adapter = ModuleAdapter(_net(4), dropout=0.2)
+    keys = adapter.user_state_dict()
+    assert set(keys) == set(_net(4).state_dict())
+    other = ModuleAdapter(_net(4), dropout=0.2).fresh()
+    other.load_user_state_dict(keys)
+    assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), adapter.state_dict().values()))
+    with pytest.raises(RuntimeError):  # strict: a key of another module is refused
+        other.load_user_state_dict({**keys, "extra.weight": torch.zeros(1)})
+
+
+def test_built_in_models_come_back_too(tmp_path):
+    from autoal.loop import run_experiment
+    from autoal.models import Backbone
+
+    r = run_experiment(RunConfig.from_dict({"al": {"rounds": 0}, "train": {"epochs": 1}, "tracking": {"enabled": False},
+                                            "runtime": {"output_dir": str(tmp_path), "quiet": True}}))
+    assert isinstance(r.model, Backbone) and not r.model.training
+    saved = torch.load(r.run_dir / "final_model.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in r.model.state_dict().items())

@@ -42,6 +42,8 @@ def main(argv: list[str]) -> int:
     print(results_table(rows, list(rows[0])))
     print(f"\n{cfg.dataset.name} · {cfg.strategy.name} · seed {cfg.al.seed}: AUBC {result.aubc:.4f}, "
           f"final accuracy {result.final_accuracy:.4f}")
+    print(f"model:      {cfg.model.name}, MC dropout {cfg.model.dropout:g} before its head (model.dropout; 0 turns it "
+          f"off); weights: {result.run_dir / 'final_model.pt'}")
     print(f"run folder: {result.run_dir}")
     for name, path in result.figures.items():
         print(f"  {name.replace('_', ' ') + ':':<17} {path}")

@@ -14,6 +14,9 @@ module), the stage maps. :class:`ModuleAdapter` derives all of it from a plain c
   embeddings (:mod:`autoal.mc`). ``dropout=0`` leaves the MC strategies (BALD, MeanSTD, VarRatio)
   without variance.
 - **Stages** (optional): names of submodules whose outputs (4-D maps) are read by forward hooks.
+- **The model back**: :meth:`user_module` is the user's own module with the trained weights (the
+  run's ``RunResult.model``) and :meth:`user_state_dict` its weights under the module's own keys
+  (the run folder's ``final_model.pt``: ``module.load_state_dict`` takes it).
 - **Fresh weights each round**: :meth:`fresh` deep-copies the adapter and calls
   ``reset_parameters()`` on every submodule that has one (all of torch's standard layers), under
   the caller's seed. ``reinit=False`` keeps the weights passed in (e.g. a pretrained body) as the
@@ -119,6 +122,30 @@ class ModuleAdapter(Backbone):
                 if m is not new and callable(getattr(m, "reset_parameters", None)):
                     m.reset_parameters()
         return new
+
+    # -- the user's module back ----------------------------------------------------------------
+    def user_module(self) -> nn.Module:
+        """The user's own module — its class, its submodule names — holding this adapter's
+        weights, in eval mode: the body with its head put back (the adapter's MC dropout is not
+        part of it). It computes what the adapter computes in eval mode unless ``embedding_norm``
+        is on (the user's module does not normalize its embedding)."""
+        module = copy.deepcopy(self.body)
+        _replace(module, self.head_name, copy.deepcopy(self.fc))
+        return module.eval()
+
+    def user_state_dict(self) -> dict[str, torch.Tensor]:
+        """This adapter's weights under the user's module's own keys (``features.0.weight``,
+        ``<head>.weight``; not ``body.…``/``fc.…``): ``module.load_state_dict`` takes it."""
+        head = f"{self.head_name}."
+        out = {k[len("body."):]: v for k, v in self.state_dict().items() if k.startswith("body.")}
+        out.update({head + k[len("fc."):]: v for k, v in self.state_dict().items() if k.startswith("fc.")})
+        return out
+
+    def load_user_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """The inverse of :meth:`user_state_dict` (strict: every key of the user's module)."""
+        head = f"{self.head_name}."
+        mapped = {("fc." + k[len(head):]) if k.startswith(head) else f"body.{k}": v for k, v in state.items()}
+        self.load_state_dict(mapped)
 
     # -- the Backbone contract ----------------------------------------------------------------
     def embed(self, x: torch.Tensor) -> torch.Tensor:
