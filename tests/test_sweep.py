@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autoal.config import RunConfig
@@ -263,6 +264,13 @@ def test_smoke_sweep_tracks_every_round_and_retries_a_crashed_trial(ray_local, t
         assert [m.step for m in c.get_metric_history(r.info.run_id, "accuracy")] == [0, 1, 2]
         assert [m.step for m in c.get_metric_history(r.info.run_id, "labels")] == [0, 1, 2]
     assert {(r.data.tags["arm"], r.data.tags["seed"]) for r in kids} == {(a, s) for a in ("random", "margin") for s in "01"}
+    # the parent run compares the arms on the runs page: mean and std of AUBC and final accuracy per arm
+    pm = c.get_run(res.parent_run_id).data.metrics
+    for a in res.arms:
+        kid_aubc = [r.data.metrics["aubc"] for r in kids if r.data.tags["arm"] == a["arm"]]
+        assert pm[f"aubc/{a['arm']}"] == pytest.approx(np.mean(kid_aubc))
+        assert pm[f"aubc_std/{a['arm']}"] == pytest.approx(np.std(kid_aubc, ddof=1))
+        assert pm[f"final_accuracy/{a['arm']}"] == pytest.approx(a["final_acc_mean"]) and pm[f"seeds/{a['arm']}"] == 2
     # Tune saw every round of every trial (the retried one too), AUBC as the objective
     from ray.tune import ExperimentAnalysis
 
@@ -413,3 +421,19 @@ def test_pipeline_ctrl_c_leaves_no_ray_processes_and_resumes(tmp_path):
         assert not _ray_processes(str(raytmp))
     finally:
         shutil.rmtree(raytmp, ignore_errors=True)
+
+
+def test_arm_labels_become_valid_metric_keys():
+    from mlflow.utils.validation import _validate_metric_name
+
+    from autoal.platform.sweep.driver import arm_metrics, metric_key
+
+    assert metric_key("setting=digits,strategy=margin") == "setting_digits_strategy_margin"
+    assert metric_key("margin") == "margin"
+    arms = [{"arm": "lr=0.001,margin", "seeds": 3, "aubc_mean": 0.8, "aubc_std": 0.01, "final_acc_mean": 0.9,
+             "final_acc_std": 0.02}, {"arm": "failed", "seeds": 0, "aubc_mean": None}]
+    m = arm_metrics(arms)
+    assert m == {"aubc/lr_0.001_margin": 0.8, "aubc_std/lr_0.001_margin": 0.01, "final_accuracy/lr_0.001_margin": 0.9,
+                 "final_accuracy_std/lr_0.001_margin": 0.02, "seeds/lr_0.001_margin": 3.0}
+    for key in m:
+        _validate_metric_name(key)  # MLflow accepts it

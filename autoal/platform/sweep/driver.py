@@ -9,6 +9,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -580,6 +581,28 @@ def _end_parent(uri: str | None, run_id: str | None, status: str) -> None:
         pass
 
 
+def metric_key(arm: str) -> str:
+    """An arm label as the tail of an MLflow metric key (letters, digits, ``_-. /``; other
+    characters, e.g. the ``=`` and ``,`` of ``setting=digits,strategy=margin``, become ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", arm)
+
+
+def arm_metrics(arms: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Per-arm mean and std of AUBC and final accuracy and the seed count, as the parent run's
+    metrics (``aubc/<arm>``, ``aubc_std/<arm>``, ``final_accuracy/<arm>``,
+    ``final_accuracy_std/<arm>``, ``seeds/<arm>``): the runs page compares the arms without
+    opening a child run or the report."""
+    out: dict[str, float] = {}
+    for a in arms:
+        if a.get("aubc_mean") is None:
+            continue
+        k = metric_key(str(a["arm"]))
+        out.update({f"aubc/{k}": float(a["aubc_mean"]), f"aubc_std/{k}": float(a["aubc_std"]),
+                    f"final_accuracy/{k}": float(a["final_acc_mean"]),
+                    f"final_accuracy_std/{k}": float(a["final_acc_std"]), f"seeds/{k}": float(a["seeds"])})
+    return out
+
+
 def _finish_parent(uri: str, run_id: str | None, result: SweepResult) -> None:
     if run_id is None:
         return
@@ -587,6 +610,7 @@ def _finish_parent(uri: str, run_id: str | None, result: SweepResult) -> None:
                "trials_failed": len(result.failed)}
     if result.best is not None:
         metrics["best_aubc"] = float(result.best["aubc"])
+    metrics.update(arm_metrics(result.arms))
     status = "KILLED" if result.interrupted else ("FAILED" if result.failed else "FINISHED")
     end_parent_run(uri, run_id, status, metrics=metrics,
                    tags={"best_arm": str(result.best["arm"]) if result.best else ""},
