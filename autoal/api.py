@@ -19,6 +19,7 @@ from autoal.data.base import ALDataset
 from autoal.data.files import dataset_from_arrays
 from autoal.errors import ConfigError, DataError
 from autoal.loop import ActiveLearningLoop, RunResult
+from autoal.progress import progress_mode
 from autoal.strategies import PoolStrategy, Strategy, build_strategy
 
 
@@ -31,7 +32,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds: int = 10, initial_size: int = 20,
         query_size: int = 10, seed: int = 0, model: str | torch.nn.Module = "small_cnn", epochs: int = 50,
-        output_dir: str = "runs", config: dict[str, Any] | None = None) -> RunResult:
+        output_dir: str = "runs", config: dict[str, Any] | None = None, progress: bool | None = None) -> RunResult:
     """Run ``rounds`` AL rounds on ``data`` (an ALDataset, or ``(x_train, y_train, x_test,
     y_test)`` arrays, checked by :func:`autoal.data.files.dataset_from_arrays`) and return the
     result (history, AUBC, labeled set, run folder). ``model``: a registered family by name, or
@@ -46,7 +47,11 @@ def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds:
     (``{"train": {"lr": 1e-3}, "strategy": {"params": {...}}}``); tracking is off unless it turns
     it on. The run folder is named after the data, the strategy, the seed and a hash of the config
     and the data, so calling again resumes or returns that run; a strategy passed as an object
-    (whose parameters the hash cannot see) always starts afresh."""
+    (whose parameters the hash cannot see) always starts afresh. ``progress``: a bar of the
+    rounds and epochs; by default shown on a terminal or in a notebook and not in a log or a pipe
+    (``AUTOAL_PROGRESS=bar|lines|off`` decides when set); ``True`` also writes progress lines to a
+    log, ``False`` never shows anything."""
+    show = _show_progress(progress)
     dataset = data if isinstance(data, ALDataset) else dataset_from_arrays(
         "arrays", *_four(data), where="autoal.run: data", source="arrays passed to autoal.run")
     obj = strategy if isinstance(strategy, Strategy) else None
@@ -57,9 +62,17 @@ def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds:
     d = {"model": {"name": "small_cnn" if module is not None else model}, "train": {"epochs": epochs},
          "al": {"rounds": rounds, "initial_size": initial_size, "query_size": query_size, "seed": seed},
          "strategy": {"name": name, "params": {}}, "tracking": {"enabled": False},
-         "runtime": {"output_dir": str(output_dir), "quiet": True, "resume": obj is None}}
+         "runtime": {"output_dir": str(output_dir), "quiet": not show, "resume": obj is None}}
     cfg = RunConfig.from_dict(_merge(d, config or {}))
     return ActiveLearningLoop(cfg, dataset=dataset, strategy=obj, model=module).run()
+
+
+def _show_progress(progress: bool | None) -> bool:
+    if progress is not None:
+        if not isinstance(progress, bool):
+            raise ConfigError(f"autoal.run: progress must be True, False or None; got {progress!r}")
+        return progress
+    return progress_mode() == "bar"
 
 
 def _four(data: Any) -> tuple:

@@ -94,3 +94,42 @@ def test_run_takes_a_strategy_object_that_is_not_registered(tmp_path):
                         query_size=10, epochs=2, output_dir=str(tmp_path))
     assert len(result.history) == 2 and len(result.labeled) == 30
     assert result.run_dir.name.startswith("arrays-my_lowest_top_probability-seed0")
+
+
+_PROGRESS = """
+import sys
+import numpy as np
+from sklearn.datasets import load_digits
+import autoal
+x, y = load_digits(return_X_y=True)
+im = x.reshape(-1, 8, 8) / 16
+kw = {} if sys.argv[1] == 'default' else {'progress': sys.argv[1] == 'on'}
+autoal.run((im[:600], y[:600], im[600:800], y[600:800]), 'margin', rounds=1, epochs=2, output_dir=sys.argv[2], **kw)
+"""
+
+
+@pytest.mark.parametrize("env, arg, shown", [("bar", "default", "bar"), ("", "default", None), ("", "on", "lines"),
+                                             ("bar", "off", None)])
+def test_library_runs_show_progress_on_a_terminal_only_by_default(tmp_path, env, arg, shown):
+    """autoal.run shows progress where a bar can be drawn (a terminal or a notebook; here
+    AUTOAL_PROGRESS=bar stands for one) and nothing in a pipe, unless progress=True/False says."""
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if k != "AUTOAL_PROGRESS"}
+    if env:
+        environ["AUTOAL_PROGRESS"] = env
+    out = subprocess.run([sys.executable, "-c", _PROGRESS, arg, str(tmp_path / "runs")], capture_output=True, text=True,
+                         timeout=300, env=environ)
+    assert out.returncode == 0, out.stderr[-3000:]
+    if shown is None:
+        assert "round" not in out.stderr, out.stderr[-2000:]
+    elif shown == "bar":
+        assert "rounds:" in out.stderr and "%|" in out.stderr, out.stderr[-2000:]  # a tqdm bar
+    else:
+        assert "round 1/1" in out.stderr and "%|" not in out.stderr, out.stderr[-2000:]  # plain lines
+
+
+def test_progress_must_be_a_bool_or_none(tmp_path):
+    with pytest.raises(ConfigError, match="progress"):
+        autoal.run((np.zeros((4, 8, 8)), np.zeros(4), np.zeros((2, 8, 8)), np.zeros(2)), progress="yes",
+                   output_dir=str(tmp_path))
