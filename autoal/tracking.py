@@ -114,7 +114,7 @@ def ensure_experiment(uri: str, name: str) -> str:
             raise TrackingError(f"tracking.uri: cannot create the folder of the SQLite store {uri}: {e}") from e
     # under the store's lock: two processes creating a fresh SQLite store (its tables, the
     # experiment) at the same moment would race
-    with space_for(store_path(uri), "tracking.uri"):
+    with space_for(store_path(uri), "tracking.uri", store=True):
         return call_serialized(sqlite_lock_path(uri), lambda: _ensure_experiment(uri, name))
 
 
@@ -128,7 +128,7 @@ def _named_full_store(method: Callable[..., Any]) -> Callable[..., Any]:
     raises one :class:`~autoal.errors.NoSpaceError` naming ``tracking.uri`` and the file."""
     @functools.wraps(method)
     def wrapped(self: "MLflowTracker", *args: Any, **kwargs: Any) -> Any:
-        with space_for(store_path(self.uri), "tracking.uri"):
+        with space_for(store_path(self.uri), "tracking.uri", store=True):
             return method(self, *args, **kwargs)
     return wrapped
 

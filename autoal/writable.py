@@ -28,6 +28,14 @@ def nearest_existing(path: Path) -> Path:
     return probe
 
 
+def file_in_the_way(path: str | os.PathLike[str]) -> Path | None:
+    """The file that stands where the folder ``path`` (or one of its parents) must be: ``path``
+    itself or its nearest existing ancestor when that is not a folder; None when the way is clear.
+    Nothing is created."""
+    probe = nearest_existing(Path(path).expanduser().absolute())
+    return None if probe.is_dir() else probe
+
+
 def _read_only_file_system(path: Path) -> bool:
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
@@ -88,20 +96,21 @@ def no_space_message(cause: BaseException, path: str | os.PathLike[str] | None, 
         reason += f" ({errno.errorcode.get(cause.errno, cause.errno)})"
     else:
         where, reason = path, f"no space left on the device (SQLite: {SQLITE_FULL})"
-    fix = f"; or set {key} to a folder on another disk" if key else ""
+    fix = f", or point {key} at another disk" if key else ""
     return f"{key + ': ' if key else ''}{where if where is not None else 'a file'}: {reason}; free space there{fix}"
 
 
 @contextmanager
-def space_for(path: str | os.PathLike[str], key: str) -> Iterator[None]:
+def space_for(path: str | os.PathLike[str], key: str, store: bool = False) -> Iterator[None]:
     """Inside: a write that fails for want of space (:func:`space_error`) becomes one
-    :class:`~autoal.errors.NoSpaceError` naming ``key`` and the file (else ``path``)."""
+    :class:`~autoal.errors.NoSpaceError` naming ``key`` and the file (else ``path``). A full
+    SQLite store (which names no file) counts only where ``store`` says ``path`` is that store."""
     try:
         yield
     except NoSpaceError:
         raise
     except Exception as e:
         cause = space_error(e)
-        if cause is None:
+        if cause is None or not (store or isinstance(cause, OSError)):
             raise
         raise NoSpaceError(no_space_message(cause, path, key)) from e

@@ -286,6 +286,11 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
     errors as one line (no stack trace) and exit 2."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # MLflow logs every SQLAlchemy error it re-raises with a traceback (a full or locked SQLite
+    # store); the command names the error itself, in one line
+    import logging
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     try:
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
