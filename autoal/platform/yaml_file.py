@@ -26,7 +26,9 @@ def yaml_problem(e: BaseException, path: str | Path | None = None) -> str:
         problem = (f"the tag !!{tag.group(1)} is refused (plain YAML only: mappings, lists, strings, numbers, "
                    "booleans, null)")
     else:
-        context = getattr(e, "context", None)
+        context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if context and cmark is not None and mark is not None and (cmark.line, cmark.column) != (mark.line, mark.column):
+            context = f"{context} (from line {cmark.line + 1}, column {cmark.column + 1})"
         problem = f"{context}: {problem}" if context else str(problem)
     return f"{name}: {where}not valid YAML: {problem}"
 
