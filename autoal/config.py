@@ -18,6 +18,7 @@ from autoal.errors import ConfigError
 from autoal.mc import MASK_MODES
 from autoal.models import model_names
 from autoal.training import MAX_EPOCHS, TrainConfig  # noqa: F401 - MAX_EPOCHS: re-exported beside the others
+from autoal.writable import file_in_the_way
 
 
 #: upper bounds that keep a typo from turning into hours of work or an allocator failure
@@ -25,6 +26,12 @@ MAX_MC_SAMPLES = 10_000
 MAX_ROUNDS = 100_000
 MAX_IMAGE_SIZE = 1024
 MAX_WIDTH = 1024
+#: MLflow's limits (mlflow/store/tracking/dbmodels/models.py): the experiments.name column
+#: (String(256); MLflow itself checks 500, SQLite no length, a server's MySQL or PostgreSQL 256),
+#: the tags' key column (String(250), checked by MLflow) and value column (String(8000))
+MAX_EXPERIMENT_NAME = 256
+MAX_TAG_KEY = 250
+MAX_TAG_VALUE = 8000
 
 
 @dataclass
@@ -101,6 +108,31 @@ class TrackingConfig:
     tags: dict[str, str] = field(default_factory=dict)
     log_model: bool = True
     register_model: str | None = None
+
+    def validate(self) -> None:
+        """What MLflow would refuse only once the run has started (after creating the store):
+        the experiment's name (not blank, at most :data:`MAX_EXPERIMENT_NAME` characters) and
+        the tags (MLflow's key rules, values it keeps whole)."""
+        import posixpath
+        import re
+
+        name = self.experiment
+        if not isinstance(name, str) or not name.strip() or "\x00" in name:
+            raise ConfigError(f"tracking.experiment: expected a name (not empty or blank); got {name!r:.80}")
+        if len(name) > MAX_EXPERIMENT_NAME:
+            raise ConfigError(f"tracking.experiment: at most {MAX_EXPERIMENT_NAME} characters (the MLflow store's "
+                              f"experiments.name column); got {len(name)}")
+        if not isinstance(self.tags, dict):
+            return  # RunConfig.validate names it
+        for k, v in self.tags.items():
+            key = str(k)
+            if not key or len(key) > MAX_TAG_KEY or not re.fullmatch(r"[/\w.\- :]+", key) \
+                    or posixpath.normpath(key) != key or key.startswith(("/", "..")):
+                raise ConfigError(f"tracking.tags.{key[:80]}: not a valid MLflow tag key (1 to {MAX_TAG_KEY} letters, "
+                                  "digits, '_', '-', '.', ' ', ':' or '/', not a path that resolves to another name)")
+            if isinstance(v, str) and len(v) > MAX_TAG_VALUE:
+                raise ConfigError(f"tracking.tags.{key}: at most {MAX_TAG_VALUE} characters (MLflow truncates "
+                                  f"longer values); got {len(v)}")
 
 
 @dataclass
@@ -227,13 +259,30 @@ class RunConfig:
         for k, v in self.tracking.tags.items():
             if not isinstance(k, str) or not isinstance(v, (str, int, float, bool)) or isinstance(v, float) and v != v:
                 raise ConfigError(f"tracking.tags.{k}: expected a string (or number) value; got {v!r}")
+        self.tracking.validate()
         out = Path(str(self.runtime.output_dir)).expanduser()
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"runtime.output_dir: {out} is a file; expected a folder (it is created if missing)")
+        blocker = file_in_the_way(out)
+        if blocker is not None:
+            what = "is a file" if blocker == out.absolute() else f"cannot be created: {blocker} is a file"
+            raise ConfigError(f"runtime.output_dir: {out} {what}; expected a folder (it is created if missing)")
         root = Path(str(self.dataset.root)).expanduser()
         if root.exists() and not root.is_dir():
             raise ConfigError(f"dataset.root: {root} is a file; expected the folder that holds (or receives) the data")
+        self._check_dataset_path()
         _check_dataset_options(self.dataset.options)
+
+    def _check_dataset_path(self) -> None:
+        """``dataset.path`` of the two loaders that read one: a folder for ``folder``, a file for
+        ``npz`` (a path that does not exist yet is the loader's to report)."""
+        if self.dataset.path is None or self.dataset.name not in ("folder", "npz"):
+            return
+        path = Path(self.dataset.path).expanduser()
+        if self.dataset.name == "folder" and path.exists() and not path.is_dir():
+            raise ConfigError(f"dataset.path: {path} is a file; dataset=folder reads a folder with one sub-folder of "
+                              "images per class")
+        if self.dataset.name == "npz" and path.is_dir():
+            raise ConfigError(f"dataset.path: {path} is a folder; dataset=npz reads one .npz file (x_train, y_train, "
+                              "x_test, y_test)")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the sequence of queries: not tracking, not the setting's

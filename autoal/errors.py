@@ -33,3 +33,9 @@ class LabelFileError(AutoALError):
 class TrainingDiverged(AutoALError, ArithmeticError):
     """Training gave a non-finite loss or weights (the learning rate is too high for the model and
     data); the round is not recorded."""
+
+
+class NoSpaceError(AutoALError, OSError):
+    """A write failed for want of space: the disk or the user's quota is full, a file would
+    exceed the size limit, or the SQLite store answered "database or disk is full". What was
+    written before stays as it was (every state file is replaced atomically)."""

@@ -24,7 +24,7 @@ from autoal.config import RunConfig
 from autoal.containment import check_tree, inside
 from autoal.data import ALDataset, load_dataset
 from autoal.data.registry import LOADERS
-from autoal.errors import DataError, StateError, TrainingDiverged
+from autoal.errors import ConfigError, DataError, StateError, TrainingDiverged
 from autoal.faults import strike
 from autoal.learner import Learner
 from autoal.memory import available_memory_bytes, human_bytes
@@ -38,7 +38,7 @@ from autoal.state import (RUN_FOLDER_FIX, RunState, STATE_FILE, STRATEGY_FILE, a
                           checkpoint_path, load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
 from autoal.strategies import Strategy, build_strategy
 from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, config_params, git_sha
-from autoal.writable import check_writable_folder
+from autoal.writable import check_writable_folder, space_for
 
 RoundCallback = Callable[[dict[str, Any]], None]
 #: the final round's task model (state dict) in the run folder; logged to MLflow as the run's model
@@ -143,16 +143,20 @@ class ActiveLearningLoop:
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunResult:
         torch.set_num_threads(self.cfg.runtime.threads())  # part of the run's identity (RunConfig.fingerprint)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        lock = lock_folder(self.run_dir)  # one process per run folder: a second copy of the command fails
-        try:
-            # a link in the folder that leads outside it (rounds/ -> elsewhere): refused before any
-            # file is read, written or deleted; a run folder that is itself a link is resolved first
-            check_tree(self.run_dir, what="run folder entry", fix=RUN_FOLDER_FIX)
-            return self._run_locked()
-        finally:
-            if lock is not None:
-                os.close(lock)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"runtime.output_dir: the run folder {self.run_dir} is a file; move it away or choose "
+                              "another runtime.output_dir or tracking.run_name")
+        with space_for(self.run_dir, "runtime.output_dir"):  # a full disk: one line naming the file
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            lock = lock_folder(self.run_dir)  # one process per run folder: a second copy of the command fails
+            try:
+                # a link in the folder that leads outside it (rounds/ -> elsewhere): refused before any
+                # file is read, written or deleted; a run folder that is itself a link is resolved first
+                check_tree(self.run_dir, what="run folder entry", fix=RUN_FOLDER_FIX)
+                return self._run_locked()
+            finally:
+                if lock is not None:
+                    os.close(lock)
 
     def _path(self, *parts: str) -> Path:
         """``run_dir/<parts>``, checked to lie inside the run folder once links are followed

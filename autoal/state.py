@@ -45,9 +45,11 @@ def atomic_write_bytes(path: str | Path, data: bytes, *,
         if before_replace is not None:
             before_replace(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:  # a full disk: name the file
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     _fsync_dir(path.parent)
 

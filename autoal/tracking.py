@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import fcntl
+import functools
 import hashlib
 import os
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from autoal.errors import ConfigError, TrackingError
-from autoal.writable import check_writable_folder
+from autoal.writable import check_writable_folder, space_for
 
 
 class Tracker(Protocol):
@@ -113,7 +114,23 @@ def ensure_experiment(uri: str, name: str) -> str:
             raise TrackingError(f"tracking.uri: cannot create the folder of the SQLite store {uri}: {e}") from e
     # under the store's lock: two processes creating a fresh SQLite store (its tables, the
     # experiment) at the same moment would race
-    return call_serialized(sqlite_lock_path(uri), lambda: _ensure_experiment(uri, name))
+    with space_for(store_path(uri), "tracking.uri", store=True):
+        return call_serialized(sqlite_lock_path(uri), lambda: _ensure_experiment(uri, name))
+
+
+def store_path(uri: str) -> str:
+    """The file of a SQLite store (``sqlite:///PATH``), else the URI itself: what a message names."""
+    return str(Path(uri[len("sqlite:///"):]).expanduser()) if uri.startswith("sqlite:///") else uri
+
+
+def _named_full_store(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A method of :class:`MLflowTracker` whose store (or artifact folder) runs out of space
+    raises one :class:`~autoal.errors.NoSpaceError` naming ``tracking.uri`` and the file."""
+    @functools.wraps(method)
+    def wrapped(self: "MLflowTracker", *args: Any, **kwargs: Any) -> Any:
+        with space_for(store_path(self.uri), "tracking.uri", store=True):
+            return method(self, *args, **kwargs)
+    return wrapped
 
 
 def _ensure_experiment(uri: str, name: str) -> str:
@@ -163,6 +180,7 @@ class MLflowTracker:
         self.experiment_id = ensure_experiment(uri, experiment)
         self.client = MlflowClient(tracking_uri=uri)
 
+    @_named_full_store
     def start(self, run_id: str | None = None, identity: dict[str, str] | None = None) -> str:
         """Reopen run ``run_id``, else adopt the RUNNING run whose tags hold ``identity`` (a
         process killed between creating the run and saving its id left it behind: resuming must
@@ -191,6 +209,7 @@ class MLflowTracker:
         self.run_id = run.info.run_id
         return self.run_id
 
+    @_named_full_store
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -199,6 +218,7 @@ class MLflowTracker:
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 
+    @_named_full_store
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
 
@@ -207,9 +227,11 @@ class MLflowTracker:
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i:i + 500])
 
+    @_named_full_store
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    @_named_full_store
     def set_tags(self, tags: dict[str, str]) -> None:
         """All ``tags`` in one batch (a store transaction each: one ``set_tag`` per tag cost a
         SQLite commit each)."""
@@ -222,6 +244,7 @@ class MLflowTracker:
     def logged_steps(self, key: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
+    @_named_full_store
     def log_dataset(self, name: str, digest: str, context: str, source: dict[str, str]) -> None:
         """The data set as an MLflow dataset input (``mlflow.data``: name, digest, source; the
         run page's "Datasets" column), once per (name, digest, context)."""
@@ -237,6 +260,7 @@ class MLflowTracker:
                              digest=digest)._to_mlflow_entity()
         self.client.log_inputs(self.run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
 
+    @_named_full_store
     def log_model(self, model: Any, registered_name: str | None = None, input_example: Any = None) -> str | None:
         """``model`` as an MLflow PyTorch model under the run (``runs:/<run id>/model``),
         registered as ``registered_name`` when given; returns the model URI. Skipped when the run
@@ -270,6 +294,7 @@ class MLflowTracker:
         self.client.set_tag(self.run_id, "autoal.model_uri", info.model_uri)
         return info.model_uri
 
+    @_named_full_store
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)

@@ -517,6 +517,216 @@ CASES += [
 ]
 
 
+
+# -- round three's helpers ------------------------------------------------------------------------
+
+#: a JSON-lines file of matrix runs in the repository (a report that reads no store)
+RUNS_FILE = Path(__file__).resolve().parents[1] / "bench" / "reference" / "quality_runs_2026-11-30.jsonl"
+
+
+def a_file(w: World) -> str:
+    """A plain file where a folder is expected."""
+    f = w.inputs("files3") / "a_file.txt"
+    if not f.exists():
+        f.write_text("not a folder")
+    return str(f)
+
+
+def file_cli(script: str, *argv: str) -> Callable[[World], None]:
+    """:func:`cli` with ``{afile}`` replaced by :func:`a_file`."""
+    return lambda w: cli(script, *[a.replace("{afile}", a_file(w)) for a in argv])(w)
+
+
+def yaml_input(w: World, name: str) -> str:
+    return str(w.base / "inputs" / "yaml" / name)
+
+
+def yaml_cli(w: World, name: str, text: str | bytes, script: str, *argv: str) -> None:
+    """Write ``text`` to inputs/yaml/``name``, then run the command with ``{file}`` naming it."""
+    p = Path(yaml_input(w, name))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    cli(script, *[a.replace("{file}", str(p)) for a in argv])(w)
+
+
+def conf_input(w: World, name: str, rel: str) -> str:
+    return str(w.base / "inputs" / "conf3" / name / rel)
+
+
+def conf_env(w: World, name: str, rel: str, text: str, act: Callable[[], Any]) -> Any:
+    """A copy of autoal's conf/ folder with ``text`` appended to ``rel``, as AUTOAL_CONF_DIR, for ``act``."""
+    import os
+
+    from autoal.paths import packaged_conf_dir
+
+    d = w.base / "inputs" / "conf3" / name
+    if not d.exists():
+        shutil.copytree(packaged_conf_dir(), d, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+        with open(d / rel, "a") as f:
+            f.write(text)
+    old = os.environ.get("AUTOAL_CONF_DIR")
+    os.environ["AUTOAL_CONF_DIR"] = str(d)
+    try:
+        return act()
+    finally:
+        os.environ.pop("AUTOAL_CONF_DIR")
+        if old is not None:
+            os.environ["AUTOAL_CONF_DIR"] = old
+
+
+def conf_cli(name: str, rel: str, text: str, script: str, *argv: str) -> Callable[[World], None]:
+    return lambda w: conf_env(w, name, rel, text, lambda: cli(script, *argv)(w))
+
+
+def labeling_cfg(**lab: Any) -> None:
+    from autoal.labeling import LabelingConfig
+
+    LabelingConfig.from_dict(lab)
+
+
+def report_where_runs_is_a_file(w: World) -> None:
+    """``autoal report`` in a folder whose ``runs`` is a file: the default report folder
+    (runs/reports/<id>) cannot be created."""
+    import os
+
+    d = w.inputs("cwd3")
+    (d / "runs").write_text("not a folder")
+    old = os.getcwd()
+    os.chdir(d)
+    try:
+        cli("report", f"report.runs_files=[{RUNS_FILE}]")(w)
+    finally:
+        os.chdir(old)
+
+
+
+# -- round three (issue 23): malformed YAML in every command that reads one (one line naming the
+# file, line and column), files where folders belong (and a folder where a file does), tracking
+# names that MLflow refuses only once the store exists: all refused before anything is written
+_UNCLOSED = "a: [1,\n"
+_PY_TAG = "a: !!python/object/apply:os.system [echo hi]\n"
+CASES += [
+    ("yaml3-cluster-file-unclosed-list", lambda w: yaml_cli(w, "unclosed.yaml", _UNCLOSED, "cluster_check", "{file}"),
+     SystemExit, lambda w: [yaml_input(w, "unclosed.yaml"), "line 2, column 1", "not valid YAML"]),
+    ("yaml3-cluster-file-python-tag", lambda w: yaml_cli(w, "pytag.yaml", _PY_TAG, "cluster_check", "{file}"),
+     SystemExit, lambda w: [yaml_input(w, "pytag.yaml"), "line 1, column 4", "!!python/object/apply:os.system"]),
+    ("yaml3-cluster-file-unclosed-quote", lambda w: yaml_cli(w, "quote.yaml", 'a: 1\nb: "abc\n', "cluster_check",
+                                                             "{file}"),
+     SystemExit, lambda w: [yaml_input(w, "quote.yaml"), "line 2", "not valid YAML"]),
+    ("yaml3-cluster-file-not-utf8", lambda w: yaml_cli(w, "latin1.yaml", "name: caf\xe9\n".encode("latin-1"),
+                                                       "cluster_check", "{file}"),
+     SystemExit, lambda w: [yaml_input(w, "latin1.yaml"), "UTF-8"]),
+    ("yaml3-cluster-file-is-a-folder", cli("cluster_check", "{base}/inputs"), SystemExit,
+     lambda w: [str(w.base / "inputs"), "is a folder"]),
+    ("yaml3-sweep-file-unclosed-list", lambda w: yaml_cli(w, "sweep_unclosed.yaml", _UNCLOSED, "cluster_check",
+                                                          "--sweep", "{file}", "--resources", ""),
+     SystemExit, lambda w: [yaml_input(w, "sweep_unclosed.yaml"), "line 2, column 1"]),
+    ("yaml3-sweep-file-python-name-tag",
+     lambda w: yaml_cli(w, "sweep_pyname.yaml", "resources_per_trial: !!python/name:os.system ''\n", "cluster_check",
+                        "--sweep", "{file}"),
+     SystemExit, lambda w: [yaml_input(w, "sweep_pyname.yaml"), "line 1", "!!python/name:os.system"]),
+    ("yaml3-conf-group-file-unclosed-list", conf_cli("group", "strategy/margin.yaml", _UNCLOSED, "run", "--check"),
+     SystemExit, lambda w: [conf_input(w, "group", "strategy/margin.yaml"), "line", "not valid YAML"]),
+    ("yaml3-conf-group-file-python-tag", conf_cli("pytag", "al/default.yaml", _PY_TAG, "run", "--check"), SystemExit,
+     lambda w: [conf_input(w, "pytag", "al/default.yaml"), "!!python/object/apply:os.system"]),
+    ("yaml3-conf-group-file-tab-indent", conf_cli("tab", "tracking/sqlite.yaml", "x:\n\t- 1\n", "run", "--check"),
+     SystemExit, lambda w: [conf_input(w, "tab", "tracking/sqlite.yaml"), "line", "not valid YAML"]),
+    ("yaml3-conf-primary-config-help", conf_cli("primary", "config.yaml", _UNCLOSED, "run", "--help"), SystemExit,
+     lambda w: [conf_input(w, "primary", "config.yaml"), "line", "not valid YAML"]),
+    ("yaml3-conf-sweep-base", conf_cli("sweep", "sweep/base.yaml", _UNCLOSED, "sweep", "--check"), SystemExit,
+     lambda w: [conf_input(w, "sweep", "sweep/base.yaml"), "line"]),
+    ("yaml3-conf-report", conf_cli("report", "report.yaml", _PY_TAG, "report"), SystemExit,
+     lambda w: [conf_input(w, "report", "report.yaml"), "!!python/object/apply:os.system"]),
+    ("yaml3-conf-query", conf_cli("query", "query.yaml", _UNCLOSED, "query", "status", "labeling.project={project}"),
+     SystemExit, lambda w: [conf_input(w, "query", "query.yaml"), "line"]),
+    ("yaml3-compose-python-tag", lambda w: conf_env(w, "compose", "model/small_cnn.yaml", _PY_TAG,
+                                                    lambda: compose(["al.rounds=1"])),
+     ConfigError, lambda w: [conf_input(w, "compose", "model/small_cnn.yaml"), "!!python/object/apply:os.system"]),
+    ("dict3-experiment-empty", from_dict({"tracking": {"experiment": ""}}), ConfigError, ["tracking.experiment", "''"]),
+    ("dict3-experiment-blank", from_dict({"tracking": {"experiment": "   "}}), ConfigError, ["tracking.experiment"]),
+    ("dict3-experiment-1000-characters", from_dict({"tracking": {"experiment": "e" * 1000}}), ConfigError,
+     ["tracking.experiment", "256", "1000"]),
+    ("dict3-experiment-257-characters", from_dict({"tracking": {"experiment": "e" * 257}}), ConfigError,
+     ["tracking.experiment", "256"]),
+    ("dict3-tag-key-bad-character", from_dict({"tracking": {"tags": {"a!b": "1"}}}), ConfigError,
+     ["tracking.tags.a!b", "tag key"]),
+    ("dict3-tag-key-251-characters", from_dict({"tracking": {"tags": {"k" * 251: "1"}}}), ConfigError,
+     ["tracking.tags.kkk", "250"]),
+    ("dict3-tag-key-dotdot", from_dict({"tracking": {"tags": {"a/../b": "1"}}}), ConfigError, ["tracking.tags.a/../b"]),
+    ("dict3-tag-key-absolute", from_dict({"tracking": {"tags": {"/etc": "1"}}}), ConfigError, ["tracking.tags./etc"]),
+    ("dict3-tag-key-empty", from_dict({"tracking": {"tags": {"": "1"}}}), ConfigError, ["tracking.tags.", "tag key"]),
+    ("dict3-tag-value-8001-characters", from_dict({"tracking": {"tags": {"note": "v" * 8001}}}), ConfigError,
+     ["tracking.tags.note", "8000", "8001"]),
+    ("dict3-output-dir-parent-is-a-file", lambda w: RunConfig.from_dict({"runtime": {"output_dir": f"{a_file(w)}/runs"}}),
+     ConfigError, lambda w: ["runtime.output_dir", f"{a_file(w)} is a file"]),
+    ("dict3-folder-dataset-path-is-a-file",
+     lambda w: RunConfig.from_dict({"dataset": {"name": "folder", "path": a_file(w)}}), ConfigError,
+     lambda w: ["dataset.path", a_file(w), "is a file"]),
+    ("dict3-npz-dataset-path-is-a-folder",
+     lambda w: RunConfig.from_dict({"dataset": {"name": "npz", "path": str(w.base / "inputs")}}), ConfigError,
+     lambda w: ["dataset.path", str(w.base / "inputs"), "is a folder"]),
+    ("dict3-labeling-project-is-a-file", lambda w: labeling_cfg(project=a_file(w)), ConfigError,
+     lambda w: ["labeling.project", a_file(w), "is a file"]),
+    ("dict3-labeling-project-parent-is-a-file", lambda w: labeling_cfg(project=f"{a_file(w)}/proj"), ConfigError,
+     lambda w: ["labeling.project", f"{a_file(w)} is a file"]),
+    ("dict3-labeling-images-is-a-file", lambda w: labeling_cfg(project=str(w.base / "inputs" / "p3"), images=a_file(w)),
+     ConfigError, lambda w: ["labeling.images", a_file(w), "is a file"]),
+    ("dict3-labeling-seed-csv-is-a-folder",
+     lambda w: labeling_cfg(project=str(w.base / "inputs" / "p3"), images=str(w.images), seed_csv=str(w.images)),
+     ConfigError, lambda w: ["labeling.seed_csv", str(w.images), "is a folder"]),
+    ("cli3-run-check-experiment-empty", cli("run", "--check", "tracking.experiment="), SystemExit,
+     ["tracking.experiment", "''"]),
+    ("cli3-run-check-experiment-1000-characters", cli("run", "--check", "tracking.experiment=" + "e" * 1000),
+     SystemExit, ["tracking.experiment", "256", "1000"]),
+    ("cli3-run-check-tag-value-too-long", cli("run", "--check", "+tracking.tags.note=" + "v" * 8001), SystemExit,
+     ["tracking.tags.note", "8000"]),
+    ("cli3-run-check-folder-path-is-a-file", file_cli("run", "--check", "dataset=folder", "dataset.path={afile}"),
+     SystemExit, lambda w: ["dataset.path", a_file(w), "is a file"]),
+    ("cli3-run-folder-path-is-a-file",
+     file_cli("run", "dataset=folder", "dataset.path={afile}", "tracking.enabled=false",
+              "runtime.output_dir={base}/inputs/runs3"),
+     SystemExit, lambda w: ["ConfigError", "dataset.path", a_file(w)]),
+    ("cli3-run-check-npz-path-is-a-folder", cli("run", "--check", "dataset=npz", "dataset.path={base}/inputs"),
+     SystemExit, lambda w: ["dataset.path", str(w.base / "inputs"), "is a folder"]),
+    ("cli3-run-check-output-dir-parent-is-a-file", file_cli("run", "--check", "runtime.output_dir={afile}/runs"),
+     SystemExit, lambda w: ["runtime.output_dir", f"{a_file(w)} is a file"]),
+    ("cli3-run-check-store-parent-is-a-file", file_cli("run", "--check", "tracking.uri=sqlite:///{afile}/mlflow.db"),
+     SystemExit, lambda w: ["tracking.uri", a_file(w)]),
+    ("cli3-query-project-is-a-file",
+     file_cli("query", "export", "labeling.project={afile}", "labeling.images={base}/images", "tracking.enabled=false"),
+     SystemExit, lambda w: ["labeling.project", a_file(w), "is a file"]),
+    ("cli3-query-project-parent-is-a-file",
+     file_cli("query", "export", "labeling.project={afile}/proj", "labeling.images={base}/images",
+              "tracking.enabled=false"),
+     SystemExit, lambda w: ["labeling.project", f"{a_file(w)} is a file"]),
+    ("cli3-query-status-project-is-a-file", file_cli("query", "status", "labeling.project={afile}"), SystemExit,
+     lambda w: ["labeling.project", a_file(w)]),
+    ("cli3-query-images-is-a-file",
+     file_cli("query", "export", "labeling.project={base}/inputs/q3", "labeling.images={afile}",
+              "tracking.enabled=false"),
+     SystemExit, lambda w: ["labeling.images", a_file(w), "is a file"]),
+    ("cli3-query-seed-csv-is-a-folder",
+     cli("query", "export", "labeling.project={base}/inputs/q3", "labeling.images={base}/images",
+         "labeling.seed_csv={base}/images", "tracking.enabled=false"),
+     SystemExit, lambda w: ["labeling.seed_csv", str(w.images), "is a folder"]),
+    ("cli3-query-experiment-empty",
+     cli("query", "export", "labeling.project={base}/inputs/q3", "labeling.images={base}/images",
+         "tracking.experiment="),
+     SystemExit, ["tracking.experiment"]),
+    ("cli3-sweep-check-experiment-empty", cli("sweep", "--check", "tracking.experiment="), SystemExit,
+     ["tracking.experiment", "''"]),
+    ("cli3-ablation-check-experiment-1000-characters",
+     cli("ablation", "--check", "tracking.experiment=" + "e" * 1000), SystemExit, ["tracking.experiment", "256"]),
+    ("cli3-sweep-check-storage-path-is-a-file", file_cli("sweep", "--check", "sweep.storage_path={afile}"),
+     SystemExit, lambda w: ["sweep.storage_path", a_file(w), "is a file"]),
+    ("cli3-report-out-dir-is-a-file",
+     file_cli("report", "report.out_dir={afile}", f"report.runs_files=[{RUNS_FILE}]"), SystemExit,
+     lambda w: ["report.out_dir", a_file(w), "is a file"]),
+    ("cli3-report-default-out-dir-under-a-file", lambda w: report_where_runs_is_a_file(w), SystemExit,
+     lambda w: ["report.out_dir", f"{w.base / 'inputs' / 'cwd3' / 'runs'} is a file"]),
+]
+
+
 def npy_as_npz(w: World) -> None:
     p = w.inputs("renamed") / "renamed.npz"
     np.save(p.with_suffix(".npy"), np.zeros((4, 8, 8), np.uint8))
@@ -538,10 +748,12 @@ def project_import(w: World, csv_file: Path, run: dict | None = None) -> None:
     project(w, LabelingConfig, LabelingProject, run).import_batch(csv_file)
 
 
-def test_table_has_at_least_150_rows_over_every_entry():
+
+def test_table_has_at_least_200_rows_over_every_entry():
     ids = [c[0] for c in CASES]
-    assert len(ids) == len(set(ids)) >= 150
-    for prefix in ("dict-", "run-", "compose-", "cli-", "npz-", "folder-", "labels-", "export-", "mlflow-"):
+    assert len(ids) == len(set(ids)) >= 200
+    for prefix in ("dict-", "run-", "compose-", "cli-", "npz-", "folder-", "labels-", "export-", "mlflow-", "yaml3-",
+                   "cli3-"):
         assert any(i.startswith(prefix) for i in ids), prefix
 
 

@@ -23,6 +23,10 @@ def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    import yaml
+
+    from autoal.platform.yaml_file import yaml_problem
+
     directory = conf_dir()
     if not (directory / f"{config_name}.yaml").exists():
         raise AutoALError(f"config folder {directory} has no {config_name}.yaml; AUTOAL_CONF_DIR must name a copy of "
@@ -34,6 +38,8 @@ def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]
     with init:
         try:
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        except yaml.YAMLError as e:  # a broken file of an AUTOAL_CONF_DIR (Hydra reads it by name)
+            raise ConfigError(yaml_problem(e)) from None
         except (MissingConfigException, ValueError) as e:
             raise ConfigError(_explain_group_error(e, config_name)) from None
         except ConfigCompositionException as e:
@@ -145,10 +151,14 @@ HYDRA_FLAGS = ("--help", "-h", "--cfg", "-c", "--info", "-i", "--multirun", "-m"
 
 def config_groups(config_name: str = "config") -> dict[str, list[str]]:
     """The config groups that ``conf/<config_name>.yaml`` composes, each with its options."""
-    import yaml
+    from autoal.platform.yaml_file import read_yaml
 
     root = conf_dir()
-    defaults = yaml.safe_load((root / f"{config_name}.yaml").read_text()).get("defaults") or []
+    primary = read_yaml(root / f"{config_name}.yaml", "primary config")
+    if not isinstance(primary, dict):
+        raise ConfigError(f"{root / f'{config_name}.yaml'}: expected a mapping (defaults: and config keys) at the "
+                          f"top level; got {type(primary).__name__}")
+    defaults = primary.get("defaults") or []
     names = [next(iter(d)) for d in defaults if isinstance(d, dict)]
     return {g: sorted(p.stem for p in (root / g).glob("*.yaml")) for g in names if (root / g).is_dir()}
 
@@ -276,6 +286,11 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
     errors as one line (no stack trace) and exit 2."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # MLflow logs every SQLAlchemy error it re-raises with a traceback (a full or locked SQLite
+    # store); the command names the error itself, in one line
+    import logging
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     try:
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
@@ -287,11 +302,37 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
     except user_errors as e:
         print(f"error: {type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:  # what no layer below named: a full disk, a YAML file Hydra or a library read
+        line = _named_failure(e)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: the run's state is saved after every round; run the same command again to resume",
               file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+def _named_failure(e: Exception) -> str | None:
+    """One line for an exception that is the user's to fix although no autoal code named it: a
+    write that found no space (:func:`autoal.writable.space_error`: ENOSPC, EDQUOT, EFBIG, a
+    full SQLite store) or a malformed YAML file; None for anything else (a bug: its traceback)."""
+    from autoal.writable import no_space_message, space_error
+
+    cause = space_error(e)
+    if cause is not None:
+        return f"NoSpaceError: {one_line(no_space_message(cause, None))}"
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(e, yaml.YAMLError):
+        from autoal.platform.yaml_file import yaml_problem
+
+        return f"ConfigError: {one_line(yaml_problem(e))}"
+    return None
 
 
 def results_table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -18,6 +18,7 @@ from autoal.config import RunConfig
 from autoal.errors import ConfigError
 from autoal.labeling import LabelingConfig, LabelingProject, merge_overrides, store_overrides, stored_overrides
 from autoal.labeling.settings import project_dir
+from autoal.writable import space_for
 from autoal.cli.common import check_override_syntax, compose, main_guard, mlflow_ui_command, override_word
 
 COMMANDS = ("export", "import", "status", "discard")
@@ -83,6 +84,12 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip())
         return 0
     cmd, csv_file, proj, overrides = build(argv)
+    with space_for(proj.dir, "labeling.project"):  # a full disk: one line naming the file
+        return _run(cmd, csv_file, proj, overrides)
+
+
+def _run(cmd: str, csv_file: str | None, proj: LabelingProject, overrides: list[str]) -> int:
+    """The command ``cmd`` on the project ``proj``; prints its result."""
     res = None  # export and import report tracking problems
     if cmd == "export":
         res = proj.export_batch()

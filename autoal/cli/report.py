@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from autoal.errors import ConfigError
+from autoal.writable import check_writable_folder, space_for
 from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command,
                               results_table, split_flags)
 
@@ -26,7 +27,7 @@ from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui
 def main(argv: list[str]) -> int:
     from autoal.platform.report import check_report_options, list_sweeps, write_report
     from autoal.tracking import absolute_tracking_uri
-    from autoal.tracking import check_tracking_uri
+    from autoal.tracking import check_tracking_uri, store_path
 
     flags, argv = split_flags(argv)
     if answer_info_flags(flags, "autoal report", __doc__, "report", argv):
@@ -61,6 +62,8 @@ def main(argv: list[str]) -> int:
         sweep_id = None if run_ids or all_runs else (opts.get("sweep_id") or latest_sweep_id(uri, tracking["experiment"]))
         report_id = report_id_for(sweep_id, run_ids, tracking["experiment"])
     out_dir = opts.get("out_dir") or str(Path("runs") / "reports" / report_id)
+    if not opts.get("out_dir"):  # the default folder: checked as report.out_dir is (check_report_options)
+        check_writable_folder(out_dir, "report.out_dir")
     step = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -69,9 +72,11 @@ def main(argv: list[str]) -> int:
             step[0] = now
             print(f"fetching metric histories: {done}/{total} runs", file=sys.stderr, flush=True)
 
-    rep = write_report(uri, tracking["experiment"], sweep_id, out_dir, reference=opts.get("reference"),
-                       log_to_parent=bool(opts.get("log_to_parent", True)), run_ids=run_ids, all_runs=all_runs,
-                       runs_files=runs_files, progress=progress)
+    # a full disk: one line naming the file (a full store, where the report is logged: the store)
+    with space_for(store_path(uri), "tracking.uri", store=True), space_for(out_dir, "report.out_dir"):
+        rep = write_report(uri, tracking["experiment"], sweep_id, out_dir, reference=opts.get("reference"),
+                           log_to_parent=bool(opts.get("log_to_parent", True)), run_ids=run_ids, all_runs=all_runs,
+                           runs_files=runs_files, progress=progress)
     print(f"# {report_id}\n")
     print(rep.summary_markdown)
     if "paired_md" in rep.files:

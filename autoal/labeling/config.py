@@ -9,6 +9,7 @@ from typing import Any
 from autoal.config import MAX_IMAGE_SIZE
 from autoal.data.base import AUGMENTATIONS
 from autoal.errors import ConfigError
+from autoal.writable import file_in_the_way
 
 
 STATE_NAME = "labels.json"
@@ -49,6 +50,7 @@ class LabelingConfig:
             v = getattr(self, key)
             if v is not None and (not isinstance(v, str) or not v.strip() or "\x00" in v):
                 raise ConfigError(f"labeling.{key}: expected a path; got {v!r:.80}")
+        self._check_paths()
         for key in ("image_size", "channels"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -67,6 +69,24 @@ class LabelingConfig:
                 raise ConfigError(f"labeling.classes: expected a list of non-empty names; got {self.classes!r:.80}")
             if len(set(self.classes)) != len(self.classes):
                 raise ConfigError(f"labeling.classes: names must be distinct; got {list(self.classes)}")
+
+
+    def _check_paths(self) -> None:
+        """Folders where folders belong and a file where a file does (what does not exist yet is
+        the project's to create or to report): nothing is created."""
+        blocker = file_in_the_way(self.project)
+        if blocker is not None:
+            project = Path(self.project).expanduser()
+            what = "is a file" if blocker == project.absolute() else f"cannot be created: {blocker} is a file"
+            raise ConfigError(f"labeling.project: {project} {what}; expected the project folder (created if missing)")
+        for key, want_dir, expected in (("images", True, "the folder of images"),
+                                        ("seed_csv", False, "a CSV file of file,label rows")):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            path = Path(value).expanduser()
+            if path.exists() and path.is_dir() != want_dir:
+                raise ConfigError(f"labeling.{key}: {path} is a {'file' if want_dir else 'folder'}; expected {expected}")
 
 
 @dataclass

@@ -77,15 +77,12 @@ def ray_schema_path() -> Path:
 
 def load_cluster_file(path: str | Path) -> dict[str, Any]:
     """The cluster file as a dict; a missing file or bad YAML is a ConfigError naming the file."""
-    import yaml
+    from autoal.platform.yaml_file import read_yaml
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: cluster file not found")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    config = read_yaml(path, "cluster file")
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of cluster settings at the top level, got {type(config).__name__}")
     return config
@@ -512,7 +509,7 @@ def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mappin
             bundles += [{k: v / workers for k, v in plan.outside.items()} for _ in range(workers)]
         return {"bundles": bundles, "strategy": "PACK"}
 
-    import yaml
+    from autoal.platform.yaml_file import read_yaml
 
     path = Path(sweep)
     if not path.suffix:
@@ -520,7 +517,7 @@ def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mappin
     if not path.is_file():
         available = sorted(p.stem for p in (conf_dir() / "sweep").glob("*.yaml"))
         raise ConfigError(f"sweep {sweep!r}: no such sweep config ({path}); available: {', '.join(available) or 'none'}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path, "sweep file") or {}
     for node in (data, data.get("sweep") if isinstance(data, dict) else None):
         if isinstance(node, dict) and node.get("resources_per_trial") is not None:
             return node["resources_per_trial"]
