@@ -33,3 +33,12 @@ class LabelFileError(AutoALError):
 class TrainingDiverged(AutoALError, ArithmeticError):
     """Training gave a non-finite loss or weights (the learning rate is too high for the model and
     data); the round is not recorded."""
+
+
+class AutoALWarning(UserWarning):
+    """Base class of every warning autoal gives on purpose (the run goes on)."""
+
+
+class DataWarning(AutoALWarning):
+    """The data can be used but a result may mislead: e.g. a class of the test split that the
+    pool lacks (never learnable), or a pool class that the test split lacks (never measured)."""
