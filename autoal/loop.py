@@ -23,6 +23,7 @@ from autoal.cache import class_cache_bytes
 from autoal.config import RunConfig
 from autoal.containment import check_tree, inside
 from autoal.data import ALDataset, load_dataset
+from autoal.data.checks import check_pool_classes
 from autoal.data.registry import LOADERS
 from autoal.errors import DataError, StateError, TrainingDiverged
 from autoal.faults import strike
@@ -141,6 +142,10 @@ class ActiveLearningLoop:
         self.cfg = cfg
         self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
         self.dataset = dataset or load_dataset(cfg.dataset)
+        # a data set object built by the caller has not met the loaders' checks: one class cannot be queried
+        check_pool_classes(self.dataset.y_train, self.dataset.num_classes,
+                           f"{self.dataset.name} ({self.dataset.source})" if self.dataset.source else self.dataset.name,
+                           self.dataset.classes)
         cfg.al.check_pool(len(self.dataset.y_train), self.dataset.name)
         check_memory(len(self.dataset.y_train), self.dataset.num_classes, self.dataset.name,
                      mc=cfg.al.mc_samples > 0)

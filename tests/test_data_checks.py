@@ -207,3 +207,15 @@ def test_a_run_folder_of_the_sampled_identity_still_resumes(tmp_path):
     fresh = _cfg(tmp_path)
     fresh.runtime.resume = False
     assert run_dir_for(fresh) == first.run_dir
+
+
+def test_a_data_set_object_of_one_class_is_refused_before_the_run_writes(tmp_path):
+    from autoal.data.base import ALDataset
+    from autoal.errors import DataError
+
+    x = torch.zeros((30, 1, 8, 8), dtype=torch.uint8)
+    one = ALDataset(name="mine", x_train=x, y_train=torch.ones(30, dtype=torch.int64), x_test=x[:6],
+                    y_test=torch.arange(6) % 2, num_classes=2, classes=["no", "yes"], augmentation="none")
+    with pytest.raises(DataError, match=r"mine: the pool holds a single class \(every label is class 1 \('yes'\)\)"):
+        ActiveLearningLoop(_cfg(tmp_path), dataset=one)
+    assert list(tmp_path.iterdir()) == []
