@@ -16,6 +16,7 @@ import torch
 from autoal.cache import PoolCache
 from autoal.config import RunConfig
 from autoal.data.base import ALDataset
+from autoal.data.checks import warn_data
 from autoal.data.files import dataset_from_arrays
 from autoal.errors import ConfigError, DataError
 from autoal.loop import ActiveLearningLoop, RunResult
@@ -52,8 +53,12 @@ def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds:
     (``AUTOAL_PROGRESS=bar|lines|off`` decides when set); ``True`` also writes progress lines to a
     log, ``False`` never shows anything."""
     show = _show_progress(progress)
-    dataset = data if isinstance(data, ALDataset) else dataset_from_arrays(
-        "arrays", *_four(data), where="autoal.run: data", source="arrays passed to autoal.run")
+    if isinstance(data, ALDataset):
+        dataset = data
+    else:
+        dataset = dataset_from_arrays("arrays", *_four(data), where="autoal.run: data",
+                                      source="arrays passed to autoal.run")
+        warn_data(dataset.name, dataset.source, dataset.info["class_warnings"])
     obj = strategy if isinstance(strategy, Strategy) else None
     name = obj.name if obj is not None else str(strategy)
     module = model if isinstance(model, torch.nn.Module) else None

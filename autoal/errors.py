@@ -39,3 +39,12 @@ class NoSpaceError(AutoALError, OSError):
     """A write failed for want of space: the disk or the user's quota is full, a file would
     exceed the size limit, or the SQLite store answered "database or disk is full". What was
     written before stays as it was (every state file is replaced atomically)."""
+
+
+class AutoALWarning(UserWarning):
+    """Base class of every warning autoal gives on purpose (the run goes on)."""
+
+
+class DataWarning(AutoALWarning):
+    """The data can be used but a result may mislead: e.g. a class of the test split that the
+    pool lacks (never learnable), or a pool class that the test split lacks (never measured)."""

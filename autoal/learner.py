@@ -14,9 +14,10 @@ from autoal.cache import PoolCache, compute_cache
 from autoal.config import ModelConfig, RunConfig
 from autoal.data.base import ALDataset
 from autoal.device import prepare_model, resolve_device
-from autoal.errors import ConfigError
+from autoal.errors import ConfigError, DataError
 from autoal.executors.ray_scoring import RayScorer
 from autoal.models import Backbone, ModuleAdapter, build_model
+from autoal.models.registry import min_image_side
 from autoal.seeding import seed_torch
 from autoal.training import TrainConfig, evaluate, train_model
 
@@ -52,6 +53,8 @@ class Learner:
                                   f"{adapted.num_outputs} outputs; the data set {dataset.name!r} has "
                                   f"{dataset.num_classes} classes")
             self.template = adapted
+        else:
+            check_image_size(dataset, model_cfg.name)
 
     @classmethod
     def from_config(cls, cfg: RunConfig, dataset: ALDataset, scorer: Scorer | None = None,
@@ -114,6 +117,19 @@ class Learner:
         return self.scorer(model, self.dataset, indices, mc_samples=self.mc_samples,
                            batch_size=self.scoring_batch_size, device=self.device, seed=seed,
                            images=self.images, mc_masks=self.mc_masks)
+
+
+def check_image_size(dataset: ALDataset, model_name: str) -> None:
+    """DataError unless the data set's images are at least as tall and wide as the model family
+    ``model_name`` needs (:func:`~autoal.models.registry.min_image_side`): checked when the
+    learner is built, before a run writes anything, rather than failing inside a convolution."""
+    h, w = int(dataset.x_train.shape[2]), int(dataset.x_train.shape[3])
+    need = min_image_side(model_name, dataset.image_size)
+    if h < need or w < need:
+        where = f"{dataset.name} ({dataset.source})" if dataset.source else dataset.name
+        raise DataError(f"{where}: images are {h}x{w} pixels (height x width); model {model_name!r} needs at least "
+                        f"{need}x{need} for images {w} pixels wide; resize or pad the images, or choose another "
+                        "model.name (resnet18 accepts 1x1)")
 
 
 def default_scorer(cfg: RunConfig) -> Scorer:

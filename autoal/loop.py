@@ -23,6 +23,7 @@ from autoal.cache import class_cache_bytes
 from autoal.config import RunConfig
 from autoal.containment import check_tree, inside
 from autoal.data import ALDataset, load_dataset
+from autoal.data.checks import check_pool_classes
 from autoal.data.registry import LOADERS
 from autoal.errors import ConfigError, DataError, StateError, TrainingDiverged
 from autoal.faults import strike
@@ -92,12 +93,15 @@ def data_params(dataset: ALDataset) -> dict[str, Any]:
             "data.pool_class_counts": ",".join(str(c) for c in info["pool_class_counts"])}
 
 
-def run_fingerprint(cfg: RunConfig, dataset: ALDataset, model: ModuleAdapter | None = None) -> str:
+def run_fingerprint(cfg: RunConfig, dataset: ALDataset, model: ModuleAdapter | None = None,
+                    legacy: bool = False) -> str:
     """What a run computes: everything in the config that changes the queries, the data's
     identity (:meth:`ALDataset.identity`) and, for a user's model, the adapter's
     (:meth:`ModuleAdapter.identity`), so that the same config on other data or another model is
-    another run."""
-    text = f"{cfg.fingerprint()}:{dataset.fingerprint()}"
+    another run. ``legacy``: with the data's sampled identity of run folders written before
+    full-content digests (:meth:`ALDataset.legacy_identity`), to find and resume them."""
+    data = dataset.legacy_fingerprint() if legacy else dataset.fingerprint()
+    text = f"{cfg.fingerprint()}:{data}"
     if model is not None:
         text += ":" + json.dumps(model.identity(), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -105,10 +109,26 @@ def run_fingerprint(cfg: RunConfig, dataset: ALDataset, model: ModuleAdapter | N
 
 def run_dir_for(cfg: RunConfig, dataset: ALDataset | None = None, model: ModuleAdapter | None = None) -> Path:
     """Deterministic run folder, so that the same command on the same data and model finds its
-    state again (``dataset`` defaults to the one the config names, loaded)."""
+    state again (``dataset`` defaults to the one the config names, loaded). When that folder does
+    not exist but one named by the legacy (sampled) data identity holds a state (a run folder
+    written before full-content digests) and resume is on, that folder: it resumes."""
     dataset = dataset if dataset is not None else load_dataset(cfg.dataset)
     name = cfg.tracking.run_name or f"{dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
-    return Path(cfg.runtime.output_dir).expanduser().resolve() / f"{name}-{run_fingerprint(cfg, dataset, model)}"
+    root = Path(cfg.runtime.output_dir).expanduser().resolve()
+    path = root / f"{name}-{run_fingerprint(cfg, dataset, model)}"
+    if cfg.runtime.resume and not path.exists():
+        legacy = root / f"{name}-{run_fingerprint(cfg, dataset, model, legacy=True)}"
+        if (legacy / STATE_FILE).is_file():
+            return legacy
+    return path
+
+
+def _identity_change(saved: dict[str, Any], now: dict[str, Any]) -> str:
+    """The data set named as saved and as now, and the identity fields that differ."""
+    diff = [f"{k} {saved.get(k)} -> {now.get(k)}" for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    return "another data set (saved: {} {} labels {}; this run: {} {} labels {}; differing: {})".format(
+        saved.get("name"), saved.get("train_shape"), saved.get("labels_sha256"), now.get("name"),
+        now.get("train_shape"), now.get("labels_sha256"), "; ".join(diff))
 
 
 class ActiveLearningLoop:
@@ -126,6 +146,10 @@ class ActiveLearningLoop:
         self.cfg = cfg
         self.strategy = strategy or build_strategy(cfg.strategy.name, **cfg.strategy.params)
         self.dataset = dataset or load_dataset(cfg.dataset)
+        # a data set object built by the caller has not met the loaders' checks: one class cannot be queried
+        check_pool_classes(self.dataset.y_train, self.dataset.num_classes,
+                           f"{self.dataset.name} ({self.dataset.source})" if self.dataset.source else self.dataset.name,
+                           self.dataset.classes)
         cfg.al.check_pool(len(self.dataset.y_train), self.dataset.name)
         check_memory(len(self.dataset.y_train), self.dataset.num_classes, self.dataset.name,
                      mc=cfg.al.mc_samples > 0)
@@ -254,20 +278,23 @@ class ActiveLearningLoop:
         state = RunState.load(self.run_dir) if cfg.runtime.resume else None
         if state is not None:
             state_file = self.run_dir / STATE_FILE
-            if state.fingerprint != fp:
-                ident, model = self.dataset.identity(), self.learner.model_identity()
-                saved, saved_model = state.data or {}, state.model or {}
+            saved, saved_model = state.data or {}, state.model or {}
+            # a state written before full-content digests (no "hash" in its data identity) is
+            # checked the way it was written: its fingerprint covers the sampled identity
+            legacy = "hash" not in saved
+            expected = run_fingerprint(cfg, self.dataset, self.learner.template, legacy=True) if legacy else fp
+            if state.fingerprint != expected:
+                ident = self.dataset.legacy_identity() if legacy else self.dataset.identity()
+                model = self.learner.model_identity()
                 if saved and saved != ident:
-                    what = "another data set (saved: {} {} labels {}; this run: {} {} labels {})".format(
-                        saved.get("name"), saved.get("train_shape"), saved.get("labels_sha256"), ident["name"],
-                        ident["train_shape"], ident["labels_sha256"])
+                    what = _identity_change(saved, ident)
                 elif saved_model and saved_model != model:
                     what = (f"another model (saved: {json.dumps(saved_model, sort_keys=True)}; this run: "
                             f"{json.dumps(model, sort_keys=True)})")
                 else:
                     what = "another config"
                 raise StateError(f"{state_file}: saved state belongs to {what} (fingerprint {state.fingerprint}, "
-                                 f"this run {fp}); use another runtime.output_dir or tracking.run_name")
+                                 f"this run {expected}); use another runtime.output_dir or tracking.run_name")
             contradiction = _contradicts_config(state, cfg)
             if contradiction:
                 raise StateError(f"{state_file}: saved state contradicts the run's config: {contradiction}; move the "
@@ -338,14 +365,17 @@ class ActiveLearningLoop:
                                # MLflow caps tag values at 5000 characters
                                "dataset_source": (self.dataset.source or "not recorded by the loader")[:5000]})
         self.tracker.log_params({**config_params(self.cfg.to_dict()), **data_params(self.dataset)})
+        warned = self.dataset.info.get("class_warnings") or []
+        if warned:  # test classes the pool lacks, or pool classes the test split lacks (autoal.data.checks)
+            self.tracker.set_tags({"data_warnings": " | ".join(warned)[:5000]})
         ident = self.dataset.identity()
         source = {"loader": self.cfg.dataset.name, "source": (self.dataset.source or "")[:1000],
                   "labels_sha256": ident["labels_sha256"]}
-        for context, shape, sample in (("training", ident["train_shape"], ident["train_sample_sha256"]),
-                                       ("evaluation", ident["test_shape"], ident["test_sample_sha256"])):
+        for context, shape, digest in (("training", ident["train_shape"], ident["train_sha256"]),
+                                       ("evaluation", ident["test_shape"], ident["test_sha256"])):
             self.tracker.log_dataset(f"{self.dataset.name}-{'pool' if context == 'training' else 'test'}",
                                      self.dataset.fingerprint(), context,
-                                     {**source, "shape": "x".join(map(str, shape)), "sample_sha256": sample})
+                                     {**source, "shape": "x".join(map(str, shape)), "images_sha256": digest})
         # a resumed run re-logs rounds that its state holds but the store may have missed
         for rec in state.history[state.logged_rounds:]:
             self._log_round(rec, state)

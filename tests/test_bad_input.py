@@ -122,15 +122,14 @@ def run_npz(name: str, options: dict | None = None, **arrays: Any) -> Callable[[
 
 def run_npz_beyond_memory(w: World) -> None:
     """A pool whose (N, C) arrays would not fit in this machine's available memory: labels
-    reach class 99,999 (C = 100,000, the most autoal infers) and N is sized from what the
+    cover classes 0..99,999 (C = 100,000, the most autoal infers) and N is sized from what the
     machine has now, so that every round's class probabilities would exceed it."""
     from autoal.memory import available_memory_bytes
 
     have = available_memory_bytes()
     assert have is not None
-    n = int(have // (4 * 100_000 * 2)) + 1000
-    y = np.arange(n) % 3
-    y[-1] = 99_999
+    n = max(int(have // (4 * 100_000 * 2)) + 1000, 100_000)
+    y = np.arange(n) % 100_000  # every class holds an image (empty class ids are refused first)
     run_npz("beyond", {}, x_train=np.zeros((n, 12, 12), np.uint8), y_train=y)(w)
 
 
@@ -724,6 +723,60 @@ CASES += [
      lambda w: ["report.out_dir", a_file(w), "is a file"]),
     ("cli3-report-default-out-dir-under-a-file", lambda w: report_where_runs_is_a_file(w), SystemExit,
      lambda w: ["report.out_dir", f"{w.base / 'inputs' / 'cwd3' / 'runs'} is a file"]),
+]
+
+
+# -- round three (issue 23): data that cannot give a meaningful result, refused while it is loaded
+def run_folder3(kind: str) -> Callable[[World], None]:
+    """An image folder of two classes (``single_class``: one) whose first image of class ``a`` is
+    written as ``kind`` asks: a 16-bit PNG, a 32-bit integer TIFF or a float TIFF."""
+    def act(w: World) -> None:
+        from PIL import Image
+
+        root = w.inputs(f"folder3_{kind}") / "data"
+        for cls in ("a",) if kind == "single_class" else ("a", "b"):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(4):
+                Image.fromarray(np.full((8, 8, 3), 60 * i, np.uint8)).save(root / cls / f"{i}.png")
+        deep = {"uint16": ("0.png", np.full((8, 8), 4000, np.uint16)),
+                "int32": ("0.tif", np.full((8, 8), 70000, np.int32)),
+                "float": ("0.tif", np.full((8, 8), 0.25, np.float32))}
+        if kind in deep:
+            name, pixels = deep[kind]
+            (root / "a" / "0.png").unlink()
+            Image.fromarray(pixels).save(root / "a" / name)
+        run(w, dataset={"name": "folder", "path": str(root), "options": {"image_size": 8}},
+            al={"initial_size": 2, "query_size": 1})
+    return act
+
+
+def _folder3(kind: str, *tail: str) -> Callable[[World], list[str]]:
+    return lambda w: [str(w.base / "inputs" / f"folder3_{kind}" / "data" / Path(*tail))]
+
+
+CASES += [
+    ("npz3-all-labels-three", run_npz("three", y_train=np.full(12, 3), y_test=np.full(6, 3)), DataError,
+     lambda w: [npz_path("three")(w), "single class", "class 3", "at least 2 classes"]),
+    ("npz3-labels-zero-and-five", run_npz("gap", y_train=np.arange(12) % 2 * 5, y_test=np.arange(6) % 2 * 5),
+     DataError, lambda w: [npz_path("gap")(w), "class id(s) 1, 2, 3, 4", "labels found: 0, 5", "0..K-1"]),
+    ("npz3-num-classes-beyond-labels", run_npz("beyond_labels", {"num_classes": 5}), DataError,
+     lambda w: [npz_path("beyond_labels")(w), "class id(s) 3, 4", "dataset.options.num_classes=5"]),
+    ("npz3-pool-of-one-class", run_npz("onepool", y_train=np.zeros(12, np.int64)), DataError,
+     lambda w: [npz_path("onepool")(w), "y_train", "single class", "class 0"]),
+    ("npz3-zero-size-images", run_npz("zero", x_train=np.zeros((12, 0, 0), np.uint8),
+                                      x_test=np.zeros((6, 0, 0), np.uint8)), DataError,
+     lambda w: [npz_path("zero")(w), "x_train", "zero height or width"]),
+    ("npz3-images-too-small-for-the-model", run_npz("thin", x_train=np.zeros((12, 3, 28), np.uint8),
+                                                    x_test=np.zeros((6, 3, 28), np.uint8)), DataError,
+     lambda w: [npz_path("thin")(w), "3x28", "'small_cnn'", "at least 8x8"]),
+    ("folder3-single-class", run_folder3("single_class"), DataError,
+     lambda w: [*_folder3("single_class")(w), "single class folder", "'a'"]),
+    ("folder3-16-bit-png", run_folder3("uint16"), DataError,
+     lambda w: [*_folder3("uint16", "a", "0.png")(w), "'I;16'", "8-bit"]),
+    ("folder3-32-bit-integer-tiff", run_folder3("int32"), DataError,
+     lambda w: [*_folder3("int32", "a", "0.tif")(w), "'I'", "8-bit"]),
+    ("folder3-float-tiff", run_folder3("float"), DataError,
+     lambda w: [*_folder3("float", "a", "0.tif")(w), "'F'", "8-bit"]),
 ]
 
 

@@ -558,8 +558,11 @@ def test_npz_loads_and_infers_classes(tmp_path):
     p = _npz(tmp_path / "d.npz")
     ds = _load("npz", path=str(p))
     assert ds.x_train.shape == (6, 3, 10, 10) and ds.num_classes == 4 and ds.augmentation == "none"
-    ds = _load("npz", path=str(p), options={"num_classes": 6, "augmentation": "crop"})
-    assert ds.num_classes == 6 and ds.augmentation == "crop"
+    ds = _load("npz", path=str(p), options={"num_classes": 4, "augmentation": "crop"})
+    assert ds.num_classes == 4 and ds.augmentation == "crop"
+    # a class count beyond the labels leaves ids 4 and 5 empty: refused (issue 23)
+    with pytest.raises(DataError, match=r"class id\(s\) 4, 5 have no image .*num_classes=6"):
+        _load("npz", path=str(p), options={"num_classes": 6})
 
 
 def test_npz_float_images_in_unit_range(tmp_path):

@@ -6,9 +6,10 @@ import os
 import re
 import shlex
 import sys
+import warnings
 from typing import Any, Callable, Sequence
 
-from autoal.errors import AutoALError, ConfigError
+from autoal.errors import AutoALError, AutoALWarning, ConfigError
 from autoal.paths import CONF_PACKAGE, conf_dir, packaged_conf_dir
 
 
@@ -297,6 +298,15 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
         user_errors: tuple[type[BaseException], ...] = (AutoALError, HydraException, OmegaConfBaseException)
     except ImportError:  # pragma: no cover
         user_errors = (AutoALError,)
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # autoal's own: one line, like errors
+        if issubclass(category, AutoALWarning):
+            print(f"warning: {category.__name__}: {one_line(str(message))}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         code = fn(sys.argv[1:] if argv is None else list(argv))
     except user_errors as e:
@@ -312,6 +322,8 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
         print("interrupted: the run's state is saved after every round; run the same command again to resume",
               file=sys.stderr)
         sys.exit(130)
+    finally:
+        warnings.showwarning = shown
     sys.exit(code or 0)
 
 

@@ -14,9 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from autoal.data.checks import coverage_warnings
 from autoal.errors import DataError
 
 AUGMENTATIONS = ("none", "crop_flip", "crop")
+#: names how :meth:`ALDataset.identity` digests the images (every byte of both splits); a saved
+#: identity without this key was written by the sampled scheme (:meth:`ALDataset.legacy_identity`)
+IDENTITY_HASH = "sha256-all-bytes"
+#: images hashed per update: 8 MB of 32x32 RGB images, a view (no copy) of a contiguous split
+_HASH_CHUNK = 2048
 
 
 @dataclass
@@ -28,7 +34,9 @@ class ALDataset:
     folder); it is used to export samples for human labeling. ``source`` says in a few words what
     was read (a folder, a file, a package's bundled copy). ``info`` describes the splits as used:
     ``pool_class_counts``, ``imbalance_ratio`` (largest / smallest pool class), ``pool_size``,
-    ``test_size``; it is recomputed from the labels whenever a data set is built.
+    ``test_size``, ``class_warnings`` (:func:`~autoal.data.checks.coverage_warnings`: test
+    classes the pool lacks, pool classes the test split lacks); it is recomputed from the labels
+    whenever a data set is built.
     """
 
     name: str
@@ -53,7 +61,9 @@ class ALDataset:
         mean, std = _channel_stats(self.x_train)
         self.mean = mean
         self.std = std
-        self.info = {**self.info, **split_stats(self.y_train, self.y_test, self.num_classes)}
+        self.info = {**self.info, **split_stats(self.y_train, self.y_test, self.num_classes),
+                     "class_warnings": coverage_warnings(self.y_train, self.y_test, self.num_classes, self.classes)}
+        self._digests: tuple[tuple, dict[str, str]] | None = None
 
     @property
     def in_channels(self) -> int:
@@ -61,21 +71,44 @@ class ALDataset:
 
     def identity(self) -> dict[str, Any]:
         """What identifies the data a run computes on: the name, the split shapes, the number of
-        classes and SHA-256 digests of all labels and of up to 256 evenly spaced images of each
-        split (so two data sets with the same name but other samples or labels differ, at a
-        cost independent of the pool's size)."""
+        classes and SHA-256 digests of all labels and of every byte of each split's images
+        (``hash`` names that scheme), so that two data sets with the same name but any other
+        pixel or label differ. The digests are computed once per content (a split changed in
+        place is hashed again)."""
+        return {"name": self.name, "hash": IDENTITY_HASH, "train_shape": list(self.x_train.shape),
+                "test_shape": list(self.x_test.shape), "num_classes": int(self.num_classes),
+                **self._content_digests()}
+
+    def legacy_identity(self) -> dict[str, Any]:
+        """The identity run folders written before the full-content digests hold (no ``hash``
+        key): images digested from up to 256 evenly spaced samples per split. Only to resume
+        those folders, which it checks the way they were written."""
         def sample_digest(x: torch.Tensor) -> str:
             step = max(1, len(x) // 256)
             return hashlib.sha256(x[::step].contiguous().numpy().tobytes()).hexdigest()[:16]
 
-        labels = hashlib.sha256(self.y_train.numpy().tobytes() + b"|" + self.y_test.numpy().tobytes())
         return {"name": self.name, "train_shape": list(self.x_train.shape), "test_shape": list(self.x_test.shape),
-                "num_classes": int(self.num_classes), "labels_sha256": labels.hexdigest()[:16],
+                "num_classes": int(self.num_classes), "labels_sha256": self._content_digests()["labels_sha256"],
                 "train_sample_sha256": sample_digest(self.x_train), "test_sample_sha256": sample_digest(self.x_test)}
+
+    def _content_digests(self) -> dict[str, str]:
+        tensors = (self.x_train, self.x_test, self.y_train, self.y_test)
+        # a tensor changed in place bumps its version counter: the digests are then recomputed
+        key = tuple((id(t), t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
+        if self._digests is None or self._digests[0] != key:
+            labels = hashlib.sha256(self.y_train.numpy().tobytes() + b"|" + self.y_test.numpy().tobytes())
+            self._digests = (key, {"labels_sha256": labels.hexdigest()[:16],
+                                   "train_sha256": stream_digest(self.x_train),
+                                   "test_sha256": stream_digest(self.x_test)})
+        return dict(self._digests[1])
 
     def fingerprint(self) -> str:
         """A short hash of :meth:`identity`."""
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def legacy_fingerprint(self) -> str:
+        """A short hash of :meth:`legacy_identity` (the fingerprint before full-content digests)."""
+        return hashlib.sha256(json.dumps(self.legacy_identity(), sort_keys=True).encode()).hexdigest()[:12]
 
     @property
     def image_size(self) -> int:
@@ -122,6 +155,16 @@ def random_crop_flip(x: torch.Tensor, flip: bool, pad: int | None = None,
     return out
 
 
+def stream_digest(x: torch.Tensor, chunk: int = _HASH_CHUNK) -> str:
+    """SHA-256 (16 hex digits) of every byte of ``x`` in row-major order, fed to the hash
+    ``chunk`` samples at a time: a contiguous tensor is read through views, never copied whole
+    (a non-contiguous one is copied a chunk at a time)."""
+    h = hashlib.sha256()
+    for start in range(0, len(x), chunk):
+        h.update(memoryview(x[start:start + chunk].contiguous().numpy()).cast("B"))
+    return h.hexdigest()[:16]
+
+
 def split_stats(y_train: torch.Tensor, y_test: torch.Tensor, num_classes: int) -> dict[str, Any]:
     """Pool class counts, measured imbalance ratio (largest / smallest class; inf when a class is
     absent from the pool) and the sizes of both splits."""
@@ -159,6 +202,9 @@ def validate_arrays(name: str, split: str, x: torch.Tensor, y: torch.Tensor, num
                         f"got {getattr(x, 'dtype', type(x))} with shape {tuple(getattr(x, 'shape', ()))}")
     if x.shape[1] not in (1, 3):
         raise DataError(f"{where}: images must have 1 or 3 channels; got shape {tuple(x.shape)}")
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise DataError(f"{where}: images have zero height or width (shape {tuple(x.shape)}); expected images "
+                        "of at least 1x1 pixels")
     if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
         raise DataError(f"{where}: labels must be an int64 vector; got {getattr(y, 'dtype', type(y))} "
                         f"with shape {tuple(getattr(y, 'shape', ()))}")
@@ -197,6 +243,9 @@ def to_uint8_nchw(images: np.ndarray, source: str) -> torch.Tensor:
         raise DataError(f"{source}: images must have shape (N,H,W), (N,H,W,C) or (N,C,H,W); got {a.shape}")
     if a.shape[1] not in (1, 3):
         raise DataError(f"{source}: images must have 1 or 3 channels; got shape {a.shape}")
+    if a.shape[2] == 0 or a.shape[3] == 0:
+        raise DataError(f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
+                        "images of at least 1x1 pixels")
     return torch.from_numpy(np.ascontiguousarray(a))
 
 

@@ -14,12 +14,17 @@ resampling, aspect ratio not kept), ``channels`` (3 = RGB, default; 1 = grayscal
 ``test_fraction`` (default 0.2) and ``split_seed`` (default 0) for the stratified split when
 there are no ``train``/``test`` folders, ``augmentation`` (default ``crop_flip``), ``workers``
 (threads decoding images, default min(8, CPUs)). Files whose extension PIL cannot read and
-hidden files are skipped; a file with an image extension that fails to decode is a DataError.
+hidden files are skipped; a file with an image extension that fails to decode is a DataError,
+and so is one whose pixels an 8-bit conversion would not keep (16-bit, 32-bit integer or float
+images: PIL modes ``I;16*``, ``I``, ``F``, and any mode not in :data:`FAITHFUL_MODES`). At
+least two class folders.
 
 ``npz`` (``dataset.path`` required): keys ``x_train, y_train, x_test, y_test``; images
 (N,H,W), (N,H,W,C) or (N,C,H,W), uint8 or float in [0,1]/[0,255]; integer labels. Options:
 ``num_classes`` (default max label + 1 over both splits), ``classes`` (list of names),
-``augmentation`` (default ``none``).
+``augmentation`` (default ``none``). Labels must be 0..K-1 with every class holding an image
+in one split or the other, and the pool must hold at least two classes
+(:mod:`autoal.data.checks`).
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ import numpy as np
 import torch
 
 from autoal.data.base import AUGMENTATIONS, ALDataset, to_labels, to_uint8_nchw
+from autoal.data.checks import check_no_empty_classes, check_pool_classes
 from autoal.data.registry import DataSpec, register_dataset
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
 from autoal.progress import track
@@ -43,6 +49,10 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_IMAGE_PIXELS = 50_000_000
 #: the most classes a data set may have (a stray label of 10**9 would size (N, C) arrays)
 MAX_CLASSES = 100_000
+#: PIL modes whose conversion to 8-bit RGB or grayscale keeps every pixel's value (8-bit channels,
+#: bilevel, palette; an alpha channel is dropped). Others (16-bit ``I;16*``, 32-bit ``I``, float
+#: ``F``, ...) would be clipped to 0..255 by PIL's conversion, so they are refused.
+FAITHFUL_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +113,10 @@ def load_image_files(paths: Sequence[str | os.PathLike], size: int, channels: in
                 if w * h > MAX_IMAGE_PIXELS:
                     raise DataError(f"image file {p} is {w}x{h} = {w * h:,} pixels; autoal decodes at most "
                                     f"{MAX_IMAGE_PIXELS:,} pixels per image (downscale it first)")
+                if im.mode not in FAITHFUL_MODES:
+                    raise DataError(f"image file {p} has PIL mode {im.mode!r} ({_mode_words(im.mode)}); autoal reads "
+                                    "8-bit images only and would flatten its values: convert it to 8-bit (mode L or "
+                                    "RGB, scaled to 0..255) first")
                 im = im.convert(mode)
                 if im.size != (size, size):
                     im = im.resize((size, size), Image.Resampling.BILINEAR)
@@ -124,6 +138,16 @@ def load_image_files(paths: Sequence[str | os.PathLike], size: int, channels: in
             for _ in _progress(pool.map(read, range(len(paths))), len(paths), desc):
                 pass
     return out
+
+
+def _mode_words(mode: str) -> str:
+    if mode.startswith("I;16"):
+        return "16-bit integer pixels"
+    if mode == "I":
+        return "32-bit integer pixels"
+    if mode == "F":
+        return "32-bit float pixels"
+    return "a mode without a faithful 8-bit RGB or grayscale conversion"
 
 
 def check_same_geometry(name: str, x_train: torch.Tensor, x_test: torch.Tensor) -> None:
@@ -191,6 +215,9 @@ def load_folder(spec: DataSpec) -> ALDataset:
             raise DataError(f"dataset=folder: class folder {train_root / cls} holds no image files "
                             f"(readable extensions include .png, .jpg, .jpeg, .bmp, .tif)")
     classes = list(per_class)
+    if len(classes) < 2:
+        raise DataError(f"dataset=folder: {train_root} has a single class folder ({classes[0]!r}); need at least 2 "
+                        "class sub-folders of images")
     class_idx = {c: i for i, c in enumerate(classes)}
     train_files = [f for c in classes for f in per_class[c]]
     train_labels = np.array([class_idx[c] for c in classes for _ in per_class[c]], dtype=np.int64)
@@ -283,7 +310,8 @@ def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_te
                         augmentation: str = "none") -> ALDataset:
     """An :class:`ALDataset` from images ((N,H,W), (N,H,W,C) or (N,C,H,W); uint8, or floats in
     [0, 1] or [0, 255]) and integer labels 0..C-1, checked: non-empty splits, as many labels as
-    images, the same image geometry, labels in range, at least two classes. ``where`` names the
+    images, the same image geometry, labels in range, at least two classes in the pool, every
+    class id holding an image (:mod:`autoal.data.checks`). ``where`` names the
     input in every error (a file, or the API call); ``num_classes`` defaults to the largest
     label + 1."""
     x_tr = to_uint8_nchw(np.asarray(x_train), f"{where} [x_train]")
@@ -300,6 +328,7 @@ def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_te
     hi = max(int(y_tr.max()), int(y_te.max()))
     if lo < 0:
         raise DataError(f"{where} has negative labels (min {lo}); labels must be 0..num_classes-1")
+    explicit = num_classes is not None
     if num_classes is None:
         if hi + 1 > MAX_CLASSES:  # the class count sizes every (N, C) array a run allocates
             raise DataError(f"{where} has label {hi}: without dataset.options.num_classes the classes are 0..{hi}, "
@@ -308,8 +337,8 @@ def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_te
     elif hi >= num_classes:
         raise DataError(f"{where} has label {hi}, out of range for num_classes={num_classes} "
                         f"(dataset.options.num_classes; labels must lie in 0..{num_classes - 1})")
-    if num_classes < 2:
-        raise DataError(f"{where} holds a single class (all labels are 0); need at least 2 classes")
+    check_pool_classes(y_tr, num_classes, f"{where} [y_train]", classes)
+    check_no_empty_classes(y_tr, y_te, num_classes, where, explicit=explicit)
     if classes is not None and len(classes) != num_classes:
         raise ConfigError(f"dataset.options.classes: {len(classes)} names given for {num_classes} classes")
     return ALDataset(name=name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=num_classes,

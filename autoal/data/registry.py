@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from autoal.bounds import bounded, check_bounds
 from autoal.data.base import ALDataset
+from autoal.data.checks import check_pool_classes, warn_data
 from autoal.data.subset import apply_subsets
 from autoal.errors import ConfigError
 from autoal.registry import Registry
@@ -67,7 +68,12 @@ def dataset_names() -> list[str]:
 
 def load_dataset(spec: DataSpec) -> ALDataset:
     """Load the data set ``spec.name``, then apply its long tail and subsamples; unknown names
-    raise ConfigError listing the choices."""
+    raise ConfigError listing the choices. A pool of fewer than two classes is a DataError; test
+    classes the pool lacks, or pool classes the test split lacks, a
+    :class:`~autoal.errors.DataWarning` (also in ``info["class_warnings"]``)."""
     loader = LOADERS.get(spec.name)
     spec.validate()
-    return apply_subsets(loader(spec), spec)
+    ds = apply_subsets(loader(spec), spec)
+    check_pool_classes(ds.y_train, ds.num_classes, f"dataset={spec.name}: {ds.source or ds.name}", ds.classes)
+    warn_data(ds.name, ds.source, ds.info.get("class_warnings", []))
+    return ds

@@ -3,7 +3,7 @@ module of :mod:`autoal.models` with a builder registered by :func:`register_mode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from autoal.models.base import Backbone
 from autoal.registry import Registry
@@ -14,20 +14,25 @@ Builder = Callable[..., Backbone]
 @dataclass(frozen=True)
 class ModelFamily:
     """A registered backbone: its ``builder(in_channels, num_outputs, image_size, *, width,
-    dropout, embedding_norm) -> Backbone`` and the width used when the config gives none."""
+    dropout, embedding_norm) -> Backbone``, the width used when the config gives none and
+    ``min_side(image_size)``: the smallest height and width (pixels) its layers accept for images
+    ``image_size`` pixels wide (None: 1)."""
 
     name: str
     builder: Builder
     default_width: int
+    min_side: Optional[Callable[[int], int]] = None
 
 
 MODELS: Registry[ModelFamily] = Registry("model", "model.name", "autoal.models")
 
 
-def register_model(name: str, *, default_width: int) -> Callable[[Builder], Builder]:
-    """Decorator on a builder function: register the backbone family ``name``."""
+def register_model(name: str, *, default_width: int,
+                   min_side: Callable[[int], int] | None = None) -> Callable[[Builder], Builder]:
+    """Decorator on a builder function: register the backbone family ``name`` (``min_side``:
+    see :class:`ModelFamily`)."""
     def deco(fn: Builder) -> Builder:
-        MODELS.register(name)(ModelFamily(name, fn, int(default_width)))
+        MODELS.register(name)(ModelFamily(name, fn, int(default_width), min_side))
         return fn
     return deco
 
@@ -39,6 +44,13 @@ def model_names() -> list[str]:
 def model_family(name: str) -> ModelFamily:
     """The family ``name``; an unknown name raises ConfigError listing the choices."""
     return MODELS.get(name)
+
+
+def min_image_side(name: str, image_size: int) -> int:
+    """The smallest image height and width the family ``name`` accepts for images
+    ``image_size`` pixels wide."""
+    family = model_family(name)
+    return 1 if family.min_side is None else int(family.min_side(int(image_size)))
 
 
 def build_model(name: str, in_channels: int, num_outputs: int, image_size: int,
