@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, main job: install if needed, then run the default sweep on digits (5 strategies x
-# 3 seeds on Ray Tune, no GPU, no internet; a few minutes on 2 CPU cores): progress, AUBC per trial
+# 5 seeds on Ray Tune, no GPU, no internet; a few minutes on 2 CPU cores): progress, AUBC per trial
 # and mean ± std per strategy, the report folder and the MLflow UI command. Extra arguments are
 # Hydra overrides, e.g. `bash scripts/main.sh sweep=lam` or `bash scripts/main.sh sweep.resume=true`.
 set -euo pipefail

@@ -144,8 +144,11 @@ def test_every_ready_sweep_composes_into_valid_arms():
             steps = cfg.train.epochs_for(n) * -(-n // min(cfg.train.batch_size, n))
             assert steps >= MIN_FIRST_ROUND_STEPS, (path.stem, arm.label, steps)
     assert {"default", "smoke", "lam", "tau", "pool_size", "seeds", "fig2"} <= set(sizes)
-    assert sizes["smoke"] == (2, 2) and sizes["default"][0] >= 3 and sizes["default"][1] >= 2
+    assert sizes["smoke"] == (2, 2) and sizes["default"][0] >= 3
     assert sizes["pool_size"][0] == 4
+    from autoal.platform.report import MIN_PAIRS
+
+    assert sizes["default"][1] >= MIN_PAIRS  # the main job's report can test its pairs
     from autoal.strategies import strategy_names
 
     assert sizes["fig2"][0] == len(strategy_names())
