@@ -287,7 +287,7 @@ def prepare_sqlite_store(path: Path) -> None:
 
 
 def _create_sqlite_store(path: Path) -> None:
-    """A new MLflow store at ``path``: built in ``.<name>.creating-<pid>`` beside it, synced,
+    """A new MLflow store at ``path``: built in ``.<name>.creating-<pid>-<ns>`` beside it, synced,
     renamed over ``path`` (left-overs of a killed creation are removed first)."""
     import sqlalchemy
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -297,7 +297,8 @@ def _create_sqlite_store(path: Path) -> None:
 
     for old in path.parent.glob(f".{path.name}.creating-*"):
         old.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    # a new name each time: MLflow caches its store objects by URI, table creation included
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{time.time_ns()}")
     tmp_uri = f"sqlite:///{tmp}"
     n_fault, count = store_sql_fault(), [0]
 
@@ -323,6 +324,10 @@ def _create_sqlite_store(path: Path) -> None:
         os.fsync(f.fileno())
     strike_store("created")
     os.replace(tmp, path)
+    for engine in list(SqlAlchemyStore._engine_map.values()):  # this process's connections to the old file
+        database = engine.url.database
+        if database and Path(database).expanduser().resolve() == path.resolve():
+            engine.dispose()
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -445,8 +450,13 @@ class MLflowTracker:
         import mlflow
         import torch
 
+        from autoal.faults import kill_now, store_fault
+
         if self.client.get_run(self.run_id).data.tags.get("autoal.model_uri"):
             return self.client.get_run(self.run_id).data.tags["autoal.model_uri"]
+        self.fail_pending_models()
+        if store_fault() == "model":  # the logged model exists (PENDING) when MLflow first calls the model
+            model.register_forward_pre_hook(kill_now)
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.uri)
         try:
@@ -459,6 +469,24 @@ class MLflowTracker:
             mlflow.set_tracking_uri(previous)
         self.client.set_tag(self.run_id, "autoal.model_uri", info.model_uri)
         return info.model_uri
+
+    def fail_pending_models(self) -> list[str]:
+        """Mark FAILED the logged models of this run that a killed process left PENDING (MLflow
+        creates the model's record first, writes its files, then marks it READY); returns their
+        ids. Their records stay, so nothing a person may look for disappears."""
+        from mlflow.entities import LoggedModelStatus
+
+        try:
+            found = self.client.search_logged_models(experiment_ids=[self.experiment_id], max_results=100,
+                                                     filter_string=f"source_run_id = '{self.run_id}'")
+        except Exception:  # noqa: BLE001 - a server without logged models: nothing to clean up
+            return []
+        pending = [m.model_id for m in found if m.status == LoggedModelStatus.PENDING]
+        for model_id in pending:
+            self.client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+            self.client.set_logged_model_tags(model_id, {"autoal.failed": "left PENDING by a killed process; "
+                                                                          "the resumed run logged the model again"})
+        return pending
 
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
