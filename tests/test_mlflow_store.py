@@ -39,7 +39,8 @@ def autoal(folder: Path, *args: str, timeout: int = 300, **env: str) -> subproce
 
 
 def run_args(db: Path, *extra: str) -> list[str]:
-    return ["run", *RUN, f"tracking.uri=sqlite:///{db}", *extra]
+    """A small run on ``db``; without its model unless ``extra`` asks (logging it takes seconds)."""
+    return ["run", *RUN, f"tracking.uri=sqlite:///{db}", "tracking.log_model=false", *extra]
 
 
 def listed_runs(db: Path) -> list:
@@ -62,7 +63,7 @@ def assert_runs_in_a_fresh_store(folder: Path, db: Path, first: subprocess.Compl
 # ------------------------------------------------------------------ a kill during the store's creation
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["sql:1", "sql:150", "sql:700", "sql:1300", "sql:1650", "created", "replaced"])
+@pytest.mark.parametrize("point", ["sql:1", "sql:700", "sql:1650", "created", "replaced"])
 def test_a_first_run_killed_at_a_point_of_the_store_creation_leaves_a_store_the_next_run_uses(tmp_path, point):
     """AUTOAL_FAULT_STORE kills the first run inside MLflow's table creation and migrations
     (after the N-th SQL statement), with the store built but not renamed, and renamed but
@@ -80,7 +81,7 @@ def test_a_first_run_killed_at_many_instants_of_the_store_creation_leaves_a_stor
     "Creating initial MLflow database tables" line); each time, the next run in the same folder
     works and lists its run. (The old code left a half-migrated mlflow.db: every later run
     failed with "table ... already exists".)"""
-    delays = [0.0, 0.05, 0.15, 0.3, 0.5, 0.8, 1.2, 1.7, 2.3, 3.0]
+    delays = [0.0, 0.1, 0.3, 0.6, 1.0, 1.5, 2.2, 3.0]
     killed_with_a_store = 0
     for i, delay in enumerate(delays):
         folder = tmp_path / f"k{i}"
@@ -177,12 +178,12 @@ def test_a_run_killed_while_its_model_is_logged_leaves_no_pending_model_after_th
     from mlflow.tracking import MlflowClient
 
     db = tmp_path / "mlflow.db"
-    first = autoal(tmp_path, *run_args(db), AUTOAL_FAULT_STORE="model")
+    first = autoal(tmp_path, *run_args(db, "tracking.log_model=true"), AUTOAL_FAULT_STORE="model")
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
     client = MlflowClient(f"sqlite:///{db}")
     exp = client.get_experiment_by_name("autoal").experiment_id
     assert [m.status for m in client.search_logged_models([exp])] == [LoggedModelStatus.PENDING]
-    second = autoal(tmp_path, *run_args(db))
+    second = autoal(tmp_path, *run_args(db, "tracking.log_model=true"))
     assert second.returncode == 0, second.stderr[-3000:]
     runs = client.search_runs([exp])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
