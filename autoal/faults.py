@@ -1,4 +1,4 @@
-"""Fault injection for the crash tests, in one place. Both hooks are off unless an environment
+"""Fault injection for the crash tests, in one place. Every hook is off unless an environment
 variable of the process that starts the work names them; no config key or code path of a normal
 run changes.
 
