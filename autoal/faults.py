@@ -1,4 +1,4 @@
-"""Fault injection for the crash tests, in one place. Both hooks are off unless an environment
+"""Fault injection for the crash tests, in one place. Every hook is off unless an environment
 variable of the process that starts the work names them; no config key or code path of a normal
 run changes.
 
@@ -9,6 +9,12 @@ run changes.
   driver and handed to its trials; the first trial to finish round ``round`` creates the file
   ``marker`` and raises, every later attempt finds the file and goes on — a trial that fails
   once, for the retry and resume tests.
+- ``AUTOAL_FAULT_STORE=point`` (:func:`store_fault`, :func:`strike_store`): the tracking code
+  kills its own process with SIGKILL at a named point of a SQLite store's first creation
+  (``sql:N``: after the N-th SQL statement of MLflow's table creation and migrations in the
+  temporary file; ``created``: the temporary file complete, not yet renamed; ``replaced``:
+  renamed into place, the experiment not yet created) or of logging the model (``model``: the
+  logged model exists, PENDING, its files not yet written).
 """
 from __future__ import annotations
 
@@ -27,6 +33,33 @@ def strike(phase: str, round_: int) -> None:
     """SIGKILL this process if ``AUTOAL_FAULT`` names this phase and round."""
     if os.environ.get("AUTOAL_FAULT") == f"{phase}:{round_}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+#: where AUTOAL_FAULT_STORE can strike (besides ``sql:N``)
+STORE_FAULT_POINTS = ("created", "replaced", "model")
+
+
+def store_fault() -> str | None:
+    """The point ``AUTOAL_FAULT_STORE`` names, or None."""
+    return os.environ.get("AUTOAL_FAULT_STORE") or None
+
+
+def strike_store(point: str) -> None:
+    """SIGKILL this process if ``AUTOAL_FAULT_STORE`` names ``point``."""
+    if store_fault() == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def store_sql_fault() -> int | None:
+    """N of ``AUTOAL_FAULT_STORE=sql:N``, or None."""
+    spec = store_fault() or ""
+    head, _, n = spec.partition(":")
+    return int(n) if head == "sql" and n.isdigit() else None
+
+
+def kill_now(*_args: object) -> None:
+    """SIGKILL this process (a callback for the hooks above)."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,16 @@ import fcntl
 import functools
 import hashlib
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
@@ -71,10 +74,12 @@ class NullTracker:
         pass
 
 
-def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+def check_tracking_uri(uri: str, timeout: float = 5.0, reading: bool = False) -> None:
     """Fail fast, before any work, when the store cannot be used: a SQLite file whose folder
-    cannot be created, a ``file:`` store without MLFLOW_ALLOW_FILE_STORE, an HTTP server that
-    does not answer."""
+    cannot be created, a SQLite file that is damaged or not an MLflow store (read-only: nothing
+    is created or changed, see :func:`sqlite_store_state`), a half-created store that holds runs
+    (one without runs is repaired when it is first written; ``reading``: refused too), a
+    ``file:`` store without MLFLOW_ALLOW_FILE_STORE, an HTTP server that does not answer."""
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if path.is_dir():  # else MLflow retries for minutes before it says "unable to open database file"
@@ -85,6 +90,9 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
                                   example="sqlite:////tmp/autoal/mlflow.db")
         except ConfigError as e:
             raise TrackingError(f"{e} (the folder of the SQLite store {path})") from None
+        state = sqlite_store_state(path.expanduser())  # read-only: a damaged store is named, not touched
+        if state.kind == "half" and (state.runs or reading):
+            raise TrackingError(_half_store_message(path, state))
         return
     if uri.startswith(("http://", "https://")):
         url = uri.rstrip("/") + "/health"
@@ -134,6 +142,12 @@ def _named_full_store(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _ensure_experiment(uri: str, name: str) -> str:
+    if uri.startswith("sqlite:///"):
+        prepare_sqlite_store(Path(uri[len("sqlite:///"):]).expanduser())
+    return _get_or_create_experiment(uri, name)
+
+
+def _get_or_create_experiment(uri: str, name: str) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -148,9 +162,194 @@ def _ensure_experiment(uri: str, name: str) -> str:
     except TrackingError:
         raise
     except Exception as e:  # mlflow raises many types for an unusable store
-        if isinstance(e, mlflow.exceptions.MlflowException) and "already exists" in str(e):
+        if isinstance(e, mlflow.exceptions.MlflowException) and e.error_code == "RESOURCE_ALREADY_EXISTS":
             return client.get_experiment_by_name(name).experiment_id
+        if "already exists" in str(e) and uri.startswith("sqlite:///"):  # MLflow re-ran its migrations
+            raise TrackingError(f"tracking.uri: the SQLite store {uri[len('sqlite:///'):]} is half-created (MLflow "
+                                f"found some of its tables already there: {one_line_error(e)}); move it away to "
+                                "start a new store") from None
         raise TrackingError(f"tracking.uri: cannot use the MLflow store {uri}: {e}") from e
+
+
+# ---------------------------------------------------------------------------------------------
+# A SQLite store: damaged, half-created, or fine; created atomically
+# ---------------------------------------------------------------------------------------------
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What a SQLite store file holds: ``new`` (no file, an empty file, or a database without
+    tables: nothing to keep), ``ok`` (an MLflow store at this MLflow's schema), ``half`` (MLflow
+    tables, but the schema revision missing or behind: a first creation that was killed, or an
+    older MLflow); ``revision`` and ``head``: the schema revision found and the one this MLflow
+    writes; ``runs``: how many runs it holds."""
+
+    kind: str
+    revision: str | None = None
+    head: str | None = None
+    runs: int = 0
+
+
+def one_line_error(e: BaseException) -> str:
+    """An exception as one short line (SQLAlchemy's messages carry the SQL and a link)."""
+    text = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
+def sqlite_store_state(path: Path) -> StoreState:
+    """Inspect the SQLite store ``path`` read-only (nothing is created or written); raise
+    :class:`TrackingError` naming the file when it is damaged (not a SQLite file, shorter than its
+    header says, unreadable), a database of another program, or written by a newer MLflow."""
+    import sqlite3
+
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return StoreState("new")
+    except OSError as e:
+        raise TrackingError(f"tracking.uri: cannot read the SQLite store {path}: {e}") from None
+    if size == 0:
+        return StoreState("new")
+    damaged = f"tracking.uri: the SQLite store {path} is damaged ({{}}); it was left unchanged: restore it " \
+              "from a backup, or move it away to start a new store"
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as e:
+        raise TrackingError(f"tracking.uri: cannot read the SQLite store {path}: {e}") from None
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise TrackingError(damaged.format("not a SQLite database file"))
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(header[28:32], "big")
+    if pages and header[24:28] == header[92:96] and size < page * pages:  # the header's size is valid
+        raise TrackingError(damaged.format(f"{size} bytes, but its header counts {pages} pages of {page} bytes: "
+                                           "the file was cut short"))
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as e:
+        raise TrackingError(f"tracking.uri: cannot open the SQLite store {path}: {e}") from None
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables - {"sqlite_sequence"}:
+            return StoreState("new")
+        if "experiments" not in tables or "runs" not in tables:
+            raise TrackingError(f"tracking.uri: {path} is a SQLite database of another program (no MLflow "
+                                "tables: experiments, runs); choose another file for the store")
+        runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+        rows = con.execute("SELECT version_num FROM alembic_version").fetchall() \
+            if "alembic_version" in tables else []
+        revision = rows[0][0] if rows else None
+    except sqlite3.DatabaseError as e:
+        if getattr(e, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+            raise TrackingError(damaged.format(str(e))) from None
+        return StoreState("ok")  # busy, or a journal to roll back: MLflow's own connection copes
+    finally:
+        con.close()
+    head, known = _schema_revisions()
+    if revision is not None and revision == head:
+        return StoreState("ok", revision, head, runs)
+    if revision is not None and known is not None and revision not in known:
+        raise TrackingError(f"tracking.uri: the SQLite store {path} was written by a newer MLflow (schema revision "
+                            f"{revision}, unknown to the installed MLflow); upgrade mlflow")
+    return StoreState("half", revision, head, runs)
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_revisions() -> tuple[str | None, frozenset[str] | None]:
+    """The schema revision this MLflow writes, and every revision it knows (None where its
+    migration scripts cannot be read)."""
+    try:
+        from alembic.script import ScriptDirectory
+        from mlflow.store.db.utils import _get_alembic_config
+
+        script = ScriptDirectory.from_config(_get_alembic_config(""))
+        return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
+    except Exception:  # noqa: BLE001 - MLflow's internals moved: compare nothing
+        return None, None
+
+
+def _half_store_message(path: Path, state: StoreState) -> str:
+    found = f"schema revision {state.revision}" if state.revision else "no schema revision"
+    if state.runs:
+        return (f"tracking.uri: the SQLite store {path} holds {state.runs} run(s) but its MLflow schema is incomplete "
+                f"({found}; this MLflow needs {state.head}); it was left unchanged: back it up, then run `mlflow db "
+                f"upgrade sqlite:///{path}`, or set tracking.uri to another file")
+    return (f"tracking.uri: the SQLite store {path} is half-created ({found}; this MLflow needs {state.head}) and holds "
+            "no runs: nothing to read; the next `autoal run` with this store recreates it")
+
+
+def prepare_sqlite_store(path: Path) -> None:
+    """Make ``path`` a complete MLflow store (call under the store's lock): create a new one
+    atomically (tables and migrations in a temporary file of the same folder, then renamed into
+    place, so a kill at any instant leaves either no store or a complete one); recreate a
+    half-created one that holds no runs, keeping the old file beside it; leave one that exists
+    alone."""
+    state = sqlite_store_state(path)
+    if state.kind == "ok":
+        return
+    if state.kind == "half":
+        if state.runs:
+            raise TrackingError(_half_store_message(path, state))
+        backup = path.with_name(f"{path.name}.half-created-{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        shutil.copy2(path, backup)
+        _create_sqlite_store(path)
+        found = f"schema revision {state.revision}" if state.revision else "no schema revision"
+        print(f"warning: tracking.uri: the SQLite store {path} was half-created ({found}, no runs), e.g. by a first "
+              f"run that was killed; recreated it, the old file is kept as {backup}", file=sys.stderr, flush=True)
+        return
+    _create_sqlite_store(path)
+
+
+def _create_sqlite_store(path: Path) -> None:
+    """A new MLflow store at ``path``: built in ``.<name>.creating-<pid>-<ns>`` beside it, synced,
+    renamed over ``path`` (left-overs of a killed creation are removed first)."""
+    import sqlalchemy
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking import MlflowClient
+
+    from autoal.faults import kill_now, store_sql_fault, strike_store
+
+    for old in path.parent.glob(f".{path.name}.creating-*"):
+        old.unlink(missing_ok=True)
+    # a new name each time: MLflow caches its store objects by URI, table creation included
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{time.time_ns()}")
+    tmp_uri = f"sqlite:///{tmp}"
+    n_fault, count = store_sql_fault(), [0]
+
+    def count_statements(*_args: Any) -> None:
+        count[0] += 1
+        if count[0] == n_fault:
+            kill_now()
+
+    if n_fault is not None:
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "after_cursor_execute", count_statements)
+    try:
+        MlflowClient(tracking_uri=tmp_uri).search_experiments(max_results=1)  # tables, migrations, "Default"
+    except Exception as e:  # noqa: BLE001 - MLflow raises many types
+        tmp.unlink(missing_ok=True)
+        raise TrackingError(f"tracking.uri: cannot create the MLflow store {path}: {one_line_error(e)}") from e
+    finally:
+        if n_fault is not None:
+            sqlalchemy.event.remove(sqlalchemy.engine.Engine, "after_cursor_execute", count_statements)
+        engine = SqlAlchemyStore._engine_map.pop(tmp_uri, None)
+        if engine is not None:
+            engine.dispose()
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    strike_store("created")
+    os.replace(tmp, path)
+    for engine in list(SqlAlchemyStore._engine_map.values()):  # this process's connections to the old file
+        database = engine.url.database
+        if database and Path(database).expanduser().resolve() == path.resolve():
+            engine.dispose()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    strike_store("replaced")
 
 
 def git_sha() -> str:
@@ -277,13 +476,18 @@ class MLflowTracker:
         import mlflow
         import torch
 
+        from autoal.faults import kill_now, store_fault
+
         if self.client.get_run(self.run_id).data.tags.get("autoal.model_uri"):
             return self.client.get_run(self.run_id).data.tags["autoal.model_uri"]
+        self.fail_pending_models()
+        fmt = "pt2" if input_example is not None and _exportable(model, input_example) else "pickle"
+        if store_fault() == "model":  # the logged model exists (PENDING) when MLflow first calls the model
+            model.register_forward_pre_hook(kill_now)
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.uri)
         try:
             with mlflow.start_run(run_id=self.run_id):
-                fmt = "pt2" if input_example is not None and _exportable(model, input_example) else "pickle"
                 info = mlflow.pytorch.log_model(
                     model, name="model", serialization_format=fmt, registered_model_name=registered_name,
                     input_example=input_example,
@@ -293,6 +497,24 @@ class MLflowTracker:
         self.client.set_tag(self.run_id, "autoal.model_format", fmt)
         self.client.set_tag(self.run_id, "autoal.model_uri", info.model_uri)
         return info.model_uri
+
+    def fail_pending_models(self) -> list[str]:
+        """Mark FAILED the logged models of this run that a killed process left PENDING (MLflow
+        creates the model's record first, writes its files, then marks it READY); returns their
+        ids. Their records stay, so nothing a person may look for disappears."""
+        from mlflow.entities import LoggedModelStatus
+
+        try:
+            found = self.client.search_logged_models(experiment_ids=[self.experiment_id], max_results=100,
+                                                     filter_string=f"source_run_id = '{self.run_id}'")
+        except Exception:  # noqa: BLE001 - a server without logged models: nothing to clean up
+            return []
+        pending = [m.model_id for m in found if m.status == LoggedModelStatus.PENDING]
+        for model_id in pending:
+            self.client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+            self.client.set_logged_model_tags(model_id, {"autoal.failed": "left PENDING by a killed process; "
+                                                                          "the resumed run logged the model again"})
+        return pending
 
     @_named_full_store
     def end(self, status: str = "FINISHED") -> None:

@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         raise ConfigError(f"tracking.uri, tracking.experiment: expected the store and experiment to read; got "
                           f"{tracking.get('uri')!r}, {tracking.get('experiment')!r}")
     uri = absolute_tracking_uri(tracking["uri"])
-    check_tracking_uri(uri)
+    check_tracking_uri(uri, reading=True)
     check_report_options(opts, uri)
     if opts.get("list"):
         rows = list_sweeps(uri, tracking["experiment"])
