@@ -2,15 +2,17 @@
 on loopback, then headless Chromium (Debian's `chromium`, driven by Playwright) opens the UI the
 server itself serves and checks what a user sees:
 
-* the experiment's runs page lists the sweep's parent run and, expanded, its trial runs, with the
-  `aubc` and `final_accuracy` metric columns switched on;
+* the experiment's runs page lists the sweep's parent run, collapsed, with the per-arm AUBC the
+  sweep logs on it (`aubc/margin`, `aubc/random` switched on in the Columns menu): the arms compare
+  without expanding anything; expanded, its trial runs, with the `aubc` and `final_accuracy`
+  metric columns switched on;
 * a trial's run page shows the `aubc` metric with its value, and its Artifacts tab lists
   `learning_curve.png` and renders it (an <img> that loaded, at the PNG's own size);
 * the compare view of the two trials opens and shows both run ids and names.
 
 Each page is saved as a screenshot into $AUTOAL_TEST_ARTIFACTS (default: a `screenshots` folder in
-the test's tmp_path). With AUTOAL_SAVE_README_SCREENSHOT=<path> the runs page is also saved there
-(the README's picture: `AUTOAL_SAVE_README_SCREENSHOT=docs/images/mlflow_dashboard.png`).
+the test's tmp_path). With AUTOAL_SAVE_README_SCREENSHOT=<path> the runs page (parent expanded:
+the per-arm AUBC on the parent row, the trial runs below it) is also saved there (the README's picture: `AUTOAL_SAVE_README_SCREENSHOT=docs/images/mlflow_dashboard.png`).
 
 Needs Chromium (apt: chromium; scripts/ci_system_deps.sh) and the `playwright` package (the `dev`
 extra); AUTOAL_CHROMIUM=<path> picks the browser binary. Skipped without them, except under
@@ -105,6 +107,19 @@ def _shows_number(text: str, value: float) -> bool:
     return False
 
 
+def _tick_columns(page, *titles: str) -> None:
+    """Toggle columns in the open Columns menu (MLflow 3.17 lists each metric by its full key,
+    `aubc/margin` included, as a tree node titled with it)."""
+    for title in titles:
+        page.locator(f'[title="{title}"]').locator(
+            "xpath=preceding-sibling::span[contains(@class, 'checkbox')]").first.click()
+
+
+def _close_menu(page) -> None:
+    page.keyboard.press("Escape")
+    page.evaluate("document.activeElement && document.activeElement.blur()")  # no focus ring in the shot
+
+
 def _loopback(url: str) -> bool:
     parts = urllib.parse.urlsplit(url)
     return parts.scheme in ("data", "blob", "about") or parts.hostname in ("127.0.0.1", "localhost")
@@ -116,6 +131,7 @@ def test_dashboard_in_a_real_browser(chromium_exe, mlflow_server, ray_local, tmp
     from playwright.sync_api import expect, sync_playwright
 
     from autoal.platform.sweep import SweepSpec, run_sweep
+    from autoal.platform.sweep.driver import metric_key
 
     shots = Path(os.environ.get("AUTOAL_TEST_ARTIFACTS") or tmp_path / "screenshots").resolve()
     shots.mkdir(parents=True, exist_ok=True)
@@ -141,6 +157,11 @@ def test_dashboard_in_a_real_browser(chromium_exe, mlflow_server, ray_local, tmp
     kids = sorted((r for r in runs if r.data.tags.get("autoal_role") == "trial"), key=lambda r: r.info.run_name)
     assert len(kids) == 2 and all("aubc" in k.data.metrics for k in kids)
     kid = kids[0]
+    # the parent's per-arm AUBC (one seed per arm: the arm's mean is its trial's AUBC)
+    arm_aubc = {f"aubc/{metric_key(k.data.tags['arm'])}": k.data.metrics["aubc"] for k in kids}
+    assert sorted(arm_aubc) == ["aubc/margin", "aubc/random"], sorted(arm_aubc)
+    for key, value in arm_aubc.items():
+        assert parent.data.metrics.get(key) == pytest.approx(value), (key, parent.data.metrics)
     curve = Path(client.download_artifacts(kid.info.run_id, CURVE, str(tmp_path / "dl")))
     curve_size = _png_size(curve.read_bytes())
 
@@ -169,24 +190,41 @@ def test_dashboard_in_a_real_browser(chromium_exe, mlflow_server, ray_local, tmp
             ctx.route(lambda url: not _loopback(url), _block_external)  # the UI must not need the internet
             page = ctx.new_page()
             try:
-                # ------------------------------------------------ experiment page: the trial runs
+                # ------------------------------------------------ experiment page: the arms, collapsed
                 page.goto(f"{mlflow_server}/#/experiments/{exp_id}/runs")
                 parent_row = page.locator(f'[role="row"][row-id="{parent.info.run_id}"]').first
                 expect(parent_row).to_contain_text(parent.info.run_name)
                 kid_rows = {k.info.run_id: page.locator(f'[role="row"][row-id="{k.info.run_id}"]').first for k in kids}
-                if not kid_rows[kid.info.run_id].is_visible():  # nested runs start collapsed under the parent
-                    parent_row.locator('button[data-component-id*="runnamecellrenderer"]').click()
+                for k in kids:  # nested runs start collapsed under the parent: nothing expanded yet
+                    expect(kid_rows[k.info.run_id]).to_be_hidden()
+                # Columns menu: drop three empty attribute columns, tick the parent's per-arm AUBC
+                page.get_by_role("button", name="Columns").click()
+                _tick_columns(page, "Dataset", "Source", "Models", *sorted(arm_aubc))
+                _close_menu(page)
+                for key in arm_aubc:
+                    expect(page.get_by_role("columnheader", name=key, exact=True).first).to_be_visible()
+                parent_cells = page.locator(f'[role="row"][row-id="{parent.info.run_id}"]')
+                expect(parent_cells.filter(has_text=re.compile(r"\d\.\d{3}.*\d\.\d{3}", re.DOTALL))).to_have_count(1)
+                text = " ".join(parent_cells.all_inner_texts())
+                for key in arm_aubc:
+                    assert _shows_number(text, parent.data.metrics[key]), (key, text)
+                for k in kids:
+                    expect(kid_rows[k.info.run_id]).to_be_hidden()  # seen on the collapsed parent row
+                _shot(page, "arms")
+
+                # ------------------------------------------------ expanded: the trial runs
+                parent_row.locator('button[data-component-id*="runnamecellrenderer"]').click()
                 for k in kids:
                     expect(kid_rows[k.info.run_id]).to_be_visible()
                     expect(kid_rows[k.info.run_id]).to_contain_text(k.info.run_name)
-                # the AL metrics as columns (Columns menu: drop three empty attribute columns, tick two metrics)
+                # the trials' AL metrics as columns too
                 page.get_by_role("button", name="Columns").click()
-                for title in ("Dataset", "Source", "Models", "aubc", "final_accuracy"):
-                    page.locator(f'[title="{title}"]').locator(
-                        "xpath=preceding-sibling::span[contains(@class, 'checkbox')]").first.click()
-                page.keyboard.press("Escape")
-                page.evaluate("document.activeElement && document.activeElement.blur()")  # no focus ring in the shot
+                _tick_columns(page, "aubc", "final_accuracy")
+                _close_menu(page)
                 expect(page.get_by_role("columnheader", name="aubc", exact=True).first).to_be_visible()
+                text = " ".join(parent_cells.all_inner_texts())
+                for key in arm_aubc:  # still on the parent row, above its trials
+                    assert _shows_number(text, parent.data.metrics[key]), (key, text)
                 for k in kids:
                     cells = page.locator(f'[role="row"][row-id="{k.info.run_id}"]')
                     expect(cells.filter(has_text=re.compile(r"\d\.\d{3}"))).to_have_count(1)
