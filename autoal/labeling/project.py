@@ -27,7 +27,7 @@ from autoal.state import (atomic_torch_save, atomic_write_bytes, atomic_write_js
 from autoal.strategies import build_strategy
 from autoal.strategies.base import ScoreStrategy
 from autoal.tracking import MLflowTracker, check_tracking_uri, config_params
-from autoal.plots import image_grid
+from autoal.plots import captioned_grid
 
 #: what to do when a path of a labeling project leads outside it (autoal.containment)
 PROJECT_FIX = ("replace the link with a real folder or file (a project received from someone else: restore it from a "
@@ -560,14 +560,13 @@ def _state_problem(st: Any, project: Path | None = None) -> str | None:
 
 
 def batch_thumbnails(path: Path, ds: Any, ids: list[int], predicted: list[str], round_: int, per_row: int = 10) -> Path:
-    """A thumbnail grid of a batch to label, in the CSV's order (rows of ``per_row``, each row
-    labeled with its CSV rows and the model's predicted classes), beside the CSV."""
-    rows = []
-    for start in range(0, len(ids), per_row):
-        chunk = ids[start:start + per_row]
-        guess = " ".join(str(p)[:4] for p in predicted[start:start + per_row][:6])
-        rows.append((f"rows {start + 1}-{start + len(chunk)}\npredicted: {guess}", [ds.x_train[i].numpy() for i in chunk]))
-    return image_grid(path, rows, per_row=per_row, title=f"round {round_}: the batch to label")
+    """A thumbnail sheet of a batch to label, in the CSV's order (rows of ``per_row``, each row
+    named by its CSV rows), beside the CSV: every thumbnail captioned with its ``sample_id`` (the
+    CSV's id column) and the model's guess, so that a person can label from the sheet."""
+    captions = [f"id {i}\nguess {str(p)[:10]}" for i, p in zip(ids, predicted)]
+    rows = [f"rows {s + 1}-{min(s + per_row, len(ids))}" for s in range(0, len(ids), per_row)]
+    return captioned_grid(path, [ds.x_train[i].numpy() for i in ids], captions, per_row=per_row,
+                          title=f"round {round_}: the batch to label (caption = sample_id)", row_labels=rows)
 
 
 def _remove_if_empty(folder: Path) -> None:
