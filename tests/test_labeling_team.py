@@ -41,9 +41,10 @@ def test_a_team_runs_the_commands_from_two_working_folders(tmp_path):
     nothing lands in either working folder."""
     from mlflow.tracking import MlflowClient
 
-    shared, alice, bob = tmp_path / "shared", tmp_path / "alice", tmp_path / "bob"
+    # at different depths: a path relative to Alice's folder names another place from Bob's
+    shared, alice, bob = tmp_path / "shared", tmp_path / "alice", tmp_path / "home" / "bob"
     alice.mkdir()
-    bob.mkdir()
+    bob.mkdir(parents=True)
     images, project = shared / "images", shared / "project"
     truth = make_images(images)
     _autoal(alice, "export", "labeling.images=../shared/images", "labeling.project=../shared/project",
@@ -59,9 +60,9 @@ def test_a_team_runs_the_commands_from_two_working_folders(tmp_path):
 
     # Bob fills in the batch and imports it from his folder, then exports the next round
     fill(rows, images, truth, shared / "filled1.csv")
-    p = _autoal(bob, "import", "labeling.project=../shared/project", "--csv", "../shared/filled1.csv")
+    p = _autoal(bob, "import", "labeling.project=../../shared/project", "--csv", "../../shared/filled1.csv")
     assert "8 labels imported" in p.stdout
-    p = _autoal(bob, "export", "labeling.project=../shared/project")
+    p = _autoal(bob, "export", "labeling.project=../../shared/project")
     assert "round_002.csv" in p.stdout
     st = state(project)
     assert st["next_round"] == 2 and st["pending"]["round"] == 2 and st["pending"]["strategy"] == "entropy"
@@ -70,7 +71,7 @@ def test_a_team_runs_the_commands_from_two_working_folders(tmp_path):
     assert not {r["sample_id"] for r in rows2} & {r["sample_id"] for r in rows}
 
     # one MLflow run in the shared store, rounds 0 and 1 logged; nothing in either working folder
-    assert os.listdir(alice) == [] and os.listdir(bob) == []
+    assert os.listdir(alice) == [] and os.listdir(bob) == [] and os.listdir(bob.parent) == ["bob"]
     client = MlflowClient(tracking_uri=f"sqlite:///{shared / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("team").experiment_id])
     assert len(runs) == 1 and runs[0].info.run_id == st["tracking_run_id"]
