@@ -117,6 +117,78 @@ def image_grid(path: str | Path, rows: Sequence[tuple[str, Sequence]], per_row: 
     return save_figure(fig, path)
 
 
+def captioned_grid_figure(images: Sequence, captions: Sequence[str], per_row: int = 10, title: str = "",
+                          row_labels: Sequence[str] | None = None, fontsize: float = 6.0):
+    """A thumbnail sheet whose every image carries its own caption, centred in a white band under
+    it (for a person who labels from the sheet: the caption is the CSV's id). Returns
+    ``(fig, ax, cells)``: ``cells[k] = (x0, y0, w, h)`` is image ``k``'s box in the axes' data
+    coordinates (x to the right, y down, as ``imshow`` draws), its caption ``ax.texts[k]``. The
+    images are one mosaic on one axes, as in :func:`image_grid`."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if len(captions) != len(images):
+        raise ValueError(f"captions: {len(captions)} for {len(images)} images")
+    cols = max(1, min(per_row, len(images)))
+    n_rows = max(1, math.ceil(len(images) / cols))
+    thumbs = [_thumbnail_rgb(im) for im in images]
+    h = max((t.shape[0] for t in thumbs), default=1)
+    w = max((t.shape[1] for t in thumbs), default=1)
+    gap = max(1, min(h, w) // 8)
+    cell_in = 0.8                                  # inches per column
+    per_in = (w + gap) / cell_in                   # data units per inch
+    lines = max((str(c).count("\n") + 1 for c in captions), default=1)
+    band = math.ceil(per_in * (0.06 + lines * fontsize * 1.3 / 72))  # the caption band under each row
+    pitch_y = h + band
+    canvas = _mosaic([thumbs[r * cols:(r + 1) * cols] for r in range(n_rows)], n_rows, cols, pitch_y - gap, w, gap)
+    canvas = np.concatenate([canvas, np.ones((gap, canvas.shape[1], 3))])  # the last row's band, full height
+    left_in = 0.9 if row_labels else 0.1
+    top_in = 0.35 if title else 0.1
+    ax_w, ax_h = canvas.shape[1] / per_in, canvas.shape[0] / per_in
+    fig_w, fig_h = left_in + ax_w + 0.1, top_in + ax_h + 0.1
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=120)
+    ax = fig.add_axes((left_in / fig_w, 0.1 / fig_h, ax_w / fig_w, ax_h / fig_h))
+    ax.imshow(canvas, interpolation="nearest", aspect="equal")
+    ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
+    ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([r * pitch_y + (h - 1) / 2 for r in range(n_rows)] if row_labels else [])
+    if row_labels:
+        ax.set_yticklabels(list(row_labels)[:n_rows], fontsize=7)
+    ax.tick_params(length=0)
+    for s in ax.spines.values():
+        s.set_visible(False)
+    cells = []
+    for k, text in enumerate(captions):
+        r, j = divmod(k, cols)
+        x0, y0 = j * (w + gap) - 0.5, r * pitch_y - 0.5
+        cells.append((x0, y0, float(w), float(h)))
+        ax.text(x0 + w / 2, y0 + h + 0.03 * per_in, str(text), ha="center", va="top", fontsize=fontsize,
+                linespacing=1.1, clip_on=False)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1 - 0.05 / fig_h, va="top")
+    return fig, ax, cells
+
+
+def captioned_grid(path: str | Path, images: Sequence, captions: Sequence[str], per_row: int = 10, title: str = "",
+                   row_labels: Sequence[str] | None = None) -> Path:
+    """:func:`captioned_grid_figure`, written to ``path`` (PNG; the axes placed by hand, so
+    pixel positions follow the figure's own layout)."""
+    import matplotlib.pyplot as plt
+
+    fig, _, _ = captioned_grid_figure(images, captions, per_row=per_row, title=title, row_labels=row_labels)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _thumbnail_rgb(image):
     """(C, H, W), (H, W, C) or (H, W) → (H, W, 3) floats in [0, 1]: RGB as given (uint8 / 255,
     floats clipped), grayscale stretched to its own min..max (black when constant), as

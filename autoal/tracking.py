@@ -112,8 +112,10 @@ def check_tracking_uri(uri: str, timeout: float = 5.0, reading: bool = False) ->
     raise TrackingError(f"tracking.uri: unsupported scheme in {uri!r}; expected sqlite:///PATH, http(s)://HOST:PORT or file:PATH")
 
 
-def ensure_experiment(uri: str, name: str) -> str:
-    """Create (once, in the driver) the store's tables and the experiment; return its id."""
+def ensure_experiment(uri: str, name: str, artifact_location: str | None = None) -> str:
+    """Create (once, in the driver) the store's tables and the experiment; return its id.
+    ``artifact_location``: where a new experiment keeps its artifacts (default MLflow's, which
+    is ``./mlruns`` of the working folder that creates it); an existing experiment keeps its own."""
     check_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         try:
@@ -123,7 +125,7 @@ def ensure_experiment(uri: str, name: str) -> str:
     # under the store's lock: two processes creating a fresh SQLite store (its tables, the
     # experiment) at the same moment would race
     with space_for(store_path(uri), "tracking.uri", store=True):
-        return call_serialized(sqlite_lock_path(uri), lambda: _ensure_experiment(uri, name))
+        return call_serialized(sqlite_lock_path(uri), lambda: _ensure_experiment(uri, name, artifact_location))
 
 
 def store_path(uri: str) -> str:
@@ -141,13 +143,21 @@ def _named_full_store(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _ensure_experiment(uri: str, name: str) -> str:
+def _ensure_experiment(uri: str, name: str, artifact_location: str | None = None) -> str:
     if uri.startswith("sqlite:///"):
         prepare_sqlite_store(Path(uri[len("sqlite:///"):]).expanduser())
-    return _get_or_create_experiment(uri, name)
+    return _get_or_create_experiment(uri, name, artifact_location)
 
 
-def _get_or_create_experiment(uri: str, name: str) -> str:
+def artifacts_beside_store(uri: str) -> str | None:
+    """``<folder of the SQLite store>/mlruns`` for ``sqlite:///PATH`` (absolute), else None: an
+    artifact location that does not depend on the working folder."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return str(Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlruns")
+
+
+def _get_or_create_experiment(uri: str, name: str, artifact_location: str | None = None) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -158,7 +168,8 @@ def _get_or_create_experiment(uri: str, name: str) -> str:
             raise TrackingError(f"tracking.experiment: the MLflow experiment {name!r} at {uri} was deleted; restore "
                                 f"it (mlflow experiments restore --experiment-id {exp.experiment_id}) or choose "
                                 "another tracking.experiment")
-        return exp.experiment_id if exp is not None else client.create_experiment(name)
+        return exp.experiment_id if exp is not None else client.create_experiment(name,
+                                                                                   artifact_location=artifact_location)
     except TrackingError:
         raise
     except Exception as e:  # mlflow raises many types for an unusable store
@@ -366,7 +377,8 @@ class MLflowTracker:
     that many trackers can live in one process)."""
 
     def __init__(self, uri: str, experiment: str, run_name: str | None = None,
-                 tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> None:
+                 tags: dict[str, str] | None = None, parent_run_id: str | None = None,
+                 artifact_location: str | None = None) -> None:
         self.uri = uri
         self.experiment = experiment
         self.run_name = run_name
@@ -376,7 +388,7 @@ class MLflowTracker:
         from mlflow.tracking import MlflowClient
 
         quiet_artifact_progress()
-        self.experiment_id = ensure_experiment(uri, experiment)
+        self.experiment_id = ensure_experiment(uri, experiment, artifact_location)
         self.client = MlflowClient(tracking_uri=uri)
 
     @_named_full_store

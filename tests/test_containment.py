@@ -400,5 +400,5 @@ def test_a_labeling_project_and_images_behind_links_still_work(exported, tmp_pat
     args = [a if not a.startswith("labeling.project=") else f"labeling.project={tmp_path / 'p-link'}" for a in args]
     assert main(args) == 0
     rows = read_batch(project / "batches" / "round_001.csv")
-    assert rows and all(Path(r["file_path"]).resolve().is_relative_to(images.resolve()) for r in rows)
+    assert rows and all((images / r["file_path"]).resolve().is_relative_to(images.resolve()) for r in rows)
     assert (project / "batches" / "round_001.png").is_file()

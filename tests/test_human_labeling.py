@@ -76,8 +76,9 @@ def fill(rows: list[dict[str, str]], images: Path, truth: dict[str, str], out: P
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["sample_id", "file_path", "score", "label"])
         w.writeheader()
-        for row in rows:
-            rel = Path(row["file_path"]).relative_to(images).as_posix()
+        for row in rows:  # file_path: relative to the images folder (absolute in older versions)
+            p = Path(row["file_path"])
+            rel = (p.relative_to(images) if p.is_absolute() else p).as_posix()
             w.writerow({**row, "label": truth[rel]})
     return out
 
@@ -102,10 +103,10 @@ def test_round_trip_export_fill_import_next_round(tmp_path, capsys):
     assert st["classes"] == ["blue", "green", "red"] and len(st["pool"]) == 3 * PER_CLASS
     ids1 = [int(r["sample_id"]) for r in rows1]
     assert len(set(ids1)) == BATCH and not set(ids1) & seed_ids
-    for r in rows1:  # ids, paths and scores agree with the project's pool; most informative first
-        assert Path(r["file_path"]).is_file()
-        assert r["file_path"] == str(images / st["pool"][int(r["sample_id"])])
-        assert Path(r["file_path"]).relative_to(images).parts[0] == "unlabeled"
+    for r in rows1:  # ids, paths (relative to the images folder) and scores agree with the pool
+        assert not Path(r["file_path"]).is_absolute() and (images / r["file_path"]).is_file()
+        assert r["file_path"] == st["pool"][int(r["sample_id"])]
+        assert Path(r["file_path"]).parts[0] == "unlabeled"
     scores = [float(r["score"]) for r in rows1]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= np.log(3) + 1e-6 for s in scores)
     assert st["pending"]["round"] == 1 and st["pending"]["sample_ids"] == ids1

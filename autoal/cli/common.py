@@ -373,12 +373,18 @@ def override_word(key: str, value: str) -> str:
     grammar needs it (commas, brackets, parentheses, quotes, ``=``, non-ASCII letters), then
     quoted for the shell (:func:`shlex.quote`). (A value holding ``${`` is an interpolation to
     Hydra either way.)"""
+    return shell_word(hydra_override(key, value))
+
+
+def hydra_override(key: str, value: str) -> str:
+    """``key=value`` as an override that Hydra's grammar reads back as the string ``value``
+    (Hydra-quoted where needed; no shell quoting): what a stored setting holds."""
     word = f"{key}={value}"
     if not _reads_back(word, key, value):
         # Hydra's quoted strings: \' is a quote; backslashes escape only before a quote or the end
         body = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value).replace("'", "\\'")
         word = f"{key}='{body}'"
-    return shell_word(word)
+    return word
 
 
 def shell_word(text: str) -> str:

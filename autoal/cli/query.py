@@ -17,7 +17,7 @@ import shlex
 from autoal.config import RunConfig
 from autoal.errors import ConfigError
 from autoal.labeling import LabelingConfig, LabelingProject, merge_overrides, store_overrides, stored_overrides
-from autoal.labeling.settings import project_dir
+from autoal.labeling.settings import pin_paths, project_dir
 from autoal.writable import space_for
 from autoal.cli.common import check_override_syntax, compose, main_guard, mlflow_ui_command, override_word
 
@@ -72,6 +72,7 @@ def build(argv: list[str]):
     project = project_dir(_as_parsed(given), USAGE)
     overrides = merge_overrides(stored_overrides(project), given)
     d = compose(overrides, config_name="query")
+    overrides = pin_paths(d, overrides)  # stored absolute: later commands may run from any folder
     lab = d.pop("labeling")
     if allow:
         lab["allow_partial"] = True

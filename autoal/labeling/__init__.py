@@ -38,9 +38,18 @@ Project folder (written by autoal only, atomically)
     project/batches/round_001.csv         the exported batch of round 1 (to fill in)
     project/batches/round_001.imported.csv  the file that was imported for round 1 (audit copy)
     project/checkpoints/strategy_002.pt   a stateful strategy's state entering round 2
+    project/settings.json                 the settings of the last export (autoal/labeling/settings.py)
+
+Every path a project keeps is absolute, fixed when it is first given: the images folder, the seed
+CSV and the MLflow store (``tracking.uri``, the default ``sqlite:///mlflow.db`` included) are
+resolved against the working folder of that command, so that later commands may run from any
+folder. A project whose stored images folder no longer exists is refused (the project file and
+the path named; nothing written). The thumbnail sheet ``batches/round_001.png`` shows the batch in
+the CSV's order, each image captioned with its ``sample_id``.
 
 The exported CSV has the columns ``sample_id, file_path, score, label``: ``file_path`` is the
-image's absolute path, ``score`` the strategy's score (higher = more informative; for
+image's path relative to the project's images folder (posix ``/``; the CSV is portable between
+machines and mounts), ``score`` the strategy's score (higher = more informative; for
 strategies that pick a set rather than score samples — kmeans, coreset, badge, autoal — the
 1-based rank in the selection), ``label`` empty. Rows come most informative first.
 
@@ -48,7 +57,8 @@ Import rules (each failure is a :class:`~autoal.errors.LabelFileError` that name
 row — the line of the file, header = line 1 — and the field, lists every problem found, and
 changes nothing): columns ``sample_id`` and ``label`` are required (others, e.g. notes, are
 ignored); every ``sample_id`` must be an integer of the exported batch, at most once; a non-empty
-``file_path`` must be the exported path of that id (catches rows shifted by hand); every label
+``file_path`` must be the exported path of that id, relative or absolute (the form older versions
+wrote) (catches rows shifted by hand); every label
 must be one of the class names (exact spelling); an empty label is an error and a batch with
 missing rows is rejected unless ``allow_partial``, in which case the unlabeled samples return to
 the pool and the round closes with the labels given. Blank lines are skipped; a UTF-8 byte-order

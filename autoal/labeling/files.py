@@ -129,9 +129,12 @@ def batch_csv(ids: list[int], files: list[str], scores: Any) -> bytes:
 
 
 def same_file(given: str, exported: str, root: Path) -> bool:
+    """Whether a CSV's ``file_path`` names the exported image ``exported`` (relative to the images
+    folder ``root``): relative to ``root`` as exported, or absolute (the form older versions
+    wrote), compared once ``.``/``..`` are applied."""
     if given == exported:
         return True
     p = Path(given)
     if not p.is_absolute():
         p = root / p
-    return os.path.normpath(p) == os.path.normpath(exported)
+    return os.path.normpath(p) == os.path.normpath(root / exported)

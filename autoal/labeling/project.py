@@ -26,8 +26,8 @@ from autoal.state import (atomic_torch_save, atomic_write_bytes, atomic_write_js
                           lock_folder, prune_checkpoints)
 from autoal.strategies import build_strategy
 from autoal.strategies.base import ScoreStrategy
-from autoal.tracking import MLflowTracker, check_tracking_uri, config_params
-from autoal.plots import image_grid
+from autoal.tracking import MLflowTracker, artifacts_beside_store, check_tracking_uri, config_params
+from autoal.plots import captioned_grid
 
 #: what to do when a path of a labeling project leads outside it (autoal.containment)
 PROJECT_FIX = ("replace the link with a real folder or file (a project received from someone else: restore it from a "
@@ -72,6 +72,17 @@ class LabelingProject:
         root = Path(st["images"])
         for f in st["pool"]:
             inside(root, f, what=f"{self.state_file}: the pool entry {f!r},", fix=POOL_FIX)
+
+    def _check_images_root(self, st: dict[str, Any]) -> None:
+        """The images folder stored at creation (absolute) still exists: else a DataError naming
+        the project file and the stored path (a project moved with its images, a mount that
+        changed), before anything is written."""
+        root = Path(st["images"])
+        if not root.is_absolute() or not root.is_dir():
+            raise DataError(f"{self.state_file}: the project's images folder {st['images']} "
+                            f"{'is not an absolute path' if not root.is_absolute() else 'does not exist'} (moved, "
+                            "renamed or not mounted?); put the images back at that path (a symbolic link to their "
+                            "new place will do); nothing was changed")
 
     # -- state ------------------------------------------------------------------------------
     def load_state(self) -> dict[str, Any] | None:
@@ -147,6 +158,7 @@ class LabelingProject:
         with self._lock():
             st = self.load_state()
             if st is not None:
+                self._check_images_root(st)
                 self._check_pool(st)
             if st is not None and st["pending"] is not None:
                 return self._existing_pending(st)
@@ -190,6 +202,7 @@ class LabelingProject:
 
             ids = [int(i) for i in selected]
             files = [str(images_root / st["pool"][i]) for i in ids]
+            rel = [st["pool"][i] for i in ids]  # the CSV's file_path: relative to the images folder
             csv_path = self.batch_csv(r)
             pending = {"round": r, "csv": str(csv_path), "sample_ids": ids, "scores": [float(s) for s in scores],
                        "predicted": [st["classes"][p] for p in predicted],
@@ -198,7 +211,7 @@ class LabelingProject:
             sd = strategy.state_dict()
             if sd:
                 atomic_torch_save(checkpoint_path(self.dir, "strategy", r + 1, fix=PROJECT_FIX), sd)
-            atomic_write_bytes(csv_path, batch_csv(ids, files, scores))
+            atomic_write_bytes(csv_path, batch_csv(ids, rel, scores))
             thumbs = batch_thumbnails(self._in_project("batches", csv_path.with_suffix(".png").name), ds, ids, pending["predicted"], r)
             st["pending"] = pending
             self._commit(st)
@@ -212,7 +225,8 @@ class LabelingProject:
         csv_path = self.batch_csv(p["round"])  # derived, never the stored path: batch files stay in the project
         files = [str(Path(st["images"]) / st["pool"][i]) for i in p["sample_ids"]]
         if not csv_path.exists():
-            atomic_write_bytes(csv_path, batch_csv(p["sample_ids"], files, p["scores"]))
+            atomic_write_bytes(csv_path, batch_csv(p["sample_ids"], [st["pool"][i] for i in p["sample_ids"]],
+                                                   p["scores"]))
         return ExportResult(round=p["round"], csv=csv_path, sample_ids=list(p["sample_ids"]), files=files,
                             scores=list(p["scores"]), already_pending=True)
 
@@ -244,6 +258,7 @@ class LabelingProject:
             if st is None:
                 raise LabelFileError(f"{csv_path}: project {self.dir} has no labeling state ({STATE_NAME}); "
                                      "export a batch first")
+            self._check_images_root(st)
             pending = st["pending"]
             if pending is None:
                 raise LabelFileError(f"{csv_path}: project {self.dir} has no exported batch waiting for labels "
@@ -276,7 +291,7 @@ class LabelingProject:
         labeled_round = {e["sample_id"]: e["round"] for e in st["labeled"]}
         classes = list(st["classes"])
         class_set = set(classes)
-        exported_path = {i: str(Path(st["images"]) / st["pool"][i]) for i in batch}
+        exported_path = {i: st["pool"][i] for i in batch}  # relative to the images folder
         probs = Problems(csv_path)
         reader, header = read_csv(csv_path, raw, required=("sample_id", "label"))
         rows: list[Row] = []
@@ -454,8 +469,9 @@ class LabelingProject:
         if not cfg.tracking.enabled:
             return None
         try:
+            # a new experiment keeps its artifacts beside the store, not in this command's working folder
             tracker = MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=self.dir.name,
-                                    tags=cfg.tracking.tags)
+                                    tags=cfg.tracking.tags, artifact_location=artifacts_beside_store(cfg.tracking.uri))
             run_id = tracker.start(st.get("tracking_run_id"))
             if run_id != st.get("tracking_run_id"):
                 st["tracking_run_id"], st["logged_rounds"] = run_id, 0
@@ -560,14 +576,13 @@ def _state_problem(st: Any, project: Path | None = None) -> str | None:
 
 
 def batch_thumbnails(path: Path, ds: Any, ids: list[int], predicted: list[str], round_: int, per_row: int = 10) -> Path:
-    """A thumbnail grid of a batch to label, in the CSV's order (rows of ``per_row``, each row
-    labeled with its CSV rows and the model's predicted classes), beside the CSV."""
-    rows = []
-    for start in range(0, len(ids), per_row):
-        chunk = ids[start:start + per_row]
-        guess = " ".join(str(p)[:4] for p in predicted[start:start + per_row][:6])
-        rows.append((f"rows {start + 1}-{start + len(chunk)}\npredicted: {guess}", [ds.x_train[i].numpy() for i in chunk]))
-    return image_grid(path, rows, per_row=per_row, title=f"round {round_}: the batch to label")
+    """A thumbnail sheet of a batch to label, in the CSV's order (rows of ``per_row``, each row
+    named by its CSV rows), beside the CSV: every thumbnail captioned with its ``sample_id`` (the
+    CSV's id column) and the model's guess, so that a person can label from the sheet."""
+    captions = [f"id {i}\nguess {str(p)[:10]}" for i, p in zip(ids, predicted)]
+    rows = [f"rows {s + 1}-{min(s + per_row, len(ids))}" for s in range(0, len(ids), per_row)]
+    return captioned_grid(path, [ds.x_train[i].numpy() for i in ids], captions, per_row=per_row,
+                          title=f"round {round_}: the batch to label (caption = sample_id)", row_labels=rows)
 
 
 def _remove_if_empty(folder: Path) -> None:

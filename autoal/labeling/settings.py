@@ -1,6 +1,12 @@
 """A labeling project remembers the settings (config overrides) of its last successful export,
 and later commands start from them: a setting given again replaces the stored one, so a forgotten
-``strategy=...`` never silently changes the sequence of queries."""
+``strategy=...`` never silently changes the sequence of queries.
+
+Paths are stored absolute (:func:`pin_paths`): a relative ``labeling.images``, ``labeling.seed_csv``
+or ``tracking.uri`` (the default ``sqlite:///mlflow.db`` included) is resolved against the working
+folder of the command that gives it, once, so that a later command from any other folder (a team
+member's shell, a cron job) uses the same images and the same MLflow store. (A project created
+before this kept them as typed; its next export stores them resolved against that export's folder.)"""
 from __future__ import annotations
 
 import json
@@ -12,6 +18,7 @@ from autoal.state import atomic_write_json
 
 SETTINGS = "settings.json"  # in the project folder: the overrides of the last successful export
 NOT_STORED = ("labeling.project", "labeling.allow_partial")  # per command, never remembered
+PATH_KEYS = (("labeling", "images"), ("labeling", "seed_csv"))  # stored resolved against the working folder
 _FIX = "replace the link with a real file, or delete it and pass the settings on the command line"
 
 
@@ -59,3 +66,23 @@ def store_overrides(project: Path, overrides: list[str]) -> None:
     inside(project, f, what="the project's stored settings", fix=_FIX)
     atomic_write_json(f,
                       {"overrides": [o for o in overrides if override_key(o) not in NOT_STORED]})
+
+
+def pin_paths(d: dict, overrides: list[str]) -> list[str]:
+    """Resolve the composed config ``d``'s relative paths against the working folder (in place:
+    ``labeling.images``, ``labeling.seed_csv``, a local ``tracking.uri``) and return ``overrides``
+    with those keys replaced by their absolute values (the form :func:`store_overrides` keeps)."""
+    from autoal.cli.common import hydra_override
+    from autoal.tracking import absolute_tracking_uri
+
+    pinned: dict[str, str] = {}
+    for section, key in PATH_KEYS:
+        v = d.get(section, {}).get(key)
+        if isinstance(v, str) and v.strip():
+            d[section][key] = str(Path(v).expanduser().resolve())
+            pinned[f"{section}.{key}"] = d[section][key]
+    tr = d.get("tracking", {})
+    if isinstance(tr.get("uri"), str) and tr["uri"]:
+        tr["uri"] = absolute_tracking_uri(tr["uri"])
+        pinned["tracking.uri"] = tr["uri"]
+    return [o for o in overrides if override_key(o) not in pinned] + [hydra_override(k, v) for k, v in pinned.items()]
