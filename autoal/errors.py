@@ -41,6 +41,11 @@ class NoSpaceError(AutoALError, OSError):
     written before stays as it was (every state file is replaced atomically)."""
 
 
+class MissingExtraError(AutoALError, ImportError):
+    """A feature needs an optional part of autoal that is not installed; the message names the
+    extra that installs it (``pip install 'autoal[ray]'``; see :mod:`autoal.extras`)."""
+
+
 class AutoALWarning(UserWarning):
     """Base class of every warning autoal gives on purpose (the run goes on)."""
 

@@ -38,7 +38,8 @@ from autoal.seeding import derive_seed, round_rng, seed_torch
 from autoal.state import (RUN_FOLDER_FIX, RunState, STATE_FILE, STRATEGY_FILE, atomic_torch_save, atomic_write_bytes, atomic_write_json,
                           checkpoint_path, load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
 from autoal.strategies import Strategy, build_strategy
-from autoal.tracking import MLflowTracker, NullTracker, check_tracking_uri, config_params, git_sha
+from autoal.extras import require
+from autoal.tracking import TRACKING_OFF, MLflowTracker, NullTracker, check_tracking_uri, config_params, git_sha
 from autoal.writable import check_writable_folder, space_for
 
 RoundCallback = Callable[[dict[str, Any]], None]
@@ -526,7 +527,8 @@ def load_strategy_state(strategy: Strategy, path: Path) -> None:
 def check_run(cfg: RunConfig, run_dir: str | Path | None = None, tracking: bool = True, names: bool = True) -> None:
     """What a run can be refused for before any work, without reading the data or writing a file:
     the config (:meth:`RunConfig.validate`), the run folder's root (``runtime.output_dir``, or
-    ``run_dir``) and, with ``tracking``, the tracking store. ``autoal run --check`` asks this.
+    ``run_dir``), the extras the config needs (Ray for Ray scoring) and, with ``tracking``, the
+    tracking store (MLflow installed, the store usable). ``autoal run --check`` asks this.
     With ``names``, the data set and the strategy are looked up by name and the strategy built
     from its parameters (cheap: nothing is trained or loaded); the loop, which may be given its
     own strategy and data objects, builds or loads them itself right after."""
@@ -538,7 +540,10 @@ def check_run(cfg: RunConfig, run_dir: str | Path | None = None, tracking: bool 
         check_writable_folder(run_dir, "run_dir")
     else:
         check_writable_folder(cfg.runtime.output_dir, "runtime.output_dir")
+    if cfg.scoring.executor == "ray":
+        require("scoring.executor=ray", "ray", alternative="scoring=local")
     if tracking and cfg.tracking.enabled:
+        require(f"tracking in MLflow (tracking.uri={cfg.tracking.uri})", "mlflow", alternative=TRACKING_OFF)
         check_tracking_uri(cfg.tracking.uri)
 
 

@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from autoal.errors import ConfigError, TrackingError
+from autoal.extras import require
 from autoal.writable import check_writable_folder, space_for
+
+#: how to run without MLflow, named by the error for a tracked run where MLflow is not installed
+TRACKING_OFF = "turn tracking off (autoal run tracking=none; in the library tracking.enabled=false, the default)"
 
 
 class Tracker(Protocol):
@@ -385,6 +389,7 @@ class MLflowTracker:
         self.tags = dict(tags or {})
         self.parent_run_id = parent_run_id
         self.run_id: str | None = None
+        require(f"tracking in MLflow (tracking.uri={uri})", "mlflow", alternative=TRACKING_OFF)
         from mlflow.tracking import MlflowClient
 
         quiet_artifact_progress()
@@ -694,6 +699,7 @@ def absolute_tracking_uri(uri: str) -> str:
 # ---------------------------------------------------------------------------------------------
 def mlflow_client(uri: str) -> Any:
     """An ``MlflowClient`` on the store ``uri`` (for reading runs: reports)."""
+    require("reading runs from MLflow", "mlflow")
     from mlflow.tracking import MlflowClient
 
     quiet_artifact_progress()

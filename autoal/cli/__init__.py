@@ -19,6 +19,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster-check": ("autoal.cli.cluster_check", "check a Ray cluster file before `ray up`"),
 }
 
+#: command -> the packages of autoal's extras it imports (autoal.extras names the extra of each)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "run": ("hydra",),
+    "sweep": ("ray", "mlflow", "hydra"),
+    "ablation": ("ray", "mlflow", "hydra"),
+    "report": ("mlflow", "hydra"),
+    "query": ("hydra",),
+    "cluster-check": ("ray",),
+}
+
 
 def usage() -> str:
     from autoal.version import __version__
@@ -34,7 +44,8 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """The console script: dispatch ``argv[0]`` to its command module (exit code 2 and one line
-    for an unknown command)."""
+    for an unknown command, or for one whose extra is not installed: ``autoal sweep`` needs
+    ``autoal[ray]``)."""
     from autoal.cli.common import main_guard
 
     args = sys.argv[1:] if argv is None else list(argv)
@@ -49,6 +60,14 @@ def main(argv: list[str] | None = None) -> None:
     if args[0] not in COMMANDS:
         print(f"error: ConfigError: command: expected one of {', '.join(COMMANDS)}; got {args[0]!r} "
               "(autoal --help lists them)", file=sys.stderr)
+        sys.exit(2)
+    from autoal.errors import MissingExtraError
+    from autoal.extras import require
+
+    try:
+        require(f"autoal {args[0]}", *NEEDS[args[0]])
+    except MissingExtraError as e:
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(COMMANDS[args[0]][0])
     main_guard(module.main, args[1:])

@@ -9,7 +9,7 @@ import sys
 import warnings
 from typing import Any, Callable, Sequence
 
-from autoal.errors import AutoALError, AutoALWarning, ConfigError
+from autoal.errors import AutoALError, AutoALWarning, ConfigError, MissingExtraError
 from autoal.paths import CONF_PACKAGE, conf_dir, packaged_conf_dir
 
 
@@ -309,6 +309,9 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
     warnings.showwarning = show
     try:
         code = fn(sys.argv[1:] if argv is None else list(argv))
+    except MissingExtraError as e:  # names the extra to install: its message is the whole line
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
+        sys.exit(2)
     except user_errors as e:
         print(f"error: {type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
         sys.exit(2)
@@ -330,9 +333,14 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
 def _named_failure(e: Exception) -> str | None:
     """One line for an exception that is the user's to fix although no autoal code named it: a
     write that found no space (:func:`autoal.writable.space_error`: ENOSPC, EDQUOT, EFBIG, a
-    full SQLite store) or a malformed YAML file; None for anything else (a bug: its traceback)."""
+    full SQLite store), a malformed YAML file, a package of an extra that is not installed (its
+    ``pip install 'autoal[...]'``); None for anything else (a bug: its traceback)."""
+    from autoal.extras import from_import_error
     from autoal.writable import no_space_message, space_error
 
+    missing = from_import_error(e, "this command")  # a package of an extra that is not installed
+    if missing is not None:
+        return str(missing)
     cause = space_error(e)
     if cause is not None:
         return f"NoSpaceError: {one_line(no_space_message(cause, None))}"

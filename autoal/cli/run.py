@@ -20,6 +20,9 @@ def main(argv: list[str]) -> int:
     if answer_info_flags(flags, "autoal run", __doc__, "config", overrides):
         return 0
     if flags.get("multirun"):  # every combination as one Ray Tune sweep, tracked like autoal sweep
+        from autoal.extras import require
+
+        require("autoal run -m", "ray", "mlflow")
         from autoal.cli.sweep import run as run_sweep_cli
 
         fixed, sweep = multirun_sweep(overrides)

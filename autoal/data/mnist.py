@@ -40,6 +40,7 @@ from autoal.data.files import augmentation_option
 from autoal.data.registry import DataSpec, register_dataset
 from autoal.data.vision import _download
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
+from autoal.extras import require
 
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -265,6 +266,7 @@ def _source_option(spec: DataSpec) -> str:
 def _download_idx(root: Path) -> None:
     """Fetch the missing gzipped IDX files into ``root/MNIST/raw`` with torchvision's MNIST
     mirrors and MD5 checksums, unpacking each next to its archive."""
+    require("dataset=mnist with dataset.download=true", "torchvision")
     from torchvision.datasets import MNIST
     from torchvision.datasets.utils import download_and_extract_archive
 

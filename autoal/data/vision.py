@@ -46,6 +46,7 @@ from autoal.data.base import ALDataset, to_labels, to_uint8_nchw
 from autoal.data.files import augmentation_option, check_same_geometry, int_option, load_image_files
 from autoal.data.registry import DataSpec, register_dataset
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
+from autoal.extras import require
 
 # ---------------------------------------------------------------------------------------------
 # shared helpers
@@ -60,6 +61,7 @@ def _missing(name: str, expected: str, how: str) -> DatasetNotFoundError:
 
 def _download(name: str, what: str, fn, *args, **kwargs) -> None:
     """Run a torchvision download helper, turning its failures into DataError."""
+    require(f"dataset={name} with dataset.download=true", "torchvision")
     try:
         fn(*args, **kwargs)
     except Exception as exc:  # URLError, RuntimeError (checksum), OSError, ...
@@ -136,6 +138,7 @@ def _read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarra
 
 
 def _load_cifar(spec: DataSpec, name: str) -> ALDataset:
+    require(f"dataset={name}", "torchvision")
     from torchvision.datasets import CIFAR10, CIFAR100
 
     tv = CIFAR10 if name == "cifar10" else CIFAR100
@@ -242,6 +245,7 @@ def _read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def load_svhn(spec: DataSpec) -> ALDataset:
     """SVHN cropped digits: 73,257 pool / 26,032 test 32x32 RGB images, 10 classes (the
     ``extra`` split is not used)."""
+    require("dataset=svhn", "torchvision")
     from torchvision.datasets import SVHN
 
     root = spec.root_path
@@ -371,6 +375,7 @@ def _load_medmnist(spec: DataSpec, flag: str) -> ALDataset:
     package. Pool = train split (plus val with ``options.use_val_in_pool: true``), test = test
     split. medmnist's official-count assertion is not applied (it lives in ``__len__``, which is
     never called); ``options.strict_counts: true`` checks the counts here instead."""
+    require(f"dataset={flag}", "medmnist")
     import medmnist
     from medmnist.info import INFO
 

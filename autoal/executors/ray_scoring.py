@@ -165,6 +165,9 @@ class RayScorer:
                  start_timeout_s: float | None = 600.0) -> None:
         if int(num_actors) < 1:
             raise ValueError(f"num_actors must be >= 1; got {num_actors!r}")
+        from autoal.extras import require
+
+        require("Ray scoring (scoring.executor=ray)", "ray", alternative="scoring=local")
         self.num_actors = int(num_actors)
         self.gpus_per_actor = float(gpus_per_actor)
         self.num_cpus = float(num_cpus)

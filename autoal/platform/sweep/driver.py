@@ -237,6 +237,9 @@ def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | Non
     """Run (or resume) a sweep on the Ray instance this process is connected to (see
     :func:`ray_session`). ``base`` is the run config (dict) the arms start from; ``arms``: as
     :func:`check_sweep` returned them (else built here)."""
+    from autoal.extras import require
+
+    require("a sweep", "ray", "mlflow")
     import ray
     from ray import tune
 
