@@ -19,7 +19,8 @@ from autoal.errors import ConfigError
 from autoal.labeling import LabelingConfig, LabelingProject, merge_overrides, store_overrides, stored_overrides
 from autoal.labeling.settings import pin_paths, project_dir
 from autoal.writable import space_for
-from autoal.cli.common import check_override_syntax, compose, main_guard, mlflow_ui_command, override_word
+from autoal.cli.common import (check_override_syntax, compose, hydra_override, main_guard, mlflow_ui_command,
+                               override_word)
 
 COMMANDS = ("export", "import", "status", "discard")
 USAGE = ("usage: autoal query {export|import|status|discard} labeling.project=DIR "
@@ -72,7 +73,7 @@ def build(argv: list[str]):
     project = project_dir(_as_parsed(given), USAGE)
     overrides = merge_overrides(stored_overrides(project), given)
     d = compose(overrides, config_name="query")
-    overrides = pin_paths(d, overrides)  # stored absolute: later commands may run from any folder
+    overrides = pin_paths(d, overrides, hydra_override)  # stored absolute: later commands may run from any folder
     lab = d.pop("labeling")
     if allow:
         lab["allow_partial"] = True

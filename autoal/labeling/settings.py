@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from autoal.containment import inside
 from autoal.errors import ConfigError
@@ -68,11 +69,11 @@ def store_overrides(project: Path, overrides: list[str]) -> None:
                       {"overrides": [o for o in overrides if override_key(o) not in NOT_STORED]})
 
 
-def pin_paths(d: dict, overrides: list[str]) -> list[str]:
+def pin_paths(d: dict, overrides: list[str], override: Callable[[str, str], str]) -> list[str]:
     """Resolve the composed config ``d``'s relative paths against the working folder (in place:
     ``labeling.images``, ``labeling.seed_csv``, a local ``tracking.uri``) and return ``overrides``
-    with those keys replaced by their absolute values (the form :func:`store_overrides` keeps)."""
-    from autoal.cli.common import hydra_override
+    with those keys replaced by their absolute values (the form :func:`store_overrides` keeps),
+    each written by ``override(key, value)`` (the CLI's quoting for its config grammar)."""
     from autoal.tracking import absolute_tracking_uri
 
     pinned: dict[str, str] = {}
@@ -85,4 +86,4 @@ def pin_paths(d: dict, overrides: list[str]) -> list[str]:
     if isinstance(tr.get("uri"), str) and tr["uri"]:
         tr["uri"] = absolute_tracking_uri(tr["uri"])
         pinned["tracking.uri"] = tr["uri"]
-    return [o for o in overrides if override_key(o) not in pinned] + [hydra_override(k, v) for k, v in pinned.items()]
+    return [o for o in overrides if override_key(o) not in pinned] + [override(k, v) for k, v in pinned.items()]
