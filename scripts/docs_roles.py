@@ -1,7 +1,9 @@
 """A Griffe extension for the docs site (mkdocs.yml): the docstrings' Sphinx roles
 (``:func:`run```, ``:class:`~autoal.loop.RunResult```, ``:meth:``, ``:mod:``, ...) become
 mkdocs-autorefs cross-references, resolved in the docstring's own scope. A target that the site
-documents becomes a link; one it does not (a private helper) stays code, without a warning."""
+documents becomes a link; one it does not (a private helper) stays code, without a warning.
+reST's literal-block marker (a paragraph ending in ``::``) becomes a plain colon: the indented
+block after it is already a Markdown code block."""
 from __future__ import annotations
 
 import html
@@ -10,6 +12,7 @@ from typing import Any
 
 import griffe
 
+LITERAL_MARK = re.compile(r"(?m)(\S)::[ \t]*$|^[ \t]*::[ \t]*\n")
 ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj|const):`(~?)([\w.]+)(?:\(\))?`")
 
 
@@ -33,6 +36,7 @@ def convert(obj: griffe.Object, text: str) -> str:
         shown = name.rsplit(".", 1)[-1] if short else name
         return (f'<autoref identifier="{html.escape(_target(obj, name))}" optional>'
                 f"<code>{html.escape(shown)}</code></autoref>")
+    text = LITERAL_MARK.sub(lambda m: f"{m.group(1)}:" if m.group(1) else "", text)
     return ROLE.sub(repl, text)
 
 

@@ -20,7 +20,8 @@ IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 #: a ```python fence at the start of a line, up to the closing fence (blocks marked ```bash or
 #: ```text are shown, never run)
 PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
-PAGE_TIMEOUT_S = 120
+#: per page; a page takes 20-30 s of CPU, but several times that on a shared, loaded machine
+PAGE_TIMEOUT_S = 300
 
 
 def python_blocks(page: Path) -> list[str]:
@@ -59,14 +60,21 @@ def test_site_builds_without_warnings(tmp_path):
         assert (out / "tutorials" / page.stem / "index.html").is_file(), f"{page.name} is not on the site"
 
 
-def test_the_tutorial_pages_are_the_nav_s():
+def _nav_pages(node) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [p for v in node.values() for p in _nav_pages(v)]
+    return [p for v in node for p in _nav_pages(v)]
+
+
+def test_every_tutorial_is_in_the_nav():
     import yaml
 
-    nav = (ROOT / "mkdocs.yml").read_text()
-    listed = set(re.findall(r"(tutorials/\w+\.md)", nav))
-    assert listed == {f"tutorials/{p.name}" for p in TUTORIALS}
+    nav = _nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"])
+    assert sorted(p for p in nav if p.startswith("tutorials/")) == [f"tutorials/{p.name}" for p in TUTORIALS]
     assert {"own_images", "own_model", "labeling", "cluster_sweep"} <= {p.stem for p in TUTORIALS}
-    assert yaml.safe_load(nav.replace("!!python", "")) is not None
+    assert all((ROOT / "docs" / p).is_file() for p in nav)
 
 
 @pytest.mark.slow
