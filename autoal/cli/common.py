@@ -63,8 +63,13 @@ def _explain_omegaconf_error(e: Exception) -> str:
 
 
 def one_line(text: str) -> str:
-    """A (possibly multi-line) message as one line: its non-empty lines joined by '; '."""
-    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    """A (possibly multi-line) message as one line: its non-empty lines joined by '; ' (by a
+    space after a line that ends with a colon: ``2 problem(s): row 2, ...; row 5, ...``)."""
+    out = ""
+    for line in (ln.strip() for ln in str(text).splitlines()):
+        if line:
+            out += ("" if not out else " " if out.endswith(":") else "; ") + line
+    return out
 
 
 def check_override_syntax(overrides: Sequence[str], allow_sweep: bool = False) -> None:
