@@ -277,9 +277,9 @@ class RunConfig:
         _check_dataset_options(self.dataset.options)
 
     def _check_dataset_path(self) -> None:
-        """``dataset.path`` of the two loaders that read one: a folder for ``folder``, a file for
-        ``npz`` (a path that does not exist yet is the loader's to report)."""
-        if self.dataset.path is None or self.dataset.name not in ("folder", "npz"):
+        """``dataset.path`` of the loaders that read one: a folder for ``folder``, a file for
+        ``npz`` and ``table`` (a path that does not exist yet is the loader's to report)."""
+        if self.dataset.path is None or self.dataset.name not in ("folder", "npz", "table"):
             return
         path = Path(self.dataset.path).expanduser()
         if self.dataset.name == "folder" and path.exists() and not path.is_dir():
@@ -288,6 +288,8 @@ class RunConfig:
         if self.dataset.name == "npz" and path.is_dir():
             raise ConfigError(f"dataset.path: {path} is a folder; dataset=npz reads one .npz file (x_train, y_train, "
                               "x_test, y_test)")
+        if self.dataset.name == "table" and path.is_dir():
+            raise ConfigError(f"dataset.path: {path} is a folder; dataset=table reads one .csv or .parquet file")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the sequence of queries: not tracking, not the setting's
