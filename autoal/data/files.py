@@ -326,10 +326,11 @@ def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_te
     y_tr = to_labels(np.asarray(y_train), f"{where} [y_train]")
     y_te = to_labels(np.asarray(y_test), f"{where} [y_test]")
     for key, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
+        noun = "images" if x.ndim == 4 else "feature rows"
         if len(x) == 0:
-            raise DataError(f"{where} [x_{key}] holds no samples")
+            raise DataError(f"{where} [x_{key}] holds no {noun}")
         if len(x) != len(y):
-            raise DataError(f"{where} has {len(x)} samples in x_{key} but {len(y)} labels in y_{key}")
+            raise DataError(f"{where} has {len(x)} {noun} in x_{key} but {len(y)} labels in y_{key}")
     check_same_geometry(where, x_tr, x_te)
     if x_tr.dtype != x_te.dtype:  # one split of 8-bit pixels, the other of floats: scales differ
         raise DataError(f"{where}: x_train holds {x_tr.dtype} pixels but x_test {x_te.dtype}; both splits must be "
