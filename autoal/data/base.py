@@ -367,9 +367,11 @@ def to_samples(array: np.ndarray, source: str) -> torch.Tensor:
     else:
         raise DataError(f"{source}: samples must be features (N, D) or images (N,H,W), (N,H,W,C) or (N,C,H,W); "
                         f"got shape {a.shape}")
-    if a.shape[1] == 0 or a.shape[2] == 0 or a.shape[3] == 0:
-        raise DataError(f"{source}: images have zero channels, height or width (shape (N, C, H, W) = {a.shape}); "
-                        "expected images of at least 1x1 pixels and 1 channel")
+    if a.shape[2] == 0 or a.shape[3] == 0:
+        raise DataError(f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
+                        "images of at least 1x1 pixels")
+    if a.shape[1] == 0:
+        raise DataError(f"{source}: images have no channel (shape (N, C, H, W) = {a.shape})")
     eight_bit = a.dtype == np.uint8 or a.dtype.kind in "iu" and (not a.size or (a.min() >= 0 and a.max() <= 255))
     if eight_bit:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8))
