@@ -32,11 +32,15 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds: int = 10, initial_size: int = 20,
-        query_size: int = 10, seed: int = 0, model: str | torch.nn.Module = "small_cnn", epochs: int = 50,
+        query_size: int = 10, seed: int = 0, model: str | torch.nn.Module | None = None, epochs: int = 50,
         output_dir: str = "runs", config: dict[str, Any] | None = None, progress: bool | None = None) -> RunResult:
     """Run ``rounds`` AL rounds on ``data`` (an ALDataset, or ``(x_train, y_train, x_test,
     y_test)`` arrays, checked by :func:`autoal.data.files.dataset_from_arrays`) and return the
-    result (history, AUBC, labeled set, run folder). ``model``: a registered family by name, or
+    result (history, AUBC, labeled set, run folder). Arrays may hold images ((N, H, W) or
+    (N, C, H, W), any channel count; uint8 pixels, or floats kept as float32) or features
+    ((N, D), kept as float32); either is standardized per channel / feature with the pool's mean
+    and std, features are never augmented. ``model``: None picks ``small_cnn`` for images and
+    ``mlp`` for features; else a registered family by name, or
     one's own ``torch.nn.Module`` whose last layer is an ``nn.Linear`` head (adapted by
     :class:`autoal.models.ModuleAdapter`, which documents the contract; pass an adapter to name
     the head, the stage maps or the MC dropout rate); every round trains a fresh copy of it.
@@ -62,8 +66,10 @@ def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds:
     obj = strategy if isinstance(strategy, Strategy) else None
     name = obj.name if obj is not None else str(strategy)
     module = model if isinstance(model, torch.nn.Module) else None
-    if module is None and not isinstance(model, str):
+    if module is None and model is not None and not isinstance(model, str):
         raise ConfigError(f"autoal.run: model must be a model name or a torch.nn.Module; got {type(model).__name__}")
+    if model is None:
+        model = "mlp" if dataset.kind == "features" else "small_cnn"
     d = {"model": {"name": "small_cnn" if module is not None else model}, "train": {"epochs": epochs},
          "al": {"rounds": rounds, "initial_size": initial_size, "query_size": query_size, "seed": seed},
          "strategy": {"name": name, "params": {}}, "tracking": {"enabled": False},

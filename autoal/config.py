@@ -16,7 +16,7 @@ from autoal.bounds import bounded, check_bounds
 from autoal.data.registry import DataSpec
 from autoal.errors import ConfigError
 from autoal.mc import MASK_MODES
-from autoal.models import model_names
+from autoal.models import model_family, model_names
 from autoal.training import MAX_EPOCHS, TrainConfig  # noqa: F401 - MAX_EPOCHS: re-exported beside the others
 from autoal.writable import file_in_the_way
 
@@ -37,7 +37,8 @@ MAX_TAG_VALUE = 8000
 @dataclass
 class ModelConfig:
     """Task-model backbone: ``small_cnn`` (tiny inputs, tests) or ``resnet18`` (small-image
-    stem); ``width`` None means the backbone's default; dropout in front of the head;
+    stem) for images, ``mlp`` for features; ``width`` None means the backbone's default;
+    ``depth`` (``mlp`` only: hidden layers) None means the family's default; dropout in front of the head;
     ``embedding_norm`` normalizes the embedding per sample (DESIGN.md §3.1.1; false = the
     un-normalized embedding of autoal ≤ 0.1, kept for the ablation)."""
 
@@ -45,10 +46,14 @@ class ModelConfig:
     width: int | None = bounded(None, 1, MAX_WIDTH, note="channels of the first stage; null = the model's default")
     dropout: float = bounded(0.3, 0, 1, high_open=True)
     embedding_norm: bool = True
+    depth: int | None = bounded(None, 1, 64, note="hidden layers (mlp); null = the model's default")
 
     def validate(self) -> None:
         if self.name not in model_names():
             raise ConfigError(f"model.name: unknown model {self.name!r}; valid choices: {', '.join(model_names())}")
+        if self.depth is not None and model_family(self.name).default_depth is None:
+            raise ConfigError(f"model.depth: model {self.name!r} has no depth option; only mlp has (set model.depth "
+                              "to null)")
 
 
 @dataclass
@@ -272,9 +277,9 @@ class RunConfig:
         _check_dataset_options(self.dataset.options)
 
     def _check_dataset_path(self) -> None:
-        """``dataset.path`` of the two loaders that read one: a folder for ``folder``, a file for
-        ``npz`` (a path that does not exist yet is the loader's to report)."""
-        if self.dataset.path is None or self.dataset.name not in ("folder", "npz"):
+        """``dataset.path`` of the loaders that read one: a folder for ``folder``, a file for
+        ``npz`` and ``table`` (a path that does not exist yet is the loader's to report)."""
+        if self.dataset.path is None or self.dataset.name not in ("folder", "npz", "table"):
             return
         path = Path(self.dataset.path).expanduser()
         if self.dataset.name == "folder" and path.exists() and not path.is_dir():
@@ -283,6 +288,8 @@ class RunConfig:
         if self.dataset.name == "npz" and path.is_dir():
             raise ConfigError(f"dataset.path: {path} is a folder; dataset=npz reads one .npz file (x_train, y_train, "
                               "x_test, y_test)")
+        if self.dataset.name == "table" and path.is_dir():
+            raise ConfigError(f"dataset.path: {path} is a folder; dataset=table reads one .csv or .parquet file")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the sequence of queries: not tracking, not the setting's
@@ -290,6 +297,8 @@ class RunConfig:
         d = self.to_dict()
         for k in ("tracking", "runtime", "setting"):
             d.pop(k)
+        if d["model"].get("depth") is None:  # configs without a depth hash as they did before it existed
+            d["model"].pop("depth", None)
         d["scoring"] = {"batch_size": d["scoring"]["batch_size"]}
         d["threads"] = self.runtime.threads()
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -17,7 +17,7 @@ from autoal.device import prepare_model, resolve_device
 from autoal.errors import ConfigError, DataError
 from autoal.executors.ray_scoring import RayScorer
 from autoal.models import Backbone, ModuleAdapter, build_model
-from autoal.models.registry import min_image_side
+from autoal.models.registry import check_model_input, min_image_side
 from autoal.seeding import seed_torch
 from autoal.training import TrainConfig, evaluate, train_model
 
@@ -54,7 +54,10 @@ class Learner:
                                   f"{dataset.num_classes} classes")
             self.template = adapted
         else:
-            check_image_size(dataset, model_cfg.name)
+            where = f"{dataset.name} ({dataset.source})" if dataset.source else dataset.name
+            check_model_input(model_cfg.name, dataset.kind, f"the data set {where}")
+            if dataset.kind == "images":
+                check_image_size(dataset, model_cfg.name)
 
     @classmethod
     def from_config(cls, cfg: RunConfig, dataset: ALDataset, scorer: Scorer | None = None,
@@ -70,7 +73,12 @@ class Learner:
 
     def check_needs(self, strategy: Any) -> None:
         """A strategy that reads MC-dropout summaries needs ``al.mc_samples >= 1``; one that reads
-        feature maps needs a user's module to name its stages."""
+        feature maps needs a user's module to name its stages; one that needs images (a
+        convolutional model of its own: VAAL) refuses feature data."""
+        if "images" in strategy.needs and self.dataset.kind != "images":
+            raise ConfigError(f"strategy {strategy.name!r} models the samples as images (N, C, H, W) with a "
+                              f"convolutional network of its own; the data set {self.dataset.name!r} holds "
+                              f"{self.dataset.describe_kind()}: choose another strategy")
         if "mc" in strategy.needs and self.mc_samples < 1:
             raise ConfigError(f"al.mc_samples: strategy {strategy.name!r} needs Monte-Carlo dropout samples; "
                               f"set al.mc_samples >= 1 (got {self.mc_samples})")
@@ -92,7 +100,7 @@ class Learner:
             return prepare_model(self.template.fresh(), self.device)
         m = self.model_cfg
         model = build_model(m.name, self.dataset.in_channels, self.dataset.num_classes, self.dataset.image_size,
-                            dropout=m.dropout, width=m.width, embedding_norm=m.embedding_norm)
+                            dropout=m.dropout, width=m.width, embedding_norm=m.embedding_norm, depth=m.depth)
         return prepare_model(model, self.device)
 
     def model_identity(self) -> dict[str, Any]:
@@ -101,7 +109,8 @@ class Learner:
         if self.template is not None:
             return {"adapter": self.template.identity()}
         m = self.model_cfg
-        return {"name": m.name, "width": m.width, "dropout": m.dropout, "embedding_norm": m.embedding_norm}
+        out = {"name": m.name, "width": m.width, "dropout": m.dropout, "embedding_norm": m.embedding_norm}
+        return out if m.depth is None else {**out, "depth": m.depth}
 
     def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress=None) -> list[float]:
         """Train ``model`` on the pool samples ``indices`` with the task recipe; per-epoch losses."""

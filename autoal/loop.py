@@ -439,7 +439,8 @@ class ActiveLearningLoop:
                                          "class_counts_per_round": counts})
         result.figures["class_histogram"] = class_histogram(
             self._path("class_histogram.png"), counts, self.dataset.classes, title=f"labeled set · {title}")
-        result.figures["picks"] = picks_figure(self._path("picks.png"), self.dataset, result, title=title)
+        if self.dataset.kind == "images":  # features have no picture to show
+            result.figures["picks"] = picks_figure(self._path("picks.png"), self.dataset, result, title=title)
         for p in (*result.figures.values(), labeled_file, self._path(STATE_FILE), self._path("config.yaml")):
             self.tracker.log_artifact(p)
         if self.cfg.tracking.log_model and result.model is not None:
@@ -458,7 +459,10 @@ def final_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def picks_figure(path: Path, dataset: ALDataset, result: RunResult, per_round: int = 16, title: str = "") -> Path:
     """Thumbnails of each round's picks (round 0: the initial set), up to ``per_round`` a round,
-    each row labeled with the round and the picks' classes."""
+    each row labeled with the round and the picks' classes (:meth:`ALDataset.display_images`;
+    image data only: a ValueError for features)."""
+    if dataset.kind != "images":
+        raise ValueError(f"picks_figure: the data set {dataset.name!r} holds {dataset.kind}, not images")
     rows = []
     y = dataset.y_train.numpy()
     for r in range(int(result.labeled_round.max()) + 1 if len(result.labeled_round) else 0):
@@ -467,7 +471,7 @@ def picks_figure(path: Path, dataset: ALDataset, result: RunResult, per_round: i
             continue
         label = f"round {r}" if r else "initial"
         rows.append((f"{label}\n{' '.join(dataset.classes[int(c)][:3] for c in y[idx][:8])}",
-                     [dataset.x_train[int(i)].numpy() for i in idx]))
+                     dataset.display_images(idx)))
     return image_grid(path, rows, per_row=per_round, title=f"picks · {title}")
 
 

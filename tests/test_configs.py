@@ -14,8 +14,10 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((conf_dir() / g).glob("*.
 @pytest.mark.parametrize("group, option", OPTIONS)
 def test_every_group_option_composes(group, option):
     over = [f"{group}={option}"]
-    if option in ("folder", "npz"):
+    if option in ("folder", "npz", "table"):
         over.append("dataset.path=/tmp/x")
+    if option == "table":
+        over.append("dataset.options.label=y")
     cfg = run_config(compose(over))
     if group == "strategy":  # a named configuration of a strategy carries the strategy's name
         assert cfg.strategy.name == {"autoal_paper": "autoal"}.get(option, option)
@@ -27,7 +29,7 @@ def test_every_group_option_composes(group, option):
         assert cfg.dataset.name == option
     if group == "setting":  # a setting names itself and selects its data set
         assert cfg.setting.name == option
-        assert cfg.dataset.name == ("digits" if option == "digits" else "mnist")
+        assert cfg.dataset.name == {"digits": "digits", "digits_table": "sklearn"}.get(option, "mnist")
 
 
 def test_dataset_files_choose_a_fitting_model():
@@ -92,8 +94,10 @@ def test_subsampling_keys_override_on_every_dataset_file():
     assert cfg.dataset.test_size is None
     for option in sorted(p.stem for p in (conf_dir() / "dataset").glob("*.yaml")):
         over = [f"dataset={option}", "dataset.imbalance_ratio=50", "dataset.test_size=100"]
-        if option in ("folder", "npz"):
+        if option in ("folder", "npz", "table"):
             over.append("dataset.path=/tmp/x")
+        if option == "table":
+            over.append("dataset.options.label=y")
         cfg = run_config(compose(over))
         assert cfg.dataset.imbalance_ratio == 50.0 and cfg.dataset.test_size == 100, option
 

@@ -565,11 +565,12 @@ def test_npz_loads_and_infers_classes(tmp_path):
         _load("npz", path=str(p), options={"num_classes": 6})
 
 
-def test_npz_float_images_in_unit_range(tmp_path):
+def test_npz_float_images_stay_float(tmp_path):
+    """Float images are kept as float32 (issue 24; they were quantized to uint8 before)."""
     p = _npz(tmp_path / "f.npz", x_train=np.full((6, 8, 8), 0.5, np.float32),
              x_test=np.zeros((3, 8, 8), np.float64))
     ds = _load("npz", path=str(p))
-    assert ds.x_train.shape == (6, 1, 8, 8) and int(ds.x_train[0, 0, 0, 0]) == 128
+    assert ds.x_train.shape == (6, 1, 8, 8) and ds.x_train.dtype == torch.float32 and float(ds.x_train[0, 0, 0, 0]) == 0.5
 
 
 def test_npz_missing_file(tmp_path):

@@ -1,8 +1,16 @@
 """The in-memory data set every loader returns, and the transforms applied to it.
 
-Images are held as one ``uint8`` tensor of shape (N, C, H, W) per split. Normalization and
-augmentation run on whole batches of tensors (on the GPU when there is one), so training and
-scoring never loop over samples in Python. Scoring always uses :meth:`ALDataset.eval_transform`.
+A data set holds one of two kinds of samples (:attr:`ALDataset.kind`), one tensor per split:
+
+- ``images``: (N, C, H, W), any number of channels; ``uint8`` (8-bit pixels, read as x / 255) or
+  ``float32`` (kept as given: no quantization, any range, negative values included);
+- ``features``: (N, D) ``float32`` feature vectors (tabular data, embeddings); never augmented.
+
+Both are normalized the same way by :meth:`ALDataset.eval_transform`: per channel (images) or per
+feature (features), minus the pool's mean, divided by the pool's standard deviation (a constant
+float channel or feature is only centred). Normalization and augmentation run on whole batches of
+tensors (on the GPU when there is one), so training and scoring never loop over samples in
+Python. Scoring always uses :meth:`ALDataset.eval_transform`.
 """
 from __future__ import annotations
 
@@ -18,6 +26,8 @@ from autoal.data.checks import coverage_warnings
 from autoal.errors import DataError
 
 AUGMENTATIONS = ("none", "crop_flip", "crop")
+#: the kinds of samples a data set holds (see the module docstring)
+KINDS = ("images", "features")
 #: names how :meth:`ALDataset.identity` digests the images (every byte of both splits); a saved
 #: identity without this key was written by the sampled scheme (:meth:`ALDataset.legacy_identity`)
 IDENTITY_HASH = "sha256-all-bytes"
@@ -27,9 +37,11 @@ _HASH_CHUNK = 2048
 
 @dataclass
 class ALDataset:
-    """A labeled image classification data set, split into a pool (train) and a test set.
+    """A labeled classification data set, split into a pool (train) and a test set.
 
-    ``x_*`` are uint8 tensors (N, C, H, W); ``y_*`` int64 tensors (N,). ``paths`` holds the
+    ``x_*`` are image tensors (N, C, H, W), uint8 or float32, or feature tensors (N, D) float32
+    (:attr:`kind`; see the module docstring); ``y_*`` int64 tensors (N,). ``augmentation``
+    defaults to ``crop_flip`` for images and must be ``none`` for features. ``paths`` holds the
     source file of each pool image when the data came from files a person can open (an image
     folder); it is used to export samples for human labeling. ``source`` says in a few words what
     was read (a folder, a file, a package's bundled copy). ``info`` describes the splits as used:
@@ -46,7 +58,7 @@ class ALDataset:
     y_test: torch.Tensor
     num_classes: int
     classes: list[str] = field(default_factory=list)
-    augmentation: str = "crop_flip"
+    augmentation: str | None = None
     paths: list[str] | None = None
     source: str = ""
     info: dict[str, Any] = field(default_factory=dict)
@@ -54,11 +66,20 @@ class ALDataset:
     def __post_init__(self) -> None:
         validate_arrays(self.name, "train", self.x_train, self.y_train, self.num_classes)
         validate_arrays(self.name, "test", self.x_test, self.y_test, self.num_classes)
+        if self.x_train.ndim != self.x_test.ndim or self.x_train.dtype != self.x_test.dtype:
+            raise DataError(f"{self.name}: the pool holds {self.x_train.dtype} samples of shape "
+                            f"{tuple(self.x_train.shape[1:])} but the test split {self.x_test.dtype} samples of shape "
+                            f"{tuple(self.x_test.shape[1:])}; both splits must be of one kind and dtype")
+        if self.augmentation is None:
+            self.augmentation = "crop_flip" if self.kind == "images" else "none"
+        if self.kind == "features" and self.augmentation != "none":
+            raise DataError(f"{self.name}: feature data (N, D) is never augmented; augmentation must be 'none', "
+                            f"got {self.augmentation!r}")
         if self.augmentation not in AUGMENTATIONS:
             raise DataError(f"{self.name}: augmentation {self.augmentation!r} is not one of {AUGMENTATIONS}")
         if not self.classes:
             self.classes = [str(c) for c in range(self.num_classes)]
-        mean, std = _channel_stats(self.x_train)
+        mean, std = _channel_stats(self.x_train) if self.x_train.dtype == torch.uint8 else _float_stats(self.x_train)
         self.mean = mean
         self.std = std
         self.info = {**self.info, **split_stats(self.y_train, self.y_test, self.num_classes),
@@ -66,8 +87,21 @@ class ALDataset:
         self._digests: tuple[tuple, dict[str, str]] | None = None
 
     @property
+    def kind(self) -> str:
+        """``images`` ((N, C, H, W) tensors) or ``features`` ((N, D) tensors)."""
+        return "features" if self.x_train.ndim == 2 else "images"
+
+    @property
     def in_channels(self) -> int:
+        """Image channels C, or for features the number of features D (a feature vector is read as
+        D channels of one pixel: :attr:`image_size` is then 1)."""
         return int(self.x_train.shape[1])
+
+    def describe_kind(self) -> str:
+        """A few words on the samples, for messages: ``images (N, 3, 32, 32) uint8`` or
+        ``features (N, 30) float32``."""
+        dtype = str(self.x_train.dtype).replace("torch.", "")
+        return f"{self.kind} (N, {', '.join(str(d) for d in self.x_train.shape[1:])}) {dtype}"
 
     def identity(self) -> dict[str, Any]:
         """What identifies the data a run computes on: the name, the split shapes, the number of
@@ -75,9 +109,12 @@ class ALDataset:
         (``hash`` names that scheme), so that two data sets with the same name but any other
         pixel or label differ. The digests are computed once per content (a split changed in
         place is hashed again)."""
-        return {"name": self.name, "hash": IDENTITY_HASH, "train_shape": list(self.x_train.shape),
-                "test_shape": list(self.x_test.shape), "num_classes": int(self.num_classes),
-                **self._content_digests()}
+        out = {"name": self.name, "hash": IDENTITY_HASH, "train_shape": list(self.x_train.shape),
+               "test_shape": list(self.x_test.shape), "num_classes": int(self.num_classes),
+               **self._content_digests()}
+        if self.x_train.dtype != torch.uint8:  # uint8 images keep the identity they always had
+            out["dtype"] = str(self.x_train.dtype).replace("torch.", "")
+        return out
 
     def legacy_identity(self) -> dict[str, Any]:
         """The identity run folders written before the full-content digests hold (no ``hash``
@@ -112,17 +149,45 @@ class ALDataset:
 
     @property
     def image_size(self) -> int:
-        return int(self.x_train.shape[-1])
+        """The images' width in pixels; 1 for features."""
+        return int(self.x_train.shape[-1]) if self.kind == "images" else 1
 
     def eval_transform(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 batch -> normalized float batch (no augmentation)."""
-        mean = self.mean.to(x.device).view(1, -1, 1, 1)
-        std = self.std.to(x.device).view(1, -1, 1, 1)
-        return (x.float() / 255.0 - mean) / std
+        """Batch -> normalized float batch (no augmentation): uint8 pixels are read as x / 255,
+        float32 values as given; then per channel (images) or per feature (features) minus the
+        pool's mean, over the pool's standard deviation."""
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = self.mean.to(x.device).view(shape)
+        std = self.std.to(x.device).view(shape)
+        if x.dtype == torch.uint8:
+            return (x.float() / 255.0 - mean) / std
+        return (x.float() - mean) / std
+
+    def display_images(self, indices: Any) -> list[np.ndarray] | None:
+        """The pool samples ``indices`` as thumbnails for figures: uint8 images as stored; float
+        images with 3 channels stretched to [0, 1] per image, with another channel count their
+        first channel (grayscale). None for features (nothing to show as an image)."""
+        if self.kind != "images":
+            return None
+        out = []
+        for i in indices:
+            x = self.x_train[int(i)]
+            if x.dtype != torch.uint8:
+                x = x if x.shape[0] == 3 else x[:1]
+                lo, hi = float(x.min()), float(x.max())
+                x = (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
+            out.append(x.numpy())
+        return out
+
+    def pca_input(self) -> torch.Tensor:
+        """The pool as a label-free coverage space reads it (:func:`autoal.strategies.pool_embedding.pixel_pca`):
+        the stored images (uint8 pixels are scaled to [0, 1] there), or the standardized
+        features (:meth:`eval_transform`), so that no feature dominates by its unit."""
+        return self.x_train if self.kind == "images" else self.eval_transform(self.x_train)
 
     def train_transform(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """uint8 batch -> augmented, normalized float batch (random crop with 4-px padding and
-        horizontal flip for natural images; nothing for digits and similar)."""
+        """Batch -> augmented, normalized float batch (random crop with 4-px padding and
+        horizontal flip for natural images; nothing for digits and similar, nor for features)."""
         out = self.eval_transform(x)
         if self.augmentation == "none":
             return out
@@ -194,22 +259,46 @@ def _channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, to
     return mean.float(), var.sqrt().float().clamp_min(1e-3)
 
 
+def _float_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (images (N, C, H, W)) or per-feature (features (N, D)) mean and unbiased
+    standard deviation of float samples, summed in float64 over chunks. A constant channel or
+    feature gets std 1 (it is only centred: dividing by ~0 would blow up test values)."""
+    c = x.shape[1]
+    s1 = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
+    dims = [0] + list(range(2, x.ndim))
+    for start in range(0, len(x), chunk):
+        xb = x[start:start + chunk].double()
+        s1 += xb.sum(dims)
+        s2 += xb.square().sum(dims)
+    n = max(1, x.shape[0] * int(np.prod(x.shape[2:])))
+    mean = s1 / n
+    var = (s2 / n - mean * mean).clamp_min(0) * (n / max(n - 1, 1))
+    std = var.sqrt()
+    std = torch.where(std > 1e-6 * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
+    return mean.float(), std.float()
+
+
 def validate_arrays(name: str, split: str, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
-    """Check shapes, dtypes and label range of one split; raise DataError naming what is wrong."""
+    """Check shapes, dtypes and label range of one split; raise DataError naming what is wrong:
+    images uint8 or float32 (N, C, H, W), features float32 (N, D)."""
     where = f"{name} ({split} split)"
-    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
-        raise DataError(f"{where}: images must be a uint8 tensor of shape (N, C, H, W); "
-                        f"got {getattr(x, 'dtype', type(x))} with shape {tuple(getattr(x, 'shape', ()))}")
-    if x.shape[1] not in (1, 3):
-        raise DataError(f"{where}: images must have 1 or 3 channels; got shape {tuple(x.shape)}")
-    if x.shape[2] == 0 or x.shape[3] == 0:
+    ok = isinstance(x, torch.Tensor) and (x.ndim == 4 and x.dtype in (torch.uint8, torch.float32)
+                                          or x.ndim == 2 and x.dtype == torch.float32)
+    if not ok:
+        raise DataError(f"{where}: samples must be images, a uint8 or float32 tensor of shape (N, C, H, W), or "
+                        f"features, a float32 tensor of shape (N, D); got {getattr(x, 'dtype', type(x))} with "
+                        f"shape {tuple(getattr(x, 'shape', ()))}")
+    if x.shape[1] == 0:
+        raise DataError(f"{where}: samples have no {'channel' if x.ndim == 4 else 'feature'} (shape {tuple(x.shape)})")
+    if x.ndim == 4 and (x.shape[2] == 0 or x.shape[3] == 0):
         raise DataError(f"{where}: images have zero height or width (shape {tuple(x.shape)}); expected images "
                         "of at least 1x1 pixels")
     if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
         raise DataError(f"{where}: labels must be an int64 vector; got {getattr(y, 'dtype', type(y))} "
                         f"with shape {tuple(getattr(y, 'shape', ()))}")
     if len(x) != len(y):
-        raise DataError(f"{where}: {len(x)} images but {len(y)} labels")
+        raise DataError(f"{where}: {len(x)} samples but {len(y)} labels")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise DataError(f"{where}: labels must lie in [0, {num_classes - 1}]; "
                         f"found range [{int(y.min())}, {int(y.max())}]")
@@ -247,6 +336,48 @@ def to_uint8_nchw(images: np.ndarray, source: str) -> torch.Tensor:
         raise DataError(f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
                         "images of at least 1x1 pixels")
     return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def to_samples(array: np.ndarray, source: str) -> torch.Tensor:
+    """Convert a user's array into the tensor an :class:`ALDataset` holds (module docstring):
+
+    - (N, D): features, any real or integer dtype -> float32 (N, D);
+    - (N, H, W), (N, C, H, W) or (N, H, W, C) images (channels last only when the last axis is 1
+      or 3 and the second is not; any other 4-D array is read as (N, C, H, W), any C): uint8, and
+      integers within [0, 255], -> uint8 (8-bit pixels, exactly as before); any other integers and
+      every float -> float32 kept as given (no quantization, negative values allowed).
+
+    Raises DataError on NaN/inf, non-numeric dtypes or an unusable shape."""
+    a = np.asarray(array)
+    if a.dtype.kind not in "fiub" or a.dtype.kind == "b":
+        raise DataError(f"{source}: samples must be numeric (images or features); got dtype {a.dtype}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DataError(f"{source}: array contains NaN or infinite values")
+    if a.ndim == 2:
+        if a.shape[1] == 0:
+            raise DataError(f"{source}: feature array (N, D) has no feature column (shape {a.shape})")
+        if a.dtype.kind == "f" and a.size and np.abs(a).max() > np.finfo(np.float32).max:
+            raise DataError(f"{source}: feature values beyond float32's range ({np.abs(a).max():.3g})")
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    if a.ndim == 3:
+        a = a[:, None]
+    elif a.ndim == 4:
+        if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
+            a = a.transpose(0, 3, 1, 2)
+    else:
+        raise DataError(f"{source}: samples must be features (N, D) or images (N,H,W), (N,H,W,C) or (N,C,H,W); "
+                        f"got shape {a.shape}")
+    if a.shape[2] == 0 or a.shape[3] == 0:
+        raise DataError(f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
+                        "images of at least 1x1 pixels")
+    if a.shape[1] == 0:
+        raise DataError(f"{source}: images have no channel (shape (N, C, H, W) = {a.shape})")
+    eight_bit = a.dtype == np.uint8 or a.dtype.kind in "iu" and (not a.size or (a.min() >= 0 and a.max() <= 255))
+    if eight_bit:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8))
+    if a.dtype.kind == "f" and a.size and np.abs(a).max() > np.finfo(np.float32).max:
+        raise DataError(f"{source}: pixel values beyond float32's range ({np.abs(a).max():.3g})")
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
 def to_labels(labels: np.ndarray, source: str) -> torch.Tensor:

@@ -20,7 +20,9 @@ images: PIL modes ``I;16*``, ``I``, ``F``, and any mode not in :data:`FAITHFUL_M
 least two class folders.
 
 ``npz`` (``dataset.path`` required): keys ``x_train, y_train, x_test, y_test``; images
-(N,H,W), (N,H,W,C) or (N,C,H,W), uint8 or float in [0,1]/[0,255]; integer labels. Options:
+(N,H,W), (N,H,W,C) or (N,C,H,W) (any channel count; uint8 pixels, or floats kept as float32),
+or features (N, D) (kept as float32); integer labels (:func:`~autoal.data.base.to_samples`;
+standardized per channel / feature with the pool's mean and std). Options:
 ``num_classes`` (default max label + 1 over both splits), ``classes`` (list of names),
 ``augmentation`` (default ``none``). Labels must be 0..K-1 with every class holding an image
 in one split or the other, and the pool must hold at least two classes
@@ -37,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from autoal.data.base import AUGMENTATIONS, ALDataset, to_labels, to_uint8_nchw
+from autoal.data.base import AUGMENTATIONS, ALDataset, to_labels, to_samples
 from autoal.data.checks import check_no_empty_classes, check_pool_classes
 from autoal.data.registry import DataSpec, register_dataset
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
@@ -152,8 +154,10 @@ def _mode_words(mode: str) -> str:
 
 def check_same_geometry(name: str, x_train: torch.Tensor, x_test: torch.Tensor) -> None:
     if tuple(x_train.shape[1:]) != tuple(x_test.shape[1:]):
-        raise DataError(f"{name}: train images have shape (C,H,W)={tuple(x_train.shape[1:])} but test images "
-                        f"have {tuple(x_test.shape[1:])}; both splits must match")
+        what = {2: "features (D)", 4: "images (C,H,W)"}
+        raise DataError(f"{name}: x_train holds {what.get(x_train.ndim, 'samples')} of shape {tuple(x_train.shape[1:])} "
+                        f"but x_test {what.get(x_test.ndim, 'samples')} of shape {tuple(x_test.shape[1:])}; both splits "
+                        "must match")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,22 +312,29 @@ def load_npz(spec: DataSpec) -> ALDataset:
 def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, where: str, source: str,
                         num_classes: int | None = None, classes: Sequence[str] | None = None,
                         augmentation: str = "none") -> ALDataset:
-    """An :class:`ALDataset` from images ((N,H,W), (N,H,W,C) or (N,C,H,W); uint8, or floats in
-    [0, 1] or [0, 255]) and integer labels 0..C-1, checked: non-empty splits, as many labels as
-    images, the same image geometry, labels in range, at least two classes in the pool, every
+    """An :class:`ALDataset` from images ((N,H,W), (N,H,W,C) or (N,C,H,W), any channel count;
+    uint8 pixels, or floats kept as float32, any range) or features ((N, D), kept as float32):
+    :func:`~autoal.data.base.to_samples`; every kind is standardized per channel / feature with
+    the pool's mean and std (:meth:`ALDataset.eval_transform`), features are never augmented.
+    Labels are integers 0..C-1. Checked: non-empty splits, as many labels as samples, one kind,
+    dtype and geometry in both splits, labels in range, at least two classes in the pool, every
     class id holding an image (:mod:`autoal.data.checks`). ``where`` names the
     input in every error (a file, or the API call); ``num_classes`` defaults to the largest
     label + 1."""
-    x_tr = to_uint8_nchw(np.asarray(x_train), f"{where} [x_train]")
-    x_te = to_uint8_nchw(np.asarray(x_test), f"{where} [x_test]")
+    x_tr = to_samples(np.asarray(x_train), f"{where} [x_train]")
+    x_te = to_samples(np.asarray(x_test), f"{where} [x_test]")
     y_tr = to_labels(np.asarray(y_train), f"{where} [y_train]")
     y_te = to_labels(np.asarray(y_test), f"{where} [y_test]")
     for key, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
+        noun = "images" if x.ndim == 4 else "feature rows"
         if len(x) == 0:
-            raise DataError(f"{where} [x_{key}] holds no images")
+            raise DataError(f"{where} [x_{key}] holds no {noun}")
         if len(x) != len(y):
-            raise DataError(f"{where} has {len(x)} images in x_{key} but {len(y)} labels in y_{key}")
+            raise DataError(f"{where} has {len(x)} {noun} in x_{key} but {len(y)} labels in y_{key}")
     check_same_geometry(where, x_tr, x_te)
+    if x_tr.dtype != x_te.dtype:  # one split of 8-bit pixels, the other of floats: scales differ
+        raise DataError(f"{where}: x_train holds {x_tr.dtype} pixels but x_test {x_te.dtype}; both splits must be "
+                        "8-bit (uint8, or integers in 0..255) or both float")
     lo = min(int(y_tr.min()), int(y_te.min()))
     hi = max(int(y_tr.max()), int(y_te.max()))
     if lo < 0:

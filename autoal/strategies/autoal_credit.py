@@ -94,9 +94,10 @@ class AutoALCredit(Strategy):
     def _coverage_caches(self, ctx: QueryContext) -> tuple[PoolCache, PoolCache | None]:
         if self.coverage_space == "model":
             return ctx.cache, ctx.labeled_cache
-        images = ctx.dataset.x_train
-        if self._pca is None or self._pca[0] != images.shape[0]:
-            self._pca = (images.shape[0], pixel_pca(images, self.pca_dim))
+        ds = ctx.dataset
+        n = ds.x_train.shape[0]
+        if self._pca is None or self._pca[0] != n:  # pixels, or the standardized features (ALDataset.pca_input)
+            self._pca = (n, pixel_pca(ds.pca_input() if hasattr(ds, "pca_input") else ds.x_train, self.pca_dim))
         z = self._pca[1].to(ctx.cache.embeddings.device)
         pool = replace(ctx.cache, embeddings=z[torch.as_tensor(ctx.unlabeled, dtype=torch.long)], mc=None)
         nl = len(ctx.labeled)

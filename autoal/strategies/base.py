@@ -22,7 +22,9 @@ computes it once and only when needed:
   ``train(model, indices, seed)``, ``score(model, indices, seed)`` and the task recipe
   ``train_cfg``, so that a strategy's own models are built and trained as the task model is;
 - ``stages``: the task model's intermediate feature maps (``Backbone.stages``; a user's module
-  names them, :class:`autoal.models.ModuleAdapter`).
+  names them, :class:`autoal.models.ModuleAdapter`);
+- ``images``: the samples must be images (N, C, H, W) (a convolutional model of the strategy's
+  own: VAAL); refused on feature data (:attr:`autoal.data.ALDataset.kind`).
 
 A strategy whose query takes long says how far it is through ``ctx.progress(stage, done, total,
 **info)`` (:class:`autoal.progress.Reporter`): ``done`` of ``total`` units of ``stage`` are
@@ -46,7 +48,7 @@ from autoal.errors import StateError
 from autoal.progress import NULL_REPORTER, as_reporter
 from autoal.selection import mask_from_positions, top_n
 
-NEEDS = frozenset({"probs", "embeddings", "mc", "labeled_cache", "model", "dataset"})
+NEEDS = frozenset({"probs", "embeddings", "mc", "labeled_cache", "model", "dataset", "images"})
 
 
 class TaskLearner(Protocol):

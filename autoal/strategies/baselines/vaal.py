@@ -194,7 +194,7 @@ class VAAL(Strategy):
     for resume). Progress: stage ``vaal/train``, one unit per iteration.
     """
 
-    needs = frozenset({"dataset"})
+    needs = frozenset({"dataset", "images"})
 
     def __init__(self, epochs: int = 50, batch_size: int = 64, lr: float = 5e-4, latent_dim: int = 32,
                  width: int = 32, disc_hidden: int = 512, beta: float = 1.0, adversary_weight: float = 1.0,
