@@ -323,19 +323,23 @@ def to_uint8_nchw(images: np.ndarray, source: str) -> torch.Tensor:
         a = a.astype(np.uint8)
     else:
         raise DataError(f"{source}: images must be numeric; got dtype {a.dtype}")
-    if a.ndim == 3:
-        a = a[:, None]
-    elif a.ndim == 4:
-        if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
-            a = a.transpose(0, 3, 1, 2)
-    else:
-        raise DataError(f"{source}: images must have shape (N,H,W), (N,H,W,C) or (N,C,H,W); got {a.shape}")
+    a = _channels_first(a, f"{source}: images must have shape (N,H,W), (N,H,W,C) or (N,C,H,W); got {a.shape}")
     if a.shape[1] not in (1, 3):
         raise DataError(f"{source}: images must have 1 or 3 channels; got shape {a.shape}")
     if a.shape[2] == 0 or a.shape[3] == 0:
         raise DataError(f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
                         "images of at least 1x1 pixels")
     return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _channels_first(a: np.ndarray, refusal: str) -> np.ndarray:
+    """(N, H, W) -> (N, 1, H, W); (N, H, W, C) with C in {1, 3} (and the second axis not) ->
+    (N, C, H, W); other 4-D arrays as they are; any other rank: DataError ``refusal``."""
+    if a.ndim == 3:
+        return a[:, None]
+    if a.ndim == 4:
+        return a.transpose(0, 3, 1, 2) if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3) else a
+    raise DataError(refusal)
 
 
 def to_samples(array: np.ndarray, source: str) -> torch.Tensor:
@@ -359,14 +363,8 @@ def to_samples(array: np.ndarray, source: str) -> torch.Tensor:
         if a.dtype.kind == "f" and a.size and np.abs(a).max() > np.finfo(np.float32).max:
             raise DataError(f"{source}: feature values beyond float32's range ({np.abs(a).max():.3g})")
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-    if a.ndim == 3:
-        a = a[:, None]
-    elif a.ndim == 4:
-        if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
-            a = a.transpose(0, 3, 1, 2)
-    else:
-        raise DataError(f"{source}: samples must be features (N, D) or images (N,H,W), (N,H,W,C) or (N,C,H,W); "
-                        f"got shape {a.shape}")
+    a = _channels_first(a, f"{source}: samples must be features (N, D) or images (N,H,W), (N,H,W,C) or "
+                           f"(N,C,H,W); got shape {a.shape}")
     if a.shape[2] == 0 or a.shape[3] == 0:
         raise DataError(f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
                         "images of at least 1x1 pixels")
