@@ -447,7 +447,7 @@ class LocalHead:
                     break
             except OSError:
                 if self.proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"sshd did not start: {self.log.read_text()[-2000:]}")
+                    raise AssertionError(f"sshd did not start: {self.log.read_text()[-2000:]}") from None
                 time.sleep(0.1)
         probe = subprocess.run(["ssh", "-i", str(self.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                                 "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", f"ProxyCommand=nc 127.0.0.1 {self.port}",

@@ -101,7 +101,7 @@ def test_the_command_line_prints_an_autoal_warning_on_one_line(capsys):
     from autoal.cli.common import main_guard
 
     with pytest.raises(SystemExit) as e:
-        main_guard(lambda argv: warnings.warn("data set x: class 2\nis missing", DataWarning), argv=[])
+        main_guard(lambda argv: warnings.warn("data set x: class 2\nis missing", DataWarning, stacklevel=2), argv=[])
     assert e.value.code == 0
     err = capsys.readouterr().err
     assert err.startswith("warning: DataWarning: data set x: class 2") and err.count("\n") == 1, err

@@ -97,7 +97,7 @@ def test_a_project_with_relative_stored_settings_and_an_absolute_csv_keeps_worki
     rows = read_batch(project / "batches" / "round_001.csv")
     for r in rows:  # the older CSV form: absolute paths
         r["file_path"] = str(images / r["file_path"])
-    filled = fill(rows, images, truth, tmp_path / "filled.csv")
+    fill(rows, images, truth, tmp_path / "filled.csv")
     assert main(["import", "labeling.project=project", "--csv", "filled.csv"]) == 0
     assert state(project)["next_round"] == 2
     assert main(["export", "labeling.project=project"]) == 0
@@ -170,7 +170,7 @@ def test_the_sheet_captions_every_thumbnail_with_its_id(tmp_path):
     fig.savefig(path)
     png = np.asarray(Image.open(path).convert("L"), dtype=float)
     height = png.shape[0]
-    for t, (x0, y0, w, h) in zip(ax.texts, cells):
+    for t, _cell in zip(ax.texts, cells):
         box = t.get_window_extent(renderer)
         band = png[int(height - box.y1):int(height - box.y0) + 1, int(box.x0):int(box.x1) + 1]
         assert band.min() < 100  # dark text on the white band

@@ -112,7 +112,6 @@ def test_the_trained_model_comes_back_as_the_users_own_module(digits, tmp_path):
     assert set(saved) == set(net.state_dict())  # "0.weight", "8.bias", ...: no body./fc. prefixes
     fresh = copy.deepcopy(net)
     fresh.load_state_dict(saved)  # strict
-    x = torch.as_tensor(digits[2][:16], dtype=torch.float32)[:, None]
     loop = ActiveLearningLoop(RunConfig.from_dict({"tracking": {"enabled": False}}),
                               dataset=dataset_from_arrays("arrays", *digits, where="test", source="test"), model=net)
     xt = loop.dataset.eval_transform(loop.dataset.x_test[:16])

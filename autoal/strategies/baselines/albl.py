@@ -192,8 +192,8 @@ class ALBL(Strategy):
             arm = int(rng.choice(n_arms, p=p / p.sum()))
             x = int(cur[arm]) if det[arm] else int(pool[rng.integers(0, avail)])
 
-            def q_of(y: int) -> float:
-                return unif_mass / avail + float(p[det & (cur == y)].sum())
+            def q_of(y: int) -> float:  # called within this iteration only
+                return unif_mass / avail + float(p[det & (cur == y)].sum())  # noqa: B023
 
             qx = q_of(x)
             xi = np.where(det, (cur == x).astype(float), 1.0 / avail)
