@@ -267,7 +267,7 @@ def test_check_accepts_the_readme_commands_and_writes_nothing(workdir):
     code, out, err = invoke(["run", "--check", "dataset=digits", "strategy=autoal", "al.rounds=3"])
     assert code == 0 and out.startswith("config ok: digits · autoal · seed 0: 3 rounds"), err
     code, out, err = invoke(["sweep", "--check"])
-    assert code == 0 and "5 arm(s) x 3 seed(s) = 15 trial(s)" in out, err
+    assert code == 0 and "5 arm(s) x 5 seed(s) = 25 trial(s)" in out, err
     code, out, err = invoke(["ablation", "--check", "ablation=fig4"])
     assert code == 0 and "sweep ok: fig4" in out, err
     assert snapshot(workdir) == before
