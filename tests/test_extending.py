@@ -32,7 +32,7 @@ def test_readme_shows_one_file_and_one_config_for_each_extension():
     files = _readme_files()
     assert set(files) == {"autoal/strategies/confidence_ratio.py", "autoal/conf/strategy/confidence_ratio.yaml",
                           "autoal/data/blobs.py", "autoal/conf/dataset/blobs.yaml",
-                          "autoal/models/mlp.py", "autoal/conf/model/mlp.yaml"}
+                          "autoal/models/tiny_mlp.py", "autoal/conf/model/tiny_mlp.yaml"}
     for path in files:  # new files, not edits of existing ones
         assert not (ROOT / path).exists(), path
 
@@ -47,7 +47,7 @@ def test_readme_extensions_run_end_to_end_from_a_copy(tmp_path):
         (repo / path).write_text(body)
     env = {**os.environ, "PYTHONPATH": str(repo)}
     env.pop("AUTOAL_CONF_DIR", None)  # the copy's package carries its conf/
-    cmd = [sys.executable, str(repo / "pipelines" / "run.py"), "dataset=blobs", "model=mlp",
+    cmd = [sys.executable, str(repo / "pipelines" / "run.py"), "dataset=blobs", "model=tiny_mlp",
            "strategy=confidence_ratio", "al.rounds=2", "al.initial_size=20", "al.query_size=10", "train.epochs=5",
            "tracking=none", f"runtime.output_dir={tmp_path / 'runs'}", "runtime.quiet=true"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
@@ -59,4 +59,4 @@ def test_readme_extensions_run_end_to_end_from_a_copy(tmp_path):
     check = subprocess.run([sys.executable, "-c", "from autoal.models import model_names; print(model_names())"],
                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
                            env={k: v for k, v in env.items() if k != "PYTHONPATH"})
-    assert check.returncode == 0 and "'mlp'" not in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "'tiny_mlp'" not in check.stdout, check.stdout + check.stderr

@@ -77,10 +77,11 @@ def test_a_first_run_killed_at_a_point_of_the_store_creation_leaves_a_store_the_
 
 @pytest.mark.slow
 def test_a_first_run_killed_at_many_instants_of_the_store_creation_leaves_a_store_the_next_run_uses(tmp_path):
-    """SIGKILL from outside at instants spread over the creation window (timed from MLflow's
-    "Creating initial MLflow database tables" line); each time, the next run in the same folder
-    works and lists its run. (The old code left a half-migrated mlflow.db: every later run
-    failed with "table ... already exists".)"""
+    """SIGKILL from outside at instants spread over the creation window (timed from the moment
+    the store's temporary file appears; the commands silence MLflow's own "Creating initial
+    MLflow database tables" line); each time, the next run in the same folder works and lists its
+    run. (The old code left a half-migrated mlflow.db: every later run failed with "table ...
+    already exists".)"""
     delays = [0.0, 0.1, 0.3, 0.6, 1.0, 1.5, 2.2, 3.0]
     killed_with_a_store = 0
     for i, delay in enumerate(delays):
@@ -89,18 +90,18 @@ def test_a_first_run_killed_at_many_instants_of_the_store_creation_leaves_a_stor
         db = folder / "mlflow.db"
         proc = subprocess.Popen([sys.executable, "-m", "autoal", *run_args(db)], cwd=folder, text=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
-        seen = threading.Event()
         lines: list[str] = []
 
-        def read(p=proc, seen=seen, lines=lines) -> None:
+        def read(p=proc, lines=lines) -> None:
             for line in p.stderr:
                 lines.append(line)
-                if "Creating initial MLflow database tables" in line:
-                    seen.set()
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        assert seen.wait(240), "".join(lines)[-2000:]
+        deadline = time.time() + 240
+        while not (list(folder.glob(".mlflow.db.creating-*")) or db.exists()) and proc.poll() is None:
+            assert time.time() < deadline, "".join(lines)[-2000:]
+            time.sleep(0.01)
         time.sleep(delay)
         proc.kill()
         proc.wait(60)
