@@ -52,6 +52,17 @@ def bounded(default: Any, low: float | None = None, high: float | None = None, *
     return field(default=default, metadata={"bound": Bound(low, high, low_open, high_open, note)})
 
 
+def choice(default: Any, options: tuple, *, note: str = "") -> Any:
+    """A dataclass field with ``default`` whose value must be one of ``options`` (None, where the
+    field allows it, is not checked)."""
+    return field(default=default, metadata={"choices": tuple(options), "note": note})
+
+
+def choices_of(f: dataclasses.Field) -> tuple | None:
+    """The options declared on the dataclass field ``f`` by :func:`choice`, or None."""
+    return f.metadata.get("choices")
+
+
 def bound_of(f: dataclasses.Field) -> Bound | None:
     """The :class:`Bound` declared on the dataclass field ``f``, or None."""
     return f.metadata.get("bound")
@@ -59,13 +70,18 @@ def bound_of(f: dataclasses.Field) -> Bound | None:
 
 def check_bounds(obj: Any, prefix: str = "") -> None:
     """Raise ConfigError for the first bounded field of the dataclass ``obj`` (nested dataclasses
-    included, their keys prefixed ``section.``) whose value is not a finite number in its range."""
+    included, their keys prefixed ``section.``) whose value is not a finite number in its range,
+    or of a :func:`choice` field whose value is not one of its options."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         where = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             check_bounds(value, f"{where}.")
             continue
+        options = choices_of(f)
+        if options is not None and value is not None and value not in options:
+            note = f" ({f.metadata['note']})" if f.metadata.get("note") else ""
+            raise ConfigError(f"{where}: expected one of {', '.join(map(str, options))}{note}; got {value!r}")
         b = bound_of(f)
         if b is None or value is None:
             continue

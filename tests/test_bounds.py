@@ -180,3 +180,20 @@ def test_the_command_prints_one_line_and_exits_2_when_training_diverges(workdir)
     state = json.loads((run_dir / "state.json").read_text())
     assert state["next_round"] == 0 and state["history"] == []
     assert not os.path.exists(workdir / "mlflow.db")
+
+
+def test_choice_fields_are_checked_by_check_bounds():
+    from dataclasses import dataclass
+
+    from autoal.bounds import check_bounds, choice, choices_of
+
+    @dataclass
+    class P:
+        optimizer: str = choice("sgd", ("sgd", "adam"), note="the search's optimizer")
+        maybe: str | None = choice(None, ("a", "b"))
+
+    check_bounds(P())
+    check_bounds(P("adam", "b"))
+    assert choices_of(__import__("dataclasses").fields(P)[0]) == ("sgd", "adam")
+    with pytest.raises(ConfigError, match=r"^x\.optimizer: expected one of sgd, adam \(the search's optimizer\); got 'rmsprop'$"):
+        check_bounds(P("rmsprop"), "x.")
