@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 import torch
@@ -96,6 +96,26 @@ class QueryContext:
         self.metrics[key] = float(value)
 
 
+@dataclass(frozen=True)
+class RayResources:
+    """The Ray resources one run of a strategy needs beyond its own trial (DESIGN.md §5), as the
+    strategy declares them (:meth:`Strategy.ray_resources`); a sweep reserves them for each
+    trial (:func:`autoal.platform.sweep.plan_resources`).
+
+    - ``task_bundles``: Ray tasks or actors the run starts as children of its trial, one
+      bundle of the trial's placement group each (tasks that share a bundle run one after
+      another). A bundle maps ``CPU``/``GPU`` to an amount; ``GPU`` is used only where the
+      trial has a GPU, and ``GPU: None`` takes half of what the trial has (the trial keeps the
+      rest). A bundle with nothing left takes one CPU.
+    - ``train_workers``: Ray Train workers the run starts; they reserve a placement group of
+      their own, outside the trial's (Train V2), one CPU each, and one GPU each where the trial
+      has a GPU.
+    """
+
+    task_bundles: tuple[Mapping[str, float | None], ...] = ()
+    train_workers: int = 0
+
+
 class Strategy(ABC):
     """The query-strategy contract: ``query(ctx)`` returns the dataset indices of the ``ctx.n``
     samples to label next (distinct, all from U). Subclasses set ``name`` and ``needs``.
@@ -109,6 +129,15 @@ class Strategy(ABC):
     @abstractmethod
     def query(self, ctx: QueryContext) -> np.ndarray:
         """Dataset indices of the ``ctx.n`` samples to label next (distinct, all from U)."""
+
+    @classmethod
+    def ray_resources(cls, params: Mapping[str, Any]) -> RayResources:
+        """The Ray resources one run of this strategy needs beyond its own trial, for its
+        ``strategy.params`` ``params`` (every key, defaults filled in). Default: none — the
+        strategy runs in its trial's process. A strategy that starts Ray tasks, actors or Train
+        workers overrides this, so that a sweep reserves them; undeclared, they may wait
+        forever for resources the trials hold."""
+        return RayResources()
 
     # Strategies with learned state (AutoAL, LPL, VAAL, ALBL) override these for resume.
     def state_dict(self) -> dict[str, Any]:
