@@ -43,6 +43,7 @@ from typing import Any, Mapping, Protocol
 import numpy as np
 import torch
 
+from autoal.api_marker import developer_api, public_api
 from autoal.cache import PoolCache
 from autoal.errors import StateError
 from autoal.progress import NULL_REPORTER, as_reporter
@@ -64,6 +65,7 @@ class TaskLearner(Protocol):
     def score(self, model: torch.nn.Module, indices: np.ndarray, seed: int) -> PoolCache: ...
 
 
+@public_api
 @dataclass
 class QueryContext:
     """Everything a strategy may use in one round. ``cache.indices == unlabeled``."""
@@ -96,6 +98,7 @@ class QueryContext:
         self.metrics[key] = float(value)
 
 
+@developer_api
 @dataclass(frozen=True)
 class RayResources:
     """The Ray resources one run of a strategy needs beyond its own trial (DESIGN.md §5), as the
@@ -116,6 +119,7 @@ class RayResources:
     train_workers: int = 0
 
 
+@public_api
 class Strategy(ABC):
     """The query-strategy contract: ``query(ctx)`` returns the dataset indices of the ``ctx.n``
     samples to label next (distinct, all from U). Subclasses set ``name`` and ``needs``.
@@ -172,6 +176,7 @@ def restore(target: Any, saved: dict[str, Any], what: str) -> None:
                          "move the run folder away to start the run afresh") from None
 
 
+@public_api
 class PoolStrategy(Strategy):
     """A strategy that is a function of the round's caches: the pool's (``cache``) and, for those
     that need it, the labeled set's (``labeled``). These can be AutoAL's candidates and ALBL's
@@ -198,6 +203,7 @@ class PoolStrategy(Strategy):
         return self.indicator(cache, n, rng, labeled)
 
 
+@public_api
 class ScoreStrategy(PoolStrategy):
     """A strategy defined by a per-sample score (higher = query first)."""
 
