@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autoal.api_marker import public_api
 from autoal.cache import PoolCache
 from autoal.config import RunConfig
 from autoal.data.base import ALDataset
@@ -31,6 +32,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@public_api
 def run(data: ALDataset | tuple, strategy: str | Strategy = "margin", *, rounds: int = 10, initial_size: int = 20,
         query_size: int = 10, seed: int = 0, model: str | torch.nn.Module | None = None, epochs: int = 50,
         output_dir: str = "runs", config: dict[str, Any] | None = None, progress: bool | None = None) -> RunResult:
@@ -93,6 +95,7 @@ def _four(data: Any) -> tuple:
     return tuple(data)
 
 
+@public_api
 def query(probs: Any, n: int, strategy: str | PoolStrategy = "margin", *, embeddings: Any = None,
           labeled_embeddings: Any = None, seed: int = 0) -> np.ndarray:
     """Positions (rows of ``probs``) of the ``n`` samples ``strategy`` would label next, from

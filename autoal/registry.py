@@ -8,11 +8,13 @@ import importlib
 import pkgutil
 from typing import Callable, Generic, TypeVar
 
+from autoal.api_marker import developer_api
 from autoal.errors import ConfigError
 
 T = TypeVar("T")
 
 
+@developer_api
 class Registry(Generic[T]):
     """``kind`` names what is registered in errors ("strategy"), ``key`` is the config key that
     selects it ("strategy.name"), ``package`` the package whose modules are discovered."""

@@ -144,3 +144,19 @@ def test_hydra_is_imported_by_the_cli_alone():
                 importers.add(_unit(name))
     assert importers == {"autoal.cli"}, sorted(importers)
     assert LAYERS["autoal.cli"] > max(v for k, v in LAYERS.items() if k not in ("autoal.cli", "autoal.__main__"))
+
+
+def test_ray_is_imported_by_the_executors_and_the_platform_alone():
+    """DESIGN.md §5: every Ray path runs under autoal.executors (a round's work off the loop's
+    process: scoring actors, ENSvarR's member tasks, the Ray Train search) or autoal.platform
+    (sweeps, the cluster); a strategy declares its Ray resources and calls an executor."""
+    importers = set()
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            mods = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
+                    else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(m == "ray" or m.startswith("ray.") for m in mods):
+                importers.add(name)
+    units = {".".join(m.split(".")[:2]) for m in importers}
+    assert units == {"autoal.executors", "autoal.platform"}, sorted(importers)
+    assert {"autoal.executors.ray_ensemble", "autoal.executors.ray_scoring"} <= importers

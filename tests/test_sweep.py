@@ -175,6 +175,47 @@ def test_resource_plan_declares_nested_resources():
     assert plan_resources(ens, None, {"CPU": 8, "GPU": 1}).bundles == [{"CPU": 1.0, "GPU": 0.5}, {"CPU": 1.0, "GPU": 0.5}]
 
 
+def test_resource_plan_follows_the_strategys_declaration(monkeypatch):
+    """plan_resources reserves what a strategy declares (Strategy.ray_resources), matching no
+    names: ENSvarR's members, AutoAL's Ray Train search (either key), and a user's strategy."""
+    from autoal.platform.sweep.resources import strategy_resources
+    from autoal.strategies.base import RayResources, Strategy
+    from autoal.strategies.registry import STRATEGIES
+
+    base = {"scoring": {"executor": "local"}}
+    ens = strategy_resources({**base, "strategy": {"name": "ens_var_r", "params": {"ray_num_cpus": 2.0}}})
+    assert ens == RayResources(task_bundles=({"CPU": 2.0, "GPU": None},))
+    one = {"name": "ens_var_r", "params": {"ensemble_size": 1}}  # the task model alone: no Ray task
+    assert plan_resources({**base, "strategy": one}, None, {"CPU": 2}).bundles == [{"CPU": 1.0}]
+    for key in ("executor", "search_executor"):
+        declared = strategy_resources({"strategy": {"name": "autoal", "params": {key: "ray_train"}}})
+        assert declared == RayResources(train_workers=2), key
+    assert strategy_resources({"strategy": {"name": "autoal", "params": {}}}) == RayResources()
+    assert plan_resources({"strategy": {"name": "autoal"}, "search": {"executor": "ray_train"}}, None,
+                          {"CPU": 2}).outside == {}  # no top-level search section is read
+
+    class TwoActors(Strategy):
+        def query(self, ctx):
+            return ctx.unlabeled[: ctx.n]
+
+        @classmethod
+        def ray_resources(cls, params):
+            bundle = {"CPU": float(params["actor_cpus"]), "GPU": 0.25}
+            return RayResources(task_bundles=(bundle, bundle), train_workers=int(params["workers"]))
+
+        def __init__(self, actor_cpus: float = 2.0, workers: int = 0) -> None:
+            self.actor_cpus, self.workers = actor_cpus, workers
+
+    monkeypatch.setitem(STRATEGIES._items, "two_actors", TwoActors)
+    mine = {**base, "strategy": {"name": "two_actors", "params": {"workers": 1}}}
+    p = plan_resources(mine, None, {"CPU": 8})
+    assert p.bundles == [{"CPU": 1.0}, {"CPU": 2.0}, {"CPU": 2.0}] and p.outside == {"CPU": 1.0}
+    assert p.max_concurrent == 1  # 8 CPUs // (1 + 2 + 2 + 1)
+    p = plan_resources(mine, None, {"CPU": 8, "GPU": 1})
+    assert p.bundles == [{"CPU": 1.0, "GPU": 0.5}, {"CPU": 2.0, "GPU": 0.25}, {"CPU": 2.0, "GPU": 0.25}]
+    assert p.outside == {"CPU": 1.0, "GPU": 1.0}
+
+
 def test_sqlite_lock_is_per_database_and_outside_the_repo(tmp_path):
     a = sqlite_lock_path(f"sqlite:///{tmp_path / 'a.db'}")
     assert a is not None and a != sqlite_lock_path(f"sqlite:///{tmp_path / 'b.db'}")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autoal.api_marker import public_api
 from autoal.data.checks import coverage_warnings
 from autoal.errors import DataError
 
@@ -35,6 +36,7 @@ IDENTITY_HASH = "sha256-all-bytes"
 _HASH_CHUNK = 2048
 
 
+@public_api
 @dataclass
 class ALDataset:
     """A labeled classification data set, split into a pool (train) and a test set.

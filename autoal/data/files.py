@@ -39,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from autoal.api_marker import public_api
 from autoal.data.base import AUGMENTATIONS, ALDataset, to_labels, to_samples
 from autoal.data.checks import check_no_empty_classes, check_pool_classes
 from autoal.data.registry import DataSpec, register_dataset
@@ -309,6 +310,7 @@ def load_npz(spec: DataSpec) -> ALDataset:
                                augmentation=augmentation_option(spec, "none"))
 
 
+@public_api
 def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, where: str, source: str,
                         num_classes: int | None = None, classes: Sequence[str] | None = None,
                         augmentation: str = "none") -> ALDataset:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from autoal.api_marker import public_api
 from autoal.bounds import bounded, check_bounds
 from autoal.data.base import ALDataset
 from autoal.data.checks import check_pool_classes, warn_data
@@ -23,6 +24,7 @@ Loader = Callable[["DataSpec"], ALDataset]
 LOADERS: Registry[Loader] = Registry("data set", "dataset.name", "autoal.data")
 
 
+@public_api
 @dataclass
 class DataSpec:
     """What to load: ``name`` from :func:`dataset_names`, the data ``root`` folder, whether a
@@ -57,15 +59,18 @@ class DataSpec:
         check_bounds(self, "dataset.")
 
 
+@public_api
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
     """Decorator: register a loader ``(spec: DataSpec) -> ALDataset`` under ``name``."""
     return LOADERS.register(name)
 
 
+@public_api
 def dataset_names() -> list[str]:
     return LOADERS.names()
 
 
+@public_api
 def load_dataset(spec: DataSpec) -> ALDataset:
     """Load the data set ``spec.name``, then apply its long tail and subsamples; unknown names
     raise ConfigError listing the choices. A pool of fewer than two classes is a DataError; test

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autoal.api_marker import public_api
 from autoal.errors import ConfigError
 from autoal.models.base import Backbone
 
@@ -60,6 +61,7 @@ def _replace(module: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, leaf, new)
 
 
+@public_api
 class ModuleAdapter(Backbone):
     """A user's classifier as a :class:`Backbone` (see the module docstring for the contract).
 

@@ -20,9 +20,11 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from autoal.api_marker import developer_api
 from autoal.mc import MCSummary, dropout_keep_mask, mc_dropout_summary
 
 
+@developer_api
 class Backbone(nn.Module):
     """Abstract base: subclasses build ``self.body`` (returns the 4 stage maps) and set
     ``self.embedding_dim``."""

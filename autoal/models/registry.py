@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from autoal.api_marker import public_api
 from autoal.errors import ConfigError
 from autoal.models.base import Backbone
 from autoal.registry import Registry
@@ -33,6 +34,7 @@ class ModelFamily:
 MODELS: Registry[ModelFamily] = Registry("model", "model.name", "autoal.models")
 
 
+@public_api
 def register_model(name: str, *, default_width: int, min_side: Callable[[int], int] | None = None,
                    inputs: tuple[str, ...] = ("images",), default_depth: int | None = None
                    ) -> Callable[[Builder], Builder]:

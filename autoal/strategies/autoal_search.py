@@ -62,7 +62,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ from autoal.selection import top_n
 from autoal.strategies import candidates as _candidates
 from autoal.strategies.autoal_lookahead import LookaheadSearch
 from autoal.strategies.autoal_params import AutoALParams
-from autoal.strategies.base import QueryContext, Strategy, restore, saved_mapping
+from autoal.strategies.base import QueryContext, RayResources, Strategy, restore, saved_mapping
 from autoal.strategies.candidates import PAPER_CANDIDATES
 from autoal.strategies.registry import register_strategy
 from autoal.strategies.typiclust import TypiClust
@@ -146,6 +146,14 @@ class AutoAL(Strategy):
         self._arch: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self.rounds_done = 0
+
+    @classmethod
+    def ray_resources(cls, params: Mapping[str, Any]) -> RayResources:
+        """Ray Train workers when the search runs on Ray Train (``search_executor``, formerly
+        ``executor``: ``ray_train``): ``num_workers`` of them; else none."""
+        if "ray_train" not in (params.get("search_executor"), params.get("executor")):
+            return RayResources()
+        return RayResources(train_workers=int(params.get("num_workers") or AutoALParams.num_workers))
 
     # -- nets --------------------------------------------------------------------------------
     def _arch_for(self, ctx: QueryContext) -> dict[str, Any]:

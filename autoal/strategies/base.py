@@ -38,11 +38,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 import torch
 
+from autoal.api_marker import developer_api, public_api
 from autoal.cache import PoolCache
 from autoal.errors import StateError
 from autoal.progress import NULL_REPORTER, as_reporter
@@ -64,6 +65,7 @@ class TaskLearner(Protocol):
     def score(self, model: torch.nn.Module, indices: np.ndarray, seed: int) -> PoolCache: ...
 
 
+@public_api
 @dataclass
 class QueryContext:
     """Everything a strategy may use in one round. ``cache.indices == unlabeled``."""
@@ -96,6 +98,28 @@ class QueryContext:
         self.metrics[key] = float(value)
 
 
+@developer_api
+@dataclass(frozen=True)
+class RayResources:
+    """The Ray resources one run of a strategy needs beyond its own trial (DESIGN.md §5), as the
+    strategy declares them (:meth:`Strategy.ray_resources`); a sweep reserves them for each
+    trial (:func:`autoal.platform.sweep.plan_resources`).
+
+    - ``task_bundles``: Ray tasks or actors the run starts as children of its trial, one
+      bundle of the trial's placement group each (tasks that share a bundle run one after
+      another). A bundle maps ``CPU``/``GPU`` to an amount; ``GPU`` is used only where the
+      trial has a GPU, and ``GPU: None`` takes half of what the trial has (the trial keeps the
+      rest). A bundle with nothing left takes one CPU.
+    - ``train_workers``: Ray Train workers the run starts; they reserve a placement group of
+      their own, outside the trial's (Train V2), one CPU each, and one GPU each where the trial
+      has a GPU.
+    """
+
+    task_bundles: tuple[Mapping[str, float | None], ...] = ()
+    train_workers: int = 0
+
+
+@public_api
 class Strategy(ABC):
     """The query-strategy contract: ``query(ctx)`` returns the dataset indices of the ``ctx.n``
     samples to label next (distinct, all from U). Subclasses set ``name`` and ``needs``.
@@ -109,6 +133,15 @@ class Strategy(ABC):
     @abstractmethod
     def query(self, ctx: QueryContext) -> np.ndarray:
         """Dataset indices of the ``ctx.n`` samples to label next (distinct, all from U)."""
+
+    @classmethod
+    def ray_resources(cls, params: Mapping[str, Any]) -> RayResources:
+        """The Ray resources one run of this strategy needs beyond its own trial, for its
+        ``strategy.params`` ``params`` (every key, defaults filled in). Default: none — the
+        strategy runs in its trial's process. A strategy that starts Ray tasks, actors or Train
+        workers overrides this, so that a sweep reserves them; undeclared, they may wait
+        forever for resources the trials hold."""
+        return RayResources()
 
     # Strategies with learned state (AutoAL, LPL, VAAL, ALBL) override these for resume.
     def state_dict(self) -> dict[str, Any]:
@@ -143,6 +176,7 @@ def restore(target: Any, saved: dict[str, Any], what: str) -> None:
                          "move the run folder away to start the run afresh") from None
 
 
+@public_api
 class PoolStrategy(Strategy):
     """A strategy that is a function of the round's caches: the pool's (``cache``) and, for those
     that need it, the labeled set's (``labeled``). These can be AutoAL's candidates and ALBL's
@@ -169,6 +203,7 @@ class PoolStrategy(Strategy):
         return self.indicator(cache, n, rng, labeled)
 
 
+@public_api
 class ScoreStrategy(PoolStrategy):
     """A strategy defined by a per-sample score (higher = query first)."""
 

@@ -5,6 +5,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable
 
+from autoal.api_marker import public_api
 from autoal.errors import ConfigError
 from autoal.registry import Registry
 from autoal.strategies.base import Strategy
@@ -12,6 +13,7 @@ from autoal.strategies.base import Strategy
 STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy", "strategy.name", "autoal.strategies")
 
 
+@public_api
 def register_strategy(name: str):
     """Class decorator: register a :class:`Strategy` subclass under ``name`` (also its ``name``)."""
     def deco(cls):
@@ -20,6 +22,7 @@ def register_strategy(name: str):
     return deco
 
 
+@public_api
 def strategy_names() -> list[str]:
     return STRATEGIES.names()
 
@@ -35,6 +38,7 @@ def strategy_defaults(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in inspect.signature(cls).parameters.items() if k not in ("self", "args", "kwargs")}
 
 
+@public_api
 def build_strategy(name: str, **params: Any) -> Strategy:
     """Instantiate a strategy; unknown names or parameters raise ConfigError listing choices."""
     cls = STRATEGIES.get(name)

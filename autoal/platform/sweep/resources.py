@@ -1,11 +1,16 @@
-"""What a trial reserves (:func:`plan_resources`): Ray scorer actors go into the trial's placement
-group; Ray Train workers reserve their own, so the number of concurrent trials is capped instead."""
+"""What a trial reserves (:func:`plan_resources`): Ray scorer actors and the Ray tasks its strategy
+declares go into the trial's placement group; Ray Train workers reserve their own, so the number
+of concurrent trials is capped instead. What a strategy starts on Ray is its own declaration
+(:meth:`autoal.strategies.base.Strategy.ray_resources`), looked up by name in the registry."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from autoal.errors import ConfigError
+
+if TYPE_CHECKING:
+    from autoal.strategies.base import RayResources
 
 
 def trial_bundle(res: Mapping[str, Any]) -> dict[str, float]:
@@ -45,12 +50,34 @@ class ResourcePlan:
         return total
 
 
+def strategy_resources(cfg: Mapping[str, Any]) -> RayResources:
+    """What one run of the config's strategy starts on Ray beyond its trial: the strategy's own
+    declaration (:meth:`~autoal.strategies.base.Strategy.ray_resources`) for its
+    ``strategy.params``, defaults filled in. (The strategies, and torch, load on first call.)"""
+    from autoal.config import StrategyConfig
+    from autoal.strategies.registry import STRATEGIES, strategy_defaults
+
+    strategy = cfg.get("strategy") or {}
+    name = strategy.get("name") or StrategyConfig.name
+    params = {**strategy_defaults(name), **(strategy.get("params") or {})}
+    return STRATEGIES.get(name).ray_resources(params)
+
+
 def train_workers(cfg: Mapping[str, Any]) -> int:
-    """Ray Train workers a run starts (AutoAL's search on ``ray_train``), 0 if none."""
-    for section in (cfg.get("search") or {}, (cfg.get("strategy") or {}).get("params") or {}):
-        if isinstance(section, Mapping) and section.get("executor") == "ray_train":
-            return int(section.get("num_workers", 2) or 2)
-    return 0
+    """Ray Train workers a run starts (as its strategy declares them: AutoAL's search on Ray
+    Train), 0 if none."""
+    return int(strategy_resources(cfg).train_workers)
+
+
+def _task_bundle(head: dict[str, float], want: Mapping[str, float | None]) -> dict[str, float]:
+    """One bundle of a strategy's Ray tasks (:class:`~autoal.strategies.base.RayResources`); a
+    GPU share is taken from the trial's bundle ``head`` (half of it where unset)."""
+    task = {k: float(v or 0) for k, v in want.items() if k != "GPU"}
+    if head.get("GPU", 0) > 0 and "GPU" in want:
+        share = float(want["GPU"] or head["GPU"] / 2)
+        head["GPU"] = max(head["GPU"] - share, 0.0) or head["GPU"]
+        task["GPU"] = share
+    return {k: v for k, v in task.items() if v > 0} or {"CPU": 1.0}
 
 
 def plan_resources(cfg: Mapping[str, Any], resources_per_trial: Mapping[str, Any] | None,
@@ -63,10 +90,11 @@ def plan_resources(cfg: Mapping[str, Any], resources_per_trial: Mapping[str, Any
     - Ray scorer actors (``scoring.executor=ray``) are created by the trial and captured by its
       placement group: one bundle per actor, ``gpus_per_actor`` GPUs each when the trial has a
       GPU, else 1 CPU.
-    - ENSvarR's ensemble members are Ray tasks of the trial: one more bundle (``ray_num_cpus``,
-      and half the trial's GPU when it has one).
-    - Ray Train workers (search ``executor=ray_train``) reserve their own placement group outside
-      the trial's (Train V2), so they are budgeted by capping the concurrent trials: at most
+    - What the strategy declares (:meth:`~autoal.strategies.base.Strategy.ray_resources`):
+      its Ray tasks are children of the trial, one more bundle each (ENSvarR's members:
+      ``ray_num_cpus``, and half the trial's GPU when it has one); its Ray Train workers
+      (AutoAL's search on Ray Train) reserve their own placement group outside the trial's
+      (Train V2), so they are budgeted by capping the concurrent trials: at most
       ``cluster CPUs // (trial CPUs + workers)`` (likewise GPUs) run at once.
     """
     has_gpu = float(cluster.get("GPU", 0) or 0) > 0
@@ -86,18 +114,9 @@ def plan_resources(cfg: Mapping[str, Any], resources_per_trial: Mapping[str, Any
         g = float(scoring.get("gpus_per_actor", 0) or 0)
         actor = {"GPU": g} if head.get("GPU", 0) > 0 and g > 0 else {"CPU": float(scoring.get("num_cpus", 1) or 1)}
         bundles += [dict(actor) for _ in range(int(scoring.get("num_actors", 1)))]
-    strategy = cfg.get("strategy") or {}
-    if strategy.get("name") == "ens_var_r":
-        # ENSvarR trains its members as Ray tasks (ray_num_cpus / ray_num_gpus each), children of
-        # the trial: one bundle where they run one after another, with half the trial's GPU
-        params = strategy.get("params") or {}
-        task = {"CPU": float(params.get("ray_num_cpus", 1.0) or 0)}
-        if head.get("GPU", 0) > 0:
-            share = float(params.get("ray_num_gpus") or head["GPU"] / 2)
-            head["GPU"] = max(head["GPU"] - share, 0.0) or head["GPU"]
-            task["GPU"] = share
-        bundles.append({k: v for k, v in task.items() if v > 0} or {"CPU": 1.0})
-    n_workers = train_workers(cfg)
+    declared = strategy_resources(cfg)
+    bundles += [_task_bundle(head, want) for want in declared.task_bundles]
+    n_workers = int(declared.train_workers)
     outside: dict[str, float] = {}
     if n_workers:
         outside = {"CPU": float(n_workers)}

@@ -2,22 +2,18 @@
 Genewein, Nürnberger, Köhler, CVPR 2018)."""
 from __future__ import annotations
 
-import copy
-import sys
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from autoal.cache import compute_cache
-from autoal.device import prepare_model
 from autoal.errors import ConfigError
+from autoal.executors.ray_ensemble import member_votes_on_ray, ray_running
 from autoal.progress import epoch_progress
 from autoal.selection import top_n
-from autoal.strategies.base import QueryContext, Strategy
+from autoal.strategies.base import QueryContext, RayResources, Strategy
 from autoal.strategies.baselines._common import require_ctx, sub_seed
 from autoal.strategies.registry import register_strategy
-from autoal.training import train_model
 
 
 def variation_ratio(votes: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -25,24 +21,6 @@ def variation_ratio(votes: torch.Tensor, num_classes: int) -> torch.Tensor:
     m = votes.shape[0]
     counts = torch.nn.functional.one_hot(votes.long(), num_classes).sum(0)  # (N, C)
     return 1.0 - counts.max(1).values.float() / m
-
-
-def _member_votes(model: torch.nn.Module, rng_state: torch.Tensor, dataset: Any, labeled: np.ndarray,
-                  unlabeled: np.ndarray, train_cfg: Any, seed: int, use_cuda: bool, batch_size: int) -> np.ndarray:
-    """Train one member (already initialized) on ``labeled`` as the learner's ``train`` does,
-    then return its predicted labels over ``unlabeled``. Runs in a Ray worker: the global torch
-    RNG (dropout masks) is restored to the state it had after the member's seeded
-    initialization in the driver, so that the result equals the sequential path's."""
-    import random
-
-    random.seed(seed)
-    torch.manual_seed(seed)  # CUDA generators as after the driver's seed_torch(seed)
-    torch.set_rng_state(rng_state)
-    device = torch.device("cuda" if use_cuda and torch.cuda.is_available() else "cpu")
-    model = prepare_model(model, device)
-    train_model(model, dataset, labeled, train_cfg, device=device, seed=seed)
-    cache = compute_cache(model, dataset, unlabeled, mc_samples=0, batch_size=batch_size, device=device, seed=seed)
-    return cache.probs.argmax(1).cpu().numpy()
 
 
 @register_strategy("ens_var_r")
@@ -65,12 +43,12 @@ class EnsembleVarRatio(Strategy):
     (4) default size 5.
 
     When Ray is initialized (``ray.is_initialized()``) and the context carries the loop's train
-    config, members train in parallel as Ray tasks
+    config, members train in parallel as Ray tasks (:mod:`autoal.executors.ray_ensemble`)
     of ``ray_num_cpus`` CPUs and ``ray_num_gpus`` GPUs (default: a 1/members share of a GPU
     when the loop runs on CUDA and the cluster has GPUs, else none). Each task receives the
     member's initialized weights and the driver's RNG state after initialization and trains with
-    the loop's train config, so picks equal the sequential path's for the same seed. Declare the
-    tasks' resources in a Tune trial's resources, or trials may wait forever for them.
+    the loop's train config, so picks equal the sequential path's for the same seed. The tasks'
+    resources are declared (:meth:`ray_resources`), so a sweep's trials reserve them.
 
     Progress: stage ``ens_var_r/members`` (one unit per member trained here, as each finishes)
     and, on the sequential path, ``ens_var_r/train`` (the current member's epochs).
@@ -90,6 +68,17 @@ class EnsembleVarRatio(Strategy):
         self.last_backend = "none"
         self.last_votes: torch.Tensor | None = None
 
+    @classmethod
+    def ray_resources(cls, params: Mapping[str, Any]) -> RayResources:
+        """The members' Ray tasks, children of the trial: one bundle, where they run one after
+        another, of ``ray_num_cpus`` CPUs and ``ray_num_gpus`` GPUs (unset or 0: half the
+        trial's GPU); none where no member trains outside the task model."""
+        members = int(params.get("ensemble_size", 5)) - (1 if params.get("reuse_task_model", True) else 0)
+        if members < 1:
+            return RayResources()
+        return RayResources(task_bundles=({"CPU": float(params.get("ray_num_cpus", 1.0) or 0),
+                                           "GPU": params.get("ray_num_gpus") or None},))
+
     def member_seeds(self, seed: int) -> list[int]:
         start = 1 if self.reuse_task_model else 0
         return [sub_seed(seed, m) for m in range(start, self.ensemble_size)]
@@ -100,9 +89,8 @@ class EnsembleVarRatio(Strategy):
         rows = [cache.probs.argmax(1).cpu()] if self.reuse_task_model else []
         seeds = self.member_seeds(ctx.seed)
         if seeds:
-            ray = sys.modules.get("ray")  # Ray cannot be initialized unless someone imported it
             # off-process members train with the learner's recipe, exactly as its train() does
-            if ray is not None and ray.is_initialized() and ctx.learner is not None:
+            if ray_running() and ctx.learner is not None:
                 rows += self._votes_ray(ctx, seeds)
                 self.last_backend = "ray"
             else:
@@ -125,29 +113,11 @@ class EnsembleVarRatio(Strategy):
         return out
 
     def _votes_ray(self, ctx: QueryContext, seeds: list[int]) -> list[torch.Tensor]:
-        import ray
-
         ctx = require_ctx(ctx, self.name, "learner", "dataset")
-        train_cfg = ctx.learner.train_cfg
-        use_cuda = ctx.device.type == "cuda"
-        gpus = self.ray_num_gpus
-        if gpus is None:
-            gpus = 1.0 / len(seeds) if use_cuda and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        task = ray.remote(num_cpus=self.ray_num_cpus, num_gpus=float(gpus))(_member_votes)
-        ds_ref = ray.put(ctx.dataset)
-        refs = []
-        for s in seeds:
-            model = ctx.learner.new_model(s)  # seeded init in the driver, exactly as the sequential path
-            state = torch.get_rng_state()
-            refs.append(task.remote(copy.deepcopy(model).cpu(), state, ds_ref, ctx.labeled, ctx.unlabeled,
-                                    train_cfg, s, use_cuda and gpus > 0, self.score_batch_size))
-            del model
-        ctx.progress("ens_var_r/members", 0, len(refs))
-        waiting = list(refs)
-        while waiting:  # members in the order they finish, for progress only
-            _, waiting = ray.wait(waiting, num_returns=1)
-            ctx.progress("ens_var_r/members", len(refs) - len(waiting), len(refs))
-        return [torch.from_numpy(np.array(v, dtype=np.int64)) for v in ray.get(refs)]  # writable copies
+        return member_votes_on_ray(ctx.learner, ctx.dataset, ctx.labeled, ctx.unlabeled, seeds,
+                                   use_cuda=ctx.device.type == "cuda", num_cpus=self.ray_num_cpus,
+                                   num_gpus=self.ray_num_gpus, batch_size=self.score_batch_size,
+                                   progress=lambda done, total: ctx.progress("ens_var_r/members", done, total))
 
     def query(self, ctx: QueryContext) -> np.ndarray:
         v = self.votes(ctx)
