@@ -14,10 +14,10 @@ from autoal.errors import ConfigError
 from autoal.lpm import LossPredictionModule, ranking_loss
 from autoal.search.losses import aggregated_score, budget_regularizer, gmm_threshold, soft_selection
 from autoal.search.nets import build_fitnet, build_searchnet
-from autoal.search.search import (SearchBatch, SearchConfig, SearchNets, make_optimizers, pool_scores,
-                                  searchnet_step)
+from autoal.search.cycle import (SearchBatch, SearchConfig, SearchNets, make_optimizers, pool_scores,
+                                 searchnet_step)
 from autoal.strategies.base import QueryContext
-from autoal.strategies.autoal_search import AutoAL
+from autoal.strategies.autoal import AutoAL
 from autoal.strategies.candidates import BALD, EntropySampling, LeastConfidence, MarginSampling, MeanSTD
 
 torch.set_num_threads(1)
@@ -174,7 +174,7 @@ def test_ranking_loss_one_rule_for_odd_batches_shared_by_autoal_and_lpl():
     """Pairs (i, B-1-i): in a batch of 5 the middle sample has no partner, so changing it
     changes nothing; the pairs (0, 4) and (1, 3) are the ones scored. AutoAL's search and the
     LPL baseline call this very function."""
-    import autoal.search.search as search_mod
+    import autoal.search.cycle as search_mod
     import autoal.strategies.baselines.lpl as lpl_mod
 
     assert search_mod.ranking_loss is ranking_loss and lpl_mod.ranking_loss is ranking_loss
@@ -278,7 +278,8 @@ def test_state_dict_resume_continues_like_an_uninterrupted_strategy(digits_ctx_p
 
 
 @pytest.mark.parametrize("params,key", [
-    ({"candidates": ["entropy", "coreset"]}, "candidates"),
+    ({"candidates": ["entropy", "nope"]}, "candidates"),
+    ({"candidates": ["entropy", "albl"]}, "candidates"),
     ({"pool_size": 9}, "pool_size"),
     ({"tau": -1.0}, "tau"),
     ({"candidate_model": "oracle"}, "candidate_model"),
@@ -337,9 +338,14 @@ def test_config_group_lists_every_constructor_default():
 
     defaults = strategy_defaults("autoal")
     assert conf["params"] == defaults
-    # the paper's formulation is a named configuration: the same keys, formulation: paper
+    # the paper's formulation is a named configuration: autoal.yaml (Hydra's defaults list) with
+    # only what differs, formulation: paper
     paper = yaml.safe_load((folder / "autoal_paper.yaml").read_text())
-    assert paper["name"] == "autoal" and paper["params"] == {**defaults, "formulation": "paper"}
+    assert paper["defaults"] == ["autoal", "_self_"] and paper["params"] == {"formulation": "paper"}
+    from autoal.cli.common import compose
+
+    composed = compose(["strategy=autoal_paper"])["strategy"]
+    assert composed == {"name": "autoal", "params": {**defaults, "formulation": "paper"}}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -358,18 +364,20 @@ def test_search_nets_run_channels_last_on_cuda(digits_ctx_parts):
     strategy = AutoAL(**TINY)
     picks = strategy.query(ctx)
     assert len(np.unique(picks)) == 10
-    for net in (strategy.nets.searchnet, strategy.nets.fitnet):
+    for net in (strategy.formulation.nets.searchnet, strategy.formulation.nets.fitnet):
         convs = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
         assert convs and all(w.is_cuda and w.is_contiguous(memory_format=torch.channels_last) for w in convs)
 
 
 def test_autoal_params_are_a_typed_dataclass_checked_before_any_work():
     from autoal.strategies import build_strategy
-    from autoal.strategies.autoal_params import AutoALParams
+    from autoal.strategies.autoal import AutoALParams, PaperParams
 
     s = build_strategy("autoal", lam=2, cycles=3.0, candidates=["margin", "kmeans"])
-    assert isinstance(s.params, AutoALParams) and s.params.lam == 2.0 and isinstance(s.params.lam, float)
-    assert s.params.cycles == 3 and isinstance(s.params.cycles, int) and s.candidate_names == ["margin", "kmeans"]
+    assert isinstance(s.params, AutoALParams) and isinstance(s.params.paper, PaperParams)
+    assert s.params.paper.lam == 2.0 and isinstance(s.params.paper.lam, float)
+    assert s.params.paper.cycles == 3 and isinstance(s.params.paper.cycles, int)
+    assert s.candidate_names == ["margin", "kmeans"]
     assert AutoALParams.from_params({}) == AutoALParams()
     for bad, key in (({"cycles": "abc"}, "cycles"), ({"cycles": 2.5}, "cycles"), ({"lpm": 1}, "lpm"),
                      ({"gate": "nope"}, "gate"), ({"width_factor": 0}, "width_factor"),
@@ -386,7 +394,7 @@ def test_batch_rows_partition_every_row_once(n, size):
     once, no batch of fewer than 2 rows (n = k * size + 1 used to crash or duplicate a batch)."""
     import numpy as np
 
-    from autoal.search.search import batch_rows
+    from autoal.search.cycle import batch_rows
 
     parts = batch_rows(n, size, np.random.default_rng(0))
     rows = np.concatenate(parts)

@@ -5,7 +5,7 @@
   pool cache computed data-parallel by Ray actors (``scoring.executor=ray``), equal to the
   in-process :func:`autoal.cache.compute_cache`;
 - :mod:`autoal.executors.ray_train_search`: the paper formulation's FitNet/SearchNet/LPM updates
-  inside one Ray Train ``TorchTrainer`` per round (``strategy.params.executor=ray_train``), DDP
+  inside one Ray Train ``TorchTrainer`` per round (``strategy.params.search_executor=ray_train``), DDP
   over the batch.
 
 Nothing heavy is imported here: Ray is imported by the submodules, so the library starts

@@ -47,8 +47,9 @@ class ResourcePlan:
 
 def train_workers(cfg: Mapping[str, Any]) -> int:
     """Ray Train workers a run starts (AutoAL's search on ``ray_train``), 0 if none."""
-    for section in (cfg.get("search") or {}, (cfg.get("strategy") or {}).get("params") or {}):
-        if isinstance(section, Mapping) and section.get("executor") == "ray_train":
+    for section, key in ((cfg.get("search") or {}, "executor"),
+                         ((cfg.get("strategy") or {}).get("params") or {}, "search_executor")):
+        if isinstance(section, Mapping) and section.get(key) == "ray_train":
             return int(section.get("num_workers", 2) or 2)
     return 0
 
@@ -65,7 +66,7 @@ def plan_resources(cfg: Mapping[str, Any], resources_per_trial: Mapping[str, Any
       GPU, else 1 CPU.
     - ENSvarR's ensemble members are Ray tasks of the trial: one more bundle (``ray_num_cpus``,
       and half the trial's GPU when it has one).
-    - Ray Train workers (search ``executor=ray_train``) reserve their own placement group outside
+    - Ray Train workers (``strategy.params.search_executor=ray_train``) reserve their own placement group outside
       the trial's (Train V2), so they are budgeted by capping the concurrent trials: at most
       ``cluster CPUs // (trial CPUs + workers)`` (likewise GPUs) run at once.
     """
