@@ -293,6 +293,29 @@ def test_bad_params_raise_config_error_naming_the_key(params, key):
         AutoAL(**params)
 
 
+def test_the_old_executor_key_is_refused_naming_search_executor():
+    """``strategy.params.executor`` was renamed ``search_executor``: the library, a sweep's dotted
+    key and a command-line override all refuse the old key in one line naming the new one."""
+    from autoal.cli.common import compose
+    from autoal.strategies import build_strategy
+
+    for make in (lambda: build_strategy("autoal", formulation="paper", executor="ray_train"),
+                 lambda: AutoAL(executor="local"),
+                 lambda: compose(["strategy=autoal_paper", "strategy.params.executor=ray_train"])):
+        with pytest.raises(ConfigError, match=r"^strategy\.params\.executor was renamed to "
+                                              r"strategy\.params\.search_executor; write search_executor instead$"):
+            make()
+    assert build_strategy("autoal", formulation="paper", search_executor="ray_train").params.paper.search_executor \
+        == "ray_train"
+
+
+def test_any_registered_pool_strategy_is_a_candidate_and_others_are_refused():
+    s = AutoAL(candidates=["coreset", "typiclust", "badge"], formulation="paper")
+    assert s.candidate_names == ["coreset", "typiclust", "badge"] and "labeled_cache" in s.needs
+    with pytest.raises(ConfigError, match=r"strategy\.params\.candidates: 'vaal' is not a pool strategy"):
+        AutoAL(candidates=["margin", "vaal"])
+
+
 def test_pool_size_takes_a_prefix_of_the_paper_order():
     assert AutoAL(pool_size=3).candidate_names == ["entropy", "margin", "least_confidence"]
 
