@@ -73,6 +73,8 @@ class Formulation(ABC):
     name: ClassVar[str]
     candidates: list[PoolStrategy]
     needs: frozenset[str]
+    #: rounds queried so far (saved with the state)
+    rounds_done: int = 0
 
     @property
     def names(self) -> list[str]:

@@ -135,6 +135,8 @@ class LookaheadFormulation(Formulation):
 
     # -- the round ---------------------------------------------------------------------------
     def query(self, ctx: QueryContext) -> np.ndarray:
+        if ctx.dataset is None:
+            raise ValueError("strategy 'autoal' needs the data set in its context (needs = dataset)")
         picks = seeded_query(ctx, lambda: self._query(ctx, int(ctx.seed)))
         self.rounds_done += 1
         return picks

@@ -69,7 +69,7 @@ class AutoAL(Strategy):
         """Restore a saved state; one of the other formulation (the config changed) starts fresh."""
         if not state:
             return
-        self.formulation.rounds_done = saved_rounds(state)  # type: ignore[attr-defined]
+        self.formulation.rounds_done = saved_rounds(state)
         if state.get("formulation", "paper") != self.formulation.name:
             return
         self.formulation.load_state_dict(state)
