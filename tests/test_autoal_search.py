@@ -411,6 +411,21 @@ def test_autoal_params_are_a_typed_dataclass_checked_before_any_work():
         build_strategy("autoal", lamm=1.0)
 
 
+def test_the_round_config_is_the_params_by_name_with_one_set_of_defaults():
+    """SearchConfig takes the paper formulation's settings by field name (no copy by hand), and
+    its defaults are the params' own."""
+    from autoal.strategies.autoal import AutoALParams, PaperParams
+
+    p = AutoALParams.from_params({"formulation": "paper", "search_epochs": 3, "tau": 0.5, "candidate_score": "rank"})
+    cfg = SearchConfig.of(p.paper, t=0.1, mc_samples=4)
+    assert (cfg.search_epochs, cfg.tau, cfg.candidate_score, cfg.t, cfg.mc_samples) == (3, 0.5, "rank", 0.1, 4)
+    default = SearchConfig(t=0.1)
+    assert all(getattr(default, k) == getattr(PaperParams(), k) for k in ("search_epochs", "warmup_epochs", "lam",
+                                                                          "tau", "batch_size", "gmm_samples"))
+    with pytest.raises(ConfigError, match=r"^strategy\.params\.batch_size: must be >= 2; got 1$"):
+        AutoALParams.from_params({"batch_size": 1})
+
+
 @pytest.mark.parametrize("n, size", [(65, 64), (129, 64), (193, 64), (64, 64), (3, 2), (130, 64)])
 def test_batch_rows_partition_every_row_once(n, size):
     """A tail of one row joins the batch before it (BatchNorm needs 2 rows): every row exactly

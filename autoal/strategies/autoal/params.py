@@ -107,11 +107,6 @@ class AutoALParams:
     SECTIONS: ClassVar[tuple[str, ...]] = ("lookahead", "paper")
 
     @classmethod
-    def keys(cls) -> list[str]:
-        """The flat ``strategy.params`` keys."""
-        return [f.name for f in dataclasses.fields(AUTOAL_KEYS)]
-
-    @classmethod
     def from_params(cls, params: dict[str, Any]) -> "AutoALParams":
         """Typed (the config's coercion) and checked settings from the flat ``strategy.params``."""
         flat = build_dataclass(AUTOAL_KEYS, refuse_renamed(dict(params)), "strategy.params.")
