@@ -183,7 +183,7 @@ def profile_autoal_query(out_dir: Path, n_pool: int, labeled: int, query: int, e
 
     from autoal.config import RunConfig
     from autoal.loop import ActiveLearningLoop
-    from autoal.strategies.autoal_search import AutoAL
+    from autoal.strategies.autoal import AutoAL
 
     original = AutoAL.query
     calls = {"n": 0}

@@ -33,7 +33,7 @@ from autoal.cache import compute_cache  # noqa: E402
 from autoal.data import DataSpec, load_dataset  # noqa: E402
 from autoal.device import prepare_model  # noqa: E402
 from autoal.models import build_model  # noqa: E402
-from autoal.search.lookahead import lookahead  # noqa: E402
+from autoal.lookahead.valuation import lookahead  # noqa: E402
 from autoal.strategies import QueryContext, build_strategy  # noqa: E402
 from autoal.training import TrainConfig, evaluate, train_model  # noqa: E402
 

@@ -13,9 +13,9 @@ import autoal
 from autoal.cache import PoolCache
 from autoal.errors import ConfigError, StateError
 from autoal.strategies import QueryContext, build_strategy
-from autoal.strategies.label_credit import (CompetenceEstimate, imbalance_pvalue, pick_credit, split_batch,
-                                            uncertainty_share)
-from autoal.strategies.pool_embedding import pixel_pca
+from autoal.strategies.autoal.label_credit import (CompetenceEstimate, imbalance_pvalue, pick_credit, split_batch,
+                                                   uncertainty_share)
+from autoal.strategies.autoal.pool_embedding import pixel_pca
 
 
 # -- credit ----------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from autoal.errors import ConfigError
 from autoal.lpm import LossPredictionModule, ranking_loss
 from autoal.search.losses import aggregated_score, budget_regularizer, gmm_threshold, soft_selection
 from autoal.search.nets import build_fitnet, build_searchnet
-from autoal.search.search import (SearchBatch, SearchConfig, SearchNets, make_optimizers, pool_scores,
-                                  searchnet_step)
+from autoal.search.cycle import (SearchBatch, SearchConfig, SearchNets, make_optimizers, pool_scores,
+                                 searchnet_step)
 from autoal.strategies.base import QueryContext
-from autoal.strategies.autoal_search import AutoAL
+from autoal.strategies.autoal import AutoAL
 from autoal.strategies.candidates import BALD, EntropySampling, LeastConfidence, MarginSampling, MeanSTD
 
 torch.set_num_threads(1)
@@ -174,7 +174,7 @@ def test_ranking_loss_one_rule_for_odd_batches_shared_by_autoal_and_lpl():
     """Pairs (i, B-1-i): in a batch of 5 the middle sample has no partner, so changing it
     changes nothing; the pairs (0, 4) and (1, 3) are the ones scored. AutoAL's search and the
     LPL baseline call this very function."""
-    import autoal.search.search as search_mod
+    import autoal.search.cycle as search_mod
     import autoal.strategies.baselines.lpl as lpl_mod
 
     assert search_mod.ranking_loss is ranking_loss and lpl_mod.ranking_loss is ranking_loss
@@ -278,7 +278,8 @@ def test_state_dict_resume_continues_like_an_uninterrupted_strategy(digits_ctx_p
 
 
 @pytest.mark.parametrize("params,key", [
-    ({"candidates": ["entropy", "coreset"]}, "candidates"),
+    ({"candidates": ["entropy", "nope"]}, "candidates"),
+    ({"candidates": ["entropy", "albl"]}, "candidates"),
     ({"pool_size": 9}, "pool_size"),
     ({"tau": -1.0}, "tau"),
     ({"candidate_model": "oracle"}, "candidate_model"),
@@ -290,6 +291,29 @@ def test_state_dict_resume_continues_like_an_uninterrupted_strategy(digits_ctx_p
 def test_bad_params_raise_config_error_naming_the_key(params, key):
     with pytest.raises(ConfigError, match=rf"strategy\.params\.{key}"):
         AutoAL(**params)
+
+
+def test_the_old_executor_key_is_refused_naming_search_executor():
+    """``strategy.params.executor`` was renamed ``search_executor``: the library, a sweep's dotted
+    key and a command-line override all refuse the old key in one line naming the new one."""
+    from autoal.cli.common import compose
+    from autoal.strategies import build_strategy
+
+    for make in (lambda: build_strategy("autoal", formulation="paper", executor="ray_train"),
+                 lambda: AutoAL(executor="local"),
+                 lambda: compose(["strategy=autoal_paper", "strategy.params.executor=ray_train"])):
+        with pytest.raises(ConfigError, match=r"^strategy\.params\.executor was renamed to "
+                                              r"strategy\.params\.search_executor; write search_executor instead$"):
+            make()
+    assert build_strategy("autoal", formulation="paper", search_executor="ray_train").params.paper.search_executor \
+        == "ray_train"
+
+
+def test_any_registered_pool_strategy_is_a_candidate_and_others_are_refused():
+    s = AutoAL(candidates=["coreset", "typiclust", "badge"], formulation="paper")
+    assert s.candidate_names == ["coreset", "typiclust", "badge"] and "labeled_cache" in s.needs
+    with pytest.raises(ConfigError, match=r"strategy\.params\.candidates: 'vaal' is not a pool strategy"):
+        AutoAL(candidates=["margin", "vaal"])
 
 
 def test_pool_size_takes_a_prefix_of_the_paper_order():
@@ -337,9 +361,14 @@ def test_config_group_lists_every_constructor_default():
 
     defaults = strategy_defaults("autoal")
     assert conf["params"] == defaults
-    # the paper's formulation is a named configuration: the same keys, formulation: paper
+    # the paper's formulation is a named configuration: autoal.yaml (Hydra's defaults list) with
+    # only what differs, formulation: paper
     paper = yaml.safe_load((folder / "autoal_paper.yaml").read_text())
-    assert paper["name"] == "autoal" and paper["params"] == {**defaults, "formulation": "paper"}
+    assert paper["defaults"] == ["autoal", "_self_"] and paper["params"] == {"formulation": "paper"}
+    from autoal.cli.common import compose
+
+    composed = compose(["strategy=autoal_paper"])["strategy"]
+    assert composed == {"name": "autoal", "params": {**defaults, "formulation": "paper"}}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -358,18 +387,20 @@ def test_search_nets_run_channels_last_on_cuda(digits_ctx_parts):
     strategy = AutoAL(**TINY)
     picks = strategy.query(ctx)
     assert len(np.unique(picks)) == 10
-    for net in (strategy.nets.searchnet, strategy.nets.fitnet):
+    for net in (strategy.formulation.nets.searchnet, strategy.formulation.nets.fitnet):
         convs = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
         assert convs and all(w.is_cuda and w.is_contiguous(memory_format=torch.channels_last) for w in convs)
 
 
 def test_autoal_params_are_a_typed_dataclass_checked_before_any_work():
     from autoal.strategies import build_strategy
-    from autoal.strategies.autoal_params import AutoALParams
+    from autoal.strategies.autoal import AutoALParams, PaperParams
 
     s = build_strategy("autoal", lam=2, cycles=3.0, candidates=["margin", "kmeans"])
-    assert isinstance(s.params, AutoALParams) and s.params.lam == 2.0 and isinstance(s.params.lam, float)
-    assert s.params.cycles == 3 and isinstance(s.params.cycles, int) and s.candidate_names == ["margin", "kmeans"]
+    assert isinstance(s.params, AutoALParams) and isinstance(s.params.paper, PaperParams)
+    assert s.params.paper.lam == 2.0 and isinstance(s.params.paper.lam, float)
+    assert s.params.paper.cycles == 3 and isinstance(s.params.paper.cycles, int)
+    assert s.candidate_names == ["margin", "kmeans"]
     assert AutoALParams.from_params({}) == AutoALParams()
     for bad, key in (({"cycles": "abc"}, "cycles"), ({"cycles": 2.5}, "cycles"), ({"lpm": 1}, "lpm"),
                      ({"gate": "nope"}, "gate"), ({"width_factor": 0}, "width_factor"),
@@ -380,13 +411,28 @@ def test_autoal_params_are_a_typed_dataclass_checked_before_any_work():
         build_strategy("autoal", lamm=1.0)
 
 
+def test_the_round_config_is_the_params_by_name_with_one_set_of_defaults():
+    """SearchConfig takes the paper formulation's settings by field name (no copy by hand), and
+    its defaults are the params' own."""
+    from autoal.strategies.autoal import AutoALParams, PaperParams
+
+    p = AutoALParams.from_params({"formulation": "paper", "search_epochs": 3, "tau": 0.5, "candidate_score": "rank"})
+    cfg = SearchConfig.of(p.paper, t=0.1, mc_samples=4)
+    assert (cfg.search_epochs, cfg.tau, cfg.candidate_score, cfg.t, cfg.mc_samples) == (3, 0.5, "rank", 0.1, 4)
+    default = SearchConfig(t=0.1)
+    assert all(getattr(default, k) == getattr(PaperParams(), k) for k in ("search_epochs", "warmup_epochs", "lam",
+                                                                          "tau", "batch_size", "gmm_samples"))
+    with pytest.raises(ConfigError, match=r"^strategy\.params\.batch_size: must be >= 2; got 1$"):
+        AutoALParams.from_params({"batch_size": 1})
+
+
 @pytest.mark.parametrize("n, size", [(65, 64), (129, 64), (193, 64), (64, 64), (3, 2), (130, 64)])
 def test_batch_rows_partition_every_row_once(n, size):
     """A tail of one row joins the batch before it (BatchNorm needs 2 rows): every row exactly
     once, no batch of fewer than 2 rows (n = k * size + 1 used to crash or duplicate a batch)."""
     import numpy as np
 
-    from autoal.search.search import batch_rows
+    from autoal.search.cycle import batch_rows
 
     parts = batch_rows(n, size, np.random.default_rng(0))
     rows = np.concatenate(parts)

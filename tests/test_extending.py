@@ -60,3 +60,44 @@ def test_readme_extensions_run_end_to_end_from_a_copy(tmp_path):
                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
                            env={k: v for k, v in env.items() if k != "PYTHONPATH"})
     assert check.returncode == 0 and "'tiny_mlp'" not in check.stdout, check.stdout + check.stderr
+
+
+_CANDIDATE_RUN = """
+import json, sys, types
+
+from autoal.config import RunConfig
+from autoal.loop import run_experiment
+
+user = types.ModuleType("users_strategies")  # the README's strategy, registered from a user's own module
+exec(compile(sys.argv[1], "confidence_ratio.py", "exec"), user.__dict__)
+out = {}
+for formulation, params in (("lookahead", {"lookahead_parts": 2, "head_steps": 5}),
+                            ("paper", {"warmup_epochs": 1, "search_epochs": 1, "width": 4, "gmm_samples": 200})):
+    cfg = RunConfig.from_dict({
+        "dataset": {"name": "digits"}, "train": {"epochs": 3}, "al": {"rounds": 2, "initial_size": 20, "query_size": 10},
+        "strategy": {"name": "autoal", "params": {"formulation": formulation, "candidates": ["margin", "confidence_ratio"],
+                                                  **params}},
+        "tracking": {"enabled": False}, "runtime": {"output_dir": sys.argv[2] + "/" + formulation, "quiet": True}})
+    r = run_experiment(cfg)
+    out[formulation] = {"labeled": len(set(r.labeled.tolist())), "history": r.history}
+print(json.dumps(out, default=str))
+"""
+
+
+@pytest.mark.slow
+def test_the_readme_strategy_is_an_autoal_candidate_by_name(tmp_path):
+    """Any registered strategy, a user's included, is an AutoAL candidate by its name: the README's
+    ``confidence_ratio``, registered from a module outside the package, runs in both formulations
+    (a fresh process, so the registration does not leak into other tests)."""
+    import json
+
+    source = _readme_files()["autoal/strategies/confidence_ratio.py"]
+    out = subprocess.run([sys.executable, "-c", _CANDIDATE_RUN, source, str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    runs = json.loads(out.stdout.strip().splitlines()[-1])
+    for formulation, key in (("lookahead", "weight/confidence_ratio"), ("paper", "w_mean/confidence_ratio")):
+        run = runs[formulation]
+        assert run["labeled"] == 40  # 20 initial + 2 rounds of 10, all distinct
+        weights = [rec[key] for rec in run["history"] if key in rec]
+        assert len(weights) == 2 and all(0.0 < float(w) < 1.0 for w in weights), (formulation, weights)

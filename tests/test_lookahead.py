@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from autoal.config import RunConfig
 from autoal.errors import ConfigError
 from autoal.loop import run_experiment
-from autoal.search.gate import first_order_values, soft_top
-from autoal.search.lookahead import fit_heads, held_out, lookahead, partition_masks
-from autoal.search.mixture import (allocate, decorrelated_weights, hedge_update, mixture_scores,
-                                   portfolio_picks, prior_log_weights, rank_correlation)
+from autoal.lookahead.gate import first_order_values, soft_top
+from autoal.lookahead.mixture import (allocate, decorrelated_weights, hedge_update, mixture_scores,
+                                      portfolio_picks, prior_log_weights, rank_correlation)
+from autoal.lookahead.valuation import fit_heads, held_out, lookahead, partition_masks
 from autoal.selection import top_n
 from autoal.strategies import build_strategy
 
@@ -121,7 +121,7 @@ def test_lookahead_values_informative_picks_above_redundant_ones():
     res = lookahead(e_a, y_a, e_v, y_v, w0[0], b0[0], torch.stack([informative, redundant]), 5, parts=6,
                     rng=np.random.default_rng(0))
     assert res.gain_ce.shape == (2, 6) and res.picks == 5 and 0 < res.distinctness <= 1
-    from autoal.search.lookahead import arm_distinctness
+    from autoal.lookahead.valuation import arm_distinctness
     same = torch.zeros(3, 2, 10, dtype=torch.bool)
     same[:, :, :4] = True
     assert arm_distinctness(same) == 0.0
@@ -177,12 +177,12 @@ def test_lookahead_formulation_in_a_loop_logs_its_search_and_is_reproducible(tmp
     assert all(np.isfinite(rec[f"value/{c}"]) for c in params["candidates"])
     assert 0 <= rec["fitnet/accuracy_v"] <= 1 and rec["seconds_fitnet"] > 0
     strat = build_strategy("autoal", **params)
-    assert "labeled_cache" in strat.needs and strat.formulation == "lookahead"
+    assert "labeled_cache" in strat.needs and strat.formulation.name == "lookahead"
 
 
 def test_lookahead_parameters_are_checked():
-    with pytest.raises(ConfigError, match=r"strategy.params.formulation: unknown value 'magic'; valid choices: "
-                                          r"lookahead, paper"):
+    with pytest.raises(ConfigError, match=r"strategy.params.formulation: expected one of lookahead, paper; "
+                                          r"got 'magic'"):
         build_strategy("autoal", formulation="magic")
     with pytest.raises(ConfigError, match="strategy.params.prior: names coreset are not in the candidate pool"):
         build_strategy("autoal", prior={"coreset": 1.0})
@@ -190,9 +190,9 @@ def test_lookahead_parameters_are_checked():
         build_strategy("autoal", prior={"margin": -1.0})
     with pytest.raises(ConfigError, match=r"strategy.params.hedge_rate: expected a finite number; got nan"):
         build_strategy("autoal", hedge_rate=float("nan"))
-    with pytest.raises(ConfigError, match=r"strategy.params.hedge_rate: must be a number in \[0, 100\]"):
+    with pytest.raises(ConfigError, match=r"strategy.params.hedge_rate: must lie in \[0, 100\]"):
         build_strategy("autoal", hedge_rate=500)
-    with pytest.raises(ConfigError, match="strategy.params.gate: unknown value"):
+    with pytest.raises(ConfigError, match="strategy.params.gate: expected one of none, ranks"):
         build_strategy("autoal", gate="image")
 
 
@@ -225,7 +225,7 @@ def test_fitnet_is_competent_and_never_sees_v():
                            round=r, seed=100 + r, model=task, dataset=ds, device=cpu,
                            labeled_cache=compute_cache(task, ds, labeled, mc_samples=0))
         strat.query(ctx)
-        a_idx, v_idx = strat.lookahead._split(labeled, len(ds.y_train), np.random.default_rng(0), 0)
+        a_idx, v_idx = strat.formulation._split(labeled, len(ds.y_train), np.random.default_rng(0), 0)
         assert set(a_idx.tolist()).isdisjoint(v_idx.tolist()) and len(a_idx) + len(v_idx) == size
         for i in a_idx.tolist():
             assert sides.setdefault(i, "A") == "A"
@@ -235,7 +235,7 @@ def test_fitnet_is_competent_and_never_sees_v():
             _t.manual_seed(1)
             ref = prepare_model(build_model("small_cnn", 1, 10, 8), cpu)
             train_model(ref, ds, a_idx, TrainConfig(), device=cpu, seed=1)
-            fit_acc = evaluate(strat.lookahead.fitnet, ds, device=cpu)["accuracy"]
+            fit_acc = evaluate(strat.formulation.fitnet, ds, device=cpu)["accuracy"]
             ratios.append(fit_acc / evaluate(ref, ds, device=cpu)["accuracy"])
     assert min(ratios) >= 0.9, ratios
 

@@ -367,8 +367,8 @@ def test_autoal_paper_reports_every_search_update(learner, parts):
 
 
 def test_planned_updates_count_the_batches_the_search_trains_on():
-    from autoal.search.cycles import _batches
-    from autoal.search.search import batch_rows
+    from autoal.search.cycle import batch_rows
+    from autoal.search.round import _batches
 
     rng = np.random.default_rng(0)
     checked = 0

@@ -1,5 +1,5 @@
 """AutoAL's search on Ray Train (issue 4 item 2): the batch sharding arithmetic, and one AutoAL
-round with ``executor: ray_train`` (2 CPU workers, DDP over the batch, gloo) that trains,
+round with ``search_executor: ray_train`` (2 CPU workers, DDP over the batch, gloo) that trains,
 returns the weights to the driver and selects."""
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _tiny_search_setup():
 
     from autoal.lpm import LossPredictionModule
     from autoal.search.nets import build_fitnet, build_searchnet
-    from autoal.search.search import SearchBatch, SearchConfig, SearchNets, SearchOptimizers
+    from autoal.search.cycle import SearchBatch, SearchConfig, SearchNets, SearchOptimizers
 
     def no_bn(m):  # BatchNorm statistics are per slice on CPU: compare the rest exactly
         for name, c in m.named_children():
@@ -73,7 +73,7 @@ def _ddp_worker(rank, world, init_file, out_dir):
     import torch.distributed as tdist
 
     from autoal.executors.ray_train_search import _forwarding_ddp_class
-    from autoal.search.search import SearchNets, fitnet_step, searchnet_step
+    from autoal.search.cycle import SearchNets, fitnet_step, searchnet_step
 
     torch.set_num_threads(1)
     tdist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
@@ -95,7 +95,7 @@ def _ddp_worker(rank, world, init_file, out_dir):
 def test_ddp_over_the_batch_with_all_reduced_alpha_equals_the_single_process_update(tmp_path):
     import torch.multiprocessing as mp
 
-    from autoal.search.search import fitnet_step, searchnet_step
+    from autoal.search.cycle import fitnet_step, searchnet_step
 
     nets, opts, batch, cfg = _tiny_search_setup()
     start = {k: v.clone() for k, v in nets.searchnet.state_dict().items()}
@@ -120,7 +120,7 @@ def test_ddp_over_the_batch_with_all_reduced_alpha_equals_the_single_process_upd
 @pytest.mark.slow
 def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tmp_path):
     import autoal.executors.ray_train_search as ts
-    import autoal.strategies.autoal_search as autoal_search
+    import autoal.strategies.autoal.paper as paper
     from autoal.cache import compute_cache
     from autoal.data import DataSpec, load_dataset
     from autoal.models import build_model
@@ -144,20 +144,20 @@ def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tm
     # round 0 in-process builds the nets; round 1 continues from its state on Ray Train
     local = build_strategy("autoal", **params)
     local.query(ctx(0))
-    strat = build_strategy("autoal", executor="ray_train", num_workers=2, **params)
+    strat = build_strategy("autoal", search_executor="ray_train", num_workers=2, **params)
     strat.load_state_dict(local.state_dict())
-    before = {k: v.clone() for k, v in local.nets.searchnet.state_dict().items()}
+    before = {k: v.clone() for k, v in local.formulation.nets.searchnet.state_dict().items()}
 
     calls = []
     real = ts.run_search_on_ray_train
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("num_workers"))
-        out = real(*args, **kwargs)
+    def spy(job):
+        calls.append(job.num_workers)
+        out = real(job)
         calls.append(out)
         return out
 
-    monkeypatch.setattr(autoal_search, "run_search_on_ray_train", spy)  # the name AutoAL calls
+    monkeypatch.setattr(paper, "run_search_on_ray_train", spy)  # the name the paper formulation calls
     storage = tmp_path / "train"
     monkeypatch.setenv("AUTOAL_RAY_TRAIN_STORAGE", str(storage))
     c1 = ctx(1)
@@ -170,13 +170,13 @@ def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tm
         assert all(math.isfinite(getattr(st, key)) for st in stats), key
     assert stats[0].alpha_target == pytest.approx(c1.metrics["search/alpha_target"])
     assert all(math.isfinite(c1.metrics[f"search/{k}"]) for k in ("loss_fitnet", "loss_searchnet", "alpha"))
-    after = strat.nets.searchnet.state_dict()
+    after = strat.formulation.nets.searchnet.state_dict()
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[k], after[k]) for k in before if after[k].is_floating_point())
     assert not any(k.startswith("module.") for k in after)
     # the optimizer state came back too: SearchNet's SGD momentum buffers moved on from round 0's
-    state = strat.opts.searchnet.state_dict()["state"]
-    state0 = local.opts.searchnet.state_dict()["state"]
+    state = strat.formulation.opts.searchnet.state_dict()["state"]
+    state0 = local.formulation.opts.searchnet.state_dict()["state"]
     assert state and state.keys() == state0.keys()
     assert any(not torch.equal(state[k]["momentum_buffer"], state0[k]["momentum_buffer"]) for k in state)
     # selection: b distinct indices from U
@@ -200,7 +200,7 @@ def test_scoring_actors_and_ray_train_search_finish_on_two_cpus(ray_local, tmp_p
 
     cfg = RunConfig.from_dict({
         "al": {"rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
-        "strategy": {"name": "autoal", "params": {"formulation": "paper", "executor": "ray_train", "num_workers": 1,
+        "strategy": {"name": "autoal", "params": {"formulation": "paper", "search_executor": "ray_train", "num_workers": 1,
                                                   "warmup_epochs": 1, "search_epochs": 1}},
         "scoring": {"executor": "ray", "num_actors": 2, "num_cpus": 1},
         "tracking": {"enabled": False}, "runtime": {"output_dir": str(tmp_path), "quiet": True, "num_threads": 1}})
@@ -219,7 +219,7 @@ def test_scoring_actors_and_ray_train_search_finish_inside_a_sweep(ray_local, tm
     actor (both CPUs), the Train workers' own group can never be placed; the trial finishes."""
     from autoal.platform.sweep import SweepSpec, run_sweep
 
-    fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.executor": "ray_train",
+    fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.search_executor": "ray_train",
              "strategy.params.num_workers": 1, "strategy.params.warmup_epochs": 1, "strategy.params.search_epochs": 1,
              "scoring.executor": "ray", "scoring.num_actors": 1}
     spec = SweepSpec.from_dict({"name": "shape", "fixed": fixed, "seeds": [0], "report": False,

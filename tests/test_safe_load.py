@@ -253,7 +253,7 @@ def test_labeling_export_refuses_a_planted_strategy_checkpoint(tmp_path):
 # -- the Ray Train search state (function level, no Ray) ------------------------------------------------------
 
 def _nets_and_opts():
-    from autoal.search.search import SearchNets, SearchOptimizers
+    from autoal.search.cycle import SearchNets, SearchOptimizers
 
     torch.manual_seed(0)
     nets = SearchNets(torch.nn.Linear(4, 2), torch.nn.Linear(4, 3), None)

@@ -163,7 +163,7 @@ def test_resource_plan_declares_nested_resources():
     assert plan_resources(scored, None, {"CPU": 8}).bundles == [{"CPU": 1.0}, {"CPU": 1.0}, {"CPU": 1.0}]
     assert plan_resources(scored, None, {"CPU": 8, "GPU": 1}).bundles == [{"CPU": 1.0, "GPU": 1.0}, {"GPU": 0.5}, {"GPU": 0.5}]
     # Ray Train workers reserve a placement group of their own: the concurrency is capped instead
-    trained = {**base, "strategy": {"name": "autoal", "params": {"executor": "ray_train", "num_workers": 1}}}
+    trained = {**base, "strategy": {"name": "autoal", "params": {"search_executor": "ray_train", "num_workers": 1}}}
     p = plan_resources(trained, None, {"CPU": 2})
     assert p.bundles == [{"CPU": 1.0}] and p.outside == {"CPU": 1.0} and p.max_concurrent == 1
     assert plan_resources(trained, None, {"CPU": 8}).max_concurrent == 4
@@ -177,7 +177,7 @@ def test_resource_plan_declares_nested_resources():
 
 def test_resource_plan_follows_the_strategys_declaration(monkeypatch):
     """plan_resources reserves what a strategy declares (Strategy.ray_resources), matching no
-    names: ENSvarR's members, AutoAL's Ray Train search (either key), and a user's strategy."""
+    names: ENSvarR's members, AutoAL's Ray Train search, and a user's strategy."""
     from autoal.platform.sweep.resources import strategy_resources
     from autoal.strategies.base import RayResources, Strategy
     from autoal.strategies.registry import STRATEGIES
@@ -187,9 +187,8 @@ def test_resource_plan_follows_the_strategys_declaration(monkeypatch):
     assert ens == RayResources(task_bundles=({"CPU": 2.0, "GPU": None},))
     one = {"name": "ens_var_r", "params": {"ensemble_size": 1}}  # the task model alone: no Ray task
     assert plan_resources({**base, "strategy": one}, None, {"CPU": 2}).bundles == [{"CPU": 1.0}]
-    for key in ("executor", "search_executor"):
-        declared = strategy_resources({"strategy": {"name": "autoal", "params": {key: "ray_train"}}})
-        assert declared == RayResources(train_workers=2), key
+    declared = strategy_resources({"strategy": {"name": "autoal", "params": {"search_executor": "ray_train"}}})
+    assert declared == RayResources(train_workers=2)
     assert strategy_resources({"strategy": {"name": "autoal", "params": {}}}) == RayResources()
     assert plan_resources({"strategy": {"name": "autoal"}, "search": {"executor": "ray_train"}}, None,
                           {"CPU": 2}).outside == {}  # no top-level search section is read
@@ -382,7 +381,7 @@ def test_ray_train_search_in_concurrent_trials_does_not_deadlock(ray_local, tmp_
     caps the concurrency so that both finish."""
     pytest.importorskip("autoal.executors.ray_train_search")
     monkeypatch.chdir(tmp_path)
-    fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.executor": "ray_train",
+    fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.search_executor": "ray_train",
              "strategy.params.num_workers": 1, "strategy.params.warmup_epochs": 1, "strategy.params.search_epochs": 1}
     spec = _spec(tmp_path, name="train", space={}, seeds=[0, 1], fixed=fixed)
     plan = plan_resources(build_arms(spec, _base(tmp_path))[0].config, None, ray_local.cluster_resources())

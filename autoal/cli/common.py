@@ -147,6 +147,15 @@ def _explain_override_error(e: Exception, hydra_compose, config_name: str, overr
     node = OmegaConf.select(base, parent) if parent else base
     if node is None or not hasattr(node, "keys"):
         return f"{key}: unknown config key; valid top-level keys: {', '.join(map(str, base.keys()))}"
+    if parent == "strategy.params":  # a renamed key: say what it is called now
+        from autoal.strategies.registry import STRATEGIES, renamed_param
+
+        try:
+            renamed = getattr(STRATEGIES.get(str(OmegaConf.select(base, "strategy.name"))), "renamed_params", None)
+        except ConfigError:
+            renamed = None
+        if renamed_param(renamed or {}, leaf):
+            return str(renamed_param(renamed, leaf))
     if not len(node) and parent == "strategy.params":
         return f"{key}: unknown config key; strategy {OmegaConf.select(base, 'strategy.name')} has no parameters"
     return f"{key}: unknown config key; valid keys under {parent or 'the top level'}: {', '.join(map(str, node.keys()))}"

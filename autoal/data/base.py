@@ -182,7 +182,7 @@ class ALDataset:
         return out
 
     def pca_input(self) -> torch.Tensor:
-        """The pool as a label-free coverage space reads it (:func:`autoal.strategies.pool_embedding.pixel_pca`):
+        """The pool as a label-free coverage space reads it (:func:`autoal.strategies.autoal.pool_embedding.pixel_pca`):
         the stored images (uint8 pixels are scaled to [0, 1] there), or the standardized
         features (:meth:`eval_transform`), so that no feature dominates by its unit."""
         return self.x_train if self.kind == "images" else self.eval_transform(self.x_train)

@@ -7,7 +7,7 @@
 - :mod:`autoal.executors.ray_ensemble`: a strategy's extra models trained as Ray tasks
   (ENSvarR's ensemble members), equal to the in-process training;
 - :mod:`autoal.executors.ray_train_search`: the paper formulation's FitNet/SearchNet/LPM updates
-  inside one Ray Train ``TorchTrainer`` per round (``strategy.params.executor=ray_train``), DDP
+  inside one Ray Train ``TorchTrainer`` per round (``strategy.params.search_executor=ray_train``), DDP
   over the batch.
 
 Nothing heavy is imported here: Ray is imported by the submodules, so the library starts

@@ -1,8 +1,8 @@
-"""AutoAL's search on Ray Train (DESIGN.md §5, AutoAL's ``executor: ray_train``).
+"""AutoAL's search on Ray Train (DESIGN.md §5, the paper formulation's ``search_executor: ray_train``).
 
 One round's FitNet/SearchNet/LPM updates — every search cycle of the round — run inside ONE
 ``TorchTrainer.fit()`` with ``num_workers`` workers (a fit costs ~10 s of fixed overhead, so
-never one per step or per cycle). The math is :func:`autoal.search.search.search_cycle`, called
+never one per step or per cycle). The math is :func:`autoal.search.cycle.search_cycle`, called
 unchanged in every worker with a :class:`BatchSharding` as its ``dist`` argument:
 
 - **Inputs.** The nets and their optimizers (CPU copies, pickled together so the optimizers
@@ -47,15 +47,16 @@ import pickle
 import shutil
 import tempfile
 import uuid
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from autoal.checkpoint_io import plain_checkpoint, safe_torch_load
 from autoal.device import prepare_batch, prepare_model
-from autoal.search.cycles import CyclePlan, fresh_like
-from autoal.search.search import CycleStats, SearchBatch, SearchConfig, SearchNets, SearchOptimizers, search_cycle
+from autoal.search.cycle import CycleStats, SearchBatch, SearchConfig, SearchNets, SearchOptimizers, search_cycle
+from autoal.search.round import CyclePlan, SearchRound, fresh_like
 
 STATE_FILE = "search_state.pt"
 _NET_NAMES = ("searchnet", "fitnet", "lpm")
@@ -86,7 +87,7 @@ class _AllReduceSum(torch.autograd.Function):
 
 
 class BatchSharding:
-    """The ``dist`` hook of :mod:`autoal.search.search` for ``world_size`` data-parallel
+    """The ``dist`` hook of :mod:`autoal.search.cycle` for ``world_size`` data-parallel
     workers: which rows of a batch this worker processes, and the reductions that make the
     losses whole-batch quantities.
 
@@ -276,64 +277,49 @@ def default_storage_path() -> str:
                            or os.path.join(tempfile.gettempdir(), "autoal_ray_train"))
 
 
-def run_search_on_ray_train(nets: SearchNets, opts: SearchOptimizers, x: torch.Tensor, y: torch.Tensor,
-                            plans: Sequence[CyclePlan], cfg: SearchConfig, candidates: Sequence[Any], *,
-                            augment: Callable | None = None, num_workers: int = 2, use_gpu: bool | None = None,
-                            resources_per_worker: dict[str, float] | None = None, storage_path: str | None = None,
-                            num_threads: int | None = None, keep_storage: bool = False) -> list[CycleStats]:
-    """Run every cycle of ``plans`` (in order) in one ``TorchTrainer.fit()`` with
-    ``num_workers`` DDP workers, then load the trained weights and optimizer states back into
-    ``nets`` and ``opts`` in place. ``x``/``y``: the labeled set's normalized images and labels
-    (``plans`` index their rows). Returns one :class:`CycleStats` per cycle.
+@dataclass
+class RayTrainSearch:
+    """One round's search (:class:`~autoal.search.round.SearchRound`) and where it runs:
+    ``num_workers`` DDP workers; ``use_gpu`` defaults to ``torch.cuda.is_available()`` on the
+    driver; each worker takes ``resources_per_worker`` (default 1 CPU, or 1 GPU with
+    ``use_gpu``); ``storage_path``: see the module docstring (the run's folder under it is
+    removed afterwards unless ``keep_storage``); ``num_threads``: torch threads per worker."""
 
-    ``use_gpu`` defaults to ``torch.cuda.is_available()`` on the driver; each worker takes
-    ``resources_per_worker`` (default 1 CPU, or 1 GPU with ``use_gpu``). ``storage_path``: see
-    the module docstring; the run's folder under it is removed afterwards unless
-    ``keep_storage``."""
+    work: SearchRound
+    num_workers: int = 2
+    use_gpu: bool | None = None
+    resources_per_worker: dict[str, float] | None = None
+    storage_path: str | None = None
+    num_threads: int | None = None
+    keep_storage: bool = False
+
+
+def run_search_on_ray_train(job: RayTrainSearch) -> list[CycleStats]:
+    """Run every cycle of ``job.work.plans`` (in order) in one ``TorchTrainer.fit()`` with
+    ``job.num_workers`` DDP workers, then load the trained weights and optimizer states back into
+    the round's nets and optimizers in place. Returns one :class:`CycleStats` per cycle."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    if int(num_workers) < 1:
-        raise ValueError(f"num_workers must be >= 1; got {num_workers!r}")
+    if int(job.num_workers) < 1:
+        raise ValueError(f"num_workers must be >= 1; got {job.num_workers!r}")
     if not ray.is_initialized():
         ray.init()
-    use_gpu = torch.cuda.is_available() if use_gpu is None else bool(use_gpu)
-    storage = storage_path or default_storage_path()
+    use_gpu = torch.cuda.is_available() if job.use_gpu is None else bool(job.use_gpu)
+    storage = job.storage_path or default_storage_path()
     if "://" not in storage:
         storage = os.path.abspath(storage)
         os.makedirs(storage, exist_ok=True)
     name = f"autoal-search-{uuid.uuid4().hex[:12]}"
-
-    # CPU copies of the nets and optimizers, pickled together: the optimizers' parameter
-    # references and state stay tied to the nets' parameters across the pickle
-    cpu_nets = SearchNets(*(None if getattr(nets, n) is None else copy.deepcopy(getattr(nets, n)).cpu()
-                            for n in _NET_NAMES))
-    cpu_opts = SearchOptimizers(*(None for _ in _NET_NAMES))
-    for n in _NET_NAMES:
-        opt, net = getattr(opts, n), getattr(cpu_nets, n)
-        if opt is not None and net is not None:
-            fresh = type(opt)(net.parameters(), **opt.defaults)
-            fresh.load_state_dict(_cpu(opt.state_dict()))
-            setattr(cpu_opts, n, fresh)
-    from ray import cloudpickle
-
-    # one pickle (cloudpickle: the augmentation may be a closure), so identities survive
-    payload = cloudpickle.dumps({
-        "nets": cpu_nets, "opts": cpu_opts, "x": x.detach().cpu(), "y": y.detach().cpu(), "cfg": cfg,
-        "plans": [dataclasses.replace(p, a_rows=np.array(p.a_rows, dtype=np.int64),
-                                      v_rows=np.array(p.v_rows, dtype=np.int64),
-                                      v_cache=None if p.v_cache is None else p.v_cache.to("cpu")) for p in plans],
-        "candidates": list(candidates), "augment": augment,
-    })
-    ref = ray.put(payload)
-    resources = resources_per_worker or ({"CPU": 1, "GPU": 1} if use_gpu else {"CPU": 1})
-    _warn_if_short(resources_for(num_workers, use_gpu, resources))
+    ref = ray.put(_payload(job.work))
+    resources = job.resources_per_worker or ({"CPU": 1, "GPU": 1} if use_gpu else {"CPU": 1})
+    _warn_if_short(resources_for(job.num_workers, use_gpu, resources))
     trainer = TorchTrainer(
         _train_loop,
-        train_loop_config={"payload": ref, "num_threads": num_threads},
+        train_loop_config={"payload": ref, "num_threads": job.num_threads},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=int(num_workers), use_gpu=use_gpu,
+        scaling_config=ScalingConfig(num_workers=int(job.num_workers), use_gpu=use_gpu,
                                      resources_per_worker=resources),
         # a finite failure policy: a worker group that cannot start or dies ends the fit with an
         # error instead of retrying forever
@@ -347,11 +333,41 @@ def run_search_on_ray_train(nets: SearchNets, opts: SearchOptimizers, x: torch.T
             state = load_search_state(os.path.join(d, STATE_FILE))
     finally:
         del ref
-        if not keep_storage and "://" not in storage:
+        if not job.keep_storage and "://" not in storage:
             shutil.rmtree(os.path.join(storage, name), ignore_errors=True)
+    return _load_back(job.work, state)
 
+
+def _payload(work: SearchRound) -> bytes:
+    """CPU copies of the nets and optimizers, the labeled tensors, the plans, the config, the
+    candidates and the augmentation in one pickle (cloudpickle: the augmentation may be a
+    closure), so that the optimizers' parameter references and state stay tied to the nets'
+    parameters across the pickle."""
+    from ray import cloudpickle
+
+    cpu_nets = SearchNets(*(None if getattr(work.nets, n) is None else copy.deepcopy(getattr(work.nets, n)).cpu()
+                            for n in _NET_NAMES))
+    cpu_opts = SearchOptimizers(*(None for _ in _NET_NAMES))
     for n in _NET_NAMES:
-        net, opt = getattr(nets, n), getattr(opts, n)
+        opt, net = getattr(work.opts, n), getattr(cpu_nets, n)
+        if opt is not None and net is not None:
+            fresh = type(opt)(net.parameters(), **opt.defaults)
+            fresh.load_state_dict(_cpu(opt.state_dict()))
+            setattr(cpu_opts, n, fresh)
+    return cloudpickle.dumps({
+        "nets": cpu_nets, "opts": cpu_opts, "x": work.x.detach().cpu(), "y": work.y.detach().cpu(), "cfg": work.cfg,
+        "plans": [dataclasses.replace(p, a_rows=np.array(p.a_rows, dtype=np.int64),
+                                      v_rows=np.array(p.v_rows, dtype=np.int64),
+                                      v_cache=None if p.v_cache is None else p.v_cache.to("cpu")) for p in work.plans],
+        "candidates": list(work.candidates), "augment": work.augment,
+    })
+
+
+def _load_back(work: SearchRound, state: dict[str, Any]) -> list[CycleStats]:
+    """Load the workers' weights and optimizer states into the round's nets and optimizers in
+    place; the per-cycle statistics, each with the world size."""
+    for n in _NET_NAMES:
+        net, opt = getattr(work.nets, n), getattr(work.opts, n)
         if net is not None and state.get(n) is not None:
             net.load_state_dict(state[n])
         if opt is not None and state.get(f"opt_{n}") is not None:
@@ -412,5 +428,5 @@ def resources_for(num_workers: int, use_gpu: bool | None = None,
     return {k: float(v) * int(num_workers) for k, v in per.items()}
 
 
-__all__ = ["BatchSharding", "CyclePlan", "run_search_on_ray_train", "default_storage_path", "resources_for",
+__all__ = ["BatchSharding", "CyclePlan", "RayTrainSearch", "run_search_on_ray_train", "default_storage_path", "resources_for",
            "train_workers_fit", "STATE_FILE", "save_search_state", "load_search_state"]

@@ -44,6 +44,9 @@ def build_strategy(name: str, **params: Any) -> Strategy:
     cls = STRATEGIES.get(name)
     defaults = strategy_defaults(name)
     unknown = [k for k in params if k not in defaults]
+    for key in unknown:  # a renamed key: say what it is called now
+        if renamed_param(getattr(cls, "renamed_params", None) or {}, key):
+            raise ConfigError(renamed_param(cls.renamed_params, key))
     if unknown:
         raise ConfigError(f"strategy ({name}): unknown parameter(s) {', '.join(unknown)}; "
                           f"valid parameters: {', '.join(defaults) or '(none)'}")
@@ -53,6 +56,13 @@ def build_strategy(name: str, **params: Any) -> Strategy:
         return cls(**params)
     except (TypeError, ValueError, OverflowError) as e:  # a value of the right type the constructor refuses
         raise ConfigError(f"strategy ({name}): {e}") from None
+
+
+def renamed_param(renamed: dict[str, str], key: str) -> str | None:
+    """The one-line refusal of ``strategy.params.<key>`` when ``renamed`` (a strategy's
+    ``renamed_params``, old key -> new key) says it was renamed, else None."""
+    new = renamed.get(key)
+    return None if new is None else f"strategy.params.{key} was renamed to strategy.params.{new}; write {new} instead"
 
 
 def check_param_type(where: str, value: Any, default: Any) -> None:

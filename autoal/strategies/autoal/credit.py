@@ -11,7 +11,7 @@ Per round:
 
 1. *Credit*: the previous round's picks are labeled now. For each candidate, the accuracy of the
    model's pre-label predictions on its picks (competence), TAILOR's class rarity and the class
-   diversity of its picks (:mod:`autoal.strategies.label_credit`); logged as
+   diversity of its picks (:mod:`autoal.strategies.autoal.label_credit`); logged as
    ``competence/<candidate>``, ``rarity/<candidate>``, ``diversity/<candidate>``.
 2. *Weights*: a decayed Beta posterior of the competence on coverage picks gives the uncertainty
    share w = probe + (1 − 2·probe)·clip((ĉ − low)/(high − low), 0, 1); each side keeps at least
@@ -20,7 +20,7 @@ Per round:
    class prior (χ² p < ``imbalance_alpha``), rare classes are found by uncertainty, not by
    coverage: the share starts, and stays, at 1 − probe.
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
-   PCA, :mod:`autoal.strategies.pool_embedding`; or the task model's embedding), the rest by the
+   PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding), the rest by the
    uncertainty candidate among the samples coverage left.
 """
 from __future__ import annotations
@@ -34,57 +34,31 @@ import torch
 
 from autoal.cache import PoolCache
 from autoal.errors import ConfigError, StateError
-from autoal.strategies.base import PoolStrategy, QueryContext, Strategy
-from autoal.strategies.label_credit import (CompetenceEstimate, imbalance_pvalue, pick_credit, split_batch,
-                                            uncertainty_share)
-from autoal.strategies.pool_embedding import pixel_pca
-from autoal.strategies.registry import STRATEGIES, register_strategy, strategy_names
-
-COVERAGE_SPACES = ("pixels", "model")
-
-
-def _pool_strategy(key: str, name: Any) -> PoolStrategy:
-    if not isinstance(name, str) or name not in strategy_names():
-        raise ConfigError(f"strategy.params.{key}: expected the name of a registered strategy; got {name!r}")
-    strategy = STRATEGIES.get(name)()
-    if not isinstance(strategy, PoolStrategy):
-        raise ConfigError(f"strategy.params.{key}: {name!r} is not a pool strategy (it trains models of its own); "
-                          "choose one that picks from the round's caches (e.g. typiclust, kmeans, margin)")
-    return strategy
+from autoal.strategies.autoal.formulation import Formulation, build_candidate
+from autoal.strategies.autoal.label_credit import (CompetenceEstimate, imbalance_pvalue, pick_credit, split_batch,
+                                                   uncertainty_share)
+from autoal.strategies.autoal.params import CreditParams
+from autoal.strategies.autoal.pool_embedding import pixel_pca
+from autoal.strategies.base import QueryContext
 
 
-def _number(key: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not lo <= value <= hi:
-        raise ConfigError(f"strategy.params.{key}: expected a number in [{lo}, {hi}]; got {value!r}")
-    return float(value)
+class CreditFormulation(Formulation):
+    """AutoAL credited by the labels that arrive (module docstring; DESIGN.md §3.10): its two
+    candidates are ``coverage`` and ``uncertainty``."""
 
+    name = "credit"
 
-@register_strategy("autoal_credit")
-class AutoALCredit(Strategy):
-    """AutoAL credited by the labels that arrive (module docstring; DESIGN.md §3.10)."""
-
-    def __init__(self, coverage: str = "typiclust", uncertainty: str = "margin", coverage_space: str = "pixels",
-                 pca_dim: int = 50, low: float = 0.6, high: float = 0.9, probe: float = 0.1, decay: float = 0.5,
-                 imbalance_alpha: float = 0.01) -> None:
-        self.coverage = _pool_strategy("coverage", coverage)
-        self.uncertainty = _pool_strategy("uncertainty", uncertainty)
-        if coverage == uncertainty:  # the credit is kept per candidate name: one name cannot be both sides
-            raise ConfigError(f"strategy.params.coverage and strategy.params.uncertainty must differ; both are {coverage!r}")
-        if coverage_space not in COVERAGE_SPACES:
-            raise ConfigError(f"strategy.params.coverage_space: expected one of {', '.join(COVERAGE_SPACES)}; "
-                              f"got {coverage_space!r}")
-        if isinstance(pca_dim, bool) or not isinstance(pca_dim, int) or pca_dim < 1:
-            raise ConfigError(f"strategy.params.pca_dim: expected an integer >= 1; got {pca_dim!r}")
-        self.coverage_space, self.pca_dim = coverage_space, pca_dim
-        self.low, self.high = _number("low", low, 0.0, 1.0), _number("high", high, 0.0, 1.0)
-        if not self.low < self.high:
-            raise ConfigError(f"strategy.params.low must be below strategy.params.high; got {low} and {high}")
-        self.probe = _number("probe", probe, 0.0, 0.5)
-        self.alpha = _number("imbalance_alpha", imbalance_alpha, 0.0, 1.0)
-        self.competence = CompetenceEstimate(decay=_number("decay", decay, 0.0, 1.0))
+    def __init__(self, params: CreditParams) -> None:
+        self.coverage = build_candidate("coverage", params.coverage)
+        self.uncertainty = build_candidate("uncertainty", params.uncertainty)
+        self.candidates = [self.coverage, self.uncertainty]
+        self.coverage_space, self.pca_dim = params.coverage_space, params.pca_dim
+        self.low, self.high = float(params.low), float(params.high)
+        self.probe = float(params.probe)
+        self.alpha = float(params.imbalance_alpha)
+        self.competence = CompetenceEstimate(decay=float(params.decay))
         self.needs = frozenset({"embeddings", "dataset"}) | self.uncertainty.needs \
-            | (self.coverage.needs if coverage_space == "model" else frozenset())
+            | (self.coverage.needs if self.coverage_space == "model" else frozenset())
         self.long_tailed: bool | None = None  # decided on the first labeled set
         self.imbalance_p = math.nan
         self.pending: dict[str, list[int]] = {"picks": [], "predicted": [], "arm": []}

@@ -1,7 +1,8 @@
-"""A round of the paper formulation's search as a list of planned cycles, and the in-process
-executor that runs them. The strategy plans (A/V splits, seeds, FitNet resets) in the driver;
-an executor — :func:`run_cycles` here, or :func:`autoal.executors.ray_train_search.run_search_on_ray_train`
-on Ray Train workers — runs the plans in order, with the same interface and the same draws."""
+"""A round of the paper formulation's search as a list of planned cycles (:class:`SearchRound`),
+and the in-process executor that runs them. The strategy plans (A/V splits, seeds, FitNet
+resets) in the driver; an executor — :func:`run_cycles` here, or
+:func:`autoal.executors.ray_train_search.run_search_on_ray_train` on Ray Train workers — runs
+the plans in order, with the same draws."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import torch
 from autoal.cache import PoolCache
 from autoal.device import prepare_model
 from autoal.models import new_like
-from autoal.search.search import CycleStats, SearchConfig, SearchNets, SearchOptimizers, search_cycle
+from autoal.search.cycle import CycleStats, SearchConfig, SearchNets, SearchOptimizers, search_cycle
 
 
 @dataclass
@@ -33,6 +34,22 @@ class CyclePlan:
     v_cache: PoolCache | None = None
 
 
+@dataclass
+class SearchRound:
+    """One round's search as an executor runs it: the nets and their optimizers (updated in
+    place), the labeled set's normalized images ``x`` and labels ``y`` (the plans index their
+    rows), the planned cycles, the search's config, the candidates and FitNet's augmentation."""
+
+    nets: SearchNets
+    opts: SearchOptimizers
+    x: torch.Tensor
+    y: torch.Tensor
+    plans: Sequence[CyclePlan]
+    cfg: SearchConfig
+    candidates: Sequence[Any]
+    augment: Callable | None = None
+
+
 def fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, device: torch.device
                ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """A fresh net of the same build (:func:`autoal.models.new_like` under ``seed``) and a fresh
@@ -42,7 +59,7 @@ def fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, devi
 
 
 def _batches(n: int, batch_size: int) -> int:
-    """How many mini-batches of at least 2 rows :func:`~autoal.search.search.batch_rows` cuts
+    """How many mini-batches of at least 2 rows :func:`~autoal.search.cycle.batch_rows` cuts
     from ``n`` rows (the only ones the search trains on)."""
     sizes = [min(batch_size, n - i) for i in range(0, n, max(1, batch_size))]
     if len(sizes) > 1 and sizes[-1] < 2:  # a tail of fewer than 2 rows joins the batch before it
@@ -58,17 +75,15 @@ def planned_updates(plan: CyclePlan, cfg: SearchConfig) -> int:
     return warm + 2 * int(cfg.search_epochs) * _batches(len(plan.v_rows), cfg.batch_size)
 
 
-def run_cycles(nets: SearchNets, opts: SearchOptimizers, x: torch.Tensor, y: torch.Tensor,
-               plans: Sequence[CyclePlan], cfg: SearchConfig, candidates: Sequence[Any], *,
-               augment: Callable | None = None, progress: Callable[..., None] | None = None) -> list[CycleStats]:
-    """Run every cycle of ``plans`` in order in this process, updating ``nets`` and ``opts`` in
-    place. ``x``/``y``: the labeled set's normalized images and labels (``plans`` index their
-    rows). Returns one :class:`CycleStats` per cycle.
+def run_cycles(work: SearchRound, progress: Callable[..., None] | None = None) -> list[CycleStats]:
+    """Run every cycle of ``work.plans`` in order in this process, updating ``work.nets`` and
+    ``work.opts`` in place. Returns one :class:`CycleStats` per cycle.
 
     ``progress(done, total, cycle=c)``: called as SearchNet's and FitNet's optimizers step
     (``total`` = :func:`planned_updates` over the plans; counted by optimizer step hooks, so the
     search itself is untouched), and with each cycle's planned end when the cycle ends."""
-    plans = list(plans)
+    nets, opts, x, y, cfg = work.nets, work.opts, work.x, work.y, work.cfg
+    plans = list(work.plans)
     total = sum(planned_updates(p, cfg) for p in plans) if progress is not None else 0
     done = reported = end = 0
 
@@ -96,8 +111,8 @@ def run_cycles(nets: SearchNets, opts: SearchOptimizers, x: torch.Tensor, y: tor
         hooks = [] if progress is None else [opts.searchnet.register_step_post_hook(tick),
                                              opts.fitnet.register_step_post_hook(tick)]
         try:
-            stats.append(search_cycle(nets, opts, (x[a], y[a]), (x[v], y[v]), cfg, candidates, seed=int(plan.seed),
-                                      v_cache=plan.v_cache, augment=augment))
+            stats.append(search_cycle(nets, opts, (x[a], y[a]), (x[v], y[v]), cfg, work.candidates, seed=int(plan.seed),
+                                      v_cache=plan.v_cache, augment=work.augment))
         finally:
             for h in hooks:
                 h.remove()

@@ -1,5 +1,5 @@
 """autoal's own formulation of AutoAL (``strategy.params.formulation: lookahead``, the default;
-DESIGN.md §3.9). One round:
+DESIGN.md §3.9; its settings: :class:`~autoal.strategies.autoal.params.LookaheadParams`). One round:
 
 1. **Candidates on U.** Each candidate's rank scores r_k(x) over U from the task model's
    shared cache (KMeans and TypiClust see the labeled set's embeddings too).
@@ -11,7 +11,7 @@ DESIGN.md §3.9). One round:
    grown A at half the task model's steps and still never see V: a fresh FitNet at half the
    steps reaches only 69-79 % of the task recipe's accuracy on digits with 20-60 labels, and a
    fresh one at full steps would double the round's training.
-3. **Look-ahead on V** (:mod:`autoal.search.lookahead`): the candidates rank V with FitNet's
+3. **Look-ahead on V** (:mod:`autoal.lookahead.valuation`): the candidates rank V with FitNet's
    cache; over ``parts`` random partitions of V into a simulated pool P and a held-out set H,
    each candidate (and the current mixture) "labels" its top b' of P, the head is refitted on
    A ∪ picks, and the held-out cross-entropy gain is that arm's value.
@@ -22,9 +22,9 @@ DESIGN.md §3.9). One round:
    convex mixtures of the candidates.
 5. **Per-sample part** (``gate: ranks``; off with ``gate: none``): a small network over
    transferable features (ranks, entropy, margin) trained on the same partitions
-   (:mod:`autoal.search.gate`).
+   (:mod:`autoal.lookahead.gate`).
 6. **Selection.** S̄(x) = Σ_k ω_k(x) r_k(x) over U with ω the decorrelated weights
-   (:mod:`autoal.search.mixture`); the top b.
+   (:mod:`autoal.lookahead.mixture`); the top b.
 
 Per-round trace (MLflow step = round): ``weight/<cand>`` (the global ω after decorrelation),
 ``value/<cand>`` (mean look-ahead gain, NaN when the round was too small to simulate),
@@ -49,21 +49,24 @@ import torch
 from autoal.cache import PoolCache, compute_cache
 from autoal.device import prepare_model
 from autoal.errors import StateError
+from autoal.lookahead.gate import RankGate, first_order_values, gate_loss, sample_features
+from autoal.lookahead.mixture import (decorrelated_weights, hedge_update, mixture_scores, portfolio_picks,
+                                      prior_log_weights, rank_correlation)
+from autoal.lookahead.valuation import lookahead, partition_masks
 from autoal.models import new_like, same_build
 from autoal.progress import epoch_progress
-from autoal.search.gate import RankGate, first_order_values, gate_loss, sample_features
-from autoal.search.lookahead import lookahead, partition_masks
-from autoal.search.mixture import (decorrelated_weights, hedge_update, mixture_scores, portfolio_picks,
-                                   prior_log_weights, rank_correlation)
 from autoal.selection import top_n
+from autoal.strategies.autoal.formulation import (STATE_VERSION, Formulation, build_candidates, candidate_needs,
+                                                  seeded_query)
+from autoal.strategies.autoal.params import AutoALParams
 from autoal.strategies.base import QueryContext, Strategy, restore, saved_mapping
 from autoal.training import TrainConfig, train_model
 
-GATES = ("none", "ranks")
-SELECTIONS = ("portfolio", "mixture")
 #: the round's steps as ``autoal/lookahead`` reports them: FitNet trained, the candidates on V,
 #: the look-ahead values (and the gate)
 LOOKAHEAD_STEPS = 3
+#: what the formulation reads besides its candidates' needs
+NEEDS = frozenset({"embeddings", "mc", "model", "dataset", "labeled_cache"})
 
 
 def candidate_ranks(candidates: Sequence[Strategy], cache: PoolCache, n: int, rng: np.random.Generator,
@@ -73,62 +76,49 @@ def candidate_ranks(candidates: Sequence[Strategy], cache: PoolCache, n: int, rn
     return torch.stack([r.float().to(cache.probs.device) for r in rows])
 
 
-@dataclasses.dataclass
-class LookaheadParams:
-    """The lookahead formulation's settings (``strategy.params`` keys of the same names)."""
+class LookaheadFormulation(Formulation):
+    """The state and round logic of the look-ahead formulation."""
 
-    prior: dict[str, float] | None = None
-    hedge_rate: float = 1.0
-    fitnet_steps: float = 0.5
-    parts: int = 16
-    pool_fraction: float = 0.5
-    head_steps: int = 50
-    head_l2: float = 0.01
-    gate: str = "ranks"
-    gate_steps: int = 30
-    gate_lr: float = 0.01
-    gate_tau: float = 0.05
-    decorrelate: bool = True
-    fitnet_warm_start: bool = True
-    selection: str = "portfolio"
+    name = "lookahead"
 
-
-class LookaheadSearch:
-    """The state and round logic of the lookahead formulation (used by the ``autoal`` strategy)."""
-
-    def __init__(self, candidates: Sequence[Strategy], params: LookaheadParams) -> None:
-        self.candidates = list(candidates)
-        self.names = [c.name for c in self.candidates]
-        self.p = params
-        self.log_weights = prior_log_weights(self.names, params.prior)
+    def __init__(self, params: AutoALParams) -> None:
+        self.candidates = build_candidates(params.pool)
+        self.needs = NEEDS | candidate_needs(self.candidates)
+        self.p = params.lookahead
+        self.log_weights = prior_log_weights(self.names, self.p.prior)
         self.gate: RankGate | None = None
         self.gate_opt: torch.optim.Optimizer | None = None
         self._pending_gate: dict[str, Any] | None = None
         self.fitnet: torch.nn.Module | None = None
         self._pending_fitnet: dict[str, torch.Tensor] | None = None
         self.split_seed: int | None = None
+        self.rounds_done = 0
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"log_weights": self.log_weights.clone(), "names": list(self.names),
-                "gate": None if self.gate is None else self.gate.state_dict(),
-                "gate_opt": None if self.gate_opt is None else self.gate_opt.state_dict(),
-                "fitnet": None if self.fitnet is None else {k: v.detach().cpu() for k, v in
-                                                            self.fitnet.state_dict().items()},
-                "split_seed": self.split_seed}
+        inner = {"log_weights": self.log_weights.clone(), "names": list(self.names),
+                 "gate": None if self.gate is None else self.gate.state_dict(),
+                 "gate_opt": None if self.gate_opt is None else self.gate_opt.state_dict(),
+                 "fitnet": None if self.fitnet is None else {k: v.detach().cpu() for k, v in
+                                                             self.fitnet.state_dict().items()},
+                 "split_seed": self.split_seed}
+        return {"version": STATE_VERSION, "formulation": self.name, "rounds_done": self.rounds_done,
+                "lookahead": inner}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("names") != self.names:
+        inner = saved_mapping(state, "lookahead", optional=False)
+        assert inner is not None
+        if inner.get("names") != self.names:
             return  # another candidate pool: start from the prior
-        log_weights = torch.as_tensor(state["log_weights"]).float().clone()
+        log_weights = torch.as_tensor(inner["log_weights"]).float().clone()
         if log_weights.shape != (len(self.names),) or not torch.isfinite(log_weights).all():
             raise StateError(f"strategy state: 'log_weights' must hold {len(self.names)} finite numbers (one per "
                              f"candidate); got shape {tuple(log_weights.shape)}")
-        split_seed = state.get("split_seed")
+        split_seed = inner.get("split_seed")
         if split_seed is not None and (isinstance(split_seed, bool) or not isinstance(split_seed, int)):
             raise StateError(f"strategy state: 'split_seed' must be an integer or null; got {split_seed!r:.40}")
-        self._pending_gate = {"gate": saved_mapping(state, "gate"), "gate_opt": saved_mapping(state, "gate_opt")}
-        self._pending_fitnet = saved_mapping(state, "fitnet")
+        self._pending_gate = {"gate": saved_mapping(inner, "gate"), "gate_opt": saved_mapping(inner, "gate_opt")}
+        self._pending_fitnet = saved_mapping(inner, "fitnet")
         self.log_weights = log_weights
         self.split_seed = split_seed
 
@@ -144,7 +134,14 @@ class LookaheadSearch:
                 restore(self.gate_opt, pend["gate_opt"], "AutoAL gate optimizer")
 
     # -- the round ---------------------------------------------------------------------------
-    def query(self, ctx: QueryContext, seed: int) -> np.ndarray:
+    def query(self, ctx: QueryContext) -> np.ndarray:
+        if ctx.dataset is None:
+            raise ValueError("strategy 'autoal' needs the data set in its context (needs = dataset)")
+        picks = seeded_query(ctx, lambda: self._query(ctx, int(ctx.seed)))
+        self.rounds_done += 1
+        return picks
+
+    def _query(self, ctx: QueryContext, seed: int) -> np.ndarray:
         t0 = time.perf_counter()
         rng = np.random.default_rng(int(seed))
         device = ctx.device
@@ -201,7 +198,7 @@ class LookaheadSearch:
         t0 = time.perf_counter()
         a_idx, v_idx = self._split(labeled, len(ctx.labeled) + len(ctx.unlabeled), rng, seed)
         nv = len(v_idx)
-        pool_size = max(1, round(self.p.pool_fraction * nv))
+        pool_size = max(1, round(self.p.lookahead_pool_fraction * nv))
         picks = min(max(1, round(b / 2)), max(1, pool_size // 2))
         if len(a_idx) < 2 or pool_size < 2 or nv - pool_size < 2:
             return out
@@ -218,7 +215,7 @@ class LookaheadSearch:
         y_a, y_v = ds.y_train[torch.from_numpy(a_idx)].to(ctx.device), ds.y_train[torch.from_numpy(v_idx)].to(ctx.device)
         arms = torch.cat([ranks_v, mixture_scores(ranks_v, self._omega(ranks_v)).unsqueeze(0)])
         res = lookahead(a_cache.embeddings, y_a, v_cache.embeddings, y_v, fitnet.fc.weight.detach(),
-                        fitnet.fc.bias.detach(), arms, picks, parts=self.p.parts, pool_fraction=self.p.pool_fraction,
+                        fitnet.fc.bias.detach(), arms, picks, parts=self.p.lookahead_parts, pool_fraction=self.p.lookahead_pool_fraction,
                         steps=self.p.head_steps, l2=self.p.head_l2, rng=rng)
         gains = res.gain_ce.mean(1)
         # evidence weighs by how distinct the candidates' simulated picks were (a simulated pool
@@ -281,7 +278,7 @@ class LookaheadSearch:
                     rng: np.random.Generator) -> None:
         assert self.gate is not None and self.gate_opt is not None
         nv = ranks_v.shape[1]
-        pool = partition_masks(nv, self.p.parts, self.p.pool_fraction, rng).to(ranks_v.device)
+        pool = partition_masks(nv, self.p.lookahead_parts, self.p.lookahead_pool_fraction, rng).to(ranks_v.device)
         if int(pool.sum(1).min()) <= picks:
             return
         values = first_order_values(v_cache.embeddings, v_cache.probs, y_v, ~pool)

@@ -27,13 +27,14 @@ per-sample means are taken over the whole batch. ``dist=None`` is the in-process
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autoal.bounds import bounded, choice
 from autoal.cache import PoolCache, class_probabilities
 from autoal.device import autocast
 from autoal.models import Backbone
@@ -48,24 +49,40 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass
-class SearchConfig:
-    """Numbers of one round's search. ``t`` is the query fraction b / (|U| + |L|)."""
+class SearchSettings:
+    """The search's ``strategy.params`` keys (paper formulation) with their defaults and ranges,
+    declared once: :class:`autoal.strategies.autoal.params.PaperParams` extends this class, and
+    :class:`SearchConfig` adds the round's numbers to it."""
 
-    t: float
-    lam: float = 1.0
-    lam_reg: float = 2.0
-    tau: float = 0.1
-    gmm_components: int = 3
-    gmm_samples: int = 2000
-    warmup_epochs: int = 10
-    search_epochs: int = 10
-    batch_size: int = 64
+    lam: float = bounded(1.0, 0, low_open=True, note="λ of Eq. 6")
+    lam_reg: float = bounded(2.0, 0, note="λ̄ of Eqs. 7-9")
+    tau: float = bounded(0.1, 0, note="0 = the hard step")
+    gmm_components: int = bounded(3, 1)
+    gmm_samples: int = bounded(2000, 10)
+    warmup_epochs: int = bounded(10, 0)
+    search_epochs: int = bounded(8, 0)
+    batch_size: int = bounded(64, 2)
     lpm: bool = True
     lpm_only: bool = False
-    lpm_weight: float = 1.0
-    candidate_score: str = "indicator"
-    searchnet_input: str = "image"
+    lpm_weight: float = bounded(1.0, 0)
+    candidate_score: str = choice("indicator", CANDIDATE_SCORES)
+    searchnet_input: str = choice("image", SEARCHNET_INPUTS)
+
+
+@dataclass(kw_only=True)
+class SearchConfig(SearchSettings):
+    """Numbers of one round's search: the settings, the query fraction ``t`` = b / (|U| + |L|)
+    and the Monte-Carlo samples of FitNet's candidate cache."""
+
+    t: float
     mc_samples: int = 10
+
+    @classmethod
+    def of(cls, settings: SearchSettings, t: float, mc_samples: int) -> "SearchConfig":
+        """The round's config from ``settings`` (any :class:`SearchSettings`, e.g. the strategy's
+        params): every settings field copied by name."""
+        return cls(t=t, mc_samples=mc_samples,
+                   **{f.name: getattr(settings, f.name) for f in fields(SearchSettings)})
 
 
 @dataclass
@@ -411,7 +428,7 @@ def query_fraction(b: int, pool_size: int) -> float:
     return float(b) / float(max(pool_size, 1))
 
 
-__all__ = ["SearchConfig", "SearchNets", "SearchOptimizers", "SearchBatch", "CycleStats", "batch_cache",
+__all__ = ["SearchSettings", "SearchConfig", "SearchNets", "SearchOptimizers", "SearchBatch", "CycleStats", "batch_cache",
            "candidate_matrix", "candidate_inputs", "split_labeled", "batch_rows", "prepare_batches",
            "train_fitnet", "searchnet_step", "fitnet_step", "search_cycle", "searchnet_weights",
            "selection_scores", "pool_scores", "make_optimizers", "query_fraction"]

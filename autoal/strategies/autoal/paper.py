@@ -1,11 +1,13 @@
-"""AutoAL (Wang, Zhan & Huang, ICML 2025) as a query strategy: ``strategy=autoal``.
+"""AutoAL in the paper's formulation (Wang, Zhan & Huang, ICML 2025): ``strategy=autoal_paper``
+(``strategy=autoal`` with ``formulation: paper``; settings:
+:class:`~autoal.strategies.autoal.params.PaperParams`).
 
 Each round (DESIGN.md §3.2-3.7):
 
 1. ``cycles`` times: split L at random into halves A and V; warm up FitNet on A; compute the
    candidates' indicators S_k and the GMM threshold θ once per mini-batch of V from the
    candidate model (FitNet, or the task model with ``candidate_model: task``); alternate
-   SearchNet(+LPM) and FitNet updates over V (:func:`autoal.search.search.search_cycle`).
+   SearchNet(+LPM) and FitNet updates over V (:func:`autoal.search.cycle.search_cycle`).
 2. Selection on U: S_k from the task model's shared cache (each candidate marks its top b of
    U), θ from the GMM with t = b/|U|, w = sigmoid(Θ) from SearchNet on U (evaluation transform),
    S̄ = λ Σ_k w_k (S_k − θ), and the top b of S̄ (ties broken by the round's seeded RNG).
@@ -52,17 +54,17 @@ Per-round trace (``ctx.log``, MLflow step = round):
   U, top-b).
 
 Progress (``ctx.progress``): stage ``autoal/search``, one unit per optimizer update of FitNet's
-warm-up and of the search over all the round's cycles (with ``executor: ray_train``, one unit
+warm-up and of the search over all the round's cycles (with ``search_executor: ray_train``, one unit
 per cycle, reported when the Train run returns); the lookahead formulation reports
 ``autoal/fitnet`` (FitNet's epochs) and ``autoal/lookahead`` (its steps), see
-:mod:`autoal.strategies.autoal_lookahead`.
+:mod:`autoal.strategies.autoal.lookahead`.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,114 +72,70 @@ import torch
 from autoal.cache import PoolCache
 from autoal.data.base import random_crop_flip
 from autoal.device import prepare_batch, prepare_model
-from autoal.errors import ConfigError, StateError
-from autoal.executors.ray_train_search import run_search_on_ray_train, train_workers_fit
-from autoal.search.cycles import CyclePlan, run_cycles
+from autoal.errors import ConfigError
+from autoal.executors.ray_train_search import RayTrainSearch, run_search_on_ray_train, train_workers_fit
 from autoal.lpm import LossPredictionModule
 from autoal.models import model_family, model_names
+from autoal.search.cycle import (CycleStats, SearchConfig, SearchNets, SearchOptimizers, make_optimizers,
+                                pool_scores, query_fraction, split_labeled)
 from autoal.search.nets import build_fitnet, build_searchnet
-from autoal.search.search import (SearchConfig, SearchNets, SearchOptimizers, make_optimizers, pool_scores,
-                                  query_fraction, split_labeled)
+from autoal.search.round import CyclePlan, SearchRound, run_cycles
 from autoal.selection import top_n
-from autoal.strategies import candidates as _candidates
-from autoal.strategies.autoal_lookahead import LookaheadSearch
-from autoal.strategies.autoal_params import AutoALParams
-from autoal.strategies.base import QueryContext, RayResources, Strategy, restore, saved_mapping
-from autoal.strategies.candidates import PAPER_CANDIDATES
-from autoal.strategies.registry import register_strategy
-from autoal.strategies.typiclust import TypiClust
+from autoal.strategies.autoal.formulation import (STATE_VERSION, Formulation, build_candidates, candidate_needs,
+                                                  seeded_query)
+from autoal.strategies.autoal.params import AutoALParams
+from autoal.strategies.base import QueryContext, restore, saved_mapping
 
-_STATE_VERSION = 1
-#: the candidate classes by registry name (built directly: no need to import every strategy module)
-_CANDIDATE_CLASSES = {cls.name: cls for cls in vars(_candidates).values()
-                      if isinstance(cls, type) and issubclass(cls, Strategy) and getattr(cls, "name", None) in PAPER_CANDIDATES}
-_CANDIDATE_CLASSES["typiclust"] = TypiClust
+#: what the formulation reads besides its candidates' needs
+NEEDS = frozenset({"embeddings", "mc", "model", "dataset"})
 
 
 def _err(key: str, msg: str) -> ConfigError:
     return ConfigError(f"strategy.params.{key}: {msg}")
 
 
-@register_strategy("autoal")
-class AutoAL(Strategy):
-    """Differentiable query-strategy search. Every keyword is a ``strategy.params`` key.
+class PaperFormulation(Formulation):
+    """The paper's bi-level search: SearchNet (+LPM) and FitNet, their optimizers and the round
+    (module docstring). The nets are built in the first round, where the data set is known."""
 
-    candidates: candidate names (any subset of the paper's seven, default all in the paper's
-        order); pool_size: keep the first ``pool_size`` of them (Fig. 4: 1/3/5/7; None = all).
-    lam (λ, Eq. 6), lam_reg (λ̄, Eqs. 7-9), tau (τ of the soft selection; 0 = the released
-        code's hard step with zero gradient), gmm_components, gmm_samples (θ, Eqs. 2-4).
-    cycles (A/V re-splits per round), warmup_epochs (FitNet on A), search_epochs (alternating
-        updates over V), batch_size (B).
-    fitnet_lr (Adam), searchnet_lr + searchnet_optimizer (sgd|adam, also used for the LPM),
-        lpm_lr, momentum (SGD), weight_decay.
-    lpm (use the loss prediction module), lpm_only (the search loss does not reach SearchNet's
-        backbone), lpm_weight, lpm_dim.
-    candidate_model: fitnet (default) | task — which model feeds the candidates during search.
-    candidate_score: indicator | rank. searchnet_input: image | image+scores.
-    warm_start: keep SearchNet/LPM (and FitNet with fitnet_reset=never) across rounds.
-    fitnet_reset: cycle | round | never — when FitNet restarts from fresh weights.
-    model, width: backbone of SearchNet/FitNet (None = the task model's family; width None =
-        ``width_factor`` x the task model's width, at least 4; default 0.5: the search nets only
-        rank and weigh, and half-width nets cut the search's cost by a third on digits).
-    mc_samples: Monte-Carlo samples of FitNet's candidate cache (None = as the task cache).
-    executor: local (default: the updates in this process) | ray_train (every cycle of the round
-        in one Ray Train TorchTrainer with ``num_workers`` DDP workers over the batch; see
-        :mod:`autoal.executors.ray_train_search`); num_workers: Train workers for ray_train.
-    """
+    name = "paper"
 
-    needs = frozenset({"embeddings", "mc", "model", "dataset"})
-
-    params_type = AutoALParams
-
-    def __init__(self, **params: Any) -> None:
-        p = self.params = AutoALParams.from_params(params)  # every error names strategy.params.<key>
-        self.candidate_names = p.pool
-        self.candidates = [_CANDIDATE_CLASSES[c]() for c in self.candidate_names]
-        needs = set(type(self).needs)
-        if p.candidate_model == "task" or p.formulation == "lookahead" or "typiclust" in self.candidate_names:
-            needs.add("labeled_cache")
-        self.needs = frozenset(needs)
-        self.formulation = p.formulation
-        self.lookahead: LookaheadSearch | None = None
-        if p.formulation == "lookahead":
-            self.lookahead = LookaheadSearch(self.candidates, p.lookahead_params())
+    def __init__(self, params: AutoALParams) -> None:
+        self.p = params.paper
+        self.candidates = build_candidates(params.pool)
+        needs = NEEDS | candidate_needs(self.candidates)
+        self.needs = needs | {"labeled_cache"} if self.p.candidate_model == "task" else needs
         self.nets: SearchNets | None = None
         self.opts: SearchOptimizers | None = None
         self._arch: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self.rounds_done = 0
 
-    @classmethod
-    def ray_resources(cls, params: Mapping[str, Any]) -> RayResources:
-        """Ray Train workers when the search runs on Ray Train (``search_executor``, formerly
-        ``executor``: ``ray_train``): ``num_workers`` of them; else none."""
-        if "ray_train" not in (params.get("search_executor"), params.get("executor")):
-            return RayResources()
-        return RayResources(train_workers=int(params.get("num_workers") or AutoALParams.num_workers))
-
     # -- nets --------------------------------------------------------------------------------
     def _arch_for(self, ctx: QueryContext) -> dict[str, Any]:
         task = ctx.model
-        name = self.params.model
+        p = self.p
+        name = p.model
         if name is None:
             name = (getattr(task, "spec", None) or {}).get("name") if task is not None else "small_cnn"
             if name not in model_names():
                 raise _err("model", f"cannot infer the backbone family of a {type(task).__name__} (it was not "
                            f"built by autoal.models.build_model); set it to one of {', '.join(model_names())}")
-        width = self.params.width
+        width = p.width
         if width is None:
-            same = task is not None and hasattr(task, "stage_channels") and self.params.model in (None, name)
+            same = task is not None and hasattr(task, "stage_channels") and p.model in (None, name)
             base = int(task.stage_channels[0]) if same else model_family(name).default_width
-            width = max(4, int(round(base * self.params.width_factor)))
+            width = max(4, int(round(base * p.width_factor)))
         ds = ctx.dataset
         return {"model": name, "width": width, "in_channels": ds.in_channels, "image_size": ds.image_size,
                 "num_classes": ds.num_classes, "K": len(self.candidates),
-                "num_scores": len(self.candidates) if self.params.searchnet_input == "image+scores" else 0,
+                "num_scores": len(self.candidates) if p.searchnet_input == "image+scores" else 0,
                 "dropout": float(getattr(task, "dropout_p", 0.3)),
                 "embedding_norm": bool(getattr(task, "embedding_norm", True)),
-                "lpm": self.params.lpm, "lpm_dim": self.params.lpm_dim}
+                "lpm": p.lpm, "lpm_dim": p.lpm_dim}
 
     def _build(self, arch: dict[str, Any], device: torch.device) -> None:
+        p = self.p
         sn = build_searchnet(arch["model"], arch["in_channels"], arch["K"], arch["image_size"], width=arch["width"],
                              num_scores=arch["num_scores"])
         fn = build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"], arch["image_size"],
@@ -185,18 +143,18 @@ class AutoAL(Strategy):
         sn, fn = prepare_model(sn, device), prepare_model(fn, device)  # channels-last on CUDA
         lpm = LossPredictionModule(sn.stage_channels, arch["lpm_dim"]).to(device) if arch["lpm"] else None
         self.nets = SearchNets(sn, fn, lpm)
-        self.opts = make_optimizers(self.nets, fitnet_lr=self.params.fitnet_lr, searchnet_lr=self.params.searchnet_lr,
-                                    lpm_lr=self.params.lpm_lr, searchnet_optimizer=self.params.searchnet_optimizer,
-                                    momentum=self.params.momentum, weight_decay=self.params.weight_decay)
+        self.opts = make_optimizers(self.nets, fitnet_lr=p.fitnet_lr, searchnet_lr=p.searchnet_lr, lpm_lr=p.lpm_lr,
+                                    searchnet_optimizer=p.searchnet_optimizer, momentum=p.momentum,
+                                    weight_decay=p.weight_decay)
         self._arch = arch
 
     def _ensure_nets(self, ctx: QueryContext) -> bool:
         """Build the nets when needed; True when they were (re)built from scratch this round."""
         arch = self._arch_for(ctx)
-        if self.nets is None or not self.params.warm_start or arch != self._arch:
+        if self.nets is None or not self.p.warm_start or arch != self._arch:
             self._build(arch, ctx.device)
             fresh = True
-            if self._pending is not None and self.params.warm_start:
+            if self._pending is not None and self.p.warm_start:
                 fresh = not self._apply_state(self._pending)
             self._pending = None
             return fresh
@@ -206,40 +164,48 @@ class AutoAL(Strategy):
     def query(self, ctx: QueryContext) -> np.ndarray:
         if ctx.dataset is None:
             raise ValueError("strategy 'autoal' needs the data set in its context (needs = dataset)")
-        devices = [ctx.device] if ctx.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(ctx.seed) % (2**63 - 1))
-            return self._query(ctx)
+        return seeded_query(ctx, lambda: self._query(ctx))
 
     def _query(self, ctx: QueryContext) -> np.ndarray:
-        if self.lookahead is not None:
-            picks = self.lookahead.query(ctx, seed=int(ctx.seed))
-            self.rounds_done += 1
-            return picks
-        p = self.params
-        device = ctx.device
-        ds = ctx.dataset
         t_start = time.perf_counter()
         fresh = self._ensure_nets(ctx)
         assert self.nets is not None and self.opts is not None
-        labeled = np.asarray(ctx.labeled, dtype=np.int64)
+        work = self._plan(ctx, fresh)
+        t_run = time.perf_counter()
+        stats = self._run(ctx, work)
+        t_cand = sum(st.seconds_candidates for st in stats)
+        t_search = time.perf_counter() - t_run - t_cand
+
+        # -- selection on U (§3.7) --------------------------------------------------------
+        t0 = time.perf_counter()
+        ds, p, b = ctx.dataset, self.p, int(ctx.n)
         unlabeled = np.asarray(ctx.unlabeled, dtype=np.int64)
-        b = int(ctx.n)
-        t = query_fraction(b, len(labeled) + len(unlabeled))
+        x_u = ds.eval_transform(prepare_batch(ds.x_train[torch.from_numpy(unlabeled)], ctx.device))
+        ps = pool_scores(self.nets.searchnet, self.candidates, ctx.cache, x_u, b, lam=p.lam,
+                         candidate_score=p.candidate_score, searchnet_input=p.searchnet_input,
+                         gmm_components=p.gmm_components, gmm_samples=p.gmm_samples, seed=int(ctx.seed) + 1)
+        pos = top_n(ps["sbar"], b, ctx.rng)
+        t_sel = time.perf_counter() - t0
+        self.rounds_done += 1
+        self._trace(ctx, stats, ps["S"], ps["w"], ps["theta"], pos, (t_cand, t_search, t_sel,
+                                                                      time.perf_counter() - t_start))
+        return unlabeled[pos]
+
+    def _plan(self, ctx: QueryContext, fresh: bool) -> SearchRound:
+        """The round's search: its config, the labeled tensors and every cycle planned here (A/V
+        splits, seeds, FitNet resets); an executor (this process, or Ray Train workers) runs it."""
+        assert self.nets is not None and self.opts is not None
+        p, ds, device = self.p, ctx.dataset, ctx.device
+        labeled = np.asarray(ctx.labeled, dtype=np.int64)
+        t = query_fraction(int(ctx.n), len(labeled) + len(ctx.unlabeled))
         mc = p.mc_samples
         if mc is None:
             mc = int(ctx.cache.mc.samples) if ctx.cache.mc is not None else 500
-        cfg = SearchConfig(t=t, lam=p.lam, lam_reg=p.lam_reg, tau=p.tau, gmm_components=p.gmm_components,
-                           gmm_samples=p.gmm_samples, warmup_epochs=p.warmup_epochs,
-                           search_epochs=p.search_epochs, batch_size=p.batch_size, lpm=p.lpm,
-                           lpm_only=p.lpm_only, lpm_weight=p.lpm_weight, candidate_score=p.candidate_score,
-                           searchnet_input=p.searchnet_input, mc_samples=mc)
         x_l = ds.eval_transform(prepare_batch(ds.x_train[torch.from_numpy(labeled)], device))
         y_l = ds.y_train[torch.from_numpy(labeled)].to(device)
         l_cache = self._labeled_cache(ctx, labeled) if p.candidate_model == "task" else None
         augment = _augment_fn(ds)
         rng = np.random.default_rng(int(ctx.seed))
-        # plan every cycle here; the executor (this process, or Ray Train workers) runs them
         plans: list[CyclePlan] = []
         for c in range(p.cycles):
             cycle_seed = int(rng.integers(0, 2**31 - 1))
@@ -248,40 +214,28 @@ class AutoAL(Strategy):
             plans.append(CyclePlan(a_pos, v_pos, cycle_seed, reset_fitnet=reset, torch_seed=cycle_seed + 1,
                                    v_cache=l_cache.subset(v_pos) if l_cache is not None else None))
             fresh = False
-        t_run = time.perf_counter()
-        executor = p.executor
+        return SearchRound(self.nets, self.opts, x_l, y_l, plans, SearchConfig.of(p, t, mc), self.candidates,
+                           augment)
+
+    def _run(self, ctx: QueryContext, work: SearchRound) -> list[CycleStats]:
+        """Run the round's cycles with ``search_executor`` (falling back to this process, with a
+        notice, when the Ray Train workers cannot be placed now)."""
+        executor = self.p.search_executor
         if executor == "ray_train":
-            why = train_workers_fit(p.num_workers)
+            why = train_workers_fit(self.p.num_workers)
             if why is not None:  # waiting would never end while this run's own actors hold the resources
                 executor = "local"
-                notice = f"strategy.params.executor=ray_train: {why}; this round's search runs in this process"
+                notice = f"strategy.params.search_executor=ray_train: {why}; this round's search runs in this process"
                 logging.getLogger("autoal").warning(notice)
                 ctx.artifacts["search_executor"] = {"requested": "ray_train", "used": "local", "notice": notice}
                 ctx.log("search/ray_train_fallback", 1.0)
         if executor == "ray_train":  # progress in cycles, as the Train run returns
-            ctx.progress("autoal/search", 0, len(plans))
-            stats = run_search_on_ray_train(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates,
-                                            augment=augment, num_workers=p.num_workers)
-            ctx.progress("autoal/search", len(plans), len(plans))
-        else:  # progress in optimizer updates (warm-up and search, every cycle)
-            stats = run_cycles(self.nets, self.opts, x_l, y_l, plans, cfg, self.candidates, augment=augment,
-                               progress=lambda done, total, **info: ctx.progress("autoal/search", done, total, **info))
-        t_cand = sum(st.seconds_candidates for st in stats)
-        t_search = time.perf_counter() - t_run - t_cand
-
-        # -- selection on U (§3.7) --------------------------------------------------------
-        t0 = time.perf_counter()
-        x_u = ds.eval_transform(prepare_batch(ds.x_train[torch.from_numpy(unlabeled)], device))
-        ps = pool_scores(self.nets.searchnet, self.candidates, ctx.cache, x_u, b, lam=p.lam,
-                         candidate_score=p.candidate_score, searchnet_input=p.searchnet_input,
-                         gmm_components=p.gmm_components, gmm_samples=p.gmm_samples, seed=int(ctx.seed) + 1)
-        sbar, w, S_u, theta = ps["sbar"], ps["w"], ps["S"], ps["theta"]
-        pos = top_n(sbar, b, ctx.rng)
-        t_sel = time.perf_counter() - t0
-        self.rounds_done += 1
-        self._trace(ctx, stats, S_u, w, theta, pos, t_cand, t_search, t_sel,
-                    time.perf_counter() - t_start)
-        return unlabeled[pos]
+            ctx.progress("autoal/search", 0, len(work.plans))
+            stats = run_search_on_ray_train(RayTrainSearch(work, num_workers=self.p.num_workers))
+            ctx.progress("autoal/search", len(work.plans), len(work.plans))
+            return stats
+        # progress in optimizer updates (warm-up and search, every cycle)
+        return run_cycles(work, progress=lambda done, total, **info: ctx.progress("autoal/search", done, total, **info))
 
     def _labeled_cache(self, ctx: QueryContext, labeled: np.ndarray) -> PoolCache:
         if ctx.labeled_cache is not None and np.array_equal(ctx.labeled_cache.indices, labeled):
@@ -290,17 +244,18 @@ class AutoAL(Strategy):
             raise ValueError("candidate_model 'task' needs the task model's cache of L (labeled_cache or the learner)")
         return ctx.learner.score(ctx.model, labeled, int(ctx.seed) + 3)
 
-    def _trace(self, ctx: QueryContext, stats, S_u: torch.Tensor, w: torch.Tensor, theta: float, pos: np.ndarray,
-               t_cand: float, t_search: float, t_sel: float, t_total: float) -> None:
-        lam = self.params.lam
+    def _trace(self, ctx: QueryContext, stats: list[CycleStats], S_u: torch.Tensor, w: torch.Tensor, theta: float,
+               pos: np.ndarray, seconds: tuple[float, float, float, float]) -> None:
+        t_cand, t_search, t_sel, t_total = seconds
+        lam = self.p.lam
         w_mean = w.mean(0)
         contrib = (lam * w * (S_u - theta)).mean(0)
         sel = torch.as_tensor(pos, dtype=torch.long, device=w.device)
         ev = (w[sel] * S_u[sel]).sum(0)
         share = ev / ev.sum() if float(ev.sum()) > 0 else torch.full_like(ev, float("nan"))
-        trace: dict[str, Any] = {"candidates": list(self.candidate_names), "w_mean": {}, "contribution": {},
+        trace: dict[str, Any] = {"candidates": list(self.names), "w_mean": {}, "contribution": {},
                                  "share": {}}
-        for k, name in enumerate(self.candidate_names):
+        for k, name in enumerate(self.names):
             ctx.log(f"w_mean/{name}", float(w_mean[k]))
             ctx.log(f"contribution/{name}", float(contrib[k]))
             ctx.log(f"share/{name}", float(share[k]))
@@ -323,12 +278,10 @@ class AutoAL(Strategy):
 
     # -- resume ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        if self.lookahead is not None:
-            return {"version": _STATE_VERSION, "formulation": "lookahead", "rounds_done": self.rounds_done,
-                    "lookahead": self.lookahead.state_dict()}
         if self.nets is None or self.opts is None:
             return {}
-        return {"version": _STATE_VERSION, "arch": dict(self._arch or {}), "rounds_done": self.rounds_done,
+        return {"version": STATE_VERSION, "formulation": self.name, "arch": dict(self._arch or {}),
+                "rounds_done": self.rounds_done,
                 "searchnet": self.nets.searchnet.state_dict(), "fitnet": self.nets.fitnet.state_dict(),
                 "lpm": None if self.nets.lpm is None else self.nets.lpm.state_dict(),
                 "opt_searchnet": self.opts.searchnet.state_dict(), "opt_fitnet": self.opts.fitnet.state_dict(),
@@ -337,19 +290,6 @@ class AutoAL(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the nets (applied when they are built in the next round, where the data set
         and device are known)."""
-        if not state:
-            return
-        if state.get("version") != _STATE_VERSION:
-            raise StateError(f"autoal strategy state has version {state.get('version')!r}; expected {_STATE_VERSION}")
-        rounds_done = state.get("rounds_done", 0)
-        if isinstance(rounds_done, bool) or not isinstance(rounds_done, int) or rounds_done < 0:
-            raise StateError(f"strategy state: 'rounds_done' must be an integer >= 0; got {rounds_done!r:.40}")
-        self.rounds_done = rounds_done
-        if state.get("formulation", "paper") != self.formulation:
-            return  # a state of the other formulation (config changed): start fresh
-        if self.lookahead is not None:
-            self.lookahead.load_state_dict(saved_mapping(state, "lookahead", optional=False))
-            return
         for key in ("searchnet", "fitnet", "opt_searchnet", "opt_fitnet"):
             saved_mapping(state, key, optional=False)
         for key in ("lpm", "opt_lpm"):
