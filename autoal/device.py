@@ -1,7 +1,6 @@
 """Device selection and the fast paths: bf16 autocast on CUDA, channels-last memory format on
-every device (oneDNN's convolutions on CPU run 1.7-2× faster in NHWC than NCHW: the small CNN
-at 28×28 trains at 1,410 against 695 images/s on one thread, and scores at 4,580 against
-2,750)."""
+every device (oneDNN's convolutions on CPU are faster in NHWC than NCHW; timings in
+bench/README.md, "Performance")."""
 from __future__ import annotations
 
 import contextlib

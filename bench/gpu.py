@@ -4,8 +4,7 @@
 Reports images/s for scoring (one backbone pass) and for training, the seconds to score the
 pool for all seven candidates (target < 0.5 s on an H100-class GPU), and the seconds of one
 round (train on the labeled set, score, select). Needs only torch, numpy and scikit-learn.
-Reference (DESIGN.md): on an H200, one bf16 ResNet-18 pass over 50,000 32x32 images takes
-0.22 s and bf16 training runs at about 57,000 images/s at batch 512."""
+Measured figures and the H200 reference: bench/README.md, "Performance"."""
 from __future__ import annotations
 
 import argparse

@@ -37,7 +37,7 @@ import io
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -386,31 +386,57 @@ def _load_medmnist(spec: DataSpec, flag: str) -> ALDataset:
         raise ConfigError(f"dataset.options.size: {size} is not available for {flag}; "
                           f"choose one of {cls.available_sizes}")
     filename = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
-    root = spec.root_path
-    path = root / filename
-    download = False
-    if not path.is_file():
-        if not spec.download:
-            raise _missing(flag, f"the file {path}",
-                           f"Download {filename} from {MEDMNIST_URL} into {root}")
-        root.mkdir(parents=True, exist_ok=True)
-        download = True  # only when missing: medmnist would re-fetch a present file whose MD5 differs
-
-    splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    path, download = _medmnist_file(spec, flag, filename)
     use_val = spec.options.get("use_val_in_pool", False)
     if not isinstance(use_val, bool):
         raise ConfigError(f"dataset.options.use_val_in_pool: expected true or false, got {use_val!r}")
     wanted = ("train", "val", "test") if use_val else ("train", "test")
     if path.is_file():  # check the archive first: clear messages, and no file left open by numpy
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = set(zf.namelist())
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{flag}: cannot read {path} as a MedMNIST .npz file ({type(exc).__name__}: {exc})") from exc
-        lacking = [f"{s}_{k}" for s in wanted for k in ("images", "labels") if f"{s}_{k}.npy" not in members]
-        if lacking:
-            raise DataError(f"{flag}: {path} lacks array(s) {', '.join(lacking)}; a MedMNIST file holds "
-                            "{train,val,test}_images and {train,val,test}_labels")
+        _check_medmnist_archive(flag, path, wanted)
+    splits = _read_medmnist_splits(cls, flag, spec.root_path, filename, wanted, size, download)
+    xs, ys = _medmnist_tensors(spec, flag, info, path, splits, size)
+    num_classes = len(info["label"])
+    pool = ("train", "val") if use_val else ("train",)
+    x_tr = torch.cat([xs[s] for s in pool])
+    y_tr = torch.cat([ys[s] for s in pool])
+    classes = [info["label"][str(i)] for i in range(num_classes)]
+    return ALDataset(name=flag, x_train=x_tr, y_train=y_tr, x_test=xs["test"], y_test=ys["test"],
+                     num_classes=num_classes, classes=classes,
+                     augmentation=augmentation_option(spec, MEDMNIST_AUG[flag]), source=str(path))
+
+
+def _medmnist_file(spec: DataSpec, flag: str, filename: str) -> tuple[Path, bool]:
+    """(path of the .npz file, whether to download it): a missing file is fetched only with
+    ``dataset.download``, else a DataError says where to get it."""
+    root = spec.root_path
+    path = root / filename
+    if path.is_file():
+        return path, False
+    if not spec.download:
+        raise _missing(flag, f"the file {path}",
+                       f"Download {filename} from {MEDMNIST_URL} into {root}")
+    root.mkdir(parents=True, exist_ok=True)
+    return path, True  # only when missing: medmnist would re-fetch a present file whose MD5 differs
+
+
+def _check_medmnist_archive(flag: str, path: Path, wanted: Sequence[str]) -> None:
+    """The .npz file is a zip archive holding the images and labels of every ``wanted`` split."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{flag}: cannot read {path} as a MedMNIST .npz file ({type(exc).__name__}: {exc})") from exc
+    lacking = [f"{s}_{k}" for s in wanted for k in ("images", "labels") if f"{s}_{k}.npy" not in members]
+    if lacking:
+        raise DataError(f"{flag}: {path} lacks array(s) {', '.join(lacking)}; a MedMNIST file holds "
+                        "{train,val,test}_images and {train,val,test}_labels")
+
+
+def _read_medmnist_splits(cls: Any, flag: str, root: Path, filename: str, wanted: Sequence[str], size: int,
+                          download: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (images, labels) as medmnist reads them (the first split downloads a missing file)."""
+    path = root / filename
+    splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split in wanted:
         try:
             ds = cls(split=split, root=str(root), download=download, size=size)
@@ -425,7 +451,14 @@ def _load_medmnist(spec: DataSpec, flag: str) -> ALDataset:
             raise DataError(f"{flag}: cannot read {path} as a MedMNIST .npz file "
                             f"({type(exc).__name__}: {exc})") from exc
         splits[split] = (imgs, labels)
+    return splits
 
+
+def _medmnist_tensors(spec: DataSpec, flag: str, info: Mapping[str, Any], path: Path,
+                      splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                      size: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(images, labels) per split as uint8 NCHW and int64 tensors, their shapes, label range and
+    (``options.strict_counts``) official counts checked."""
     strict = _strict_counts(spec)
     num_classes = len(info["label"])
     xs: dict[str, torch.Tensor] = {}
@@ -445,14 +478,7 @@ def _load_medmnist(spec: DataSpec, flag: str) -> ALDataset:
         if strict:
             _check_count(flag, split, len(y), info["n_samples"][split], str(path))
         xs[split], ys[split] = x, y
-
-    pool = ("train", "val") if use_val else ("train",)
-    x_tr = torch.cat([xs[s] for s in pool])
-    y_tr = torch.cat([ys[s] for s in pool])
-    classes = [info["label"][str(i)] for i in range(num_classes)]
-    return ALDataset(name=flag, x_train=x_tr, y_train=y_tr, x_test=xs["test"], y_test=ys["test"],
-                     num_classes=num_classes, classes=classes,
-                     augmentation=augmentation_option(spec, MEDMNIST_AUG[flag]), source=str(path))
+    return xs, ys
 
 
 @register_dataset("organcmnist")
