@@ -3,7 +3,7 @@
 For random labeled sets L of a few sizes, each candidate strategy picks b samples from U with
 the task model trained on L; the *true* one-round gain of a candidate is the test accuracy of a
 task model retrained on L ∪ its picks (same seeds for every candidate), minus the mean over the
-candidates. The *proxy* is autoal's look-ahead (``autoal/search/lookahead.py``): FitNet trained
+candidates. The *proxy* is autoal's look-ahead (``autoal/lookahead/valuation.py``): FitNet trained
 on a half A of L, the candidates scored on the other half V with FitNet, the head refitted on A
 ∪ each candidate's picks from a simulated pool, held-out cross-entropy on the rest of V.
 Reported: Spearman correlation of proxy and true gains over the candidates, how often the

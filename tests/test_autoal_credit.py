@@ -1,4 +1,4 @@
-"""AutoAL credited by the labels that arrive (autoal/strategies/autoal_credit.py, DESIGN.md §3.10):
+"""AutoAL credited by the labels that arrive (autoal/strategies/autoal/credit.py, DESIGN.md §3.10):
 the credit math, the label-free embedding, the share rule, the long-tail guard, resume."""
 from __future__ import annotations
 
