@@ -18,6 +18,7 @@ from autoal.errors import ConfigError
 from autoal.mc import MASK_MODES
 from autoal.models import model_family, model_names
 from autoal.training import MAX_EPOCHS, TrainConfig  # noqa: F401 - MAX_EPOCHS: re-exported beside the others
+from autoal.typed_config import build_typed
 from autoal.writable import file_in_the_way
 
 
@@ -229,7 +230,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "RunConfig":
-        cfg = _build(cls, d or {}, "")
+        cfg = build_typed(cls, d or {}, "")  # types, then ranges (autoal.typed_config)
         cfg.validate()
         return cfg
 
@@ -302,81 +303,6 @@ class RunConfig:
         d["scoring"] = {"batch_size": d["scoring"]["batch_size"]}
         d["threads"] = self.runtime.threads()
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def build_dataclass(cls, d: dict[str, Any], prefix: str):
-    """An instance of the dataclass ``cls`` from the mapping ``d``: unknown keys and values of
-    the wrong type raise ConfigError naming ``prefix`` + the key (nested dataclasses recurse)."""
-    return _build(cls, d, prefix)
-
-
-def _build(cls, d: dict[str, Any], prefix: str):
-    if not isinstance(d, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping; got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in d if k not in fields]
-    if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown config key; valid keys under "
-                          f"{prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}")
-    kwargs = {}
-    for name, value in d.items():
-        f = fields[name]
-        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
-        if sub is not None and dataclasses.is_dataclass(sub):
-            kwargs[name] = _build(sub, value if value is not None else {}, f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(value, f, f"{prefix}{name}")
-    return cls(**kwargs)
-
-
-_SCALARS = {"bool": bool, "int": int, "float": float, "str": str}
-
-
-def _field_type(f: dataclasses.Field) -> tuple[type | None, bool]:
-    """(the scalar type of a config field or None for other types, whether null is allowed),
-    from its annotation (``int``, ``float | None``, ...) and default."""
-    ann = str(f.type).replace("Optional[", "").replace("]", "")
-    parts = [p.strip() for p in ann.split("|")]
-    nullable = "None" in parts or (f.default is None)
-    scalars = [_SCALARS[p] for p in parts if p in _SCALARS]
-    if len(scalars) == 1:
-        return scalars[0], nullable
-    default = f.default if f.default is not dataclasses.MISSING else None
-    return (type(default) if type(default) in _SCALARS.values() else None), nullable
-
-
-def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
-    """``value`` checked against the field's type: null only where the field allows it, booleans
-    as booleans, integers integral, numbers finite (no NaN or infinity), strings as strings."""
-    import math
-
-    t, nullable = _field_type(f)
-    if value is None:
-        if nullable or t is None:
-            return None
-        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[t]
-        raise ConfigError(f"{where}: expected {kind}; got null")
-    if t is None:
-        return value
-    if t is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false; got {value!r}")
-        return value
-    if t in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected {'an integer' if t is int else 'a number'}; got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number; got {value!r}")
-        if t is int and isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{where}: expected an integer; got {value!r}")
-        try:
-            return t(value)
-        except OverflowError:  # an integer of 400 digits for a float
-            digits = len(str(abs(value)))
-            raise ConfigError(f"{where}: expected a finite number; got an integer of {digits} digits") from None
-    if t is str and not isinstance(value, str):
-        raise ConfigError(f"{where}: expected a string; got {value!r}")
-    return value
 
 
 def _check_dataset_options(options: dict[str, Any]) -> None:

@@ -17,12 +17,13 @@ import pytest
 
 from autoal.bounds import bound_of
 from autoal.cli.common import compose, config_groups, run_config
-from autoal.config import RunConfig, _field_type
+from autoal.config import RunConfig
 from autoal.data.registry import load_dataset
 from autoal.errors import ConfigError, TrainingDiverged
 from autoal.learner import Learner
 from autoal.loop import ActiveLearningLoop
 from autoal.training import TrainConfig
+from autoal.typed_config import field_type
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_cli_hostile import invoke  # noqa: E402 - autoal <args> in this process, a traceback fails
@@ -34,7 +35,7 @@ def _numeric_fields(cls, prefix: str = "") -> list[tuple[str, dataclasses.Field]
         sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         if sub is not None and dataclasses.is_dataclass(sub):
             out += _numeric_fields(sub, f"{prefix}{f.name}.")
-        elif _field_type(f)[0] in (int, float):
+        elif field_type(f)[0] in (int, float):
             out.append((f"{prefix}{f.name}", f))
     return out
 

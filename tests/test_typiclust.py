@@ -65,5 +65,5 @@ def test_more_picks_than_clusters_and_bad_parameters():
     x, _ = _blobs(sizes=(6, 6))
     picks, _ = typiclust_order(x, None, 9, seed=1, max_clusters=2)
     assert len(set(picks.tolist())) == 9
-    with pytest.raises(ConfigError, match="strategy.params.k_nn: must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"strategy.params.k_nn: must be >= 1 \(neighbours for typicality\); got 0"):
         build_strategy("typiclust", k_nn=0)

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoal.bounds import bounded, choice
 from autoal.config import MAX_IMAGE_SIZE
 from autoal.data.base import AUGMENTATIONS
 from autoal.errors import ConfigError
+from autoal.typed_config import build_typed, check_typed
 from autoal.writable import file_in_the_way
 
 
@@ -20,56 +22,39 @@ MAX_LISTED = 20
 
 @dataclass
 class LabelingConfig:
-    """Where the images and the project are, how the seed is given, how images are read."""
+    """Where the images and the project are, how the seed is given, how images are read. Types and
+    ranges are declared on the fields (:mod:`autoal.typed_config`); :meth:`validate` adds the
+    rest (the project is required, paths are paths, class names distinct)."""
 
     images: str | None = None
     project: str | None = None
     seed_csv: str | None = None
     classes: list[str] | None = None
-    image_size: int = 32
-    channels: int = 3
-    augmentation: str = "crop_flip"
+    image_size: int = bounded(32, 4, MAX_IMAGE_SIZE, note="pixels")
+    channels: int = choice(3, (1, 3), note="1: grayscale, 3: RGB")
+    augmentation: str = choice("crop_flip", AUGMENTATIONS)
     allow_partial: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "LabelingConfig":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = [k for k in d if k not in known]
-        if unknown:
-            raise ConfigError(f"labeling.{unknown[0]}: unknown config key; valid keys under labeling: "
-                              f"{', '.join(cls.__dataclass_fields__)}")
-        out = cls(**d)
+        out = build_typed(cls, d, "labeling.")  # unknown keys, types, ranges and choices
         out.validate()
         return out
 
     def validate(self) -> None:
+        check_typed(self, "labeling.")
         if not self.project:
             raise ConfigError("labeling.project: required (the folder where autoal keeps the labeling project)")
         for key in ("project", "images", "seed_csv"):
             v = getattr(self, key)
-            if v is not None and (not isinstance(v, str) or not v.strip() or "\x00" in v):
+            if v is not None and (not v.strip() or "\x00" in v):
                 raise ConfigError(f"labeling.{key}: expected a path; got {v!r:.80}")
         self._check_paths()
-        for key in ("image_size", "channels"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"labeling.{key}: expected an integer; got {v!r:.80}")
-        if not 4 <= self.image_size <= MAX_IMAGE_SIZE:
-            raise ConfigError(f"labeling.image_size: must lie in [4, {MAX_IMAGE_SIZE}] pixels; got {self.image_size}")
-        if self.channels not in (1, 3):
-            raise ConfigError(f"labeling.channels: must be 1 (grayscale) or 3 (RGB); got {self.channels}")
-        if not isinstance(self.augmentation, str) or self.augmentation not in AUGMENTATIONS:
-            raise ConfigError(f"labeling.augmentation: {self.augmentation!r:.80} is not one of {', '.join(AUGMENTATIONS)}")
-        if not isinstance(self.allow_partial, bool):
-            raise ConfigError(f"labeling.allow_partial: expected true or false; got {self.allow_partial!r:.80}")
         if self.classes is not None:
-            if not isinstance(self.classes, (list, tuple)) or not all(isinstance(c, str) and c.strip()
-                                                                       for c in self.classes):
+            if not all(isinstance(c, str) and c.strip() for c in self.classes):
                 raise ConfigError(f"labeling.classes: expected a list of non-empty names; got {self.classes!r:.80}")
             if len(set(self.classes)) != len(self.classes):
                 raise ConfigError(f"labeling.classes: names must be distinct; got {list(self.classes)}")
-
 
     def _check_paths(self) -> None:
         """Folders where folders belong and a file where a file does (what does not exist yet is

@@ -15,13 +15,14 @@ number of clusters is capped at ``max_clusters`` (the authors cap it at 500) for
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from autoal.bounds import bounded
 from autoal.cache import PoolCache
 from autoal.distances import sq_dists
-from autoal.errors import ConfigError
 from autoal.kmeans import kmeans
 from autoal.strategies.base import PoolStrategy
 from autoal.strategies.registry import register_strategy
@@ -91,18 +92,25 @@ def typiclust_order(pool: torch.Tensor, labeled: torch.Tensor | None, n: int, *,
     return np.asarray(picks, dtype=np.int64), pool_typ
 
 
+@dataclass
+class TypiClustParams:
+    """``strategy.params`` of TypiClust (conf/strategy/typiclust.yaml)."""
+
+    k_nn: int = bounded(20, 1, note="neighbours for typicality")
+    min_cluster: int = bounded(5, 1, note="smallest cluster used while larger ones remain")
+    max_clusters: int = bounded(500, 1, note="cap on the number of clusters |L| + b")
+    iters: int = bounded(20, 1, note="Lloyd iterations")
+
+
 @register_strategy("typiclust")
 class TypiClust(PoolStrategy):
     """TypiClust (module docstring). ``k_nn``: neighbours for typicality; ``min_cluster``:
     smallest cluster considered while larger ones remain; ``max_clusters``: cap on |L| + b."""
 
     needs = frozenset({"embeddings", "labeled_cache"})
+    params_type = TypiClustParams  # types and ranges, checked by build_strategy (autoal.typed_config)
 
     def __init__(self, k_nn: int = 20, min_cluster: int = 5, max_clusters: int = 500, iters: int = 20) -> None:
-        for key, val, lo in (("k_nn", k_nn, 1), ("min_cluster", min_cluster, 1), ("max_clusters", max_clusters, 1),
-                             ("iters", iters, 1)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < lo:
-                raise ConfigError(f"strategy.params.{key}: must be an integer >= {lo}; got {val!r}")
         self.k_nn, self.min_cluster, self.max_clusters, self.iters = k_nn, min_cluster, max_clusters, iters
 
     def _order(self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None

@@ -7,9 +7,11 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from autoal.bounds import bounded, choice
 from autoal.errors import ConfigError
 from autoal.platform.sweep.resources import trial_bundle
 from autoal.strategies import strategy_names
+from autoal.typed_config import build_typed, check_typed
 
 
 SPACE_KINDS = ("grid", "choice", "uniform", "loguniform")
@@ -33,21 +35,27 @@ MAX_SEEDS = 10_000
 MAX_TRIALS = 1_000_000
 
 
+#: the keys where null means the default (an empty mapping; no scheduler)
+_NULL_IS_DEFAULT = ("space", "arms", "fixed", "scheduler", "leaders")
+
+
 @dataclass
 class SweepSpec:
-    """The ``sweep:`` config section. Every key is documented in ``conf/sweep/base.yaml``."""
+    """The ``sweep:`` config section. Every key is documented in ``conf/sweep/base.yaml``; types
+    and ranges are declared on the fields (:mod:`autoal.typed_config`), :meth:`validate` adds
+    what a field's own rule cannot say."""
 
     name: str = "sweep"
     space: dict[str, Any] = field(default_factory=dict)
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    num_samples: int = 1
-    sample_seed: int = 0
+    seeds: list[int] | int = field(default_factory=lambda: [0])  # a count n means seeds 0..n-1
+    num_samples: int = bounded(1, 1, MAX_SEEDS)
+    sample_seed: int = bounded(0, 0, 2 ** 32 - 1)
     ablation: str | None = None
     reference: str | None = None
-    max_concurrent: int = 0
-    max_failures: int = 2
+    max_concurrent: int = bounded(0, 0, MAX_TRIALS, note="0 = as many as fit")
+    max_failures: int = bounded(2, -1, MAX_TRIALS, note="-1 = retry without end")
     storage_path: str = "ray_results"
     resume: Any = False
     resources_per_trial: dict[str, Any] | None = None
@@ -55,12 +63,12 @@ class SweepSpec:
     report: bool = True
     report_dir: str | None = None
     address: str = "auto"
-    num_cpus: int = 0
-    progress_interval_s: float = 15.0
-    search_alg: str = "grid"
-    scheduler: str = "none"
+    num_cpus: int = bounded(0, 0, 1 << 20, note="0 = all of the machine's")
+    progress_interval_s: float = bounded(15.0, 0, 86_400, note="seconds")
+    search_alg: str = choice("grid", SEARCH_ALGS)
+    scheduler: str = choice("none", SCHEDULERS)
     asha: dict[str, Any] = field(default_factory=lambda: {"grace_rounds": 1, "reduction_factor": 2})
-    worker_niceness: int | None = 0
+    worker_niceness: int | None = bounded(0, -20, 19, note="0: the driver's priority; null: Ray's default, 15")
     leaders: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -70,89 +78,33 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "SweepSpec":
-        d = dict(d or {})
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = [k for k in d if k not in fields]
-        if unknown:
-            raise ConfigError(f"sweep.{unknown[0]}: unknown sweep key; valid keys: {', '.join(sorted(fields))}")
-        spec = cls(**{k: v for k, v in d.items()})
+        d = {k: v for k, v in dict(d or {}).items() if not (v is None and k in _NULL_IS_DEFAULT)}
+        spec = build_typed(cls, d, "sweep.")  # unknown keys, types, ranges and choices
         spec.validate()
         return spec
 
     def validate(self) -> None:
-        if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "/\\ "):
+        """The field rules (:func:`~autoal.typed_config.check_typed`), then what they cannot say: the
+        name, the seeds, non-empty strings, the arms' and asha's contents, the leaders and the rules
+        between keys."""
+        check_typed(self, "sweep.")
+        if not self.name or any(c in self.name for c in "/\\ "):
             raise ConfigError(f"sweep.name: expected a non-empty name without '/', '\\' or spaces; got {self.name!r}")
-        if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
-            if not 1 <= self.seeds <= MAX_SEEDS:
-                raise ConfigError(f"sweep.seeds: a count of seeds must lie in [1, {MAX_SEEDS}]; got {self.seeds!r}")
-            self.seeds = list(range(int(self.seeds)))
-        if not isinstance(self.seeds, (list, tuple)) or not self.seeds:
-            raise ConfigError(f"sweep.seeds: expected a non-empty list of integers (or a count); got {self.seeds!r}")
-        for s in self.seeds:
-            if isinstance(s, bool) or not isinstance(s, int):
-                raise ConfigError(f"sweep.seeds: expected integers; got {s!r}")
-            if not 0 <= s < 2 ** 32:
-                raise ConfigError(f"sweep.seeds: every seed must lie in [0, 2**32) (numpy and torch seeds); got {s!r}")
-        if len(self.seeds) > MAX_SEEDS:
-            raise ConfigError(f"sweep.seeds: at most {MAX_SEEDS} seeds; got {len(self.seeds)}")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"sweep.seeds: duplicate seeds in {self.seeds!r}")
-        self.seeds = [int(s) for s in self.seeds]
-        for key, lo, hi in (("num_samples", 1, MAX_SEEDS), ("max_failures", -1, MAX_TRIALS),
-                            ("max_concurrent", 0, MAX_TRIALS), ("num_cpus", 0, 1 << 20), ("sample_seed", 0, 2 ** 32 - 1)):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ConfigError(f"sweep.{key}: expected an integer in [{lo}, {hi}]; got {v!r}")
-        for key in ("checkpoint", "report"):
-            if not isinstance(getattr(self, key), bool):
-                raise ConfigError(f"sweep.{key}: expected true or false; got {getattr(self, key)!r}")
-        if self.report_dir is not None and (not isinstance(self.report_dir, str) or not self.report_dir):
-            raise ConfigError(f"sweep.report_dir: expected a folder (or null: beside the runs); got {self.report_dir!r}")
-        if self.ablation is not None and not isinstance(self.ablation, str):
-            raise ConfigError(f"sweep.ablation: expected a name; got {self.ablation!r}")
-        for key in ("space", "arms", "fixed"):
-            v = getattr(self, key)
-            if v is None:
-                setattr(self, key, {})
-            elif not isinstance(v, Mapping):
-                raise ConfigError(f"sweep.{key}: expected a mapping; got {type(v).__name__}")
+        self.seeds = _seeds(self.seeds)
+        for key, what in (("report_dir", "a folder (or null: beside the runs)"), ("storage_path", "a folder"),
+                          ("address", "auto, local or a Ray address (host:port)")):
+            if getattr(self, key) == "":
+                raise ConfigError(f"sweep.{key}: expected {what}; got ''")
         for arm, delta in self.arms.items():
             if not isinstance(delta, Mapping):
                 raise ConfigError(f"sweep.arms.{arm}: expected a mapping of config keys to values "
                                   f"(e.g. {{strategy.params.lpm: false}}); got {delta!r}")
-        if self.reference is not None and not isinstance(self.reference, str):
-            raise ConfigError(f"sweep.reference: expected an arm name; got {self.reference!r}")
         if not isinstance(self.resume, (bool, str)):
             raise ConfigError(f"sweep.resume: expected false, true (the latest run of this sweep) or a sweep id; "
                               f"got {self.resume!r}")
         if self.resources_per_trial is not None:
             trial_bundle(self.resources_per_trial)  # validates
-        if not isinstance(self.address, str) or not self.address:
-            raise ConfigError(f"sweep.address: expected auto, local or a Ray address (host:port); got {self.address!r}")
-        if isinstance(self.progress_interval_s, bool) or not isinstance(self.progress_interval_s, (int, float)) \
-                or not 0 <= self.progress_interval_s <= 86_400:
-            raise ConfigError(f"sweep.progress_interval_s: expected seconds in [0, 86400]; got {self.progress_interval_s!r}")
-        if not isinstance(self.storage_path, str) or not self.storage_path:
-            raise ConfigError(f"sweep.storage_path: expected a folder; got {self.storage_path!r}")
-        if self.search_alg not in SEARCH_ALGS:
-            raise ConfigError(f"sweep.search_alg: expected one of {', '.join(SEARCH_ALGS)}; got {self.search_alg!r}")
-        if self.scheduler is None:
-            self.scheduler = "none"
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(f"sweep.scheduler: expected one of {', '.join(SCHEDULERS)}; got {self.scheduler!r}")
-        if not isinstance(self.asha, Mapping) or set(self.asha) - {"grace_rounds", "reduction_factor"}:
-            raise ConfigError(f"sweep.asha: expected {{grace_rounds: int >= 1, reduction_factor: int >= 2}}; "
-                              f"got {self.asha!r}")
-        self.asha = {"grace_rounds": 1, "reduction_factor": 2, **dict(self.asha)}
-        for key, lo in (("grace_rounds", 1), ("reduction_factor", 2)):
-            v = self.asha[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ConfigError(f"sweep.asha.{key}: expected an integer >= {lo}; got {v!r}")
-        if self.worker_niceness is not None and (isinstance(self.worker_niceness, bool)
-                                                 or not isinstance(self.worker_niceness, int)
-                                                 or not -20 <= self.worker_niceness <= 19):
-            raise ConfigError(f"sweep.worker_niceness: expected an integer in [-20, 19] (0: the driver's priority) "
-                              f"or null (Ray's default, 15); got {self.worker_niceness!r}")
+        self.asha = _asha(self.asha)
         self.leaders = validate_leaders(self.leaders, self.seeds)
         if self.leaders and self.searched:
             raise ConfigError("sweep.leaders: more seeds for the leading arms need search_alg: grid")
@@ -168,6 +120,39 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _seeds(seeds: Any) -> list[int]:
+    """``sweep.seeds`` as a list: a count n is seeds 0..n-1; every seed in [0, 2**32), no repeats."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ConfigError(f"sweep.seeds: a count of seeds must lie in [1, {MAX_SEEDS}]; got {seeds!r}")
+        return list(range(int(seeds)))
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise ConfigError(f"sweep.seeds: expected a non-empty list of integers (or a count); got {seeds!r}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int):
+            raise ConfigError(f"sweep.seeds: expected integers; got {s!r}")
+        if not 0 <= s < 2 ** 32:
+            raise ConfigError(f"sweep.seeds: every seed must lie in [0, 2**32) (numpy and torch seeds); got {s!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"sweep.seeds: at most {MAX_SEEDS} seeds; got {len(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"sweep.seeds: duplicate seeds in {seeds!r}")
+    return [int(s) for s in seeds]
+
+
+def _asha(asha: Mapping[str, Any]) -> dict[str, Any]:
+    """``sweep.asha`` with its defaults: ``grace_rounds`` (an integer >= 1), ``reduction_factor`` (>= 2)."""
+    if set(asha) - {"grace_rounds", "reduction_factor"}:
+        raise ConfigError(f"sweep.asha: expected {{grace_rounds: int >= 1, reduction_factor: int >= 2}}; "
+                          f"got {asha!r}")
+    out = {"grace_rounds": 1, "reduction_factor": 2, **dict(asha)}
+    for key, lo in (("grace_rounds", 1), ("reduction_factor", 2)):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"sweep.asha.{key}: expected an integer >= {lo}; got {v!r}")
+    return out
 
 
 LEADER_KEYS = ("top", "seeds", "always")

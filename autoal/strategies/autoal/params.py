@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from autoal.bounds import bounded, check_bounds, choice
-from autoal.config import build_dataclass
+from autoal.typed_config import build_dataclass
 from autoal.errors import ConfigError
 from autoal.models import model_names
 from autoal.search.cycle import SearchSettings

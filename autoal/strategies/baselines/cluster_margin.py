@@ -9,10 +9,12 @@ The math is three pure functions, the steps of the paper's Algorithm 1: :func:`m
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from autoal.bounds import bounded
 from autoal.cache import PoolCache
 from autoal.errors import ConfigError
 from autoal.memory import available_memory_bytes, human_bytes
@@ -104,6 +106,13 @@ def cluster_margin_order(probs: torch.Tensor, embeddings: torch.Tensor, n: int, 
     return short[round_robin_order(labels)], clusters
 
 
+@dataclass
+class ClusterMarginParams:
+    """``strategy.params`` of Cluster-Margin (conf/strategy/cluster_margin.yaml)."""
+
+    shortlist_factor: float = bounded(10.0, 1, note="the shortlist is this many times the batch")
+
+
 @register_strategy("cluster_margin")
 class ClusterMargin(PoolStrategy):
     """Cluster-Margin (Citovsky et al.: "Batch Active Learning at Scale", NeurIPS 2021, Algorithm 1).
@@ -135,10 +144,9 @@ class ClusterMargin(PoolStrategy):
 
     needs = frozenset({"embeddings"})
 
+    params_type = ClusterMarginParams  # types and ranges, checked by build_strategy (autoal.typed_config)
+
     def __init__(self, shortlist_factor: float = 10.0) -> None:
-        if isinstance(shortlist_factor, bool) or not isinstance(shortlist_factor, (int, float)) \
-                or not math.isfinite(shortlist_factor) or shortlist_factor < 1:
-            raise ConfigError(f"strategy.params.shortlist_factor: must be a number >= 1; got {shortlist_factor!r}")
         self.shortlist_factor = float(shortlist_factor)
 
     def _order(self, cache: PoolCache, n: int) -> tuple[np.ndarray, int]:

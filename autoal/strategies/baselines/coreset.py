@@ -1,9 +1,12 @@
 """Core-set selection by greedy k-center (Sener & Savarese, ICLR 2018)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
+from autoal.bounds import bounded
 from autoal.cache import PoolCache
 from autoal.strategies.base import PoolStrategy
 from autoal.distances import min_sq_dists, sq_dists
@@ -44,6 +47,13 @@ def _greedy(x: torch.Tensor, d2: torch.Tensor, k: int, picks: list[int], chunk: 
     return np.asarray(picks, dtype=np.int64)
 
 
+@dataclass
+class CoresetParams:
+    """``strategy.params`` of Core-set (conf/strategy/coreset.yaml)."""
+
+    chunk: int = bounded(4096, 1, note="pool rows per distance pass")
+
+
 @register_strategy("coreset")
 class Coreset(PoolStrategy):
     """Core-set (Sener & Savarese: "Active Learning for Convolutional Neural Networks: A Core-Set
@@ -63,6 +73,8 @@ class Coreset(PoolStrategy):
     """
 
     needs = frozenset({"embeddings", "labeled_cache"})
+
+    params_type = CoresetParams  # types and ranges, checked by build_strategy (autoal.typed_config)
 
     def __init__(self, chunk: int = 4096) -> None:
         self.chunk = int(chunk)
