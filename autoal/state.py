@@ -107,6 +107,26 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def round_log_problem(records: Any, next_round: int, logged_rounds: Any, tracking_run_id: Any,
+                      name: str = "history") -> str | None:
+    """What is wrong with the part of a saved state that an AL run (:class:`RunState`, its
+    ``history``) and a labeling project (``labels.json``, its ``rounds``) share, or None: one
+    record per completed round (``next_round`` of them, a validated integer), rounds 0, 1, 2, ...
+    in order (``name``: the field that holds them); the tracking run's id (a string, or null
+    before the first logging); ``logged_rounds``, how many of the rounds the tracking store holds
+    (in [0, next_round]; :class:`~autoal.recorder.RunRecorder` logs the rest)."""
+    if not isinstance(records, list) or len(records) != next_round:
+        return f"{name} must list one record per completed round ({next_round}); got " \
+               f"{len(records) if isinstance(records, list) else type(records).__name__}"
+    if any(not isinstance(h, dict) or h.get("round") != i for i, h in enumerate(records)):
+        return f"{name} records must be rounds 0, 1, 2, ... in order"
+    if not isinstance(logged_rounds, int) or not 0 <= logged_rounds <= next_round:
+        return f"logged_rounds must lie in [0, next_round]; got {logged_rounds!r}"
+    if tracking_run_id is not None and not isinstance(tracking_run_id, str):
+        return f"tracking_run_id must be a string or null; got {tracking_run_id!r:.80}"
+    return None
+
+
 @dataclass
 class RunState:
     """What a run needs to continue: the run's fingerprint (config and data), the next round to run, the
@@ -171,11 +191,9 @@ class RunState:
             return f"labeled has {len(self.labeled)} entries but labeled_round has {len(self.labeled_round)}"
         if len(set(self.labeled)) != len(self.labeled) or any(i < 0 for i in self.labeled):
             return "labeled holds duplicate or negative indices"
-        if not isinstance(self.history, list) or len(self.history) != self.next_round:
-            return f"history must list one record per completed round ({self.next_round}); got " \
-                   f"{len(self.history) if isinstance(self.history, list) else type(self.history).__name__}"
-        if any(not isinstance(h, dict) or h.get("round") != i for i, h in enumerate(self.history)):
-            return "history records must be rounds 0, 1, 2, ... in order"
+        problem = round_log_problem(self.history, self.next_round, self.logged_rounds, self.tracking_run_id)
+        if problem:
+            return problem
         for h in self.history:
             r = h["round"]
             for key in ("labels", "accuracy"):
@@ -192,8 +210,6 @@ class RunState:
             return "labeled is empty after a completed round"
         if not isinstance(self.finished, bool):
             return f"finished must be true or false; got {self.finished!r}"
-        if not isinstance(self.logged_rounds, int) or not 0 <= self.logged_rounds <= self.next_round:
-            return f"logged_rounds must lie in [0, next_round]; got {self.logged_rounds!r}"
         if not isinstance(self.data, dict):
             return f"data must be an object (the data set's identity); got {type(self.data).__name__}"
         if not isinstance(self.model, dict):

@@ -136,7 +136,8 @@ def _valid_labeling_state(project: Path) -> dict:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_the_labeling_state_check_names_the_problem_and_never_raises(data):
-    from autoal.labeling.project import STATE_VERSION, _state_problem
+    from autoal.labeling.config import STATE_VERSION
+    from autoal.labeling.state import state_problem as _state_problem
 
     project = Path("/projects/p")
     good = _valid_labeling_state(project)

@@ -17,16 +17,18 @@ from autoal.data.base import ALDataset
 from autoal.data.files import image_extensions, load_image_files
 from autoal.errors import ConfigError, DataError, LabelFileError, StateError, TrackingError
 from autoal.labeling.config import ExportResult, ImportResult, LabelingConfig, MAX_LISTED, STATE_NAME, STATE_VERSION
+from autoal.labeling.state import round_metrics, state_problem
 from autoal.labeling.files import IMAGE_LINK_FIX, Problems, Row, batch_csv, read_csv, same_file, scan_images
 from autoal.learner import Learner
 from autoal.progress import progress_bar
 from autoal.query_step import query_step
 from autoal.seeding import derive_seed
+from autoal.recorder import RunRecorder, tracker_for
 from autoal.state import (atomic_torch_save, atomic_write_bytes, atomic_write_json, checkpoint_path, load_checkpoint,
                           lock_folder, prune_checkpoints)
 from autoal.strategies import build_strategy
 from autoal.strategies.base import ScoreStrategy
-from autoal.tracking import MLflowTracker, artifacts_beside_store, check_tracking_uri, config_params
+from autoal.tracking import artifacts_beside_store, check_tracking_uri, config_params
 from autoal.plots import captioned_grid
 
 #: what to do when a path of a labeling project leads outside it (autoal.containment)
@@ -96,13 +98,13 @@ class LabelingProject:
         except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
             raise StateError(f"{self.state_file}: labeling state is unreadable ({e}); restore it from a backup or "
                              "from the MLflow run's labels.json artifact") from e
-        problem = _state_problem(st, self.dir)
+        problem = state_problem(st, self.dir)
         if problem:
             raise StateError(f"{self.state_file}: labeling state is inconsistent: {problem}")
         return st
 
     def _commit(self, st: dict[str, Any]) -> None:
-        problem = _state_problem(st, self.dir)
+        problem = state_problem(st, self.dir)
         if problem:  # never write a state that load_state would refuse
             raise StateError(f"{self.state_file}: refusing to write an inconsistent state: {problem}")
         inside(self.dir, self.state_file, what="labeling state", fix=PROJECT_FIX)
@@ -464,56 +466,43 @@ class LabelingProject:
 
     # -- MLflow ---------------------------------------------------------------------------------
     def _sync_tracking(self, st: dict[str, Any]) -> str | None:
-        """Log every round the state holds and the store lacks; return an error text or None."""
+        """Log every round the state holds and the store lacks (:class:`~autoal.recorder.RunRecorder`,
+        as the loop's rounds); return an error text or None."""
         cfg = self.cfg
         if not cfg.tracking.enabled:
             return None
         try:
             # a new experiment keeps its artifacts beside the store, not in this command's working folder
-            tracker = MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=self.dir.name,
-                                    tags=cfg.tracking.tags, artifact_location=artifacts_beside_store(cfg.tracking.uri))
-            run_id = tracker.start(st.get("tracking_run_id"))
+            recorder = RunRecorder(tracker_for(cfg, run_name=self.dir.name,
+                                               artifact_location=artifacts_beside_store(cfg.tracking.uri)), "labeled")
+            run_id = recorder.open(st.get("tracking_run_id"))
             if run_id != st.get("tracking_run_id"):
                 st["tracking_run_id"], st["logged_rounds"] = run_id, 0
                 self._commit(st)
-                tracker.set_tags({"labeling.project": str(self.dir), "labeling.images": st["images"],
-                                  "strategy": cfg.strategy.name, "mode": "human-labeling"})
-                params = config_params({k: v for k, v in cfg.to_dict().items() if k not in ("dataset", "runtime")})
-                params.update({f"labeling.{k}": v for k, v in vars(self.lcfg).items()})
-                params["labeling.classes"] = ",".join(st["classes"])
-                tracker.log_params(params)
-            logged = tracker.logged_steps("labeled")
-            changed = False
-            for rec in st["rounds"][st["logged_rounds"]:]:
-                r = rec["round"]
-                if r not in logged:
-                    m = {"labeled": rec["labeled"], "added": rec["added"], "returned_to_pool": rec["returned_to_pool"]}
-                    m.update({f"labeled/{c}": n for c, n in _counts_up_to(st, r).items()})
-                    for k in ("batch_agreement", "train_loss"):
-                        if rec.get(k) is not None:
-                            m[k] = rec[k]
-                    tracker.log_metrics(m, step=r)
-                st["logged_rounds"] = r + 1
-                changed = True
-            if changed:
+                self._describe_run(recorder.tracker, st)
+            before = st.get("logged_rounds", 0)
+            st["logged_rounds"] = recorder.log_rounds(st["rounds"], before, lambda rec: round_metrics(st, rec))
+            if st["logged_rounds"] != before:
                 self._commit(st)
-                tracker.log_artifact(self.state_file)
+                recorder.tracker.log_artifact(self.state_file)
             return None
         except Exception as e:  # noqa: BLE001 - the labels are saved; tracking is retried
             if isinstance(e, TrackingError):
                 return f"{e}; the labels are saved, the next command retries the logging"
             return f"MLflow logging failed ({type(e).__name__}: {e}); the labels are saved, the next command retries"
 
+    def _describe_run(self, tracker: Any, st: dict[str, Any]) -> None:
+        """A new tracking run's tags and params: the project, its images, the config and classes."""
+        cfg = self.cfg
+        tracker.set_tags({"labeling.project": str(self.dir), "labeling.images": st["images"],
+                          "strategy": cfg.strategy.name, "mode": "human-labeling"})
+        params = config_params({k: v for k, v in cfg.to_dict().items() if k not in ("dataset", "runtime")})
+        params.update({f"labeling.{k}": v for k, v in vars(self.lcfg).items()})
+        params["labeling.classes"] = ",".join(st["classes"])
+        tracker.log_params(params)
+
 
 # -- helpers ------------------------------------------------------------------------------------
-
-def _counts_up_to(st: dict[str, Any], r: int) -> dict[str, int]:
-    counts = {c: 0 for c in st["classes"]}
-    for e in st["labeled"]:
-        if e["round"] <= r:
-            counts[e["label"]] += 1
-    return counts
-
 
 def _batch_scores(strategy: Any, cache: Any, unlabeled: np.ndarray, selected: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -525,54 +514,6 @@ def _batch_scores(strategy: Any, cache: Any, unlabeled: np.ndarray, selected: np
         order = np.argsort(-vals, kind="stable")
         return vals.astype(float), order
     return np.arange(1, len(selected) + 1, dtype=float), np.arange(len(selected))
-
-
-def _state_problem(st: Any, project: Path | None = None) -> str | None:
-    """What is wrong with a labeling state (types and references), or None. (The pending batch's
-    CSV path is not checked against ``project``: a moved or copied project keeps working, and
-    batch files are always written to :meth:`LabelingProject.batch_csv`.)"""
-    if not isinstance(st, dict):
-        return "not a JSON object"
-    need = ("version", "images", "classes", "pool", "labeled", "next_round", "pending", "rounds")
-    miss = [k for k in need if k not in st]
-    if miss:
-        return f"missing field(s) {', '.join(miss)}"
-    if st["version"] != STATE_VERSION:
-        return f"version {st['version']!r} (this autoal reads version {STATE_VERSION})"
-    pool, classes = st["pool"], st["classes"]
-    if not isinstance(st["images"], str) or not st["images"]:
-        return f"images must be the images folder (a string); got {st['images']!r}"
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes) \
-            or len(set(classes)) != len(classes):
-        return f"classes must be a list of at least 2 distinct names; got {classes!r}"[:300]
-    if not isinstance(pool, list) or not all(isinstance(f, str) for f in pool) or len(set(pool)) != len(pool):
-        return "pool must be a list of distinct files"
-    if isinstance(st["next_round"], bool) or not isinstance(st["next_round"], int) or st["next_round"] < 0:
-        return f"next_round must be an integer >= 0; got {st['next_round']!r}"
-    if not isinstance(st["labeled"], list) or not isinstance(st["rounds"], list):
-        return "labeled and rounds must be lists"
-    seen = set()
-    for e in st["labeled"]:
-        if not isinstance(e, dict) or not isinstance(e.get("sample_id"), int) or not 0 <= e["sample_id"] < len(pool):
-            return f"labeled entry {e!r} has no valid sample_id"
-        if e["sample_id"] in seen:
-            return f"sample {e['sample_id']} is labeled twice"
-        seen.add(e["sample_id"])
-        if e.get("label") not in classes or e.get("file") != pool[e["sample_id"]]:
-            return f"labeled entry {e!r} has an unknown label or a file that does not match its sample_id"
-        if not isinstance(e.get("round"), int) or not 0 <= e["round"] < st["next_round"]:
-            return f"labeled entry {e!r} has a round outside [0, next_round)"
-    p = st["pending"]
-    if p is not None:
-        if not isinstance(p, dict) or p.get("round") != st["next_round"] or not isinstance(p.get("sample_ids"), list):
-            return "the pending batch does not belong to the next round"
-        if any(isinstance(i, bool) or not isinstance(i, int) or i in seen or not 0 <= i < len(pool)
-               for i in p["sample_ids"]):
-            return "the pending batch holds labeled or unknown samples"
-        if not isinstance(p.get("csv"), str) or not isinstance(p.get("scores"), list) \
-                or len(p["scores"]) != len(p["sample_ids"]):
-            return "the pending batch needs its csv path and one score per sample"
-    return None
 
 
 def batch_thumbnails(path: Path, ds: Any, ids: list[int], predicted: list[str], round_: int, per_row: int = 10) -> Path:

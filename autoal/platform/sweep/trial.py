@@ -27,8 +27,8 @@ from autoal.platform.matrix import method_name
 from autoal.platform.sweep.arms import point_config, point_label, set_dotted
 from autoal.platform.sweep.spec import ROLE_TAG
 from autoal.state import RUN_FOLDER_FIX, RunState
-from autoal.tracking import (MLflowTracker, NullTracker, SerializedTracker, absolute_tracking_uri, call_serialized,
-                             git_sha, sqlite_lock_path)
+from autoal.recorder import tracker_for
+from autoal.tracking import absolute_tracking_uri, git_sha
 
 
 @dataclass
@@ -143,14 +143,8 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
             "strategy": cfg.strategy.name, "method": method_name(arm, cfg.setting.name), "git_sha": git_sha(), "autoal_version": __version__, ROLE_TAG: "trial",
             "device": str(resolve_device(cfg.runtime.device)),
             **{str(k): str(v) for k, v in cfg.tracking.tags.items()}}
-    if cfg.tracking.enabled:
-        lock = sqlite_lock_path(cfg.tracking.uri)
-        inner = call_serialized(lock, lambda: MLflowTracker(cfg.tracking.uri, cfg.tracking.experiment,
-                                                            run_name=cfg.tracking.run_name, tags=tags,
-                                                            parent_run_id=ctx.parent_run_id))
-        tracker: Any = SerializedTracker(inner, lock)
-    else:
-        tracker = NullTracker()
+    # one writer at a time on the sweep's store: the trials of a machine share it
+    tracker = tracker_for(cfg, tags=tags, parent_run_id=ctx.parent_run_id, serialized=True)
 
     reported_upto_box = [reported_upto]
     cpu_clock = [time.process_time(), time.time()]
