@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from autoal.models import model_family, model_names
 from autoal.training import MAX_EPOCHS, TrainConfig  # noqa: F401 - MAX_EPOCHS: re-exported beside the others
 from autoal.typed_config import build_typed
 from autoal.writable import file_in_the_way
+from autoal.paths import user_path
 
 
 #: upper bounds that keep a typo from turning into hours of work or an allocator failure
@@ -266,12 +266,12 @@ class RunConfig:
             if not isinstance(k, str) or not isinstance(v, (str, int, float, bool)) or isinstance(v, float) and v != v:
                 raise ConfigError(f"tracking.tags.{k}: expected a string (or number) value; got {v!r}")
         self.tracking.validate()
-        out = Path(str(self.runtime.output_dir)).expanduser()
+        out = user_path(str(self.runtime.output_dir))
         blocker = file_in_the_way(out)
         if blocker is not None:
             what = "is a file" if blocker == out.absolute() else f"cannot be created: {blocker} is a file"
             raise ConfigError(f"runtime.output_dir: {out} {what}; expected a folder (it is created if missing)")
-        root = Path(str(self.dataset.root)).expanduser()
+        root = user_path(str(self.dataset.root))
         if root.exists() and not root.is_dir():
             raise ConfigError(f"dataset.root: {root} is a file; expected the folder that holds (or receives) the data")
         self._check_dataset_path()
@@ -282,7 +282,7 @@ class RunConfig:
         ``npz`` and ``table`` (a path that does not exist yet is the loader's to report)."""
         if self.dataset.path is None or self.dataset.name not in ("folder", "npz", "table"):
             return
-        path = Path(self.dataset.path).expanduser()
+        path = user_path(self.dataset.path)
         if self.dataset.name == "folder" and path.exists() and not path.is_dir():
             raise ConfigError(f"dataset.path: {path} is a file; dataset=folder reads a folder with one sub-folder of "
                               "images per class")

@@ -10,6 +10,13 @@ from pathlib import Path
 CONF_PACKAGE = "autoal.conf"
 
 
+def user_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded where the user exists, else unchanged:
+    unlike :meth:`pathlib.Path.expanduser`, an unknown user (``~0``) is a plain folder name,
+    never an exception."""
+    return Path(os.path.expanduser(os.fspath(path)))
+
+
 def packaged_conf_dir() -> Path:
     """The ``conf/`` folder shipped inside the package."""
     return (Path(__file__).resolve().parent / "conf").resolve()
@@ -20,5 +27,5 @@ def conf_dir() -> Path:
     package's ``autoal/conf``."""
     env = os.environ.get("AUTOAL_CONF_DIR")
     if env:
-        return Path(env).expanduser().resolve()
+        return user_path(env).resolve()
     return packaged_conf_dir()

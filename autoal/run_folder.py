@@ -25,6 +25,7 @@ from autoal.state import (RUN_FOLDER_FIX, RunState, STATE_FILE, STRATEGY_FILE, a
                           load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
 from autoal.strategies import Strategy
 from autoal.writable import space_for
+from autoal.paths import user_path
 
 #: the final round's task model (state dict) in the run folder; logged to MLflow as the run's model
 FINAL_MODEL_FILE = "final_model.pt"
@@ -51,7 +52,7 @@ def run_dir_for(cfg: RunConfig, dataset: ALDataset | None = None, model: ModuleA
     written before full-content digests) and resume is on, that folder: it resumes."""
     dataset = dataset if dataset is not None else load_dataset(cfg.dataset)
     name = cfg.tracking.run_name or f"{dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
-    root = Path(cfg.runtime.output_dir).expanduser().resolve()
+    root = user_path(cfg.runtime.output_dir).resolve()
     path = root / f"{name}-{run_fingerprint(cfg, dataset, model)}"
     if cfg.runtime.resume and not path.exists():
         legacy = root / f"{name}-{run_fingerprint(cfg, dataset, model, legacy=True)}"

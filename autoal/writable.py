@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from autoal.errors import ConfigError, NoSpaceError
+from autoal.paths import user_path
 
 
 def nearest_existing(path: Path) -> Path:
@@ -32,7 +33,7 @@ def file_in_the_way(path: str | os.PathLike[str]) -> Path | None:
     """The file that stands where the folder ``path`` (or one of its parents) must be: ``path``
     itself or its nearest existing ancestor when that is not a folder; None when the way is clear.
     Nothing is created."""
-    probe = nearest_existing(Path(path).expanduser().absolute())
+    probe = nearest_existing(user_path(path).absolute())
     return None if probe.is_dir() else probe
 
 
@@ -47,7 +48,7 @@ def check_writable_folder(path: str | os.PathLike[str], key: str, example: str =
     """Return ``path`` resolved, or raise a :class:`ConfigError` naming ``key`` when the folder
     cannot be created or written: a file on the way, a read-only file system, no permission.
     Nothing is created."""
-    target = Path(path).expanduser().resolve()
+    target = user_path(path).resolve()
     probe = nearest_existing(target)
     if not probe.is_dir():
         raise ConfigError(f"{key}: {target} cannot be created: {probe} is a file; expected a folder "

@@ -402,3 +402,17 @@ def test_a_labeling_project_and_images_behind_links_still_work(exported, tmp_pat
     rows = read_batch(project / "batches" / "round_001.csv")
     assert rows and all((images / r["file_path"]).resolve().is_relative_to(images.resolve()) for r in rows)
     assert (project / "batches" / "round_001.png").is_file()
+
+
+def test_an_unknown_users_home_is_a_plain_folder_name(tmp_path, monkeypatch):
+    """``~0/x`` (no user named 0) is a folder named ``~0`` under the working folder, as the shell
+    leaves it, not a traceback from pathlib's expanduser (found by the generated-override suite)."""
+    from autoal.config import RunConfig
+    from autoal.paths import user_path
+
+    assert user_path("~0/x") == Path("~0/x")
+    assert user_path("~/x") == Path.home() / "x"
+    monkeypatch.chdir(tmp_path)
+    cfg = RunConfig.from_dict({"runtime": {"output_dir": "~0/runs"}, "tracking": {"enabled": False}})
+    assert str(cfg.runtime.output_dir) == "~0/runs"
+    assert not (tmp_path / "~0").exists()  # checking writes nothing

@@ -9,10 +9,10 @@ Prints the per-round results and the command that opens the MLflow UI. Run the s
 again after a crash or Ctrl-C: the run resumes from its last completed round."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command, multirun_sweep,
                               results_table, run_config, split_flags)
+from autoal.paths import user_path
 
 
 def main(argv: list[str]) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         check_run(cfg)
         print(f"config ok: {cfg.dataset.name} · {cfg.strategy.name} · seed {cfg.al.seed}: {cfg.al.rounds} rounds of "
               f"{cfg.al.query_size} labels after {cfg.al.initial_size}, model {cfg.model.name}, run folder under "
-              f"{Path(cfg.runtime.output_dir).expanduser().resolve()}, tracking "
+              f"{user_path(cfg.runtime.output_dir).resolve()}, tracking "
               f"{cfg.tracking.uri if cfg.tracking.enabled else 'off'} (the data is read when the run starts)")
         return 0
     result = run_experiment(cfg)

@@ -14,10 +14,10 @@ this script alone to the head's home folder)."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command, results_table,
                               shell_word, split_flags)
+from autoal.paths import user_path
 
 SCRIPT = "autoal sweep"
 
@@ -50,7 +50,7 @@ def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep
                    f"each group" + (f" and {', '.join(spec.leaders['always'])}" if spec.leaders['always'] else "")
                    if spec.leaders else ""))
         print(f"sweep ok: {spec.name}: {what}; Ray: {spec.address}; results under "
-              f"{Path(spec.storage_path).expanduser().resolve() if '://' not in spec.storage_path else spec.storage_path}")
+              f"{user_path(spec.storage_path).resolve() if '://' not in spec.storage_path else spec.storage_path}")
         return 0
     try:
         with ray_session(spec.address, spec.num_cpus, out=say, worker_niceness=spec.worker_niceness):

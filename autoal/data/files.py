@@ -45,6 +45,7 @@ from autoal.data.checks import check_no_empty_classes, check_pool_classes
 from autoal.data.registry import DataSpec, register_dataset
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
 from autoal.progress import track
+from autoal.paths import user_path
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 #: the largest image (width x height) the loaders decode: checked from the file's header, so a
@@ -196,7 +197,7 @@ def load_folder(spec: DataSpec) -> ALDataset:
     """A folder of images, one sub-folder per class (see the module docstring)."""
     if spec.path is None:
         raise ConfigError("dataset.path is required for dataset=folder")
-    root = Path(spec.path).expanduser().resolve()
+    root = user_path(spec.path).resolve()
     if not root.exists():
         raise DatasetNotFoundError(f"dataset=folder: folder {root} does not exist; set dataset.path to a folder "
                                    "with one sub-folder of images per class")
@@ -295,7 +296,7 @@ def load_npz(spec: DataSpec) -> ALDataset:
     """A user's ``.npz`` with ``x_train, y_train, x_test, y_test`` (see the module docstring)."""
     if spec.path is None:
         raise ConfigError("dataset.path is required for dataset=npz")
-    path = Path(spec.path).expanduser().resolve()
+    path = user_path(spec.path).resolve()
     if not path.is_file():
         raise DatasetNotFoundError(f"dataset=npz: file {path} not found; set dataset.path to a .npz file with "
                                    f"arrays {', '.join(NPZ_KEYS)}")

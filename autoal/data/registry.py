@@ -19,6 +19,7 @@ from autoal.data.checks import check_pool_classes, warn_data
 from autoal.data.subset import apply_subsets
 from autoal.errors import ConfigError
 from autoal.registry import Registry
+from autoal.paths import user_path
 
 Loader = Callable[["DataSpec"], ALDataset]
 LOADERS: Registry[Loader] = Registry("data set", "dataset.name", "autoal.data")
@@ -47,7 +48,7 @@ class DataSpec:
 
     @property
     def root_path(self) -> Path:
-        return Path(self.root).expanduser()
+        return user_path(self.root)
 
     def validate(self) -> None:
         """The subsampling fields, before any data is read (sizes against the data are checked

@@ -35,6 +35,7 @@ from autoal.data.checks import check_no_empty_classes, check_pool_classes, listi
 from autoal.data.files import _stratified_split, int_option
 from autoal.data.registry import DataSpec, register_dataset
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
+from autoal.paths import user_path
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 SPLIT_VALUES = {"train": "train", "pool": "train", "test": "test"}
@@ -156,7 +157,7 @@ def load_table(spec: DataSpec) -> ALDataset:
     label = spec.options.get("label")
     if label is None:
         raise ConfigError("dataset.options.label is required for dataset=table: the name of the label column")
-    path = Path(spec.path).expanduser().resolve()
+    path = user_path(spec.path).resolve()
     if not path.is_file():
         raise DatasetNotFoundError(f"dataset=table: file {path} not found; set dataset.path to a .csv or .parquet "
                                    "file with one row per sample")

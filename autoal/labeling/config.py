@@ -12,6 +12,7 @@ from autoal.data.base import AUGMENTATIONS
 from autoal.errors import ConfigError
 from autoal.typed_config import build_typed, check_typed
 from autoal.writable import file_in_the_way
+from autoal.paths import user_path
 
 
 STATE_NAME = "labels.json"
@@ -61,7 +62,7 @@ class LabelingConfig:
         the project's to create or to report): nothing is created."""
         blocker = file_in_the_way(self.project)
         if blocker is not None:
-            project = Path(self.project).expanduser()
+            project = user_path(self.project)
             what = "is a file" if blocker == project.absolute() else f"cannot be created: {blocker} is a file"
             raise ConfigError(f"labeling.project: {project} {what}; expected the project folder (created if missing)")
         for key, want_dir, expected in (("images", True, "the folder of images"),
@@ -69,7 +70,7 @@ class LabelingConfig:
             value = getattr(self, key)
             if value is None:
                 continue
-            path = Path(value).expanduser()
+            path = user_path(value)
             if path.exists() and path.is_dir() != want_dir:
                 raise ConfigError(f"labeling.{key}: {path} is a {'file' if want_dir else 'folder'}; expected {expected}")
 

@@ -30,6 +30,7 @@ from autoal.strategies import build_strategy
 from autoal.strategies.base import ScoreStrategy
 from autoal.tracking import artifacts_beside_store, check_tracking_uri, config_params
 from autoal.plots import captioned_grid
+from autoal.paths import user_path
 
 #: what to do when a path of a labeling project leads outside it (autoal.containment)
 PROJECT_FIX = ("replace the link with a real folder or file (a project received from someone else: restore it from a "
@@ -51,7 +52,7 @@ class LabelingProject:
         build_strategy(cfg.strategy.name, **cfg.strategy.params)  # a bad name or parameter: refused before any command
         self.cfg = cfg
         self.lcfg = lcfg
-        self.dir = Path(lcfg.project).expanduser().resolve()
+        self.dir = user_path(lcfg.project).resolve()
         self.state_file = self.dir / STATE_NAME
 
     def batch_csv(self, round_: int) -> Path:
@@ -250,7 +251,7 @@ class LabelingProject:
     def import_batch(self, csv_file: str | Path, allow_partial: bool | None = None) -> ImportResult:
         """Validate a filled-in CSV against the waiting batch and add its labels to L."""
         allow_partial = self.lcfg.allow_partial if allow_partial is None else allow_partial
-        csv_path = Path(csv_file).expanduser().resolve()
+        csv_path = user_path(csv_file).resolve()
         if not csv_path.is_file():
             raise LabelFileError(f"{csv_path}: label file not found")
         if self.cfg.tracking.enabled:
@@ -358,13 +359,13 @@ class LabelingProject:
         if not lc.images:
             raise ConfigError(f"labeling.images: required to create the project {self.dir} (the folder of images "
                               "to label)")
-        root = Path(lc.images).expanduser().resolve()
+        root = user_path(lc.images).resolve()
         if not root.is_dir():
             raise DataError(f"labeling.images: folder {root} does not exist")
         exts = image_extensions()
         if lc.seed_csv:
             pool = scan_images(root, exts, exclude=self.dir, root=root)
-            seed = self._read_seed_csv(Path(lc.seed_csv).expanduser().resolve(), root, set(pool))
+            seed = self._read_seed_csv(user_path(lc.seed_csv).resolve(), root, set(pool))
             seed_classes = sorted({lab for _, lab in seed})
         else:
             lab_dir, unl_dir = root / "labeled", root / "unlabeled"

@@ -16,6 +16,7 @@ from typing import Callable
 from autoal.containment import inside
 from autoal.errors import ConfigError
 from autoal.state import atomic_write_json
+from autoal.paths import user_path
 
 SETTINGS = "settings.json"  # in the project folder: the overrides of the last successful export
 NOT_STORED = ("labeling.project", "labeling.allow_partial")  # per command, never remembered
@@ -40,7 +41,7 @@ def project_dir(overrides: list[str], usage: str = "") -> Path:
     if not vals or not vals[-1]:
         raise ConfigError("labeling.project: required, e.g. labeling.project=/data/photos-al"
                           + (f" ({usage})" if usage else ""))
-    return Path(vals[-1]).expanduser().resolve()
+    return user_path(vals[-1]).resolve()
 
 
 def stored_overrides(project: Path) -> list[str]:
@@ -80,7 +81,7 @@ def pin_paths(d: dict, overrides: list[str], override: Callable[[str, str], str]
     for section, key in PATH_KEYS:
         v = d.get(section, {}).get(key)
         if isinstance(v, str) and v.strip():
-            d[section][key] = str(Path(v).expanduser().resolve())
+            d[section][key] = str(user_path(v).resolve())
             pinned[f"{section}.{key}"] = d[section][key]
     tr = d.get("tracking", {})
     if isinstance(tr.get("uri"), str) and tr["uri"]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from autoal.errors import ConfigError
-from autoal.paths import conf_dir
+from autoal.paths import conf_dir, user_path
 from autoal.platform.sweep import SweepSpec, plan_resources, train_workers
 
 REQUIRED_ENV = ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")
@@ -259,7 +259,7 @@ def _repo_mount(config: Mapping[str, Any], base_dir: Path, problems: list[str]) 
         mounts = {}
     found: dict[str, _RepoMount] = {}
     for remote, local in mounts.items():
-        src = Path(str(local)).expanduser()
+        src = user_path(str(local))
         if not src.is_absolute():
             src = base_dir / src
         if not src.exists():

@@ -9,6 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from autoal.paths import user_path
 from typing import Any, Callable, Iterator
 
 #: per thread: the lock files this thread holds (``SerializedTracker._locked`` is re-entrant)
@@ -113,5 +114,5 @@ def sqlite_lock_path(uri: str) -> Path | None:
     temp folder, named after the database's absolute path); None for other stores."""
     if not uri.startswith("sqlite:///"):
         return None
-    db = str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
+    db = str(user_path(uri[len("sqlite:///"):]).resolve())
     return Path(tempfile.gettempdir()) / "autoal-locks" / f"mlflow-{hashlib.sha1(db.encode()).hexdigest()[:16]}.lock"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from autoal.errors import TrackingError
+from autoal.paths import user_path
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -181,7 +182,7 @@ def _create_sqlite_store(path: Path) -> None:
     os.replace(tmp, path)
     for engine in list(SqlAlchemyStore._engine_map.values()):  # this process's connections to the old file
         database = engine.url.database
-        if database and Path(database).expanduser().resolve() == path.resolve():
+        if database and user_path(database).resolve() == path.resolve():
             engine.dispose()
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

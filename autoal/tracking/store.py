@@ -14,6 +14,7 @@ from autoal.extras import require
 from autoal.tracking.serialized import call_serialized, sqlite_lock_path
 from autoal.tracking.sqlite_store import _half_store_message, one_line_error, prepare_sqlite_store, sqlite_store_state
 from autoal.writable import check_writable_folder, space_for
+from autoal.paths import user_path
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0, reading: bool = False) -> None:
@@ -32,7 +33,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0, reading: bool = False) ->
                                   example="sqlite:////tmp/autoal/mlflow.db")
         except ConfigError as e:
             raise TrackingError(f"{e} (the folder of the SQLite store {path})") from None
-        state = sqlite_store_state(path.expanduser())  # read-only: a damaged store is named, not touched
+        state = sqlite_store_state(user_path(path))  # read-only: a damaged store is named, not touched
         if state.kind == "half" and (state.runs or reading):
             raise TrackingError(_half_store_message(path, state))
         return
@@ -61,7 +62,7 @@ def ensure_experiment(uri: str, name: str, artifact_location: str | None = None)
     check_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         try:
-            Path(uri[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            user_path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise TrackingError(f"tracking.uri: cannot create the folder of the SQLite store {uri}: {e}") from e
     # under the store's lock: two processes creating a fresh SQLite store (its tables, the
@@ -72,12 +73,12 @@ def ensure_experiment(uri: str, name: str, artifact_location: str | None = None)
 
 def store_path(uri: str) -> str:
     """The file of a SQLite store (``sqlite:///PATH``), else the URI itself: what a message names."""
-    return str(Path(uri[len("sqlite:///"):]).expanduser()) if uri.startswith("sqlite:///") else uri
+    return str(user_path(uri[len("sqlite:///"):])) if uri.startswith("sqlite:///") else uri
 
 
 def _ensure_experiment(uri: str, name: str, artifact_location: str | None = None) -> str:
     if uri.startswith("sqlite:///"):
-        prepare_sqlite_store(Path(uri[len("sqlite:///"):]).expanduser())
+        prepare_sqlite_store(user_path(uri[len("sqlite:///"):]))
     return _get_or_create_experiment(uri, name, artifact_location)
 
 
@@ -86,7 +87,7 @@ def artifacts_beside_store(uri: str) -> str | None:
     artifact location that does not depend on the working folder."""
     if not uri.startswith("sqlite:///"):
         return None
-    return str(Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlruns")
+    return str(user_path(uri[len("sqlite:///"):]).resolve().parent / "mlruns")
 
 
 def _get_or_create_experiment(uri: str, name: str, artifact_location: str | None = None) -> str:
@@ -118,9 +119,9 @@ def absolute_tracking_uri(uri: str) -> str:
     """``sqlite:///mlflow.db`` → ``sqlite:////abs/cwd/mlflow.db``: trials run in their own
     working folders (and on other nodes), so relative store paths must be fixed in the driver."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
+        return "sqlite:///" + str(user_path(uri[len("sqlite:///"):]).resolve())
     if uri.startswith("file:") and not uri.startswith("file:/"):
-        return "file:" + str(Path(uri[len("file:"):]).expanduser().resolve())
+        return "file:" + str(user_path(uri[len("file:"):]).resolve())
     return uri
 
 def mlflow_client(uri: str) -> Any:

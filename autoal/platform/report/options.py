@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from autoal.errors import ConfigError, TrackingError
 from autoal.writable import check_writable_folder
+from autoal.paths import user_path
 
 
 #: the ``report:`` section's keys and what each holds (conf/report.yaml)
@@ -38,12 +39,12 @@ def check_report_options(opts: Mapping[str, Any], uri: str) -> None:
     if opts.get("out_dir"):
         check_writable_folder(opts["out_dir"], "report.out_dir")
     for f in opts.get("runs_files") or []:
-        if not Path(f).expanduser().is_file():
+        if not user_path(f).is_file():
             raise ConfigError(f"report.runs_files: {f} is not a file (expected a JSON-lines file of matrix runs, "
                               "e.g. bench/reference/quality_runs_2026-11-30.jsonl or a report's matrix_runs.jsonl)")
     if matrix_only(opts):
         return  # reads no store
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).expanduser().is_file():
+    if uri.startswith("sqlite:///") and not user_path(uri[len("sqlite:///"):]).is_file():
         raise TrackingError(f"tracking.uri: no MLflow store at {uri[len('sqlite:///'):]} (nothing was tracked there "
                             "yet); run autoal run or autoal sweep first, or point tracking.uri at the store")
 

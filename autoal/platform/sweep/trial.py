@@ -29,6 +29,7 @@ from autoal.platform.sweep.spec import ROLE_TAG
 from autoal.state import RUN_FOLDER_FIX, RunState
 from autoal.recorder import tracker_for
 from autoal.tracking import absolute_tracking_uri, git_sha
+from autoal.paths import user_path
 
 
 @dataclass
@@ -195,7 +196,7 @@ def _safe(label: str) -> str:
 def abs_path(p: str | None) -> str | None:
     if p is None or "://" in str(p):
         return p
-    return str(Path(p).expanduser().resolve())
+    return str(user_path(p).resolve())
 
 
 def absolutize(cfg: dict[str, Any]) -> dict[str, Any]:
