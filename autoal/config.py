@@ -20,6 +20,7 @@ from autoal.training import MAX_EPOCHS, TrainConfig  # noqa: F401 - MAX_EPOCHS: 
 from autoal.typed_config import build_typed
 from autoal.writable import file_in_the_way
 from autoal.paths import user_path
+from autoal.api_marker import public_api
 
 
 #: upper bounds that keep a typo from turning into hours of work or an allocator failure
@@ -216,6 +217,7 @@ class RuntimeConfig:
         return int(self.num_threads) or (os.cpu_count() or 1)
 
 
+@public_api
 @dataclass
 class RunConfig:
     dataset: DataSpec = field(default_factory=DataSpec)

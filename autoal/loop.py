@@ -32,6 +32,7 @@ from autoal.run_folder import FINAL_MODEL_FILE, RunFolder, load_strategy_state, 
 from autoal.seeding import derive_seed, round_rng, seed_torch
 from autoal.state import RunState, atomic_torch_save, atomic_write_json, checkpoint_path, load_checkpoint, prune_checkpoints
 from autoal.strategies import Strategy, build_strategy
+from autoal.api_marker import public_api
 
 #: names that moved to autoal.run_folder, autoal.preflight and autoal.recorder, importable from here as before
 __all__ = ["FINAL_MODEL_FILE", "ActiveLearningLoop", "RoundCallback", "RunResult", "check_memory", "check_run",
@@ -41,6 +42,7 @@ __all__ = ["FINAL_MODEL_FILE", "ActiveLearningLoop", "RoundCallback", "RunResult
 RoundCallback = Callable[[dict[str, Any]], None]
 
 
+@public_api
 @dataclass
 class RunResult:
     history: list[dict[str, Any]]

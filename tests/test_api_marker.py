@@ -80,7 +80,8 @@ def test_every_name_the_package_root_exports_is_public():
     "autoal.strategies.QueryContext", "autoal.strategies.register_strategy", "autoal.strategies.build_strategy",
     "autoal.strategies.strategy_names", "autoal.models.ModuleAdapter", "autoal.models.register_model",
     "autoal.data.ALDataset", "autoal.data.DataSpec", "autoal.data.load_dataset", "autoal.data.register_dataset",
-    "autoal.data.dataset_names", "autoal.data.files.dataset_from_arrays"])
+    "autoal.data.dataset_names", "autoal.data.files.dataset_from_arrays", "autoal.loop.RunResult", "autoal.config.RunConfig",
+    "autoal.labeling.project.LabelingProject", "autoal.platform.sweep.driver.run_sweep"])
 def test_what_users_import_is_public(dotted):
     assert api_level(_resolve(dotted)) == PUBLIC
 

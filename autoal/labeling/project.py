@@ -31,6 +31,7 @@ from autoal.strategies.base import ScoreStrategy
 from autoal.tracking import artifacts_beside_store, check_tracking_uri, config_params
 from autoal.plots import captioned_grid
 from autoal.paths import user_path
+from autoal.api_marker import public_api
 
 #: what to do when a path of a labeling project leads outside it (autoal.containment)
 PROJECT_FIX = ("replace the link with a real folder or file (a project received from someone else: restore it from a "
@@ -41,6 +42,7 @@ POOL_FIX = (f"{IMAGE_LINK_FIX}; an entry edited by hand (or in a received projec
             "entry)")
 
 
+@public_api
 class LabelingProject:
     """A labeling project folder (see :mod:`autoal.labeling`). ``cfg`` is the run config whose
     model, train, al (``query_size``, ``seed``, ``mc_samples``), strategy, scoring, runtime and

@@ -27,6 +27,7 @@ from autoal.platform.sweep.trial import TrialContext, abs_path, absolutize, tria
 from autoal.platform.sweep.tuner import Stage, fit_stage, has_tuner, varied_keys
 from autoal.tracking import check_tracking_uri, config_params, git_sha, start_parent_run, stop_runs
 from autoal.writable import check_writable_folder
+from autoal.api_marker import public_api
 
 __all__ = ['META_FIELDS', 'SweepResult', 'arm_metrics', 'check_sweep', 'find_resumable', 'format_summary',
            'metric_key', 'new_sweep_id', 'read_meta', 'run_sweep', 'summarize_arms', 'sweep_folder',
@@ -98,6 +99,7 @@ class _Sweep:
         return self.uri if self.enabled else None
 
 
+@public_api
 def run_sweep(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | None = None, *,
               out: Callable[[str], None] = print, resume: Any = None, arms: list[Arm] | None = None) -> SweepResult:
     """Run (or resume) a sweep on the Ray instance this process is connected to (see
