@@ -7,9 +7,9 @@ export PYTHONUNBUFFERED=1
 out="${OUT:-bench/results}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu_smi.txt"
-python3 -m pytest --noconftest -q -p no:cacheprovider -rs tests/test_kmeans.py tests/test_models.py \
-    tests/test_scores.py 2>&1 | tee "$out/gpu_pytest.log"
-python3 -m pytest --noconftest -q -p no:cacheprovider -rs tests/test_autoal_search.py -k cuda 2>&1 | tee -a "$out/gpu_pytest.log"
+python3 -m pytest --noconftest -q -p no:cacheprovider -rs tests/test_kmeans.py tests/models/test_backbones.py \
+    tests/strategies/test_scores.py 2>&1 | tee "$out/gpu_pytest.log"
+python3 -m pytest --noconftest -q -p no:cacheprovider -rs tests/strategies/test_autoal_paper.py -k cuda 2>&1 | tee -a "$out/gpu_pytest.log"
 python3 bench/gpu.py --out "$out/gpu.json" 2>&1 | tee "$out/gpu.log"
 # the quality matrix's GPU setting (ResNet-18 on the full MNIST pool, budgets of hundreds), when the
 # IDX files were carried in data/ (python bench/export_mnist_idx.py data); QUALITY_SEEDS to change

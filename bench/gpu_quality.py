@@ -10,7 +10,7 @@ tables with :mod:`autoal.platform.matrix` (the tables of ``autoal report``). The
 ==================  ===========================================================================
 gpu_mnist_resnet    ResNet-18 on the full MNIST pool (IDX files under data/), 500 + 10 × 500,
                     30 epochs of SGD; as autoal/conf/setting/gpu_mnist_resnet.yaml
-                    (tests/test_gpu_quality.py keeps the two equal); needs CUDA
+                    (tests/benchmarks/test_gpu_quality.py keeps the two equal); needs CUDA
 --smoke             digits, mnist_low, mnist_lt at tiny sizes, small_cnn on CPU, 1 seed (CI)
 ==================  ===========================================================================
 

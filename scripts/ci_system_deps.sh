@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# System packages for the end-to-end cluster test (tests/test_cluster.py): an SSH server and
+# System packages for the end-to-end cluster test (tests/platform/test_cluster.py): an SSH server and
 # client, rsync (Ray's file mounts) and netcat (the ssh relay to the test's sshd), plus util-linux's
-# unshare; and Chromium for the browser test of the MLflow dashboard (tests/test_dashboard_browser.py,
+# unshare; and Chromium for the browser test of the MLflow dashboard (tests/platform/test_dashboard_browser.py,
 # driven by the `playwright` package from the dev extra). Idempotent and quiet: does nothing when they
 # are all present. Needs root (or passwordless sudo) and apt; elsewhere it says what is missing and
 # leaves it to the tests, which skip locally and fail under CI=true.

@@ -25,8 +25,8 @@ from autoal.loop import ActiveLearningLoop
 from autoal.training import TrainConfig
 from autoal.typed_config import field_type
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_cli_hostile import invoke  # noqa: E402 - autoal <args> in this process, a traceback fails
+sys.path.insert(0, str(Path(__file__).resolve().parent / "cli"))
+from test_generated_overrides import invoke  # noqa: E402 - autoal <args> in this process, a traceback fails
 
 
 def _numeric_fields(cls, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:

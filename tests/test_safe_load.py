@@ -26,7 +26,7 @@ from autoal.loop import FINAL_MODEL_FILE, run_dir_for, run_experiment
 from autoal.state import STRATEGY_FILE, atomic_torch_save, checkpoint_path, load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_human_labeling import make_images, settings  # noqa: E402
+from test_project import make_images, settings  # noqa: E402
 
 
 class Touch:
@@ -223,7 +223,7 @@ def test_export_of_a_planted_final_model_is_refused(stopped_run, tmp_path):
                                                                   "warm_start": True}},
                                       {"name": "autoal_credit"}])
 def test_real_strategy_checkpoints_load_weights_only(tmp_path, strategy):
-    """Stateful strategies' checkpoints (more in test_hostile_input's strategy_checkpoints) hold
+    """Stateful strategies' checkpoints (more in test_config_properties' strategy_checkpoints) hold
     tensors and plain values only."""
     cfg = _cfg(tmp_path / "runs", **strategy)
     with pytest.raises(_Stop):

@@ -1,6 +1,6 @@
 """Data that cannot give a meaningful result (issue 23): the warning on classes one split lacks,
 and the data identity over every image byte (with run folders of the sampled identity still
-resuming). The refusals are rows of the bad-input table (tests/test_bad_input.py, ``npz3-`` and
+resuming). The refusals are rows of the bad-input table (tests/cli/test_input_errors.py, ``npz3-`` and
 ``folder3-``)."""
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ from autoal.errors import AutoALError, ConfigError, DataError, DatasetNotFoundEr
 from autoal.loop import run_experiment
 from autoal.cli.common import compose, run_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_human_labeling import fill, make_images, read_batch, settings  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "labeling"))  # the labeling tests' helpers
+from test_project import fill, make_images, read_batch, settings  # noqa: E402
 
 
 @dataclass
@@ -520,7 +520,7 @@ CASES += [
 # -- round three's helpers ------------------------------------------------------------------------
 
 #: a JSON-lines file of matrix runs in the repository (a report that reads no store)
-RUNS_FILE = Path(__file__).resolve().parents[1] / "bench" / "reference" / "quality_runs_2026-11-30.jsonl"
+RUNS_FILE = Path(__file__).resolve().parents[2] / "bench" / "reference" / "quality_runs_2026-11-30.jsonl"
 
 
 def a_file(w: World) -> str:

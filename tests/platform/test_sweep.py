@@ -22,7 +22,7 @@ from autoal.platform.sweep import (SweepSpec, build_arms, expand_points, parse_s
                                    run_sweep)
 from autoal.tracking import sqlite_lock_path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _base(tmp_path: Path, **over) -> dict:

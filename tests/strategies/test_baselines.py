@@ -23,7 +23,7 @@ torch.set_num_threads(2)
 
 #: the paper's baselines, and Cluster-Margin (Citovsky et al., NeurIPS 2021)
 BASELINES = ["badge", "coreset", "lpl", "vaal", "ens_var_r", "ddu", "albl", "cluster_margin"]
-CONF = Path(__file__).resolve().parent.parent / "autoal" / "conf" / "strategy"
+CONF = Path(__file__).resolve().parents[2] / "autoal" / "conf" / "strategy"
 
 
 def _cache(emb: torch.Tensor, probs: torch.Tensor | None = None, offset: int = 0) -> PoolCache:

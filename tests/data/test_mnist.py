@@ -322,7 +322,7 @@ def test_exported_idx_files_read_back_as_the_bundled_copy(tmp_path):
     import sys
 
     _require_bundled()
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, str(root / "bench" / "export_mnist_idx.py"), str(tmp_path / "idx")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -75,7 +75,7 @@ def test_run_pipeline_end_to_end(tmp_path):
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, str(root / "pipelines" / "run.py"), "al.rounds=1", "train.epochs=5",
                           "runtime.quiet=true", f"tracking.uri=sqlite:///{tmp_path}/m.db",
                           f"runtime.output_dir={tmp_path}/runs"], capture_output=True, text=True, timeout=300,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mlflow_server_util import mlflow_server as start_mlflow_server  # noqa: E402
 
 pytestmark = [pytest.mark.slow]

@@ -354,7 +354,7 @@ def test_config_group_lists_every_constructor_default():
 
     import yaml
 
-    folder = Path(__file__).resolve().parents[1] / "autoal" / "conf" / "strategy"
+    folder = Path(__file__).resolve().parents[2] / "autoal" / "conf" / "strategy"
     conf = yaml.safe_load((folder / "autoal.yaml").read_text())
     assert conf["name"] == "autoal"
     from autoal.strategies.registry import strategy_defaults

@@ -35,9 +35,9 @@ from autoal.errors import ConfigError
 from autoal.platform.cluster import (check_cluster, cluster_problems, load_cluster_file, schema_problems,
                                      sweep_trial_resources)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = REPO / "cluster.yaml"
-TEMPLATE = Path(__file__).resolve().parent / "cluster_local.yaml.in"
+TEMPLATE = Path(__file__).resolve().parents[1] / "cluster_local.yaml.in"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 GPU_TRIAL = {"CPU": 2, "GPU": 1}
 

@@ -28,8 +28,8 @@ from autoal.strategies import build_strategy
 from autoal.strategies.registry import strategy_defaults
 from autoal.tracking import flatten
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_bad_input import _nested  # noqa: E402 - the table's helper: a dotted key as a nested mapping
+sys.path.insert(0, str(Path(__file__).resolve().parent / "cli"))
+from test_input_errors import _nested  # noqa: E402 - the table's helper: a dotted key as a nested mapping
 
 # every leaf key of the run config (strategy params and dataset options come separately)
 CONFIG_KEYS = sorted(k for k in flatten(RunConfig().to_dict())
@@ -147,7 +147,7 @@ def test_the_labeling_state_check_names_the_problem_and_never_raises(data):
     try:
         st_ = json.loads(text)
     except ValueError:
-        return  # unreadable JSON is refused by load_state before the check (tested in test_human_labeling)
+        return  # unreadable JSON is refused by load_state before the check (tested in labeling/test_project.py)
     problem = _state_problem(st_, project)
     assert problem is None or isinstance(problem, str)
 
@@ -155,7 +155,7 @@ def test_the_labeling_state_check_names_the_problem_and_never_raises(data):
 def test_a_pending_batch_path_cannot_send_a_write_outside_the_project(tmp_path):
     """labels.json's pending csv pointing elsewhere: export re-writes the batch file inside the
     project (the path is derived from the round), never at the stored path."""
-    from test_human_labeling import make_images
+    from test_project import make_images
 
     from autoal.labeling import LabelingConfig, LabelingProject
 
@@ -302,7 +302,7 @@ def test_a_second_first_export_of_one_project_is_refused_not_raced(tmp_path):
     folder exists), the second is refused and writes nothing."""
     import os
 
-    from test_human_labeling import make_images
+    from test_project import make_images
 
     from autoal.labeling import LabelingConfig, LabelingProject
     from autoal.state import lock_folder
@@ -364,7 +364,7 @@ def test_an_image_name_that_is_not_utf8_is_named_before_a_project_exists(tmp_pat
     any project state is written (it used to fail in export with a UnicodeEncodeError)."""
     import os
 
-    from test_human_labeling import make_images
+    from test_project import make_images
 
     from autoal.errors import LabelFileError
     from autoal.labeling import LabelingConfig, LabelingProject

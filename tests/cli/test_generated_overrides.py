@@ -8,7 +8,7 @@ through :func:`autoal.cli.main`, from an empty working folder. The properties:
   Ray's results and the reports would go, is byte-for-byte what it was;
 - ``--check`` and the command itself refuse alike: for every value ``run --check`` refuses, the
   real ``run`` exits 2 with the same line and writes nothing (the accepted ones would train; the
-  table in test_bad_input.py and the run tests cover those).
+  table in test_input_errors.py and the run tests cover those).
 
 ``run``/``sweep``/``ablation`` go through ``--check`` (it validates everything the command
 validates before it starts Ray, reads data or writes a file); ``report`` and ``query`` run as

@@ -23,7 +23,7 @@ from autoal.loop import run_experiment
 from autoal.models import build_model
 from autoal.strategies.registry import strategy_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _arrays(x_tr, y_tr, x_te, y_te) -> ALDataset:

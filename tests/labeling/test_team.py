@@ -16,9 +16,9 @@ import pytest
 
 from autoal.cli.common import main_guard
 from autoal.cli.query import main
-from tests.test_human_labeling import BATCH, PER_CLASS, fill, make_images, read_batch, settings, state
+from test_project import BATCH, PER_CLASS, fill, make_images, read_batch, settings, state
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ import pytest
 from autoal.cli.common import compose, run_config
 from autoal.config import RunConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _gpu_quality():

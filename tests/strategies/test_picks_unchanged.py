@@ -3,7 +3,7 @@ the same rounds, and reaches the same AUBC on digits as recorded in
 ``tests/reference/picks_digits.json`` (issue 25's "done when"). A change that is meant to move picks
 regenerates the record on purpose, and says so in its commit:
 
-    python tests/test_behaviour_unchanged.py --update
+    python tests/strategies/test_picks_unchanged.py --update
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE = Path(__file__).parent / "reference" / "picks_digits.json"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "picks_digits.json"
 #: a short digits run: 20 initial labels, 2 rounds of 10, 10 epochs a round, one torch thread
 OVERRIDES = ["setting=digits", "al.rounds=2", "train.epochs=10", "tracking.enabled=false", "runtime.resume=false",
              "runtime.quiet=true"]
@@ -69,7 +69,7 @@ def test_picks_and_aubc_unchanged(option, tmp_path):
 
 if __name__ == "__main__":  # regenerate the record (on purpose only)
     if sys.argv[1:] != ["--update"]:
-        sys.exit("usage: python tests/test_behaviour_unchanged.py --update")
+        sys.exit("usage: python tests/strategies/test_picks_unchanged.py --update")
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:

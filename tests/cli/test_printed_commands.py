@@ -17,10 +17,10 @@ import pytest
 from autoal.cli.common import compose, mlflow_ui_command, override_word
 from autoal.cli.sweep import _resume_command
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_human_labeling import BATCH, SEED_PER_CLASS, fill, make_images, read_batch  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "labeling"))  # the labeling tests' helpers
+from test_project import BATCH, SEED_PER_CLASS, fill, make_images, read_batch  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _line_after(text: str, marker: str) -> str:

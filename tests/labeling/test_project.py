@@ -17,7 +17,7 @@ from autoal.errors import LabelFileError
 from autoal.labeling import merge_overrides
 from autoal.cli.query import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 230)}
 SEED_PER_CLASS = 2
 PER_CLASS = 20

@@ -18,7 +18,7 @@ from autoal.platform.matrix import (MatrixRun, against_best_rows, bootstrap_ci, 
                                     setting_rows, summary_rows, verdict, wilcoxon_signed_rank_p)
 from autoal.strategies.candidates import PAPER_CANDIDATES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "bench" / "reference" / "quality_runs_2026-11-30.jsonl"
 RERUN = ROOT / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.jsonl"
 README_ORDER = ["random", *PAPER_CANDIDATES, "typiclust", "autoal", "autoal[paper]"]

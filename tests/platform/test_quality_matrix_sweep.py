@@ -17,7 +17,7 @@ from autoal.platform.matrix import method_name
 from autoal.platform.sweep import SweepSpec
 from autoal.platform.sweep.arms import Arm, leader_arms, strategy_option
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "bench" / "reference" / "quality_runs_2026-11-30.jsonl"
 RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.jsonl"
 

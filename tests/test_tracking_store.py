@@ -219,7 +219,7 @@ def _damaged(tmp_path: Path, kind: str) -> Path:
 
 
 def _query_export(tmp_path: Path) -> list[str]:
-    from test_human_labeling import make_images
+    from test_project import make_images
 
     make_images(tmp_path / "images")
     return ["query", "export", f"labeling.images={tmp_path / 'images'}", f"labeling.project={tmp_path / 'project'}",
