@@ -7,6 +7,7 @@
 See :mod:`autoal.api`; the modules below are the library's layers (docs/DESIGN.md §6).
 ``autoal.run`` and ``autoal.query`` are loaded on first use (PEP 562), so ``import autoal`` and
 ``autoal --help`` / ``--version`` do not import torch."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -8,6 +8,7 @@ A mark is an attribute on the class or function itself (the object is returned u
 wrapper); :func:`api_level` reads it, and the documentation site prints the level at the top of
 the object's entry (``scripts/docs_api_marker.py``). Import-light: no torch, no NumPy.
 """
+
 from __future__ import annotations
 
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ DEVELOPER = "developer"
 LEVELS = {
     PUBLIC: "Public API: users may import it and rely on it; it changes only after a deprecation.",
     DEVELOPER: "Developer API: for extensions (strategies, data sets, backbones, executors); it may change "
-               "between minor versions.",
+    "between minor versions.",
 }
 
 

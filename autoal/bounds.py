@@ -4,6 +4,7 @@
 ``RunConfig.from_dict``, ``autoal run --check`` and every run, before anything is written).
 A value outside its range is one :class:`~autoal.errors.ConfigError` naming the key, the value
 and the range."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,8 +46,15 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
-def bounded(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-            high_open: bool = False, note: str = "") -> Any:
+def bounded(
+    default: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    note: str = "",
+) -> Any:
     """A dataclass field with ``default`` whose value must lie in the :class:`Bound` given (None,
     where the field allows it, is not checked)."""
     return field(default=default, metadata={"bound": Bound(low, high, low_open, high_open, note)})
@@ -85,8 +93,11 @@ def check_bounds(obj: Any, prefix: str = "") -> None:
         b = bound_of(f)
         if b is None or value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
-                not isinstance(value, numbers.Integral) and not math.isfinite(value)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or (not isinstance(value, numbers.Integral) and not math.isfinite(value))
+        ):
             raise ConfigError(f"{where}: expected a finite number (it must {b}); got {value!r}")
         if value not in b:
             shown = repr(value) if len(repr(value)) <= 40 else f"an integer of {len(str(abs(value)))} digits"

@@ -7,6 +7,7 @@ lists, tuples, sets, strings, bytes, numbers, booleans and None, and refuses eve
 a run folder or a labeling project received from someone else is safe to open. What autoal writes
 is made plain on save (:func:`plain_checkpoint`); a file that holds anything else is refused with
 a :class:`~autoal.errors.StateError` naming it (:func:`safe_torch_load`)."""
+
 from __future__ import annotations
 
 import pickle
@@ -46,8 +47,10 @@ def _plain(o: Any, where: str) -> Any:
         try:
             return torch.from_numpy(np.ascontiguousarray(o)).clone()
         except TypeError:
-            raise TypeError(f"{where}: cannot checkpoint a NumPy array of dtype {o.dtype} (a checkpoint holds "
-                            "tensors and plain values only)") from None
+            raise TypeError(
+                f"{where}: cannot checkpoint a NumPy array of dtype {o.dtype} (a checkpoint holds "
+                "tensors and plain values only)"
+            ) from None
     if type(o) in (dict, OrderedDict):
         items = [(_plain(k, f"{where} (a key)"), _plain(v, f"{where}[{k!r:.40}]")) for k, v in o.items()]
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, o.items())):
@@ -59,13 +62,16 @@ def _plain(o: Any, where: str) -> Any:
     if type(o) in (list, tuple, set):
         items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(o)]
         return o if all(a is b for a, b in zip(items, o)) else type(o)(items)
-    raise TypeError(f"{where}: cannot checkpoint a {type(o).__module__}.{type(o).__qualname__} (a checkpoint holds "
-                    "tensors, dicts, lists, tuples, sets, strings, numbers, booleans and None only, so that loading "
-                    "it never runs code); return plain values from state_dict()")
+    raise TypeError(
+        f"{where}: cannot checkpoint a {type(o).__module__}.{type(o).__qualname__} (a checkpoint holds "
+        "tensors, dicts, lists, tuples, sets, strings, numbers, booleans and None only, so that loading "
+        "it never runs code); return plain values from state_dict()"
+    )
 
 
-def safe_torch_load(path: str | Path, map_location: Any = "cpu",
-                    hint: str = "move the run folder away to start the run afresh") -> Any:
+def safe_torch_load(
+    path: str | Path, map_location: Any = "cpu", hint: str = "move the run folder away to start the run afresh"
+) -> Any:
     """``torch.load(path, weights_only=True)``: a checkpoint that holds a global torch does not
     allow (one whose unpickling could run code) is refused, naming the file and the global; an
     unreadable one (truncated, not a checkpoint) too. Both are one-line StateErrors ending with
@@ -76,10 +82,13 @@ def safe_torch_load(path: str | Path, map_location: Any = "cpu",
     except pickle.UnpicklingError as e:
         names = _unsafe_globals(path, str(e))
         if names:
-            raise StateError(f"refusing to load {path}: it holds {names}, which could run code (autoal writes tensors "
-                             f"and plain values only); {hint}") from None
-        raise StateError(f"{path}: checkpoint is unreadable as tensors and plain values ({_reason(e)}); {hint}") \
-            from None
+            raise StateError(
+                f"refusing to load {path}: it holds {names}, which could run code (autoal writes tensors "
+                f"and plain values only); {hint}"
+            ) from None
+        raise StateError(
+            f"{path}: checkpoint is unreadable as tensors and plain values ({_reason(e)}); {hint}"
+        ) from None
     except Exception as e:  # torch raises many types for a truncated or foreign file
         raise StateError(f"{path}: checkpoint is unreadable ({type(e).__name__}: {_reason(e)}); {hint}") from None
 
@@ -93,8 +102,9 @@ def _unsafe_globals(path: Path, message: str) -> str:
     except Exception:  # noqa: BLE001 - not a zip checkpoint: the message names the first
         found = []
     if not found:
-        m = re.search(r"GLOBAL (\S+?)(?: was not| whose module|\s*$)", message, re.M) or \
-            re.search(r"unrecognized function (.+?)(?: which belongs|$)", message, re.M)
+        m = re.search(r"GLOBAL (\S+?)(?: was not| whose module|\s*$)", message, re.M) or re.search(
+            r"unrecognized function (.+?)(?: which belongs|$)", message, re.M
+        )
         found = [m.group(1)] if m else []
     shown = ", ".join(found[:_MAX_NAMED]) + (f" and {len(found) - _MAX_NAMED} more" if len(found) > _MAX_NAMED else "")
     return shown

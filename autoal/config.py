@@ -3,6 +3,7 @@
 ``RunConfig.from_dict`` builds a config from nested dicts (e.g. a resolved Hydra config) and
 rejects misspelt keys and bad values with one :class:`~autoal.errors.ConfigError` that names the
 field and lists the valid choices, before any work starts."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,8 +55,9 @@ class ModelConfig:
         if self.name not in model_names():
             raise ConfigError(f"model.name: unknown model {self.name!r}; valid choices: {', '.join(model_names())}")
         if self.depth is not None and model_family(self.name).default_depth is None:
-            raise ConfigError(f"model.depth: model {self.name!r} has no depth option; only mlp has (set model.depth "
-                              "to null)")
+            raise ConfigError(
+                f"model.depth: model {self.name!r} has no depth option; only mlp has (set model.depth to null)"
+            )
 
 
 @dataclass
@@ -73,7 +75,7 @@ class ALConfig:
     warm_start: bool = False
     mc_samples: int = bounded(500, 0, MAX_MC_SAMPLES, note="Monte-Carlo dropout passes")
     mc_masks: str = "consistent"
-    seed: int = bounded(0, 0, 2 ** 32, high_open=True, note="numpy and torch seeds")
+    seed: int = bounded(0, 0, 2**32, high_open=True, note="numpy and torch seeds")
 
     def validate(self) -> None:
         if self.mc_masks not in MASK_MODES:
@@ -83,14 +85,19 @@ class ALConfig:
         """Budget against the pool: raise before any work if the queries cannot be served."""
         need = self.initial_size + self.rounds * self.query_size
         if self.initial_size > pool_size:
-            raise ConfigError(f"al.initial_size: {self.initial_size} is larger than the pool of {dataset} "
-                              f"({pool_size} samples)")
+            raise ConfigError(
+                f"al.initial_size: {self.initial_size} is larger than the pool of {dataset} ({pool_size} samples)"
+            )
         if self.query_size > pool_size - self.initial_size:
-            raise ConfigError(f"al.query_size: {self.query_size} is larger than the unlabeled pool of {dataset} "
-                              f"({pool_size - self.initial_size} samples after the initial set)")
+            raise ConfigError(
+                f"al.query_size: {self.query_size} is larger than the unlabeled pool of {dataset} "
+                f"({pool_size - self.initial_size} samples after the initial set)"
+            )
         if need > pool_size:
-            raise ConfigError(f"al.rounds: {self.rounds} rounds of {self.query_size} after {self.initial_size} initial labels "
-                              f"need {need} samples; the pool of {dataset} has {pool_size}")
+            raise ConfigError(
+                f"al.rounds: {self.rounds} rounds of {self.query_size} after {self.initial_size} initial labels "
+                f"need {need} samples; the pool of {dataset} has {pool_size}"
+            )
 
 
 @dataclass
@@ -127,19 +134,30 @@ class TrackingConfig:
         if not isinstance(name, str) or not name.strip() or "\x00" in name:
             raise ConfigError(f"tracking.experiment: expected a name (not empty or blank); got {name!r:.80}")
         if len(name) > MAX_EXPERIMENT_NAME:
-            raise ConfigError(f"tracking.experiment: at most {MAX_EXPERIMENT_NAME} characters (the MLflow store's "
-                              f"experiments.name column); got {len(name)}")
+            raise ConfigError(
+                f"tracking.experiment: at most {MAX_EXPERIMENT_NAME} characters (the MLflow store's "
+                f"experiments.name column); got {len(name)}"
+            )
         if not isinstance(self.tags, dict):
             return  # RunConfig.validate names it
         for k, v in self.tags.items():
             key = str(k)
-            if not key or len(key) > MAX_TAG_KEY or not re.fullmatch(r"[/\w.\- :]+", key) \
-                    or posixpath.normpath(key) != key or key.startswith(("/", "..")):
-                raise ConfigError(f"tracking.tags.{key[:80]}: not a valid MLflow tag key (1 to {MAX_TAG_KEY} letters, "
-                                  "digits, '_', '-', '.', ' ', ':' or '/', not a path that resolves to another name)")
+            if (
+                not key
+                or len(key) > MAX_TAG_KEY
+                or not re.fullmatch(r"[/\w.\- :]+", key)
+                or posixpath.normpath(key) != key
+                or key.startswith(("/", ".."))
+            ):
+                raise ConfigError(
+                    f"tracking.tags.{key[:80]}: not a valid MLflow tag key (1 to {MAX_TAG_KEY} letters, "
+                    "digits, '_', '-', '.', ' ', ':' or '/', not a path that resolves to another name)"
+                )
             if isinstance(v, str) and len(v) > MAX_TAG_VALUE:
-                raise ConfigError(f"tracking.tags.{key}: at most {MAX_TAG_VALUE} characters (MLflow truncates "
-                                  f"longer values); got {len(v)}")
+                raise ConfigError(
+                    f"tracking.tags.{key}: at most {MAX_TAG_VALUE} characters (MLflow truncates "
+                    f"longer values); got {len(v)}"
+                )
 
 
 @dataclass
@@ -173,7 +191,9 @@ class SettingConfig:
         if self.name is not None and (not self.name or any(c in self.name for c in "/\\ ,=")):
             raise ConfigError(f"setting.name: expected a plain name (no '/', '\\', ' ', ',' or '='); got {self.name!r}")
         if not isinstance(self.resources, dict):
-            raise ConfigError(f"setting.resources: expected a mapping like {{CPU: 1, GPU: 0.25}}; got {self.resources!r}")
+            raise ConfigError(
+                f"setting.resources: expected a mapping like {{CPU: 1, GPU: 0.25}}; got {self.resources!r}"
+            )
         for k, v in self.resources.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= float(v) <= 1 << 20:
                 raise ConfigError(f"setting.resources.{k}: expected a number >= 0; got {v!r}")
@@ -207,8 +227,9 @@ class RuntimeConfig:
             try:
                 torch.device(self.device)
             except (RuntimeError, TypeError) as e:
-                raise ConfigError(f"runtime.device: {self.device!r} is not a device; valid: auto, cpu, cuda, "
-                                  f"cuda:<index> ({e})") from None
+                raise ConfigError(
+                    f"runtime.device: {self.device!r} is not a device; valid: auto, cpu, cuda, cuda:<index> ({e})"
+                ) from None
 
     def threads(self) -> int:
         """The torch CPU threads the run uses (``num_threads``, or this machine's cores for 0)."""
@@ -248,22 +269,31 @@ class RunConfig:
         self.runtime.validate()
         self.setting.validate()
         self.dataset.validate()
-        for where, value in (("strategy.params", self.strategy.params), ("dataset.options", self.dataset.options),
-                             ("tracking.tags", self.tracking.tags)):
+        for where, value in (
+            ("strategy.params", self.strategy.params),
+            ("dataset.options", self.dataset.options),
+            ("tracking.tags", self.tracking.tags),
+        ):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: must be a mapping; got {type(value).__name__} {value!r}")
-        if self.tracking.register_model is not None and (not isinstance(self.tracking.register_model, str)
-                                                         or not self.tracking.register_model.strip()):
-            raise ConfigError(f"tracking.register_model: expected a registered-model name or null; got "
-                              f"{self.tracking.register_model!r}")
+        if self.tracking.register_model is not None and (
+            not isinstance(self.tracking.register_model, str) or not self.tracking.register_model.strip()
+        ):
+            raise ConfigError(
+                f"tracking.register_model: expected a registered-model name or null; got "
+                f"{self.tracking.register_model!r}"
+            )
         for where, value in (("dataset.path", self.dataset.path), ("tracking.run_name", self.tracking.run_name)):
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{where}: expected a string or null; got {value!r}")
         name = self.tracking.run_name
-        if name is not None and (not name.strip() or "/" in name or "\\" in name or name in (".", "..")
-                                 or "\x00" in name or len(name) > 200):
-            raise ConfigError(f"tracking.run_name: expected a plain name (no '/', '\\' or '..', at most 200 "
-                              f"characters): it names a folder inside runtime.output_dir; got {name!r}")
+        if name is not None and (
+            not name.strip() or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name or len(name) > 200
+        ):
+            raise ConfigError(
+                f"tracking.run_name: expected a plain name (no '/', '\\' or '..', at most 200 "
+                f"characters): it names a folder inside runtime.output_dir; got {name!r}"
+            )
         for k, v in self.tracking.tags.items():
             if not isinstance(k, str) or not isinstance(v, (str, int, float, bool)) or isinstance(v, float) and v != v:
                 raise ConfigError(f"tracking.tags.{k}: expected a string (or number) value; got {v!r}")
@@ -286,11 +316,13 @@ class RunConfig:
             return
         path = user_path(self.dataset.path)
         if self.dataset.name == "folder" and path.exists() and not path.is_dir():
-            raise ConfigError(f"dataset.path: {path} is a file; dataset=folder reads a folder with one sub-folder of "
-                              "images per class")
+            raise ConfigError(
+                f"dataset.path: {path} is a file; dataset=folder reads a folder with one sub-folder of images per class"
+            )
         if self.dataset.name == "npz" and path.is_dir():
-            raise ConfigError(f"dataset.path: {path} is a folder; dataset=npz reads one .npz file (x_train, y_train, "
-                              "x_test, y_test)")
+            raise ConfigError(
+                f"dataset.path: {path} is a folder; dataset=npz reads one .npz file (x_train, y_train, x_test, y_test)"
+            )
         if self.dataset.name == "table" and path.is_dir():
             raise ConfigError(f"dataset.path: {path} is a folder; dataset=table reads one .csv or .parquet file")
 
@@ -315,8 +347,12 @@ def _check_dataset_options(options: dict[str, Any]) -> None:
     import math
 
     def number(key: str, v: Any, integer: bool) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) \
-                or (integer and float(v) != int(v)):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or not math.isfinite(float(v))
+            or (integer and float(v) != int(v))
+        ):
             raise ConfigError(f"dataset.options.{key}: expected {'an integer' if integer else 'a number'}; got {v!r}")
         return float(v)
 
@@ -331,4 +367,3 @@ def _check_dataset_options(options: dict[str, Any]) -> None:
     for key in ("split_seed", "workers"):
         if options.get(key) is not None and number(key, options[key], True) < 0:
             raise ConfigError(f"dataset.options.{key}: must be >= 0; got {options[key]!r}")
-

@@ -10,6 +10,7 @@ are resolved first (:func:`resolved`), so a root that is itself a link the user 
 
 :func:`inside` checks one path; :func:`check_tree` every link under a root (run once before a
 command changes anything, so that a refusal leaves every file as it was)."""
+
 from __future__ import annotations
 
 import os
@@ -28,12 +29,20 @@ def resolved(path: str | os.PathLike[str], error: type[AutoALError] = StateError
     try:
         return Path(os.path.expanduser(path)).resolve()
     except (OSError, RuntimeError, ValueError) as e:  # RuntimeError: Python 3.11's "Symlink loop from ..."
-        raise error(f"{str(path)!r:.300}: cannot be resolved ({type(e).__name__}: {e}); give a path without looping "
-                    "links or NUL bytes") from None
+        raise error(
+            f"{str(path)!r:.300}: cannot be resolved ({type(e).__name__}: {e}); give a path without looping "
+            "links or NUL bytes"
+        ) from None
 
 
-def inside(root: str | os.PathLike[str], path: str | os.PathLike[str], *, what: str = "path",
-           fix: str = DEFAULT_FIX, error: type[AutoALError] = StateError) -> Path:
+def inside(
+    root: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    what: str = "path",
+    fix: str = DEFAULT_FIX,
+    error: type[AutoALError] = StateError,
+) -> Path:
     """``path`` (absolute, or relative to ``root``; a ``~`` in it is a name, not a home folder)
     resolved — links followed, ``..`` applied — provided it lies inside ``root`` resolved the
     same way (``root`` itself counts as inside); else ``error`` naming the path, where it leads,
@@ -43,13 +52,16 @@ def inside(root: str | os.PathLike[str], path: str | os.PathLike[str], *, what: 
     target = resolved(given if given.is_absolute() else base / given, error)
     if target != base and not target.is_relative_to(base):
         shown = given if given.is_absolute() else Path(os.path.expanduser(root)) / given
-        raise error(f"{what} {shown} leads to {target}, outside {base} (through a symbolic link or '..'); autoal "
-                    f"writes, deletes and reads only inside {base}: {fix}")
+        raise error(
+            f"{what} {shown} leads to {target}, outside {base} (through a symbolic link or '..'); autoal "
+            f"writes, deletes and reads only inside {base}: {fix}"
+        )
     return target
 
 
-def check_tree(root: str | os.PathLike[str], *, what: str = "entry", fix: str = DEFAULT_FIX,
-               error: type[AutoALError] = StateError) -> None:
+def check_tree(
+    root: str | os.PathLike[str], *, what: str = "entry", fix: str = DEFAULT_FIX, error: type[AutoALError] = StateError
+) -> None:
     """Refuse (``error``, as :func:`inside`) a symbolic link anywhere under ``root`` that leads
     outside ``root``; links that stay inside are allowed, links are never followed while walking.
     A ``root`` that does not exist holds nothing to check. Cost: one directory listing per folder

@@ -1,6 +1,7 @@
 """Device selection and the fast paths: bf16 autocast on CUDA, channels-last memory format on
 every device (oneDNN's convolutions on CPU are faster in NHWC than NCHW; timings in
 bench/README.md, "Performance")."""
+
 from __future__ import annotations
 
 import contextlib

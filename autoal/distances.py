@@ -3,6 +3,7 @@
 Computed as ||x||² − 2x·c + ||c||² (clamped at 0) by one matrix product of augmented rows
 [x, ||x||², 1] and augmented centres [−2c, 1, ||c||²] — no broadcast copy of the (N, K) block —
 in chunks, so memory stays bounded and no step loops over samples in Python."""
+
 from __future__ import annotations
 
 import torch
@@ -32,8 +33,11 @@ def augment_centres(c: torch.Tensor) -> torch.Tensor:
 def sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
     """(N, K) squared distances between rows of ``x`` and rows of ``c``."""
     ct = augment_centres(c).T
-    return torch.cat([torch.mm(augment_rows(x[s:s + chunk]), ct).clamp_min_(0)
-                      for s in range(0, x.shape[0], chunk)]) if x.shape[0] else x.new_zeros(0, c.shape[0])
+    return (
+        torch.cat([torch.mm(augment_rows(x[s : s + chunk]), ct).clamp_min_(0) for s in range(0, x.shape[0], chunk)])
+        if x.shape[0]
+        else x.new_zeros(0, c.shape[0])
+    )
 
 
 def min_sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
@@ -41,9 +45,9 @@ def min_sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 4096) -> torch.T
     O(chunk²) by tiling both sets (Coreset's labeled set can be as large as the pool)."""
     out = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
     for s in range(0, x.shape[0], chunk):
-        xb = x[s:s + chunk]
-        best = out[s:s + chunk]
+        xb = x[s : s + chunk]
+        best = out[s : s + chunk]
         for t in range(0, c.shape[0], chunk):
-            best = torch.minimum(best, sq_dists(xb, c[t:t + chunk], chunk=chunk).min(1).values)
-        out[s:s + chunk] = best
+            best = torch.minimum(best, sq_dists(xb, c[t : t + chunk], chunk=chunk).min(1).values)
+        out[s : s + chunk] = best
     return out

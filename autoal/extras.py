@@ -6,6 +6,7 @@ tqdm, enough for ``autoal.run`` (tracking off, local scoring) and ``autoal.query
 add the platform: ``[ray]`` sweeps and Ray scoring, ``[mlflow]`` tracking and reports, ``[cli]``
 the Hydra-composed commands, ``[data]`` the downloadable data sets; ``[all]`` is all four. This
 module is the one place that maps an imported package to the extra that installs it."""
+
 from __future__ import annotations
 
 import importlib.util

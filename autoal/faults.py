@@ -16,6 +16,7 @@ run changes.
   renamed into place, the experiment not yet created) or of logging the model (``model``: the
   logged model exists, PENDING, its files not yet written).
 """
+
 from __future__ import annotations
 
 import os

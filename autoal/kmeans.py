@@ -14,6 +14,7 @@ one. Nothing loops over samples in Python, and nothing inside the seeding waits 
 
 Timings on CPU and GPU, against scikit-learn's ``KMeans``: bench/README.md, "Performance".
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,7 @@ STEPS_PER_GRAPH = 8
 MIN_K_FOR_GRAPH = 64
 
 
-def _seed_uniforms(k: int, trials: int, generator: torch.Generator, device: torch.device, pad: int = 0
-                   ) -> torch.Tensor:
+def _seed_uniforms(k: int, trials: int, generator: torch.Generator, device: torch.device, pad: int = 0) -> torch.Tensor:
     """All random numbers of a seeding, drawn before it starts: (k + pad, trials) in [0, 1)."""
     return torch.rand((k + pad, trials), generator=generator, device=device)
 
@@ -58,8 +58,14 @@ def _as_centres_transposed(x_aug: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, n_trials: int | None = None,
-                     use_graph: bool | None = None, x_aug: torch.Tensor | None = None) -> torch.Tensor:
+def kmeans_plus_plus(
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    n_trials: int | None = None,
+    use_graph: bool | None = None,
+    x_aug: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; the greedy variant with
     2 + ⌊ln k⌋ candidates per step, as scikit-learn uses): row positions of k seeds.
 
@@ -87,10 +93,10 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, n_tria
     step = torch.ones(1, dtype=torch.long, device=x.device)
 
     def one_step() -> None:
-        cand = _sample_by_weight(d2, u.index_select(0, step).squeeze(0))          # (trials,)
-        dc = torch.mm(xa.index_select(0, cand), xct)                               # (trials, N)
+        cand = _sample_by_weight(d2, u.index_select(0, step).squeeze(0))  # (trials,)
+        dc = torch.mm(xa.index_select(0, cand), xct)  # (trials, N)
         torch.minimum(dc, d2.unsqueeze(0), out=dc)
-        best = dc.sum(1).argmin().view(1)                                          # lowest potential
+        best = dc.sum(1).argmin().view(1)  # lowest potential
         chosen.index_copy_(0, step, cand.index_select(0, best))
         torch.clamp_min(dc.index_select(0, best).squeeze(0), 0, out=d2)  # rounding can dip below 0
         step.add_(1)
@@ -138,7 +144,7 @@ def assign_to_nearest(x_aug: torch.Tensor, centres: torch.Tensor) -> tuple[torch
     to its nearest centre, that centre's index), in row blocks of at most ``BLOCK_ELEMENTS``."""
     ct = augment_centres(centres).T
     rows = max(1, BLOCK_ELEMENTS // max(1, centres.shape[0]))
-    parts = [row_min(torch.mm(x_aug[s:s + rows], ct)) for s in range(0, x_aug.shape[0], rows)]
+    parts = [row_min(torch.mm(x_aug[s : s + rows], ct)) for s in range(0, x_aug.shape[0], rows)]
     if not parts:
         return x_aug.new_zeros(0), torch.zeros(0, dtype=torch.long, device=x_aug.device)
     v = torch.cat([p[0] for p in parts]).clamp_min_(0)
@@ -175,8 +181,9 @@ def row_min(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return v, idx
 
 
-def kmeans(x: torch.Tensor, k: int, *, iters: int = 20, seed: int = 0, tol: float = 1e-4
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(
+    x: torch.Tensor, k: int, *, iters: int = 20, seed: int = 0, tol: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster rows of ``x`` into ``k`` groups: greedy k-means++ seeds, then at most ``iters``
     Lloyd iterations. Stops, as scikit-learn does, when no assignment changes or when the summed
     squared centre shift falls to ``tol`` × the mean per-feature variance. An empty cluster keeps
@@ -185,8 +192,9 @@ def kmeans(x: torch.Tensor, k: int, *, iters: int = 20, seed: int = 0, tol: floa
     return centres, assign
 
 
-def _kmeans(x: torch.Tensor, k: int, iters: int, seed: int, tol: float
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _kmeans(
+    x: torch.Tensor, k: int, iters: int, seed: int, tol: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`kmeans`; also returns every row's squared distance to its centre."""
     with torch.autocast(x.device.type, enabled=False):
         mean, xc, xa = _centred(x)
@@ -207,8 +215,9 @@ def _centred(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return mean, xc, augment_rows(xc)
 
 
-def lloyd(x: torch.Tensor, centres: torch.Tensor, *, iters: int = 20, tol: float = 1e-4
-          ) -> tuple[torch.Tensor, torch.Tensor]:
+def lloyd(
+    x: torch.Tensor, centres: torch.Tensor, *, iters: int = 20, tol: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """At most ``iters`` Lloyd iterations from the given centres; stops as :func:`kmeans`
     documents. Returns (centres, assignment)."""
     with torch.autocast(x.device.type, enabled=False):
@@ -217,8 +226,9 @@ def lloyd(x: torch.Tensor, centres: torch.Tensor, *, iters: int = 20, tol: float
     return c + mean, assign
 
 
-def _lloyd(x: torch.Tensor, xa: torch.Tensor, centres: torch.Tensor, iters: int, tol: float
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _lloyd(
+    x: torch.Tensor, xa: torch.Tensor, centres: torch.Tensor, iters: int, tol: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Lloyd on centred rows ``x`` (and their augmented form ``xa``): (centres, squared distance
     to own centre, assignment).
     (Hamerly's bounds were tried: on 64-d embeddings at k = 100 they still had to recompute

@@ -3,6 +3,7 @@ the config, trains it on a labeled set, evaluates it on the test split and score
 round's :class:`~autoal.cache.PoolCache`. The loop, the labeling project, the benchmarks and the
 strategies that train models of their own (LPL, ENSvarR, AutoAL) all go through it, so a model is
 built and trained the same way everywhere."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -31,10 +32,19 @@ class Learner:
     adapted with ``model_cfg``'s dropout) that every new model is a fresh copy of, in place of the
     family ``model_cfg.name``."""
 
-    def __init__(self, dataset: ALDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-                 device: torch.device, mc_samples: int = 0, mc_masks: str = "consistent",
-                 scoring_batch_size: int = 1024, scorer: Scorer | None = None,
-                 template: torch.nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        dataset: ALDataset,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        *,
+        device: torch.device,
+        mc_samples: int = 0,
+        mc_masks: str = "consistent",
+        scoring_batch_size: int = 1024,
+        scorer: Scorer | None = None,
+        template: torch.nn.Module | None = None,
+    ) -> None:
         self.dataset = dataset
         self.model_cfg = model_cfg
         self.train_cfg = train_cfg
@@ -46,12 +56,16 @@ class Learner:
         self._images: torch.Tensor | None = None
         self.template: ModuleAdapter | None = None
         if template is not None:
-            adapted = template if isinstance(template, ModuleAdapter) else ModuleAdapter(template, dropout=model_cfg.dropout)
+            adapted = (
+                template if isinstance(template, ModuleAdapter) else ModuleAdapter(template, dropout=model_cfg.dropout)
+            )
             adapted.probe(dataset.eval_transform(dataset.x_train[:2]))  # the contract, before any training
             if adapted.num_outputs != dataset.num_classes:
-                raise ConfigError(f"model: the {adapted.module_class}'s head {adapted.head_name!r} has "
-                                  f"{adapted.num_outputs} outputs; the data set {dataset.name!r} has "
-                                  f"{dataset.num_classes} classes")
+                raise ConfigError(
+                    f"model: the {adapted.module_class}'s head {adapted.head_name!r} has "
+                    f"{adapted.num_outputs} outputs; the data set {dataset.name!r} has "
+                    f"{dataset.num_classes} classes"
+                )
             self.template = adapted
         else:
             where = f"{dataset.name} ({dataset.source})" if dataset.source else dataset.name
@@ -60,31 +74,48 @@ class Learner:
                 check_image_size(dataset, model_cfg.name)
 
     @classmethod
-    def from_config(cls, cfg: RunConfig, dataset: ALDataset, scorer: Scorer | None = None,
-                    template: torch.nn.Module | None = None) -> "Learner":
+    def from_config(
+        cls, cfg: RunConfig, dataset: ALDataset, scorer: Scorer | None = None, template: torch.nn.Module | None = None
+    ) -> "Learner":
         """The learner a run config describes; a CUDA device that is not there is a ConfigError."""
         device = resolve_device(cfg.runtime.device)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"runtime.device: {cfg.runtime.device!r} requested but no CUDA device is visible; "
-                              "use runtime.device=auto or cpu")
-        return cls(dataset, cfg.model, cfg.train, device=device, mc_samples=cfg.al.mc_samples,
-                   mc_masks=cfg.al.mc_masks, scoring_batch_size=cfg.scoring.batch_size,
-                   scorer=scorer if scorer is not None else default_scorer(cfg), template=template)
+            raise ConfigError(
+                f"runtime.device: {cfg.runtime.device!r} requested but no CUDA device is visible; "
+                "use runtime.device=auto or cpu"
+            )
+        return cls(
+            dataset,
+            cfg.model,
+            cfg.train,
+            device=device,
+            mc_samples=cfg.al.mc_samples,
+            mc_masks=cfg.al.mc_masks,
+            scoring_batch_size=cfg.scoring.batch_size,
+            scorer=scorer if scorer is not None else default_scorer(cfg),
+            template=template,
+        )
 
     def check_needs(self, strategy: Any) -> None:
         """A strategy that reads MC-dropout summaries needs ``al.mc_samples >= 1``; one that reads
         feature maps needs a user's module to name its stages; one that needs images (a
         convolutional model of its own: VAAL) refuses feature data."""
         if "images" in strategy.needs and self.dataset.kind != "images":
-            raise ConfigError(f"strategy {strategy.name!r} models the samples as images (N, C, H, W) with a "
-                              f"convolutional network of its own; the data set {self.dataset.name!r} holds "
-                              f"{self.dataset.describe_kind()}: choose another strategy")
+            raise ConfigError(
+                f"strategy {strategy.name!r} models the samples as images (N, C, H, W) with a "
+                f"convolutional network of its own; the data set {self.dataset.name!r} holds "
+                f"{self.dataset.describe_kind()}: choose another strategy"
+            )
         if "mc" in strategy.needs and self.mc_samples < 1:
-            raise ConfigError(f"al.mc_samples: strategy {strategy.name!r} needs Monte-Carlo dropout samples; "
-                              f"set al.mc_samples >= 1 (got {self.mc_samples})")
+            raise ConfigError(
+                f"al.mc_samples: strategy {strategy.name!r} needs Monte-Carlo dropout samples; "
+                f"set al.mc_samples >= 1 (got {self.mc_samples})"
+            )
         if "stages" in strategy.needs and self.template is not None and not self.template.stage_names:
-            raise ConfigError(f"model: strategy {strategy.name!r} reads the task model's feature maps; name the "
-                              f"{self.template.module_class}'s stage submodules (ModuleAdapter(module, stages=[...]))")
+            raise ConfigError(
+                f"model: strategy {strategy.name!r} reads the task model's feature maps; name the "
+                f"{self.template.module_class}'s stage submodules (ModuleAdapter(module, stages=[...]))"
+            )
 
     @property
     def images(self) -> torch.Tensor:
@@ -99,8 +130,16 @@ class Learner:
         if self.template is not None:
             return prepare_model(self.template.fresh(), self.device)
         m = self.model_cfg
-        model = build_model(m.name, self.dataset.in_channels, self.dataset.num_classes, self.dataset.image_size,
-                            dropout=m.dropout, width=m.width, embedding_norm=m.embedding_norm, depth=m.depth)
+        model = build_model(
+            m.name,
+            self.dataset.in_channels,
+            self.dataset.num_classes,
+            self.dataset.image_size,
+            dropout=m.dropout,
+            width=m.width,
+            embedding_norm=m.embedding_norm,
+            depth=m.depth,
+        )
         return prepare_model(model, self.device)
 
     def model_identity(self) -> dict[str, Any]:
@@ -114,8 +153,16 @@ class Learner:
 
     def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress=None) -> list[float]:
         """Train ``model`` on the pool samples ``indices`` with the task recipe; per-epoch losses."""
-        return train_model(model, self.dataset, indices, self.train_cfg, device=self.device, seed=seed,
-                           images=self.images, progress=progress)
+        return train_model(
+            model,
+            self.dataset,
+            indices,
+            self.train_cfg,
+            device=self.device,
+            seed=seed,
+            images=self.images,
+            progress=progress,
+        )
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """Accuracy and balanced accuracy on the test split."""
@@ -123,9 +170,17 @@ class Learner:
 
     def score(self, model: Backbone, indices: np.ndarray, seed: int) -> PoolCache:
         """The cache (probabilities, embeddings, MC summaries) of the pool samples ``indices``."""
-        return self.scorer(model, self.dataset, indices, mc_samples=self.mc_samples,
-                           batch_size=self.scoring_batch_size, device=self.device, seed=seed,
-                           images=self.images, mc_masks=self.mc_masks)
+        return self.scorer(
+            model,
+            self.dataset,
+            indices,
+            mc_samples=self.mc_samples,
+            batch_size=self.scoring_batch_size,
+            device=self.device,
+            seed=seed,
+            images=self.images,
+            mc_masks=self.mc_masks,
+        )
 
 
 def check_image_size(dataset: ALDataset, model_name: str) -> None:
@@ -136,9 +191,11 @@ def check_image_size(dataset: ALDataset, model_name: str) -> None:
     need = min_image_side(model_name, dataset.image_size)
     if h < need or w < need:
         where = f"{dataset.name} ({dataset.source})" if dataset.source else dataset.name
-        raise DataError(f"{where}: images are {h}x{w} pixels (height x width); model {model_name!r} needs at least "
-                        f"{need}x{need} for images {w} pixels wide; resize or pad the images, or choose another "
-                        "model.name (resnet18 accepts 1x1)")
+        raise DataError(
+            f"{where}: images are {h}x{w} pixels (height x width); model {model_name!r} needs at least "
+            f"{need}x{need} for images {w} pixels wide; resize or pad the images, or choose another "
+            "model.name (resnet18 accepts 1x1)"
+        )
 
 
 def default_scorer(cfg: RunConfig) -> Scorer:
@@ -146,6 +203,7 @@ def default_scorer(cfg: RunConfig) -> Scorer:
     if cfg.scoring.executor == "local":
         return compute_cache
     if cfg.scoring.executor == "ray":
-        return RayScorer(num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor,
-                         num_cpus=cfg.scoring.num_cpus)
+        return RayScorer(
+            num_actors=cfg.scoring.num_actors, gpus_per_actor=cfg.scoring.gpus_per_actor, num_cpus=cfg.scoring.num_cpus
+        )
     raise ConfigError(f"scoring.executor: unknown executor {cfg.scoring.executor!r}; valid choices: local, ray")

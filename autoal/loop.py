@@ -7,6 +7,7 @@ randomness from generators derived from (seed, round), so the same seed gives th
 and a resumed run continues exactly where an uninterrupted one would be. The run's folder and
 resume are :mod:`autoal.run_folder`'s, its checks before any work :mod:`autoal.preflight`'s, its
 tracking record and figures :mod:`autoal.recorder`'s."""
+
 from __future__ import annotations
 
 import time
@@ -30,14 +31,34 @@ from autoal.query_step import query_step
 from autoal.recorder import LoopRecorder, data_params, picks_figure, tracker_for
 from autoal.run_folder import FINAL_MODEL_FILE, RunFolder, load_strategy_state, run_dir_for, run_fingerprint
 from autoal.seeding import derive_seed, round_rng, seed_torch
-from autoal.state import RunState, atomic_torch_save, atomic_write_json, checkpoint_path, load_checkpoint, prune_checkpoints
+from autoal.state import (
+    RunState,
+    atomic_torch_save,
+    atomic_write_json,
+    checkpoint_path,
+    load_checkpoint,
+    prune_checkpoints,
+)
 from autoal.strategies import Strategy, build_strategy
 from autoal.api_marker import public_api
 
 #: names that moved to autoal.run_folder, autoal.preflight and autoal.recorder, importable from here as before
-__all__ = ["FINAL_MODEL_FILE", "ActiveLearningLoop", "RoundCallback", "RunResult", "check_memory", "check_run",
-           "data_params", "final_state_dict", "initial_labeled_set", "load_strategy_state", "picks_figure",
-           "run_dir_for", "run_experiment", "run_fingerprint"]
+__all__ = [
+    "FINAL_MODEL_FILE",
+    "ActiveLearningLoop",
+    "RoundCallback",
+    "RunResult",
+    "check_memory",
+    "check_run",
+    "data_params",
+    "final_state_dict",
+    "initial_labeled_set",
+    "load_strategy_state",
+    "picks_figure",
+    "run_dir_for",
+    "run_experiment",
+    "run_fingerprint",
+]
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
@@ -88,9 +109,18 @@ class ActiveLearningLoop:
     ``nn.Module`` with a linear head, or a :class:`~autoal.models.ModuleAdapter`) in place of
     ``model.name``; each round trains a fresh copy."""
 
-    def __init__(self, cfg: RunConfig, *, dataset: ALDataset | None = None, strategy: Strategy | None = None,
-                 tracker: Any = None, scorer: Any = None, callbacks: list[RoundCallback] | None = None,
-                 run_dir: str | Path | None = None, model: torch.nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        *,
+        dataset: ALDataset | None = None,
+        strategy: Strategy | None = None,
+        tracker: Any = None,
+        scorer: Any = None,
+        callbacks: list[RoundCallback] | None = None,
+        run_dir: str | Path | None = None,
+        model: torch.nn.Module | None = None,
+    ) -> None:
         # the config, a folder that cannot be written (a read-only working directory), an unusable
         # tracking store: refused here, before the data is read
         check_run(cfg, run_dir, tracking=tracker is None, names=False)  # the names: built or loaded just below
@@ -122,8 +152,14 @@ class ActiveLearningLoop:
         n_pool = len(self.dataset.y_train)
         status = "FAILED"
         # a bar on a terminal; in a log, one line per round (autoal.progress)
-        bar = progress_bar(cfg.al.rounds + 1, "rounds", enabled=not cfg.runtime.quiet, outer=True, unit="round",
-                           initial=min(state.next_round, cfg.al.rounds + 1))
+        bar = progress_bar(
+            cfg.al.rounds + 1,
+            "rounds",
+            enabled=not cfg.runtime.quiet,
+            outer=True,
+            unit="round",
+            initial=min(state.next_round, cfg.al.rounds + 1),
+        )
         try:
             for r in range(state.next_round, cfg.al.rounds + 1):
                 t_round = time.perf_counter()
@@ -134,8 +170,12 @@ class ActiveLearningLoop:
                     kept = f"rounds 0-{r - 1} stay saved" if r else "no round was saved"
                     raise TrainingDiverged(f"round {r}: {e}; round {r} is not recorded ({kept})") from None
                 self._commit_round(r, record, state)
-                bar.update(1, note=f"{record['labels']} labels, accuracy {record['accuracy']:.3f}, "
-                              f"{time.perf_counter() - t_round:.1f} s", label=f"round {r}/{cfg.al.rounds}")
+                bar.update(
+                    1,
+                    note=f"{record['labels']} labels, accuracy {record['accuracy']:.3f}, "
+                    f"{time.perf_counter() - t_round:.1f} s",
+                    label=f"round {r}/{cfg.al.rounds}",
+                )
                 for cb in self.callbacks:
                     cb(dict(record))
             status = "FINISHED"
@@ -158,8 +198,11 @@ class ActiveLearningLoop:
         state.history.append(record)
         state.next_round = r + 1
         state.finished = r == cfg.al.rounds
-        state.rng_state = {"seed": cfg.al.seed, "next_round": r + 1,
-                           "next_query_seed": derive_seed(cfg.al.seed, r + 1, "query")}
+        state.rng_state = {
+            "seed": cfg.al.seed,
+            "next_round": r + 1,
+            "next_query_seed": derive_seed(cfg.al.seed, r + 1, "query"),
+        }
         strike("state_write", r)
         self._save_strategy(r + 1)
         state.save(self.run_dir, before_replace=lambda _tmp, r=r: strike("state_write_tmp", r))
@@ -175,30 +218,54 @@ class ActiveLearningLoop:
         else:  # warm start: the round's draws (dropout, ...) must not depend on earlier rounds, or resume
             seed_torch(train_seed)
         model = self._model
-        with progress_bar(cfg.train.epochs_for(len(labeled)), f"round {r} train",
-                          enabled=not cfg.runtime.quiet, unit="epoch") as epoch_bar:
+        with progress_bar(
+            cfg.train.epochs_for(len(labeled)), f"round {r} train", enabled=not cfg.runtime.quiet, unit="epoch"
+        ) as epoch_bar:
             strike("train", r)
-            losses = self.learner.train(model, labeled, train_seed,
-                                        progress=lambda e, loss: epoch_bar.update(1, note=f"loss {loss:.3f}"))
+            losses = self.learner.train(
+                model, labeled, train_seed, progress=lambda e, loss: epoch_bar.update(1, note=f"loss {loss:.3f}")
+            )
         metrics = self.learner.evaluate(model)
         t_train = time.perf_counter() - t0
-        record: dict[str, Any] = {"round": r, "labels": int(len(labeled)), **metrics,
-                                  "train_loss": losses[-1] if losses else float("nan"),
-                                  "seconds_train": t_train, "seconds_score": 0.0, "seconds_select": 0.0,
-                                  "selected": []}
+        record: dict[str, Any] = {
+            "round": r,
+            "labels": int(len(labeled)),
+            **metrics,
+            "train_loss": losses[-1] if losses else float("nan"),
+            "seconds_train": t_train,
+            "seconds_score": 0.0,
+            "seconds_select": 0.0,
+            "selected": [],
+        }
         if r == cfg.al.rounds:  # the final task model: in the run folder, and to MLflow when the run ends
             atomic_torch_save(self.folder.file(FINAL_MODEL_FILE), final_state_dict(model))
             return record
         unlabeled = np.setdiff1d(np.arange(n_pool), labeled, assume_unique=False)
-        q = query_step(self.strategy, self.learner, model, labeled, unlabeled, cfg.al.query_size, seed=cfg.al.seed,
-                       round_=r, progress=not cfg.runtime.quiet)
+        q = query_step(
+            self.strategy,
+            self.learner,
+            model,
+            labeled,
+            unlabeled,
+            cfg.al.query_size,
+            seed=cfg.al.seed,
+            round_=r,
+            progress=not cfg.runtime.quiet,
+        )
         selected = q.selected
         record.update(q.metrics)
-        record.update({"seconds_score": q.seconds_score, "seconds_select": q.seconds_select,
-                       "selected": selected.tolist()})
-        atomic_write_json(self.folder.file("rounds", f"round_{r:03d}.json"),
-                          {"round": r, "selected": selected.tolist(), "labels_before": int(len(labeled)),
-                           **{k: v for k, v in q.artifacts.items() if _jsonable(v)}})
+        record.update(
+            {"seconds_score": q.seconds_score, "seconds_select": q.seconds_select, "selected": selected.tolist()}
+        )
+        atomic_write_json(
+            self.folder.file("rounds", f"round_{r:03d}.json"),
+            {
+                "round": r,
+                "selected": selected.tolist(),
+                "labels_before": int(len(labeled)),
+                **{k: v for k, v in q.artifacts.items() if _jsonable(v)},
+            },
+        )
         return record
 
     # -- state ------------------------------------------------------------------------------
@@ -212,8 +279,9 @@ class ActiveLearningLoop:
             if model is not None:
                 self._model = model
             return state
-        init = initial_labeled_set(self.dataset.y_train.numpy(), cfg.al.initial_size, cfg.al.balanced_init,
-                                   round_rng(cfg.al.seed, 0, "init"))
+        init = initial_labeled_set(
+            self.dataset.y_train.numpy(), cfg.al.initial_size, cfg.al.balanced_init, round_rng(cfg.al.seed, 0, "init")
+        )
         return self.folder.start(cfg, self.dataset, self.learner, init)
 
     def _save_strategy(self, next_round: int) -> None:
@@ -227,10 +295,16 @@ class ActiveLearningLoop:
     def _result(self, state: RunState) -> RunResult:
         labels = [h["labels"] for h in state.history]
         accs = [h["accuracy"] for h in state.history]
-        return RunResult(history=state.history, labeled=np.asarray(state.labeled),
-                         labeled_round=np.asarray(state.labeled_round),
-                         aubc=aubc(labels, accs), final_accuracy=accs[-1], run_dir=self.run_dir,
-                         tracking_run_id=state.tracking_run_id, model=self._final_model())
+        return RunResult(
+            history=state.history,
+            labeled=np.asarray(state.labeled),
+            labeled_round=np.asarray(state.labeled_round),
+            aubc=aubc(labels, accs),
+            final_accuracy=accs[-1],
+            run_dir=self.run_dir,
+            tracking_run_id=state.tracking_run_id,
+            model=self._final_model(),
+        )
 
     def _final_model(self) -> torch.nn.Module | None:
         """The task model of ``final_model.pt`` (read weights-only), as :attr:`RunResult.model`."""

@@ -1,6 +1,7 @@
 """The loss prediction module and its ranking loss (Yoo & Kweon, "Learning Loss for Active
 Learning", CVPR 2019), shared by the LPL baseline (:mod:`autoal.strategies.baselines.lpl`) and
 AutoAL's paper formulation (:mod:`autoal.search.cycle`)."""
+
 from __future__ import annotations
 
 import torch

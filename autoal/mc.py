@@ -14,6 +14,7 @@ Two ways to draw the dropout masks:
 - ``independent``: a fresh mask for every sample and pass (what a dropout layer in train mode
   does; the released AutoAL code and the first versions of autoal).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,20 +51,34 @@ class MCSummary:
         return int(self.mean_probs.shape[0])
 
     def subset(self, rows: torch.Tensor) -> "MCSummary":
-        return MCSummary(self.mean_probs[rows], self.std_probs[rows], self.mean_entropy[rows],
-                         self.modal_fraction[rows], self.samples)
+        return MCSummary(
+            self.mean_probs[rows],
+            self.std_probs[rows],
+            self.mean_entropy[rows],
+            self.modal_fraction[rows],
+            self.samples,
+        )
 
     def to(self, device: torch.device | str) -> "MCSummary":
-        return MCSummary(self.mean_probs.to(device), self.std_probs.to(device), self.mean_entropy.to(device),
-                         self.modal_fraction.to(device), self.samples)
+        return MCSummary(
+            self.mean_probs.to(device),
+            self.std_probs.to(device),
+            self.mean_entropy.to(device),
+            self.modal_fraction.to(device),
+            self.samples,
+        )
 
     @staticmethod
     def concat(parts: list["MCSummary"]) -> "MCSummary":
         if len({p.samples for p in parts}) != 1:
             raise ValueError(f"cannot join MC summaries of different sample counts {[p.samples for p in parts]}")
-        return MCSummary(torch.cat([p.mean_probs for p in parts]), torch.cat([p.std_probs for p in parts]),
-                         torch.cat([p.mean_entropy for p in parts]), torch.cat([p.modal_fraction for p in parts]),
-                         parts[0].samples)
+        return MCSummary(
+            torch.cat([p.mean_probs for p in parts]),
+            torch.cat([p.std_probs for p in parts]),
+            torch.cat([p.mean_entropy for p in parts]),
+            torch.cat([p.modal_fraction for p in parts]),
+            parts[0].samples,
+        )
 
     @staticmethod
     def from_samples(probs: torch.Tensor) -> "MCSummary":
@@ -81,8 +96,13 @@ def _summarize(p: torch.Tensor) -> MCSummary:
     mean = p.mean(1)
     std = (p - mean.unsqueeze(1)).square_().mean(1).sqrt_()
     votes = torch.zeros(n, c, device=p.device).scatter_add_(1, p.argmax(-1), torch.ones(n, t, device=p.device))
-    return MCSummary(mean_probs=mean, std_probs=std, mean_entropy=_entropy(p).mean(1),
-                     modal_fraction=votes.max(1).values / t, samples=t)
+    return MCSummary(
+        mean_probs=mean,
+        std_probs=std,
+        mean_entropy=_entropy(p).mean(1),
+        modal_fraction=votes.max(1).values / t,
+        samples=t,
+    )
 
 
 class _ChunkBuffers:
@@ -98,9 +118,17 @@ class _ChunkBuffers:
         self.votes = torch.empty(rows, c, device=device)
 
 
-def _moments_of_logits(z: torch.Tensor, e: torch.Tensor, zmax: torch.Tensor, s: torch.Tensor,
-                       votes: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, entropy: torch.Tensor,
-                       modal: torch.Tensor) -> None:
+def _moments_of_logits(
+    z: torch.Tensor,
+    e: torch.Tensor,
+    zmax: torch.Tensor,
+    s: torch.Tensor,
+    votes: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    entropy: torch.Tensor,
+    modal: torch.Tensor,
+) -> None:
     """The moments of the softmax of logits ``z`` laid out (R, C, T), written into ``mean``,
     ``std`` (R, C), ``entropy`` and ``modal`` (R,); ``z``, ``e``, ``zmax``, ``s``, ``votes`` are
     scratch of matching shapes (``z`` is consumed).
@@ -119,19 +147,20 @@ def _moments_of_logits(z: torch.Tensor, e: torch.Tensor, zmax: torch.Tensor, s: 
     t = z.shape[2]
     torch.amax(z, 1, keepdim=True, out=zmax)
     zc = z.sub_(zmax)
-    torch.sum(torch.sign(zc, out=e), 2, out=votes)               # votes − T
+    torch.sum(torch.sign(zc, out=e), 2, out=votes)  # votes − T
     torch.exp(zc, out=e)
     torch.sum(e, 1, keepdim=True, out=s)
-    p = e.mul_(s.reciprocal_())                                   # s ≥ 1: the max term is exp(0)
-    plogp_shift = zc.mul_(p).sum((1, 2))                          # Σ_t Σ_c p_ct zc_ct
+    p = e.mul_(s.reciprocal_())  # s ≥ 1: the max term is exp(0)
+    plogp_shift = zc.mul_(p).sum((1, 2))  # Σ_t Σ_c p_ct zc_ct
     torch.sub(s.log_().sum((1, 2)).neg_(), plogp_shift, out=entropy).div_(t)  # log s = −log(1/s)
     torch.mean(p, 2, out=mean)
-    torch.linalg.vector_norm(p.sub_(mean.unsqueeze(2)), dim=2, out=std).div_(t ** 0.5)
+    torch.linalg.vector_norm(p.sub_(mean.unsqueeze(2)), dim=2, out=std).div_(t**0.5)
     torch.amax(votes, 1, out=modal).add_(t).clamp_(0, t).div_(t)
 
 
-def dropout_keep_mask(shape: torch.Size | tuple[int, ...], p: float, generator: torch.Generator | None,
-                      device: torch.device) -> tuple[torch.Tensor, float]:
+def dropout_keep_mask(
+    shape: torch.Size | tuple[int, ...], p: float, generator: torch.Generator | None, device: torch.device
+) -> tuple[torch.Tensor, float]:
     """An inverted-dropout keep mask (Srivastava et al. 2014) and its rescaling 1/q, where q is
     the keep probability 1 − p rounded to a multiple of 2⁻¹⁶.
 
@@ -157,9 +186,16 @@ def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def mc_dropout_summary(weight: torch.Tensor, bias: torch.Tensor | None, emb: torch.Tensor, samples: int, p: float,
-                       generator: torch.Generator | None = None, masks: str = "consistent",
-                       chunk_elements: int | None = None) -> MCSummary:
+def mc_dropout_summary(
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    emb: torch.Tensor,
+    samples: int,
+    p: float,
+    generator: torch.Generator | None = None,
+    masks: str = "consistent",
+    chunk_elements: int | None = None,
+) -> MCSummary:
     """Summary of ``samples`` dropout passes of the linear head (``weight`` (C, D), ``bias``)
     over the embeddings ``emb`` (N, D), dropout rate ``p``; ``generator`` lives on emb's device.
 
@@ -202,8 +238,17 @@ def mc_dropout_summary(weight: torch.Tensor, bias: torch.Tensor | None, emb: tor
             end = min(n, start + rows)
             k = end - start
             z = torch.mm(emb1[start:end], w_all, out=buf.z[:k].view(k, c * t)).view(k, c, t)
-            _moments_of_logits(z, buf.e[:k], buf.zmax[:k], buf.s[:k], buf.votes[:k], out.mean_probs[start:end],
-                               out.std_probs[start:end], out.mean_entropy[start:end], out.modal_fraction[start:end])
+            _moments_of_logits(
+                z,
+                buf.e[:k],
+                buf.zmax[:k],
+                buf.s[:k],
+                buf.votes[:k],
+                out.mean_probs[start:end],
+                out.std_probs[start:end],
+                out.mean_entropy[start:end],
+                out.modal_fraction[start:end],
+            )
     return out
 
 

@@ -1,6 +1,7 @@
 """What the machine has: the memory a run may still allocate, read before any work so that an
 input sized to exhaust it (a pool of tens of thousands of samples with 100,000 classes) is one
 clear line instead of an allocator failure after training."""
+
 from __future__ import annotations
 
 import os

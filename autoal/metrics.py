@@ -1,4 +1,5 @@
 """Evaluation metrics of an AL run."""
+
 from __future__ import annotations
 
 from typing import Sequence

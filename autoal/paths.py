@@ -1,6 +1,7 @@
 """Where autoal finds its YAML config groups: ``autoal/conf`` inside the installed package
 (wheel, editable or source install alike), so any script or console command finds them from any
 folder (``ray submit`` copies a script alone to the head node's home folder)."""
+
 from __future__ import annotations
 
 import os

@@ -1,12 +1,17 @@
 """Plots (matplotlib, imported lazily with the Agg backend)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
 
-def learning_curve(path: str | Path, curves: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
-                   title: str = "", ylabel: str = "test accuracy") -> Path:
+def learning_curve(
+    path: str | Path,
+    curves: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float] | None]],
+    title: str = "",
+    ylabel: str = "test accuracy",
+) -> Path:
     """Accuracy vs labels, one line per name, with a ±std band when std is given."""
     import matplotlib
 
@@ -44,8 +49,13 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-def class_histogram(path: str | Path, counts: Sequence[Sequence[float]], classes: Sequence[str],
-                    title: str = "", ylabel: str = "labeled samples") -> Path:
+def class_histogram(
+    path: str | Path,
+    counts: Sequence[Sequence[float]],
+    classes: Sequence[str],
+    title: str = "",
+    ylabel: str = "labeled samples",
+) -> Path:
     """The labeled set's class counts per round as stacked bars (round r: ``counts[r]``, one
     value per class); many classes share a colour map instead of a legend entry each."""
     import matplotlib
@@ -68,8 +78,9 @@ def class_histogram(path: str | Path, counts: Sequence[Sequence[float]], classes
     # edge, the bottoms sticky for the margins), at a fraction of the cost of a patch per bar
     for k in range(c.shape[1]):
         color = cmap(k / max(1, c.shape[1] - 1) if c.shape[1] > 20 else k)
-        verts = [[(x - 0.4, b), (x - 0.4, t), (x + 0.4, t), (x + 0.4, b)]
-                 for x, b, t in zip(rounds, bottom[:, k], top[:, k])]
+        verts = [
+            [(x - 0.4, b), (x - 0.4, t), (x + 0.4, t), (x + 0.4, b)] for x, b, t in zip(rounds, bottom[:, k], top[:, k])
+        ]
         bars = PolyCollection(verts, facecolors=[color], edgecolors="none", linewidths=0)
         bars.sticky_edges.y.extend(bottom[:, k].tolist())
         ax.add_collection(bars, autolim=True)
@@ -80,7 +91,15 @@ def class_histogram(path: str | Path, counts: Sequence[Sequence[float]], classes
     ax.set_title(title, fontsize=9)
     ax.set_xticks(rounds)
     if c.shape[1] <= 20:
-        ax.legend(handles=handles, fontsize=6, ncol=2, title="class", title_fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.legend(
+            handles=handles,
+            fontsize=6,
+            ncol=2,
+            title="class",
+            title_fontsize=6,
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+        )
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)
 
@@ -117,8 +136,14 @@ def image_grid(path: str | Path, rows: Sequence[tuple[str, Sequence]], per_row: 
     return save_figure(fig, path)
 
 
-def captioned_grid_figure(images: Sequence, captions: Sequence[str], per_row: int = 10, title: str = "",
-                          row_labels: Sequence[str] | None = None, fontsize: float = 6.0):
+def captioned_grid_figure(
+    images: Sequence,
+    captions: Sequence[str],
+    per_row: int = 10,
+    title: str = "",
+    row_labels: Sequence[str] | None = None,
+    fontsize: float = 6.0,
+):
     """A thumbnail sheet whose every image carries its own caption, centred in a white band under
     it (for a person who labels from the sheet: the caption is the CSV's id). Returns
     ``(fig, ax, cells)``: ``cells[k] = (x0, y0, w, h)`` is image ``k``'s box in the axes' data
@@ -140,12 +165,12 @@ def captioned_grid_figure(images: Sequence, captions: Sequence[str], per_row: in
     h = max((t.shape[0] for t in thumbs), default=1)
     w = max((t.shape[1] for t in thumbs), default=1)
     gap = max(1, min(h, w) // 8)
-    cell_in = 0.8                                  # inches per column
-    per_in = (w + gap) / cell_in                   # data units per inch
+    cell_in = 0.8  # inches per column
+    per_in = (w + gap) / cell_in  # data units per inch
     lines = max((str(c).count("\n") + 1 for c in captions), default=1)
     band = math.ceil(per_in * (0.06 + lines * fontsize * 1.3 / 72))  # the caption band under each row
     pitch_y = h + band
-    canvas = _mosaic([thumbs[r * cols:(r + 1) * cols] for r in range(n_rows)], n_rows, cols, pitch_y - gap, w, gap)
+    canvas = _mosaic([thumbs[r * cols : (r + 1) * cols] for r in range(n_rows)], n_rows, cols, pitch_y - gap, w, gap)
     canvas = np.concatenate([canvas, np.ones((gap, canvas.shape[1], 3))])  # the last row's band, full height
     left_in = 0.9 if row_labels else 0.1
     top_in = 0.35 if title else 0.1
@@ -168,15 +193,29 @@ def captioned_grid_figure(images: Sequence, captions: Sequence[str], per_row: in
         r, j = divmod(k, cols)
         x0, y0 = j * (w + gap) - 0.5, r * pitch_y - 0.5
         cells.append((x0, y0, float(w), float(h)))
-        ax.text(x0 + w / 2, y0 + h + 0.03 * per_in, str(text), ha="center", va="top", fontsize=fontsize,
-                linespacing=1.1, clip_on=False)
+        ax.text(
+            x0 + w / 2,
+            y0 + h + 0.03 * per_in,
+            str(text),
+            ha="center",
+            va="top",
+            fontsize=fontsize,
+            linespacing=1.1,
+            clip_on=False,
+        )
     if title:
         fig.suptitle(title, fontsize=9, y=1 - 0.05 / fig_h, va="top")
     return fig, ax, cells
 
 
-def captioned_grid(path: str | Path, images: Sequence, captions: Sequence[str], per_row: int = 10, title: str = "",
-                   row_labels: Sequence[str] | None = None) -> Path:
+def captioned_grid(
+    path: str | Path,
+    images: Sequence,
+    captions: Sequence[str],
+    per_row: int = 10,
+    title: str = "",
+    row_labels: Sequence[str] | None = None,
+) -> Path:
     """:func:`captioned_grid_figure`, written to ``path`` (PNG; the axes placed by hand, so
     pixel positions follow the figure's own layout)."""
     import matplotlib.pyplot as plt
@@ -217,5 +256,5 @@ def _mosaic(thumbs, n_rows: int, cols: int, h: int, w: int, gap: int):
     for r, row in enumerate(thumbs):
         for j, t in enumerate(row):
             y, x = r * (h + gap), j * (w + gap)
-            canvas[y:y + t.shape[0], x:x + t.shape[1]] = t
+            canvas[y : y + t.shape[0], x : x + t.shape[1]] = t
     return canvas

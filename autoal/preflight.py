@@ -2,6 +2,7 @@
 writes, the extras and the tracking store it needs (:func:`check_run`, ``autoal run --check``),
 and, once the data is loaded, a pool that cannot be queried or does not fit in memory
 (:func:`check_data`, :func:`check_memory`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,8 +47,12 @@ def check_data(cfg: RunConfig, dataset: ALDataset) -> None:
     """A loaded pool that the run cannot query: one class only (a data set object built by the
     caller has not met the loaders' checks), fewer samples than the run labels, or a class-sized
     cache larger than this machine's memory."""
-    check_pool_classes(dataset.y_train, dataset.num_classes,
-                       f"{dataset.name} ({dataset.source})" if dataset.source else dataset.name, dataset.classes)
+    check_pool_classes(
+        dataset.y_train,
+        dataset.num_classes,
+        f"{dataset.name} ({dataset.source})" if dataset.source else dataset.name,
+        dataset.classes,
+    )
     cfg.al.check_pool(len(dataset.y_train), dataset.name)
     check_memory(len(dataset.y_train), dataset.num_classes, dataset.name, mc=cfg.al.mc_samples > 0)
 
@@ -58,8 +63,11 @@ def check_memory(n_pool: int, num_classes: int, dataset: str, mc: bool, availabl
     need = class_cache_bytes(n_pool, num_classes, mc)
     have = available_memory_bytes() if available is None else available
     if have is not None and need > have:
-        raise DataError(f"{dataset}: a pool of {n_pool:,} samples with {num_classes:,} classes needs "
-                        f"{human_bytes(need)} for each round's class probabilities"
-                        + (" and MC dropout moments" if mc else "") + f"; this machine has {human_bytes(have)} "
-                        "available (subsample with dataset.train_size, or check the labels: they must be class "
-                        "indices 0..C-1)")
+        raise DataError(
+            f"{dataset}: a pool of {n_pool:,} samples with {num_classes:,} classes needs "
+            f"{human_bytes(need)} for each round's class probabilities"
+            + (" and MC dropout moments" if mc else "")
+            + f"; this machine has {human_bytes(have)} "
+            "available (subsample with dataset.train_size, or check the labels: they must be class "
+            "indices 0..C-1)"
+        )

@@ -13,6 +13,7 @@ default, decides by the stream). Strategies see progress as a :class:`Reporter`,
 ``ctx.progress(stage, done, total, **info)``, and know nothing of tqdm.
 
 Layer 0: imports nothing from autoal; tqdm is imported only when a bar is drawn."""
+
 from __future__ import annotations
 
 import os
@@ -88,11 +89,20 @@ class Bar:
 
 
 class _TqdmBar(Bar):
-    def __init__(self, tqdm: Any, total: int, desc: str, initial: int, stream: TextIO | None, leave: bool,
-                 unit: str) -> None:
+    def __init__(
+        self, tqdm: Any, total: int, desc: str, initial: int, stream: TextIO | None, leave: bool, unit: str
+    ) -> None:
         super().__init__(total, desc, initial)
-        self._bar = tqdm(total=self.total, desc=desc, initial=self.n, leave=leave, unit=unit, file=stream,
-                         dynamic_ncols=True, mininterval=0.5)
+        self._bar = tqdm(
+            total=self.total,
+            desc=desc,
+            initial=self.n,
+            leave=leave,
+            unit=unit,
+            file=stream,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
 
     def update(self, n: int = 1, note: str | None = None, label: str | None = None) -> None:
         self.n += int(n)
@@ -107,8 +117,9 @@ class _TqdmBar(Bar):
 
 
 class _LineBar(Bar):
-    def __init__(self, total: int, desc: str, initial: int, stream: TextIO | None, outer: bool,
-                 heartbeat_s: float | None) -> None:
+    def __init__(
+        self, total: int, desc: str, initial: int, stream: TextIO | None, outer: bool, heartbeat_s: float | None
+    ) -> None:
         super().__init__(total, desc, initial)
         self.stream = stream
         self.outer = outer
@@ -132,13 +143,25 @@ class _LineBar(Bar):
         now = time.monotonic()
         if self.heartbeat_s is not None and now - self._last >= self.heartbeat_s:
             self._last = now
-            self._write(f"{label or f'{self.desc}: {self.n}/{self.total}'} ({clock(now - self.t0)})"
-                        + (f" {note}" if note else ""))
+            self._write(
+                f"{label or f'{self.desc}: {self.n}/{self.total}'} ({clock(now - self.t0)})"
+                + (f" {note}" if note else "")
+            )
 
 
-def progress_bar(total: int, desc: str, *, enabled: bool = True, stream: TextIO | None = None,
-                 outer: bool = False, initial: int = 0, leave: bool | None = None, unit: str = "it",
-                 heartbeat_s: float | None = HEARTBEAT_S, mode: str | None = None) -> Bar:
+def progress_bar(
+    total: int,
+    desc: str,
+    *,
+    enabled: bool = True,
+    stream: TextIO | None = None,
+    outer: bool = False,
+    initial: int = 0,
+    leave: bool | None = None,
+    unit: str = "it",
+    heartbeat_s: float | None = HEARTBEAT_S,
+    mode: str | None = None,
+) -> Bar:
     """A display of ``total`` units named ``desc`` on ``stream`` (default ``sys.stderr``), as
     :func:`progress_mode` decides (or ``mode``): a tqdm bar, a line-mode display (``outer``: a
     line per unit; inner: a heartbeat line at most every ``heartbeat_s`` seconds, None = never)
@@ -157,8 +180,16 @@ def progress_bar(total: int, desc: str, *, enabled: bool = True, stream: TextIO 
     return _LineBar(total, desc, initial, stream, outer, heartbeat_s)
 
 
-def track(iterable: Iterable[Any], total: int, desc: str, *, enabled: bool = True, stream: TextIO | None = None,
-          unit: str = "it", heartbeat_s: float | None = HEARTBEAT_S) -> Iterator[Any]:
+def track(
+    iterable: Iterable[Any],
+    total: int,
+    desc: str,
+    *,
+    enabled: bool = True,
+    stream: TextIO | None = None,
+    unit: str = "it",
+    heartbeat_s: float | None = HEARTBEAT_S,
+) -> Iterator[Any]:
     """Iterate ``iterable`` (``total`` items) with an inner :func:`progress_bar`."""
     with progress_bar(total, desc, enabled=enabled, stream=stream, unit=unit, heartbeat_s=heartbeat_s) as bar:
         for item in iterable:
@@ -190,8 +221,14 @@ class BarReporter(Reporter):
     """A :class:`Reporter` that shows each stage as an inner :func:`progress_bar` (opened on a
     stage's first report, closed when ``done`` reaches ``total``)."""
 
-    def __init__(self, *, enabled: bool = True, stream: TextIO | None = None,
-                 heartbeat_s: float | None = HEARTBEAT_S, mode: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        heartbeat_s: float | None = HEARTBEAT_S,
+        mode: str | None = None,
+    ) -> None:
         self.mode = mode or progress_mode(enabled, stream)
         self.enabled = self.mode != "off"
         self.stream = stream
@@ -207,8 +244,9 @@ class BarReporter(Reporter):
             bar.close()
             bar = None
         if bar is None:
-            bar = self._bars[stage] = progress_bar(total, stage, stream=self.stream, mode=self.mode, leave=False,
-                                                   heartbeat_s=self.heartbeat_s)
+            bar = self._bars[stage] = progress_bar(
+                total, stage, stream=self.stream, mode=self.mode, leave=False, heartbeat_s=self.heartbeat_s
+            )
         bar.update_to(done, note=format_info(info) or None)
         if done >= total:
             bar.close()

@@ -3,6 +3,7 @@ pool with the trained task model (and the labeled set when the strategy needs it
 strategy its :class:`~autoal.strategies.QueryContext`, check what it returns. Every random draw
 comes from (the run's seed, the round, a purpose), so a query does not depend on what ran before
 it (resume after a crash picks what an uninterrupted run picks)."""
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,18 @@ class QueryOutcome:
     seconds_select: float = 0.0
 
 
-def query_step(strategy: Strategy, learner: Learner, model: torch.nn.Module, labeled: np.ndarray,
-               unlabeled: np.ndarray, n: int, *, seed: int, round_: int, progress: Any = False) -> QueryOutcome:
+def query_step(
+    strategy: Strategy,
+    learner: Learner,
+    model: torch.nn.Module,
+    labeled: np.ndarray,
+    unlabeled: np.ndarray,
+    n: int,
+    *,
+    seed: int,
+    round_: int,
+    progress: Any = False,
+) -> QueryOutcome:
     """Choose ``n`` of ``unlabeled`` with ``strategy`` given the task ``model`` trained on
     ``labeled`` in round ``round_`` of a run seeded by ``seed``. ``progress``: the strategy's
     reporter (``ctx.progress``; :mod:`autoal.progress`), or True for bars on stderr (lines when
@@ -47,10 +58,21 @@ def query_step(strategy: Strategy, learner: Learner, model: torch.nn.Module, lab
         labeled_cache = learner.score(model, labeled, derive_seed(seed, round_, "cache") + 1)
     t1 = time.perf_counter()
     reporter = as_reporter(progress)
-    ctx = QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=int(n),
-                       rng=round_rng(seed, round_, "query"), round=round_, seed=derive_seed(seed, round_, "search"),
-                       labeled_cache=labeled_cache, model=model, dataset=learner.dataset, device=learner.device,
-                       learner=learner, progress=reporter)
+    ctx = QueryContext(
+        cache=cache,
+        unlabeled=unlabeled,
+        labeled=labeled,
+        n=int(n),
+        rng=round_rng(seed, round_, "query"),
+        round=round_,
+        seed=derive_seed(seed, round_, "search"),
+        labeled_cache=labeled_cache,
+        model=model,
+        dataset=learner.dataset,
+        device=learner.device,
+        learner=learner,
+        progress=reporter,
+    )
     strike("select", round_)
     try:
         selected = np.asarray(strategy.query(ctx), dtype=np.int64)
@@ -65,5 +87,7 @@ def query_step(strategy: Strategy, learner: Learner, model: torch.nn.Module, lab
 def check_selection(selected: np.ndarray, unlabeled: np.ndarray, n: int, name: str) -> None:
     """``n`` distinct indices, all from the unlabeled pool, or a RuntimeError naming the strategy."""
     if len(selected) != n or len(np.unique(selected)) != n or not np.isin(selected, unlabeled).all():
-        raise RuntimeError(f"strategy {name!r} returned an invalid selection: expected {n} distinct indices "
-                           f"from the unlabeled pool, got {len(selected)} ({len(np.unique(selected))} distinct)")
+        raise RuntimeError(
+            f"strategy {name!r} returned an invalid selection: expected {n} distinct indices "
+            f"from the unlabeled pool, got {len(selected)} ({len(np.unique(selected))} distinct)"
+        )

@@ -4,6 +4,7 @@ run's saved state (:class:`RunRecorder`: reopened by the saved id, every round t
 and the store lacks logged once, also after a crash between the two writes); an AL run's tags,
 params, data sets, figures and model (:class:`LoopRecorder`). MLflow itself stays behind
 :mod:`autoal.tracking`."""
+
 from __future__ import annotations
 
 import os
@@ -18,14 +19,28 @@ from autoal.data import ALDataset
 from autoal.plots import class_histogram, image_grid, learning_curve
 from autoal.run_folder import RunFolder
 from autoal.state import STATE_FILE, RunState, atomic_write_json
-from autoal.tracking import (MLflowTracker, NullTracker, SerializedTracker, Tracker, call_serialized, config_params,
-                             git_sha, sqlite_lock_path)
+from autoal.tracking import (
+    MLflowTracker,
+    NullTracker,
+    SerializedTracker,
+    Tracker,
+    call_serialized,
+    config_params,
+    git_sha,
+    sqlite_lock_path,
+)
 from autoal.version import __version__
 
 
-def tracker_for(cfg: RunConfig, *, run_name: str | None = None, tags: dict[str, str] | None = None,
-                parent_run_id: str | None = None, artifact_location: str | None = None,
-                serialized: bool = False) -> Tracker:
+def tracker_for(
+    cfg: RunConfig,
+    *,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+    artifact_location: str | None = None,
+    serialized: bool = False,
+) -> Tracker:
     """The tracker of one run: a :class:`NullTracker` when ``tracking.enabled`` is off, else an
     MLflow run in ``tracking.experiment`` of ``tracking.uri`` named ``run_name`` (default
     ``tracking.run_name``, else ``<dataset>-<strategy>-seed<seed>``), tagged ``tags`` (default
@@ -37,8 +52,14 @@ def tracker_for(cfg: RunConfig, *, run_name: str | None = None, tags: dict[str, 
     name = run_name or tr.run_name or f"{cfg.dataset.name}-{cfg.strategy.name}-seed{cfg.al.seed}"
 
     def build() -> MLflowTracker:
-        return MLflowTracker(tr.uri, tr.experiment, run_name=name, tags=tr.tags if tags is None else tags,
-                             parent_run_id=parent_run_id, artifact_location=artifact_location)
+        return MLflowTracker(
+            tr.uri,
+            tr.experiment,
+            run_name=name,
+            tags=tr.tags if tags is None else tags,
+            parent_run_id=parent_run_id,
+            artifact_location=artifact_location,
+        )
 
     if not serialized:
         return build()
@@ -66,7 +87,9 @@ class RunRecorder:
         self._logged = None
         return self.tracker.start(run_id, identity=identity)
 
-    def log_round(self, step: int, metrics: dict[str, float], artifacts: Iterable[tuple[Path, str | None]] = ()) -> None:
+    def log_round(
+        self, step: int, metrics: dict[str, float], artifacts: Iterable[tuple[Path, str | None]] = ()
+    ) -> None:
         """Round ``step``'s metrics, unless the store holds them already, and its artifacts."""
         if self._logged is None:
             self._logged = set(self.tracker.logged_steps(self.step_key))
@@ -76,10 +99,14 @@ class RunRecorder:
         for path, folder in artifacts:
             self.tracker.log_artifact(path, folder)
 
-    def log_rounds(self, records: list[dict[str, Any]], logged_rounds: int,
-                   metrics_of: Callable[[dict[str, Any]], dict[str, float]],
-                   artifacts_of: Callable[[dict[str, Any]], list[tuple[Path, str | None]]] | None = None,
-                   saved: Callable[[int], None] | None = None) -> int:
+    def log_rounds(
+        self,
+        records: list[dict[str, Any]],
+        logged_rounds: int,
+        metrics_of: Callable[[dict[str, Any]], dict[str, float]],
+        artifacts_of: Callable[[dict[str, Any]], list[tuple[Path, str | None]]] | None = None,
+        saved: Callable[[int], None] | None = None,
+    ) -> int:
         """Log ``records[logged_rounds:]``; after each, ``saved(rounds logged)`` (to write it into
         the state); return the new count of logged rounds."""
         for rec in records[logged_rounds:]:
@@ -94,9 +121,12 @@ class RunRecorder:
 def data_params(dataset: ALDataset) -> dict[str, Any]:
     """The pool and test split as used (after subsampling): MLflow params ``data.*``."""
     info = dataset.info
-    return {"data.pool_size": info["pool_size"], "data.test_size": info["test_size"],
-            "data.imbalance_ratio_measured": round(float(info["imbalance_ratio"]), 4),
-            "data.pool_class_counts": ",".join(str(c) for c in info["pool_class_counts"])}
+    return {
+        "data.pool_size": info["pool_size"],
+        "data.test_size": info["test_size"],
+        "data.imbalance_ratio_measured": round(float(info["imbalance_ratio"]), 4),
+        "data.pool_class_counts": ",".join(str(c) for c in info["pool_class_counts"]),
+    }
 
 
 def _round_metrics(record: dict[str, Any]) -> dict[str, float]:
@@ -123,30 +153,49 @@ class LoopRecorder(RunRecorder):
             state.tracking_run_id = run_id
             state.logged_rounds = 0
             state.save(run_dir)
-        self.tracker.set_tags({"dataset": cfg.dataset.name, "strategy": cfg.strategy.name,
-                               "seed": str(cfg.al.seed), "git_sha": git_sha(), "autoal_version": __version__,
-                               "run_dir": str(run_dir), "threads": str(torch.get_num_threads()),
-                               # a trial's priority (Ray starts workers at nice 15 unless told otherwise)
-                               "process_niceness": str(os.nice(0)) if hasattr(os, "nice") else "",
-                               **({"setting": cfg.setting.name} if cfg.setting.name else {}),
-                               "long_tailed": str(float(cfg.dataset.imbalance_ratio) > 1).lower(),
-                               # MLflow caps tag values at 5000 characters
-                               "dataset_source": (ds.source or "not recorded by the loader")[:5000]})
+        self.tracker.set_tags(
+            {
+                "dataset": cfg.dataset.name,
+                "strategy": cfg.strategy.name,
+                "seed": str(cfg.al.seed),
+                "git_sha": git_sha(),
+                "autoal_version": __version__,
+                "run_dir": str(run_dir),
+                "threads": str(torch.get_num_threads()),
+                # a trial's priority (Ray starts workers at nice 15 unless told otherwise)
+                "process_niceness": str(os.nice(0)) if hasattr(os, "nice") else "",
+                **({"setting": cfg.setting.name} if cfg.setting.name else {}),
+                "long_tailed": str(float(cfg.dataset.imbalance_ratio) > 1).lower(),
+                # MLflow caps tag values at 5000 characters
+                "dataset_source": (ds.source or "not recorded by the loader")[:5000],
+            }
+        )
         self.tracker.log_params({**config_params(cfg.to_dict()), **data_params(ds)})
         warned = ds.info.get("class_warnings") or []
         if warned:  # test classes the pool lacks, or pool classes the test split lacks (autoal.data.checks)
             self.tracker.set_tags({"data_warnings": " | ".join(warned)[:5000]})
         ident = ds.identity()
-        source = {"loader": cfg.dataset.name, "source": (ds.source or "")[:1000], "labels_sha256": ident["labels_sha256"]}
-        for context, shape, digest in (("training", ident["train_shape"], ident["train_sha256"]),
-                                       ("evaluation", ident["test_shape"], ident["test_sha256"])):
-            self.tracker.log_dataset(f"{ds.name}-{'pool' if context == 'training' else 'test'}", ds.fingerprint(),
-                                     context, {**source, "shape": "x".join(map(str, shape)), "images_sha256": digest})
+        source = {
+            "loader": cfg.dataset.name,
+            "source": (ds.source or "")[:1000],
+            "labels_sha256": ident["labels_sha256"],
+        }
+        for context, shape, digest in (
+            ("training", ident["train_shape"], ident["train_sha256"]),
+            ("evaluation", ident["test_shape"], ident["test_sha256"]),
+        ):
+            self.tracker.log_dataset(
+                f"{ds.name}-{'pool' if context == 'training' else 'test'}",
+                ds.fingerprint(),
+                context,
+                {**source, "shape": "x".join(map(str, shape)), "images_sha256": digest},
+            )
         self.rounds(state)
 
     def rounds(self, state: RunState) -> None:
         """Log the completed rounds of ``state`` that it does not count as logged (metrics and the
         round's picks file), saving the count after each."""
+
         def saved(n: int) -> None:
             state.logged_rounds = n
             state.save(self.folder.path)
@@ -170,18 +219,28 @@ class LoopRecorder(RunRecorder):
         if last not in self.tracker.logged_steps("aubc"):  # a rerun of a finished run logs nothing twice
             self.tracker.log_metrics({"aubc": result.aubc, "final_accuracy": result.final_accuracy}, step=last)
         title = f"{cfg.dataset.name} · {cfg.strategy.name} · seed {cfg.al.seed}"
-        result.figures["learning_curve"] = learning_curve(folder.file("learning_curve.png"),
-                                                          {cfg.strategy.name: (labels, accs, None)}, title=title)
+        result.figures["learning_curve"] = learning_curve(
+            folder.file("learning_curve.png"), {cfg.strategy.name: (labels, accs, None)}, title=title
+        )
         classes = ds.y_train.numpy()[result.labeled]
-        counts = [np.bincount(classes[result.labeled_round <= r], minlength=ds.num_classes).tolist()
-                  for r in range(len(result.history))]
+        counts = [
+            np.bincount(classes[result.labeled_round <= r], minlength=ds.num_classes).tolist()
+            for r in range(len(result.history))
+        ]
         labeled_file = folder.file("labeled.json")
-        atomic_write_json(labeled_file, {"labeled": result.labeled.tolist(),
-                                         "labeled_round": result.labeled_round.tolist(),
-                                         "labels": classes.tolist(), "classes": list(ds.classes),
-                                         "class_counts_per_round": counts})
+        atomic_write_json(
+            labeled_file,
+            {
+                "labeled": result.labeled.tolist(),
+                "labeled_round": result.labeled_round.tolist(),
+                "labels": classes.tolist(),
+                "classes": list(ds.classes),
+                "class_counts_per_round": counts,
+            },
+        )
         result.figures["class_histogram"] = class_histogram(
-            folder.file("class_histogram.png"), counts, ds.classes, title=f"labeled set · {title}")
+            folder.file("class_histogram.png"), counts, ds.classes, title=f"labeled set · {title}"
+        )
         if ds.kind == "images":  # features have no picture to show
             result.figures["picks"] = picks_figure(folder.file("picks.png"), ds, result, title=title)
         for p in (*result.figures.values(), labeled_file, folder.file(STATE_FILE), folder.file("config.yaml")):
@@ -206,6 +265,7 @@ def picks_figure(path: Path, dataset: ALDataset, result: Any, per_round: int = 1
         if len(idx) == 0:
             continue
         label = f"round {r}" if r else "initial"
-        rows.append((f"{label}\n{' '.join(dataset.classes[int(c)][:3] for c in y[idx][:8])}",
-                     dataset.display_images(idx)))
+        rows.append(
+            (f"{label}\n{' '.join(dataset.classes[int(c)][:3] for c in y[idx][:8])}", dataset.display_images(idx))
+        )
     return image_grid(path, rows, per_row=per_round, title=f"picks · {title}")

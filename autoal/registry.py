@@ -2,6 +2,7 @@
 of the registry's package is imported the first time a name is looked up, and each registers
 what it defines with the decorator. Adding a strategy, a data set or a backbone is therefore one
 new file in its package (plus its config file); nothing lists the modules by hand."""
+
 from __future__ import annotations
 
 import importlib
@@ -27,12 +28,13 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: register the decorated object under ``name`` (a second object under the
         same name is a programming error)."""
+
         def deco(obj: T) -> T:
             if name in self._items and self._items[name] is not obj:
-                raise ValueError(f"{self.kind} {name!r} is registered twice "
-                                 f"({self._items[name]!r} and {obj!r})")
+                raise ValueError(f"{self.kind} {name!r} is registered twice ({self._items[name]!r} and {obj!r})")
             self._items[name] = obj
             return obj
+
         return deco
 
     def discover(self) -> None:
@@ -53,5 +55,7 @@ class Registry(Generic[T]):
         listing the valid choices."""
         self.discover()
         if name not in self._items:
-            raise ConfigError(f"{self.key}: unknown {self.kind} {name!r}; valid choices: {', '.join(sorted(self._items))}")
+            raise ConfigError(
+                f"{self.key}: unknown {self.kind} {name!r}; valid choices: {', '.join(sorted(self._items))}"
+            )
         return self._items[name]

@@ -4,6 +4,7 @@ again), opening it (one process at a time, no link leading outside: :meth:`RunFo
 and resuming: a saved state checked against the config, the data and the model before it is
 used, with the strategy's and the task model's checkpoints of the round it resumes
 (:meth:`RunFolder.resume`)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,18 @@ from autoal.data import ALDataset, load_dataset
 from autoal.errors import ConfigError, StateError
 from autoal.learner import Learner
 from autoal.models import ModuleAdapter
-from autoal.state import (RUN_FOLDER_FIX, RunState, STATE_FILE, STRATEGY_FILE, atomic_write_bytes, checkpoint_path,
-                          load_checkpoint, lock_folder, prune_checkpoints, remove_stale_temps)
+from autoal.state import (
+    RUN_FOLDER_FIX,
+    RunState,
+    STATE_FILE,
+    STRATEGY_FILE,
+    atomic_write_bytes,
+    checkpoint_path,
+    load_checkpoint,
+    lock_folder,
+    prune_checkpoints,
+    remove_stale_temps,
+)
 from autoal.strategies import Strategy
 from autoal.writable import space_for
 from autoal.paths import user_path
@@ -31,8 +42,9 @@ from autoal.paths import user_path
 FINAL_MODEL_FILE = "final_model.pt"
 
 
-def run_fingerprint(cfg: RunConfig, dataset: ALDataset, model: ModuleAdapter | None = None,
-                    legacy: bool = False) -> str:
+def run_fingerprint(
+    cfg: RunConfig, dataset: ALDataset, model: ModuleAdapter | None = None, legacy: bool = False
+) -> str:
     """What a run computes: everything in the config that changes the queries, the data's
     identity (:meth:`ALDataset.identity`) and, for a user's model, the adapter's
     (:meth:`ModuleAdapter.identity`), so that the same config on other data or another model is
@@ -65,8 +77,14 @@ def _identity_change(saved: dict[str, Any], now: dict[str, Any]) -> str:
     """The data set named as saved and as now, and the identity fields that differ."""
     diff = [f"{k} {saved.get(k)} -> {now.get(k)}" for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
     return "another data set (saved: {} {} labels {}; this run: {} {} labels {}; differing: {})".format(
-        saved.get("name"), saved.get("train_shape"), saved.get("labels_sha256"), now.get("name"),
-        now.get("train_shape"), now.get("labels_sha256"), "; ".join(diff))
+        saved.get("name"),
+        saved.get("train_shape"),
+        saved.get("labels_sha256"),
+        now.get("name"),
+        now.get("train_shape"),
+        now.get("labels_sha256"),
+        "; ".join(diff),
+    )
 
 
 def _contradicts_config(state: RunState, cfg: RunConfig) -> str | None:
@@ -75,15 +93,18 @@ def _contradicts_config(state: RunState, cfg: RunConfig) -> str | None:
     batch per completed round."""
     if state.next_round > cfg.al.rounds + 1:
         return f"next_round is {state.next_round} but al.rounds is {cfg.al.rounds}"
-    per_round = np.bincount(np.asarray(state.labeled_round, dtype=np.int64), minlength=state.next_round + 1) \
-        if state.labeled_round else np.zeros(state.next_round + 1, dtype=np.int64)
+    per_round = (
+        np.bincount(np.asarray(state.labeled_round, dtype=np.int64), minlength=state.next_round + 1)
+        if state.labeled_round
+        else np.zeros(state.next_round + 1, dtype=np.int64)
+    )
     if state.labeled and int(per_round[0]) != cfg.al.initial_size:
         return f"the initial set holds {int(per_round[0])} samples but al.initial_size is {cfg.al.initial_size}"
     expected_rounds = min(state.next_round, cfg.al.rounds)  # picks made by the completed rounds
     for r in range(1, expected_rounds + 1):
         if int(per_round[r]) != cfg.al.query_size:
             return f"round {r} added {int(per_round[r])} labels but al.query_size is {cfg.al.query_size}"
-    if len(per_round) > expected_rounds + 1 and int(per_round[expected_rounds + 1:].sum()):
+    if len(per_round) > expected_rounds + 1 and int(per_round[expected_rounds + 1 :].sum()):
         return "labels are recorded for rounds that have not run"
     return None
 
@@ -94,15 +115,19 @@ def load_strategy_state(strategy: Strategy, path: Path) -> None:
     never a KeyError or TypeError from inside the strategy."""
     saved = load_checkpoint(path, "cpu")
     if not isinstance(saved, dict):
-        raise StateError(f"{path}: expected the {strategy.name} strategy's state (a mapping); got "
-                         f"{type(saved).__name__}; move the run folder away to start the run afresh")
+        raise StateError(
+            f"{path}: expected the {strategy.name} strategy's state (a mapping); got "
+            f"{type(saved).__name__}; move the run folder away to start the run afresh"
+        )
     try:
         strategy.load_state_dict(saved)
     except StateError as e:
         raise StateError(f"{path}: {' '.join(str(e).split())}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError) as e:
-        raise StateError(f"{path}: the {strategy.name} strategy's state does not fit ({type(e).__name__}: "
-                         f"{' '.join(str(e).split())[:200]}); move the run folder away to start the run afresh") from None
+        raise StateError(
+            f"{path}: the {strategy.name} strategy's state does not fit ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]}); move the run folder away to start the run afresh"
+        ) from None
 
 
 class RunFolder:
@@ -125,8 +150,10 @@ class RunFolder:
         its entries checked to lead nowhere outside it; a full disk inside is one line naming the
         file (``runtime.output_dir``)."""
         if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"runtime.output_dir: the run folder {self.path} is a file; move it away or choose "
-                              "another runtime.output_dir or tracking.run_name")
+            raise ConfigError(
+                f"runtime.output_dir: the run folder {self.path} is a file; move it away or choose "
+                "another runtime.output_dir or tracking.run_name"
+            )
         with space_for(self.path, "runtime.output_dir"):
             self.path.mkdir(parents=True, exist_ok=True)
             lock = lock_folder(self.path)
@@ -155,15 +182,21 @@ class RunFolder:
         """A fresh run's state (round 0 with the ``initial`` labeled set), saved; the checkpoints
         and final model of an older run in the folder are removed (resume off must not meet
         them later)."""
-        state = RunState(fingerprint=run_fingerprint(cfg, dataset, learner.template), labeled=initial.tolist(),
-                         labeled_round=[0] * len(initial), data=dataset.identity(), model=learner.model_identity())
+        state = RunState(
+            fingerprint=run_fingerprint(cfg, dataset, learner.template),
+            labeled=initial.tolist(),
+            labeled_round=[0] * len(initial),
+            data=dataset.identity(),
+            model=learner.model_identity(),
+        )
         prune_checkpoints(self.path, {0})
         self.file(FINAL_MODEL_FILE).unlink(missing_ok=True)
         state.save(self.path)
         return state
 
-    def resume(self, cfg: RunConfig, dataset: ALDataset, learner: Learner,
-               strategy: Strategy) -> tuple[RunState, Any] | None:
+    def resume(
+        self, cfg: RunConfig, dataset: ALDataset, learner: Learner, strategy: Strategy
+    ) -> tuple[RunState, Any] | None:
         """The saved state, checked to belong to this config, data and model, with ``strategy``
         restored and (warm start) the task model the next round starts from (else None); None
         when the folder holds no state."""
@@ -203,17 +236,25 @@ class RunFolder:
             if saved and saved != ident:
                 what = _identity_change(saved, ident)
             elif saved_model and saved_model != model:
-                what = (f"another model (saved: {json.dumps(saved_model, sort_keys=True)}; this run: "
-                        f"{json.dumps(model, sort_keys=True)})")
+                what = (
+                    f"another model (saved: {json.dumps(saved_model, sort_keys=True)}; this run: "
+                    f"{json.dumps(model, sort_keys=True)})"
+                )
             else:
                 what = "another config"
-            raise StateError(f"{state_file}: saved state belongs to {what} (fingerprint {state.fingerprint}, "
-                             f"this run {expected}); use another runtime.output_dir or tracking.run_name")
+            raise StateError(
+                f"{state_file}: saved state belongs to {what} (fingerprint {state.fingerprint}, "
+                f"this run {expected}); use another runtime.output_dir or tracking.run_name"
+            )
         contradiction = _contradicts_config(state, cfg)
         if contradiction:
-            raise StateError(f"{state_file}: saved state contradicts the run's config: {contradiction}; move the "
-                             "file away to start the run afresh")
+            raise StateError(
+                f"{state_file}: saved state contradicts the run's config: {contradiction}; move the "
+                "file away to start the run afresh"
+            )
         n_pool = len(dataset.y_train)
         if state.labeled and max(state.labeled) >= n_pool:
-            raise StateError(f"{state_file}: labeled index {max(state.labeled)} is outside the pool of "
-                             f"{dataset.name} ({n_pool} samples); did the data change?")
+            raise StateError(
+                f"{state_file}: labeled index {max(state.labeled)} is outside the pool of "
+                f"{dataset.name} ({n_pool} samples); did the data change?"
+            )

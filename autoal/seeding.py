@@ -1,5 +1,6 @@
 """Seeds. Every round derives its own generators from (run seed, round, purpose), so a run
 resumed at round r draws exactly what an uninterrupted run draws there."""
+
 from __future__ import annotations
 
 import random

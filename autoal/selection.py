@@ -1,4 +1,5 @@
 """Seeded top-n selection: the one place where scores become picks."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """A run's persistent state, written atomically after every round (write a temporary file in
 the same folder, fsync, then rename), so that a crash — even during a write — leaves the
 previous round intact and nothing labeled is lost."""
+
 from __future__ import annotations
 
 import io
@@ -21,15 +22,16 @@ from autoal.errors import StateError
 STATE_FILE = "state.json"
 STRATEGY_FILE = "strategy_state.pt"
 #: what to do when a path of a run folder leads outside it (autoal.containment)
-RUN_FOLDER_FIX = ("replace the link with a real folder or file (a run folder received from someone else: move it "
-                  "away and start the run afresh)")
+RUN_FOLDER_FIX = (
+    "replace the link with a real folder or file (a run folder received from someone else: move it "
+    "away and start the run afresh)"
+)
 
 
 TEMP_SUFFIX = ".tmp"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *,
-                       before_replace: Callable[[Path], None] | None = None) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, *, before_replace: Callable[[Path], None] | None = None) -> None:
     """Write ``data`` to ``path`` so that ``path`` always holds either its old or its new
     content: write a temporary file ``.<name>.XXXX.tmp`` in the same folder, fsync it, rename
     it over ``path``, fsync the folder. ``before_replace(tmp)`` runs between the write and the
@@ -85,8 +87,9 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
 
 
 def atomic_write_json(path: str | Path, obj: Any, *, before_replace: Callable[[Path], None] | None = None) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default).encode(),
-                       before_replace=before_replace)
+    atomic_write_bytes(
+        path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default).encode(), before_replace=before_replace
+    )
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
@@ -107,8 +110,9 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def round_log_problem(records: Any, next_round: int, logged_rounds: Any, tracking_run_id: Any,
-                      name: str = "history") -> str | None:
+def round_log_problem(
+    records: Any, next_round: int, logged_rounds: Any, tracking_run_id: Any, name: str = "history"
+) -> str | None:
     """What is wrong with the part of a saved state that an AL run (:class:`RunState`, its
     ``history``) and a labeling project (``labels.json``, its ``rounds``) share, or None: one
     record per completed round (``next_round`` of them, a validated integer), rounds 0, 1, 2, ...
@@ -116,8 +120,10 @@ def round_log_problem(records: Any, next_round: int, logged_rounds: Any, trackin
     before the first logging); ``logged_rounds``, how many of the rounds the tracking store holds
     (in [0, next_round]; :class:`~autoal.recorder.RunRecorder` logs the rest)."""
     if not isinstance(records, list) or len(records) != next_round:
-        return f"{name} must list one record per completed round ({next_round}); got " \
-               f"{len(records) if isinstance(records, list) else type(records).__name__}"
+        return (
+            f"{name} must list one record per completed round ({next_round}); got "
+            f"{len(records) if isinstance(records, list) else type(records).__name__}"
+        )
     if any(not isinstance(h, dict) or h.get("round") != i for i, h in enumerate(records)):
         return f"{name} records must be rounds 0, 1, 2, ... in order"
     if not isinstance(logged_rounds, int) or not 0 <= logged_rounds <= next_round:
@@ -178,6 +184,7 @@ class RunState:
 
     def _problem(self) -> str | None:
         """What is wrong with the fields, or None (a hand-edited or truncated-by-tools file)."""
+
         def ints(v: Any) -> bool:
             return isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
 
@@ -198,14 +205,21 @@ class RunState:
             r = h["round"]
             for key in ("labels", "accuracy"):
                 v = h.get(key)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+                if (
+                    isinstance(v, bool)
+                    or not isinstance(v, (int, float))
+                    or v != v
+                    or v in (float("inf"), float("-inf"))
+                ):
                     return f"history record of round {r}: {key} must be a finite number; got {v!r}"
             if not 0.0 <= float(h["accuracy"]) <= 1.0:
                 return f"history record of round {r}: accuracy must lie in [0, 1]; got {h['accuracy']!r}"
             want = sum(1 for x in self.labeled_round if x <= r)
             if self.labeled_round and h["labels"] != want:
-                return (f"history record of round {r} counts {h['labels']!r} labels, but labeled_round holds {want} "
-                        f"samples labeled by then")
+                return (
+                    f"history record of round {r} counts {h['labels']!r} labels, but labeled_round holds {want} "
+                    f"samples labeled by then"
+                )
         if self.next_round > 0 and not self.labeled:
             return "labeled is empty after a completed round"
         if not isinstance(self.finished, bool):
@@ -229,16 +243,19 @@ def lock_folder(folder: Path) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise StateError(f"{folder}: another process is running this run; wait for it to finish (or end it) "
-                         "and run the command again") from None
+        raise StateError(
+            f"{folder}: another process is running this run; wait for it to finish (or end it) "
+            "and run the command again"
+        ) from None
     except OSError:  # a file system without locks (some network mounts): run unlocked
         os.close(fd)
         return None
     return fd
 
 
-def load_checkpoint(path: Path, map_location: Any,
-                    hint: str = "move the run folder away to start the run afresh") -> Any:
+def load_checkpoint(
+    path: Path, map_location: Any, hint: str = "move the run folder away to start the run afresh"
+) -> Any:
     """A torch checkpoint of a run folder, read with ``weights_only=True`` (tensors and plain
     containers; nothing in the file runs): one holding anything else (a pickled object whose
     unpickling could run code) or an unreadable one is a one-line StateError naming it and

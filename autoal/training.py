@@ -1,4 +1,5 @@
 """Training and evaluation of the task model on the labeled set."""
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,9 @@ class TrainConfig:
     def validate(self) -> None:
         """The choices; the numbers' ranges are the fields' bounds (:func:`autoal.bounds.check_bounds`)."""
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"train.optimizer: unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(
+                f"train.optimizer: unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}"
+            )
 
     def epochs_for(self, n: int) -> int:
         """Epochs over ``n`` samples: ``epochs``, or more to reach ``min_steps`` optimizer steps."""
@@ -57,9 +60,17 @@ def make_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_d
     raise ConfigError(f"optimizer: unknown optimizer {name!r}; valid choices: {', '.join(OPTIMIZERS)}")
 
 
-def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray, cfg: TrainConfig, *,
-                device: torch.device, seed: int, images: torch.Tensor | None = None,
-                progress=None) -> list[float]:
+def train_model(
+    model: torch.nn.Module,
+    dataset: ALDataset,
+    indices: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    images: torch.Tensor | None = None,
+    progress=None,
+) -> list[float]:
     """Train ``model`` on ``dataset.x_train[indices]`` with the training transform.
 
     Mini-batches are drawn by a seeded permutation each epoch. Returns the mean loss of each
@@ -85,7 +96,7 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
         total = torch.zeros((), device=device)
         count = 0
         for start in range(0, n, bs):
-            sel = perm[start:start + bs]
+            sel = perm[start : start + bs]
             if len(sel) < 2 and n >= 2:  # BatchNorm needs 2 samples; fold a lone tail into the next epoch
                 continue
             xb = prepare_batch(source[sel.to(source.device)], device)
@@ -102,8 +113,9 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
         losses.append(float(total) / max(count, 1))
         if not math.isfinite(losses[-1]):
             where = f"step {steps}" if first_step == steps else f"steps {first_step}-{steps}"
-            raise _diverged(cfg, f"the training loss is {losses[-1]} in epoch {epoch + 1} of {epochs} "
-                                 f"(optimizer {where})")
+            raise _diverged(
+                cfg, f"the training loss is {losses[-1]} in epoch {epoch + 1} of {epochs} (optimizer {where})"
+            )
         if progress is not None:
             progress(epoch, losses[-1])
     weights = [p for p in model.parameters() if p.is_floating_point()]
@@ -113,18 +125,21 @@ def train_model(model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray,
 
 
 def _diverged(cfg: TrainConfig, what: str) -> TrainingDiverged:
-    return TrainingDiverged(f"training diverged: {what}; lower train.lr (now {cfg.lr:g} with train.optimizer="
-                            f"{cfg.optimizer}, train.weight_decay={cfg.weight_decay:g})")
+    return TrainingDiverged(
+        f"training diverged: {what}; lower train.lr (now {cfg.lr:g} with train.optimizer="
+        f"{cfg.optimizer}, train.weight_decay={cfg.weight_decay:g})"
+    )
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, dataset: ALDataset, x: torch.Tensor, *, device: torch.device,
-            batch_size: int = 1024) -> np.ndarray:
+def predict(
+    model: torch.nn.Module, dataset: ALDataset, x: torch.Tensor, *, device: torch.device, batch_size: int = 1024
+) -> np.ndarray:
     model.eval()
     preds = []
     batch_size = inference_batch(batch_size, device)  # CPU: chunks that stay in cache
     for start in range(0, len(x), batch_size):
-        xb = prepare_batch(x[start:start + batch_size], device)
+        xb = prepare_batch(x[start : start + batch_size], device)
         with autocast(device):
             preds.append(model(dataset.eval_transform(xb)).argmax(1).cpu())
     return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)

@@ -9,6 +9,7 @@ keys, values of the wrong type (:func:`coerce`) and values out of range
 Used by the run config (:meth:`autoal.config.RunConfig.from_dict`), strategy parameters
 (:func:`autoal.strategies.registry.build_strategy`: a strategy's ``params_type`` dataclass, or one
 made from its constructor's signature), the sweep spec and the labeling config."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,10 +22,25 @@ from autoal.bounds import check_bounds
 from autoal.errors import ConfigError
 
 #: the annotation names a field's kind is read from; "any" (Any, object, several kinds): unchecked
-_KINDS = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "Mapping": dict, "list": list,
-          "tuple": list, "Sequence": list}
-_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping",
-             list: "a list"}
+_KINDS = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "str": str,
+    "dict": dict,
+    "Mapping": dict,
+    "list": list,
+    "tuple": list,
+    "Sequence": list,
+}
+_EXPECTED = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "a mapping",
+    list: "a list",
+}
 
 
 def _split_union(ann: str) -> list[str]:
@@ -47,7 +63,7 @@ def field_type(f: dataclasses.Field) -> tuple[type | None, bool]:
     ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     ann = ann.replace("typing.", "")
     if ann.startswith("Optional[") and ann.endswith("]"):
-        ann = f"{ann[len('Optional['):-1]} | None"
+        ann = f"{ann[len('Optional[') : -1]} | None"
     parts = _split_union(ann)
     nullable = "None" in parts or f.default is None
     kinds = {_KINDS.get(p.split("[", 1)[0].strip()) for p in parts if p != "None"}
@@ -92,8 +108,9 @@ def _number(value: Any, integer: bool, where: str) -> int | float:
     try:
         return int(value) if integer else float(value)
     except OverflowError:  # an integer of 400 digits for a float
-        raise ConfigError(f"{where}: expected a finite number; got an integer of {len(str(abs(value)))} "
-                          "digits") from None
+        raise ConfigError(
+            f"{where}: expected a finite number; got an integer of {len(str(abs(value)))} digits"
+        ) from None
 
 
 def _section(f: dataclasses.Field) -> type | None:
@@ -108,8 +125,10 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in d if k not in fields]
     if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown config key; valid keys under "
-                          f"{prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}")
+        raise ConfigError(
+            f"{prefix}{unknown[0]}: unknown config key; valid keys under "
+            f"{prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}"
+        )
     kwargs = {}
     for name, value in d.items():
         sub = _section(fields[name])

@@ -9,6 +9,7 @@ whether that ancestor can receive new entries.
 A write that fails later for want of space (a full disk or quota, a file-size limit, a full
 SQLite store) is named the same way: :func:`space_for` turns it into one
 :class:`~autoal.errors.NoSpaceError` naming the config key and the file."""
+
 from __future__ import annotations
 
 import errno
@@ -51,13 +52,15 @@ def check_writable_folder(path: str | os.PathLike[str], key: str, example: str =
     target = user_path(path).resolve()
     probe = nearest_existing(target)
     if not probe.is_dir():
-        raise ConfigError(f"{key}: {target} cannot be created: {probe} is a file; expected a folder "
-                          f"(e.g. {key}={example})")
+        raise ConfigError(
+            f"{key}: {target} cannot be created: {probe} is a file; expected a folder (e.g. {key}={example})"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
         why = "a read-only file system" if _read_only_file_system(probe) else "no write permission"
         where = "" if probe == target else f" (its nearest existing folder {probe})"
-        raise ConfigError(f"{key}: {target}{where} cannot be written: {why}; choose a writable folder, "
-                          f"e.g. {key}={example}")
+        raise ConfigError(
+            f"{key}: {target}{where} cannot be written: {why}; choose a writable folder, e.g. {key}={example}"
+        )
     return target
 
 
@@ -93,7 +96,8 @@ def no_space_message(cause: BaseException, path: str | os.PathLike[str] | None, 
     if isinstance(cause, OSError) and cause.errno in SPACE_ERRNOS:
         where = cause.filename if cause.filename is not None else path
         reason = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "the file would exceed the size limit"}.get(
-            cause.errno, "no space left: the disk quota is exceeded")
+            cause.errno, "no space left: the disk quota is exceeded"
+        )
         reason += f" ({errno.errorcode.get(cause.errno, cause.errno)})"
     else:
         where, reason = path, f"no space left on the device (SQLite: {SQLITE_FULL})"

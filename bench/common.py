@@ -1,4 +1,5 @@
 """Shared helpers of the benchmarks: timing (median of repeats), machine facts, synthetic pools."""
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,15 @@ def sync() -> None:
 
 
 def machine() -> dict:
-    info = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available(), "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    info = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     for mod in ("numpy", "sklearn", "ray", "mlflow"):
@@ -45,8 +52,15 @@ def machine() -> dict:
     return info
 
 
-def synthetic_dataset(n_pool: int, n_test: int = 200, size: int = 8, channels: int = 1, classes: int = 10,
-                      seed: int = 0, name: str = "synthetic"):
+def synthetic_dataset(
+    n_pool: int,
+    n_test: int = 200,
+    size: int = 8,
+    channels: int = 1,
+    classes: int = 10,
+    seed: int = 0,
+    name: str = "synthetic",
+):
     """Random uint8 images in the given shape (real pixel statistics do not change the cost)."""
     from autoal.data.base import ALDataset
 
@@ -57,7 +71,9 @@ def synthetic_dataset(n_pool: int, n_test: int = 200, size: int = 8, channels: i
         y_train=torch.randint(0, classes, (n_pool,), generator=g),
         x_test=torch.randint(0, 256, (n_test, channels, size, size), dtype=torch.uint8, generator=g),
         y_test=torch.randint(0, classes, (n_test,), generator=g),
-        num_classes=classes, augmentation="none" if size <= 8 else "crop_flip")
+        num_classes=classes,
+        augmentation="none" if size <= 8 else "crop_flip",
+    )
 
 
 def ratio(a: float, b: float) -> float:

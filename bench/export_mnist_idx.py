@@ -3,6 +3,7 @@ for a machine without zarr (the lent GPU machine reads them with ``dataset.root`
 
     .venv/bin/python bench/export_mnist_idx.py data        # -> data/*-idx?-ubyte.gz (about 11 MB)
 """
+
 from __future__ import annotations
 
 import sys

@@ -5,6 +5,7 @@ Reports images/s for scoring (one backbone pass) and for training, the seconds t
 pool for all seven candidates (target < 0.5 s on an H100-class GPU), and the seconds of one
 round (train on the labeled set, score, select). Needs only torch, numpy and scikit-learn.
 Measured figures and the H200 reference: bench/README.md, "Performance"."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,15 @@ from bench.common import machine, median_time, synthetic_dataset, sync  # noqa: 
 CANDIDATES = ("entropy", "margin", "least_confidence", "kmeans", "bald", "var_ratio", "mean_std")
 
 
-def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int = 2, batch: int = 512,
-        repeats: int = 5, width: int = 64) -> dict:
+def run(
+    n_pool: int = 50000,
+    labeled: int = 5000,
+    query: int = 1000,
+    epochs: int = 2,
+    batch: int = 512,
+    repeats: int = 5,
+    width: int = 64,
+) -> dict:
     from autoal.cache import compute_cache, embed_pool
     from autoal.device import prepare_model
     from autoal.models import build_model
@@ -56,8 +64,10 @@ def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int
     t_ent = median_time(entropy_only, repeats)
     # per-candidate selection cost on a cached pool (what each adds on top of the shared pass)
     cache = compute_cache(model, ds, pool, mc_samples=500, batch_size=2048, device=dev, images=images, seed=0)
-    per_candidate = {s.name: median_time(lambda s=s: s.select_positions(cache, query, np.random.default_rng(0)),
-                                         repeats) for s in strategies}
+    per_candidate = {
+        s.name: median_time(lambda s=s: s.select_positions(cache, query, np.random.default_rng(0)), repeats)
+        for s in strategies
+    }
 
     kmeans_figures = kmeans_on_device(cache.embeddings, query, repeats)
 
@@ -74,21 +84,32 @@ def run(n_pool: int = 50000, labeled: int = 5000, query: int = 1000, epochs: int
     sync()
     t0 = time.perf_counter()
     train_model(model, ds, lab, cfg, device=dev, seed=1, images=images)
-    c = compute_cache(model, ds, np.arange(labeled, n_pool), mc_samples=500, batch_size=2048, device=dev,
-                      images=images, seed=1)
+    c = compute_cache(
+        model, ds, np.arange(labeled, n_pool), mc_samples=500, batch_size=2048, device=dev, images=images, seed=1
+    )
     build_strategy("margin").select_positions(c, query, np.random.default_rng(0))
     sync()
     t_round = time.perf_counter() - t0
     rounds = al_rounds(n_pool=n_pool, labeled=labeled, query=query, epochs=epochs, batch=batch, width=width)
     return {
-        "al_rounds": rounds, "kmeans": kmeans_figures,
-        "machine": machine(), "n_pool": n_pool, "model": f"resnet18(width={width})", "precision": "bf16 autocast" if dev.type == "cuda" else "fp32",
-        "scoring_seconds_backbone_pass": t_embed, "scoring_images_per_s": n_pool / t_embed,
-        "seconds_all_seven_candidates": t_all, "seconds_entropy_only": t_ent,
-        "all_vs_entropy": t_all / t_ent, "per_candidate_select_seconds": per_candidate,
-        "train_images_per_s": train_ips, "train_batch": batch,
-        "round_seconds": t_round, "round": {"labeled": labeled, "epochs": epochs, "query": query},
-        "target_all_seven_under_s": 0.5, "meets_target": t_all < 0.5,
+        "al_rounds": rounds,
+        "kmeans": kmeans_figures,
+        "machine": machine(),
+        "n_pool": n_pool,
+        "model": f"resnet18(width={width})",
+        "precision": "bf16 autocast" if dev.type == "cuda" else "fp32",
+        "scoring_seconds_backbone_pass": t_embed,
+        "scoring_images_per_s": n_pool / t_embed,
+        "seconds_all_seven_candidates": t_all,
+        "seconds_entropy_only": t_ent,
+        "all_vs_entropy": t_all / t_ent,
+        "per_candidate_select_seconds": per_candidate,
+        "train_images_per_s": train_ips,
+        "train_batch": batch,
+        "round_seconds": t_round,
+        "round": {"labeled": labeled, "epochs": epochs, "query": query},
+        "target_all_seven_under_s": 0.5,
+        "meets_target": t_all < 0.5,
         "reference_h200": {"backbone_pass_50k_s": 0.22, "train_images_per_s": 57000},
     }
 
@@ -104,13 +125,20 @@ def kmeans_on_device(emb: torch.Tensor, k: int, repeats: int) -> dict:
     def seeds(graph: bool) -> torch.Tensor:
         return kmeans_plus_plus(x, k, torch.Generator(device=x.device).manual_seed(0), use_graph=graph)
 
-    out = {"n": x.shape[0], "d": x.shape[1], "k": k,
-           "seconds_seeding_eager": median_time(lambda: seeds(False), repeats),
-           "seconds_picks": median_time(lambda: kmeans_picks(x, k, seed=0), repeats)}
+    out = {
+        "n": x.shape[0],
+        "d": x.shape[1],
+        "k": k,
+        "seconds_seeding_eager": median_time(lambda: seeds(False), repeats),
+        "seconds_picks": median_time(lambda: kmeans_picks(x, k, seed=0), repeats),
+    }
     if x.is_cuda:
         out["seconds_seeding_cuda_graph"] = median_time(lambda: seeds(True), repeats)
-        out["graph_vs_eager"] = {"tf32_" + ("on" if torch.backends.cuda.matmul.allow_tf32 else "off"):
-                                 compare_seedings(x, seeds(True), seeds(False))}
+        out["graph_vs_eager"] = {
+            "tf32_" + ("on" if torch.backends.cuda.matmul.allow_tf32 else "off"): compare_seedings(
+                x, seeds(True), seeds(False)
+            )
+        }
         tf32 = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = not tf32
         try:
@@ -153,12 +181,17 @@ def al_rounds(n_pool: int, labeled: int, query: int, epochs: int, batch: int, wi
     for name, params in (("entropy", {}), ("autoal", {"batch_size": batch, "gmm_samples": 2000})):
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                cfg = RunConfig.from_dict({
-                    "model": {"name": "resnet18", "width": width},
-                    "train": {"epochs": epochs, "batch_size": batch, "optimizer": "sgd", "lr": 0.05},
-                    "al": {"initial_size": labeled, "query_size": query, "rounds": 2, "mc_samples": 500},
-                    "strategy": {"name": name, "params": params}, "scoring": {"batch_size": 2048},
-                    "tracking": {"enabled": False}, "runtime": {"output_dir": tmp, "quiet": True}})
+                cfg = RunConfig.from_dict(
+                    {
+                        "model": {"name": "resnet18", "width": width},
+                        "train": {"epochs": epochs, "batch_size": batch, "optimizer": "sgd", "lr": 0.05},
+                        "al": {"initial_size": labeled, "query_size": query, "rounds": 2, "mc_samples": 500},
+                        "strategy": {"name": name, "params": params},
+                        "scoring": {"batch_size": 2048},
+                        "tracking": {"enabled": False},
+                        "runtime": {"output_dir": tmp, "quiet": True},
+                    }
+                )
                 t0 = time.perf_counter()
                 res = ActiveLearningLoop(cfg, dataset=ds).run()
                 h = res.history[1]
@@ -172,8 +205,9 @@ def al_rounds(n_pool: int, labeled: int, query: int, epochs: int, batch: int, wi
     return out
 
 
-def profile_autoal_query(out_dir: Path, n_pool: int, labeled: int, query: int, epochs: int, batch: int,
-                         width: int) -> None:
+def profile_autoal_query(
+    out_dir: Path, n_pool: int, labeled: int, query: int, epochs: int, batch: int, width: int
+) -> None:
     """torch.profiler over AutoAL's round-1 query (search + selection) at the benchmark's sizes:
     the top operators by device time and by host time, written as text tables to ``out_dir``."""
     import tempfile
@@ -205,13 +239,17 @@ def profile_autoal_query(out_dir: Path, n_pool: int, labeled: int, query: int, e
     try:
         ds = synthetic_dataset(n_pool, n_test=1000, size=32, channels=3)
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = RunConfig.from_dict({
-                "model": {"name": "resnet18", "width": width},
-                "train": {"epochs": epochs, "batch_size": batch, "optimizer": "sgd", "lr": 0.05},
-                "al": {"initial_size": labeled, "query_size": query, "rounds": 3, "mc_samples": 500},
-                "strategy": {"name": "autoal", "params": {"batch_size": batch, "gmm_samples": 2000}},
-                "scoring": {"batch_size": 2048}, "tracking": {"enabled": False},
-                "runtime": {"output_dir": tmp, "quiet": True}})
+            cfg = RunConfig.from_dict(
+                {
+                    "model": {"name": "resnet18", "width": width},
+                    "train": {"epochs": epochs, "batch_size": batch, "optimizer": "sgd", "lr": 0.05},
+                    "al": {"initial_size": labeled, "query_size": query, "rounds": 3, "mc_samples": 500},
+                    "strategy": {"name": "autoal", "params": {"batch_size": batch, "gmm_samples": 2000}},
+                    "scoring": {"batch_size": 2048},
+                    "tracking": {"enabled": False},
+                    "runtime": {"output_dir": tmp, "quiet": True},
+                }
+            )
             ActiveLearningLoop(cfg, dataset=ds).run()
     finally:
         AutoAL.query = original
@@ -221,13 +259,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="bench/results/gpu.json")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, runs on a CPU")
-    ap.add_argument("--profile", action="store_true",
-                    help="only profile AutoAL's query (torch.profiler tables next to --out)")
+    ap.add_argument(
+        "--profile", action="store_true", help="only profile AutoAL's query (torch.profiler tables next to --out)"
+    )
     args = ap.parse_args()
     kw = dict(n_pool=600, labeled=100, query=20, epochs=1, batch=64, repeats=1, width=8) if args.smoke else {}
     if args.profile:
-        sizes = {k: v for k, v in (kw or dict(n_pool=50000, labeled=5000, query=1000, epochs=2, batch=512,
-                                              width=64)).items() if k != "repeats"}
+        sizes = {
+            k: v
+            for k, v in (kw or dict(n_pool=50000, labeled=5000, query=1000, epochs=2, batch=512, width=64)).items()
+            if k != "repeats"
+        }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         profile_autoal_query(Path(args.out).parent, **sizes)
         return 0

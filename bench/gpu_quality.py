@@ -29,6 +29,7 @@ platform, ``autoal report report.runs_files=[bench/results/quality_gpu_runs.json
 runs file into a full matrix report without an MLflow store. Tracking is disabled; run folders go
 to a temporary directory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from autoal.platform.matrix import (MatrixReport, build_matrix, heat_map, matrix_markdown,  # noqa: E402
-                                    run_from_record)
+from autoal.platform.matrix import (
+    MatrixReport,
+    build_matrix,
+    heat_map,
+    matrix_markdown,  # noqa: E402
+    run_from_record,
+)
 from autoal.strategies.candidates import PAPER_CANDIDATES  # noqa: E402
 
 DEFAULT_STRATEGIES = ["random", *PAPER_CANDIDATES, "typiclust", "autoal"]
@@ -73,25 +79,48 @@ class Setting:
 
     def config(self, strategy: str, params: dict[str, Any], seed: int, threads: int, out_dir: str) -> dict[str, Any]:
         """The run's config, as a dict for ``RunConfig.from_dict``."""
-        return {"dataset": dict(self.dataset), "model": {"name": self.model}, "train": dict(self.train),
-                "al": {"initial_size": self.initial, "query_size": self.query, "rounds": self.rounds, "seed": seed},
-                "strategy": {"name": strategy, "params": params}, "tracking": {"enabled": False},
-                "runtime": {"output_dir": out_dir, "quiet": True, "resume": False, "num_threads": threads,
-                            "device": self.device}}
+        return {
+            "dataset": dict(self.dataset),
+            "model": {"name": self.model},
+            "train": dict(self.train),
+            "al": {"initial_size": self.initial, "query_size": self.query, "rounds": self.rounds, "seed": seed},
+            "strategy": {"name": strategy, "params": params},
+            "tracking": {"enabled": False},
+            "runtime": {
+                "output_dir": out_dir,
+                "quiet": True,
+                "resume": False,
+                "num_threads": threads,
+                "device": self.device,
+            },
+        }
 
 
 SETTINGS: dict[str, Setting] = {
     # the full pool from the IDX files under data/ (bench/export_mnist_idx.py writes them from the
     # bundled copy, for a GPU machine without zarr)
-    "gpu_mnist_resnet": Setting({"name": "mnist", "options": {"source": "idx"}}, 500, 500, 10, model="resnet18",
-                                train={"epochs": 30, "batch_size": 128, "optimizer": "sgd", "lr": 0.05},
-                                device="cuda", note="full MNIST, ResNet-18"),
+    "gpu_mnist_resnet": Setting(
+        {"name": "mnist", "options": {"source": "idx"}},
+        500,
+        500,
+        10,
+        model="resnet18",
+        train={"epochs": 30, "batch_size": 128, "optimizer": "sgd", "lr": 0.05},
+        device="cuda",
+        note="full MNIST, ResNet-18",
+    ),
 }
 SMOKE_SETTINGS = {
     "digits": Setting({"name": "digits"}, 20, 10, 2, train={"epochs": 10}),
     "mnist_low": Setting({"name": "mnist", "train_size": 600, "test_size": 200}, 20, 20, 2, train={"epochs": 5}),
-    "mnist_lt": Setting({"name": "mnist", "imbalance_ratio": 10, "train_size": 600, "test_size": 200}, 30, 20, 2,
-                        train={"epochs": 5}, long_tailed=True),
+    "mnist_lt": Setting(
+        {"name": "mnist", "imbalance_ratio": 10, "train_size": 600, "test_size": 200},
+        30,
+        20,
+        2,
+        train={"epochs": 5},
+        long_tailed=True,
+    ),
 }
 SMOKE_STRATEGIES = ["random", "entropy", "margin", "bald", "autoal"]
 
@@ -101,13 +130,22 @@ SMOKE_STRATEGIES = ["random", "entropy", "margin", "bald", "autoal"]
 # ---------------------------------------------------------------------------------------------
 def run_key(setting: Setting, strategy: str, params: dict[str, Any], seed: int) -> str:
     """Identity of one run: what it computes (the setting, the strategy and its parameters, the seed)."""
-    blob = json.dumps({"setting": asdict(setting), "strategy": strategy, "params": params, "seed": seed},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"setting": asdict(setting), "strategy": strategy, "params": params, "seed": seed}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run_one(setting_name: str, setting: Setting, method: str, strategy: str, params: dict[str, Any], seed: int,
-            threads: int, out_dir: str) -> dict[str, Any]:
+def run_one(
+    setting_name: str,
+    setting: Setting,
+    method: str,
+    strategy: str,
+    params: dict[str, Any],
+    seed: int,
+    threads: int,
+    out_dir: str,
+) -> dict[str, Any]:
     """One AL run; the record the matrix keeps of it."""
     from autoal.config import RunConfig
     from autoal.loop import run_experiment
@@ -119,23 +157,33 @@ def run_one(setting_name: str, setting: Setting, method: str, strategy: str, par
     wall = time.perf_counter() - t0
     queried = [h for h in res.history if h["round"] < setting.rounds]
     rec: dict[str, Any] = {
-        "key": run_key(setting, strategy, params, seed), "setting": setting_name, "method": method,
-        "strategy": strategy, "params": params, "seed": seed, "long_tailed": setting.long_tailed, "aubc": res.aubc,
+        "key": run_key(setting, strategy, params, seed),
+        "setting": setting_name,
+        "method": method,
+        "strategy": strategy,
+        "params": params,
+        "seed": seed,
+        "long_tailed": setting.long_tailed,
+        "aubc": res.aubc,
         "final_accuracy": res.final_accuracy,
         "final_balanced_accuracy": float(res.history[-1].get("balanced_accuracy", float("nan"))),
-        "aubc_balanced": _aubc([h["labels"] for h in res.history],
-                               [h.get("balanced_accuracy", float("nan")) for h in res.history]),
-        "labels": [h["labels"] for h in res.history], "accuracy": [h["accuracy"] for h in res.history],
+        "aubc_balanced": _aubc(
+            [h["labels"] for h in res.history], [h.get("balanced_accuracy", float("nan")) for h in res.history]
+        ),
+        "labels": [h["labels"] for h in res.history],
+        "accuracy": [h["accuracy"] for h in res.history],
         "wall_s": wall,
         "round_s": statistics.mean(h["seconds_train"] + h["seconds_score"] + h["seconds_select"] for h in queried)
-        if queried else float("nan"),
+        if queried
+        else float("nan"),
         "query_s": statistics.mean(h["seconds_select"] for h in queried) if queried else float("nan"),
     }
     if strategy == "autoal" and queried:
         for key in ("seconds_candidates", "seconds_search", "seconds_selection"):
             rec[key] = statistics.mean(h.get(key, float("nan")) for h in queried)
-        rec["trace"] = [{k: v for k, v in h.items() if k.startswith(("w_mean/", "search/", "weight/", "value/"))}
-                        for h in queried]
+        rec["trace"] = [
+            {k: v for k, v in h.items() if k.startswith(("w_mean/", "search/", "weight/", "value/"))} for h in queried
+        ]
     return rec
 
 
@@ -159,27 +207,33 @@ def load_runs(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_matrix(tasks: list[tuple], jobs: int, threads: int, runs_file: Path, done: dict[str, dict[str, Any]]
-               ) -> dict[str, dict[str, Any]]:
+def run_matrix(
+    tasks: list[tuple], jobs: int, threads: int, runs_file: Path, done: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """Run the tasks not in ``done`` (``jobs`` processes), appending each record to ``runs_file``."""
     todo = [t for t in tasks if run_key(t[1], t[3], t[4], t[5]) not in done]
     runs_file.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="autoal-quality-") as tmp, runs_file.open("a") as sink:
+
         def keep(rec: dict[str, Any], i: int) -> None:
             done[rec["key"]] = rec
             sink.write(json.dumps(rec, default=float) + "\n")
             sink.flush()
             eta = (time.perf_counter() - t_start) / (i + 1) * (len(todo) - i - 1)
-            print(f"[{i + 1}/{len(todo)}] {rec['setting']:<12} {rec['method']:<26} seed {rec['seed']}  "
-                  f"AUBC {rec['aubc']:.4f}  {rec['wall_s']:.0f}s  (ETA {eta / 60:.0f} min)", flush=True)
+            print(
+                f"[{i + 1}/{len(todo)}] {rec['setting']:<12} {rec['method']:<26} seed {rec['seed']}  "
+                f"AUBC {rec['aubc']:.4f}  {rec['wall_s']:.0f}s  (ETA {eta / 60:.0f} min)",
+                flush=True,
+            )
 
         if jobs > 1 and len(todo) > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                     initargs=(threads,)) as ex:
+            with ProcessPoolExecutor(
+                jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+            ) as ex:
                 futs = [ex.submit(run_one, *t, threads, tmp) for t in todo]
                 for i, f in enumerate(as_completed(futs)):
                     keep(f.result(), i)
@@ -201,12 +255,22 @@ def matrix_of(records: list[dict[str, Any]], order: list[str], setting_order: li
 def matrix_json(report: MatrixReport) -> dict[str, Any]:
     """The matrix's tables as JSON: per setting the method statistics (rank order) and the paired
     differences to the best single strategy; the mean ranks and the verdicts."""
-    return {"single_strategies": sorted(report.single_strategies), "methods": list(report.methods),
-            "mean_rank": report.mean_rank, "verdicts": report.verdicts(),
-            "settings": {s: {"long_tailed": t.long_tailed, "best_single": t.best_single, "ranking": t.ranking,
-                             "stats": {m: dataclasses.asdict(st) for m, st in t.stats.items()},
-                             "paired": {m: {**dataclasses.asdict(pd), "n": pd.n} for m, pd in t.paired.items()}}
-                         for s, t in report.settings.items()}}
+    return {
+        "single_strategies": sorted(report.single_strategies),
+        "methods": list(report.methods),
+        "mean_rank": report.mean_rank,
+        "verdicts": report.verdicts(),
+        "settings": {
+            s: {
+                "long_tailed": t.long_tailed,
+                "best_single": t.best_single,
+                "ranking": t.ranking,
+                "stats": {m: dataclasses.asdict(st) for m, st in t.stats.items()},
+                "paired": {m: {**dataclasses.asdict(pd), "n": pd.n} for m, pd in t.paired.items()},
+            }
+            for s, t in report.settings.items()
+        },
+    }
 
 
 def heat_map_png(report: MatrixReport, path: Path) -> Path | None:
@@ -224,13 +288,22 @@ def heat_map_png(report: MatrixReport, path: Path) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--settings", nargs="+", default=None,
-                    help=f"from {', '.join(SETTINGS)} (--smoke: {', '.join(SMOKE_SETTINGS)}); default: all")
+    ap.add_argument(
+        "--settings",
+        nargs="+",
+        default=None,
+        help=f"from {', '.join(SETTINGS)} (--smoke: {', '.join(SMOKE_SETTINGS)}); default: all",
+    )
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--strategies", nargs="*", default=DEFAULT_STRATEGIES)
     ap.add_argument("--autoal-params", default="{}", help="JSON of strategy.params for 'autoal'")
-    ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
-                    help="an extra AutoAL setting run on the same seeds, e.g. tau1='{\"tau\": 1.0}'")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an extra AutoAL setting run on the same seeds, e.g. tau1='{\"tau\": 1.0}'",
+    )
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "quality_gpu.json"))
@@ -242,8 +315,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = args.settings or list(table)
     unknown = [s for s in names if s not in table]
     if unknown:
-        raise SystemExit(f"--settings: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(table)}"
-                         + ("" if args.smoke else "; the CPU settings run as `autoal sweep sweep=quality`"))
+        raise SystemExit(
+            f"--settings: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(table)}"
+            + ("" if args.smoke else "; the CPU settings run as `autoal sweep sweep=quality`")
+        )
     if args.smoke:
         args.seeds = 1
         if args.strategies == DEFAULT_STRATEGIES:
@@ -262,8 +337,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     done = load_runs(runs_file)
     # seed-major order: the methods of one seed run close together in time, so that changing
     # machine load affects them alike
-    tasks = [(s, table[s], m, name, params, seed) for s in names for seed in range(args.seeds)
-             for m, (name, params) in methods.items()]
+    tasks = [
+        (s, table[s], m, name, params, seed)
+        for s in names
+        for seed in range(args.seeds)
+        for m, (name, params) in methods.items()
+    ]
     t0 = time.perf_counter()
     done = run_matrix(tasks, args.jobs, args.threads, runs_file, done)
 
@@ -271,9 +350,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     runs = [done[run_key(t[1], t[3], t[4], t[5])] for t in tasks]
     matrix = matrix_of(runs, order=list(methods), setting_order=names)
-    report: dict[str, Any] = {"machine": machine(), "config": vars(args), "methods": list(methods),
-                              "setting_defs": {s: asdict(table[s]) for s in names}, "runs_file": str(runs_file),
-                              "runs": runs, "matrix": matrix_json(matrix), "seconds": time.perf_counter() - t0}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "config": vars(args),
+        "methods": list(methods),
+        "setting_defs": {s: asdict(table[s]) for s in names},
+        "runs_file": str(runs_file),
+        "runs": runs,
+        "matrix": matrix_json(matrix),
+        "seconds": time.perf_counter() - t0,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float))
     where = report["machine"].get("gpu") or "CPU"
@@ -281,8 +367,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.with_suffix(".md").write_text(md + "\n")
     png = heat_map_png(matrix, out.with_name(out.stem + "_matrix.png"))
     print("\n" + md)
-    print(f"wrote {out}, {out.with_suffix('.md')}, {runs_file}" + (f", {png}" if png else "") +
-          f" ({report['seconds'] / 60:.1f} min)")
+    print(
+        f"wrote {out}, {out.with_suffix('.md')}, {runs_file}"
+        + (f", {png}" if png else "")
+        + f" ({report['seconds'] / 60:.1f} min)"
+    )
     return report
 
 

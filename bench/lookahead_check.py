@@ -13,6 +13,7 @@ proxy's best candidate is the true best, and the true gain lost by following the
     .venv/bin/python bench/lookahead_check.py                       # digits and MNIST (5,000 pool)
     .venv/bin/python bench/lookahead_check.py --settings mnist_low --seeds 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,7 @@ from autoal.lookahead.valuation import lookahead  # noqa: E402
 from autoal.strategies import QueryContext, build_strategy  # noqa: E402
 from autoal.training import TrainConfig, evaluate, train_model  # noqa: E402
 
-CANDIDATES = ["entropy", "margin", "least_confidence", "kmeans", "bald", "var_ratio", "mean_std", "typiclust",
-              "random"]
+CANDIDATES = ["entropy", "margin", "least_confidence", "kmeans", "bald", "var_ratio", "mean_std", "typiclust", "random"]
 SETTINGS = {
     "digits": ({"name": "digits"}, [30, 60, 100], 10, 50),
     "mnist_low": ({"name": "mnist", "train_size": 5000, "test_size": 2000}, [40, 100, 200], 20, 30),
@@ -80,25 +80,46 @@ def one_point(ds, size: int, b: int, epochs: int, seed: int, parts: int) -> dict
     truth = {}
     for name in CANDIDATES:
         s = build_strategy(name)
-        ctx = QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=b, rng=np.random.default_rng(seed),
-                           labeled_cache=lab_cache)
+        ctx = QueryContext(
+            cache=cache,
+            unlabeled=unlabeled,
+            labeled=labeled,
+            n=b,
+            rng=np.random.default_rng(seed),
+            labeled_cache=lab_cache,
+        )
         picks = s.query(ctx)
         m2 = trained(ds, np.concatenate([labeled, picks]), seed + 1, epochs)
         truth[name] = evaluate(m2, ds, device=CPU)["accuracy"]
     # the proxy: FitNet on A, candidates on V, look-ahead
     perm = rng.permutation(size)
-    a_idx, v_idx = labeled[np.sort(perm[: size // 2])], labeled[np.sort(perm[size // 2:])]
+    a_idx, v_idx = labeled[np.sort(perm[: size // 2])], labeled[np.sort(perm[size // 2 :])]
     fitnet = trained(ds, a_idx, seed + 2, epochs)
     v_cache = compute_cache(fitnet, ds, v_idx, seed=seed)
     a_cache = compute_cache(fitnet, ds, a_idx, mc_samples=0)
     scores = candidate_scores(CANDIDATES, v_cache, a_cache, max(1, b // 2), seed)
-    res = lookahead(a_cache.embeddings, ds.y_train[a_idx], v_cache.embeddings, ds.y_train[v_idx],
-                    fitnet.fc.weight.detach(), fitnet.fc.bias.detach(), scores, max(1, round(b / 2)),
-                    parts=parts, rng=np.random.default_rng(seed))
+    res = lookahead(
+        a_cache.embeddings,
+        ds.y_train[a_idx],
+        v_cache.embeddings,
+        ds.y_train[v_idx],
+        fitnet.fc.weight.detach(),
+        fitnet.fc.bias.detach(),
+        scores,
+        max(1, round(b / 2)),
+        parts=parts,
+        rng=np.random.default_rng(seed),
+    )
     proxy = dict(zip(CANDIDATES, res.gain_ce.mean(1).tolist()))
     proxy_acc = dict(zip(CANDIDATES, res.gain_acc.mean(1).tolist()))
-    return {"size": size, "seed": seed, "truth": truth, "proxy_ce": proxy, "proxy_acc": proxy_acc,
-            "picks_simulated": res.picks}
+    return {
+        "size": size,
+        "seed": seed,
+        "truth": truth,
+        "proxy_ce": proxy,
+        "proxy_acc": proxy_acc,
+        "picks_simulated": res.picks,
+    }
 
 
 def summarize(points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -115,9 +136,13 @@ def summarize(points: list[dict[str, Any]]) -> dict[str, Any]:
         regret.append(float(t.max() - t[int(np.argmax(q))]))
         for c in CANDIDATES:
             fixed[c].append(float(t.max() - p["truth"][c]))
-    return {"points": len(points), "spearman_mean": statistics.mean(rho), "proxy_picks_best": hit,
-            "regret_proxy": statistics.mean(regret),
-            "regret_fixed": {c: statistics.mean(v) for c, v in fixed.items()}}
+    return {
+        "points": len(points),
+        "spearman_mean": statistics.mean(rho),
+        "proxy_picks_best": hit,
+        "regret_proxy": statistics.mean(regret),
+        "regret_fixed": {c: statistics.mean(v) for c, v in fixed.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -144,10 +169,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 points.append(p)
                 best_true = max(p["truth"], key=p["truth"].get)
                 best_proxy = max(p["proxy_ce"], key=p["proxy_ce"].get)
-                print(f"{name} |L|={size} seed {seed}: true best {best_true} "
-                      f"({p['truth'][best_true]:.3f}); proxy best {best_proxy} (true {p['truth'][best_proxy]:.3f})  "
-                      + " ".join(f"{c[:6]} {p['truth'][c]:.3f}/{p['proxy_ce'][c]:+.3f}" for c in CANDIDATES),
-                      flush=True)
+                print(
+                    f"{name} |L|={size} seed {seed}: true best {best_true} "
+                    f"({p['truth'][best_true]:.3f}); proxy best {best_proxy} (true {p['truth'][best_proxy]:.3f})  "
+                    + " ".join(f"{c[:6]} {p['truth'][c]:.3f}/{p['proxy_ce'][c]:+.3f}" for c in CANDIDATES),
+                    flush=True,
+                )
         report["settings"][name] = {"points": points, "summary": summarize(points)}
         print(name, json.dumps(report["settings"][name]["summary"], indent=1), flush=True)
     out = Path(args.out)

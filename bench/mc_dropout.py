@@ -21,6 +21,7 @@ A variant is ``NAME=NORM,MASKS,T`` with NORM ``norm|raw`` (``model.embedding_nor
 ``consistent|independent`` (``al.mc_masks``) and T (``al.mc_samples``). Writes JSON next to the
 other results (``bench/results/mc_dropout.json``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,13 @@ from autoal.selection import top_n  # noqa: E402
 from autoal.strategies import scores  # noqa: E402
 from autoal.training import TrainConfig, train_model  # noqa: E402
 
-DEFAULT_VARIANTS = ["old=raw,independent,10", "norm_T10=norm,independent,10", "new_T100=norm,consistent,100",
-                    "new_T300=norm,consistent,300", "new_T1000=norm,consistent,1000"]
+DEFAULT_VARIANTS = [
+    "old=raw,independent,10",
+    "norm_T10=norm,independent,10",
+    "new_T100=norm,consistent,100",
+    "new_T300=norm,consistent,300",
+    "new_T1000=norm,consistent,1000",
+]
 MC_SCORES = {"bald": scores.bald, "mean_std": scores.mean_std, "var_ratio": scores.var_ratio}
 
 
@@ -64,8 +70,9 @@ def parse_variant(text: str) -> tuple[str, bool, str, int]:
     return name, norm == "norm", masks, int(t)
 
 
-def one_round(ds, labeled: np.ndarray, norm: bool, masks: str, t: int, b: int, seed: int,
-              epochs: int) -> dict[str, Any]:
+def one_round(
+    ds, labeled: np.ndarray, norm: bool, masks: str, t: int, b: int, seed: int, epochs: int
+) -> dict[str, Any]:
     dev = torch.device("cpu")
     torch.manual_seed(seed)
     model = build_model("small_cnn", ds.in_channels, ds.num_classes, ds.image_size, dropout=0.3, embedding_norm=norm)
@@ -86,10 +93,12 @@ def one_round(ds, labeled: np.ndarray, norm: bool, masks: str, t: int, b: int, s
         t_mc.append(time.perf_counter() - t1 - t_backbone)
     correct = base.probs.argmax(1).numpy() == ds.y_train.numpy()[pool]
     ent = scores.entropy(base.probs).numpy()
-    out: dict[str, Any] = {"rho_entropy_norm": spearman(ent, raw_norm),
-                           "margin_pick_accuracy": float(correct[top_n(scores.margin(base.probs), b,
-                                                                      np.random.default_rng(0))].mean()),
-                           "seconds_backbone": t_backbone, "seconds_mc": statistics.median(t_mc)}
+    out: dict[str, Any] = {
+        "rho_entropy_norm": spearman(ent, raw_norm),
+        "margin_pick_accuracy": float(correct[top_n(scores.margin(base.probs), b, np.random.default_rng(0))].mean()),
+        "seconds_backbone": t_backbone,
+        "seconds_mc": statistics.median(t_mc),
+    }
     for name, fn in MC_SCORES.items():
         s1, s2 = fn(caches[0].mc), fn(caches[1].mc)
         p1 = top_n(s1, b, np.random.default_rng(0))
@@ -132,12 +141,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rows.append(one_round(ds, labeled, norm, masks, t, args.query, seed, args.epochs))
             mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
             results.setdefault(name, {})[str(size)] = mean
-            print(f"{name:<10} |L|={size:<4} rho(H,norm) {mean['rho_entropy_norm']:+.2f}  margin acc "
-                  f"{mean['margin_pick_accuracy']:.2f}  " + "  ".join(
-                      f"{s}: rho_norm {mean[f'{s}/rho_norm']:+.2f} rho_H {mean[f'{s}/rho_entropy']:+.2f} "
-                      f"acc {mean[f'{s}/pick_accuracy']:.2f} overlap {mean[f'{s}/overlap']:.2f}"
-                      for s in MC_SCORES) + f"  mc {mean['seconds_mc']:.3f}s vs backbone {mean['seconds_backbone']:.3f}s",
-                  flush=True)
+            print(
+                f"{name:<10} |L|={size:<4} rho(H,norm) {mean['rho_entropy_norm']:+.2f}  margin acc "
+                f"{mean['margin_pick_accuracy']:.2f}  "
+                + "  ".join(
+                    f"{s}: rho_norm {mean[f'{s}/rho_norm']:+.2f} rho_H {mean[f'{s}/rho_entropy']:+.2f} "
+                    f"acc {mean[f'{s}/pick_accuracy']:.2f} overlap {mean[f'{s}/overlap']:.2f}"
+                    for s in MC_SCORES
+                )
+                + f"  mc {mean['seconds_mc']:.3f}s vs backbone {mean['seconds_backbone']:.3f}s",
+                flush=True,
+            )
     report = {"config": vars(args), "variants": [list(v) for v in variants], "results": results}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Performance benchmarks (issue 7). Every timing is a ratio against a baseline measured in
 the same run on the same machine, each the median of several repeats."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ CANDIDATES = ("entropy", "margin", "least_confidence", "kmeans", "bald", "var_ra
 MC_CANDIDATES = ("bald", "var_ratio", "mean_std")
 
 
-def mc_seed_stability(model, indices: np.ndarray, embeddings: torch.Tensor, mc: int, query: int,
-                      seeds: tuple[int, int] = (1, 2)) -> dict:
+def mc_seed_stability(
+    model, indices: np.ndarray, embeddings: torch.Tensor, mc: int, query: int, seeds: tuple[int, int] = (1, 2)
+) -> dict:
     """How much the MC candidates' picks depend on the MC seed at T = ``mc`` (the figure that
     chose T, bench/README.md "MC dropout"): per candidate, ``overlap``, the share of the top
     ``query`` that two MC seeds pick in common, and ``spearman``, the rank correlation of the two
@@ -39,8 +41,7 @@ def mc_seed_stability(model, indices: np.ndarray, embeddings: torch.Tensor, mc: 
     return out
 
 
-def digits_mc_seed_stability(mc: int, sizes=(20, 70, 150), seeds: int = 3, query: int = 10, epochs: int = 50
-                             ) -> dict:
+def digits_mc_seed_stability(mc: int, sizes=(20, 70, 150), seeds: int = 3, query: int = 10, epochs: int = 50) -> dict:
     """The MC candidates' seed stability on a trained task model, by bench/mc_dropout.py's
     protocol (digits, random labeled sets of ``sizes``, ``seeds`` each, top ``query``): the
     ``overlap`` of two MC seeds' picks per labeled-set size, its mean over sizes, and
@@ -51,17 +52,44 @@ def digits_mc_seed_stability(mc: int, sizes=(20, 70, 150), seeds: int = 3, query
     ds = load_dataset(DataSpec(name="digits"))
     per_size = {}
     for size in sizes:
-        rows = [one_round(ds, np.sort(np.random.default_rng(s).permutation(len(ds.y_train))[:size]), True,
-                          "consistent", mc, query, s, epochs) for s in range(seeds)]
+        rows = [
+            one_round(
+                ds,
+                np.sort(np.random.default_rng(s).permutation(len(ds.y_train))[:size]),
+                True,
+                "consistent",
+                mc,
+                query,
+                s,
+                epochs,
+            )
+            for s in range(seeds)
+        ]
         per_size[str(size)] = {n: float(np.mean([r[f"{n}/overlap"] for r in rows])) for n in MC_CANDIDATES}
     mean = {n: float(np.mean([v[n] for v in per_size.values()])) for n in MC_CANDIDATES}
-    return {"mc_samples": mc, "query": query, "seeds": seeds, "epochs": epochs, "overlap": per_size,
-            "mean_overlap": mean, "min_mean_overlap": min(mean.values())}
+    return {
+        "mc_samples": mc,
+        "query": query,
+        "seeds": seeds,
+        "epochs": epochs,
+        "overlap": per_size,
+        "mean_overlap": mean,
+        "min_mean_overlap": min(mean.values()),
+    }
 
 
-def candidate_scoring(n_pool: int = 20000, query: int = 100, mc: int | None = None, repeats: int = 5,
-                      model_name: str = "small_cnn", size: int = 8, channels: int = 1, separate: bool = True,
-                      mc_separate: int = 10, stability_digits: dict | None = None) -> dict:
+def candidate_scoring(
+    n_pool: int = 20000,
+    query: int = 100,
+    mc: int | None = None,
+    repeats: int = 5,
+    model_name: str = "small_cnn",
+    size: int = 8,
+    channels: int = 1,
+    separate: bool = True,
+    mc_separate: int = 10,
+    stability_digits: dict | None = None,
+) -> dict:
     """All seven candidates from one shared cache vs Entropy alone, and (``separate``) vs each
     candidate with its own model passes (the released code's way: a full forward per candidate,
     and ``mc_separate`` = 10 full forwards with dropout for the MC candidates, the released
@@ -118,11 +146,19 @@ def candidate_scoring(n_pool: int = 20000, query: int = 100, mc: int | None = No
 
     t_ent = median_time(entropy_only, repeats)
     t_shared = median_time(shared, repeats)
-    out = {"n_pool": n_pool, "pool_shape": [channels, size, size], "model": model_name, "mc_samples": mc,
-           "mc_samples_separate": mc_separate,
-           "query": query, "seconds_entropy": t_ent, "seconds_all_shared": t_shared,
-           "shared_vs_entropy": ratio(t_shared, t_ent),
-           "target_shared_vs_entropy": 1.2, "meets_target": ratio(t_shared, t_ent) <= 1.2}
+    out = {
+        "n_pool": n_pool,
+        "pool_shape": [channels, size, size],
+        "model": model_name,
+        "mc_samples": mc,
+        "mc_samples_separate": mc_separate,
+        "query": query,
+        "seconds_entropy": t_ent,
+        "seconds_all_shared": t_shared,
+        "shared_vs_entropy": ratio(t_shared, t_ent),
+        "target_shared_vs_entropy": 1.2,
+        "meets_target": ratio(t_shared, t_ent) <= 1.2,
+    }
     cache = compute_cache(model, ds, idx, mc_samples=mc, device=dev, images=images)
     if mc > 0:
         pool = mc_seed_stability(model, idx, cache.embeddings, mc, query)
@@ -135,9 +171,12 @@ def candidate_scoring(n_pool: int = 20000, query: int = 100, mc: int | None = No
     from autoal.cache import cache_from_embeddings
 
     out["seconds_mc_head_passes"] = median_time(
-        lambda: cache_from_embeddings(model, idx, cache.embeddings, mc_samples=mc), repeats)
-    out["seconds_select"] = {n: median_time(lambda s=s: s.select_positions(cache, query, np.random.default_rng(0)),
-                                            repeats) for n, s in strategies.items()}
+        lambda: cache_from_embeddings(model, idx, cache.embeddings, mc_samples=mc), repeats
+    )
+    out["seconds_select"] = {
+        n: median_time(lambda s=s: s.select_positions(cache, query, np.random.default_rng(0)), repeats)
+        for n, s in strategies.items()
+    }
     if separate:
         t_sep = median_time(separate_passes, max(1, repeats // 2))
         out.update(seconds_all_separate=t_sep, separate_vs_shared=ratio(t_sep, t_shared))
@@ -167,9 +206,17 @@ def kmeans_selection(n: int = 20000, d: int = 512, k: int = 100, repeats: int = 
     c_ours, a_ours = tk(xd, k, seed=0)
     sk = KMeans(n_clusters=k, random_state=0).fit(xn)
     in_ours = inertia(c_ours[a_ours].cpu(), x)
-    return {"n": n, "d": d, "k": k, "seconds_autoal": t_ours, "seconds_sklearn": t_sk,
-            "speedup_vs_sklearn": ratio(t_sk, t_ours), "inertia_autoal": in_ours,
-            "inertia_sklearn": float(sk.inertia_), "inertia_ratio": ratio(in_ours, float(sk.inertia_))}
+    return {
+        "n": n,
+        "d": d,
+        "k": k,
+        "seconds_autoal": t_ours,
+        "seconds_sklearn": t_sk,
+        "speedup_vs_sklearn": ratio(t_sk, t_ours),
+        "inertia_autoal": in_ours,
+        "inertia_sklearn": float(sk.inertia_),
+        "inertia_ratio": ratio(in_ours, float(sk.inertia_)),
+    }
 
 
 def gmm_threshold_fit(n: int = 20000, k: int = 7, repeats: int = 5) -> dict:
@@ -184,8 +231,13 @@ def gmm_threshold_fit(n: int = 20000, k: int = 7, repeats: int = 5) -> dict:
     votes = rng.binomial(k, 0.08, size=n) / k
     t_ours = median_time(lambda: fit_gmm_1d(votes, 3, var_floor=1e-4), repeats)
     t_sk = median_time(lambda: GaussianMixture(3, random_state=0).fit(votes.reshape(-1, 1)), repeats, warmup=0)
-    return {"n": n, "distinct_values": int(np.unique(votes).size), "seconds_autoal": t_ours,
-            "seconds_sklearn": t_sk, "speedup_vs_sklearn": ratio(t_sk, t_ours)}
+    return {
+        "n": n,
+        "distinct_values": int(np.unique(votes).size),
+        "seconds_autoal": t_ours,
+        "seconds_sklearn": t_sk,
+        "speedup_vs_sklearn": ratio(t_sk, t_ours),
+    }
 
 
 _MEM_CODE = """
@@ -233,10 +285,17 @@ def memory_growth(sizes=(10000, 20000, 40000), strategy: str = "kmeans") -> dict
     root = str(Path(__file__).resolve().parent.parent)
     rows = []
     for n in sizes:
-        out = subprocess.run([sys.executable, "-c", _MEM_CODE, str(n), strategy, root], capture_output=True,
-                             text=True, timeout=600, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _MEM_CODE, str(n), strategy, root],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
         d = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append({"n_pool": n, "peak_mib": d["peak_kib"] / 1024, "round_mib": (d["peak_kib"] - d["baseline_kib"]) / 1024})
+        rows.append(
+            {"n_pool": n, "peak_mib": d["peak_kib"] / 1024, "round_mib": (d["peak_kib"] - d["baseline_kib"]) / 1024}
+        )
     base = rows[0]["round_mib"]
     for r in rows:
         r["growth_vs_first"] = ratio(r["round_mib"], base)
@@ -255,19 +314,32 @@ def al_round(repeats: int = 3, smoke: bool = False) -> dict:
 
     def one(strategy: str, seed: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = RunConfig.from_dict({"strategy": {"name": strategy}, "al": {"rounds": 2, "seed": seed},
-                                       "tracking": {"enabled": False},
-                                       "runtime": {"output_dir": tmp, "quiet": True, "num_threads": 2}})
+            cfg = RunConfig.from_dict(
+                {
+                    "strategy": {"name": strategy},
+                    "al": {"rounds": 2, "seed": seed},
+                    "tracking": {"enabled": False},
+                    "runtime": {"output_dir": tmp, "quiet": True, "num_threads": 2},
+                }
+            )
             res = ActiveLearningLoop(cfg).run()
             h = res.history[1]  # round 1: warm-started nets, as in steady state
             # the query ("select") holds AutoAL's candidate indicators, search and selection on U
             parts = {k: h.get(f"seconds_{k}", 0.0) for k in ("candidates", "search", "selection")}
             rest = h["seconds_select"] - sum(parts.values())
-            return {"train": h["seconds_train"], "score": h["seconds_score"], **parts,
-                    "query_other": rest, "query": h["seconds_select"],
-                    "total": h["seconds_train"] + h["seconds_score"] + h["seconds_select"],
-                    "run_total": sum(r["seconds_train"] + r["seconds_score"] + r["seconds_select"]
-                                     for r in res.history if "seconds_select" in r)}
+            return {
+                "train": h["seconds_train"],
+                "score": h["seconds_score"],
+                **parts,
+                "query_other": rest,
+                "query": h["seconds_select"],
+                "total": h["seconds_train"] + h["seconds_score"] + h["seconds_select"],
+                "run_total": sum(
+                    r["seconds_train"] + r["seconds_score"] + r["seconds_select"]
+                    for r in res.history
+                    if "seconds_select" in r
+                ),
+            }
 
     reps = 1 if smoke else repeats
     out = {}

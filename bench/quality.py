@@ -2,6 +2,7 @@
 (settings in autoal/conf/setting/, the sweep in autoal/conf/sweep/quality.yaml; arguments are the
 sweep's overrides, e.g. ``'sweep.space.setting={grid:[digits]}'`` or ``sweep.resume=true``).
 The GPU setting, on a machine without Ray, MLflow or Hydra, runs with bench/gpu_quality.py."""
+
 import sys
 from pathlib import Path
 

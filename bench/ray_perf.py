@@ -1,6 +1,7 @@
 """Ray benchmarks (issue 7): a Tune sweep of 4 AL trials with 1 vs 2 concurrent trials
 (speed-up and parallel efficiency), and data-parallel pool scoring with 1 vs 2 actors. Both
 figures are ratios measured in the same run on the same machine."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,13 @@ from bench.common import median_time, ratio, synthetic_dataset
 #: Ray workers import this module by name: give them the repository root on their path,
 #: whatever folder the benchmark was started from.
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_RAY_INIT = dict(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}})
+_RAY_INIT = dict(
+    num_cpus=2,
+    include_dashboard=False,
+    log_to_driver=False,
+    configure_logging=False,
+    runtime_env={"env_vars": {"PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}},
+)
 
 
 def _trial(config: dict) -> None:
@@ -26,11 +32,15 @@ def _trial(config: dict) -> None:
     from autoal.loop import run_experiment
 
     torch.set_num_threads(1)
-    cfg = RunConfig.from_dict({"strategy": {"name": "entropy"},
-                               "al": {"rounds": config["rounds"], "seed": config["seed"], "mc_samples": 0},
-                               "train": {"epochs": config["epochs"]}, "tracking": {"enabled": False},
-                               "runtime": {"output_dir": config["out"], "quiet": True, "num_threads": 1,
-                                           "resume": False}})
+    cfg = RunConfig.from_dict(
+        {
+            "strategy": {"name": "entropy"},
+            "al": {"rounds": config["rounds"], "seed": config["seed"], "mc_samples": 0},
+            "train": {"epochs": config["epochs"]},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": config["out"], "quiet": True, "num_threads": 1, "resume": False},
+        }
+    )
     res = run_experiment(cfg)
     tune.report({"aubc": res.aubc})
 
@@ -54,10 +64,15 @@ def sweep_concurrency(smoke: bool = False, trials: int | None = None) -> dict:
             for conc in (1, 2):
                 tuner = tune.Tuner(
                     tune.with_resources(_trial, {"cpu": 1}),
-                    param_space={"seed": tune.grid_search(list(range(trials))), "rounds": rounds, "epochs": epochs,
-                                 "out": os.path.join(tmp, f"runs{conc}")},
+                    param_space={
+                        "seed": tune.grid_search(list(range(trials))),
+                        "rounds": rounds,
+                        "epochs": epochs,
+                        "out": os.path.join(tmp, f"runs{conc}"),
+                    },
                     tune_config=tune.TuneConfig(max_concurrent_trials=conc, metric="aubc", mode="max"),
-                    run_config=tune.RunConfig(storage_path=os.path.join(tmp, "ray"), name=f"c{conc}", verbose=0))
+                    run_config=tune.RunConfig(storage_path=os.path.join(tmp, "ray"), name=f"c{conc}", verbose=0),
+                )
                 t0 = time.perf_counter()
                 grid = tuner.fit()
                 walls[conc] = time.perf_counter() - t0
@@ -67,8 +82,15 @@ def sweep_concurrency(smoke: bool = False, trials: int | None = None) -> dict:
         if started:
             ray.shutdown()
     speedup = ratio(walls[1], walls[2])
-    return {"trials": trials, "seconds_1_concurrent": walls[1], "seconds_2_concurrent": walls[2],
-            "speedup": speedup, "efficiency": speedup / 2, "target_speedup": 1.7, "meets_target": speedup >= 1.7}
+    return {
+        "trials": trials,
+        "seconds_1_concurrent": walls[1],
+        "seconds_2_concurrent": walls[2],
+        "speedup": speedup,
+        "efficiency": speedup / 2,
+        "target_speedup": 1.7,
+        "meets_target": speedup >= 1.7,
+    }
 
 
 def scoring_actors(smoke: bool = False) -> dict:
@@ -94,9 +116,12 @@ def scoring_actors(smoke: bool = False) -> dict:
         for k in (1, 2):
             scorer = RayScorer(num_actors=k, num_cpus=1, num_threads=1)
             try:
-                out[k] = median_time(lambda: scorer(  # noqa: B023 - timed within this iteration
-                    model, ds, idx, mc_samples=10, batch_size=512, device=torch.device("cpu"), seed=0),
-                    1 if smoke else 3)
+                out[k] = median_time(
+                    lambda: scorer(  # noqa: B023 - timed within this iteration
+                        model, ds, idx, mc_samples=10, batch_size=512, device=torch.device("cpu"), seed=0
+                    ),
+                    1 if smoke else 3,
+                )
             finally:
                 scorer.close()
     finally:

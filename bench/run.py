@@ -7,6 +7,7 @@ every figure) and a Markdown summary.
     python bench/run.py --only train_throughput run_split   # training loop vs a tight loop; a run's time split
     python bench/gpu.py                 # the separate GPU mode (on a CUDA machine)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,19 +30,24 @@ def benchmarks(smoke: bool) -> dict:
     out = {
         # with the MC candidates' stability across MC seeds on trained digits models beside the speed
         "candidate_scoring": lambda: perf.candidate_scoring(
-            n_pool=2000 if s else 20000, repeats=1 if s else 5,
-            stability_digits={"sizes": (20,), "seeds": 1, "epochs": 5} if s else {}),
+            n_pool=2000 if s else 20000,
+            repeats=1 if s else 5,
+            stability_digits={"sizes": (20,), "seeds": 1, "epochs": 5} if s else {},
+        ),
         # the same in the CIFAR-10 image shape, where the backbone pass costs what it does in practice
-        "candidate_scoring_32px": lambda: perf.candidate_scoring(n_pool=2000 if s else 20000, repeats=1 if s else 3,
-                                                                 size=32, channels=3, separate=False),
-        "kmeans": lambda: perf.kmeans_selection(n=2000 if s else 20000, d=64 if s else 512, k=20 if s else 100,
-                                                repeats=1 if s else 3),
+        "candidate_scoring_32px": lambda: perf.candidate_scoring(
+            n_pool=2000 if s else 20000, repeats=1 if s else 3, size=32, channels=3, separate=False
+        ),
+        "kmeans": lambda: perf.kmeans_selection(
+            n=2000 if s else 20000, d=64 if s else 512, k=20 if s else 100, repeats=1 if s else 3
+        ),
         "gmm_threshold": lambda: perf.gmm_threshold_fit(n=2000 if s else 20000, repeats=1 if s else 5),
         "memory": lambda: perf.memory_growth(sizes=(1000, 2000) if s else (10000, 20000, 40000)),
         "al_round": lambda: perf.al_round(smoke=s),
         # the training loop against a tight forward/backward loop, and where a run's time goes
-        "train_throughput": lambda: throughput.train_throughput(sizes=(20, 64) if s else (20, 64, 200, 1000),
-                                                                steps=4 if s else 40, repeats=1 if s else 5),
+        "train_throughput": lambda: throughput.train_throughput(
+            sizes=(20, 64) if s else (20, 64, 200, 1000), steps=4 if s else 40, repeats=1 if s else 5
+        ),
         "run_split": lambda: throughput.run_split(smoke=s),
     }
     try:
@@ -55,9 +61,13 @@ def benchmarks(smoke: bool) -> dict:
 
 
 def summary_markdown(results: dict) -> str:
-    lines = [f"# autoal benchmarks ({results['machine']['time']})", "",
-             f"Machine: {results['machine']['cpus']} CPUs, torch {results['machine']['torch']}, "
-             f"CUDA: {results['machine']['cuda']}. Smoke: {results['smoke']}.", ""]
+    lines = [
+        f"# autoal benchmarks ({results['machine']['time']})",
+        "",
+        f"Machine: {results['machine']['cpus']} CPUs, torch {results['machine']['torch']}, "
+        f"CUDA: {results['machine']['cuda']}. Smoke: {results['smoke']}.",
+        "",
+    ]
     for name, res in results["benchmarks"].items():
         lines.append(f"## {name}")
         if "error" in res:
@@ -93,8 +103,11 @@ def _table(v) -> list[str]:
     def cell(x) -> str:
         return f"{x:.4g}" if isinstance(x, float) else str(x)
 
-    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
-            *("| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows)]
+    return [
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+        *("| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows),
+    ]
 
 
 def main() -> int:

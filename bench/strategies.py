@@ -2,6 +2,7 @@
 threads — wall time per run (target: under 2 minutes each) and AUBC — all logged to one MLflow
 experiment so the UI shows their learning curves side by side; a combined learning-curve PNG
 is written too."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,21 +28,38 @@ def run(out_dir: Path, smoke: bool = False, tracking_uri: str | None = None, see
     uri = tracking_uri or f"sqlite:///{(out_dir / 'mlflow.db').resolve()}"
     rows, curves = [], {}
     for name in names:
-        cfg = RunConfig.from_dict({
-            "strategy": {"name": name}, "al": {"rounds": rounds, "seed": seed},
-            "tracking": {"uri": uri, "experiment": "bench-strategies"},
-            "runtime": {"output_dir": str(out_dir / "runs"), "quiet": True, "resume": False, "num_threads": 2}})
+        cfg = RunConfig.from_dict(
+            {
+                "strategy": {"name": name},
+                "al": {"rounds": rounds, "seed": seed},
+                "tracking": {"uri": uri, "experiment": "bench-strategies"},
+                "runtime": {"output_dir": str(out_dir / "runs"), "quiet": True, "resume": False, "num_threads": 2},
+            }
+        )
         t0 = time.perf_counter()
         res = run_experiment(cfg)
         wall = time.perf_counter() - t0
         labels, accs = res.curve
         curves[name] = (labels, accs, None)
-        rows.append({"strategy": name, "seconds": round(wall, 2), "aubc": round(res.aubc, 4),
-                     "final_accuracy": round(res.final_accuracy, 4), "under_2_min": wall < 120})
+        rows.append(
+            {
+                "strategy": name,
+                "seconds": round(wall, 2),
+                "aubc": round(res.aubc, 4),
+                "final_accuracy": round(res.final_accuracy, 4),
+                "under_2_min": wall < 120,
+            }
+        )
         print(f"{name:18s} {wall:7.1f} s  AUBC {res.aubc:.4f}  final {res.final_accuracy:.4f}", flush=True)
     learning_curve(out_dir / "strategies_digits.png", curves, title=f"digits, {rounds} rounds, seed {seed}")
-    return {"benchmark": "strategies", "rounds": rounds, "seed": seed, "tracking_uri": uri, "rows": rows,
-            "all_under_2_min": all(r["under_2_min"] for r in rows)}
+    return {
+        "benchmark": "strategies",
+        "rounds": rounds,
+        "seed": seed,
+        "tracking_uri": uri,
+        "rows": rows,
+        "all_under_2_min": all(r["under_2_min"] for r in rows),
+    }
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ allows" checks).
     python bench/run.py --only train_throughput run_split      # about 6 minutes on 2 cores
     python bench/run.py --smoke --only train_throughput run_split
 """
+
 from __future__ import annotations
 
 import statistics
@@ -76,8 +77,7 @@ def _images_per_epoch(n: int, bs: int) -> int:
     return n - 1 if n >= 2 and n % bs == 1 else n
 
 
-def tight_loop(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], epochs: int,
-               cfg) -> None:
+def tight_loop(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], epochs: int, cfg) -> None:
     """Forward, loss, backward and optimizer step over prepared (normalized, channels-last)
     batches: the most a training loop can do with this model and batch size."""
     from autoal.training import make_optimizer
@@ -108,11 +108,15 @@ def throughput_row(ds, n: int, *, batch_size: int = 64, steps: int = 60, repeats
     perm = torch.as_tensor(idx)[torch.randperm(n, generator=torch.Generator().manual_seed(0))]
     batches = []
     for start in range(0, n, bs):
-        sel = perm[start:start + bs]
+        sel = perm[start : start + bs]
         if len(sel) < 2 and n >= 2:
             continue
-        batches.append((ds.eval_transform(prepare_batch(ds.x_train[sel], dev)).contiguous(
-            memory_format=torch.channels_last), ds.y_train[sel].clone()))
+        batches.append(
+            (
+                ds.eval_transform(prepare_batch(ds.x_train[sel], dev)).contiguous(memory_format=torch.channels_last),
+                ds.y_train[sel].clone(),
+            )
+        )
     images = epochs * _images_per_epoch(n, bs)
     t_loop, t_tight = [], []
     with _one_thread():
@@ -130,13 +134,20 @@ def throughput_row(ds, n: int, *, batch_size: int = 64, steps: int = 60, repeats
                 t_tight.append(t3 - t2)
     loop_ips = images / statistics.median(t_loop)
     tight_ips = images / statistics.median(t_tight)
-    return {"labeled": n, "batch": bs, "epochs": epochs, "steps": epochs * per_epoch,
-            "train_model_images_per_s": loop_ips, "tight_images_per_s": tight_ips,
-            "ratio": ratio(loop_ips, tight_ips)}
+    return {
+        "labeled": n,
+        "batch": bs,
+        "epochs": epochs,
+        "steps": epochs * per_epoch,
+        "train_model_images_per_s": loop_ips,
+        "tight_images_per_s": tight_ips,
+        "ratio": ratio(loop_ips, tight_ips),
+    }
 
 
-def train_throughput(sizes: tuple[int, ...] = (20, 64, 200, 1000), shapes: tuple[int, ...] = (8, 28),
-                     steps: int = 60, repeats: int = 5) -> dict[str, Any]:
+def train_throughput(
+    sizes: tuple[int, ...] = (20, 64, 200, 1000), shapes: tuple[int, ...] = (8, 28), steps: int = 60, repeats: int = 5
+) -> dict[str, Any]:
     """:func:`throughput_row` for each setting shape and labeled-set size; one torch thread."""
     rows = []
     sources = {}
@@ -144,25 +155,46 @@ def train_throughput(sizes: tuple[int, ...] = (20, 64, 200, 1000), shapes: tuple
         ds, what = shape_dataset(size)
         sources[f"{size}x{size}"] = what
         for n in sizes:
-            rows.append({"shape": f"{size}x{size}x{ds.in_channels}",
-                         **throughput_row(ds, min(n, len(ds.y_train)), steps=steps, repeats=repeats)})
+            rows.append(
+                {
+                    "shape": f"{size}x{size}x{ds.in_channels}",
+                    **throughput_row(ds, min(n, len(ds.y_train)), steps=steps, repeats=repeats),
+                }
+            )
     worst = min(r["ratio"] for r in rows)
-    return {"data": sources, "threads": 1, "model": "small_cnn", "optimizer": "adam", "rows": rows,
-            "min_ratio": worst, "target_ratio": TARGET_RATIO, "meets_target": worst >= TARGET_RATIO}
+    return {
+        "data": sources,
+        "threads": 1,
+        "model": "small_cnn",
+        "optimizer": "adam",
+        "rows": rows,
+        "min_ratio": worst,
+        "target_ratio": TARGET_RATIO,
+        "meets_target": worst >= TARGET_RATIO,
+    }
 
 
 #: one short run per setting shape: digits as the quality matrix runs it; MNIST's shape reduced
 #: (fewer rounds and epochs, the 5,000 pool) so that a run takes about a minute on one thread
 RUN_SETTINGS = {
     "digits": {"dataset": {"name": "digits"}, "al": {"initial_size": 20, "query_size": 10, "rounds": 10}},
-    "mnist": {"dataset": dict(MNIST_SUB), "al": {"initial_size": 20, "query_size": 20, "rounds": 4},
-              "train": {"epochs": 30, "min_steps": 100}},
+    "mnist": {
+        "dataset": dict(MNIST_SUB),
+        "al": {"initial_size": 20, "query_size": 20, "rounds": 4},
+        "train": {"epochs": 30, "min_steps": 100},
+    },
 }
 SMOKE_RUN_SETTINGS = {
-    "digits": {"dataset": {"name": "digits"}, "al": {"initial_size": 20, "query_size": 10, "rounds": 1},
-               "train": {"epochs": 5}},
-    "mnist": {"dataset": {"name": "mnist", "train_size": 600, "test_size": 200},
-              "al": {"initial_size": 20, "query_size": 20, "rounds": 1}, "train": {"epochs": 5}},
+    "digits": {
+        "dataset": {"name": "digits"},
+        "al": {"initial_size": 20, "query_size": 10, "rounds": 1},
+        "train": {"epochs": 5},
+    },
+    "mnist": {
+        "dataset": {"name": "mnist", "train_size": 600, "test_size": 200},
+        "al": {"initial_size": 20, "query_size": 20, "rounds": 1},
+        "train": {"epochs": 5},
+    },
 }
 
 
@@ -188,9 +220,13 @@ def one_run(setting: dict[str, Any], strategy: str, store: Path, out: Path, seed
 
     d = {k: dict(v) for k, v in setting.items()}
     d["al"] = {**d["al"], "seed": seed}
-    d.update({"strategy": {"name": strategy},
-              "tracking": {"enabled": True, "uri": f"sqlite:///{store / 'mlflow.db'}", "experiment": "throughput"},
-              "runtime": {"output_dir": str(out), "quiet": True, "resume": False, "num_threads": 1, "device": "cpu"}})
+    d.update(
+        {
+            "strategy": {"name": strategy},
+            "tracking": {"enabled": True, "uri": f"sqlite:///{store / 'mlflow.db'}", "experiment": "throughput"},
+            "runtime": {"output_dir": str(out), "quiet": True, "resume": False, "num_threads": 1, "device": "cpu"},
+        }
+    )
     cfg = RunConfig.from_dict(d)
     before = torch.get_num_threads()
     t0 = time.perf_counter()
@@ -199,12 +235,19 @@ def one_run(setting: dict[str, Any], strategy: str, store: Path, out: Path, seed
     finally:
         wall = time.perf_counter() - t0
         torch.set_num_threads(before)
-    return {"rounds": len(res.history), "labels": res.history[-1]["labels"], "final_accuracy": res.final_accuracy,
-            **split_of(res.history, wall)}
+    return {
+        "rounds": len(res.history),
+        "labels": res.history[-1]["labels"],
+        "final_accuracy": res.final_accuracy,
+        **split_of(res.history, wall),
+    }
 
 
-def run_split(smoke: bool = False, strategies: tuple[str, ...] = ("margin", "autoal"),
-              settings: tuple[str, ...] = ("digits", "mnist")) -> dict[str, Any]:
+def run_split(
+    smoke: bool = False,
+    strategies: tuple[str, ...] = ("margin", "autoal"),
+    settings: tuple[str, ...] = ("digits", "mnist"),
+) -> dict[str, Any]:
     """:func:`one_run` for each setting shape and strategy, all on one tracking store. The
     process's first run also pays the imports (MLflow, matplotlib) and the store's creation; a
     one-round warm-up run (its wall time reported, not its split) takes that, as a user's second
@@ -222,6 +265,13 @@ def run_split(smoke: bool = False, strategies: tuple[str, ...] = ("margin", "aut
             for strategy in strategies:
                 rows[f"{name}/{strategy}"] = one_run(table[name], strategy, store, store / f"{name}-{strategy}")
     worst = max(r["share_overhead"] for r in rows.values())
-    return {"threads": 1, "tracking": "sqlite", "settings": {k: table[k] for k in settings},
-            "first_run_seconds": first, "runs": rows, "max_overhead_share": worst,
-            "target_overhead_share": TARGET_OVERHEAD, "meets_target": worst <= TARGET_OVERHEAD}
+    return {
+        "threads": 1,
+        "tracking": "sqlite",
+        "settings": {k: table[k] for k in settings},
+        "first_run_seconds": first,
+        "runs": rows,
+        "max_overhead_share": worst,
+        "target_overhead_share": TARGET_OVERHEAD,
+        "meets_target": worst <= TARGET_OVERHEAD,
+    }

@@ -2,6 +2,7 @@
 ``@public_api`` or ``@developer_api`` (:mod:`autoal.api_marker`) opens its entry with the level
 and what it promises (``autoal.api_marker.LEVELS``), so the API pages say which names users may
 rely on. The marks are read from the source (the decorators), as Griffe reads everything else."""
+
 from __future__ import annotations
 
 from typing import Any

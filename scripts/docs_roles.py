@@ -4,6 +4,7 @@ mkdocs-autorefs cross-references, resolved in the docstring's own scope. A targe
 documents becomes a link; one it does not (a private helper) stays code, without a warning.
 reST's literal-block marker (a paragraph ending in ``::``) becomes a plain colon: the indented
 block after it is already a Markdown code block."""
+
 from __future__ import annotations
 
 import html
@@ -31,11 +32,15 @@ def _target(obj: griffe.Object, name: str) -> str:
 
 def convert(obj: griffe.Object, text: str) -> str:
     """``text`` with every Sphinx role replaced by an optional autorefs reference."""
+
     def repl(m: re.Match) -> str:
         short, name = m.group(1) == "~", m.group(2)
         shown = name.rsplit(".", 1)[-1] if short else name
-        return (f'<autoref identifier="{html.escape(_target(obj, name))}" optional>'
-                f"<code>{html.escape(shown)}</code></autoref>")
+        return (
+            f'<autoref identifier="{html.escape(_target(obj, name))}" optional>'
+            f"<code>{html.escape(shown)}</code></autoref>"
+        )
+
     text = LITERAL_MARK.sub(lambda m: f"{m.group(1)}:" if m.group(1) else "", text)
     return ROLE.sub(repl, text)
 

@@ -1,5 +1,6 @@
 """Shared fixtures. Ray, when a test needs it, is one real local instance for the session
 (2 CPUs, no dashboard), shut down at the end even when tests fail."""
+
 from __future__ import annotations
 
 import os
@@ -56,12 +57,17 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook sig
 @pytest.fixture
 def tmp_tracking(tmp_path):
     """A fresh SQLite MLflow store and run folder under tmp_path, as config overrides."""
-    return {"tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "test"},
-            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 2}}
+    return {
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "test"},
+        "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 2},
+    }
 
 
 @pytest.fixture
 def digits_cfg(tmp_tracking):
     """A small, fast digits config (as a dict for RunConfig.from_dict)."""
-    return {"al": {"initial_size": 20, "query_size": 10, "rounds": 2, "mc_samples": 5},
-            "train": {"epochs": 10, "batch_size": 32}, **tmp_tracking}
+    return {
+        "al": {"initial_size": 20, "query_size": 10, "rounds": 2, "mc_samples": 5},
+        "train": {"epochs": 10, "batch_size": 32},
+        **tmp_tracking,
+    }

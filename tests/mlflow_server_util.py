@@ -1,6 +1,7 @@
 """A real `mlflow server` on a free loopback port for the tests that need one (the tracking-server
 sweep, the dashboard in a browser): SQLite backend store and artifact root in the test's folder,
 started in its own session and stopped (the whole process group) afterwards."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def mlflow_server(folder: Path, artifacts: Path | None = None, extra_env: dict[str, str] | None = None,
-                  timeout_s: float = 240) -> Iterator[str]:
+def mlflow_server(
+    folder: Path, artifacts: Path | None = None, extra_env: dict[str, str] | None = None, timeout_s: float = 240
+) -> Iterator[str]:
     """Start the server, wait for /health, yield its base URL, stop it."""
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"

@@ -1,4 +1,5 @@
 """autoal.run / autoal.query: the README's example runs as written; bad input is a clear error."""
+
 import re
 import subprocess
 import sys
@@ -15,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _readme_example(which: int = 0) -> str:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## As a library"):]
-    section = section[:section.index("\n## ", 3)]
+    section = text[text.index("## As a library") :]
+    section = section[: section.index("\n## ", 3)]
     return re.findall(r"```python\n(.*?)```", section, re.S)[which]
 
 
@@ -90,8 +91,14 @@ def test_run_takes_a_strategy_object_that_is_not_registered(tmp_path):
 
     d = load_digits()
     x, y = (d.images / 16).astype("float32")[:, None], d.target
-    result = autoal.run((x[:1200], y[:1200], x[1200:], y[1200:]), strategy=LowestTopProbability(), rounds=1,
-                        query_size=10, epochs=2, output_dir=str(tmp_path))
+    result = autoal.run(
+        (x[:1200], y[:1200], x[1200:], y[1200:]),
+        strategy=LowestTopProbability(),
+        rounds=1,
+        query_size=10,
+        epochs=2,
+        output_dir=str(tmp_path),
+    )
     assert len(result.history) == 2 and len(result.labeled) == 30
     assert result.run_dir.name.startswith("arrays-my_lowest_top_probability-seed0")
 
@@ -108,8 +115,9 @@ autoal.run((im[:600], y[:600], im[600:800], y[600:800]), 'margin', rounds=1, epo
 """
 
 
-@pytest.mark.parametrize("env, arg, shown", [("bar", "default", "bar"), ("", "default", None), ("", "on", "lines"),
-                                             ("bar", "off", None)])
+@pytest.mark.parametrize(
+    "env, arg, shown", [("bar", "default", "bar"), ("", "default", None), ("", "on", "lines"), ("bar", "off", None)]
+)
 def test_library_runs_show_progress_on_a_terminal_only_by_default(tmp_path, env, arg, shown):
     """autoal.run shows progress where a bar can be drawn (a terminal or a notebook; here
     AUTOAL_PROGRESS=bar stands for one) and nothing in a pipe, unless progress=True/False says."""
@@ -118,8 +126,13 @@ def test_library_runs_show_progress_on_a_terminal_only_by_default(tmp_path, env,
     environ = {k: v for k, v in os.environ.items() if k != "AUTOAL_PROGRESS"}
     if env:
         environ["AUTOAL_PROGRESS"] = env
-    out = subprocess.run([sys.executable, "-c", _PROGRESS, arg, str(tmp_path / "runs")], capture_output=True, text=True,
-                         timeout=300, env=environ)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROGRESS, arg, str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environ,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     if shown is None:
         assert "round" not in out.stderr, out.stderr[-2000:]
@@ -131,5 +144,8 @@ def test_library_runs_show_progress_on_a_terminal_only_by_default(tmp_path, env,
 
 def test_progress_must_be_a_bool_or_none(tmp_path):
     with pytest.raises(ConfigError, match="progress"):
-        autoal.run((np.zeros((4, 8, 8)), np.zeros(4), np.zeros((2, 8, 8)), np.zeros(2)), progress="yes",
-                   output_dir=str(tmp_path))
+        autoal.run(
+            (np.zeros((4, 8, 8)), np.zeros(4), np.zeros((2, 8, 8)), np.zeros(2)),
+            progress="yes",
+            output_dir=str(tmp_path),
+        )

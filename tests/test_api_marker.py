@@ -1,6 +1,7 @@
 """The public-API marker (issue 25): what users may import is marked ``@public_api`` in the code,
 what extensions use ``@developer_api`` (:mod:`autoal.api_marker`); every name the package root
 exports is public, every public object is on an API page of the docs, and the pages say so."""
+
 from __future__ import annotations
 
 import ast
@@ -74,14 +75,32 @@ def test_every_name_the_package_root_exports_is_public():
         assert api_level(obj) == PUBLIC, name
 
 
-@pytest.mark.parametrize("dotted", [
-    "autoal.run", "autoal.query",
-    "autoal.strategies.Strategy", "autoal.strategies.PoolStrategy", "autoal.strategies.ScoreStrategy",
-    "autoal.strategies.QueryContext", "autoal.strategies.register_strategy", "autoal.strategies.build_strategy",
-    "autoal.strategies.strategy_names", "autoal.models.ModuleAdapter", "autoal.models.register_model",
-    "autoal.data.ALDataset", "autoal.data.DataSpec", "autoal.data.load_dataset", "autoal.data.register_dataset",
-    "autoal.data.dataset_names", "autoal.data.files.dataset_from_arrays", "autoal.loop.RunResult", "autoal.config.RunConfig",
-    "autoal.labeling.project.LabelingProject", "autoal.platform.sweep.driver.run_sweep"])
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        "autoal.run",
+        "autoal.query",
+        "autoal.strategies.Strategy",
+        "autoal.strategies.PoolStrategy",
+        "autoal.strategies.ScoreStrategy",
+        "autoal.strategies.QueryContext",
+        "autoal.strategies.register_strategy",
+        "autoal.strategies.build_strategy",
+        "autoal.strategies.strategy_names",
+        "autoal.models.ModuleAdapter",
+        "autoal.models.register_model",
+        "autoal.data.ALDataset",
+        "autoal.data.DataSpec",
+        "autoal.data.load_dataset",
+        "autoal.data.register_dataset",
+        "autoal.data.dataset_names",
+        "autoal.data.files.dataset_from_arrays",
+        "autoal.loop.RunResult",
+        "autoal.config.RunConfig",
+        "autoal.labeling.project.LabelingProject",
+        "autoal.platform.sweep.driver.run_sweep",
+    ],
+)
 def test_what_users_import_is_public(dotted):
     assert api_level(_resolve(dotted)) == PUBLIC
 
@@ -127,6 +146,7 @@ def test_the_docs_open_a_marked_entry_with_its_level():
 
 def test_the_marker_is_import_light():
     code = "import sys, autoal.api_marker; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)}
+    )
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

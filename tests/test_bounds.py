@@ -3,6 +3,7 @@
 in ``autoal run`` and ``autoal run --check`` before anything is written; training that diverges
 (a non-finite loss) stops the round with :class:`~autoal.errors.TrainingDiverged` and leaves the
 run's saved state at the last completed round."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,19 +61,32 @@ def _nested(key: str, value) -> dict:
 
 #: (key, value, the range the message names, the value as the message shows it)
 REFUSED = [
-    ("train.lr", 1e300, "(0, 10]", "1e+300"), ("train.lr", 1e30, "(0, 10]", "1e+30"), ("train.lr", 0, "(0, 10]", "0.0"),
-    ("train.weight_decay", 1e300, "[0, 1]", "1e+300"), ("train.weight_decay", -1, "[0, 1]", "-1.0"),
-    ("train.momentum", -5, "[0, 1)", "-5.0"), ("train.momentum", 1, "[0, 1)", "1.0"),
-    ("train.epochs", 0, "[1, 100000]", "0"), ("train.batch_size", 0, ">= 1", "0"),
-    ("train.min_steps", -1, ">= 0 (0 = off)", "-1"), ("al.initial_size", 0, ">= 1", "0"),
-    ("al.query_size", 0, ">= 1", "0"), ("al.rounds", -1, "[0, 100000]", "-1"),
-    ("al.rounds", 10 ** 400, "[0, 100000]", "an integer of 401 digits"),
-    ("al.mc_samples", 10 ** 6, "[0, 10000]", "1000000"), ("al.seed", 2 ** 32, "[0, 4294967296)", "4294967296"),
-    ("model.dropout", 1, "[0, 1)", "1.0"), ("model.width", 0, "[1, 1024]", "0"),
-    ("scoring.num_actors", 0, ">= 1", "0"), ("scoring.batch_size", 0, ">= 1", "0"),
-    ("scoring.gpus_per_actor", -0.5, ">= 0", "-0.5"), ("scoring.num_cpus", -1, ">= 0", "-1.0"),
-    ("runtime.num_threads", 5000, "[0, 4096]", "5000"), ("dataset.train_size", 0, ">= 1", "0"),
-    ("dataset.imbalance_ratio", 0.5, ">= 1", "0.5"), ("dataset.subset_seed", -1, ">= 0", "-1"),
+    ("train.lr", 1e300, "(0, 10]", "1e+300"),
+    ("train.lr", 1e30, "(0, 10]", "1e+30"),
+    ("train.lr", 0, "(0, 10]", "0.0"),
+    ("train.weight_decay", 1e300, "[0, 1]", "1e+300"),
+    ("train.weight_decay", -1, "[0, 1]", "-1.0"),
+    ("train.momentum", -5, "[0, 1)", "-5.0"),
+    ("train.momentum", 1, "[0, 1)", "1.0"),
+    ("train.epochs", 0, "[1, 100000]", "0"),
+    ("train.batch_size", 0, ">= 1", "0"),
+    ("train.min_steps", -1, ">= 0 (0 = off)", "-1"),
+    ("al.initial_size", 0, ">= 1", "0"),
+    ("al.query_size", 0, ">= 1", "0"),
+    ("al.rounds", -1, "[0, 100000]", "-1"),
+    ("al.rounds", 10**400, "[0, 100000]", "an integer of 401 digits"),
+    ("al.mc_samples", 10**6, "[0, 10000]", "1000000"),
+    ("al.seed", 2**32, "[0, 4294967296)", "4294967296"),
+    ("model.dropout", 1, "[0, 1)", "1.0"),
+    ("model.width", 0, "[1, 1024]", "0"),
+    ("scoring.num_actors", 0, ">= 1", "0"),
+    ("scoring.batch_size", 0, ">= 1", "0"),
+    ("scoring.gpus_per_actor", -0.5, ">= 0", "-0.5"),
+    ("scoring.num_cpus", -1, ">= 0", "-1.0"),
+    ("runtime.num_threads", 5000, "[0, 4096]", "5000"),
+    ("dataset.train_size", 0, ">= 1", "0"),
+    ("dataset.imbalance_ratio", 0.5, ">= 1", "0.5"),
+    ("dataset.subset_seed", -1, ">= 0", "-1"),
 ]
 
 
@@ -86,9 +100,14 @@ def test_an_out_of_range_number_is_one_config_error_naming_key_value_and_range(k
 
 
 def test_the_ends_of_the_ranges_are_accepted_and_a_config_built_by_hand_is_checked():
-    cfg = RunConfig.from_dict({"train": {"lr": 10, "momentum": 0, "weight_decay": 1}, "model": {"dropout": 0},
-                               "al": {"rounds": 0, "seed": 2 ** 32 - 1, "mc_samples": 0}})
-    assert (cfg.train.lr, cfg.train.weight_decay, cfg.al.seed) == (10.0, 1.0, 2 ** 32 - 1)
+    cfg = RunConfig.from_dict(
+        {
+            "train": {"lr": 10, "momentum": 0, "weight_decay": 1},
+            "model": {"dropout": 0},
+            "al": {"rounds": 0, "seed": 2**32 - 1, "mc_samples": 0},
+        }
+    )
+    assert (cfg.train.lr, cfg.train.weight_decay, cfg.al.seed) == (10.0, 1.0, 2**32 - 1)
     for train in (TrainConfig(lr=float("inf")), TrainConfig(weight_decay=-1.0), TrainConfig(momentum="0.9")):
         with pytest.raises(ConfigError, match=r"^train\.(lr|weight_decay|momentum): "):
             RunConfig(train=train).validate()
@@ -98,8 +117,10 @@ def test_the_ends_of_the_ranges_are_accepted_and_a_config_built_by_hand_is_check
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+    }
 
 
 @pytest.fixture
@@ -112,11 +133,13 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-ISSUE_OVERRIDES = [("train.lr=1e300", "train.lr: must lie in (0, 10]; got 1e+300"),
-                   ("train.weight_decay=1e300", "train.weight_decay: must lie in [0, 1]; got 1e+300"),
-                   ("train.weight_decay=-1", "train.weight_decay: must lie in [0, 1]; got -1.0"),
-                   ("train.momentum=-5", "train.momentum: must lie in [0, 1); got -5.0"),
-                   ("train.lr=1e30", "train.lr: must lie in (0, 10]; got 1e+30")]
+ISSUE_OVERRIDES = [
+    ("train.lr=1e300", "train.lr: must lie in (0, 10]; got 1e+300"),
+    ("train.weight_decay=1e300", "train.weight_decay: must lie in [0, 1]; got 1e+300"),
+    ("train.weight_decay=-1", "train.weight_decay: must lie in [0, 1]; got -1.0"),
+    ("train.momentum=-5", "train.momentum: must lie in [0, 1); got -5.0"),
+    ("train.lr=1e30", "train.lr: must lie in (0, 10]; got 1e+30"),
+]
 
 
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
@@ -137,27 +160,38 @@ DIVERGES = {"optimizer": "sgd", "lr": 10.0, "weight_decay": 1.0}
 
 
 def test_train_model_raises_on_a_non_finite_loss():
-    cfg = RunConfig.from_dict({"train": {**DIVERGES, "epochs": 50}, "tracking": {"enabled": False},
-                               "runtime": {"num_threads": 2}})
+    cfg = RunConfig.from_dict(
+        {"train": {**DIVERGES, "epochs": 50}, "tracking": {"enabled": False}, "runtime": {"num_threads": 2}}
+    )
     dataset = load_dataset(cfg.dataset)
     learner = Learner.from_config(cfg, dataset)
-    with pytest.raises(TrainingDiverged, match=r"^training diverged: the training loss is nan in epoch \d+ of 50 "
-                                               r"\(optimizer step \d+\); lower train\.lr \(now 10 "):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"^training diverged: the training loss is nan in epoch \d+ of 50 "
+        r"\(optimizer step \d+\); lower train\.lr \(now 10 ",
+    ):
         learner.train(learner.new_model(0), np.arange(20), seed=0)
     sane = Learner.from_config(RunConfig.from_dict({"train": {"epochs": 50}, "tracking": {"enabled": False}}), dataset)
     assert np.isfinite(sane.train(sane.new_model(0), np.arange(20), seed=0)).all()
 
 
 def test_a_diverging_round_is_an_error_and_the_state_stays_at_the_last_completed_round(tmp_path):
-    cfg = RunConfig.from_dict({
-        "train": {**DIVERGES, "epochs": 5, "batch_size": 2},  # round 0: 4 labels, 10 steps; round 1: 40, 100
-        "al": {"initial_size": 4, "query_size": 36, "rounds": 2, "mc_samples": 0},
-        "strategy": {"name": "random"}, "tracking": {"enabled": False},
-        "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 2}})
+    cfg = RunConfig.from_dict(
+        {
+            "train": {**DIVERGES, "epochs": 5, "batch_size": 2},  # round 0: 4 labels, 10 steps; round 1: 40, 100
+            "al": {"initial_size": 4, "query_size": 36, "rounds": 2, "mc_samples": 0},
+            "strategy": {"name": "random"},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 2},
+        }
+    )
     saved: list[bytes] = []
     loop = ActiveLearningLoop(cfg, callbacks=[lambda rec: saved.append((loop.run_dir / "state.json").read_bytes())])
-    with pytest.raises(TrainingDiverged, match=r"^round 1: training diverged: the training loss is nan in epoch 2 "
-                                               r"of 5 .*; round 1 is not recorded \(rounds 0-0 stay saved\)$"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"^round 1: training diverged: the training loss is nan in epoch 2 "
+        r"of 5 .*; round 1 is not recorded \(rounds 0-0 stay saved\)$",
+    ):
         loop.run()
     state_file = loop.run_dir / "state.json"
     assert len(saved) == 1 and state_file.read_bytes() == saved[0]  # the state written after round 0, untouched
@@ -171,9 +205,20 @@ def test_a_diverging_round_is_an_error_and_the_state_stays_at_the_last_completed
 
 
 def test_the_command_prints_one_line_and_exits_2_when_training_diverges(workdir):
-    code, out, err = invoke(["run", "train.optimizer=sgd", "train.lr=10", "train.weight_decay=1", "al.rounds=1",
-                             "al.mc_samples=0", "strategy=random", "tracking.enabled=false", "runtime.quiet=true",
-                             "runtime.num_threads=2"])
+    code, out, err = invoke(
+        [
+            "run",
+            "train.optimizer=sgd",
+            "train.lr=10",
+            "train.weight_decay=1",
+            "al.rounds=1",
+            "al.mc_samples=0",
+            "strategy=random",
+            "tracking.enabled=false",
+            "runtime.quiet=true",
+            "runtime.num_threads=2",
+        ]
+    )
     assert code == 2 and not out, (code, out, err)
     assert err.startswith("error: TrainingDiverged: round 0: training diverged: the training loss is nan in epoch ")
     assert err.count("\n") == 1 and "lower train.lr (now 10" in err and "no round was saved" in err, err
@@ -196,5 +241,7 @@ def test_choice_fields_are_checked_by_check_bounds():
     check_bounds(P())
     check_bounds(P("adam", "b"))
     assert choices_of(__import__("dataclasses").fields(P)[0]) == ("sgd", "adam")
-    with pytest.raises(ConfigError, match=r"^x\.optimizer: expected one of sgd, adam \(the search's optimizer\); got 'rmsprop'$"):
+    with pytest.raises(
+        ConfigError, match=r"^x\.optimizer: expected one of sgd, adam \(the search's optimizer\); got 'rmsprop'$"
+    ):
         check_bounds(P("rmsprop"), "x.")

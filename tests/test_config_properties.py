@@ -7,6 +7,7 @@ project's labels.json, a sweep's sweep_meta.json). The properties:
 - a damaged state file is read back as a valid state or refused with a StateError naming the
   file; reading never changes it.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,19 +33,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "cli"))
 from test_input_errors import _nested  # noqa: E402 - the table's helper: a dotted key as a nested mapping
 
 # every leaf key of the run config (strategy params and dataset options come separately)
-CONFIG_KEYS = sorted(k for k in flatten(RunConfig().to_dict())
-                     if not k.startswith(("strategy.params", "dataset.options", "tracking.tags")))
+CONFIG_KEYS = sorted(
+    k
+    for k in flatten(RunConfig().to_dict())
+    if not k.startswith(("strategy.params", "dataset.options", "tracking.tags"))
+)
 
 JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
 
 
 def test_the_key_list_covers_every_section():
     sections = {k.split(".")[0] for k in CONFIG_KEYS}
-    assert sections == {"dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime",
-                        "setting"}
+    assert sections == {"dataset", "model", "train", "al", "strategy", "tracking", "scoring", "runtime", "setting"}
     assert len(CONFIG_KEYS) >= 40
 
 
@@ -65,9 +73,25 @@ def test_any_value_at_any_config_key_is_accepted_or_named(key, value):
         assert math.isfinite(got), (key, value)
 
 
-STRATEGY_PARAMS = sorted({(name, p) for name in ("autoal", "kmeans", "coreset", "badge", "typiclust", "lpl", "vaal",
-                                                 "ens_var_r", "ddu", "albl", "cluster_margin")
-                          for p in strategy_defaults(name)})
+STRATEGY_PARAMS = sorted(
+    {
+        (name, p)
+        for name in (
+            "autoal",
+            "kmeans",
+            "coreset",
+            "badge",
+            "typiclust",
+            "lpl",
+            "vaal",
+            "ens_var_r",
+            "ddu",
+            "albl",
+            "cluster_margin",
+        )
+        for p in strategy_defaults(name)
+    }
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -82,10 +106,21 @@ def test_any_value_at_any_strategy_parameter_is_accepted_or_named(pair, value):
 
 # ------------------------------------------------------------------ damaged persistent files
 
+
 def _valid_state() -> dict:
-    return {"fingerprint": "abc", "next_round": 2, "labeled": [4, 7, 9, 1, 3], "labeled_round": [0, 0, 0, 1, 1],
-            "history": [{"round": 0, "labels": 3, "accuracy": 0.5}, {"round": 1, "labels": 5, "accuracy": 0.6}],
-            "tracking_run_id": None, "logged_rounds": 2, "rng_state": {}, "finished": False, "data": {}, "model": {}}
+    return {
+        "fingerprint": "abc",
+        "next_round": 2,
+        "labeled": [4, 7, 9, 1, 3],
+        "labeled_round": [0, 0, 0, 1, 1],
+        "history": [{"round": 0, "labels": 3, "accuracy": 0.5}, {"round": 1, "labels": 5, "accuracy": 0.6}],
+        "tracking_run_id": None,
+        "logged_rounds": 2,
+        "rng_state": {},
+        "finished": False,
+        "data": {},
+        "model": {},
+    }
 
 
 def _damage(d: dict, draw) -> str:
@@ -102,12 +137,13 @@ def _damage(d: dict, draw) -> str:
         rec[draw(st.sampled_from(sorted(rec) + ["labels"]))] = draw(JUNK)
     text = json.dumps(d, allow_nan=True)
     if kind == "truncate":
-        text = text[:draw(st.integers(0, len(text) - 1))]
+        text = text[: draw(st.integers(0, len(text) - 1))]
     return text
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_a_damaged_run_state_is_refused_naming_the_file_and_left_alone(tmp_path, data):
     text = _damage(_valid_state(), data.draw)
@@ -125,12 +161,26 @@ def test_a_damaged_run_state_is_refused_naming_the_file_and_left_alone(tmp_path,
 
 
 def _valid_labeling_state(project: Path) -> dict:
-    return {"version": 1, "images": "/data/img", "classes": ["a", "b"], "pool": ["x.png", "y.png", "z.png"],
-            "labeled": [{"sample_id": 0, "file": "x.png", "label": "a", "round": 0},
-                        {"sample_id": 1, "file": "y.png", "label": "b", "round": 0}],
-            "next_round": 1, "rounds": [{"round": 0}],
-            "pending": {"round": 1, "csv": str(project / "batches" / "round_001.csv"), "sample_ids": [2],
-                        "scores": [1.0], "predicted": ["a"], "strategy": "margin"}}
+    return {
+        "version": 1,
+        "images": "/data/img",
+        "classes": ["a", "b"],
+        "pool": ["x.png", "y.png", "z.png"],
+        "labeled": [
+            {"sample_id": 0, "file": "x.png", "label": "a", "round": 0},
+            {"sample_id": 1, "file": "y.png", "label": "b", "round": 0},
+        ],
+        "next_round": 1,
+        "rounds": [{"round": 0}],
+        "pending": {
+            "round": 1,
+            "csv": str(project / "batches" / "round_001.csv"),
+            "sample_ids": [2],
+            "scores": [1.0],
+            "predicted": ["a"],
+            "strategy": "margin",
+        },
+    }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,8 +211,14 @@ def test_a_pending_batch_path_cannot_send_a_write_outside_the_project(tmp_path):
 
     images, project = tmp_path / "images", tmp_path / "project"
     make_images(images)
-    cfg = RunConfig.from_dict({"al": {"query_size": 4, "mc_samples": 2}, "train": {"epochs": 2, "batch_size": 16},
-                               "tracking": {"enabled": False}, "runtime": {"quiet": True, "num_threads": 2}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"query_size": 4, "mc_samples": 2},
+            "train": {"epochs": 2, "batch_size": 16},
+            "tracking": {"enabled": False},
+            "runtime": {"quiet": True, "num_threads": 2},
+        }
+    )
     lab = LabelingConfig.from_dict({"images": str(images), "project": str(project), "image_size": 8})
     first = LabelingProject(cfg, lab).export_batch()
     state_file = project / "labels.json"
@@ -176,9 +232,15 @@ def test_a_pending_batch_path_cannot_send_a_write_outside_the_project(tmp_path):
     assert not elsewhere.exists() and not elsewhere.parent.exists()
 
 
-@pytest.mark.parametrize("text, field", [("{", "unreadable"), ("[]", "JSON object"), ('{"sweep_id": "s"}', "'name'"),
-                                         ('{"sweep_id": "s", "name": "n", "spec": {}, "arms": [1], "base": {}}',
-                                          "arms[0]")])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("{", "unreadable"),
+        ("[]", "JSON object"),
+        ('{"sweep_id": "s"}', "'name'"),
+        ('{"sweep_id": "s", "name": "n", "spec": {}, "arms": [1], "base": {}}', "arms[0]"),
+    ],
+)
 def test_a_damaged_sweep_meta_is_refused_naming_the_file(tmp_path, text, field):
     from autoal.platform.sweep.driver import read_meta
 
@@ -194,9 +256,14 @@ def test_a_state_contradicting_its_config_is_refused(tmp_path):
     not reported."""
     from autoal.loop import ActiveLearningLoop, run_experiment
 
-    cfg = RunConfig.from_dict({"al": {"rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
-                               "tracking": {"enabled": False},
-                               "runtime": {"output_dir": str(tmp_path), "quiet": True}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"rounds": 1, "mc_samples": 2},
+            "train": {"epochs": 2},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True},
+        }
+    )
     r = run_experiment(cfg)
     path = r.run_dir / "state.json"
     d = json.loads(path.read_text())
@@ -225,11 +292,17 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
 
     def png(side: int) -> bytes:
         raw = zlib.compress((b"\x00" * (side + 1)) * side, 9)  # filter byte + one grey byte per pixel
-        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + \
-            chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", raw)
+            + chunk(b"IEND", b"")
+        )
 
-    for side, pattern in ((9000, r"big.png is 9000x9000 = 81,000,000 pixels; autoal decodes at most 50,000,000"),
-                          (15000, r"huge.png is too large to decode")):
+    for side, pattern in (
+        (9000, r"big.png is 9000x9000 = 81,000,000 pixels; autoal decodes at most 50,000,000"),
+        (15000, r"huge.png is too large to decode"),
+    ):
         path = tmp_path / ("big.png" if side == 9000 else "huge.png")
         path.write_bytes(png(side))
         assert side * side > MAX_IMAGE_PIXELS
@@ -268,9 +341,14 @@ def test_a_run_killed_between_creating_its_mlflow_run_and_saving_the_id_adopts_i
     from autoal.tracking import ensure_experiment
 
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    cfg = RunConfig.from_dict({"al": {"rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
-                               "tracking": {"uri": uri, "experiment": "adopt", "log_model": False},
-                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"rounds": 1, "mc_samples": 2},
+            "train": {"epochs": 2},
+            "tracking": {"uri": uri, "experiment": "adopt", "log_model": False},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True},
+        }
+    )
     client = MlflowClient(uri)
     exp = ensure_experiment(uri, "adopt")
     orphan = client.create_run(exp, tags={"autoal.run_dir": str(run_dir_for(cfg))}).info.run_id
@@ -312,8 +390,14 @@ def test_a_second_first_export_of_one_project_is_refused_not_raced(tmp_path):
     project.mkdir()
     held = lock_folder(project)  # the other export, mid-way
     try:
-        cfg = RunConfig.from_dict({"al": {"query_size": 4, "mc_samples": 2}, "train": {"epochs": 2},
-                                   "tracking": {"enabled": False}, "runtime": {"quiet": True}})
+        cfg = RunConfig.from_dict(
+            {
+                "al": {"query_size": 4, "mc_samples": 2},
+                "train": {"epochs": 2},
+                "tracking": {"enabled": False},
+                "runtime": {"quiet": True},
+            }
+        )
         lab = LabelingConfig.from_dict({"images": str(images), "project": str(project), "image_size": 8})
         with pytest.raises(StateError, match="another process"):
             LabelingProject(cfg, lab).export_batch()
@@ -346,10 +430,13 @@ def test_concurrent_first_starts_create_one_store_and_one_experiment(tmp_path):
     import sys as _sys
 
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
-    code = ("import sys; from autoal.tracking import ensure_experiment; "
-            "print(ensure_experiment(sys.argv[1], 'together'))")
-    procs = [subprocess.Popen([_sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(4)]
+    code = (
+        "import sys; from autoal.tracking import ensure_experiment; print(ensure_experiment(sys.argv[1], 'together'))"
+    )
+    procs = [
+        subprocess.Popen([_sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [e[-800:] for _, e in outs]
     ids = {o.strip().splitlines()[-1] for o, _ in outs}
@@ -373,8 +460,14 @@ def test_an_image_name_that_is_not_utf8_is_named_before_a_project_exists(tmp_pat
     make_images(images)
     unlabeled = next(p for p in images.rglob("*.png") if "unlabeled" in p.parts)
     os.rename(unlabeled, os.path.join(os.fsencode(unlabeled.parent), b"caf\xe9.png"))
-    cfg = RunConfig.from_dict({"al": {"query_size": 4, "mc_samples": 2}, "train": {"epochs": 2},
-                               "tracking": {"enabled": False}, "runtime": {"quiet": True}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"query_size": 4, "mc_samples": 2},
+            "train": {"epochs": 2},
+            "tracking": {"enabled": False},
+            "runtime": {"quiet": True},
+        }
+    )
     lab = LabelingConfig.from_dict({"images": str(images), "project": str(project), "image_size": 8})
     with pytest.raises(LabelFileError, match=r"image file name b'caf\\xe9.png' is not valid UTF-8"):
         LabelingProject(cfg, lab).export_batch()
@@ -383,8 +476,12 @@ def test_an_image_name_that_is_not_utf8_is_named_before_a_project_exists(tmp_pat
 
 # ------------------------------------------------------------------ damaged strategy state
 
-STATEFUL = {"autoal": {}, "autoal_paper": {"formulation": "paper", "warmup_epochs": 1, "search_epochs": 1},
-            "albl": {}, "lpl": {"warm_start": True, "epochs": 1}}
+STATEFUL = {
+    "autoal": {},
+    "autoal_paper": {"formulation": "paper", "warmup_epochs": 1, "search_epochs": 1},
+    "albl": {},
+    "lpl": {"warm_start": True, "epochs": 1},
+}
 
 
 class _StopAfterRoundZero(Exception):
@@ -403,11 +500,17 @@ def _stop_after_round_zero(record: dict) -> None:
 
 
 def _stateful_config(key: str, root: Path) -> RunConfig:
-    return RunConfig.from_dict({"dataset": {"name": "digits"}, "al": {"rounds": 2, "initial_size": 30},
-                                "train": {"epochs": 2, "min_steps": 0},
-                                "strategy": {"name": key.split("_")[0], "params": STATEFUL[key]},
-                                "tracking": {"enabled": False}, "model": {"name": "small_cnn"},
-                                "runtime": {"output_dir": str(root), "quiet": True}})
+    return RunConfig.from_dict(
+        {
+            "dataset": {"name": "digits"},
+            "al": {"rounds": 2, "initial_size": 30},
+            "train": {"epochs": 2, "min_steps": 0},
+            "strategy": {"name": key.split("_")[0], "params": STATEFUL[key]},
+            "tracking": {"enabled": False},
+            "model": {"name": "small_cnn"},
+            "runtime": {"output_dir": str(root), "quiet": True},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -440,8 +543,13 @@ def _damage_state(state, draw):
 
     import torch
 
-    junk = st.one_of(JUNK, st.just(torch.zeros(3)), st.just(torch.full((2, 2), float("nan"))),
-                     st.just(np.zeros(2)), st.just({"weight": torch.zeros(1)}))
+    junk = st.one_of(
+        JUNK,
+        st.just(torch.zeros(3)),
+        st.just(torch.full((2, 2), float("nan"))),
+        st.just(np.zeros(2)),
+        st.just({"weight": torch.zeros(1)}),
+    )
     if draw(st.integers(0, 9)) == 0:
         return draw(junk)
     state = copy.deepcopy(state)
@@ -469,8 +577,9 @@ def _damage_state(state, draw):
     return state
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_a_damaged_strategy_state_is_refused_naming_the_file(strategy_checkpoints, tmp_path, data):
     """A checkpoint of the right strategy with damaged content is refused on load with a
@@ -509,10 +618,10 @@ def _shrink_a_weight(state: dict) -> str:
     return ""
 
 
-@pytest.mark.parametrize("key, part", [("autoal", "FitNet"), ("autoal_paper", "SearchNet"),
-                                       ("lpl", "LPL task model")])
-def test_a_strategy_state_that_does_not_fit_its_networks_fails_as_a_state_error(strategy_checkpoints, tmp_path,
-                                                                                 key, part):
+@pytest.mark.parametrize("key, part", [("autoal", "FitNet"), ("autoal_paper", "SearchNet"), ("lpl", "LPL task model")])
+def test_a_strategy_state_that_does_not_fit_its_networks_fails_as_a_state_error(
+    strategy_checkpoints, tmp_path, key, part
+):
     """The parts a strategy applies once its networks exist (FitNet's weights in the look-ahead,
     the paper's SearchNet, LPL's warm-start model) fail as a StateError naming the part when the
     resumed round applies them, not as torch's RuntimeError."""
@@ -526,8 +635,13 @@ def test_a_strategy_state_that_does_not_fit_its_networks_fails_as_a_state_error(
 
     run_dir, state = strategy_checkpoints[key]
     state = copy.deepcopy(state)
-    damaged = _shrink_a_weight(state["lookahead"]["fitnet"] if key == "autoal" else
-                               state["searchnet"] if key == "autoal_paper" else state["saved"]["model"])
+    damaged = _shrink_a_weight(
+        state["lookahead"]["fitnet"]
+        if key == "autoal"
+        else state["searchnet"]
+        if key == "autoal_paper"
+        else state["saved"]["model"]
+    )
     assert damaged
     cfg = _stateful_config(key, tmp_path)
     copy_dir = tmp_path / run_dir.name

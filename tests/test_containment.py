@@ -4,6 +4,7 @@ are resolved. Each case is tried with an absolute link, a relative link through 
 path is given as text) a ``..`` path; a refusal is one named error before anything changes, and the
 outside folder is byte-for-byte and mtime-for-mtime what it was. A root that is itself a link the
 user made (runs/ -> a big disk) keeps working."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,18 @@ from autoal.config import RunConfig
 from autoal.containment import check_tree, inside
 from autoal.errors import ConfigError, DataError, StateError
 
-TINY = ["al.rounds=1", "al.initial_size=20", "al.query_size=10", "al.mc_samples=2", "train.epochs=2",
-        "train.batch_size=32", "strategy=margin", "runtime.quiet=true", "runtime.num_threads=1",
-        "tracking.enabled=false"]
+TINY = [
+    "al.rounds=1",
+    "al.initial_size=20",
+    "al.query_size=10",
+    "al.mc_samples=2",
+    "train.epochs=2",
+    "train.batch_size=32",
+    "strategy=margin",
+    "runtime.quiet=true",
+    "runtime.num_threads=1",
+    "tracking.enabled=false",
+]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
@@ -46,6 +56,7 @@ KINDS = ["absolute", "dotdot"]
 
 
 # ------------------------------------------------------------------------------ the helper
+
 
 def test_inside_follows_links_and_dots(tmp_path):
     root, out = tmp_path / "root", tmp_path / "out"
@@ -88,6 +99,7 @@ def test_check_tree_refuses_a_deep_link_leading_outside(tmp_path, kind):
 
 
 # ------------------------------------------------------------------------------ run folders
+
 
 def _cfg(tmp_path: Path, output_dir: Path | None = None) -> RunConfig:
     return RunConfig.from_dict(compose([*TINY, f"runtime.output_dir={output_dir or tmp_path / 'runs'}"]))
@@ -181,10 +193,17 @@ def _sweep(folder: Path, tracking_uri: str) -> Path:
     from autoal.platform.sweep.driver import write_meta
 
     exp = folder / SWEEP_ID
-    write_meta(str(exp), {"sweep_id": SWEEP_ID, "name": "s", "created": 1.0,
-                          "spec": {"name": "s", "space": {"strategy": {"grid": ["random"]}}, "seeds": [0]},
-                          "arms": [{"label": "random", "delta": {}, "config": {}}],
-                          "base": {"tracking": {"uri": tracking_uri, "experiment": "other"}}})
+    write_meta(
+        str(exp),
+        {
+            "sweep_id": SWEEP_ID,
+            "name": "s",
+            "created": 1.0,
+            "spec": {"name": "s", "space": {"strategy": {"grid": ["random"]}}, "seeds": [0]},
+            "arms": [{"label": "random", "delta": {}, "config": {}}],
+            "base": {"tracking": {"uri": tracking_uri, "experiment": "other"}},
+        },
+    )
 
     class Marker:
         def __reduce__(self):
@@ -218,8 +237,11 @@ def test_resume_outside_storage_is_refused(two_projects, how):
     else:
         link(here / SWEEP_ID, other / SWEEP_ID, how.split()[1])
         resume = SWEEP_ID
-    with pytest.raises(ConfigError, match=r"sweep.resume=.*not a sweep folder directly under .*here/ray_results.*"
-                                          r"set sweep.storage_path"):
+    with pytest.raises(
+        ConfigError,
+        match=r"sweep.resume=.*not a sweep folder directly under .*here/ray_results.*"
+        r"set sweep.storage_path",
+    ):
         find_resumable(str(here), "s", resume)
     if how.startswith("link"):  # resume=true (the latest) never picks a link leading elsewhere
         with pytest.raises(ConfigError, match="lead outside it through a symbolic link"):
@@ -263,9 +285,16 @@ def test_run_sweep_refuses_resume_outside_storage_before_anything(two_projects):
 
     here, other = two_projects
     before = snapshot(other.parent)
-    spec = SweepSpec.from_dict({"name": "s", "space": {"strategy": {"grid": ["random"]}}, "seeds": [0],
-                                "storage_path": str(here), "report": False,
-                                "resume": f"../../other/ray_results/{SWEEP_ID}"})
+    spec = SweepSpec.from_dict(
+        {
+            "name": "s",
+            "space": {"strategy": {"grid": ["random"]}},
+            "seeds": [0],
+            "storage_path": str(here),
+            "report": False,
+            "resume": f"../../other/ray_results/{SWEEP_ID}",
+        }
+    )
     with pytest.raises(ConfigError, match="sweep.resume"):
         run_sweep(spec, {}, out=lambda s: None)
     assert snapshot(other.parent) == before and not (other / "UNPICKLED").exists()
@@ -276,9 +305,13 @@ def test_sweep_check_cli_refuses_resume_outside_storage(two_projects, tmp_path, 
 
     here, other = two_projects
     before = snapshot(other.parent)
-    argv = ["--check", f"sweep.storage_path={here}", f"sweep.resume=../../other/ray_results/{SWEEP_ID}",
-            f"runtime.output_dir={tmp_path / 'here' / 'runs'}",
-            f"tracking.uri=sqlite:///{tmp_path / 'here' / 'mlflow.db'}"]
+    argv = [
+        "--check",
+        f"sweep.storage_path={here}",
+        f"sweep.resume=../../other/ray_results/{SWEEP_ID}",
+        f"runtime.output_dir={tmp_path / 'here' / 'runs'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'here' / 'mlflow.db'}",
+    ]
     with pytest.raises(SystemExit) as e:
         main_guard(main, argv)
     err = capsys.readouterr().err
@@ -289,6 +322,7 @@ def test_sweep_check_cli_refuses_resume_outside_storage(two_projects, tmp_path, 
 
 
 # ------------------------------------------------------------------------------ labeling projects
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
@@ -351,8 +385,11 @@ def test_export_refuses_a_pool_entry_outside_the_images(exported, tmp_path, how)
         target.unlink()
         link(target, private, how.split()[1])
     before, batches = snapshot(private.parent), snapshot(project)
-    with pytest.raises(StateError, match=r"labels.json: the pool entry .* leads to .*outside/private.png, outside "
-                                         r".*images.*restore labels.json"):
+    with pytest.raises(
+        StateError,
+        match=r"labels.json: the pool entry .* leads to .*outside/private.png, outside "
+        r".*images.*restore labels.json",
+    ):
         main(args)
     assert snapshot(private.parent) == before
     assert snapshot(project) == batches  # no CSV, no thumbnails, no state written

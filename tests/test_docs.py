@@ -2,6 +2,7 @@
 cross-reference, an API object a ``:::`` directive cannot find, a page missing from the nav — is
 an error) and every tutorial's Python blocks, run in order in a fresh process in an empty folder,
 offline, as a reader would paste them."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,9 +39,17 @@ def _need(module: str) -> None:
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOAL_", "MLFLOW_"))}
-    env.update(PYTHONPATH=str(ROOT), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", AUTOAL_PROGRESS="off",
-               HOME=str(tmp_path / "home"), MPLBACKEND="Agg", NO_PROXY="*", HTTP_PROXY="http://offline.invalid:9",
-               HTTPS_PROXY="http://offline.invalid:9")
+    env.update(
+        PYTHONPATH=str(ROOT),
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        AUTOAL_PROGRESS="off",
+        HOME=str(tmp_path / "home"),
+        MPLBACKEND="Agg",
+        NO_PROXY="*",
+        HTTP_PROXY="http://offline.invalid:9",
+        HTTPS_PROXY="http://offline.invalid:9",
+    )
     return env
 
 
@@ -48,9 +57,14 @@ def test_site_builds_without_warnings(tmp_path):
     _need("mkdocs")
     _need("mkdocstrings_handlers.python")
     out = tmp_path / "site"
-    p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                        "-d", str(out)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     # the API reference is generated from the docstrings, cross-references resolved
     library = (out / "api" / "library" / "index.html").read_text()
@@ -90,8 +104,14 @@ def test_tutorial_runs(page, tmp_path):
     (tmp_path / "home").mkdir()
     t0 = time.monotonic()
     try:
-        p = subprocess.run([sys.executable, str(script)], cwd=work, env=_env(tmp_path), capture_output=True,
-                           text=True, timeout=PAGE_TIMEOUT_S)
+        p = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=work,
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=PAGE_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{page.name}: its Python blocks ran longer than {PAGE_TIMEOUT_S} s\n{e.stdout}\n{e.stderr}")
     print(f"{page.name}: {time.monotonic() - t0:.1f} s")

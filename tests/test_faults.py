@@ -1,5 +1,6 @@
 """autoal.faults: the crash tests' hooks are off by default, parse their one variable each, and
 fire exactly once where asked."""
+
 import pytest
 
 from autoal.errors import ConfigError

@@ -1,6 +1,7 @@
 """A full disk (issue 23, item 4): a run folder, a labeling project, a report and the SQLite store
 on a small tmpfs that has no room left. Each command prints one line naming the key and the file
 and "no space left", exits 2, and leaves what it had saved readable (the next run resumes)."""
+
 from __future__ import annotations
 
 import errno
@@ -17,8 +18,16 @@ from autoal.state import RunState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TINY = ["dataset=digits", "al.rounds=1", "al.initial_size=20", "al.query_size=10", "train.epochs=1",
-        "al.mc_samples=2", "runtime.quiet=true", "runtime.num_threads=1"]
+TINY = [
+    "dataset=digits",
+    "al.rounds=1",
+    "al.initial_size=20",
+    "al.query_size=10",
+    "train.epochs=1",
+    "al.mc_samples=2",
+    "runtime.quiet=true",
+    "runtime.num_threads=1",
+]
 
 
 @pytest.fixture
@@ -80,16 +89,21 @@ def test_run_folder_on_a_full_disk_is_one_line_and_the_state_stays_valid(small_d
 def test_a_new_sqlite_store_on_a_full_disk_is_one_line(small_disk, tmp_path, capsys):
     db = small_disk / "mlflow.db"
     fill(small_disk, 20_000)
-    code, err = command("run", [*TINY, f"tracking.uri=sqlite:///{db}", f"runtime.output_dir={tmp_path / 'runs'}"],
-                        capsys)
+    code, err = command(
+        "run", [*TINY, f"tracking.uri=sqlite:///{db}", f"runtime.output_dir={tmp_path / 'runs'}"], capsys
+    )
     assert code == 2
     assert_one_line(err, "tracking.uri", str(db), "database or disk is full")
 
 
 def test_a_sqlite_store_that_fills_during_a_run_is_one_line(small_disk, tmp_path, capsys):
     db = small_disk / "mlflow.db"
-    args = [*TINY, f"tracking.uri=sqlite:///{db}", f"runtime.output_dir={tmp_path / 'runs'}",
-            "tracking.log_model=false"]
+    args = [
+        *TINY,
+        f"tracking.uri=sqlite:///{db}",
+        f"runtime.output_dir={tmp_path / 'runs'}",
+        "tracking.log_model=false",
+    ]
     code, err = command("run", args, capsys)
     assert code == 0, err
     fill(small_disk, 8_000)
@@ -105,9 +119,20 @@ def test_a_labeling_project_on_a_full_disk_is_one_line(small_disk, tmp_path, cap
     make_images(images)
     project = small_disk / "project"
     fill(small_disk, 12_000)
-    code, err = command("query", ["export", f"labeling.project={project}", f"labeling.images={images}",
-                                  "tracking.enabled=false", "al.query_size=4", "al.mc_samples=2", "train.epochs=1",
-                                  "labeling.image_size=8"], capsys)
+    code, err = command(
+        "query",
+        [
+            "export",
+            f"labeling.project={project}",
+            f"labeling.images={images}",
+            "tracking.enabled=false",
+            "al.query_size=4",
+            "al.mc_samples=2",
+            "train.epochs=1",
+            "labeling.image_size=8",
+        ],
+        capsys,
+    )
     assert code == 2
     assert_one_line(err, "labeling.project", str(project))
     state = project / "labels.json"
@@ -124,8 +149,10 @@ def test_a_report_on_a_full_disk_is_one_line(small_disk, capsys):
     assert_one_line(err, "report.out_dir", str(out))
 
 
-@pytest.mark.parametrize("number, words", [(errno.EDQUOT, "quota"), (errno.EFBIG, "size limit"),
-                                           (errno.ENOSPC, "no space left on the device")])
+@pytest.mark.parametrize(
+    "number, words",
+    [(errno.EDQUOT, "quota"), (errno.EFBIG, "size limit"), (errno.ENOSPC, "no space left on the device")],
+)
 def test_main_guard_names_every_kind_of_full(tmp_path, capsys, number, words):
     """An OSError of a full quota or a too-large file, raised where no autoal code names it."""
     target = tmp_path / "big.bin"

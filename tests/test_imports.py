@@ -1,6 +1,7 @@
 """The core runs where only its own dependencies exist (`pip install autoal`; the GPU benchmark
 machine): the packages of the extras (Ray, MLflow and pandas, Hydra, PyYAML, the data packages)
 are imported only where they are used."""
+
 import subprocess
 import sys
 
@@ -22,7 +23,9 @@ class Hide:
 sys.meta_path[:] = [Hide(f) for f in sys.meta_path]
 """
 
-CODE = HIDE + """
+CODE = (
+    HIDE
+    + """
 from autoal.config import RunConfig
 from autoal.loop import run_experiment
 import autoal.platform  # import-light: no ray at import time
@@ -37,15 +40,19 @@ print('PICKS', autoal.query(np.random.default_rng(0).dirichlet(np.ones(10), size
 loaded = sorted({m.split('.')[0] for m in sys.modules} & HIDDEN)
 print('EXTRAS LOADED', loaded)
 """
+)
 
 
 def test_core_runs_without_the_packages_of_the_extras(tmp_path):
     """Every package of autoal.extras.MODULES (Ray, pyarrow, MLflow, pandas, Hydra, PyYAML,
     torchvision, ...) hidden: a run with tracking off and autoal.query still work."""
     hidden = ",".join(MODULES)
-    assert {"ray", "mlflow", "pandas", "pyarrow", "hydra", "omegaconf", "yaml", "torchvision", "medmnist"} <= set(MODULES)
-    out = subprocess.run([sys.executable, "-c", CODE, str(tmp_path), hidden], capture_output=True, text=True,
-                         timeout=300)
+    assert {"ray", "mlflow", "pandas", "pyarrow", "hydra", "omegaconf", "yaml", "torchvision", "medmnist"} <= set(
+        MODULES
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", CODE, str(tmp_path), hidden], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "AUBC" in out.stdout and "PICKS [" in out.stdout, out.stdout
     assert "EXTRAS LOADED []" in out.stdout, out.stdout
@@ -54,23 +61,42 @@ def test_core_runs_without_the_packages_of_the_extras(tmp_path):
 def test_a_command_without_its_extra_is_one_line_naming_it(tmp_path):
     """`autoal sweep` without Ray, `autoal run` without Hydra, a tracked run without MLflow: exit
     2 and one line with the `pip install 'autoal[...]'` that installs what is missing."""
-    cases = [("ray", ["sweep"], "error: autoal sweep needs Ray: pip install 'autoal[ray]'"),
-             (",".join(MODULES), ["sweep"],
-              "error: autoal sweep needs Ray, MLflow and Hydra: pip install 'autoal[ray,mlflow,cli]'"),
-             ("hydra,omegaconf", ["run"], "error: autoal run needs Hydra: pip install 'autoal[cli]'"),
-             ("ray", ["run", "-m", "strategy=margin,entropy"], "error: autoal run -m needs Ray: pip install 'autoal[ray]'"),
-             ("mlflow,pandas", ["report"], "error: autoal report needs MLflow: pip install 'autoal[mlflow]'"),
-             ("mlflow,pandas", ["run", f"runtime.output_dir={tmp_path}"],
-              "error: tracking in MLflow (tracking.uri=sqlite:///mlflow.db) needs MLflow: pip install 'autoal[mlflow]', "
-              "or turn tracking off (autoal run tracking=none"),
-             ("torchvision", ["run", "dataset=cifar10", "tracking=none", f"runtime.output_dir={tmp_path}"],
-              "error: dataset=cifar10 needs torchvision: pip install 'autoal[data]'"),
-             ("ray", ["run", "scoring=ray", "tracking=none", f"runtime.output_dir={tmp_path}"],
-              "error: scoring.executor=ray needs Ray: pip install 'autoal[ray]', or scoring=local")]
+    cases = [
+        ("ray", ["sweep"], "error: autoal sweep needs Ray: pip install 'autoal[ray]'"),
+        (
+            ",".join(MODULES),
+            ["sweep"],
+            "error: autoal sweep needs Ray, MLflow and Hydra: pip install 'autoal[ray,mlflow,cli]'",
+        ),
+        ("hydra,omegaconf", ["run"], "error: autoal run needs Hydra: pip install 'autoal[cli]'"),
+        ("ray", ["run", "-m", "strategy=margin,entropy"], "error: autoal run -m needs Ray: pip install 'autoal[ray]'"),
+        ("mlflow,pandas", ["report"], "error: autoal report needs MLflow: pip install 'autoal[mlflow]'"),
+        (
+            "mlflow,pandas",
+            ["run", f"runtime.output_dir={tmp_path}"],
+            "error: tracking in MLflow (tracking.uri=sqlite:///mlflow.db) needs MLflow: pip install 'autoal[mlflow]', "
+            "or turn tracking off (autoal run tracking=none",
+        ),
+        (
+            "torchvision",
+            ["run", "dataset=cifar10", "tracking=none", f"runtime.output_dir={tmp_path}"],
+            "error: dataset=cifar10 needs torchvision: pip install 'autoal[data]'",
+        ),
+        (
+            "ray",
+            ["run", "scoring=ray", "tracking=none", f"runtime.output_dir={tmp_path}"],
+            "error: scoring.executor=ray needs Ray: pip install 'autoal[ray]', or scoring=local",
+        ),
+    ]
     for hidden, argv, line in cases:
         code = HIDE + "from autoal.cli import main\nmain(sys.argv[3:])\n"
-        out = subprocess.run([sys.executable, "-c", code, str(tmp_path), hidden, *argv], capture_output=True,
-                             text=True, timeout=300, cwd=tmp_path)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path), hidden, *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
         assert out.returncode == 2, (argv, out.stdout[-1000:], out.stderr[-2000:])
         assert out.stderr.startswith(line) and out.stderr.count("\n") == 1, (argv, out.stderr[-2000:])
         assert not list(tmp_path.glob("**/state.json")), argv  # refused before any work

@@ -1,5 +1,6 @@
 """k-means (autoal/kmeans.py): seeding, Lloyd, picks — on CPU here, and the CUDA-graph seeding
 where a GPU is present (bench/gpu.py repeats the CUDA checks on the lent GPU)."""
+
 import numpy as np
 import pytest
 import torch
@@ -60,8 +61,8 @@ def test_row_min_gives_min_values_and_first_positions_also_with_ties(k):
     g = torch.Generator().manual_seed(k)
     d = torch.rand(300, k, generator=g)
     if k > 1:
-        d[::3, k // 2] = d[::3].amin(1)      # a tie with an existing minimum in every third row
-        d[5] = 0.25                           # a whole row tied
+        d[::3, k // 2] = d[::3].amin(1)  # a tie with an existing minimum in every third row
+        d[5] = 0.25  # a whole row tied
     ref = d.clone().min(1)
     v, idx = km.row_min(d.clone())
     assert torch.equal(v, ref.values) and torch.equal(idx, ref.indices)
@@ -69,7 +70,10 @@ def test_row_min_gives_min_values_and_first_positions_also_with_ties(k):
 
 def test_kmeans_reaches_scikit_learn_inertia():
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(4000, 32, generator=g) + 4 * torch.randn(25, 32, generator=g)[torch.randint(0, 25, (4000,), generator=g)]
+    x = (
+        torch.randn(4000, 32, generator=g)
+        + 4 * torch.randn(25, 32, generator=g)[torch.randint(0, 25, (4000,), generator=g)]
+    )
     ours, theirs = [], []
     for seed in range(6):  # both land in local minima on some seeds: compare the averages
         centres, assign = km.kmeans(x, 25, seed=seed, iters=100)

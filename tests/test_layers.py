@@ -1,6 +1,7 @@
 """The layer order of ``autoal/`` written down in docs/DESIGN.md §6: no module imports from a
 higher layer (at module level or inside a function), and the only import circles are a
 registry's with the modules that register in it."""
+
 from __future__ import annotations
 
 import ast
@@ -40,7 +41,7 @@ GRAPH = {m: _imports(p) - {m} for m, p in MODULES.items()}
 def _design_layers() -> dict[str, int]:
     """Top-level unit (``autoal.x``) -> layer, read from the table in DESIGN.md §6."""
     text = (ROOT / "docs" / "DESIGN.md").read_text()
-    section = text[text.index("**Layers of `autoal/`**"):]
+    section = text[text.index("**Layers of `autoal/`**") :]
     layers: dict[str, int] = {}
     for line in section.splitlines():
         m = re.match(r"\| (\d+) \| (.+?) \|", line)
@@ -64,9 +65,12 @@ def test_every_module_has_a_layer_in_the_design():
 
 
 def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
-    upward = [f"{m} (layer {LAYERS[_unit(m)]}) imports {t} (layer {LAYERS[_unit(t)]})"
-              for m, targets in GRAPH.items() for t in sorted(targets)
-              if LAYERS[_unit(t)] > LAYERS[_unit(m)]]
+    upward = [
+        f"{m} (layer {LAYERS[_unit(m)]}) imports {t} (layer {LAYERS[_unit(t)]})"
+        for m, targets in GRAPH.items()
+        for t in sorted(targets)
+        if LAYERS[_unit(t)] > LAYERS[_unit(m)]
+    ]
     assert not upward, "\n".join(upward)
 
 
@@ -107,8 +111,9 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_import_circles_only_around_a_registry():
     for circle in _strongly_connected(GRAPH):
         package = {_unit(m) for m in circle}
-        assert len(package) == 1 and any(m.endswith(".registry") for m in circle), \
+        assert len(package) == 1 and any(m.endswith(".registry") for m in circle), (
             f"import circle outside a registry: {' -> '.join(circle)}"
+        )
 
 
 def test_the_checks_see_an_upward_import_and_a_circle():
@@ -125,8 +130,13 @@ def test_mlflow_is_imported_by_tracking_alone():
     importers = []
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            mods = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
-                    else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            mods = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             if any(m == "mlflow" or m.startswith("mlflow.") for m in mods):
                 importers.append(name)
     assert importers and {_unit(m) for m in importers} == {"autoal.tracking"}, sorted(set(importers))
@@ -138,8 +148,13 @@ def test_hydra_is_imported_by_the_cli_alone():
     importers = set()
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            mods = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
-                    else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            mods = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             if any(m.split(".")[0] in ("hydra", "omegaconf") for m in mods):
                 importers.add(_unit(name))
     assert importers == {"autoal.cli"}, sorted(importers)
@@ -153,8 +168,13 @@ def test_ray_is_imported_by_the_executors_and_the_platform_alone():
     importers = set()
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            mods = ([node.module] if isinstance(node, ast.ImportFrom) and node.module
-                    else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            mods = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             if any(m == "ray" or m.startswith("ray.") for m in mods):
                 importers.add(name)
     units = {".".join(m.split(".")[:2]) for m in importers}

@@ -1,4 +1,5 @@
 """The AL loop end to end on digits: reproducibility, state, MLflow tracking, budget checks."""
+
 import json
 
 import numpy as np
@@ -76,15 +77,18 @@ def test_aubc_trapezoid_normalized():
     assert aubc([10], [0.4]) == 0.4
 
 
-@pytest.mark.parametrize("over, field", [
-    ({"al": {"query_size": 0}}, "al.query_size"),
-    ({"al": {"query_size": 2000}}, "al.query_size"),
-    ({"al": {"initial_size": 5000}}, "al.initial_size"),
-    ({"al": {"rounds": 500}}, "al.rounds"),
-    ({"train": {"optimizer": "rmsprop"}}, "train.optimizer"),
-    ({"model": {"name": "vgg"}}, "model.name"),
-    ({"strategy": {"name": "nope"}}, "strategy.name"),
-])
+@pytest.mark.parametrize(
+    "over, field",
+    [
+        ({"al": {"query_size": 0}}, "al.query_size"),
+        ({"al": {"query_size": 2000}}, "al.query_size"),
+        ({"al": {"initial_size": 5000}}, "al.initial_size"),
+        ({"al": {"rounds": 500}}, "al.rounds"),
+        ({"train": {"optimizer": "rmsprop"}}, "train.optimizer"),
+        ({"model": {"name": "vgg"}}, "model.name"),
+        ({"strategy": {"name": "nope"}}, "strategy.name"),
+    ],
+)
 def test_bad_config_fails_before_any_work(digits_cfg, tmp_path, over, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         run_experiment(_cfg(digits_cfg, **over))
@@ -139,8 +143,9 @@ def test_run_on_a_long_tailed_pool(digits_cfg):
     """A long-tailed, subsampled pool runs like any other; the same pool for every AL seed."""
     from autoal.data.subset import class_order
 
-    cfg = _cfg(digits_cfg, dataset={"imbalance_ratio": 10, "train_size": 300}, al={"rounds": 1},
-               tracking={"enabled": False})
+    cfg = _cfg(
+        digits_cfg, dataset={"imbalance_ratio": 10, "train_size": 300}, al={"rounds": 1}, tracking={"enabled": False}
+    )
     r = run_experiment(cfg)
     assert len(r.history) == 2 and r.tracking_run_id is None
     from autoal.loop import ActiveLearningLoop
@@ -148,7 +153,10 @@ def test_run_on_a_long_tailed_pool(digits_cfg):
     loop = ActiveLearningLoop(cfg)
     counts = loop.dataset.info["pool_class_counts"]
     assert sum(counts) == 300 and counts[class_order(10, 0)[0]] == max(counts)
-    other_seed = ActiveLearningLoop(_cfg(digits_cfg, dataset={"imbalance_ratio": 10, "train_size": 300},
-                                         al={"seed": 5}, tracking={"enabled": False}))
+    other_seed = ActiveLearningLoop(
+        _cfg(
+            digits_cfg, dataset={"imbalance_ratio": 10, "train_size": 300}, al={"seed": 5}, tracking={"enabled": False}
+        )
+    )
     assert other_seed.dataset.y_train.tolist() == loop.dataset.y_train.tolist()
     assert r.labeled.max() < 300

@@ -1,6 +1,7 @@
 """Monte-Carlo dropout (autoal/mc.py, DESIGN.md §3.1.1): the summary equals the moments of the
 explicit samples, does not depend on chunking or sharding, and — on a trained model — gives
 BALD, MeanSTD and VarRatio rankings that measure uncertainty and are stable across MC seeds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,18 +61,20 @@ def _reference_summary(emb, w, b, t, p, seed):
     """The T passes done one by one in float64, and their moments by the textbook formulas."""
     keep, scale = dropout_keep_mask((t, emb.shape[1]), p, torch.Generator().manual_seed(seed), emb.device)
     logits = torch.stack([F.linear(emb.double() * keep[i], w.double() * scale, b.double()) for i in range(t)])
-    probs = torch.softmax(logits, -1)                                                   # (T, N, C)
+    probs = torch.softmax(logits, -1)  # (T, N, C)
     votes = F.one_hot(probs.argmax(-1), w.shape[0]).sum(0).max(-1).values
-    return (probs.mean(0), probs.std(0, unbiased=False), (-torch.special.xlogy(probs, probs).sum(-1)).mean(0),
-            votes)
+    return (probs.mean(0), probs.std(0, unbiased=False), (-torch.special.xlogy(probs, probs).sum(-1)).mean(0), votes)
 
 
-@pytest.mark.parametrize("n,d,c,t,gain,chunk", [
-    (1, 3, 2, 1, 1.0, None),            # one row, one pass
-    (97, 16, 7, 33, 1.0, 500),          # chunks of 2 rows, the last one partial
-    (200, 64, 10, 500, 1.0, None),      # the default T at the benchmark's width
-    (150, 20, 4, 64, 40.0, 4096),       # saturated softmax: probabilities underflow to 0, entropies ≈ 0
-])
+@pytest.mark.parametrize(
+    "n,d,c,t,gain,chunk",
+    [
+        (1, 3, 2, 1, 1.0, None),  # one row, one pass
+        (97, 16, 7, 33, 1.0, 500),  # chunks of 2 rows, the last one partial
+        (200, 64, 10, 500, 1.0, None),  # the default T at the benchmark's width
+        (150, 20, 4, 64, 40.0, 4096),  # saturated softmax: probabilities underflow to 0, entropies ≈ 0
+    ],
+)
 def test_the_fast_summary_equals_the_float64_reference(n, d, c, t, gain, chunk):
     """The chunked one-product path (scratch reuse, sign votes, log-sum-exp entropy, norm std)
     computes the same moments as the passes done one by one, to float32 rounding."""
@@ -82,7 +85,7 @@ def test_the_fast_summary_equals_the_float64_reference(n, d, c, t, gain, chunk):
     assert torch.allclose(got.mean_probs.double(), mean, atol=2e-6)
     assert torch.allclose(got.std_probs.double(), std, atol=2e-6)
     assert torch.allclose(got.mean_entropy.double(), ent, atol=1e-5)
-    assert torch.equal((got.modal_fraction * t).round().long(), modal)   # the same argmax votes
+    assert torch.equal((got.modal_fraction * t).round().long(), modal)  # the same argmax votes
     assert got.samples == t and len(got) == n
 
 
@@ -98,8 +101,9 @@ def test_summary_does_not_depend_on_chunks_or_shards():
     tiny_chunks = mc_dropout_summary(w, b, emb, 40, 0.3, torch.Generator().manual_seed(7), chunk_elements=600)
     _close(whole, tiny_chunks, atol=1e-6)
     # consistent masks depend on the seed only: shards scored apart and joined equal the whole
-    parts = [mc_dropout_summary(w, b, emb[a:z], 40, 0.3, torch.Generator().manual_seed(7))
-             for a, z in ((0, 100), (100, 257))]
+    parts = [
+        mc_dropout_summary(w, b, emb[a:z], 40, 0.3, torch.Generator().manual_seed(7)) for a, z in ((0, 100), (100, 257))
+    ]
     _close(whole, MCSummary.concat(parts), atol=1e-6)
     sub = whole.subset(torch.tensor([3, 5]))
     assert torch.equal(sub.mean_entropy, whole.mean_entropy[[3, 5]]) and len(sub) == 2
@@ -124,7 +128,9 @@ def test_without_dropout_every_pass_is_the_plain_head_and_bad_input_is_refused()
         mc_dropout_summary(w, b, emb, 0, 0.3)
     with pytest.raises(ValueError, match="different sample counts"):
         MCSummary.concat([s, mc_dropout_summary(w, b, emb, 8, 0.0)])
-    with pytest.raises(ConfigError, match="al.mc_masks: unknown value 'shared'; valid choices: consistent, independent"):
+    with pytest.raises(
+        ConfigError, match="al.mc_masks: unknown value 'shared'; valid choices: consistent, independent"
+    ):
         RunConfig.from_dict({"al": {"mc_masks": "shared"}})
 
 

@@ -12,6 +12,7 @@ folder's `.pth` files, so the editable install there is not seen): the whole sit
 the full install; for the core, a folder of symbolic links to the distributions that the
 wheel's core requirements need (their closure, read from the installed metadata), so that pip
 checks that they satisfy them and nothing else is importable."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,24 @@ def _source_copy(dest: Path) -> Path:
 def wheel(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     src = _source_copy(tmp / "src")
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                          "-q", "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     (whl,) = (tmp / "dist").glob("autoal-*.whl")
     return whl
@@ -61,8 +78,16 @@ def test_wheel_holds_the_package_its_config_and_the_console_script(wheel):
         entry_points = next(z.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"autoal"}, tops  # no top-level `pipelines`
-    for part in ("conf/config.yaml", "conf/sweep.yaml", "conf/query.yaml", "conf/strategy/autoal.yaml",
-                 "conf/dataset/digits.yaml", "conf/sweep/smoke.yaml", "cli/__init__.py", "cli/run.py"):
+    for part in (
+        "conf/config.yaml",
+        "conf/sweep.yaml",
+        "conf/query.yaml",
+        "conf/strategy/autoal.yaml",
+        "conf/dataset/digits.yaml",
+        "conf/sweep/smoke.yaml",
+        "cli/__init__.py",
+        "cli/run.py",
+    ):
         assert f"autoal/{part}" in names, part
     assert "autoal = autoal.cli:main" in entry_points
 
@@ -72,11 +97,21 @@ def test_wheel_in_a_fresh_venv_runs_autoal_from_an_empty_folder(wheel, tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    fresh_site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                     capture_output=True, text=True, check=True).stdout.strip())
+    fresh_site = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (fresh_site / "zz_autoal_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    inst = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index",
-                           "-q", str(wheel)], capture_output=True, text=True, timeout=300)
+    inst = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert inst.returncode == 0, inst.stdout[-2000:] + inst.stderr[-3000:]
 
     work = tmp_path / "work"
@@ -87,8 +122,12 @@ def test_wheel_in_a_fresh_venv_runs_autoal_from_an_empty_folder(wheel, tmp_path)
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, cwd=work, env=env)
 
-    where = run(str(py), "-c", "import importlib.util, autoal, autoal.paths; print(autoal.__file__); "
-                               "print(autoal.paths.conf_dir()); print(importlib.util.find_spec('pipelines'))")
+    where = run(
+        str(py),
+        "-c",
+        "import importlib.util, autoal, autoal.paths; print(autoal.__file__); "
+        "print(autoal.paths.conf_dir()); print(importlib.util.find_spec('pipelines'))",
+    )
     assert where.returncode == 0, where.stderr[-3000:]
     file, conf, pipelines = where.stdout.split()
     assert Path(file).is_relative_to(fresh_site), file  # the installed wheel, not the repository
@@ -109,15 +148,29 @@ def test_wheel_in_a_fresh_venv_runs_autoal_from_an_empty_folder(wheel, tmp_path)
 # The core: the wheel without extras
 # ---------------------------------------------------------------------------------------------
 #: the packages of the extras ([ray], [mlflow], [cli], [data]): none is importable in the core
-EXTRA_PACKAGES = ("ray", "mlflow", "hydra", "omegaconf", "pandas", "pyarrow", "torchvision", "medmnist", "zarr",
-                  "yaml", "sqlalchemy", "alembic")
+EXTRA_PACKAGES = (
+    "ray",
+    "mlflow",
+    "hydra",
+    "omegaconf",
+    "pandas",
+    "pyarrow",
+    "torchvision",
+    "medmnist",
+    "zarr",
+    "yaml",
+    "sqlalchemy",
+    "alembic",
+)
 
 
 def core_requirements(wheel: Path) -> list[Requirement]:
     """The wheel's Requires-Dist lines that hold without an extra (what `pip install autoal` installs)."""
     with zipfile.ZipFile(wheel) as z:
         meta = next(z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-    reqs = [Requirement(line.split(":", 1)[1].strip()) for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    reqs = [
+        Requirement(line.split(":", 1)[1].strip()) for line in meta.splitlines() if line.startswith("Requires-Dist:")
+    ]
     return [r for r in reqs if r.marker is None or r.marker.evaluate({"extra": ""})]
 
 
@@ -157,8 +210,8 @@ def link_distributions(dists: dict[str, Distribution], dest: Path) -> Path:
 def readme_library_examples() -> list[str]:
     """The first two ```python blocks of the README's "## As a library" section."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## As a library"):]
-    section = section[:section.index("\n## ", 3)]
+    section = text[text.index("## As a library") :]
+    section = section[: section.index("\n## ", 3)]
     return re.findall(r"```python\n(.*?)```", section, re.S)[:2]
 
 
@@ -171,12 +224,19 @@ def test_wheel_without_extras_is_the_library_and_names_the_extra_a_command_needs
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    fresh_site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                     capture_output=True, text=True, check=True).stdout.strip())
+    fresh_site = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (fresh_site / "zz_autoal_core_deps.pth").write_text(f"{link_distributions(core, tmp_path / 'core-site')}\n")
     pip = [sys.executable, "-m", "pip", "--python", str(py)]
-    inst = subprocess.run([*pip, "install", "--no-deps", "--no-index", "-q", str(wheel)], capture_output=True,
-                          text=True, timeout=300)
+    inst = subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "-q", str(wheel)], capture_output=True, text=True, timeout=300
+    )
     assert inst.returncode == 0, inst.stdout[-2000:] + inst.stderr[-3000:]
     # pip's own check: every requirement of autoal (the core) and of what it needs is installed
     checked = subprocess.run([*pip, "check"], capture_output=True, text=True, timeout=300)
@@ -190,8 +250,13 @@ def test_wheel_without_extras_is_the_library_and_names_the_extra_a_command_needs
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, cwd=work, env=env)
 
-    probe = run(str(py), "-c", "import importlib.util, sys, autoal; print(autoal.__file__); print(sorted(m for m in "
-                               "sys.argv[1:] if importlib.util.find_spec(m)))", *EXTRA_PACKAGES)
+    probe = run(
+        str(py),
+        "-c",
+        "import importlib.util, sys, autoal; print(autoal.__file__); print(sorted(m for m in "
+        "sys.argv[1:] if importlib.util.find_spec(m)))",
+        *EXTRA_PACKAGES,
+    )
     assert probe.returncode == 0, probe.stderr[-3000:]
     file, importable = probe.stdout.splitlines()
     assert Path(file).is_relative_to(fresh_site), file
@@ -203,13 +268,18 @@ def test_wheel_without_extras_is_the_library_and_names_the_extra_a_command_needs
     autoal = str(venv / "bin" / "autoal")
     for cmd in ([autoal, "--version"], [str(py), "-m", "autoal", "--version"]):
         out = run(*cmd)
-        assert out.returncode == 0 and re.fullmatch(r"autoal \d+\.\d+\.\d+\S*\n", out.stdout), (cmd, out.stdout,
-                                                                                                 out.stderr[-2000:])
+        assert out.returncode == 0 and re.fullmatch(r"autoal \d+\.\d+\.\d+\S*\n", out.stdout), (
+            cmd,
+            out.stdout,
+            out.stderr[-2000:],
+        )
     helped = run(autoal, "--help")
     assert helped.returncode == 0 and "sweep" in helped.stdout, helped.stderr[-2000:]
-    for argv, line in ((["sweep"], "error: autoal sweep needs Ray, MLflow and Hydra: pip install 'autoal[ray,mlflow,cli]'"),
-                       (["run", "al.rounds=1"], "error: autoal run needs Hydra: pip install 'autoal[cli]'"),
-                       (["report"], "error: autoal report needs MLflow and Hydra: pip install 'autoal[mlflow,cli]'")):
+    for argv, line in (
+        (["sweep"], "error: autoal sweep needs Ray, MLflow and Hydra: pip install 'autoal[ray,mlflow,cli]'"),
+        (["run", "al.rounds=1"], "error: autoal run needs Hydra: pip install 'autoal[cli]'"),
+        (["report"], "error: autoal report needs MLflow and Hydra: pip install 'autoal[mlflow,cli]'"),
+    ):
         out = run(autoal, *argv)
         assert out.returncode == 2 and out.stderr == line + "\n", (argv, out.stderr[-2000:])
 

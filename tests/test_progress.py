@@ -1,6 +1,7 @@
 """Progress: bars on a terminal, one line per round in a log (never a carriage return), silence
 with ``runtime.quiet``; the long steps of AutoAL (both formulations), VAAL, LPL and ENSvarR
 report through ``ctx.progress``; the sweep's status line estimates the time left."""
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,17 @@ import numpy as np
 import pytest
 import torch
 
-from autoal.progress import (ENV_VAR, NULL_REPORTER, BarReporter, Reporter, as_reporter, clock, progress_bar,
-                             progress_mode, track)
+from autoal.progress import (
+    ENV_VAR,
+    NULL_REPORTER,
+    BarReporter,
+    Reporter,
+    as_reporter,
+    clock,
+    progress_bar,
+    progress_mode,
+    track,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,8 +143,9 @@ def test_query_context_takes_a_reporter_or_a_bool():
 
     probs = torch.full((3, 2), 0.5)
     cache = PoolCache(indices=np.arange(3), probs=probs, embeddings=torch.zeros(3, 2), logits=probs.log())
-    kw = dict(cache=cache, unlabeled=cache.indices, labeled=np.zeros(0, dtype=np.int64), n=1,
-              rng=np.random.default_rng(0))
+    kw = dict(
+        cache=cache, unlabeled=cache.indices, labeled=np.zeros(0, dtype=np.int64), n=1, rng=np.random.default_rng(0)
+    )
     assert QueryContext(**kw).progress is NULL_REPORTER
     assert QueryContext(**kw, progress=False).progress is NULL_REPORTER
     assert isinstance(QueryContext(**kw, progress=True).progress, BarReporter)
@@ -167,8 +178,14 @@ def _env() -> dict[str, str]:
 
 
 def test_loop_in_a_log_writes_one_line_per_round_and_no_carriage_return(tmp_path):
-    out = subprocess.run([sys.executable, "-c", LOOP, str(tmp_path)], capture_output=True, text=True,
-                         timeout=300, env=_env(), cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", LOOP, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "\r" not in out.stderr
     rounds = re.findall(r"^round (\d)/2: (\d+) labels, accuracy \d\.\d{3}, \d+\.\d s$", out.stderr, re.M)
@@ -184,8 +201,9 @@ def test_loop_on_a_terminal_draws_bars(tmp_path):
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-c", LOOP, str(tmp_path)], stdout=subprocess.PIPE, stderr=slave,
-                            env=_env(), cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOOP, str(tmp_path)], stdout=subprocess.PIPE, stderr=slave, env=_env(), cwd=tmp_path
+    )
     os.close(slave)
     buf = b""
     while True:
@@ -211,11 +229,17 @@ def test_quiet_or_progress_off_writes_nothing(tmp_path, capfd, monkeypatch, how)
 
     if how == "env":
         monkeypatch.setenv(ENV_VAR, "off")
-    cfg = RunConfig.from_dict({"dataset": {"name": "digits"}, "model": {"width": 4},
-                               "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 0},
-                               "train": {"epochs": 1}, "strategy": {"name": "entropy"},
-                               "tracking": {"enabled": False},
-                               "runtime": {"output_dir": str(tmp_path), "quiet": how == "quiet", "device": "cpu"}})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": {"name": "digits"},
+            "model": {"width": 4},
+            "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 0},
+            "train": {"epochs": 1},
+            "strategy": {"name": "entropy"},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": how == "quiet", "device": "cpu"},
+        }
+    )
     run_experiment(cfg)
     err = capfd.readouterr().err
     assert "round 0/1" not in err and "rounds" not in err, err
@@ -261,10 +285,15 @@ def learner(tmp_path_factory):
     from autoal.config import RunConfig
     from autoal.loop import ActiveLearningLoop
 
-    cfg = RunConfig.from_dict({"model": {"width": 4}, "train": {"epochs": 2, "batch_size": 32},
-                               "al": {"mc_samples": 2}, "tracking": {"enabled": False},
-                               "runtime": {"output_dir": str(tmp_path_factory.mktemp("runs")), "quiet": True,
-                                           "device": "cpu"}})
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"width": 4},
+            "train": {"epochs": 2, "batch_size": 32},
+            "al": {"mc_samples": 2},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path_factory.mktemp("runs")), "quiet": True, "device": "cpu"},
+        }
+    )
     return ActiveLearningLoop(cfg).learner
 
 
@@ -280,9 +309,19 @@ def _ctx(learner, parts, rec: _Recorder, n: int = 10):
     from autoal.strategies import QueryContext
 
     model, labeled, unlabeled, cache, labeled_cache = parts
-    return QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=n, rng=np.random.default_rng(3),
-                        seed=5, labeled_cache=labeled_cache, model=model, dataset=learner.dataset,
-                        learner=learner, progress=rec)
+    return QueryContext(
+        cache=cache,
+        unlabeled=unlabeled,
+        labeled=labeled,
+        n=n,
+        rng=np.random.default_rng(3),
+        seed=5,
+        labeled_cache=labeled_cache,
+        model=model,
+        dataset=learner.dataset,
+        learner=learner,
+        progress=rec,
+    )
 
 
 def test_vaal_reports_every_iteration(learner, parts):
@@ -320,8 +359,13 @@ def test_ens_var_r_reports_members_and_their_epochs(learner, parts, monkeypatch)
     assert len(train) == 2 and all([d for d, _, _ in r] == list(range(1, epochs + 1)) for r in train)
     # each member's epochs come before that member is counted done
     order = [(c[0], c[1]) for c in rec.calls if c[0] == "ens_var_r/members" or c[1] == epochs]
-    assert order == [("ens_var_r/members", 0), ("ens_var_r/train", epochs), ("ens_var_r/members", 1),
-                     ("ens_var_r/train", epochs), ("ens_var_r/members", 2)]
+    assert order == [
+        ("ens_var_r/members", 0),
+        ("ens_var_r/train", epochs),
+        ("ens_var_r/members", 1),
+        ("ens_var_r/train", epochs),
+        ("ens_var_r/members", 2),
+    ]
 
 
 def test_ens_var_r_on_ray_reports_members_as_they_finish(learner, parts, monkeypatch):
@@ -339,9 +383,13 @@ def test_ens_var_r_on_ray_reports_members_as_they_finish(learner, parts, monkeyp
         return refs[:num_returns], refs[num_returns:]
 
     fake = types.SimpleNamespace(
-        is_initialized=lambda: True, cluster_resources=lambda: {}, put=lambda x: x,
-        remote=lambda **kw: (lambda fn: types.SimpleNamespace(remote=lambda *a: _Ref(fn, a))),
-        wait=wait, get=lambda refs: [r.fn(*r.args) for r in refs])
+        is_initialized=lambda: True,
+        cluster_resources=lambda: {},
+        put=lambda x: x,
+        remote=lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda *a: _Ref(fn, a)),
+        wait=wait,
+        get=lambda refs: [r.fn(*r.args) for r in refs],
+    )
     monkeypatch.setitem(sys.modules, "ray", fake)
     rec = _Recorder()
     s = EnsembleVarRatio(ensemble_size=3)
@@ -355,8 +403,16 @@ def test_autoal_paper_reports_every_search_update(learner, parts):
     from autoal.strategies import build_strategy
 
     rec = _Recorder()
-    s = build_strategy("autoal", formulation="paper", warmup_epochs=2, search_epochs=2, cycles=2, width=4,
-                       gmm_samples=200, candidates=["entropy", "margin"])
+    s = build_strategy(
+        "autoal",
+        formulation="paper",
+        warmup_epochs=2,
+        search_epochs=2,
+        cycles=2,
+        width=4,
+        gmm_samples=200,
+        candidates=["entropy", "margin"],
+    )
     s.query(_ctx(learner, parts, rec))
     (run,) = rec.runs("autoal/search")
     dones = [d for d, _, _ in run]
@@ -447,8 +503,9 @@ def test_status_line_shows_eta_dash_until_a_trial_finished_then_an_estimate():
     from autoal.platform.sweep.progress import _ProgressMixin
 
     def trial(tid, status, **res):
-        return types.SimpleNamespace(trial_id=tid, status=status, last_result=res, config={"arm": "a", "seed": 0},
-                                     num_failures=0)
+        return types.SimpleNamespace(
+            trial_id=tid, status=status, last_result=res, config={"arm": "a", "seed": 0}, num_failures=0
+        )
 
     lines: list[str] = []
     p = _ProgressMixin("sw", total=5, interval_s=0, out=lines.append)

@@ -1,6 +1,7 @@
 """The run recorder (autoal.recorder): one place builds a run's tracker, and a state's rounds
 reach the tracking store once each, also when a run or a labeling project catches up after a
 crash between saving a round and logging it."""
+
 from __future__ import annotations
 
 import ast
@@ -45,8 +46,11 @@ def test_only_the_recorder_builds_a_tracker():
         if path.parent.name == "tracking":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                    node.func.id in ("MLflowTracker", "SerializedTracker"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("MLflowTracker", "SerializedTracker")
+            ):
                 builders.add(path.relative_to(PKG).as_posix())
     assert builders == {"recorder.py"}, sorted(builders)
 
@@ -57,8 +61,13 @@ def test_rounds_the_store_holds_are_not_logged_again():
     assert rec.open(None) == "new-run"
     records = [{"round": r, "labels": 10 + r} for r in range(4)]
     saved: list[int] = []
-    n = rec.log_rounds(records, 0, lambda h: {"labels": h["labels"]},
-                       artifacts_of=lambda h: [(Path(f"round_{h['round']}.json"), "rounds")], saved=saved.append)
+    n = rec.log_rounds(
+        records,
+        0,
+        lambda h: {"labels": h["labels"]},
+        artifacts_of=lambda h: [(Path(f"round_{h['round']}.json"), "rounds")],
+        saved=saved.append,
+    )
     assert n == 4 and saved == [1, 2, 3, 4]
     assert [s for s, _ in store.logged] == [2, 3] and store.logged[0][1] == {"labels": 12}
     assert store.artifacts == [(f"round_{r}.json", "rounds") for r in range(4)]  # artifacts: every round
@@ -74,9 +83,17 @@ def test_rounds_the_store_holds_are_not_logged_again():
 def test_tracker_for_follows_the_config(tmp_path):
     off = RunConfig.from_dict({"tracking": {"enabled": False}})
     assert isinstance(tracker_for(off), NullTracker)
-    on = RunConfig.from_dict({"tracking": {"enabled": True, "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-                                           "experiment": "rec", "tags": {"team": "a"}},
-                              "strategy": {"name": "margin"}})
+    on = RunConfig.from_dict(
+        {
+            "tracking": {
+                "enabled": True,
+                "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                "experiment": "rec",
+                "tags": {"team": "a"},
+            },
+            "strategy": {"name": "margin"},
+        }
+    )
     plain = tracker_for(on)
     assert type(plain).__name__ == "MLflowTracker" and plain.run_name == f"{on.dataset.name}-margin-seed{on.al.seed}"
     assert plain.tags == {"team": "a"}

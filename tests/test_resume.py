@@ -11,6 +11,7 @@
 - A corrupt or inconsistent state file, a state of another config, or a corrupt checkpoint
   raises StateError naming the file, and changes nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,14 +38,27 @@ from autoal.cli.common import compose
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = 3
-TINY = [f"al.rounds={ROUNDS}", "al.initial_size=20", "al.query_size=10", "al.mc_samples=3", "train.epochs=3",
-        "train.batch_size=32", "strategy=margin", "runtime.quiet=true", "runtime.num_threads=2"]
+TINY = [
+    f"al.rounds={ROUNDS}",
+    "al.initial_size=20",
+    "al.query_size=10",
+    "al.mc_samples=3",
+    "train.epochs=3",
+    "train.batch_size=32",
+    "strategy=margin",
+    "runtime.quiet=true",
+    "runtime.num_threads=2",
+]
 
 
 def _overrides(base: Path, experiment: str = "resume") -> list[str]:
     """The tiny run's settings, its run folders under ``base/runs`` and the MLflow store one level up."""
-    return [*TINY, f"runtime.output_dir={base / 'runs'}", f"tracking.uri=sqlite:///{base.parent / 'mlflow.db'}",
-            f"tracking.experiment={experiment}"]
+    return [
+        *TINY,
+        f"runtime.output_dir={base / 'runs'}",
+        f"tracking.uri=sqlite:///{base.parent / 'mlflow.db'}",
+        f"tracking.experiment={experiment}",
+    ]
 
 
 def _run_cli(base: Path, fault: str | None) -> subprocess.CompletedProcess:
@@ -54,8 +68,14 @@ def _run_cli(base: Path, fault: str | None) -> subprocess.CompletedProcess:
         env["AUTOAL_FAULT"] = fault
     env.pop("AUTOAL_CONF_DIR", None)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, str(REPO / "pipelines" / "run.py"), *_overrides(base)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / "run.py"), *_overrides(base)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _state(run_dir: Path) -> dict:
@@ -126,6 +146,7 @@ def test_sigkill_at_several_points_then_resume_equals_uninterrupted_run(tmp_path
 
 # -- search state and warm start, in-process ----------------------------------------------------
 
+
 class _Crash(BaseException):
     """Stands in for SIGKILL inside the process: nothing catches it."""
 
@@ -143,7 +164,7 @@ class _CountingStrategy(PoolStrategy):
         self.calls += 1
         order = top_n(scores.margin(cache.probs), len(cache), rng)
         skip = 0 if self.calls % 2 else self.calls
-        return order[skip:skip + n]
+        return order[skip : skip + n]
 
     def state_dict(self):
         return {"calls": self.calls}
@@ -153,14 +174,19 @@ class _CountingStrategy(PoolStrategy):
 
 
 def _tiny_cfg(tmp_tracking, out: Path, **al) -> RunConfig:
-    return RunConfig.from_dict({
-        "al": {"initial_size": 20, "query_size": 10, "rounds": ROUNDS, "mc_samples": 3} | al,
-        "train": {"epochs": 3, "batch_size": 32}, "tracking": {"enabled": False},
-        "runtime": {**tmp_tracking["runtime"], "output_dir": str(out)}})
+    return RunConfig.from_dict(
+        {
+            "al": {"initial_size": 20, "query_size": 10, "rounds": ROUNDS, "mc_samples": 3} | al,
+            "train": {"epochs": 3, "batch_size": 32},
+            "tracking": {"enabled": False},
+            "runtime": {**tmp_tracking["runtime"], "output_dir": str(out)},
+        }
+    )
 
 
-def test_crash_inside_state_write_restores_strategy_and_warm_start_weights_of_that_round(tmp_tracking, tmp_path,
-                                                                                        monkeypatch):
+def test_crash_inside_state_write_restores_strategy_and_warm_start_weights_of_that_round(
+    tmp_tracking, tmp_path, monkeypatch
+):
     cfg_ref = _tiny_cfg(tmp_tracking, tmp_path / "ref", warm_start=True, rounds=2)
     ref = ActiveLearningLoop(cfg_ref, strategy=_CountingStrategy()).run()
 
@@ -191,6 +217,7 @@ def test_crash_inside_state_write_restores_strategy_and_warm_start_weights_of_th
 
 # -- bad state files ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def _finished_run_once(tmp_path_factory):
     base = tmp_path_factory.mktemp("finished")
@@ -212,20 +239,32 @@ def finished_run(_finished_run_once, tmp_path):
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"{\"fingerprint\": \"abc\", \"next_rou", "unreadable"),
-    (b"\x00\xff\xfe garbage", "unreadable"),
-    (b"[1, 2, 3]", "JSON object"),
-    (b"{\"next_round\": 1}", "unreadable"),  # fingerprint missing
-    (b"{\"fingerprint\": \"x\", \"next_round\": 1, \"labeled\": [1, 2], \"labeled_round\": [0], "
-     b"\"history\": [{\"round\": 0}]}", "labeled_round"),
-    (b"{\"fingerprint\": \"x\", \"next_round\": 2, \"labeled\": [1, 2], \"labeled_round\": [0, 0], "
-     b"\"history\": [{\"round\": 0}]}", "history"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b'{"fingerprint": "abc", "next_rou', "unreadable"),
+        (b"\x00\xff\xfe garbage", "unreadable"),
+        (b"[1, 2, 3]", "JSON object"),
+        (b'{"next_round": 1}', "unreadable"),  # fingerprint missing
+        (
+            b'{"fingerprint": "x", "next_round": 1, "labeled": [1, 2], "labeled_round": [0], '
+            b'"history": [{"round": 0}]}',
+            "labeled_round",
+        ),
+        (
+            b'{"fingerprint": "x", "next_round": 2, "labeled": [1, 2], "labeled_round": [0, 0], '
+            b'"history": [{"round": 0}]}',
+            "history",
+        ),
+    ],
+)
 def test_corrupt_state_raises_state_error_naming_the_file(finished_run, content, match):
     cfg, run_dir = finished_run
     (run_dir / "state.json").write_bytes(content)

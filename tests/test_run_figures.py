@@ -1,6 +1,7 @@
 """The figures every run writes (and logs to MLflow): the learning curve, the labeled set's class
 histogram per round and a thumbnail grid of each round's picks; `autoal run` prints their paths;
 a labeling export writes the batch's thumbnails beside its CSV."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,14 @@ from autoal.loop import run_experiment
 
 def test_run_writes_and_logs_class_histogram_and_picks(tmp_path):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    cfg = RunConfig.from_dict({"al": {"rounds": 2, "mc_samples": 2}, "train": {"epochs": 2},
-                               "tracking": {"uri": uri, "log_model": False},
-                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"rounds": 2, "mc_samples": 2},
+            "train": {"epochs": 2},
+            "tracking": {"uri": uri, "log_model": False},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True},
+        }
+    )
     r = run_experiment(cfg)
     assert set(r.figures) == {"learning_curve", "class_histogram", "picks"}
     for path in r.figures.values():
@@ -42,9 +48,14 @@ def test_the_final_model_is_registered_and_loads(tmp_path):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    cfg = RunConfig.from_dict({"al": {"rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
-                               "tracking": {"uri": uri, "register_model": "digits-margin"},
-                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"rounds": 1, "mc_samples": 2},
+            "train": {"epochs": 2},
+            "tracking": {"uri": uri, "register_model": "digits-margin"},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True},
+        }
+    )
     r = run_experiment(cfg)
     versions = MlflowClient(uri).search_model_versions("name = 'digits-margin'")
     assert [str(v.version) for v in versions] == ["1"] and versions[0].run_id == r.tracking_run_id

@@ -1,5 +1,6 @@
 """Runs are identified by what they compute (issue 14): the same config on other data is another
 run, never an earlier run's results returned again; a folder reused for other data is refused."""
+
 import dataclasses
 
 import pytest
@@ -12,10 +13,15 @@ from autoal.loop import ActiveLearningLoop, run_dir_for, run_experiment
 
 
 def _cfg(tmp_path):
-    return RunConfig.from_dict({"al": {"rounds": 1, "initial_size": 20, "query_size": 10, "mc_samples": 0},
-                                "train": {"epochs": 2}, "strategy": {"name": "margin"},
-                                "tracking": {"enabled": False},
-                                "runtime": {"output_dir": str(tmp_path), "quiet": True, "num_threads": 1}})
+    return RunConfig.from_dict(
+        {
+            "al": {"rounds": 1, "initial_size": 20, "query_size": 10, "mc_samples": 0},
+            "train": {"epochs": 2},
+            "strategy": {"name": "margin"},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True, "num_threads": 1},
+        }
+    )
 
 
 def _other_digits():

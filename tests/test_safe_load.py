@@ -6,6 +6,7 @@ tensors and plain values and is read with ``torch.load(weights_only=True)``. A p
 whose ``__reduce__`` would create a marker file is refused with a one-line StateError naming the
 file and the global, and the marker never appears. Checkpoints autoal writes itself load
 back weights-only (numpy values made plain on save), so resume stays exact."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,6 +60,7 @@ def assert_refused(e: pytest.ExceptionInfo, path: Path, marker: Path) -> None:
 
 # -- the loader itself -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", ["torch", "pickle"])
 def test_a_malicious_checkpoint_is_refused_and_never_runs(tmp_path, fmt):
     path, marker = tmp_path / "strategy_001.pt", tmp_path / "pwned"
@@ -96,8 +98,14 @@ def test_an_old_checkpoint_with_numpy_objects_is_one_clear_line(tmp_path):
 def test_plain_checkpoint_makes_numpy_plain_and_refuses_objects(tmp_path):
     sd = torch.nn.BatchNorm1d(3).state_dict()
     assert plain_checkpoint(sd) is sd  # unchanged: nothing to convert, _metadata kept
-    state = {"a": np.float64(0.1), "b": np.arange(4, dtype=np.int32), "c": [np.int64(2), (np.bool_(True), "x")],
-             "d": {1, 2}, "e": None, "model": sd}
+    state = {
+        "a": np.float64(0.1),
+        "b": np.arange(4, dtype=np.int32),
+        "c": [np.int64(2), (np.bool_(True), "x")],
+        "d": {1, 2},
+        "e": None,
+        "model": sd,
+    }
     path = tmp_path / "s.pt"
     atomic_torch_save(path, state)
     back = torch.load(path, weights_only=True)
@@ -127,6 +135,7 @@ def test_a_truncated_checkpoint_is_unreadable_not_refused(tmp_path):
 
 # -- planted in a run folder ---------------------------------------------------------------------------
 
+
 class _Stop(Exception):
     pass
 
@@ -136,12 +145,17 @@ def _stop(record: dict) -> None:
 
 
 def _cfg(out: Path, **strategy) -> RunConfig:
-    return RunConfig.from_dict({
-        "dataset": {"name": "digits"}, "model": {"name": "small_cnn"},
-        "al": {"rounds": 1, "initial_size": 20, "query_size": 10, "mc_samples": 3, "warm_start": True},
-        "train": {"epochs": 2, "batch_size": 32, "min_steps": 0}, "tracking": {"enabled": False},
-        "strategy": strategy or {"name": "margin"},
-        "runtime": {"output_dir": str(out), "quiet": True, "num_threads": 2}})
+    return RunConfig.from_dict(
+        {
+            "dataset": {"name": "digits"},
+            "model": {"name": "small_cnn"},
+            "al": {"rounds": 1, "initial_size": 20, "query_size": 10, "mc_samples": 3, "warm_start": True},
+            "train": {"epochs": 2, "batch_size": 32, "min_steps": 0},
+            "tracking": {"enabled": False},
+            "strategy": strategy or {"name": "margin"},
+            "runtime": {"output_dir": str(out), "quiet": True, "num_threads": 2},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -186,10 +200,23 @@ def test_the_cli_prints_one_line_for_a_planted_checkpoint(tmp_path, capsys):
     from autoal.cli.common import compose, main_guard
     from autoal.cli.run import main as run_main
 
-    argv = ["dataset=digits", "model=small_cnn", "al.rounds=1", "al.initial_size=20", "al.query_size=10",
-            "al.mc_samples=3", "al.warm_start=true", "train.epochs=2", "train.batch_size=32", "train.min_steps=0",
-            "tracking.enabled=false", "strategy=margin", f"runtime.output_dir={tmp_path / 'runs'}",
-            "runtime.quiet=true", "runtime.num_threads=2"]
+    argv = [
+        "dataset=digits",
+        "model=small_cnn",
+        "al.rounds=1",
+        "al.initial_size=20",
+        "al.query_size=10",
+        "al.mc_samples=3",
+        "al.warm_start=true",
+        "train.epochs=2",
+        "train.batch_size=32",
+        "train.min_steps=0",
+        "tracking.enabled=false",
+        "strategy=margin",
+        f"runtime.output_dir={tmp_path / 'runs'}",
+        "runtime.quiet=true",
+        "runtime.num_threads=2",
+    ]
     cfg = RunConfig.from_dict(compose(argv))
     with pytest.raises(_Stop):
         run_experiment(cfg, callbacks=[_stop])
@@ -219,9 +246,10 @@ def test_export_of_a_planted_final_model_is_refused(stopped_run, tmp_path):
     assert_refused(e, path, marker)
 
 
-@pytest.mark.parametrize("strategy", [{"name": "vaal", "params": {"epochs": 1, "min_iterations": 2,
-                                                                  "warm_start": True}},
-                                      {"name": "autoal_credit"}])
+@pytest.mark.parametrize(
+    "strategy",
+    [{"name": "vaal", "params": {"epochs": 1, "min_iterations": 2, "warm_start": True}}, {"name": "autoal_credit"}],
+)
 def test_real_strategy_checkpoints_load_weights_only(tmp_path, strategy):
     """Stateful strategies' checkpoints (more in test_config_properties' strategy_checkpoints) hold
     tensors and plain values only."""
@@ -234,6 +262,7 @@ def test_real_strategy_checkpoints_load_weights_only(tmp_path, strategy):
 
 
 # -- a labeling project ---------------------------------------------------------------------------------
+
 
 def test_labeling_export_refuses_a_planted_strategy_checkpoint(tmp_path):
     from autoal.cli.query import main
@@ -252,13 +281,17 @@ def test_labeling_export_refuses_a_planted_strategy_checkpoint(tmp_path):
 
 # -- the Ray Train search state (function level, no Ray) ------------------------------------------------------
 
+
 def _nets_and_opts():
     from autoal.search.cycle import SearchNets, SearchOptimizers
 
     torch.manual_seed(0)
     nets = SearchNets(torch.nn.Linear(4, 2), torch.nn.Linear(4, 3), None)
-    opts = SearchOptimizers(torch.optim.Adam(nets.searchnet.parameters(), lr=0.1),
-                            torch.optim.SGD(nets.fitnet.parameters(), lr=0.1, momentum=0.9), None)
+    opts = SearchOptimizers(
+        torch.optim.Adam(nets.searchnet.parameters(), lr=0.1),
+        torch.optim.SGD(nets.fitnet.parameters(), lr=0.1, momentum=0.9),
+        None,
+    )
     for net, opt in ((nets.searchnet, opts.searchnet), (nets.fitnet, opts.fitnet)):
         net(torch.ones(3, 4)).sum().backward()
         opt.step()
@@ -323,14 +356,25 @@ def test_the_logged_mlflow_model_is_a_graph_that_loads_without_pickle_or_autoal(
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    cfg = RunConfig.from_dict({"al": {"rounds": 0}, "train": {"epochs": 1}, "tracking": {"uri": uri},
-                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"rounds": 0},
+            "train": {"epochs": 1},
+            "tracking": {"uri": uri},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True},
+        }
+    )
     r = run_experiment(cfg)
     tags = MlflowClient(uri).get_run(r.tracking_run_id).data.tags
     assert tags["autoal.model_format"] == "pt2"
     (tmp_path / "dst").mkdir()
-    out = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_AUTOAL, uri, tags["autoal.model_uri"],
-                          str(tmp_path / "dst")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITHOUT_AUTOAL, uri, tags["autoal.model_uri"], str(tmp_path / "dst")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "SHAPE (7, 10)" in out.stdout
     assert not list((tmp_path / "dst").rglob("*.pkl")), "a pickle was logged"

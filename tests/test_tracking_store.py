@@ -3,6 +3,7 @@ the store's creation leaves no half-created store (the next run works in the sam
 half-created store left by older versions is repaired when it holds no runs and refused when it
 holds runs; a model logged by a killed process is not left PENDING; a damaged store file makes
 every command that uses it exit 2 with one line naming the file, the file unchanged."""
+
 from __future__ import annotations
 
 import os
@@ -18,14 +19,28 @@ import pytest
 
 from autoal.errors import TrackingError
 
-RUN = ["dataset=digits", "al.rounds=1", "al.initial_size=20", "al.query_size=10", "train.epochs=1",
-       "al.mc_samples=2", "runtime.output_dir=runs"]
+RUN = [
+    "dataset=digits",
+    "al.rounds=1",
+    "al.initial_size=20",
+    "al.query_size=10",
+    "train.epochs=1",
+    "al.mc_samples=2",
+    "runtime.output_dir=runs",
+]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "AUTOAL_PROGRESS": "0",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
-                                                       os.environ.get("PYTHONPATH")])), **extra}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "AUTOAL_PROGRESS": "0",
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])
+        ),
+        **extra,
+    }
     for key in ("RAY_ADDRESS", "AUTOAL_FAULT", "AUTOAL_FAULT_ONCE", "AUTOAL_FAULT_STORE"):
         if key not in extra:
             env.pop(key, None)
@@ -34,8 +49,14 @@ def _env(**extra: str) -> dict[str, str]:
 
 def autoal(folder: Path, *args: str, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
     """``python -m autoal <args>`` in ``folder``."""
-    return subprocess.run([sys.executable, "-m", "autoal", *args], cwd=folder, capture_output=True, text=True,
-                          timeout=timeout, env=_env(**env))
+    return subprocess.run(
+        [sys.executable, "-m", "autoal", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(**env),
+    )
 
 
 def run_args(db: Path, *extra: str) -> list[str]:
@@ -61,6 +82,7 @@ def assert_runs_in_a_fresh_store(folder: Path, db: Path, first: subprocess.Compl
 
 
 # ------------------------------------------------------------------ a kill during the store's creation
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["sql:1", "sql:700", "sql:1650", "created", "replaced"])
@@ -88,8 +110,14 @@ def test_a_first_run_killed_at_many_instants_of_the_store_creation_leaves_a_stor
         folder = tmp_path / f"k{i}"
         folder.mkdir()
         db = folder / "mlflow.db"
-        proc = subprocess.Popen([sys.executable, "-m", "autoal", *run_args(db)], cwd=folder, text=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autoal", *run_args(db)],
+            cwd=folder,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
         lines: list[str] = []
 
         def read(p=proc, lines=lines) -> None:
@@ -112,6 +140,7 @@ def test_a_first_run_killed_at_many_instants_of_the_store_creation_leaves_a_stor
 
 
 # ------------------------------------------------------------------ half-created stores of older versions
+
 
 def _half_created(tmp_path: Path, with_run: bool) -> Path:
     """A store as a killed old-style creation leaves it: MLflow's tables, no schema revision,
@@ -153,8 +182,11 @@ def test_a_half_created_store_with_runs_is_refused_in_one_line_and_left_unchange
     db = _half_created(tmp_path, with_run=True)
     before = (db.read_bytes(), db.stat().st_mtime_ns)
     for call in (lambda: check_tracking_uri(f"sqlite:///{db}"), lambda: ensure_experiment(f"sqlite:///{db}", "x")):
-        with pytest.raises(TrackingError, match=rf"{db} holds 1 run\(s\) but its MLflow schema is incomplete .*"
-                                                r"mlflow db upgrade"):
+        with pytest.raises(
+            TrackingError,
+            match=rf"{db} holds 1 run\(s\) but its MLflow schema is incomplete .*"
+            r"mlflow db upgrade",
+        ):
             call()
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before
     assert list(tmp_path.iterdir()) == [db]
@@ -172,6 +204,7 @@ def test_a_store_created_by_autoal_is_complete_and_no_temporary_file_stays(tmp_p
 
 
 # ------------------------------------------------------------------ a kill while the model is logged
+
 
 @pytest.mark.slow
 def test_a_run_killed_while_its_model_is_logged_leaves_no_pending_model_after_the_resume(tmp_path):
@@ -198,6 +231,7 @@ def test_a_run_killed_while_its_model_is_logged_leaves_no_pending_model_after_th
 
 # ------------------------------------------------------------------ a damaged store in every command
 
+
 def _damaged(tmp_path: Path, kind: str) -> Path:
     """``head -c 5000`` of a real store, or 100,000 random bytes."""
     if kind == "random":
@@ -222,8 +256,15 @@ def _query_export(tmp_path: Path) -> list[str]:
     from test_project import make_images
 
     make_images(tmp_path / "images")
-    return ["query", "export", f"labeling.images={tmp_path / 'images'}", f"labeling.project={tmp_path / 'project'}",
-            "al.query_size=4", "train.epochs=1", "al.mc_samples=2"]
+    return [
+        "query",
+        "export",
+        f"labeling.images={tmp_path / 'images'}",
+        f"labeling.project={tmp_path / 'project'}",
+        "al.query_size=4",
+        "train.epochs=1",
+        "al.mc_samples=2",
+    ]
 
 
 def _query_import(tmp_path: Path) -> list[str]:
@@ -237,8 +278,12 @@ COMMANDS = {
     "run-check": lambda t: ["run", "--check", *RUN],
     "report": lambda t: ["report", f"report.out_dir={t / 'report'}"],
     "sweep": lambda t: ["sweep", "sweep=smoke", f"sweep.storage_path={t / 'ray'}", f"runtime.output_dir={t / 'runs'}"],
-    "ablation": lambda t: ["ablation", "ablation=fig4", f"sweep.storage_path={t / 'ray'}",
-                           f"runtime.output_dir={t / 'runs'}"],
+    "ablation": lambda t: [
+        "ablation",
+        "ablation=fig4",
+        f"sweep.storage_path={t / 'ray'}",
+        f"runtime.output_dir={t / 'runs'}",
+    ],
     "query-export": _query_export,
     "query-import": _query_import,
 }

@@ -3,6 +3,7 @@ labeling config are dataclasses whose fields declare types and ranges, built and
 :mod:`autoal.typed_config`; the same mistake reads the same in every section, and
 ``autoal run --check`` refuses a strategy parameter out of its declared range with the line
 that ``autoal run`` prints."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,9 @@ class _Params:
 class _Mine(PoolStrategy):
     params_type = _Params
 
-    def __init__(self, k: int = 20, temperature: float = 1.0, metric: str = "cosine",
-                 tags: list[str] | None = None) -> None:
+    def __init__(
+        self, k: int = 20, temperature: float = 1.0, metric: str = "cosine", tags: list[str] | None = None
+    ) -> None:
         self.k, self.temperature, self.metric, self.tags = k, temperature, metric, tags
 
     def select_positions(self, cache, n, rng, labeled=None):
@@ -52,17 +54,20 @@ def mine(monkeypatch):
     return "mine"
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"k": 0}, r"^strategy.params.k: must be >= 1 \(neighbours\); got 0$"),
-    ({"k": 2.5}, r"^strategy.params.k: expected an integer; got 2.5$"),
-    ({"k": "abc"}, r"^strategy.params.k: expected an integer; got 'abc'$"),
-    ({"temperature": 0.0}, r"^strategy.params.temperature: must be > 0; got 0.0$"),
-    ({"temperature": float("inf")}, r"^strategy.params.temperature: expected a finite number; got inf$"),
-    ({"metric": "l1"}, r"^strategy.params.metric: expected one of cosine, euclidean; got 'l1'$"),
-    ({"tags": "a"}, r"^strategy.params.tags: expected a list; got 'a'$"),
-    ({"k": None}, r"^strategy.params.k: expected an integer; got null$"),
-    ({"kk": 3}, r"^strategy \(mine\): unknown parameter\(s\) kk; valid parameters: k, temperature, metric, tags$"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"k": 0}, r"^strategy.params.k: must be >= 1 \(neighbours\); got 0$"),
+        ({"k": 2.5}, r"^strategy.params.k: expected an integer; got 2.5$"),
+        ({"k": "abc"}, r"^strategy.params.k: expected an integer; got 'abc'$"),
+        ({"temperature": 0.0}, r"^strategy.params.temperature: must be > 0; got 0.0$"),
+        ({"temperature": float("inf")}, r"^strategy.params.temperature: expected a finite number; got inf$"),
+        ({"metric": "l1"}, r"^strategy.params.metric: expected one of cosine, euclidean; got 'l1'$"),
+        ({"tags": "a"}, r"^strategy.params.tags: expected a list; got 'a'$"),
+        ({"k": None}, r"^strategy.params.k: expected an integer; got null$"),
+        ({"kk": 3}, r"^strategy \(mine\): unknown parameter\(s\) kk; valid parameters: k, temperature, metric, tags$"),
+    ],
+)
 def test_a_declared_params_type_is_typed_and_range_checked(mine, params, message):
     with pytest.raises(ConfigError, match=message):
         build_strategy(mine, **params)
@@ -96,25 +101,38 @@ def test_built_in_params_types_match_their_constructors_and_declare_ranges():
         build_strategy("coreset", chunk=0)
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: RunConfig.from_dict({"al": {"rounds": -1}}), r"^al.rounds: must lie in \[0, 100000\]; got -1$"),
-    (lambda: SweepSpec.from_dict({"num_samples": 0}), r"^sweep.num_samples: must lie in \[1, 10000\]; got 0$"),
-    (lambda: LabelingConfig.from_dict({"project": "p", "image_size": 2}),
-     r"^labeling.image_size: must lie in \[4, 1024\] \(pixels\); got 2$"),
-    (lambda: RunConfig.from_dict({"al": {"rounds": "x"}}), r"^al.rounds: expected an integer; got 'x'$"),
-    (lambda: SweepSpec.from_dict({"max_failures": "x"}), r"^sweep.max_failures: expected an integer; got 'x'$"),
-    (lambda: LabelingConfig.from_dict({"project": "p", "channels": "x"}),
-     r"^labeling.channels: expected an integer; got 'x'$"),
-    (lambda: SweepSpec.from_dict({"nmae": 1}), r"^sweep.nmae: unknown config key; valid keys under sweep: name, "),
-    (lambda: LabelingConfig.from_dict({"colour": 1}), r"^labeling.colour: unknown config key; valid keys under "),
-    (lambda: SweepSpec.from_dict({"scheduler": "hyperband"}),
-     r"^sweep.scheduler: expected one of none, asha; got 'hyperband'$"),
-    (lambda: LabelingConfig.from_dict({"project": "p", "channels": 2}),
-     r"^labeling.channels: expected one of 1, 3 \(1: grayscale, 3: RGB\); got 2$"),
-    (lambda: SweepSpec.from_dict({"checkpoint": "yes"}), r"^sweep.checkpoint: expected true or false; got 'yes'$"),
-    (lambda: LabelingConfig.from_dict({"project": "p", "allow_partial": "yes"}),
-     r"^labeling.allow_partial: expected true or false; got 'yes'$"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: RunConfig.from_dict({"al": {"rounds": -1}}), r"^al.rounds: must lie in \[0, 100000\]; got -1$"),
+        (lambda: SweepSpec.from_dict({"num_samples": 0}), r"^sweep.num_samples: must lie in \[1, 10000\]; got 0$"),
+        (
+            lambda: LabelingConfig.from_dict({"project": "p", "image_size": 2}),
+            r"^labeling.image_size: must lie in \[4, 1024\] \(pixels\); got 2$",
+        ),
+        (lambda: RunConfig.from_dict({"al": {"rounds": "x"}}), r"^al.rounds: expected an integer; got 'x'$"),
+        (lambda: SweepSpec.from_dict({"max_failures": "x"}), r"^sweep.max_failures: expected an integer; got 'x'$"),
+        (
+            lambda: LabelingConfig.from_dict({"project": "p", "channels": "x"}),
+            r"^labeling.channels: expected an integer; got 'x'$",
+        ),
+        (lambda: SweepSpec.from_dict({"nmae": 1}), r"^sweep.nmae: unknown config key; valid keys under sweep: name, "),
+        (lambda: LabelingConfig.from_dict({"colour": 1}), r"^labeling.colour: unknown config key; valid keys under "),
+        (
+            lambda: SweepSpec.from_dict({"scheduler": "hyperband"}),
+            r"^sweep.scheduler: expected one of none, asha; got 'hyperband'$",
+        ),
+        (
+            lambda: LabelingConfig.from_dict({"project": "p", "channels": 2}),
+            r"^labeling.channels: expected one of 1, 3 \(1: grayscale, 3: RGB\); got 2$",
+        ),
+        (lambda: SweepSpec.from_dict({"checkpoint": "yes"}), r"^sweep.checkpoint: expected true or false; got 'yes'$"),
+        (
+            lambda: LabelingConfig.from_dict({"project": "p", "allow_partial": "yes"}),
+            r"^labeling.allow_partial: expected true or false; got 'yes'$",
+        ),
+    ],
+)
 def test_every_section_says_the_same_mistake_the_same_way(build, message):
     with pytest.raises(ConfigError, match=message):
         build()

@@ -12,6 +12,7 @@ the bad-input table's chosen rows:
 - bounds: any number at any bounded run-config field is accepted exactly when it lies inside the
   field's interval.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,9 @@ from hypothesis import strategies as st
 
 from autoal.errors import ConfigError, DataError, StateError
 
-PROPERTY = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 # ------------------------------------------------------------------------------- containment
 
@@ -66,8 +68,13 @@ def test_inside_agrees_with_the_resolved_path(tmp_path_factory, parts):
 
 
 @PROPERTY
-@given(links=st.lists(st.tuples(st.sampled_from(["x", "a/y", "a/b/z"]), st.sampled_from(["in", "out", "up", "self"])),
-                      max_size=3, unique_by=lambda t: t[0]))
+@given(
+    links=st.lists(
+        st.tuples(st.sampled_from(["x", "a/y", "a/b/z"]), st.sampled_from(["in", "out", "up", "self"])),
+        max_size=3,
+        unique_by=lambda t: t[0],
+    )
+)
 def test_check_tree_refuses_exactly_the_trees_with_a_link_leading_outside(tmp_path_factory, links):
     from autoal.containment import check_tree
 
@@ -75,8 +82,12 @@ def test_check_tree_refuses_exactly_the_trees_with_a_link_leading_outside(tmp_pa
     root = base / "root"
     (root / "a" / "b").mkdir(parents=True)
     (base / "elsewhere").mkdir()
-    target = {"in": lambda: root / "a" / "b", "out": lambda: base / "elsewhere", "up": lambda: Path(".."),
-              "self": lambda: Path(".")}
+    target = {
+        "in": lambda: root / "a" / "b",
+        "out": lambda: base / "elsewhere",
+        "up": lambda: Path(".."),
+        "self": lambda: Path("."),
+    }
     outside = False
     for name, kind in links:
         link = root / name
@@ -94,9 +105,13 @@ def test_check_tree_refuses_exactly_the_trees_with_a_link_leading_outside(tmp_pa
 
 _YAML_TEXT = st.one_of(
     st.binary(max_size=200),
-    st.lists(st.sampled_from(list("ab:-[]{}!&*|>'\"#\n\t ,?%@`\u00e9") + ["!!python/object:os.system ",
-                                                                       "!!python/name:os.system ", "x: ", "- "]),
-             max_size=30).map(lambda parts: "".join(parts).encode("utf-8")),
+    st.lists(
+        st.sampled_from(
+            list("ab:-[]{}!&*|>'\"#\n\t ,?%@`\u00e9")
+            + ["!!python/object:os.system ", "!!python/name:os.system ", "x: ", "- "]
+        ),
+        max_size=30,
+    ).map(lambda parts: "".join(parts).encode("utf-8")),
 )
 
 
@@ -176,6 +191,7 @@ def test_coverage_warnings_name_exactly_the_classes_missing_from_one_split(pool,
 
 # ------------------------------------------------------------------------------- bounds
 
+
 def _bounded_fields() -> list[tuple[str, object, object]]:
     """(key, Bound, default value) of every bounded field of the run config, nested sections
     included."""
@@ -211,11 +227,13 @@ def test_any_number_at_a_bounded_field_is_accepted_exactly_inside_its_interval(d
     edges = [x for x in (bound.low, bound.high) if x is not None]
     near = st.sampled_from(edges) if edges else st.just(0)
     if is_int:
-        value = data.draw(st.one_of(st.integers(-10 ** 6, 10 ** 6), near.map(lambda e: int(e) + data.draw(
-            st.integers(-1, 1)))))
+        value = data.draw(
+            st.one_of(st.integers(-(10**6), 10**6), near.map(lambda e: int(e) + data.draw(st.integers(-1, 1))))
+        )
     else:
-        value = data.draw(st.one_of(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
-                                    near.map(float)))
+        value = data.draw(
+            st.one_of(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6), near.map(float))
+        )
     inside_ = value in bound
     section, name = key.rsplit(".", 1)
     d: dict = {}

@@ -4,6 +4,7 @@ One module per command (``autoal/cli/<command>.py``, each with ``main(argv) -> e
 its usage in the docstring), sharing the Hydra glue of :mod:`autoal.cli.common`. This package is
 the top layer: the library never imports it. ``pipelines/*.py`` in a source checkout are thin
 shims over these commands (``ray submit cluster.yaml pipelines/sweep.py`` copies one file)."""
+
 from __future__ import annotations
 
 import importlib
@@ -34,11 +35,19 @@ def usage() -> str:
     from autoal.version import __version__
 
     width = max(map(len, COMMANDS))
-    lines = [f"autoal {__version__}: automated active learning (AutoAL, ICML 2025) on Ray with MLflow", "",
-             "usage: autoal COMMAND [--help] [key=value ...]", "", "commands:"]
+    lines = [
+        f"autoal {__version__}: automated active learning (AutoAL, ICML 2025) on Ray with MLflow",
+        "",
+        "usage: autoal COMMAND [--help] [key=value ...]",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "autoal COMMAND --help lists a command's options and config groups;",
-              "autoal --version prints the version."]
+    lines += [
+        "",
+        "autoal COMMAND --help lists a command's options and config groups;",
+        "autoal --version prints the version.",
+    ]
     return "\n".join(lines)
 
 
@@ -58,8 +67,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"autoal {__version__}")
         sys.exit(0)
     if args[0] not in COMMANDS:
-        print(f"error: ConfigError: command: expected one of {', '.join(COMMANDS)}; got {args[0]!r} "
-              "(autoal --help lists them)", file=sys.stderr)
+        print(
+            f"error: ConfigError: command: expected one of {', '.join(COMMANDS)}; got {args[0]!r} "
+            "(autoal --help lists them)",
+            file=sys.stderr,
+        )
         sys.exit(2)
     from autoal.errors import MissingExtraError
     from autoal.extras import require

@@ -8,6 +8,7 @@
 Same machinery, output and options as autoal sweep (conf/sweep/base.yaml documents them);
 the runs carry the MLflow tag `ablation`, and the report compares every arm with the reference arm
 seed by seed."""
+
 from __future__ import annotations
 
 from autoal.cli.common import main_guard

@@ -9,6 +9,7 @@ A trial's resources: --resources, else the sweep's placement group as autoal swe
 (--sweep NAME composes conf/sweep.yaml with sweep=NAME and any key=value overrides: the trial, its
 Ray scorer actors and Ray Train workers; --sweep PATH.yaml reads its resources_per_trial). Prints
 one OK line, or every problem and exits 2. No cloud calls are made."""
+
 from __future__ import annotations
 
 import argparse
@@ -51,12 +52,19 @@ def main(argv: list[str]) -> int:
     from autoal.platform.cluster import check_cluster
 
     parser = _Parser(prog="autoal cluster-check", description=__doc__.splitlines()[0])
-    parser.add_argument("args", nargs="*", metavar="CLUSTER_YAML | key=value",
-                        help="the cluster file (default: ./cluster.yaml, else the repo's) and sweep config overrides")
+    parser.add_argument(
+        "args",
+        nargs="*",
+        metavar="CLUSTER_YAML | key=value",
+        help="the cluster file (default: ./cluster.yaml, else the repo's) and sweep config overrides",
+    )
     parser.add_argument("--sweep", help="sweep whose trials must fit: a name under conf/sweep/ or a YAML path")
     parser.add_argument("--resources", help="a trial's resources, e.g. CPU=4,GPU=1 (instead of --sweep)")
-    parser.add_argument("--base-dir", type=Path,
-                        help="folder that relative file_mounts sources are resolved against (default: the file's folder)")
+    parser.add_argument(
+        "--base-dir",
+        type=Path,
+        help="folder that relative file_mounts sources are resolved against (default: the file's folder)",
+    )
     args = parser.parse_intermixed_args(argv)
     files = [a for a in args.args if "=" not in a]
     overrides = [a for a in args.args if "=" in a]

@@ -1,5 +1,6 @@
 """Hydra glue shared by the commands: compose a config from the package's conf/ and command-line
 overrides, turn it into the library's RunConfig, and report errors in one clear line."""
+
 from __future__ import annotations
 
 import os
@@ -30,12 +31,17 @@ def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]
 
     directory = conf_dir()
     if not (directory / f"{config_name}.yaml").exists():
-        raise AutoALError(f"config folder {directory} has no {config_name}.yaml; AUTOAL_CONF_DIR must name a copy of "
-                          f"autoal's conf/ folder ({packaged_conf_dir()})")
+        raise AutoALError(
+            f"config folder {directory} has no {config_name}.yaml; AUTOAL_CONF_DIR must name a copy of "
+            f"autoal's conf/ folder ({packaged_conf_dir()})"
+        )
     check_override_syntax(overrides)
     GlobalHydra.instance().clear()
-    init = (initialize_config_module(CONF_PACKAGE, version_base=None) if directory == packaged_conf_dir()
-            else initialize_config_dir(config_dir=str(directory), version_base=None))
+    init = (
+        initialize_config_module(CONF_PACKAGE, version_base=None)
+        if directory == packaged_conf_dir()
+        else initialize_config_dir(config_dir=str(directory), version_base=None)
+    )
     with init:
         try:
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
@@ -58,7 +64,9 @@ def compose(overrides: list[str], config_name: str = "config") -> dict[str, Any]
 
 def _explain_omegaconf_error(e: Exception) -> str:
     key = getattr(e, "full_key", None) or "config"
-    lines = [ln for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith(("full_key:", "object_type="))]
+    lines = [
+        ln for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith(("full_key:", "object_type="))
+    ]
     return f"{key}: {one_line(chr(10).join(lines)) or type(e).__name__}"
 
 
@@ -84,20 +92,27 @@ def check_override_syntax(overrides: Sequence[str], allow_sweep: bool = False) -
             o = parser.parse_overrides([text])[0]
         except OverrideParseException as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ConfigError(f"{text!r}: not a valid override ({first}); expected key=value, e.g. al.rounds=5 "
-                              "(quote a value with spaces or brackets: key='a b')") from None
+            raise ConfigError(
+                f"{text!r}: not a valid override ({first}); expected key=value, e.g. al.rounds=5 "
+                "(quote a value with spaces or brackets: key='a b')"
+            ) from None
         if not o.key_or_group:
-            raise ConfigError(f"{text!r}: not a valid override (no key before '='); expected key=value, "
-                              "e.g. al.rounds=5")
+            raise ConfigError(
+                f"{text!r}: not a valid override (no key before '='); expected key=value, e.g. al.rounds=5"
+            )
         if o.is_sweep_override() and not allow_sweep:
-            raise ConfigError(f"{text}: comma-separated values sweep; run them with -m (autoal run -m {shlex.quote(text)}) "
-                              "or autoal sweep")
+            raise ConfigError(
+                f"{text}: comma-separated values sweep; run them with -m (autoal run -m {shlex.quote(text)}) "
+                "or autoal sweep"
+            )
         group_choice = not o.is_sweep_override() and "." not in o.key_or_group and o.value_type is not None
         if group_choice and not isinstance(o.value(), str) and o.key_or_group in _group_names():
             raise ConfigError(f"{o.key_or_group}: choose one option of the config group; got {o.value()!r}")
         if o.key_or_group.split(".")[0] == "hydra":
-            raise ConfigError(f"{o.key_or_group}: Hydra's own settings are not used by autoal (it composes the config "
-                              "and writes no Hydra output folder); set runtime.output_dir for the run folders")
+            raise ConfigError(
+                f"{o.key_or_group}: Hydra's own settings are not used by autoal (it composes the config "
+                "and writes no Hydra output folder); set runtime.output_dir for the run folders"
+            )
 
 
 def _group_names() -> set[str]:
@@ -136,8 +151,10 @@ def _explain_override_error(e: Exception, hydra_compose, config_name: str, overr
     cause = e.__cause__ or e.__context__
     inner = getattr(cause, "full_key", None)
     if inner and inner != key and inner.startswith(key + "."):  # the key exists; a key inside the value does not
-        return (f"{key}: {inner} is not one of its keys; to add a new key there, write +{inner}=VALUE "
-                f"(e.g. +tracking.tags.team=vision)")
+        return (
+            f"{key}: {inner} is not one of its keys; to add a new key there, write +{inner}=VALUE "
+            f"(e.g. +tracking.tags.team=vision)"
+        )
     parent, _, leaf = key.rpartition(".")
     choices = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0].lstrip("+~")]
     try:
@@ -158,7 +175,9 @@ def _explain_override_error(e: Exception, hydra_compose, config_name: str, overr
             return str(renamed_param(renamed, leaf))
     if not len(node) and parent == "strategy.params":
         return f"{key}: unknown config key; strategy {OmegaConf.select(base, 'strategy.name')} has no parameters"
-    return f"{key}: unknown config key; valid keys under {parent or 'the top level'}: {', '.join(map(str, node.keys()))}"
+    return (
+        f"{key}: unknown config key; valid keys under {parent or 'the top level'}: {', '.join(map(str, node.keys()))}"
+    )
 
 
 HYDRA_FLAGS = ("--help", "-h", "--cfg", "-c", "--info", "-i", "--multirun", "-m", "--check")
@@ -171,8 +190,10 @@ def config_groups(config_name: str = "config") -> dict[str, list[str]]:
     root = conf_dir()
     primary = read_yaml(root / f"{config_name}.yaml", "primary config")
     if not isinstance(primary, dict):
-        raise ConfigError(f"{root / f'{config_name}.yaml'}: expected a mapping (defaults: and config keys) at the "
-                          f"top level; got {type(primary).__name__}")
+        raise ConfigError(
+            f"{root / f'{config_name}.yaml'}: expected a mapping (defaults: and config keys) at the "
+            f"top level; got {type(primary).__name__}"
+        )
     defaults = primary.get("defaults") or []
     names = [next(iter(d)) for d in defaults if isinstance(d, dict)]
     return {g: sorted(p.stem for p in (root / g).glob("*.yaml")) for g in names if (root / g).is_dir()}
@@ -199,15 +220,18 @@ def split_flags(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
                 raise ConfigError(f"--cfg: expected job or all; got {what!r}")
             flags["cfg"] = what
         elif a.startswith("-"):
-            raise ConfigError(f"{a}: unknown option; valid options: --help, --cfg job, --info, --check, "
-                              "-m/--multirun, and key=value overrides")
+            raise ConfigError(
+                f"{a}: unknown option; valid options: --help, --cfg job, --info, --check, "
+                "-m/--multirun, and key=value overrides"
+            )
         else:
             rest.append(a)
     return flags, rest
 
 
-def answer_info_flags(flags: dict[str, str | bool], script: str, doc: str | None, config_name: str,
-                      overrides: list[str]) -> bool:
+def answer_info_flags(
+    flags: dict[str, str | bool], script: str, doc: str | None, config_name: str, overrides: list[str]
+) -> bool:
     """``--help``, ``--info``, ``--cfg``: print the answer and return True (the command is done);
     False when none of them was given."""
     if flags.get("help"):
@@ -224,17 +248,25 @@ def answer_info_flags(flags: dict[str, str | bool], script: str, doc: str | None
 def help_text(script: str, doc: str | None, config_name: str = "config") -> str:
     """``--help``: the script's docstring, the config groups and their options, the flags."""
     groups = config_groups(config_name)
-    lines = [(doc or "").strip(), "", f"usage: {script} [--help] [--cfg job] [--info] [--check] [-m] [key=value ...]", "",
-             f"Config groups ({conf_dir()}; choose with group=option, e.g. strategy=entropy):"]
+    lines = [
+        (doc or "").strip(),
+        "",
+        f"usage: {script} [--help] [--cfg job] [--info] [--check] [-m] [key=value ...]",
+        "",
+        f"Config groups ({conf_dir()}; choose with group=option, e.g. strategy=entropy):",
+    ]
     for g, opts in groups.items():
         lines.append(f"  {g:<10} {', '.join(opts)}")
-    lines += ["", "Any key of the composed config is an override ("
-              f"{script} --cfg job lists them), e.g. al.rounds=5 train.lr=0.001.",
-              "Flags: --cfg job prints the composed config; --info prints where it comes from;",
-              "--check validates the config, the folders it would write and the tracking store, says",
-              "what would run, and exits (0, or 2 with one line naming the problem; nothing is written);",
-              "-m/--multirun runs every combination of comma-separated values (strategy=margin,entropy",
-              "al.seed=0,1) as one Ray Tune sweep (autoal sweep), paired seeds, one MLflow parent run."]
+    lines += [
+        "",
+        "Any key of the composed config is an override ("
+        f"{script} --cfg job lists them), e.g. al.rounds=5 train.lr=0.001.",
+        "Flags: --cfg job prints the composed config; --info prints where it comes from;",
+        "--check validates the config, the folders it would write and the tracking store, says",
+        "what would run, and exits (0, or 2 with one line naming the problem; nothing is written);",
+        "-m/--multirun runs every combination of comma-separated values (strategy=margin,entropy",
+        "al.seed=0,1) as one Ray Tune sweep (autoal sweep), paired seeds, one MLflow parent run.",
+    ]
     return "\n".join(lines)
 
 
@@ -245,12 +277,17 @@ def info_text(config_name: str, overrides: list[str]) -> str:
     from autoal import __version__
 
     d = compose(overrides, config_name)
-    chosen = {g: (d.get(g) or {}).get("name", "") if isinstance(d.get(g), dict) else ""
-              for g in config_groups(config_name)}
+    chosen = {
+        g: (d.get(g) or {}).get("name", "") if isinstance(d.get(g), dict) else "" for g in config_groups(config_name)
+    }
     source = f"pkg://{CONF_PACKAGE}" if conf_dir() == packaged_conf_dir() else "AUTOAL_CONF_DIR"
-    lines = [f"autoal {__version__}, Hydra {hydra.__version__}", f"config folder: {conf_dir()} ({source})",
-             f"primary config: {config_name}.yaml", "overrides: " + (" ".join(overrides) or "(none)"),
-             "group choices (name inside each): " + ", ".join(f"{g}={v}" for g, v in chosen.items() if v)]
+    lines = [
+        f"autoal {__version__}, Hydra {hydra.__version__}",
+        f"config folder: {conf_dir()} ({source})",
+        f"primary config: {config_name}.yaml",
+        "overrides: " + (" ".join(overrides) or "(none)"),
+        "group choices (name inside each): " + ", ".join(f"{g}={v}" for g, v in chosen.items() if v),
+    ]
     return "\n".join(lines)
 
 
@@ -283,7 +320,9 @@ def multirun_sweep(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
         else:
             space[key] = {"grid": values}
     if not space and seeds is None:
-        raise ConfigError("-m/--multirun: no comma-separated values to sweep (e.g. strategy=margin,entropy al.seed=0,1)")
+        raise ConfigError(
+            "-m/--multirun: no comma-separated values to sweep (e.g. strategy=margin,entropy al.seed=0,1)"
+        )
     sweep = {"name": "multirun", "space": space}
     if seeds is not None:
         sweep["seeds"] = seeds
@@ -309,6 +348,7 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
     try:
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
+
         user_errors: tuple[type[BaseException], ...] = (AutoALError, HydraException, OmegaConfBaseException)
     except ImportError:  # pragma: no cover
         user_errors = (AutoALError,)
@@ -336,8 +376,10 @@ def main_guard(fn: Callable[[list[str]], int | None], argv: list[str] | None = N
         print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: the run's state is saved after every round; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: the run's state is saved after every round; run the same command again to resume",
+            file=sys.stderr,
+        )
         sys.exit(130)
     finally:
         warnings.showwarning = shown
@@ -371,6 +413,7 @@ def _named_failure(e: Exception) -> str | None:
 
 def results_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain-text table (fixed-width) for the terminal."""
+
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
@@ -425,4 +468,3 @@ def _reads_back(word: str, key: str, value: str) -> bool:
         return o.key_or_group == key and not o.is_sweep_override() and o.value() == value
     except Exception:  # noqa: BLE001 - any parse failure: quote it
         return False
-

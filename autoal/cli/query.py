@@ -9,6 +9,7 @@
 
 Any ``key=value`` of conf/query.yaml applies (strategy=entropy, al.query_size=50, ...); a project
 keeps the settings of its last export (``autoal/labeling/settings.py``). Rules: ``autoal/labeling/``."""
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,20 @@ from autoal.errors import ConfigError
 from autoal.labeling import LabelingConfig, LabelingProject, merge_overrides, store_overrides, stored_overrides
 from autoal.labeling.settings import pin_paths, project_dir
 from autoal.writable import space_for
-from autoal.cli.common import (check_override_syntax, compose, hydra_override, main_guard, mlflow_ui_command,
-                               override_word)
+from autoal.cli.common import (
+    check_override_syntax,
+    compose,
+    hydra_override,
+    main_guard,
+    mlflow_ui_command,
+    override_word,
+)
 
 COMMANDS = ("export", "import", "status", "discard")
-USAGE = ("usage: autoal query {export|import|status|discard} labeling.project=DIR "
-         "[--csv FILE] [--allow-partial] [key=value ...]")
+USAGE = (
+    "usage: autoal query {export|import|status|discard} labeling.project=DIR "
+    "[--csv FILE] [--allow-partial] [key=value ...]"
+)
 
 
 def parse_args(argv: list[str]) -> tuple[str, str | None, bool, list[str]]:
@@ -39,7 +48,7 @@ def parse_args(argv: list[str]) -> tuple[str, str | None, bool, list[str]]:
             if not csv_file or csv_file.startswith("--"):
                 raise ConfigError(f"--csv: a file is required ({USAGE})")
         elif a.startswith("--csv="):
-            csv_file = a[len("--csv="):]
+            csv_file = a[len("--csv=") :]
         elif a == "--allow-partial":
             allow = True
         elif a.startswith("-"):
@@ -62,8 +71,9 @@ def _as_parsed(overrides: list[str]) -> list[str]:
     out = []
     for text, o in zip(overrides, OverridesParser.create().parse_overrides(overrides)):
         value = o.value() if o.value_type is not None else None
-        out.append(f"labeling.project={value}" if o.key_or_group == "labeling.project" and isinstance(value, str)
-                   else text)
+        out.append(
+            f"labeling.project={value}" if o.key_or_group == "labeling.project" and isinstance(value, str) else text
+        )
     return out
 
 
@@ -96,20 +106,26 @@ def _run(cmd: str, csv_file: str | None, proj: LabelingProject, overrides: list[
     if cmd == "export":
         res = proj.export_batch()
         if res.already_pending:
-            print(f"round {res.round}: a batch of {len(res.sample_ids)} images is already waiting for labels: "
-                  f"{res.csv}\nimport it (or run `discard`) before the next export")
+            print(
+                f"round {res.round}: a batch of {len(res.sample_ids)} images is already waiting for labels: "
+                f"{res.csv}\nimport it (or run `discard`) before the next export"
+            )
         else:
             store_overrides(proj.dir, overrides)
-            print(f"round {res.round}: {len(res.sample_ids)} images to label, most informative first:\n  {res.csv}\n"
-                  + (f"  {res.thumbnails}  (thumbnails, in the CSV's order)\n" if res.thumbnails else "") +
-                  f"fill in the label column, then run:\n  autoal query import "
-                  f"{override_word('labeling.project', str(proj.dir))} --csv {shlex.quote(str(res.csv))}")
+            print(
+                f"round {res.round}: {len(res.sample_ids)} images to label, most informative first:\n  {res.csv}\n"
+                + (f"  {res.thumbnails}  (thumbnails, in the CSV's order)\n" if res.thumbnails else "")
+                + f"fill in the label column, then run:\n  autoal query import "
+                f"{override_word('labeling.project', str(proj.dir))} --csv {shlex.quote(str(res.csv))}"
+            )
     elif cmd == "import":
         res = proj.import_batch(csv_file)
         agree = "" if res.agreement is None else f"; the model agreed with {res.agreement:.0%} of them"
         back = f"; {res.returned_to_pool} unlabeled returned to the pool" if res.returned_to_pool else ""
-        print(f"round {res.round}: {res.added} labels imported ({res.labeled_total} labeled in all){back}{agree}\n"
-              f"next: autoal query export {override_word('labeling.project', str(proj.dir))}")
+        print(
+            f"round {res.round}: {res.added} labels imported ({res.labeled_total} labeled in all){back}{agree}\n"
+            f"next: autoal query export {override_word('labeling.project', str(proj.dir))}"
+        )
     elif cmd == "status":
         print(json.dumps(proj.status(), indent=1))
     else:

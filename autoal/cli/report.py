@@ -12,6 +12,7 @@ no claim below 5 pairs) and its win/loss matrix, AUBC against each swept key, Au
 strategy-weight trace (Fig. 5), the runtime split (Table 2, stacked bars), the labeled set's
 classes per round, and the per-round results as Parquet, into one folder; a sweep's report is
 also logged on its parent run."""
+
 from __future__ import annotations
 
 import sys
@@ -20,8 +21,7 @@ from pathlib import Path
 
 from autoal.errors import ConfigError
 from autoal.writable import check_writable_folder, space_for
-from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command,
-                              results_table, split_flags)
+from autoal.cli.common import answer_info_flags, compose, main_guard, mlflow_ui_command, results_table, split_flags
 
 
 def main(argv: list[str]) -> int:
@@ -33,13 +33,17 @@ def main(argv: list[str]) -> int:
     if answer_info_flags(flags, "autoal report", __doc__, "report", argv):
         return 0
     if flags.get("multirun") or flags.get("check"):
-        raise ConfigError(f"{'-m' if flags.get('multirun') else '--check'}: not an option of autoal report (it "
-                          "reads runs and writes a report folder)")
+        raise ConfigError(
+            f"{'-m' if flags.get('multirun') else '--check'}: not an option of autoal report (it "
+            "reads runs and writes a report folder)"
+        )
     cfg = compose(argv, "report")
     opts, tracking = cfg["report"], cfg["tracking"]
     if not isinstance(tracking.get("uri"), str) or not isinstance(tracking.get("experiment"), str):
-        raise ConfigError(f"tracking.uri, tracking.experiment: expected the store and experiment to read; got "
-                          f"{tracking.get('uri')!r}, {tracking.get('experiment')!r}")
+        raise ConfigError(
+            f"tracking.uri, tracking.experiment: expected the store and experiment to read; got "
+            f"{tracking.get('uri')!r}, {tracking.get('experiment')!r}"
+        )
     uri = absolute_tracking_uri(tracking["uri"])
     check_tracking_uri(uri, reading=True)
     check_report_options(opts, uri)
@@ -53,13 +57,17 @@ def main(argv: list[str]) -> int:
 
     run_ids = opts.get("run_ids")
     if run_ids is not None and (not isinstance(run_ids, list) or not all(isinstance(r, str) and r for r in run_ids)):
-        raise ConfigError(f"report.run_ids: expected a list of MLflow run ids (report.run_ids=[id1,id2]); got {run_ids!r}")
+        raise ConfigError(
+            f"report.run_ids: expected a list of MLflow run ids (report.run_ids=[id1,id2]); got {run_ids!r}"
+        )
     all_runs = bool(opts.get("all_runs"))
     runs_files = opts.get("runs_files")
     if matrix_only(opts):
         sweep_id, report_id = None, report_id_for(None, None, "", runs_files)
     else:
-        sweep_id = None if run_ids or all_runs else (opts.get("sweep_id") or latest_sweep_id(uri, tracking["experiment"]))
+        sweep_id = (
+            None if run_ids or all_runs else (opts.get("sweep_id") or latest_sweep_id(uri, tracking["experiment"]))
+        )
         report_id = report_id_for(sweep_id, run_ids, tracking["experiment"])
     out_dir = opts.get("out_dir") or str(Path("runs") / "reports" / report_id)
     if not opts.get("out_dir"):  # the default folder: checked as report.out_dir is (check_report_options)
@@ -74,9 +82,18 @@ def main(argv: list[str]) -> int:
 
     # a full disk: one line naming the file (a full store, where the report is logged: the store)
     with space_for(store_path(uri), "tracking.uri", store=True), space_for(out_dir, "report.out_dir"):
-        rep = write_report(uri, tracking["experiment"], sweep_id, out_dir, reference=opts.get("reference"),
-                           log_to_parent=bool(opts.get("log_to_parent", True)), run_ids=run_ids, all_runs=all_runs,
-                           runs_files=runs_files, progress=progress)
+        rep = write_report(
+            uri,
+            tracking["experiment"],
+            sweep_id,
+            out_dir,
+            reference=opts.get("reference"),
+            log_to_parent=bool(opts.get("log_to_parent", True)),
+            run_ids=run_ids,
+            all_runs=all_runs,
+            runs_files=runs_files,
+            progress=progress,
+        )
     print(f"# {report_id}\n")
     print(rep.summary_markdown)
     if "paired_md" in rep.files:

@@ -11,19 +11,28 @@ starts a local Ray instance, and stops it on exit, Ctrl-C included. Prints progr
 running / pending, best AUBC so far), then AUBC per trial, mean ± std per arm, the report folder
 and the MLflow UI command. conf/ is found through autoal.paths.conf_dir (``ray submit`` copies
 this script alone to the head's home folder)."""
+
 from __future__ import annotations
 
 import sys
 
-from autoal.cli.common import (answer_info_flags, compose, main_guard, mlflow_ui_command, results_table,
-                              shell_word, split_flags)
+from autoal.cli.common import (
+    answer_info_flags,
+    compose,
+    main_guard,
+    mlflow_ui_command,
+    results_table,
+    shell_word,
+    split_flags,
+)
 from autoal.paths import user_path
 
 SCRIPT = "autoal sweep"
 
 
-def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep: dict | None = None,
-        check: bool = False) -> int:
+def run(
+    argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep: dict | None = None, check: bool = False
+) -> int:
     """Compose, check, run, print. ``sweep`` replaces keys of the composed sweep section (``-m``);
     ``check``: stop after the checks (``--check``)."""
     from autoal.platform.sweep import SweepSpec, check_sweep, format_summary, ray_session, run_sweep
@@ -43,25 +52,38 @@ def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep
 
     arms = check_sweep(spec, cfg, compose_fn)  # before Ray starts: every arm, the folders, the store
     if check:
-        what = (f"resumes {spec.resume if isinstance(spec.resume, str) else 'the latest run of ' + spec.name}"
-                if spec.resume else f"{len(arms)} arm(s) x {len(spec.seeds)} seed(s) = "
-                f"{len(arms) * len(spec.seeds)} trial(s)" + (f" ({spec.search_alg} search)" if spec.searched else "")
-                + (f", then {len(spec.leaders['seeds'])} more seed(s) for the top {spec.leaders['top']} arm(s) of "
-                   f"each group" + (f" and {', '.join(spec.leaders['always'])}" if spec.leaders['always'] else "")
-                   if spec.leaders else ""))
-        print(f"sweep ok: {spec.name}: {what}; Ray: {spec.address}; results under "
-              f"{user_path(spec.storage_path).resolve() if '://' not in spec.storage_path else spec.storage_path}")
+        what = (
+            f"resumes {spec.resume if isinstance(spec.resume, str) else 'the latest run of ' + spec.name}"
+            if spec.resume
+            else f"{len(arms)} arm(s) x {len(spec.seeds)} seed(s) = "
+            f"{len(arms) * len(spec.seeds)} trial(s)"
+            + (f" ({spec.search_alg} search)" if spec.searched else "")
+            + (
+                f", then {len(spec.leaders['seeds'])} more seed(s) for the top {spec.leaders['top']} arm(s) of "
+                f"each group" + (f" and {', '.join(spec.leaders['always'])}" if spec.leaders["always"] else "")
+                if spec.leaders
+                else ""
+            )
+        )
+        print(
+            f"sweep ok: {spec.name}: {what}; Ray: {spec.address}; results under "
+            f"{user_path(spec.storage_path).resolve() if '://' not in spec.storage_path else spec.storage_path}"
+        )
         return 0
     try:
         with ray_session(spec.address, spec.num_cpus, out=say, worker_niceness=spec.worker_niceness):
             result = run_sweep(spec, cfg, compose_fn, out=say, arms=arms or None)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; Ray is stopped. Continue with:  {_resume_command(script, argv, 'true')}", file=sys.stderr)
+        print(
+            f"\ninterrupted; Ray is stopped. Continue with:  {_resume_command(script, argv, 'true')}", file=sys.stderr
+        )
         return 130
     print()
     print(format_summary(result, results_table))
-    print(f"\nsweep {result.sweep_id}: {sum(t['status'] == 'TERMINATED' for t in result.trials)}/{len(result.trials)} "
-          f"trials finished in {result.seconds:.0f} s; Tune results: {result.experiment_path}")
+    print(
+        f"\nsweep {result.sweep_id}: {sum(t['status'] == 'TERMINATED' for t in result.trials)}/{len(result.trials)} "
+        f"trials finished in {result.seconds:.0f} s; Tune results: {result.experiment_path}"
+    )
     if result.report_dir:
         print(f"report:    {result.report_dir}/report.md")
     if result.tracking_uri:
@@ -79,8 +101,13 @@ def run(argv: list[str], config_name: str = "sweep", script: str = SCRIPT, sweep
 def _resume_command(script: str, argv: list[str], sweep_id: str) -> str:
     """The command that continues the sweep: ``script`` (a command, printed as it is), the same
     arguments (each quoted for the shell, so that it runs as printed) and ``sweep.resume``."""
-    return " ".join([script, *(shell_word(a) for a in argv if not a.startswith("sweep.resume=")),
-                     shell_word(f"sweep.resume={sweep_id}")])
+    return " ".join(
+        [
+            script,
+            *(shell_word(a) for a in argv if not a.startswith("sweep.resume=")),
+            shell_word(f"sweep.resume={sweep_id}"),
+        ]
+    )
 
 
 def command_main(argv: list[str], config_name: str, script: str, doc: str | None) -> int:

@@ -12,6 +12,7 @@ float channel or feature is only centred). Normalization and augmentation run on
 tensors (on the GPU when there is one), so training and scoring never loop over samples in
 Python. Scoring always uses :meth:`ALDataset.eval_transform`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,14 +70,18 @@ class ALDataset:
         validate_arrays(self.name, "train", self.x_train, self.y_train, self.num_classes)
         validate_arrays(self.name, "test", self.x_test, self.y_test, self.num_classes)
         if self.x_train.ndim != self.x_test.ndim or self.x_train.dtype != self.x_test.dtype:
-            raise DataError(f"{self.name}: the pool holds {self.x_train.dtype} samples of shape "
-                            f"{tuple(self.x_train.shape[1:])} but the test split {self.x_test.dtype} samples of shape "
-                            f"{tuple(self.x_test.shape[1:])}; both splits must be of one kind and dtype")
+            raise DataError(
+                f"{self.name}: the pool holds {self.x_train.dtype} samples of shape "
+                f"{tuple(self.x_train.shape[1:])} but the test split {self.x_test.dtype} samples of shape "
+                f"{tuple(self.x_test.shape[1:])}; both splits must be of one kind and dtype"
+            )
         if self.augmentation is None:
             self.augmentation = "crop_flip" if self.kind == "images" else "none"
         if self.kind == "features" and self.augmentation != "none":
-            raise DataError(f"{self.name}: feature data (N, D) is never augmented; augmentation must be 'none', "
-                            f"got {self.augmentation!r}")
+            raise DataError(
+                f"{self.name}: feature data (N, D) is never augmented; augmentation must be 'none', "
+                f"got {self.augmentation!r}"
+            )
         if self.augmentation not in AUGMENTATIONS:
             raise DataError(f"{self.name}: augmentation {self.augmentation!r} is not one of {AUGMENTATIONS}")
         if not self.classes:
@@ -84,8 +89,11 @@ class ALDataset:
         mean, std = _channel_stats(self.x_train) if self.x_train.dtype == torch.uint8 else _float_stats(self.x_train)
         self.mean = mean
         self.std = std
-        self.info = {**self.info, **split_stats(self.y_train, self.y_test, self.num_classes),
-                     "class_warnings": coverage_warnings(self.y_train, self.y_test, self.num_classes, self.classes)}
+        self.info = {
+            **self.info,
+            **split_stats(self.y_train, self.y_test, self.num_classes),
+            "class_warnings": coverage_warnings(self.y_train, self.y_test, self.num_classes, self.classes),
+        }
         self._digests: tuple[tuple, dict[str, str]] | None = None
 
     @property
@@ -111,9 +119,14 @@ class ALDataset:
         (``hash`` names that scheme), so that two data sets with the same name but any other
         pixel or label differ. The digests are computed once per content (a split changed in
         place is hashed again)."""
-        out = {"name": self.name, "hash": IDENTITY_HASH, "train_shape": list(self.x_train.shape),
-               "test_shape": list(self.x_test.shape), "num_classes": int(self.num_classes),
-               **self._content_digests()}
+        out = {
+            "name": self.name,
+            "hash": IDENTITY_HASH,
+            "train_shape": list(self.x_train.shape),
+            "test_shape": list(self.x_test.shape),
+            "num_classes": int(self.num_classes),
+            **self._content_digests(),
+        }
         if self.x_train.dtype != torch.uint8:  # uint8 images keep the identity they always had
             out["dtype"] = str(self.x_train.dtype).replace("torch.", "")
         return out
@@ -122,13 +135,20 @@ class ALDataset:
         """The identity run folders written before the full-content digests hold (no ``hash``
         key): images digested from up to 256 evenly spaced samples per split. Only to resume
         those folders, which it checks the way they were written."""
+
         def sample_digest(x: torch.Tensor) -> str:
             step = max(1, len(x) // 256)
             return hashlib.sha256(x[::step].contiguous().numpy().tobytes()).hexdigest()[:16]
 
-        return {"name": self.name, "train_shape": list(self.x_train.shape), "test_shape": list(self.x_test.shape),
-                "num_classes": int(self.num_classes), "labels_sha256": self._content_digests()["labels_sha256"],
-                "train_sample_sha256": sample_digest(self.x_train), "test_sample_sha256": sample_digest(self.x_test)}
+        return {
+            "name": self.name,
+            "train_shape": list(self.x_train.shape),
+            "test_shape": list(self.x_test.shape),
+            "num_classes": int(self.num_classes),
+            "labels_sha256": self._content_digests()["labels_sha256"],
+            "train_sample_sha256": sample_digest(self.x_train),
+            "test_sample_sha256": sample_digest(self.x_test),
+        }
 
     def _content_digests(self) -> dict[str, str]:
         tensors = (self.x_train, self.x_test, self.y_train, self.y_test)
@@ -136,9 +156,14 @@ class ALDataset:
         key = tuple((id(t), t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
         if self._digests is None or self._digests[0] != key:
             labels = hashlib.sha256(self.y_train.numpy().tobytes() + b"|" + self.y_test.numpy().tobytes())
-            self._digests = (key, {"labels_sha256": labels.hexdigest()[:16],
-                                   "train_sha256": stream_digest(self.x_train),
-                                   "test_sha256": stream_digest(self.x_test)})
+            self._digests = (
+                key,
+                {
+                    "labels_sha256": labels.hexdigest()[:16],
+                    "train_sha256": stream_digest(self.x_train),
+                    "test_sha256": stream_digest(self.x_test),
+                },
+            )
         return dict(self._digests[1])
 
     def fingerprint(self) -> str:
@@ -196,8 +221,9 @@ class ALDataset:
         return random_crop_flip(out, flip=self.augmentation == "crop_flip", generator=generator)
 
 
-def random_crop_flip(x: torch.Tensor, flip: bool, pad: int | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def random_crop_flip(
+    x: torch.Tensor, flip: bool, pad: int | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Batched random crop (zero padding ``pad``, default H/8) and optional horizontal flip."""
     n, _, h, w = x.shape
     pad = max(1, h // 8) if pad is None else pad
@@ -206,8 +232,8 @@ def random_crop_flip(x: torch.Tensor, flip: bool, pad: int | None = None,
     gen_dev = generator.device if generator is not None else torch.device("cpu")
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=gen_dev).to(dev)
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=gen_dev).to(dev)
-    rows = (oy.view(n, 1) + torch.arange(h, device=dev).view(1, h))  # (n, h)
-    cols = (ox.view(n, 1) + torch.arange(w, device=dev).view(1, w))  # (n, w)
+    rows = oy.view(n, 1) + torch.arange(h, device=dev).view(1, h)  # (n, h)
+    cols = ox.view(n, 1) + torch.arange(w, device=dev).view(1, w)  # (n, w)
     idx_r = rows.view(n, 1, h, 1).expand(n, x.shape[1], h, padded.shape[-1])
     out = padded.gather(2, idx_r)
     idx_c = cols.view(n, 1, 1, w).expand(n, x.shape[1], h, w)
@@ -228,7 +254,7 @@ def stream_digest(x: torch.Tensor, chunk: int = _HASH_CHUNK) -> str:
     (a non-contiguous one is copied a chunk at a time)."""
     h = hashlib.sha256()
     for start in range(0, len(x), chunk):
-        h.update(memoryview(x[start:start + chunk].contiguous().numpy()).cast("B"))
+        h.update(memoryview(x[start : start + chunk].contiguous().numpy()).cast("B"))
     return h.hexdigest()[:16]
 
 
@@ -237,8 +263,12 @@ def split_stats(y_train: torch.Tensor, y_test: torch.Tensor, num_classes: int) -
     absent from the pool) and the sizes of both splits."""
     counts = torch.bincount(y_train, minlength=num_classes).tolist() if len(y_train) else [0] * num_classes
     low = min(counts)
-    return {"pool_class_counts": counts, "imbalance_ratio": max(counts) / low if low else float("inf"),
-            "pool_size": int(len(y_train)), "test_size": int(len(y_test))}
+    return {
+        "pool_class_counts": counts,
+        "imbalance_ratio": max(counts) / low if low else float("inf"),
+        "pool_size": int(len(y_train)),
+        "test_size": int(len(y_test)),
+    }
 
 
 def _channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,7 +279,7 @@ def _channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, to
     c = x.shape[1]
     hist = torch.zeros(c, 256, dtype=torch.int64)
     for start in range(0, len(x), chunk):
-        xb = x[start:start + chunk]
+        xb = x[start : start + chunk]
         for ch in range(c):
             hist[ch] += torch.bincount(xb[:, ch].reshape(-1), minlength=256)
     v = torch.arange(256, dtype=torch.int64)
@@ -270,7 +300,7 @@ def _float_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torc
     s2 = torch.zeros(c, dtype=torch.float64)
     dims = [0] + list(range(2, x.ndim))
     for start in range(0, len(x), chunk):
-        xb = x[start:start + chunk].double()
+        xb = x[start : start + chunk].double()
         s1 += xb.sum(dims)
         s2 += xb.square().sum(dims)
     n = max(1, x.shape[0] * int(np.prod(x.shape[2:])))
@@ -285,25 +315,33 @@ def validate_arrays(name: str, split: str, x: torch.Tensor, y: torch.Tensor, num
     """Check shapes, dtypes and label range of one split; raise DataError naming what is wrong:
     images uint8 or float32 (N, C, H, W), features float32 (N, D)."""
     where = f"{name} ({split} split)"
-    ok = isinstance(x, torch.Tensor) and (x.ndim == 4 and x.dtype in (torch.uint8, torch.float32)
-                                          or x.ndim == 2 and x.dtype == torch.float32)
+    ok = isinstance(x, torch.Tensor) and (
+        x.ndim == 4 and x.dtype in (torch.uint8, torch.float32) or x.ndim == 2 and x.dtype == torch.float32
+    )
     if not ok:
-        raise DataError(f"{where}: samples must be images, a uint8 or float32 tensor of shape (N, C, H, W), or "
-                        f"features, a float32 tensor of shape (N, D); got {getattr(x, 'dtype', type(x))} with "
-                        f"shape {tuple(getattr(x, 'shape', ()))}")
+        raise DataError(
+            f"{where}: samples must be images, a uint8 or float32 tensor of shape (N, C, H, W), or "
+            f"features, a float32 tensor of shape (N, D); got {getattr(x, 'dtype', type(x))} with "
+            f"shape {tuple(getattr(x, 'shape', ()))}"
+        )
     if x.shape[1] == 0:
         raise DataError(f"{where}: samples have no {'channel' if x.ndim == 4 else 'feature'} (shape {tuple(x.shape)})")
     if x.ndim == 4 and (x.shape[2] == 0 or x.shape[3] == 0):
-        raise DataError(f"{where}: images have zero height or width (shape {tuple(x.shape)}); expected images "
-                        "of at least 1x1 pixels")
+        raise DataError(
+            f"{where}: images have zero height or width (shape {tuple(x.shape)}); expected images "
+            "of at least 1x1 pixels"
+        )
     if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
-        raise DataError(f"{where}: labels must be an int64 vector; got {getattr(y, 'dtype', type(y))} "
-                        f"with shape {tuple(getattr(y, 'shape', ()))}")
+        raise DataError(
+            f"{where}: labels must be an int64 vector; got {getattr(y, 'dtype', type(y))} "
+            f"with shape {tuple(getattr(y, 'shape', ()))}"
+        )
     if len(x) != len(y):
         raise DataError(f"{where}: {len(x)} samples but {len(y)} labels")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise DataError(f"{where}: labels must lie in [0, {num_classes - 1}]; "
-                        f"found range [{int(y.min())}, {int(y.max())}]")
+        raise DataError(
+            f"{where}: labels must lie in [0, {num_classes - 1}]; found range [{int(y.min())}, {int(y.max())}]"
+        )
 
 
 def to_uint8_nchw(images: np.ndarray, source: str) -> torch.Tensor:
@@ -316,8 +354,9 @@ def to_uint8_nchw(images: np.ndarray, source: str) -> torch.Tensor:
         if a.size and a.max() <= 1.0 + 1e-6 and a.min() >= 0:
             a = a * 255.0
         if a.size and (a.min() < 0 or a.max() > 255):
-            raise DataError(f"{source}: float pixel values must lie in [0, 1] or [0, 255]; "
-                            f"found [{a.min():.3g}, {a.max():.3g}]")
+            raise DataError(
+                f"{source}: float pixel values must lie in [0, 1] or [0, 255]; found [{a.min():.3g}, {a.max():.3g}]"
+            )
         a = np.rint(a).astype(np.uint8)
     elif a.dtype.kind in "iu":
         if a.size and (a.min() < 0 or a.max() > 255):
@@ -329,8 +368,10 @@ def to_uint8_nchw(images: np.ndarray, source: str) -> torch.Tensor:
     if a.shape[1] not in (1, 3):
         raise DataError(f"{source}: images must have 1 or 3 channels; got shape {a.shape}")
     if a.shape[2] == 0 or a.shape[3] == 0:
-        raise DataError(f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
-                        "images of at least 1x1 pixels")
+        raise DataError(
+            f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
+            "images of at least 1x1 pixels"
+        )
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
@@ -365,11 +406,14 @@ def to_samples(array: np.ndarray, source: str) -> torch.Tensor:
         if a.dtype.kind == "f" and a.size and np.abs(a).max() > np.finfo(np.float32).max:
             raise DataError(f"{source}: feature values beyond float32's range ({np.abs(a).max():.3g})")
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-    a = _channels_first(a, f"{source}: samples must be features (N, D) or images (N,H,W), (N,H,W,C) or "
-                           f"(N,C,H,W); got shape {a.shape}")
+    a = _channels_first(
+        a, f"{source}: samples must be features (N, D) or images (N,H,W), (N,H,W,C) or (N,C,H,W); got shape {a.shape}"
+    )
     if a.shape[2] == 0 or a.shape[3] == 0:
-        raise DataError(f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
-                        "images of at least 1x1 pixels")
+        raise DataError(
+            f"{source}: images have zero height or width (shape (N, C, H, W) = {a.shape}); expected "
+            "images of at least 1x1 pixels"
+        )
     if a.shape[1] == 0:
         raise DataError(f"{source}: images have no channel (shape (N, C, H, W) = {a.shape})")
     eight_bit = a.dtype == np.uint8 or a.dtype.kind in "iu" and (not a.size or (a.min() >= 0 and a.max() <= 255))

@@ -8,6 +8,7 @@ it, so accuracy has a ceiling below 1) and a pool class the test split lacks (it
 never measured). Pure functions of the label vectors; the loaders call them while the data is
 loaded, before a run writes anything.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -34,8 +35,9 @@ def present_classes(y: torch.Tensor, num_classes: int) -> list[int]:
     return torch.nonzero(torch.bincount(y, minlength=num_classes)).flatten().tolist()
 
 
-def check_pool_classes(y_train: torch.Tensor, num_classes: int, where: str,
-                       classes: Sequence[str] | None = None) -> None:
+def check_pool_classes(
+    y_train: torch.Tensor, num_classes: int, where: str, classes: Sequence[str] | None = None
+) -> None:
     """DataError unless the pool holds at least two classes."""
     pool = present_classes(y_train, num_classes)
     if len(pool) >= 2:
@@ -44,12 +46,15 @@ def check_pool_classes(y_train: torch.Tensor, num_classes: int, where: str,
         raise DataError(f"{where}: the pool holds no labeled image; need images of at least 2 classes")
     name = classes[pool[0]] if classes and pool[0] < len(classes) else None
     which = f"class {pool[0]}" + (f" ({name!r})" if name is not None and name != str(pool[0]) else "")
-    raise DataError(f"{where}: the pool holds a single class (every label is {which}); need images of at least "
-                    f"2 classes to learn and to query")
+    raise DataError(
+        f"{where}: the pool holds a single class (every label is {which}); need images of at least "
+        f"2 classes to learn and to query"
+    )
 
 
-def check_no_empty_classes(y_train: torch.Tensor, y_test: torch.Tensor, num_classes: int, where: str,
-                           explicit: bool = False) -> None:
+def check_no_empty_classes(
+    y_train: torch.Tensor, y_test: torch.Tensor, num_classes: int, where: str, explicit: bool = False
+) -> None:
     """DataError naming the class ids in 0..num_classes-1 that no image of either split holds
     (labels must be 0..K-1: an empty id is an output of the model that nothing trains or tests).
     ``explicit``: ``num_classes`` was given by the user (``dataset.options.num_classes``)."""
@@ -58,15 +63,21 @@ def check_no_empty_classes(y_train: torch.Tensor, y_test: torch.Tensor, num_clas
     if not missing:
         return
     k = len(seen)
-    origin = (f"dataset.options.num_classes={num_classes}" if explicit
-              else f"the largest label {num_classes - 1} (classes are inferred as 0..max label)")
-    raise DataError(f"{where}: class id(s) {listing(missing)} have no image in either split ({len(missing):,} of "
-                    f"{num_classes:,} ids from {origin}; labels found: {listing(sorted(seen))}); labels must be "
-                    f"0..K-1 with every class present: relabel them to 0..{k - 1}")
+    origin = (
+        f"dataset.options.num_classes={num_classes}"
+        if explicit
+        else f"the largest label {num_classes - 1} (classes are inferred as 0..max label)"
+    )
+    raise DataError(
+        f"{where}: class id(s) {listing(missing)} have no image in either split ({len(missing):,} of "
+        f"{num_classes:,} ids from {origin}; labels found: {listing(sorted(seen))}); labels must be "
+        f"0..K-1 with every class present: relabel them to 0..{k - 1}"
+    )
 
 
-def coverage_warnings(y_train: torch.Tensor, y_test: torch.Tensor, num_classes: int,
-                      classes: Sequence[str]) -> list[str]:
+def coverage_warnings(
+    y_train: torch.Tensor, y_test: torch.Tensor, num_classes: int, classes: Sequence[str]
+) -> list[str]:
     """One sentence per problem: test classes absent from the pool, pool classes absent from the
     test split (named ``name (id)``). None when the test split is empty (no test split to compare:
     a labeling project)."""
@@ -75,18 +86,23 @@ def coverage_warnings(y_train: torch.Tensor, y_test: torch.Tensor, num_classes: 
     pool, test = set(present_classes(y_train, num_classes)), set(present_classes(y_test, num_classes))
 
     def names(ids: list[int]) -> str:
-        return listing([f"{classes[c]!r} (id {c})" if c < len(classes) and classes[c] != str(c) else f"id {c}"
-                        for c in ids])
+        return listing(
+            [f"{classes[c]!r} (id {c})" if c < len(classes) and classes[c] != str(c) else f"id {c}" for c in ids]
+        )
 
     out = []
     only_test = sorted(test - pool)
     if only_test:
-        out.append(f"test class(es) {names(only_test)} have no image in the pool: the model can never learn "
-                   f"them, so test accuracy cannot exceed {1 - _share(y_test, only_test):.3f}")
+        out.append(
+            f"test class(es) {names(only_test)} have no image in the pool: the model can never learn "
+            f"them, so test accuracy cannot exceed {1 - _share(y_test, only_test):.3f}"
+        )
     only_pool = sorted(pool - test)
     if only_pool:
-        out.append(f"pool class(es) {names(only_pool)} have no image in the test split: how well the model "
-                   "learns them is never measured")
+        out.append(
+            f"pool class(es) {names(only_pool)} have no image in the test split: how well the model "
+            "learns them is never measured"
+        )
     return out
 
 

@@ -1,4 +1,5 @@
 """scikit-learn's bundled digits: 1,797 real 8x8 grayscale images, no download needed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,12 +22,15 @@ def load_digits(spec: DataSpec) -> ALDataset:
     y = bunch.target.astype(np.int64)
     test_size = float(spec.options.get("test_fraction", 0.25))
     idx = np.arange(len(y))
-    tr, te = train_test_split(idx, test_size=test_size, random_state=int(spec.options.get("split_seed", 0)),
-                              stratify=y)
+    tr, te = train_test_split(idx, test_size=test_size, random_state=int(spec.options.get("split_seed", 0)), stratify=y)
     return ALDataset(
         name="digits",
-        x_train=torch.from_numpy(x[tr]), y_train=torch.from_numpy(y[tr]),
-        x_test=torch.from_numpy(x[te]), y_test=torch.from_numpy(y[te]),
-        num_classes=10, classes=[str(i) for i in range(10)], augmentation="none",
+        x_train=torch.from_numpy(x[tr]),
+        y_train=torch.from_numpy(y[tr]),
+        x_test=torch.from_numpy(x[te]),
+        y_test=torch.from_numpy(y[te]),
+        num_classes=10,
+        classes=[str(i) for i in range(10)],
+        augmentation="none",
         source=f"scikit-learn {sklearn.__version__} bundled digits",
     )

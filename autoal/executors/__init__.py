@@ -15,6 +15,7 @@ without it. Below the platform (sweeps, the cluster), these are the only modules
 Ray (``tests/test_layers.py``); a strategy declares the Ray resources one run of it takes
 (:meth:`autoal.strategies.base.Strategy.ray_resources`) and calls an executor.
 """
+
 from __future__ import annotations
 
 __all__ = ["ray_ensemble", "ray_scoring", "ray_train_search"]

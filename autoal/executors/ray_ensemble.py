@@ -8,6 +8,7 @@ The strategy keeps the math (seeds, votes, variation ratio); this module holds t
 initialized them and the driver's torch RNG state after that initialization, and trains with the
 learner's recipe, so its votes equal those of the same member trained in the loop's process.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,8 +31,17 @@ def ray_running() -> bool:
     return ray is not None and bool(ray.is_initialized())
 
 
-def member_votes(model: torch.nn.Module, rng_state: torch.Tensor, dataset: Any, labeled: np.ndarray,
-                 unlabeled: np.ndarray, train_cfg: Any, seed: int, use_cuda: bool, batch_size: int) -> np.ndarray:
+def member_votes(
+    model: torch.nn.Module,
+    rng_state: torch.Tensor,
+    dataset: Any,
+    labeled: np.ndarray,
+    unlabeled: np.ndarray,
+    train_cfg: Any,
+    seed: int,
+    use_cuda: bool,
+    batch_size: int,
+) -> np.ndarray:
     """The task body: train one member (already initialized) on ``labeled`` as the learner's
     ``train`` does, then return its predicted labels over ``unlabeled``. The global torch RNG
     (dropout masks) is restored to the state it had after the member's seeded initialization in
@@ -46,10 +56,19 @@ def member_votes(model: torch.nn.Module, rng_state: torch.Tensor, dataset: Any, 
     return cache.probs.argmax(1).cpu().numpy()
 
 
-def member_votes_on_ray(learner: Any, dataset: Any, labeled: np.ndarray, unlabeled: np.ndarray, seeds: Sequence[int],
-                        *, use_cuda: bool, num_cpus: float = 1.0, num_gpus: float | None = None,
-                        batch_size: int = 1024, progress: Callable[[int, int], None] | None = None
-                        ) -> list[torch.Tensor]:
+def member_votes_on_ray(
+    learner: Any,
+    dataset: Any,
+    labeled: np.ndarray,
+    unlabeled: np.ndarray,
+    seeds: Sequence[int],
+    *,
+    use_cuda: bool,
+    num_cpus: float = 1.0,
+    num_gpus: float | None = None,
+    batch_size: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[torch.Tensor]:
     """Predicted labels over ``unlabeled`` of one member per seed, each trained on ``labeled`` in a
     Ray task of ``num_cpus`` CPUs and ``num_gpus`` GPUs (None: a 1/members share of a GPU when
     ``use_cuda`` and the cluster has GPUs, else none). ``learner`` builds each member
@@ -66,8 +85,19 @@ def member_votes_on_ray(learner: Any, dataset: Any, labeled: np.ndarray, unlabel
     for s in seeds:
         model = learner.new_model(s)  # seeded init in the driver, exactly as the in-process path
         state = torch.get_rng_state()
-        refs.append(task.remote(copy.deepcopy(model).cpu(), state, ds_ref, labeled, unlabeled,
-                                learner.train_cfg, s, use_cuda and gpus > 0, batch_size))
+        refs.append(
+            task.remote(
+                copy.deepcopy(model).cpu(),
+                state,
+                ds_ref,
+                labeled,
+                unlabeled,
+                learner.train_cfg,
+                s,
+                use_cuda and gpus > 0,
+                batch_size,
+            )
+        )
         del model
     report = progress or (lambda done, total: None)
     report(0, len(refs))

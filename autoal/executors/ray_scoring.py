@@ -21,6 +21,7 @@ across rounds. Actors are created on the first call and kept until :meth:`RaySco
 Fault tolerance (issue 6): an actor that dies — between calls or while it holds a shard — is
 replaced by a fresh one and its shard rescored; other shards are not recomputed.
 """
+
 from __future__ import annotations
 
 import copy
@@ -122,14 +123,21 @@ class ScoringWorker:
             self._data_key = d_key
             self.data_loads += 1
         assert self._model is not None and self._dataset is not None
-        emb = embed_pool(self._model, self._dataset, indices, batch_size=batch_size, device=self.device,
-                         images=self._images)
+        emb = embed_pool(
+            self._model, self._dataset, indices, batch_size=batch_size, device=self.device, images=self._images
+        )
         self.shards += 1
         return emb.cpu()
 
     def stats(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "model_loads": self.model_loads, "data_loads": self.data_loads,
-                "shards": self.shards, "device": str(self.device), "threads": torch.get_num_threads()}
+        return {
+            "pid": os.getpid(),
+            "model_loads": self.model_loads,
+            "data_loads": self.data_loads,
+            "shards": self.shards,
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+        }
 
     def stall(self, seconds: float) -> None:
         """Block this actor for ``seconds`` (diagnostics and fault-injection tests: a slow or
@@ -160,9 +168,17 @@ class RayScorer:
     not done it (``ray.init()``: a local instance, or the cluster named by ``RAY_ADDRESS``).
     """
 
-    def __init__(self, num_actors: int = 2, gpus_per_actor: float = 0.5, num_cpus: float = 1.0, *,
-                 num_threads: int | None = None, max_retries: int = 3, use_gpu: bool | None = None,
-                 start_timeout_s: float | None = 600.0) -> None:
+    def __init__(
+        self,
+        num_actors: int = 2,
+        gpus_per_actor: float = 0.5,
+        num_cpus: float = 1.0,
+        *,
+        num_threads: int | None = None,
+        max_retries: int = 3,
+        use_gpu: bool | None = None,
+        start_timeout_s: float | None = 600.0,
+    ) -> None:
         if int(num_actors) < 1:
             raise ValueError(f"num_actors must be >= 1; got {num_actors!r}")
         from autoal.extras import require
@@ -211,8 +227,11 @@ class RayScorer:
     def _new_actor(self):
         opts = self.actor_options()
         threads = self.num_threads if self.num_threads is not None else max(1, int(round(self.num_cpus)))
-        return _remote_worker().options(num_cpus=opts["num_cpus"], num_gpus=opts["num_gpus"], max_restarts=0).remote(
-            "cuda" if self.use_gpu else "cpu", threads)
+        return (
+            _remote_worker()
+            .options(num_cpus=opts["num_cpus"], num_gpus=opts["num_gpus"], max_restarts=0)
+            .remote("cuda" if self.use_gpu else "cpu", threads)
+        )
 
     def _ensure_actors(self) -> None:
         import ray
@@ -242,7 +261,8 @@ class RayScorer:
                 f"RayScorer: {len(pings) - len(ready)} of {len(pings)} scoring actors did not start within "
                 f"{self.start_timeout_s} s; each needs {need} and the cluster has "
                 f"{free} free. Lower scoring.num_actors, free resources (e.g. Train "
-                "workers or other trials), or declare the actors in the trial's resources.")
+                "workers or other trials), or declare the actors in the trial's resources."
+            )
         ray.get(ready)  # surfaces a failed actor constructor
 
     def _replace(self, i: int) -> None:
@@ -304,16 +324,22 @@ class RayScorer:
         # take the CPU tensors of the data set instead, unless the caller gave other CPU images
         source = images if images is not None and images.device.type == "cpu" else dataset.x_train
         if self._data is None or self._data[0] is not dataset or self._data[1] is not source:
-            payload = {"dataset": _light_dataset(dataset),
-                       "images": None if source is dataset.x_train else source}
+            payload = {"dataset": _light_dataset(dataset), "images": None if source is dataset.x_train else source}
             key = f"{id(dataset):x}-{id(source):x}-{time.monotonic_ns():x}"
             # strong references to dataset and source: their ids cannot be reused while cached
             self._data = (dataset, source, key, ray.put(payload))
         return [self._data[2], self._data[3]]
 
     # -- scoring --------------------------------------------------------------------------
-    def embed(self, model: torch.nn.Module, dataset: ALDataset, indices: np.ndarray, *, batch_size: int = 1024,
-              images: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        model: torch.nn.Module,
+        dataset: ALDataset,
+        indices: np.ndarray,
+        *,
+        batch_size: int = 1024,
+        images: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The backbone pass of :func:`autoal.cache.embed_pool`, sharded over the actors;
         returns the embeddings in the order of ``indices``, on CPU."""
         import ray
@@ -346,21 +372,42 @@ class RayScorer:
                 pending[submit(i)] = i
         return torch.cat([p for p in parts if p is not None])  # type: ignore[misc]
 
-    def __call__(self, model: Backbone, dataset: ALDataset, indices: np.ndarray, *, mc_samples: int = 500,
-                 batch_size: int = 1024, device: torch.device | None = None, seed: int = 0,
-                 images: torch.Tensor | None = None, mc_masks: str = "consistent") -> PoolCache:
+    def __call__(
+        self,
+        model: Backbone,
+        dataset: ALDataset,
+        indices: np.ndarray,
+        *,
+        mc_samples: int = 500,
+        batch_size: int = 1024,
+        device: torch.device | None = None,
+        seed: int = 0,
+        images: torch.Tensor | None = None,
+        mc_masks: str = "consistent",
+    ) -> PoolCache:
         """Same contract and result as :func:`autoal.cache.compute_cache`."""
         indices = np.asarray(indices, dtype=np.int64)
         if len(indices) == 0:
-            return compute_cache(model, dataset, indices, mc_samples=mc_samples, batch_size=batch_size,
-                                 device=device, seed=seed, images=images, mc_masks=mc_masks)
+            return compute_cache(
+                model,
+                dataset,
+                indices,
+                mc_samples=mc_samples,
+                batch_size=batch_size,
+                device=device,
+                seed=seed,
+                images=images,
+                mc_masks=mc_masks,
+            )
         device = device or next(model.parameters()).device
         emb = self.embed(model, dataset, indices, batch_size=batch_size, images=images).to(device)
         return cache_from_embeddings(model, indices, emb, mc_samples=mc_samples, seed=seed, mc_masks=mc_masks)
 
     def __repr__(self) -> str:
-        return (f"RayScorer(num_actors={self.num_actors}, use_gpu={self.use_gpu}, "
-                f"actor={self.actor_options()}, live={len(self._actors)})")
+        return (
+            f"RayScorer(num_actors={self.num_actors}, use_gpu={self.use_gpu}, "
+            f"actor={self.actor_options()}, live={len(self._actors)})"
+        )
 
 
 __all__ = ["RayScorer", "ScoringWorker", "shard_bounds", "weights_key"]

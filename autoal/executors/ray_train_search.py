@@ -37,6 +37,7 @@ unchanged in every worker with a :class:`BatchSharding` as its ``dist`` argument
 node of the cluster can write, e.g. shared storage or ``s3://...`` on a multi-node cluster;
 the default is a folder under the system temporary directory (enough for one machine).
 """
+
 from __future__ import annotations
 
 import copy
@@ -109,7 +110,7 @@ class BatchSharding:
         if not self.sharded(n_rows):
             return slice(0, n_rows)
         sizes = [len(c) for c in np.array_split(np.arange(n_rows), self.world_size)]
-        start = int(sum(sizes[:self.rank]))
+        start = int(sum(sizes[: self.rank]))
         return slice(start, start + sizes[self.rank])
 
     def shard(self, batch: SearchBatch) -> SearchBatch:
@@ -117,8 +118,13 @@ class BatchSharding:
         sl = self.local_rows(len(batch))
         if sl == slice(0, len(batch)):
             return batch
-        return dataclasses.replace(batch, x=batch.x[sl], y=batch.y[sl], S=batch.S[sl],
-                                   scores=None if batch.scores is None else batch.scores[sl])
+        return dataclasses.replace(
+            batch,
+            x=batch.x[sl],
+            y=batch.y[sl],
+            S=batch.S[sl],
+            scores=None if batch.scores is None else batch.scores[sl],
+        )
 
     def sum(self, local_sum: torch.Tensor, n_rows: int) -> torch.Tensor:
         """Σ over the whole batch of a quantity whose sum over this worker's rows is
@@ -199,8 +205,9 @@ def _train_loop(config: dict[str, Any]) -> None:
     candidates = payload["candidates"]
     augment = payload["augment"]
     dist = BatchSharding(rank, world) if world > 1 else None
-    wrapped = SearchNets(*(None if getattr(nets, n) is None else _wrap(getattr(nets, n), device, world)
-                           for n in _NET_NAMES))
+    wrapped = SearchNets(
+        *(None if getattr(nets, n) is None else _wrap(getattr(nets, n), device, world) for n in _NET_NAMES)
+    )
 
     stats: list[dict[str, Any]] = []
     for plan in payload["plans"]:
@@ -212,8 +219,18 @@ def _train_loop(config: dict[str, Any]) -> None:
         a = torch.as_tensor(plan.a_rows, dtype=torch.long, device=device)
         v = torch.as_tensor(plan.v_rows, dtype=torch.long, device=device)
         v_cache = None if plan.v_cache is None else plan.v_cache.to(device)
-        st = search_cycle(wrapped, opts, (x[a], y[a]), (x[v], y[v]), cfg, candidates, seed=int(plan.seed),
-                          v_cache=v_cache, augment=augment, dist=dist)
+        st = search_cycle(
+            wrapped,
+            opts,
+            (x[a], y[a]),
+            (x[v], y[v]),
+            cfg,
+            candidates,
+            seed=int(plan.seed),
+            v_cache=v_cache,
+            augment=augment,
+            dist=dist,
+        )
         rec = dataclasses.asdict(st)
         if world > 1:  # each worker's loss is its share of the batch loss: average → whole-batch loss
             keys = ("loss_warmup", "loss_fitnet", "loss_searchnet", "loss_lpm")
@@ -222,9 +239,14 @@ def _train_loop(config: dict[str, Any]) -> None:
             rec.update({k: float(v_) / world for k, v_ in zip(keys, vals.tolist())})
         stats.append(rec)
 
-    metrics = {"cycles": len(stats), **{k: float(stats[-1][k]) for k in
-                                        ("loss_fitnet", "loss_searchnet", "loss_lpm", "alpha", "alpha_target")}} \
-        if stats else {"cycles": 0}
+    metrics = (
+        {
+            "cycles": len(stats),
+            **{k: float(stats[-1][k]) for k in ("loss_fitnet", "loss_searchnet", "loss_lpm", "alpha", "alpha_target")},
+        }
+        if stats
+        else {"cycles": 0}
+    )
     if rank == 0:
         with tempfile.TemporaryDirectory() as tmp:
             save_search_state(os.path.join(tmp, STATE_FILE), nets, opts, stats, world)
@@ -233,8 +255,9 @@ def _train_loop(config: dict[str, Any]) -> None:
         ray.train.report(metrics, checkpoint=None)
 
 
-def save_search_state(path: str, nets: SearchNets, opts: SearchOptimizers, stats: list[dict[str, Any]],
-                      world_size: int) -> None:
+def save_search_state(
+    path: str, nets: SearchNets, opts: SearchOptimizers, stats: list[dict[str, Any]], world_size: int
+) -> None:
     """The round's result as a checkpoint of tensors and plain values (the nets' and optimizers'
     state dicts on the CPU, the per-cycle statistics, the world size), which
     :func:`load_search_state` reads with ``weights_only=True``."""
@@ -273,8 +296,9 @@ def _cpu(obj: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 def default_storage_path() -> str:
     """``$AUTOAL_RAY_TRAIN_STORAGE`` or ``<tmp>/autoal_ray_train`` (absolute)."""
-    return os.path.abspath(os.environ.get("AUTOAL_RAY_TRAIN_STORAGE")
-                           or os.path.join(tempfile.gettempdir(), "autoal_ray_train"))
+    return os.path.abspath(
+        os.environ.get("AUTOAL_RAY_TRAIN_STORAGE") or os.path.join(tempfile.gettempdir(), "autoal_ray_train")
+    )
 
 
 @dataclass
@@ -319,8 +343,7 @@ def run_search_on_ray_train(job: RayTrainSearch) -> list[CycleStats]:
         _train_loop,
         train_loop_config={"payload": ref, "num_threads": job.num_threads},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=int(job.num_workers), use_gpu=use_gpu,
-                                     resources_per_worker=resources),
+        scaling_config=ScalingConfig(num_workers=int(job.num_workers), use_gpu=use_gpu, resources_per_worker=resources),
         # a finite failure policy: a worker group that cannot start or dies ends the fit with an
         # error instead of retrying forever
         run_config=RunConfig(name=name, storage_path=storage, failure_config=FailureConfig(max_failures=0)),
@@ -345,8 +368,9 @@ def _payload(work: SearchRound) -> bytes:
     parameters across the pickle."""
     from ray import cloudpickle
 
-    cpu_nets = SearchNets(*(None if getattr(work.nets, n) is None else copy.deepcopy(getattr(work.nets, n)).cpu()
-                            for n in _NET_NAMES))
+    cpu_nets = SearchNets(
+        *(None if getattr(work.nets, n) is None else copy.deepcopy(getattr(work.nets, n)).cpu() for n in _NET_NAMES)
+    )
     cpu_opts = SearchOptimizers(*(None for _ in _NET_NAMES))
     for n in _NET_NAMES:
         opt, net = getattr(work.opts, n), getattr(cpu_nets, n)
@@ -354,13 +378,26 @@ def _payload(work: SearchRound) -> bytes:
             fresh = type(opt)(net.parameters(), **opt.defaults)
             fresh.load_state_dict(_cpu(opt.state_dict()))
             setattr(cpu_opts, n, fresh)
-    return cloudpickle.dumps({
-        "nets": cpu_nets, "opts": cpu_opts, "x": work.x.detach().cpu(), "y": work.y.detach().cpu(), "cfg": work.cfg,
-        "plans": [dataclasses.replace(p, a_rows=np.array(p.a_rows, dtype=np.int64),
-                                      v_rows=np.array(p.v_rows, dtype=np.int64),
-                                      v_cache=None if p.v_cache is None else p.v_cache.to("cpu")) for p in work.plans],
-        "candidates": list(work.candidates), "augment": work.augment,
-    })
+    return cloudpickle.dumps(
+        {
+            "nets": cpu_nets,
+            "opts": cpu_opts,
+            "x": work.x.detach().cpu(),
+            "y": work.y.detach().cpu(),
+            "cfg": work.cfg,
+            "plans": [
+                dataclasses.replace(
+                    p,
+                    a_rows=np.array(p.a_rows, dtype=np.int64),
+                    v_rows=np.array(p.v_rows, dtype=np.int64),
+                    v_cache=None if p.v_cache is None else p.v_cache.to("cpu"),
+                )
+                for p in work.plans
+            ],
+            "candidates": list(work.candidates),
+            "augment": work.augment,
+        }
+    )
 
 
 def _load_back(work: SearchRound, state: dict[str, Any]) -> list[CycleStats]:
@@ -381,8 +418,9 @@ def _load_back(work: SearchRound, state: dict[str, Any]) -> list[CycleStats]:
     return out
 
 
-def train_workers_fit(num_workers: int, use_gpu: bool | None = None,
-                      resources_per_worker: dict[str, float] | None = None) -> str | None:
+def train_workers_fit(
+    num_workers: int, use_gpu: bool | None = None, resources_per_worker: dict[str, float] | None = None
+) -> str | None:
     """Why the round's Train workers cannot be placed right now (the resources they need against
     what the Ray cluster has free), or None when they can. Train V2 places its workers in a
     placement group of its own, outside any Tune trial's, so what is free is what counts: on a
@@ -396,8 +434,10 @@ def train_workers_fit(num_workers: int, use_gpu: bool | None = None,
     short = {k: v for k, v in need.items() if float(free.get(k, 0.0)) + 1e-9 < v}
     if not short:
         return None
-    return (f"the Train workers need {_fmt(need)} but Ray has {_fmt({k: free.get(k, 0.0) for k in need})} free "
-            f"(of {_fmt({k: ray.cluster_resources().get(k, 0.0) for k in need})})")
+    return (
+        f"the Train workers need {_fmt(need)} but Ray has {_fmt({k: free.get(k, 0.0) for k in need})} free "
+        f"(of {_fmt({k: ray.cluster_resources().get(k, 0.0) for k in need})})"
+    )
 
 
 def _fmt(r: dict[str, float]) -> str:
@@ -414,13 +454,18 @@ def _warn_if_short(need: dict[str, float]) -> None:
     free = ray.available_resources()
     short = {k: v for k, v in need.items() if float(free.get(k, 0.0)) + 1e-9 < v}
     if short:
-        warnings.warn(f"Ray Train search: the workers need {need} but the cluster has {free} free; the fit waits "
-                      "until resources are released (declare scorer actors and Train workers in the trial's "
-                      "resources, or lower num_workers / scoring.num_actors)", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"Ray Train search: the workers need {need} but the cluster has {free} free; the fit waits "
+            "until resources are released (declare scorer actors and Train workers in the trial's "
+            "resources, or lower num_workers / scoring.num_actors)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
-def resources_for(num_workers: int, use_gpu: bool | None = None,
-                  resources_per_worker: dict[str, float] | None = None) -> dict[str, float]:
+def resources_for(
+    num_workers: int, use_gpu: bool | None = None, resources_per_worker: dict[str, float] | None = None
+) -> dict[str, float]:
     """Total resources the round's Train workers hold (to declare in a Tune trial's request;
     the V2 controller itself takes no CPU)."""
     use_gpu = torch.cuda.is_available() if use_gpu is None else bool(use_gpu)
@@ -428,5 +473,15 @@ def resources_for(num_workers: int, use_gpu: bool | None = None,
     return {k: float(v) * int(num_workers) for k, v in per.items()}
 
 
-__all__ = ["BatchSharding", "CyclePlan", "RayTrainSearch", "run_search_on_ray_train", "default_storage_path", "resources_for",
-           "train_workers_fit", "STATE_FILE", "save_search_state", "load_search_state"]
+__all__ = [
+    "BatchSharding",
+    "CyclePlan",
+    "RayTrainSearch",
+    "run_search_on_ray_train",
+    "default_storage_path",
+    "resources_for",
+    "train_workers_fit",
+    "STATE_FILE",
+    "save_search_state",
+    "load_search_state",
+]

@@ -74,11 +74,21 @@ MLflow (``tracking``): one run per project (run name = the project folder's name
 gave) and ``train_loss``; ``labels.json`` is logged as an artifact. Logging that fails after the
 state was saved is reported and retried by the next command.
 """
+
 from __future__ import annotations
 
 from autoal.labeling.config import CSV_COLUMNS, STATE_NAME, ExportResult, ImportResult, LabelingConfig
 from autoal.labeling.project import LabelingProject
 from autoal.labeling.settings import merge_overrides, store_overrides, stored_overrides
 
-__all__ = ["CSV_COLUMNS", "STATE_NAME", "ExportResult", "ImportResult", "LabelingConfig", "LabelingProject",
-           "merge_overrides", "store_overrides", "stored_overrides"]
+__all__ = [
+    "CSV_COLUMNS",
+    "STATE_NAME",
+    "ExportResult",
+    "ImportResult",
+    "LabelingConfig",
+    "LabelingProject",
+    "merge_overrides",
+    "store_overrides",
+    "stored_overrides",
+]

@@ -1,5 +1,6 @@
 """What a labeling project is configured by (:class:`LabelingConfig`), its file names and the results
 of its commands."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,14 +66,18 @@ class LabelingConfig:
             project = user_path(self.project)
             what = "is a file" if blocker == project.absolute() else f"cannot be created: {blocker} is a file"
             raise ConfigError(f"labeling.project: {project} {what}; expected the project folder (created if missing)")
-        for key, want_dir, expected in (("images", True, "the folder of images"),
-                                        ("seed_csv", False, "a CSV file of file,label rows")):
+        for key, want_dir, expected in (
+            ("images", True, "the folder of images"),
+            ("seed_csv", False, "a CSV file of file,label rows"),
+        ):
             value = getattr(self, key)
             if value is None:
                 continue
             path = user_path(value)
             if path.exists() and path.is_dir() != want_dir:
-                raise ConfigError(f"labeling.{key}: {path} is a {'file' if want_dir else 'folder'}; expected {expected}")
+                raise ConfigError(
+                    f"labeling.{key}: {path} is a {'file' if want_dir else 'folder'}; expected {expected}"
+                )
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The files of a labeling project: scanning an image folder, reading a filled-in CSV (every problem
 listed with its row and field) and writing a batch CSV."""
+
 from __future__ import annotations
 
 import csv
@@ -41,12 +42,15 @@ class Problems:
 
 
 #: what to do about an image that lies outside the images folder (autoal.containment)
-IMAGE_LINK_FIX = ("a labeling project reads images only inside labeling.images: copy the file into the folder instead "
-                  "of linking it, or set labeling.images to a folder that holds it")
+IMAGE_LINK_FIX = (
+    "a labeling project reads images only inside labeling.images: copy the file into the folder instead "
+    "of linking it, or set labeling.images to a folder that holds it"
+)
 
 
-def scan_images(folder: Path, exts: set[str], exclude: Path | None = None, prefix: str | None = None,
-                root: Path | None = None) -> list[str]:
+def scan_images(
+    folder: Path, exts: set[str], exclude: Path | None = None, prefix: str | None = None, root: Path | None = None
+) -> list[str]:
     """Sorted image files under ``folder`` (any depth, hidden skipped) as posix paths relative to
     ``folder`` (with ``prefix/`` in front when given), leaving out ``exclude`` (the project). A
     file (or a linked folder) whose link leads outside ``root`` (the images folder; default
@@ -58,16 +62,23 @@ def scan_images(folder: Path, exts: set[str], exclude: Path | None = None, prefi
         rel = f.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        inside(root if root is not None else folder, f, what="labeling.images: the image", fix=IMAGE_LINK_FIX,
-               error=DataError)
+        inside(
+            root if root is not None else folder,
+            f,
+            what="labeling.images: the image",
+            fix=IMAGE_LINK_FIX,
+            error=DataError,
+        )
         if exclude is not None and f.resolve().is_relative_to(exclude):
             continue
         name = rel.as_posix()
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:  # undecodable bytes in the name (os.fsdecode's surrogates)
-            raise LabelFileError(f"{f.parent}: the image file name {os.fsencode(f.name)!r} is not valid UTF-8; "
-                                 "labeling state and batch CSVs are UTF-8: rename the file") from None
+            raise LabelFileError(
+                f"{f.parent}: the image file name {os.fsencode(f.name)!r} is not valid UTF-8; "
+                "labeling state and batch CSVs are UTF-8: rename the file"
+            ) from None
         out.append(f"{prefix}/{name}" if prefix else name)
     return sorted(out)
 
@@ -92,8 +103,10 @@ class CheckedRows:
             except StopIteration:
                 return
             except csv.Error as e:
-                raise LabelFileError(f"{self.path}: row {self.reader.line_num + 1}: not a CSV row ({e}); a label "
-                                     "cell holds one class name") from None
+                raise LabelFileError(
+                    f"{self.path}: row {self.reader.line_num + 1}: not a CSV row ({e}); a label "
+                    "cell holds one class name"
+                ) from None
             yield row
 
 
@@ -114,8 +127,10 @@ def read_csv(path: Path, raw: bytes, required: tuple[str, ...]) -> tuple[Checked
         raise LabelFileError(f"{path}: row 1: duplicate column names in the header {header}")
     missing = [c for c in required if c not in header]
     if missing:
-        raise LabelFileError(f"{path}: row 1: missing column(s) {', '.join(repr(m) for m in missing)} "
-                             f"(field {missing[0]!r}); the header is {header}, expected at least {', '.join(required)}")
+        raise LabelFileError(
+            f"{path}: row 1: missing column(s) {', '.join(repr(m) for m in missing)} "
+            f"(field {missing[0]!r}); the header is {header}, expected at least {', '.join(required)}"
+        )
     return CheckedRows(reader, path), header
 
 

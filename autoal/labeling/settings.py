@@ -7,6 +7,7 @@ or ``tracking.uri`` (the default ``sqlite:///mlflow.db`` included) is resolved a
 folder of the command that gives it, once, so that a later command from any other folder (a team
 member's shell, a cron job) uses the same images and the same MLflow store. (A project created
 before this kept them as typed; its next export stores them resolved against that export's folder.)"""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,9 @@ def project_dir(overrides: list[str], usage: str = "") -> Path:
     """The project folder named by the last ``labeling.project=...`` of ``overrides``."""
     vals = [o.split("=", 1)[1] for o in overrides if override_key(o) == "labeling.project" and "=" in o]
     if not vals or not vals[-1]:
-        raise ConfigError("labeling.project: required, e.g. labeling.project=/data/photos-al"
-                          + (f" ({usage})" if usage else ""))
+        raise ConfigError(
+            "labeling.project: required, e.g. labeling.project=/data/photos-al" + (f" ({usage})" if usage else "")
+        )
     return user_path(vals[-1]).resolve()
 
 
@@ -58,16 +60,17 @@ def stored_overrides(project: Path) -> list[str]:
             raise TypeError("'overrides' is not a list of strings")
         return out
     except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"{f}: the project's stored settings are unreadable ({e}); delete the file and pass "
-                          "the settings on the command line") from None
+        raise ConfigError(
+            f"{f}: the project's stored settings are unreadable ({e}); delete the file and pass "
+            "the settings on the command line"
+        ) from None
 
 
 def store_overrides(project: Path, overrides: list[str]) -> None:
     """Remember ``overrides`` (less the per-command ones) for the project's next commands."""
     f = Path(project) / SETTINGS
     inside(project, f, what="the project's stored settings", fix=_FIX)
-    atomic_write_json(f,
-                      {"overrides": [o for o in overrides if override_key(o) not in NOT_STORED]})
+    atomic_write_json(f, {"overrides": [o for o in overrides if override_key(o) not in NOT_STORED]})
 
 
 def pin_paths(d: dict, overrides: list[str], override: Callable[[str, str], str]) -> list[str]:

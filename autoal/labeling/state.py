@@ -1,6 +1,7 @@
 """A labeling project's saved state (``labels.json``): its check (:func:`state_problem`; the part
 it shares with an AL run's state is :func:`autoal.state.round_log_problem`'s) and what a round
 of it tells the tracking run (:func:`round_metrics`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,12 @@ def state_problem(st: Any, project: Path | None = None) -> str | None:
     pool, classes = st["pool"], st["classes"]
     if not isinstance(st["images"], str) or not st["images"]:
         return f"images must be the images folder (a string); got {st['images']!r}"
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes) \
-            or len(set(classes)) != len(classes):
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(c, str) for c in classes)
+        or len(set(classes)) != len(classes)
+    ):
         return f"classes must be a list of at least 2 distinct names; got {classes!r}"[:300]
     if not isinstance(pool, list) or not all(isinstance(f, str) for f in pool) or len(set(pool)) != len(pool):
         return "pool must be a list of distinct files"
@@ -36,8 +41,9 @@ def state_problem(st: Any, project: Path | None = None) -> str | None:
         return "labeled and rounds must be lists"
     # the part shared with an AL run's state (autoal.state.RunState): one record per completed round,
     # the tracking run and how many rounds it holds (projects written before these fields: none yet, 0)
-    problem = round_log_problem(st["rounds"], st["next_round"], st.get("logged_rounds", 0), st.get("tracking_run_id"),
-                                name="rounds")
+    problem = round_log_problem(
+        st["rounds"], st["next_round"], st.get("logged_rounds", 0), st.get("tracking_run_id"), name="rounds"
+    )
     if problem:
         return problem
     seen = set()
@@ -55,11 +61,16 @@ def state_problem(st: Any, project: Path | None = None) -> str | None:
     if p is not None:
         if not isinstance(p, dict) or p.get("round") != st["next_round"] or not isinstance(p.get("sample_ids"), list):
             return "the pending batch does not belong to the next round"
-        if any(isinstance(i, bool) or not isinstance(i, int) or i in seen or not 0 <= i < len(pool)
-               for i in p["sample_ids"]):
+        if any(
+            isinstance(i, bool) or not isinstance(i, int) or i in seen or not 0 <= i < len(pool)
+            for i in p["sample_ids"]
+        ):
             return "the pending batch holds labeled or unknown samples"
-        if not isinstance(p.get("csv"), str) or not isinstance(p.get("scores"), list) \
-                or len(p["scores"]) != len(p["sample_ids"]):
+        if (
+            not isinstance(p.get("csv"), str)
+            or not isinstance(p.get("scores"), list)
+            or len(p["scores"]) != len(p["sample_ids"])
+        ):
             return "the pending batch needs its csv path and one score per sample"
     return None
 

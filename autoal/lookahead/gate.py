@@ -14,6 +14,7 @@ softmax head the gradients factor as (p − y) ⊗ [e, 1], so
 (the agreement of x's last-layer gradient with the held-out gradient). The gate maximizes the
 value of a soft top-b' of each simulated pool P_r under S̄ = Σ_k ω_k(x) r_k(x).
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,8 @@ def sample_features(ranks: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
 def first_order_values(emb: torch.Tensor, probs: torch.Tensor, y: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
     """(R, N): value_r(x) of the module docstring for every row x, with ``held`` (R, N) the
     held-out masks H_r."""
-    a = probs.float() - torch.nn.functional.one_hot(y, probs.shape[1]).float()      # (N, C)
-    m = (a @ a.T) * (emb.float() @ emb.float().T + 1.0)                              # (N, N)
+    a = probs.float() - torch.nn.functional.one_hot(y, probs.shape[1]).float()  # (N, C)
+    m = (a @ a.T) * (emb.float() @ emb.float().T + 1.0)  # (N, N)
     h = held.float()
     return (h @ m) / h.sum(1, keepdim=True).clamp_min(1.0)
 
@@ -64,11 +65,19 @@ def soft_top(scores: torch.Tensor, pool: torch.Tensor, k: int, tau: float) -> to
     return torch.sigmoid((s - theta.unsqueeze(1)) / tau) * pool.float()
 
 
-def gate_loss(gate: RankGate, log_weights: torch.Tensor, feats: torch.Tensor, ranks: torch.Tensor,
-              values: torch.Tensor, pool: torch.Tensor, picks: int, tau: float) -> torch.Tensor:
+def gate_loss(
+    gate: RankGate,
+    log_weights: torch.Tensor,
+    feats: torch.Tensor,
+    ranks: torch.Tensor,
+    values: torch.Tensor,
+    pool: torch.Tensor,
+    picks: int,
+    tau: float,
+) -> torch.Tensor:
     """−(mean over partitions of the value of a soft top-``picks`` of each simulated pool), the
     values standardized so the loss scale does not depend on the data."""
-    w = torch.softmax(log_weights.unsqueeze(0) + gate(feats), dim=1)                  # (N, K)
+    w = torch.softmax(log_weights.unsqueeze(0) + gate(feats), dim=1)  # (N, K)
     sbar = (w * ranks.T).sum(1)
     z = soft_top(sbar, pool, picks, tau)
     v = values / values[pool].std().clamp_min(1e-12)

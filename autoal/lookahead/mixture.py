@@ -17,6 +17,7 @@ MeanSTD) would otherwise count several times in any mixture: :func:`decorrelated
 divides each weight by the number of its correlated peers, so m identical candidates together
 weigh what one of them would.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,8 +53,9 @@ def mixture_scores(ranks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (weights.to(ranks.dtype) * ranks.T).sum(1)
 
 
-def hedge_update(log_weights: torch.Tensor, gains: torch.Tensor, rate: float,
-                 weights: torch.Tensor | None = None) -> torch.Tensor:
+def hedge_update(
+    log_weights: torch.Tensor, gains: torch.Tensor, rate: float, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Exponential weights (Hedge; Freund & Schapire 1997) on standardized gains: the log-weight
     of each candidate moves by ``rate`` × (its gain − the mean gain) / (the gains' spread), so one
     round's evidence shifts the mixture by a bounded amount however the gains are scaled.

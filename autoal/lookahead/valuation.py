@@ -18,6 +18,7 @@ idea of valuing a query by the error reduction it causes goes back to Roy & McCa
 2001); simulating the AL step on a split of L is how SelectAL (Hacohen & Weinshall, NeurIPS
 2023) finds the budget regime.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,11 +33,11 @@ from autoal.mc import class_probabilities
 class LookaheadResult:
     """Per arm and partition: the held-out cross-entropy gain and accuracy gain (in [−1, 1])."""
 
-    gain_ce: torch.Tensor    # (K, R)
-    gain_acc: torch.Tensor   # (K, R)
-    base_ce: torch.Tensor    # (R,) CE on H of the head fitted on A alone
-    picks: int               # b'
-    distinctness: float      # 1 − mean share of picks two arms have in common (0: all arms alike)
+    gain_ce: torch.Tensor  # (K, R)
+    gain_acc: torch.Tensor  # (K, R)
+    base_ce: torch.Tensor  # (R,) CE on H of the head fitted on A alone
+    picks: int  # b'
+    distinctness: float  # 1 − mean share of picks two arms have in common (0: all arms alike)
 
 
 def partition_masks(n: int, parts: int, pool_fraction: float, rng: np.random.Generator) -> torch.Tensor:
@@ -58,8 +59,16 @@ def top_in_mask(scores: torch.Tensor, mask: torch.Tensor, k: int, tie_break: tor
     return torch.zeros_like(mask).scatter_(1, idx, True)
 
 
-def fit_heads(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, w0: torch.Tensor, b0: torch.Tensor, *,
-              steps: int = 50, l2: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_heads(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    w0: torch.Tensor,
+    b0: torch.Tensor,
+    *,
+    steps: int = 50,
+    l2: float = 1e-2,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched multinomial logistic regression: for every row p of ``weights`` (P, n), minimize
     Σ_i w_pi CE(x_i, y_i) / Σ_i w_pi + l2/2 · ||(W, b) − (W0, b0)||² over the head (W, b), from
     (W0, b0), by ``steps`` of Nesterov-accelerated gradient descent with step 1/L, where
@@ -68,7 +77,7 @@ def fit_heads(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, w0: torch
     c, d = w0.shape
     x = x.float()
     onehot = torch.nn.functional.one_hot(y, c).float()
-    wn = weights.float() / weights.float().sum(1, keepdim=True).clamp_min(1e-12)       # (P, n)
+    wn = weights.float() / weights.float().sum(1, keepdim=True).clamp_min(1e-12)  # (P, n)
     lip = 0.5 * float((x.square().sum(1) + 1).max()) + l2
     lr = 1.0 / lip
     W = w0.float().expand(p_count, c, d).clone()
@@ -80,7 +89,7 @@ def fit_heads(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, w0: torch
         bl = b + mom * (b - b_prev)
         logits = torch.einsum("nd,pcd->pnc", x, Wl) + bl.unsqueeze(1)
         prob = class_probabilities(logits)  # written-out softmax: torch's is slow over 10 classes on CPU
-        g = (prob - onehot.unsqueeze(0)) * wn.unsqueeze(2)                                # (P, n, C)
+        g = (prob - onehot.unsqueeze(0)) * wn.unsqueeze(2)  # (P, n, C)
         gW = torch.einsum("pnc,nd->pcd", g, x) + l2 * (Wl - w0)
         gb = g.sum(1) + l2 * (bl - b0)
         W_prev, b_prev = W, b
@@ -88,8 +97,9 @@ def fit_heads(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, w0: torch
     return W, b
 
 
-def held_out(x: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, mask: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def held_out(
+    x: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy and accuracy of each head p (W[p], b[p]) over the rows where mask[p]."""
     logits = torch.einsum("nd,pcd->pnc", x.float(), W) + b.unsqueeze(1)
     ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.expand(W.shape[0], -1), reduction="none")
@@ -99,14 +109,27 @@ def held_out(x: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
     return (ce * m).sum(1) / cnt, (acc * m).sum(1) / cnt
 
 
-def lookahead(e_a: torch.Tensor, y_a: torch.Tensor, e_v: torch.Tensor, y_v: torch.Tensor, w0: torch.Tensor,
-              b0: torch.Tensor, arm_scores: torch.Tensor, picks: int, *, parts: int = 8, pool_fraction: float = 0.5,
-              steps: int = 50, l2: float = 1e-2, rng: np.random.Generator) -> LookaheadResult:
+def lookahead(
+    e_a: torch.Tensor,
+    y_a: torch.Tensor,
+    e_v: torch.Tensor,
+    y_v: torch.Tensor,
+    w0: torch.Tensor,
+    b0: torch.Tensor,
+    arm_scores: torch.Tensor,
+    picks: int,
+    *,
+    parts: int = 8,
+    pool_fraction: float = 0.5,
+    steps: int = 50,
+    l2: float = 1e-2,
+    rng: np.random.Generator,
+) -> LookaheadResult:
     """The look-ahead gains (module docstring) of K arms, ``arm_scores`` (K, |V|), over ``parts``
     random partitions of V; each arm labels its top ``picks`` of the simulated pool."""
     k, nv = arm_scores.shape
     na = e_a.shape[0]
-    pool = partition_masks(nv, parts, pool_fraction, rng)                                  # (R, nV)
+    pool = partition_masks(nv, parts, pool_fraction, rng)  # (R, nV)
     picks = int(min(max(picks, 1), int(pool.sum(1).min())))
     tie = torch.from_numpy(rng.random(nv)).float()
     chosen = torch.stack([top_in_mask(arm_scores[j], pool, picks, tie) for j in range(k)])  # (K, R, nV)
@@ -116,13 +139,18 @@ def lookahead(e_a: torch.Tensor, y_a: torch.Tensor, e_v: torch.Tensor, y_v: torc
     base_w = torch.cat([torch.ones(parts, na), torch.zeros(parts, nv)], 1)
     arm_w = torch.cat([torch.ones(k * parts, na), chosen.reshape(k * parts, nv).float()], 1)
     W, b = fit_heads(x, y, torch.cat([base_w, arm_w]), w0, b0, steps=steps, l2=l2)
-    held = torch.cat([torch.zeros(parts, na, dtype=torch.bool), ~pool], 1)                # H_r
+    held = torch.cat([torch.zeros(parts, na, dtype=torch.bool), ~pool], 1)  # H_r
     held_all = torch.cat([held, held.repeat(k, 1)])
     ce, acc = held_out(x, y, W, b, held_all)
     base_ce, base_acc = ce[:parts], acc[:parts]
     arm_ce, arm_acc = ce[parts:].view(k, parts), acc[parts:].view(k, parts)
-    return LookaheadResult(gain_ce=base_ce.unsqueeze(0) - arm_ce, gain_acc=arm_acc - base_acc.unsqueeze(0),
-                           base_ce=base_ce, picks=picks, distinctness=arm_distinctness(chosen))
+    return LookaheadResult(
+        gain_ce=base_ce.unsqueeze(0) - arm_ce,
+        gain_acc=arm_acc - base_acc.unsqueeze(0),
+        base_ce=base_ce,
+        picks=picks,
+        distinctness=arm_distinctness(chosen),
+    )
 
 
 def arm_distinctness(chosen: torch.Tensor) -> float:
@@ -134,8 +162,8 @@ def arm_distinctness(chosen: torch.Tensor) -> float:
     if k < 2:
         return 0.0
     c = chosen.float()
-    inter = torch.einsum("irn,jrn->ijr", c, c)                     # (K, K, R) shared picks
-    per = c.sum(2).clamp_min(1)                                     # (K, R)
+    inter = torch.einsum("irn,jrn->ijr", c, c)  # (K, K, R) shared picks
+    per = c.sum(2).clamp_min(1)  # (K, R)
     share = inter / per.unsqueeze(1)
     off = ~torch.eye(k, dtype=torch.bool)
     return float(1.0 - share[off].mean())

@@ -25,6 +25,7 @@ module), the stage maps. :class:`ModuleAdapter` derives all of it from a plain c
 The adapter is a :class:`~autoal.models.base.Backbone`, so the loop, the strategies and the Ray
 executors (which ship the module itself when a model has no ``build_model`` spec) take it as is.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,8 +51,10 @@ def _find_head(module: nn.Module, head: str | None) -> tuple[str, nn.Linear]:
         return head, sub
     linears = [(n, m) for n, m in named.items() if isinstance(m, nn.Linear) and n]
     if not linears:
-        raise ConfigError(f"model: a {type(module).__name__} has no nn.Linear head; autoal needs a linear "
-                          "classifier over an embedding (or wrap the model in a Backbone subclass)")
+        raise ConfigError(
+            f"model: a {type(module).__name__} has no nn.Linear head; autoal needs a linear "
+            "classifier over an embedding (or wrap the model in a Backbone subclass)"
+        )
     return linears[-1]
 
 
@@ -71,8 +74,16 @@ class ModuleAdapter(Backbone):
     ``embedding_norm``: a per-sample layer normalization of the embedding (off by default: the
     module computes what its author wrote). ``reinit``: fresh weights each round (default)."""
 
-    def __init__(self, module: nn.Module, *, head: str | None = None, stages: Sequence[str] = (),
-                 dropout: float = 0.3, embedding_norm: bool = False, reinit: bool = True) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        head: str | None = None,
+        stages: Sequence[str] = (),
+        dropout: float = 0.3,
+        embedding_norm: bool = False,
+        reinit: bool = True,
+    ) -> None:
         if not isinstance(module, nn.Module):
             raise ConfigError(f"model: expected a torch.nn.Module; got {type(module).__name__}")
         if isinstance(module, Backbone):
@@ -86,8 +97,9 @@ class ModuleAdapter(Backbone):
         named = dict(body.named_modules())
         missing = [s for s in stages if s not in named or not s]
         if missing:
-            raise ConfigError(f"model stages: {', '.join(map(repr, missing))} name no submodule of the "
-                              f"{type(module).__name__}")
+            raise ConfigError(
+                f"model stages: {', '.join(map(repr, missing))} name no submodule of the {type(module).__name__}"
+            )
         self.body = body
         self.embedding_dim = fc.in_features
         self.head_name = head_name
@@ -105,9 +117,15 @@ class ModuleAdapter(Backbone):
         module's printed form and its parameter shapes), the head and stage names, dropout,
         normalization, and, with ``reinit=False``, a digest of the starting weights."""
         arch = repr(self.body) + "|" + ";".join(f"{n}:{tuple(p.shape)}" for n, p in self.named_parameters())
-        ident = {"class": self.module_class, "architecture_sha256": hashlib.sha256(arch.encode()).hexdigest()[:16],
-                 "head": self.head_name, "stages": list(self.stage_names), "dropout": self.dropout_p,
-                 "embedding_norm": self.embedding_norm, "reinit": self.reinit}
+        ident = {
+            "class": self.module_class,
+            "architecture_sha256": hashlib.sha256(arch.encode()).hexdigest()[:16],
+            "head": self.head_name,
+            "stages": list(self.stage_names),
+            "dropout": self.dropout_p,
+            "embedding_norm": self.embedding_norm,
+            "reinit": self.reinit,
+        }
         if not self.reinit:
             h = hashlib.sha256()
             for t in self.state_dict().values():
@@ -139,14 +157,14 @@ class ModuleAdapter(Backbone):
         """This adapter's weights under the user's module's own keys (``features.0.weight``,
         ``<head>.weight``; not ``body.…``/``fc.…``): ``module.load_state_dict`` takes it."""
         head = f"{self.head_name}."
-        out = {k[len("body."):]: v for k, v in self.state_dict().items() if k.startswith("body.")}
-        out.update({head + k[len("fc."):]: v for k, v in self.state_dict().items() if k.startswith("fc.")})
+        out = {k[len("body.") :]: v for k, v in self.state_dict().items() if k.startswith("body.")}
+        out.update({head + k[len("fc.") :]: v for k, v in self.state_dict().items() if k.startswith("fc.")})
         return out
 
     def load_user_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """The inverse of :meth:`user_state_dict` (strict: every key of the user's module)."""
         head = f"{self.head_name}."
-        mapped = {("fc." + k[len(head):]) if k.startswith(head) else f"body.{k}": v for k, v in state.items()}
+        mapped = {("fc." + k[len(head) :]) if k.startswith(head) else f"body.{k}": v for k, v in state.items()}
         self.load_state_dict(mapped)
 
     # -- the Backbone contract ----------------------------------------------------------------
@@ -158,18 +176,24 @@ class ModuleAdapter(Backbone):
 
     def _check(self, e: torch.Tensor) -> torch.Tensor:
         if e.ndim != 2 or e.shape[1] != self.embedding_dim:
-            raise ConfigError(f"model: with its head {self.head_name!r} removed, the {self.module_class} must return "
-                              f"an (N, {self.embedding_dim}) embedding; got shape {tuple(e.shape)} (the head must be "
-                              "the last layer, applied to a flat embedding)")
+            raise ConfigError(
+                f"model: with its head {self.head_name!r} removed, the {self.module_class} must return "
+                f"an (N, {self.embedding_dim}) embedding; got shape {tuple(e.shape)} (the head must be "
+                "the last layer, applied to a flat embedding)"
+            )
         return e
 
     def _with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if not self.stage_names:
-            raise ConfigError(f"model: this strategy reads feature maps; name the {self.module_class}'s stage "
-                              "submodules (ModuleAdapter(module, stages=[...]))")
+            raise ConfigError(
+                f"model: this strategy reads feature maps; name the {self.module_class}'s stage "
+                "submodules (ModuleAdapter(module, stages=[...]))"
+            )
         maps: dict[str, torch.Tensor] = {}
-        hooks = [self.body.get_submodule(n).register_forward_hook(
-            lambda _m, _i, out, n=n: maps.__setitem__(n, out)) for n in self.stage_names]
+        hooks = [
+            self.body.get_submodule(n).register_forward_hook(lambda _m, _i, out, n=n: maps.__setitem__(n, out))
+            for n in self.stage_names
+        ]
         try:
             emb = self.embed(x)
         finally:
@@ -210,20 +234,28 @@ class ModuleAdapter(Backbone):
                     finally:
                         reference.train(ref_was)
                     got = self.fc(emb)
-                    if not (isinstance(want, torch.Tensor) and want.shape == got.shape
-                            and torch.allclose(want.to(got), got, rtol=1e-4, atol=1e-4)):
-                        raise ConfigError(f"model: the {self.module_class}'s output is not its head "
-                                          f"{self.head_name!r} applied to the embedding; the nn.Linear head must be "
-                                          "the module's last layer (name it with ModuleAdapter(module, head=...))")
+                    if not (
+                        isinstance(want, torch.Tensor)
+                        and want.shape == got.shape
+                        and torch.allclose(want.to(got), got, rtol=1e-4, atol=1e-4)
+                    ):
+                        raise ConfigError(
+                            f"model: the {self.module_class}'s output is not its head "
+                            f"{self.head_name!r} applied to the embedding; the nn.Linear head must be "
+                            "the module's last layer (name it with ModuleAdapter(module, head=...))"
+                        )
         finally:
             self.train(was)
 
     @property
     def stage_channels(self) -> list[int]:
         if self._stage_channels is None:
-            raise ConfigError("model: the stage channels are known after the first forward pass (ModuleAdapter.probe)"
-                              if self.stage_names else f"model: this strategy reads feature maps; name the "
-                              f"{self.module_class}'s stage submodules (ModuleAdapter(module, stages=[...]))")
+            raise ConfigError(
+                "model: the stage channels are known after the first forward pass (ModuleAdapter.probe)"
+                if self.stage_names
+                else f"model: this strategy reads feature maps; name the "
+                f"{self.module_class}'s stage submodules (ModuleAdapter(module, stages=[...]))"
+            )
         return self._stage_channels
 
 
@@ -238,8 +270,10 @@ def new_like(model: nn.Module, seed: int) -> Backbone:
         return build_model(**spec)
     if isinstance(model, ModuleAdapter):
         return model.fresh()
-    raise ConfigError(f"model: cannot build a fresh copy of a {type(model).__name__}: it was neither built by "
-                      "autoal.models.build_model nor wrapped in autoal.models.ModuleAdapter")
+    raise ConfigError(
+        f"model: cannot build a fresh copy of a {type(model).__name__}: it was neither built by "
+        "autoal.models.build_model nor wrapped in autoal.models.ModuleAdapter"
+    )
 
 
 def same_build(a: nn.Module | None, b: nn.Module | None) -> bool:

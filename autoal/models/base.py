@@ -14,6 +14,7 @@ classifies correctly. A per-sample layer normalization (no affine parameters: a 
 would be absorbed by the linear head) fixes the scale, so the MC spread reflects the head's
 disagreement rather than the activation size.
 """
+
 from __future__ import annotations
 
 import torch
@@ -81,8 +82,9 @@ class Backbone(nn.Module):
             out.append(F.linear(emb * keep, self.fc.weight * scale, self.fc.bias))
         return torch.stack(out)
 
-    def mc_summary(self, emb: torch.Tensor, samples: int, generator: torch.Generator | None = None,
-                   masks: str = "consistent") -> MCSummary:
+    def mc_summary(
+        self, emb: torch.Tensor, samples: int, generator: torch.Generator | None = None, masks: str = "consistent"
+    ) -> MCSummary:
         """Moments of ``samples`` dropout passes of the head over cached embeddings (see
         :func:`autoal.mc.mc_dropout_summary`); ``generator`` must live on ``emb``'s device."""
         return mc_dropout_summary(self.fc.weight, self.fc.bias, emb, samples, self.dropout_p, generator, masks)

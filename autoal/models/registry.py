@@ -1,5 +1,6 @@
 """Backbone registry: ``build_model(name, ...)`` by the names in config. A backbone family is one
 module of :mod:`autoal.models` with a builder registered by :func:`register_model`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,14 +36,21 @@ MODELS: Registry[ModelFamily] = Registry("model", "model.name", "autoal.models")
 
 
 @public_api
-def register_model(name: str, *, default_width: int, min_side: Callable[[int], int] | None = None,
-                   inputs: tuple[str, ...] = ("images",), default_depth: int | None = None
-                   ) -> Callable[[Builder], Builder]:
+def register_model(
+    name: str,
+    *,
+    default_width: int,
+    min_side: Callable[[int], int] | None = None,
+    inputs: tuple[str, ...] = ("images",),
+    default_depth: int | None = None,
+) -> Callable[[Builder], Builder]:
     """Decorator on a builder function: register the backbone family ``name`` (``min_side``,
     ``inputs``, ``default_depth``: see :class:`ModelFamily`)."""
+
     def deco(fn: Builder) -> Builder:
         MODELS.register(name)(ModelFamily(name, fn, int(default_width), min_side, tuple(inputs), default_depth))
         return fn
+
     return deco
 
 
@@ -62,9 +70,16 @@ def min_image_side(name: str, image_size: int) -> int:
     return 1 if family.min_side is None else int(family.min_side(int(image_size)))
 
 
-def build_model(name: str, in_channels: int, num_outputs: int, image_size: int,
-                dropout: float = 0.3, width: int | None = None, embedding_norm: bool = True,
-                depth: int | None = None) -> Backbone:
+def build_model(
+    name: str,
+    in_channels: int,
+    num_outputs: int,
+    image_size: int,
+    dropout: float = 0.3,
+    width: int | None = None,
+    embedding_norm: bool = True,
+    depth: int | None = None,
+) -> Backbone:
     """Build a backbone by name; ``width`` defaults to the family's (16 for ``small_cnn``, 64 for
     ``resnet18``, 128 for ``mlp``); ``embedding_norm`` normalizes the embedding per sample (see
     :mod:`autoal.models.base`); ``depth`` (families with a depth option: ``mlp``) defaults to
@@ -76,14 +91,30 @@ def build_model(name: str, in_channels: int, num_outputs: int, image_size: int,
     extra = {}
     if depth is not None:
         if family.default_depth is None:
-            raise ConfigError(f"model.depth: model {name!r} has no depth option (set it for: "
-                              f"{', '.join(n for n in model_names() if model_family(n).default_depth is not None)})")
+            raise ConfigError(
+                f"model.depth: model {name!r} has no depth option (set it for: "
+                f"{', '.join(n for n in model_names() if model_family(n).default_depth is not None)})"
+            )
         extra["depth"] = int(depth)
-    m = family.builder(int(in_channels), int(num_outputs), int(image_size), width=int(width or family.default_width),
-                       dropout=float(dropout), embedding_norm=bool(embedding_norm), **extra)
-    m.spec = {"name": name, "in_channels": int(in_channels), "num_outputs": int(num_outputs),
-              "image_size": int(image_size), "dropout": float(dropout), "width": width,
-              "embedding_norm": bool(embedding_norm), **extra}
+    m = family.builder(
+        int(in_channels),
+        int(num_outputs),
+        int(image_size),
+        width=int(width or family.default_width),
+        dropout=float(dropout),
+        embedding_norm=bool(embedding_norm),
+        **extra,
+    )
+    m.spec = {
+        "name": name,
+        "in_channels": int(in_channels),
+        "num_outputs": int(num_outputs),
+        "image_size": int(image_size),
+        "dropout": float(dropout),
+        "width": width,
+        "embedding_norm": bool(embedding_norm),
+        **extra,
+    }
     return m
 
 
@@ -94,7 +125,11 @@ def check_model_input(name: str, kind: str, where: str) -> None:
     if kind in family.inputs:
         return
     fits = [n for n in model_names() if kind in model_family(n).inputs]
-    hint = {"features": "feature data (N, D) needs a model for feature vectors",
-            "images": "images need a model for images (or flatten them into features: x.reshape(len(x), -1))"}[kind]
-    raise ConfigError(f"model.name: model {name!r} reads {' and '.join(family.inputs)}, but {where} holds {kind}; "
-                      f"{hint}: model={' or model='.join(fits)}")
+    hint = {
+        "features": "feature data (N, D) needs a model for feature vectors",
+        "images": "images need a model for images (or flatten them into features: x.reshape(len(x), -1))",
+    }[kind]
+    raise ConfigError(
+        f"model.name: model {name!r} reads {' and '.join(family.inputs)}, but {where} holds {kind}; "
+        f"{hint}: model={' or model='.join(fits)}"
+    )

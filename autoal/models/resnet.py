@@ -1,6 +1,7 @@
 """ResNet-18 (He et al. 2016) with the small-image stem used in the AL literature: a 3x3
 stride-1 first convolution and no max-pool, for 32x32 (CIFAR, SVHN), 28x28 (MedMNIST) and
 64x64 (TinyImageNet) inputs; 1- or 3-channel input; dropout before the classifier head."""
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,7 @@ class StridedPointwise(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.stride
-        return F.conv2d(x[:, :, ::s[0], ::s[1]], self.weight)
+        return F.conv2d(x[:, :, :: s[0], :: s[1]], self.weight)
 
 
 class BasicBlock(nn.Module):
@@ -45,12 +46,16 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(Backbone):
-    def __init__(self, in_channels: int, num_outputs: int, width: int = 64, dropout: float = 0.3,
-                 embedding_norm: bool = True) -> None:
+    def __init__(
+        self, in_channels: int, num_outputs: int, width: int = 64, dropout: float = 0.3, embedding_norm: bool = True
+    ) -> None:
         super().__init__(num_outputs, dropout, embedding_norm)
         widths = [width, 2 * width, 4 * width, 8 * width]
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
         layers = []
         cin = width
         for i, w in enumerate(widths):
@@ -76,7 +81,8 @@ class ResNet18(Backbone):
 
 
 @register_model("resnet18", default_width=64)
-def resnet18(in_channels: int, num_outputs: int, image_size: int, *, width: int, dropout: float,
-             embedding_norm: bool) -> ResNet18:
+def resnet18(
+    in_channels: int, num_outputs: int, image_size: int, *, width: int, dropout: float, embedding_norm: bool
+) -> ResNet18:
     """ResNet-18 with the small-image stem; its layers do not depend on ``image_size``."""
     return ResNet18(in_channels, num_outputs, width=width, dropout=dropout, embedding_norm=embedding_norm)

@@ -1,4 +1,5 @@
 """A small four-stage CNN for tiny inputs (digits 8x8, MNIST-size 28x28) and for tests."""
+
 from __future__ import annotations
 
 import torch
@@ -9,7 +10,11 @@ from autoal.models.registry import register_model
 
 
 def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
     if pool:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
@@ -30,8 +35,15 @@ class SmallCNN(Backbone):
     """Four conv-BN-ReLU stages of widths (w, 2w, 4w, 4w); stages 2, 3 and 4 halve the resolution
     when the input is at least 8, 16 and 28 pixels wide (:func:`pooled_stages`)."""
 
-    def __init__(self, in_channels: int, num_outputs: int, width: int = 16, dropout: float = 0.3,
-                 image_size: int = 8, embedding_norm: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_outputs: int,
+        width: int = 16,
+        dropout: float = 0.3,
+        image_size: int = 8,
+        embedding_norm: bool = True,
+    ) -> None:
         super().__init__(num_outputs, dropout, embedding_norm)
         widths = [width, 2 * width, 4 * width, 4 * width]
         pools = pooled_stages(image_size)
@@ -54,7 +66,9 @@ class SmallCNN(Backbone):
 
 
 @register_model("small_cnn", default_width=16, min_side=min_side)
-def small_cnn(in_channels: int, num_outputs: int, image_size: int, *, width: int, dropout: float,
-              embedding_norm: bool) -> SmallCNN:
-    return SmallCNN(in_channels, num_outputs, width=width, dropout=dropout, image_size=image_size,
-                    embedding_norm=embedding_norm)
+def small_cnn(
+    in_channels: int, num_outputs: int, image_size: int, *, width: int, dropout: float, embedding_norm: bool
+) -> SmallCNN:
+    return SmallCNN(
+        in_channels, num_outputs, width=width, dropout=dropout, image_size=image_size, embedding_norm=embedding_norm
+    )

@@ -5,6 +5,7 @@ The Ray executors of a single round live below, in :mod:`autoal.executors`.
 
 This package imports nothing heavy at import time: Ray and MLflow are imported when used.
 """
+
 from __future__ import annotations
 
 __all__ = ["cluster", "report", "sweep"]

@@ -16,6 +16,7 @@ Two layers, every problem collected before anything is raised:
 :func:`check_cluster` raises one :class:`~autoal.errors.ConfigError` listing every problem;
 :func:`cluster_problems` returns them as a list. ``autoal cluster-check`` is the CLI.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -54,15 +55,20 @@ class ClusterSummary:
 
     def describe(self) -> str:
         types = ", ".join(f"{name} {_fmt_resources(res)}" for name, res in self.node_types.items()) or "auto-detected"
-        text = (f"{self.path}: OK (provider {self.provider}; head {self.head_node_type or 'local'}; "
-                f"node types: {types}; repo mounted at {self.repo_mount})")
+        text = (
+            f"{self.path}: OK (provider {self.provider}; head {self.head_node_type or 'local'}; "
+            f"node types: {types}; repo mounted at {self.repo_mount})"
+        )
         if self.trial_resources is not None:
-            text += (f"; a trial's resources {_fmt_bundles(self.trial_resources)} fit: "
-                     f"{', '.join(self.fitting_node_types) or 'the node (detected when Ray starts)'}")
+            text += (
+                f"; a trial's resources {_fmt_bundles(self.trial_resources)} fit: "
+                f"{', '.join(self.fitting_node_types) or 'the node (detected when Ray starts)'}"
+            )
         return text
 
 
 # ---------------------------------------------------------------------------------------- loading
+
 
 def ray_schema_path() -> Path:
     """``ray/autoscaler/ray-schema.json`` of the installed ray, found without importing ray."""
@@ -84,7 +90,9 @@ def load_cluster_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cluster file not found")
     config = read_yaml(path, "cluster file")
     if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a mapping of cluster settings at the top level, got {type(config).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of cluster settings at the top level, got {type(config).__name__}"
+        )
     return config
 
 
@@ -103,8 +111,10 @@ def schema_problems(config: Mapping[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- lint
 
-def cluster_problems(config: Mapping[str, Any], *, base_dir: str | Path = ".",
-                     trial_resources: Any = None) -> list[str]:
+
+def cluster_problems(
+    config: Mapping[str, Any], *, base_dir: str | Path = ".", trial_resources: Any = None
+) -> list[str]:
     """Every schema violation and autoal lint problem of a cluster config (empty when it is fine).
 
     ``base_dir`` resolves relative ``file_mounts`` sources (``ray up`` resolves them against its
@@ -130,24 +140,32 @@ def _lint(config: Mapping[str, Any], base_dir: Path, trial_resources: Any) -> li
             if key in config:
                 problems.append(f"{key}: the local provider defines its own node type; remove {key}")
     elif not node_types:
-        problems.append("available_node_types: missing; declare a head node type and a worker type "
-                        "(e.g. a GPU type with resources {\"CPU\": 4, \"GPU\": 1})")
+        problems.append(
+            "available_node_types: missing; declare a head node type and a worker type "
+            '(e.g. a GPU type with resources {"CPU": 4, "GPU": 1})'
+        )
     elif not head_type:
         problems.append(f"head_node_type: missing; expected one of the node types: {', '.join(node_types)}")
     elif head_type not in node_types:
-        problems.append(f"head_node_type: {head_type!r} is not a node type in available_node_types "
-                        f"(declared: {', '.join(node_types)})")
+        problems.append(
+            f"head_node_type: {head_type!r} is not a node type in available_node_types "
+            f"(declared: {', '.join(node_types)})"
+        )
 
     if config.get("idle_timeout_minutes") is None:
-        problems.append("idle_timeout_minutes: not set; idle GPU workers would run (and bill) until the "
-                        "default timeout; set it explicitly")
+        problems.append(
+            "idle_timeout_minutes: not set; idle GPU workers would run (and bill) until the "
+            "default timeout; set it explicitly"
+        )
 
     # -- repository mount
     mount = _repo_mount(config, base_dir, problems)
     repo_remote = mount.remote if mount is not None else None
     if mount is not None and mount.whole and not _excludes_venv(config):
-        problems.append("rsync_filter/rsync_exclude: the repository mount would upload .venv and other build "
-                        "outputs to every node; add `rsync_filter: [.gitignore]` or exclude .venv")
+        problems.append(
+            "rsync_filter/rsync_exclude: the repository mount would upload .venv and other build "
+            "outputs to every node; add `rsync_filter: [.gitignore]` or exclude .venv"
+        )
 
     # -- commands per role
     head_cmds = _head_commands(config, node_types, head_type)
@@ -155,17 +173,23 @@ def _lint(config: Mapping[str, Any], base_dir: Path, trial_resources: Any) -> li
 
     remote_for_install = repo_remote or "~/autoal-src"
     if not _installs(head_cmds, remote_for_install):
-        problems.append(f"setup: no setup command installs the mounted repository on the head node "
-                        f"(expected e.g. `pip install -e {remote_for_install}` in setup_commands)")
+        problems.append(
+            f"setup: no setup command installs the mounted repository on the head node "
+            f"(expected e.g. `pip install -e {remote_for_install}` in setup_commands)"
+        )
     for role, cmds in worker_roles.items():
         if not _installs(cmds, remote_for_install):
-            problems.append(f"setup: worker node type {role!r} never installs the mounted repository "
-                            f"(expected e.g. `pip install -e {remote_for_install}` in setup_commands)")
+            problems.append(
+                f"setup: worker node type {role!r} never installs the mounted repository "
+                f"(expected e.g. `pip install -e {remote_for_install}` in setup_commands)"
+            )
 
     for var in REQUIRED_ENV:
         if not _sets_env(head_cmds, var):
-            problems.append(f"env: {var} is not set on the head node; export it in setup_commands "
-                            f"(e.g. append `export {var}=...` to ~/.bashrc)")
+            problems.append(
+                f"env: {var} is not set on the head node; export it in setup_commands "
+                f"(e.g. append `export {var}=...` to ~/.bashrc)"
+            )
         for role, cmds in worker_roles.items():
             if not _sets_env(cmds, var):
                 problems.append(f"env: {var} is not set on worker node type {role!r}; export it in setup_commands")
@@ -174,17 +198,22 @@ def _lint(config: Mapping[str, Any], base_dir: Path, trial_resources: Any) -> li
     head_only = _list(config.get("head_setup_commands")) + _list(config.get("head_start_ray_commands"))
     server_cmds = [c for c in head_only if _MLFLOW_SERVER.search(c)]
     if not server_cmds:
-        problems.append("mlflow: no `mlflow server` is started on the head node (head_start_ray_commands); "
-                        "trials on a cluster log to one server, the single writer of the tracking database")
+        problems.append(
+            "mlflow: no `mlflow server` is started on the head node (head_start_ray_commands); "
+            "trials on a cluster log to one server, the single writer of the tracking database"
+        )
     else:
-        cmd = server_cmds[0][_MLFLOW_SERVER.search(server_cmds[0]).end():]  # its arguments
+        cmd = server_cmds[0][_MLFLOW_SERVER.search(server_cmds[0]).end() :]  # its arguments
         if not re.search(r"--backend-store-uri\b", cmd):
-            problems.append("mlflow: the head's `mlflow server` has no --backend-store-uri (e.g. "
-                            "sqlite:///$HOME/mlflow/mlflow.db)")
+            problems.append(
+                "mlflow: the head's `mlflow server` has no --backend-store-uri (e.g. sqlite:///$HOME/mlflow/mlflow.db)"
+            )
         host = re.search(r"(?:^|\s)(?:--host|-h)[=\s]+(\S+)", cmd)
         if worker_roles and (host is None or host.group(1).strip("'\"") in ("127.0.0.1", "localhost")):
-            problems.append("mlflow: the head's `mlflow server` listens on loopback only; trials on worker "
-                            "nodes cannot reach it (add --host 0.0.0.0)")
+            problems.append(
+                "mlflow: the head's `mlflow server` listens on loopback only; trials on worker "
+                "nodes cannot reach it (add --host 0.0.0.0)"
+            )
 
     # -- a trial's resources fit a node type
     if trial_resources is not None:
@@ -203,19 +232,27 @@ def _list(value: Any) -> list[str]:
 def _head_commands(config: Mapping[str, Any], node_types: Mapping[str, Any], head_type: Any) -> list[str]:
     head_spec = node_types.get(head_type, {}) if isinstance(head_type, str) else {}
     init = head_spec.get("initialization_commands", config.get("initialization_commands"))
-    return (_list(init) + _list(config.get("setup_commands")) + _list(config.get("head_setup_commands"))
-            + _list(config.get("head_start_ray_commands")))
+    return (
+        _list(init)
+        + _list(config.get("setup_commands"))
+        + _list(config.get("head_setup_commands"))
+        + _list(config.get("head_start_ray_commands"))
+    )
 
 
-def _worker_commands(config: Mapping[str, Any], node_types: Mapping[str, Any], head_type: Any,
-                     local: bool) -> dict[str, list[str]]:
+def _worker_commands(
+    config: Mapping[str, Any], node_types: Mapping[str, Any], head_type: Any, local: bool
+) -> dict[str, list[str]]:
     """Commands each worker role runs (Ray: a node type's own lists replace the global ones)."""
     roles: dict[str, list[str]] = {}
     if local:
         if (config.get("provider") or {}).get("worker_ips"):
-            roles["local worker"] = (_list(config.get("initialization_commands")) + _list(config.get("setup_commands"))
-                                     + _list(config.get("worker_setup_commands"))
-                                     + _list(config.get("worker_start_ray_commands")))
+            roles["local worker"] = (
+                _list(config.get("initialization_commands"))
+                + _list(config.get("setup_commands"))
+                + _list(config.get("worker_setup_commands"))
+                + _list(config.get("worker_start_ray_commands"))
+            )
         return roles
     for name, spec in node_types.items():
         if name == head_type or not isinstance(spec, dict):
@@ -224,14 +261,22 @@ def _worker_commands(config: Mapping[str, Any], node_types: Mapping[str, Any], h
             continue
         init = spec.get("initialization_commands", config.get("initialization_commands"))
         setup = spec.get("worker_setup_commands", config.get("worker_setup_commands"))
-        roles[name] = (_list(init) + _list(config.get("setup_commands")) + _list(setup)
-                       + _list(config.get("worker_start_ray_commands")))
+        roles[name] = (
+            _list(init)
+            + _list(config.get("setup_commands"))
+            + _list(setup)
+            + _list(config.get("worker_start_ray_commands"))
+        )
     return roles
 
 
 def _is_repo(path: Path) -> bool:
     pyproject = path / "pyproject.toml"
-    if not (pyproject.is_file() and (path / "autoal" / "__init__.py").is_file() and (path / "autoal" / "conf" / "config.yaml").is_file()):
+    if not (
+        pyproject.is_file()
+        and (path / "autoal" / "__init__.py").is_file()
+        and (path / "autoal" / "conf" / "config.yaml").is_file()
+    ):
         return False
     return re.search(r'(?m)^name\s*=\s*"autoal"', pyproject.read_text()) is not None
 
@@ -245,9 +290,9 @@ def _repo_root_of(path: Path) -> Path | None:
 
 @dataclass
 class _RepoMount:
-    remote: str        # where the repository root lands on the nodes, e.g. ~/autoal-src
-    whole: bool        # the whole folder is mounted (not only its parts)
-    parts: set[str]    # top-level entries of the repository that are mounted
+    remote: str  # where the repository root lands on the nodes, e.g. ~/autoal-src
+    whole: bool  # the whole folder is mounted (not only its parts)
+    parts: set[str]  # top-level entries of the repository that are mounted
 
 
 def _repo_mount(config: Mapping[str, Any], base_dir: Path, problems: list[str]) -> _RepoMount | None:
@@ -263,8 +308,10 @@ def _repo_mount(config: Mapping[str, Any], base_dir: Path, problems: list[str]) 
         if not src.is_absolute():
             src = base_dir / src
         if not src.exists():
-            problems.append(f"file_mounts: {remote}: local path {local} does not exist "
-                            f"(relative paths are resolved against {base_dir})")
+            problems.append(
+                f"file_mounts: {remote}: local path {local} does not exist "
+                f"(relative paths are resolved against {base_dir})"
+            )
             continue
         src = src.resolve()
         root = _repo_root_of(src if src.is_dir() else src.parent)
@@ -280,22 +327,28 @@ def _repo_mount(config: Mapping[str, Any], base_dir: Path, problems: list[str]) 
             root_remote = target[: -len(rel) - 1]
             found.setdefault(root_remote, _RepoMount(root_remote, False, set())).parts.add(rel)
     if not found:
-        problems.append("file_mounts: the autoal repository is not mounted; `ray submit` copies only the script, "
-                        "so the package (with its conf/) must reach every node (add e.g. `~/autoal-src: .`)")
+        problems.append(
+            "file_mounts: the autoal repository is not mounted; `ray submit` copies only the script, "
+            "so the package (with its conf/) must reach every node (add e.g. `~/autoal-src: .`)"
+        )
         return None
     mount = max(found.values(), key=lambda m: len(m.parts))
     missing = [p for p in REPO_PARTS if p not in mount.parts]
     if missing:
-        problems.append(f"file_mounts: the repository mounted at {mount.remote} lacks {', '.join(missing)}; "
-                        f"`pip install -e {mount.remote}` needs {', '.join(REPO_PARTS)} "
-                        f"(mount e.g. `{mount.remote}/{missing[0]}: ./{missing[0]}`)")
+        problems.append(
+            f"file_mounts: the repository mounted at {mount.remote} lacks {', '.join(missing)}; "
+            f"`pip install -e {mount.remote}` needs {', '.join(REPO_PARTS)} "
+            f"(mount e.g. `{mount.remote}/{missing[0]}: ./{missing[0]}`)"
+        )
     parent, _, name = mount.remote.rpartition("/")
     in_home = parent in ("~", "/root") or re.fullmatch(r"/home/[^/]+", parent) is not None
     if in_home and name in _PACKAGES:
-        problems.append(f"file_mounts: {mount.remote}: the repository sits in the home folder under the package's "
-                        f"name; `ray submit` runs the script from the home folder, where `import {name}` "
-                        f"would find the repository root as an empty namespace package instead of the "
-                        f"installed package; mount it at e.g. ~/autoal-src")
+        problems.append(
+            f"file_mounts: {mount.remote}: the repository sits in the home folder under the package's "
+            f"name; `ray submit` runs the script from the home folder, where `import {name}` "
+            f"would find the repository root as an empty namespace package instead of the "
+            f"installed package; mount it at e.g. ~/autoal-src"
+        )
     return mount
 
 
@@ -309,7 +362,7 @@ def _norm_path(token: str) -> str:
     token = token.strip("'\"")
     for prefix in ("--editable=", "-e"):
         if token.startswith(prefix) and len(token) > len(prefix):
-            token = token[len(prefix):]
+            token = token[len(prefix) :]
     token = re.sub(r"\[[^\]]*\]$", "", token)  # extras: ~/autoal-src[dev]
     token = re.sub(r"^(\$HOME|\$\{HOME\})(?=/|$)", "~", token)
     return token.rstrip("/") or "/"
@@ -336,6 +389,7 @@ def _sets_env(cmds: list[str], var: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------- resources fit
+
 
 def normalize_resources(resources: Any) -> tuple[list[dict[str, float]], str]:
     """A trial's resources as placement-group bundles and a strategy.
@@ -406,16 +460,21 @@ def _node_resources(config: Mapping[str, Any]) -> dict[str, dict[str, float] | N
     """Declared resources per node type; None where Ray detects them when the node starts."""
     provider = config.get("provider") if isinstance(config.get("provider"), Mapping) else {}
     if provider.get("type") == "local":
-        out: dict[str, dict[str, float] | None] = {"head": _start_flag_resources(_list(config.get("head_start_ray_commands")))}
+        out: dict[str, dict[str, float] | None] = {
+            "head": _start_flag_resources(_list(config.get("head_start_ray_commands")))
+        }
         if provider.get("worker_ips"):
             out["local worker"] = _start_flag_resources(_list(config.get("worker_start_ray_commands")))
         return out
     node_types = config.get("available_node_types") or {}
     out = {}
-    for name, spec in (node_types.items() if isinstance(node_types, Mapping) else []):
+    for name, spec in node_types.items() if isinstance(node_types, Mapping) else []:
         res = spec.get("resources") if isinstance(spec, Mapping) else None
-        out[name] = ({k: float(v) for k, v in res.items() if isinstance(v, (int, float))}
-                     if isinstance(res, Mapping) and res else None)
+        out[name] = (
+            {k: float(v) for k, v in res.items() if isinstance(v, (int, float))}
+            if isinstance(res, Mapping) and res
+            else None
+        )
     return out
 
 
@@ -453,12 +512,16 @@ def _fit_problems(config: Mapping[str, Any], trial_resources: Any) -> list[str]:
         return [str(e)]
     nodes = _node_resources(config)
     declared = {n: r for n, r in nodes.items() if r is not None}
-    local = (config.get("provider") or {}).get("type") == "local" if isinstance(config.get("provider"), Mapping) else False
+    local = (
+        (config.get("provider") or {}).get("type") == "local" if isinstance(config.get("provider"), Mapping) else False
+    )
     if not declared:
         if local:
             return []  # a local head's resources are detected when Ray starts
-        return [f"resources: no node type declares its resources, so a trial's {_fmt_bundles(bundles)} cannot be "
-                f"checked; set `resources` on each node type (e.g. {{\"CPU\": 4, \"GPU\": 1}})"]
+        return [
+            f"resources: no node type declares its resources, so a trial's {_fmt_bundles(bundles)} cannot be "
+            f'checked; set `resources` on each node type (e.g. {{"CPU": 4, "GPU": 1}})'
+        ]
     if len(declared) < len(nodes):
         return []  # the trial might fit a type whose resources Ray detects at start
     where = "; ".join(f"{n}: {_fmt_resources(r)}" for n, r in declared.items())
@@ -467,14 +530,18 @@ def _fit_problems(config: Mapping[str, Any], trial_resources: Any) -> list[str]:
     for need in needs:
         if not any(_fits(need, r) for r in declared.values()):
             what = "a trial needs" if len(needs) == 1 else f"a trial's bundle ({strategy} placement group) needs"
-            problems.append(f"resources: {what} {_fmt_resources(need)} on one node, which fits no node type ({where}); "
-                            f"lower the sweep's resources_per_trial or add a larger node type")
+            problems.append(
+                f"resources: {what} {_fmt_resources(need)} on one node, which fits no node type ({where}); "
+                f"lower the sweep's resources_per_trial or add a larger node type"
+            )
     capacity = cluster_capacity(config)
     total = _total(bundles)
     if not problems and not local and not _fits(total, capacity):
-        problems.append(f"resources: a trial needs {_fmt_resources(total)} in all, more than the whole cluster has at "
-                        f"full scale ({_fmt_resources(capacity)}); raise the worker types' max_workers or lower the "
-                        f"trial's resources")
+        problems.append(
+            f"resources: a trial needs {_fmt_resources(total)} in all, more than the whole cluster has at "
+            f"full scale ({_fmt_resources(capacity)}); raise the worker types' max_workers or lower the "
+            f"trial's resources"
+        )
     return problems
 
 
@@ -487,6 +554,7 @@ def _fmt_bundles(bundles: list[dict[str, float]]) -> str:
 
 
 # ------------------------------------------------------------------------------ sweep resources
+
 
 def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mapping[str, Any] | None = None) -> Any:
     """A sweep's trial resources, for the fit check.
@@ -516,7 +584,9 @@ def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mappin
         path = conf_dir() / "sweep" / f"{sweep}.yaml"
     if not path.is_file():
         available = sorted(p.stem for p in (conf_dir() / "sweep").glob("*.yaml"))
-        raise ConfigError(f"sweep {sweep!r}: no such sweep config ({path}); available: {', '.join(available) or 'none'}")
+        raise ConfigError(
+            f"sweep {sweep!r}: no such sweep config ({path}); available: {', '.join(available) or 'none'}"
+        )
     data = read_yaml(path, "sweep file") or {}
     for node in (data, data.get("sweep") if isinstance(data, dict) else None):
         if isinstance(node, dict) and node.get("resources_per_trial") is not None:
@@ -526,9 +596,14 @@ def sweep_trial_resources(sweep: Mapping[str, Any] | str | Path, cluster: Mappin
 
 # ------------------------------------------------------------------------------------ entry point
 
-def check_cluster(path: str | Path, *, trial_resources: Any = None,
-                  sweep: Mapping[str, Any] | str | Path | None = None,
-                  base_dir: str | Path | None = None) -> ClusterSummary:
+
+def check_cluster(
+    path: str | Path,
+    *,
+    trial_resources: Any = None,
+    sweep: Mapping[str, Any] | str | Path | None = None,
+    base_dir: str | Path | None = None,
+) -> ClusterSummary:
     """Validate and lint the cluster file at ``path``; raise one ConfigError listing every problem.
 
     A trial's resources: ``trial_resources`` if given, else the sweep's
@@ -541,8 +616,9 @@ def check_cluster(path: str | Path, *, trial_resources: Any = None,
     base = Path(base_dir) if base_dir is not None else path.resolve().parent
     problems = cluster_problems(config, base_dir=base, trial_resources=trial_resources)
     if problems:
-        raise ConfigError(f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n  - "
-                          + "\n  - ".join(problems))
+        raise ConfigError(
+            f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n  - " + "\n  - ".join(problems)
+        )
     scratch: list[str] = []
     return ClusterSummary(
         path=path,

@@ -2,6 +2,7 @@
 named setting (the trials of a sweep with a setting axis, ``sweep=quality``) and, optionally,
 runs kept in JSON-lines files (``bench/reference/``), the tables and figures of
 :mod:`autoal.platform.matrix`, written beside the rest of the report."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,17 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from autoal.platform.matrix import (LEGACY_METHOD_NAMES, MatrixRun, build_matrix, heat_map, matrix_markdown,
-                                    merge_runs, method_name, read_jsonl_runs, runtime_split)
+from autoal.platform.matrix import (
+    LEGACY_METHOD_NAMES,
+    MatrixRun,
+    build_matrix,
+    heat_map,
+    matrix_markdown,
+    merge_runs,
+    method_name,
+    read_jsonl_runs,
+    runtime_split,
+)
 
 #: the loop's per-round timings summed per run (autoal.loop; AutoAL's candidates and search are
 #: parts of seconds_select)
@@ -39,15 +49,24 @@ def matrix_records(trials) -> list[dict[str, Any]]:
         setting = row.get("setting")
         if row.get("status") != "FINISHED" or not isinstance(setting, str) or not setting:
             continue
-        method = row.get("method") if isinstance(row.get("method"), str) and row.get("method") else \
-            method_name(row["arm"], setting)
+        method = (
+            row.get("method")
+            if isinstance(row.get("method"), str) and row.get("method")
+            else method_name(row["arm"], setting)
+        )
         s = {k: _num(row.get(k)) for k in _LOOP_SECONDS}
         rec: dict[str, Any] = {
-            "setting": setting, "method": method, "seed": int(row["seed"]), "aubc": float(row["aubc"]),
-            "final_accuracy": float(row["final_accuracy"]), "long_tailed": bool(row.get("long_tailed") is True),
-            "seconds_train": s["seconds_train"], "seconds_score": s["seconds_score"] + s["seconds_candidates"],
+            "setting": setting,
+            "method": method,
+            "seed": int(row["seed"]),
+            "aubc": float(row["aubc"]),
+            "final_accuracy": float(row["final_accuracy"]),
+            "long_tailed": bool(row.get("long_tailed") is True),
+            "seconds_train": s["seconds_train"],
+            "seconds_score": s["seconds_score"] + s["seconds_candidates"],
             "seconds_select": max(s["seconds_select"] - s["seconds_candidates"] - s["seconds_search"], 0.0),
-            "seconds_search": s["seconds_search"]}
+            "seconds_search": s["seconds_search"],
+        }
         for key in ("final_balanced_accuracy", "aubc_balanced"):
             v = row.get(key)
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
@@ -66,8 +85,9 @@ def load_runs_files(paths: Sequence[str | Path]) -> list[MatrixRun]:
     return merge_runs(*(read_jsonl_runs(p, rename=LEGACY_METHOD_NAMES) for p in paths))
 
 
-def write_matrix_section(runs: Sequence[MatrixRun | dict[str, Any]], out: Path, files: dict[str, Path],
-                         title: str = "Quality matrix") -> list[str]:
+def write_matrix_section(
+    runs: Sequence[MatrixRun | dict[str, Any]], out: Path, files: dict[str, Path], title: str = "Quality matrix"
+) -> list[str]:
     """Write ``matrix.md``, ``matrix_runs.jsonl`` (the records, readable by ``report.runs_files``),
     ``quality_matrix.png`` (AUBC above Random per setting and method, with ranks) and
     ``runtime_split.png`` into ``out``; return the report's Markdown lines ([] without runs)."""
@@ -92,6 +112,10 @@ def write_matrix_section(runs: Sequence[MatrixRun | dict[str, Any]], out: Path, 
     rt = runtime_split(report, out / "runtime_split.png")
     if rt is not None:
         files["runtime_split"] = rt
-        lines += ["Seconds per run, by part (overhead: the run's wall time in MLflow minus the parts):", "",
-                  "![run-time split per setting and method](runtime_split.png)", ""]
+        lines += [
+            "Seconds per run, by part (overhead: the run's wall time in MLflow minus the parts):",
+            "",
+            "![run-time split per setting and method](runtime_split.png)",
+            "",
+        ]
     return lines

@@ -1,6 +1,7 @@
 """YAML files a person writes (a cluster file, a sweep file, a config folder of one's own): read
 as plain YAML (``yaml.safe_load``: no tag that builds a Python object), and any problem as one
 line naming the file, the line and column, and what is wrong there."""
+
 from __future__ import annotations
 
 import re
@@ -23,11 +24,17 @@ def yaml_problem(e: BaseException, path: str | Path | None = None) -> str:
     problem = getattr(e, "problem", None) or str(e).splitlines()[0]
     tag = _TAG.search(str(problem))
     if tag:
-        problem = (f"the tag !!{tag.group(1)} is refused (plain YAML only: mappings, lists, strings, numbers, "
-                   "booleans, null)")
+        problem = (
+            f"the tag !!{tag.group(1)} is refused (plain YAML only: mappings, lists, strings, numbers, booleans, null)"
+        )
     else:
         context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
-        if context and cmark is not None and mark is not None and (cmark.line, cmark.column) != (mark.line, mark.column):
+        if (
+            context
+            and cmark is not None
+            and mark is not None
+            and (cmark.line, cmark.column) != (mark.line, mark.column)
+        ):
             context = f"{context} (from line {cmark.line + 1}, column {cmark.column + 1})"
         problem = f"{context}: {problem}" if context else str(problem)
     return f"{name}: {where}not valid YAML: {problem}"

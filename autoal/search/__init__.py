@@ -13,11 +13,34 @@ The formulation that uses them in the AL loop is
 :class:`autoal.strategies.autoal.paper.PaperFormulation`; autoal's own look-ahead formulation
 has its math in :mod:`autoal.lookahead`.
 """
-from autoal.search.cycle import (SearchBatch, SearchConfig, SearchNets, SearchOptimizers, SearchSettings,
-                                 make_optimizers, search_cycle, selection_scores)
+
+from autoal.search.cycle import (
+    SearchBatch,
+    SearchConfig,
+    SearchNets,
+    SearchOptimizers,
+    SearchSettings,
+    make_optimizers,
+    search_cycle,
+    selection_scores,
+)
 from autoal.search.losses import aggregated_score, budget_regularizer, gmm_threshold, soft_selection
 from autoal.search.nets import SearchNet, build_fitnet, build_searchnet
 
-__all__ = ["aggregated_score", "budget_regularizer", "gmm_threshold", "soft_selection", "SearchNet", "build_fitnet",
-           "build_searchnet", "SearchBatch", "SearchConfig", "SearchSettings", "SearchNets", "SearchOptimizers",
-           "make_optimizers", "search_cycle", "selection_scores"]
+__all__ = [
+    "aggregated_score",
+    "budget_regularizer",
+    "gmm_threshold",
+    "soft_selection",
+    "SearchNet",
+    "build_fitnet",
+    "build_searchnet",
+    "SearchBatch",
+    "SearchConfig",
+    "SearchSettings",
+    "SearchNets",
+    "SearchOptimizers",
+    "make_optimizers",
+    "search_cycle",
+    "selection_scores",
+]

@@ -24,6 +24,7 @@ forward/backward passes on its own slice of the rows; the soft count α is summe
 workers (a differentiable all-reduce) so that the budget regularizer sees the whole batch, and
 per-sample means are taken over the whole batch. ``dist=None`` is the in-process path.
 """
+
 from __future__ import annotations
 
 import time
@@ -81,8 +82,7 @@ class SearchConfig(SearchSettings):
     def of(cls, settings: SearchSettings, t: float, mc_samples: int) -> "SearchConfig":
         """The round's config from ``settings`` (any :class:`SearchSettings`, e.g. the strategy's
         params): every settings field copied by name."""
-        return cls(t=t, mc_samples=mc_samples,
-                   **{f.name: getattr(settings, f.name) for f in fields(SearchSettings)})
+        return cls(t=t, mc_samples=mc_samples, **{f.name: getattr(settings, f.name) for f in fields(SearchSettings)})
 
 
 @dataclass
@@ -103,10 +103,10 @@ class SearchOptimizers:
 class SearchBatch:
     """One mini-batch of V with its precomputed candidate inputs (rows aligned)."""
 
-    x: torch.Tensor           # (N, C, H, W) normalized images
-    y: torch.Tensor           # (N,) labels
-    S: torch.Tensor           # (N, K) candidate indicators (or rank scores)
-    theta: float              # GMM threshold on this batch
+    x: torch.Tensor  # (N, C, H, W) normalized images
+    y: torch.Tensor  # (N,) labels
+    S: torch.Tensor  # (N, K) candidate indicators (or rank scores)
+    theta: float  # GMM threshold on this batch
     scores: torch.Tensor | None = None  # (N, K) rank scores fed to SearchNet (image+scores)
 
     def __len__(self) -> int:
@@ -132,8 +132,14 @@ class CycleStats:
 # Candidate inputs
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
-def batch_cache(model: Backbone, x: torch.Tensor, mc_samples: int, generator: torch.Generator | None,
-                indices: np.ndarray | None = None, mc_masks: str = "consistent") -> PoolCache:
+def batch_cache(
+    model: Backbone,
+    x: torch.Tensor,
+    mc_samples: int,
+    generator: torch.Generator | None,
+    indices: np.ndarray | None = None,
+    mc_masks: str = "consistent",
+) -> PoolCache:
     """The shared cache of §3.1 for an in-memory batch: one eval-mode backbone pass, then
     ``mc_samples`` dropout head passes over the embeddings. Restores the model's mode."""
     was_training = model.training
@@ -148,8 +154,9 @@ def batch_cache(model: Backbone, x: torch.Tensor, mc_samples: int, generator: to
     return PoolCache(indices=idx, probs=class_probabilities(logits), embeddings=emb, logits=logits, mc=mc)
 
 
-def candidate_matrix(candidates: Sequence[Any], cache: PoolCache, n: int, kind: str,
-                     rng: np.random.Generator) -> torch.Tensor:
+def candidate_matrix(
+    candidates: Sequence[Any], cache: PoolCache, n: int, kind: str, rng: np.random.Generator
+) -> torch.Tensor:
     """(N, K): column k is candidate k's indicator of its top ``n`` in ``cache`` (``kind`` =
     ``indicator``) or its rank score in [0, 1] (``rank``). Each candidate is evaluated once."""
     if kind not in CANDIDATE_SCORES:
@@ -158,8 +165,15 @@ def candidate_matrix(candidates: Sequence[Any], cache: PoolCache, n: int, kind: 
     return torch.stack([c.float() for c in cols], 1)
 
 
-def candidate_inputs(candidates: Sequence[Any], cache: PoolCache, n: int, t: float, cfg: SearchConfig,
-                     rng: np.random.Generator, seed: int) -> tuple[torch.Tensor, float, torch.Tensor | None]:
+def candidate_inputs(
+    candidates: Sequence[Any],
+    cache: PoolCache,
+    n: int,
+    t: float,
+    cfg: SearchConfig,
+    rng: np.random.Generator,
+    seed: int,
+) -> tuple[torch.Tensor, float, torch.Tensor | None]:
     """S (N, K), θ from the GMM on the vote fractions mean_k S_k, and SearchNet's score input."""
     S = candidate_matrix(candidates, cache, n, cfg.candidate_score, rng)
     scores = None
@@ -180,16 +194,23 @@ def batch_rows(n: int, batch_size: int, rng: np.random.Generator) -> list[np.nda
     """A seeded partition of range(n) into mini-batches of at most ``batch_size``; a tail of
     fewer than 2 rows (BatchNorm needs 2) joins the previous batch."""
     perm = rng.permutation(n)
-    parts = [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+    parts = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
     if len(parts) > 1 and len(parts[-1]) < 2:
         tail = parts.pop()  # (popped first: an index taken before the pop would name another batch)
         parts[-1] = np.concatenate([parts[-1], tail])
     return parts
 
 
-def prepare_batches(fitnet: Backbone, x_v: torch.Tensor, y_v: torch.Tensor, cfg: SearchConfig,
-                    candidates: Sequence[Any], rng: np.random.Generator, seed: int,
-                    v_cache: PoolCache | None = None) -> list[SearchBatch]:
+def prepare_batches(
+    fitnet: Backbone,
+    x_v: torch.Tensor,
+    y_v: torch.Tensor,
+    cfg: SearchConfig,
+    candidates: Sequence[Any],
+    rng: np.random.Generator,
+    seed: int,
+    v_cache: PoolCache | None = None,
+) -> list[SearchBatch]:
     """Cut V into batches and compute each batch's candidate inputs once. The candidate model is
     FitNet (one eval forward per batch) unless ``v_cache`` (row-aligned with ``x_v``, e.g. from
     the task model) is given."""
@@ -201,8 +222,9 @@ def prepare_batches(fitnet: Backbone, x_v: torch.Tensor, y_v: torch.Tensor, cfg:
         cache = v_cache.subset(rows) if v_cache is not None else batch_cache(fitnet, x, cfg.mc_samples, gen)
         n = indicator_count(cfg.t, len(rows))
         S, theta, scores = candidate_inputs(candidates, cache, n, cfg.t, cfg, rng, seed=seed + j)
-        out.append(SearchBatch(x=x, y=y, S=S.to(x.device), theta=theta,
-                               scores=None if scores is None else scores.to(x.device)))
+        out.append(
+            SearchBatch(x=x, y=y, S=S.to(x.device), theta=theta, scores=None if scores is None else scores.to(x.device))
+        )
     return out
 
 
@@ -214,9 +236,18 @@ def _batch_mean(v: torch.Tensor, n_rows: int, dist: Any = None) -> torch.Tensor:
     return v.mean() if dist is None else dist.mean(v, n_rows)
 
 
-def train_fitnet(fitnet: Backbone, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, epochs: int,
-                 batch_size: int, rng: np.random.Generator, augment: Augment | None = None,
-                 aug_gen: torch.Generator | None = None, dist: Any = None) -> float:
+def train_fitnet(
+    fitnet: Backbone,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    augment: Augment | None = None,
+    aug_gen: torch.Generator | None = None,
+    dist: Any = None,
+) -> float:
     """FitNet warm-up: plain cross-entropy on (x, y) for ``epochs`` epochs. Returns the last
     epoch's mean loss."""
     fitnet.train()
@@ -245,8 +276,9 @@ def train_fitnet(fitnet: Backbone, opt: torch.optim.Optimizer, x: torch.Tensor, 
     return last
 
 
-def selection_terms(searchnet: SearchNet, batch: SearchBatch, cfg: SearchConfig, *, detach_features: bool = False
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+def selection_terms(
+    searchnet: SearchNet, batch: SearchBatch, cfg: SearchConfig, *, detach_features: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """w, S̄, z and the SearchNet stage maps on a batch (SearchNet in its current mode)."""
     with autocast(batch.x.device):
         logits, maps = searchnet(batch.x, batch.scores, detach_features=detach_features)
@@ -256,8 +288,9 @@ def selection_terms(searchnet: SearchNet, batch: SearchBatch, cfg: SearchConfig,
     return w, sbar, z, maps
 
 
-def searchnet_step(nets: SearchNets, opts: SearchOptimizers, batch: SearchBatch, cfg: SearchConfig,
-                   dist: Any = None) -> dict[str, float]:
+def searchnet_step(
+    nets: SearchNets, opts: SearchOptimizers, batch: SearchBatch, cfg: SearchConfig, dist: Any = None
+) -> dict[str, float]:
     """One SearchNet (+LPM) update: L_S = −mean(z · CE_F.detach()) − λ̄·R(α) (+ LPM ranking
     loss · ``lpm_weight``). Returns the losses, α, the budget tB and the head's gradient norm."""
     sn, fn = nets.searchnet, nets.fitnet
@@ -291,13 +324,24 @@ def searchnet_step(nets: SearchNets, opts: SearchOptimizers, batch: SearchBatch,
     opts.searchnet.step()
     if opts.lpm is not None:
         opts.lpm.step()
-    return {"loss_searchnet": float(loss_s.detach()), "loss_lpm": float(loss_l.detach()),
-            "alpha": float(alpha.detach()), "alpha_target": float(target), "head_grad_norm": gnorm}
+    return {
+        "loss_searchnet": float(loss_s.detach()),
+        "loss_lpm": float(loss_l.detach()),
+        "alpha": float(alpha.detach()),
+        "alpha_target": float(target),
+        "head_grad_norm": gnorm,
+    }
 
 
-def fitnet_step(nets: SearchNets, opts: SearchOptimizers, batch: SearchBatch, cfg: SearchConfig,
-                augment: Augment | None = None, aug_gen: torch.Generator | None = None, dist: Any = None
-                ) -> dict[str, float]:
+def fitnet_step(
+    nets: SearchNets,
+    opts: SearchOptimizers,
+    batch: SearchBatch,
+    cfg: SearchConfig,
+    augment: Augment | None = None,
+    aug_gen: torch.Generator | None = None,
+    dist: Any = None,
+) -> dict[str, float]:
     """One FitNet update: L_F = mean(z.detach() · CE_F) + λ̄·R(α) (R is constant for FitNet)."""
     fn = nets.fitnet
     n_rows = len(batch)
@@ -319,10 +363,19 @@ def fitnet_step(nets: SearchNets, opts: SearchOptimizers, batch: SearchBatch, cf
     return {"loss_fitnet": float(loss.detach())}
 
 
-def search_cycle(nets: SearchNets, opts: SearchOptimizers, a: tuple[torch.Tensor, torch.Tensor],
-                 v: tuple[torch.Tensor, torch.Tensor], cfg: SearchConfig, candidates: Sequence[Any], *,
-                 seed: int, v_cache: PoolCache | None = None, augment: Augment | None = None,
-                 dist: Any = None) -> CycleStats:
+def search_cycle(
+    nets: SearchNets,
+    opts: SearchOptimizers,
+    a: tuple[torch.Tensor, torch.Tensor],
+    v: tuple[torch.Tensor, torch.Tensor],
+    cfg: SearchConfig,
+    candidates: Sequence[Any],
+    *,
+    seed: int,
+    v_cache: PoolCache | None = None,
+    augment: Augment | None = None,
+    dist: Any = None,
+) -> CycleStats:
     """One cycle: FitNet warm-up on A, candidate inputs per V batch (once), then alternating
     SearchNet/FitNet updates over V (SearchNet on batch n, FitNet on batch n+1).
 
@@ -334,11 +387,13 @@ def search_cycle(nets: SearchNets, opts: SearchOptimizers, a: tuple[torch.Tensor
     st = CycleStats()
     t0 = time.perf_counter()
     if len(a[1]) >= 2:
-        st.loss_warmup = train_fitnet(nets.fitnet, opts.fitnet, a[0], a[1], cfg.warmup_epochs, cfg.batch_size, rng,
-                                      augment, aug_gen, dist=dist)
+        st.loss_warmup = train_fitnet(
+            nets.fitnet, opts.fitnet, a[0], a[1], cfg.warmup_epochs, cfg.batch_size, rng, augment, aug_gen, dist=dist
+        )
     t1 = time.perf_counter()
-    batches = [b for b in prepare_batches(nets.fitnet, v[0], v[1], cfg, candidates, rng, seed + 7, v_cache)
-               if len(b) >= 2]
+    batches = [
+        b for b in prepare_batches(nets.fitnet, v[0], v[1], cfg, candidates, rng, seed + 7, v_cache) if len(b) >= 2
+    ]
     t2 = time.perf_counter()
     st.seconds_candidates = t2 - t1
     m = len(batches)
@@ -364,32 +419,51 @@ def search_cycle(nets: SearchNets, opts: SearchOptimizers, a: tuple[torch.Tensor
 # Selection (§3.7)
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
-def searchnet_weights(searchnet: SearchNet, x: torch.Tensor, scores: torch.Tensor | None = None,
-                      batch_size: int = 1024) -> torch.Tensor:
+def searchnet_weights(
+    searchnet: SearchNet, x: torch.Tensor, scores: torch.Tensor | None = None, batch_size: int = 1024
+) -> torch.Tensor:
     """w = sigmoid(Θ) for every row of ``x`` with SearchNet in eval mode (a per-sample function)."""
     was = searchnet.training
     searchnet.eval()
     out = []
     for s in range(0, len(x), batch_size):
-        sc = None if scores is None else scores[s:s + batch_size]
+        sc = None if scores is None else scores[s : s + batch_size]
         with autocast(x.device):
-            logits, _ = searchnet(x[s:s + batch_size], sc)
+            logits, _ = searchnet(x[s : s + batch_size], sc)
         out.append(torch.sigmoid(logits.float()))
     searchnet.train(was)
     return torch.cat(out) if out else torch.zeros(0, searchnet.num_candidates, device=x.device)
 
 
-def selection_scores(searchnet: SearchNet, x: torch.Tensor, S: torch.Tensor, theta: float, lam: float,
-                     scores: torch.Tensor | None = None, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def selection_scores(
+    searchnet: SearchNet,
+    x: torch.Tensor,
+    S: torch.Tensor,
+    theta: float,
+    lam: float,
+    scores: torch.Tensor | None = None,
+    batch_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(S̄ (N,), w (N, K)) over a pool: S̄(x) = λ Σ_k w_k(x)(S_k(x) − θ) with SearchNet's w."""
     w = searchnet_weights(searchnet, x, scores, batch_size)
     return aggregated_score(w, S.to(w.device), theta, lam), w
 
 
-def pool_scores(searchnet: SearchNet, candidates: Sequence[Any], cache: PoolCache, x: torch.Tensor, n: int, *,
-                lam: float, candidate_score: str = "indicator", searchnet_input: str = "image",
-                gmm_components: int = 3, gmm_samples: int = 2000, seed: int = 0, batch_size: int = 1024
-                ) -> dict[str, Any]:
+def pool_scores(
+    searchnet: SearchNet,
+    candidates: Sequence[Any],
+    cache: PoolCache,
+    x: torch.Tensor,
+    n: int,
+    *,
+    lam: float,
+    candidate_score: str = "indicator",
+    searchnet_input: str = "image",
+    gmm_components: int = 3,
+    gmm_samples: int = 2000,
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> dict[str, Any]:
     """The selection scores of §3.7 on a pool (rows of ``cache`` and ``x`` aligned): each
     candidate marks its top ``n`` (or gives rank scores), θ from the GMM on the vote fractions
     with t = n / |pool|, w from SearchNet (eval mode), S̄ = λ Σ_k w_k (S_k − θ).
@@ -407,10 +481,18 @@ def pool_scores(searchnet: SearchNet, candidates: Sequence[Any], cache: PoolCach
     return {"sbar": sbar, "w": w, "S": S, "theta": theta}
 
 
-def make_optimizers(nets: SearchNets, *, fitnet_lr: float, searchnet_lr: float, lpm_lr: float,
-                    searchnet_optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 5e-4
-                    ) -> SearchOptimizers:
+def make_optimizers(
+    nets: SearchNets,
+    *,
+    fitnet_lr: float,
+    searchnet_lr: float,
+    lpm_lr: float,
+    searchnet_optimizer: str = "sgd",
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+) -> SearchOptimizers:
     """FitNet: Adam; SearchNet: SGD (or Adam); LPM: same kind as SearchNet (paper §3.6 lrs)."""
+
     def mk(params, lr, kind):
         if kind == "adam":
             return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -428,7 +510,26 @@ def query_fraction(b: int, pool_size: int) -> float:
     return float(b) / float(max(pool_size, 1))
 
 
-__all__ = ["SearchSettings", "SearchConfig", "SearchNets", "SearchOptimizers", "SearchBatch", "CycleStats", "batch_cache",
-           "candidate_matrix", "candidate_inputs", "split_labeled", "batch_rows", "prepare_batches",
-           "train_fitnet", "searchnet_step", "fitnet_step", "search_cycle", "searchnet_weights",
-           "selection_scores", "pool_scores", "make_optimizers", "query_fraction"]
+__all__ = [
+    "SearchSettings",
+    "SearchConfig",
+    "SearchNets",
+    "SearchOptimizers",
+    "SearchBatch",
+    "CycleStats",
+    "batch_cache",
+    "candidate_matrix",
+    "candidate_inputs",
+    "split_labeled",
+    "batch_rows",
+    "prepare_batches",
+    "train_fitnet",
+    "searchnet_step",
+    "fitnet_step",
+    "search_cycle",
+    "searchnet_weights",
+    "selection_scores",
+    "pool_scores",
+    "make_optimizers",
+    "query_fraction",
+]

@@ -6,6 +6,7 @@ selection), K candidate strategies, ``S`` the (N, K) matrix of candidate indicat
 rank scores), ``w`` the (N, K) SearchNet weights w_k(x) = sigmoid(Θ_k(x)), ``t`` the query
 fraction and θ the threshold. Row i of every tensor belongs to the same sample.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,9 @@ import torch
 # ---------------------------------------------------------------------------------------------
 # Threshold θ (paper Eqs. 2-4)
 # ---------------------------------------------------------------------------------------------
-def fit_gmm_1d(s: np.ndarray, components: int, *, var_floor: float, iters: int = 100, tol: float = 1e-7
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit_gmm_1d(
+    s: np.ndarray, components: int, *, var_floor: float, iters: int = 100, tol: float = 1e-7
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maximum-likelihood 1-D Gaussian mixture by EM (paper Eq. 2: p(s) = Σ_j π_j N(s; μ_j, σ_j²)).
 
     EM runs on the distinct values of ``s`` weighted by their counts: equal values get equal
@@ -54,8 +56,14 @@ def fit_gmm_1d(s: np.ndarray, components: int, *, var_floor: float, iters: int =
     return pi, mu, var
 
 
-def gmm_threshold(s: np.ndarray | torch.Tensor, t: float, components: int = 3, n_samples: int = 2000,
-                  seed: int = 0, var_floor: float = 1e-2) -> float:
+def gmm_threshold(
+    s: np.ndarray | torch.Tensor,
+    t: float,
+    components: int = 3,
+    n_samples: int = 2000,
+    seed: int = 0,
+    var_floor: float = 1e-2,
+) -> float:
     """θ of paper Eqs. 2-4: fit a ``components``-component Gaussian mixture to the vote fractions
     s(x) = mean_k S_k(x) of a set (Eq. 2), draw ``n_samples`` values from it with a seeded
     generator (Eq. 3), and return the (1 − t) quantile of the draws (Eq. 4), so that about a

@@ -7,6 +7,7 @@
 
 The loss prediction module on SearchNet's four stage maps is :class:`autoal.lpm.LossPredictionModule`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,9 @@ class SearchNet(nn.Module):
             self.score_fc = nn.Linear(self.num_scores, self.num_candidates, bias=False)
             nn.init.zeros_(self.score_fc.weight)
 
-    def forward(self, x: torch.Tensor, scores: torch.Tensor | None = None, detach_features: bool = False
-                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, scores: torch.Tensor | None = None, detach_features: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(Θ (N, K), the four stage maps)."""
         maps = self.backbone.stages(x)
         emb = self.backbone.pool(maps[-1])
@@ -60,16 +62,26 @@ class SearchNet(nn.Module):
         return self.backbone.stage_channels
 
 
-def build_searchnet(model: str, in_channels: int, num_candidates: int, image_size: int, *,
-                    width: int | None = None, num_scores: int = 0) -> SearchNet:
+def build_searchnet(
+    model: str, in_channels: int, num_candidates: int, image_size: int, *, width: int | None = None, num_scores: int = 0
+) -> SearchNet:
     """SearchNet on a ``model`` backbone (no dropout in front of the K-way head)."""
     bb = build_model(model, in_channels, num_candidates, image_size, dropout=0.0, width=width)
     return SearchNet(bb, num_scores=num_scores)
 
 
-def build_fitnet(model: str, in_channels: int, num_classes: int, image_size: int, *,
-                 width: int | None = None, dropout: float = 0.3, embedding_norm: bool = True) -> Backbone:
+def build_fitnet(
+    model: str,
+    in_channels: int,
+    num_classes: int,
+    image_size: int,
+    *,
+    width: int | None = None,
+    dropout: float = 0.3,
+    embedding_norm: bool = True,
+) -> Backbone:
     """FitNet: a classifier of the task model's family (with the dropout layer that gives the
     Monte-Carlo samples of the candidates during the search)."""
-    return build_model(model, in_channels, num_classes, image_size, dropout=dropout, width=width,
-                       embedding_norm=embedding_norm)
+    return build_model(
+        model, in_channels, num_classes, image_size, dropout=dropout, width=width, embedding_norm=embedding_norm
+    )

@@ -3,6 +3,7 @@ and the in-process executor that runs them. The strategy plans (A/V splits, seed
 resets) in the driver; an executor — :func:`run_cycles` here, or
 :func:`autoal.executors.ray_train_search.run_search_on_ray_train` on Ray Train workers — runs
 the plans in order, with the same draws."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,8 +51,9 @@ class SearchRound:
     augment: Callable | None = None
 
 
-def fresh_like(net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, device: torch.device
-               ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+def fresh_like(
+    net: torch.nn.Module, opt: torch.optim.Optimizer, seed: int, device: torch.device
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """A fresh net of the same build (:func:`autoal.models.new_like` under ``seed``) and a fresh
     optimizer of the same kind and hyperparameters."""
     fresh = prepare_model(new_like(net, seed), device)
@@ -108,11 +110,25 @@ def run_cycles(work: SearchRound, progress: Callable[..., None] | None = None) -
             done = min(done + 1, limit)
             report(cycle)
 
-        hooks = [] if progress is None else [opts.searchnet.register_step_post_hook(tick),
-                                             opts.fitnet.register_step_post_hook(tick)]
+        hooks = (
+            []
+            if progress is None
+            else [opts.searchnet.register_step_post_hook(tick), opts.fitnet.register_step_post_hook(tick)]
+        )
         try:
-            stats.append(search_cycle(nets, opts, (x[a], y[a]), (x[v], y[v]), cfg, work.candidates, seed=int(plan.seed),
-                                      v_cache=plan.v_cache, augment=work.augment))
+            stats.append(
+                search_cycle(
+                    nets,
+                    opts,
+                    (x[a], y[a]),
+                    (x[v], y[v]),
+                    cfg,
+                    work.candidates,
+                    seed=int(plan.seed),
+                    v_cache=plan.v_cache,
+                    augment=work.augment,
+                )
+            )
         finally:
             for h in hooks:
                 h.remove()

@@ -34,6 +34,7 @@ over); ``info`` adds a few numbers (losses). Stages are named ``<strategy>/<what
 loop draws it as a bar on a terminal, and in a log writes at most a line a minute for a stage
 that runs that long (:mod:`autoal.progress`).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -59,8 +60,7 @@ class TaskLearner(Protocol):
 
     def new_model(self, seed: int) -> torch.nn.Module: ...
 
-    def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress: Any = None
-              ) -> list[float]: ...
+    def train(self, model: torch.nn.Module, indices: np.ndarray, seed: int, progress: Any = None) -> list[float]: ...
 
     def score(self, model: torch.nn.Module, indices: np.ndarray, seed: int) -> PoolCache: ...
 
@@ -172,8 +172,10 @@ def restore(target: Any, saved: dict[str, Any], what: str) -> None:
     try:
         target.load_state_dict(saved)
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
-        raise StateError(f"the saved {what} does not fit ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                         "move the run folder away to start the run afresh") from None
+        raise StateError(
+            f"the saved {what} does not fit ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            "move the run folder away to start the run afresh"
+        ) from None
 
 
 @public_api
@@ -183,22 +185,24 @@ class PoolStrategy(Strategy):
     arms: :meth:`indicator` and :meth:`rank_score` are defined from :meth:`select_positions`."""
 
     @abstractmethod
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                         labeled: PoolCache | None = None) -> np.ndarray:
+    def select_positions(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> np.ndarray:
         """Row positions in ``cache`` of the ``n`` samples to query."""
 
     def query(self, ctx: QueryContext) -> np.ndarray:
         pos = self.select_positions(ctx.cache, ctx.n, ctx.rng, ctx.labeled_cache)
         return ctx.unlabeled[np.asarray(pos, dtype=np.int64)]
 
-    def indicator(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                  labeled: PoolCache | None = None) -> torch.Tensor:
+    def indicator(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> torch.Tensor:
         """S_k: 1 on the strategy's ``n`` picks inside ``cache``, 0 elsewhere (DESIGN.md §2)."""
-        return mask_from_positions(self.select_positions(cache, n, rng, labeled), len(cache),
-                                   device=cache.probs.device)
+        return mask_from_positions(self.select_positions(cache, n, rng, labeled), len(cache), device=cache.probs.device)
 
-    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                   labeled: PoolCache | None = None) -> torch.Tensor:
+    def rank_score(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> torch.Tensor:
         """A score in [0, 1] by rank (1 = queried first). Default: the indicator."""
         return self.indicator(cache, n, rng, labeled)
 
@@ -211,16 +215,19 @@ class ScoreStrategy(PoolStrategy):
     def compute_score(self, cache: PoolCache) -> torch.Tensor:
         """(N,) scores, a pure function of the cache."""
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                         labeled: PoolCache | None = None) -> np.ndarray:
+    def select_positions(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> np.ndarray:
         return top_n(self.compute_score(cache), n, rng)
 
-    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                   labeled: PoolCache | None = None) -> torch.Tensor:
+    def rank_score(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> torch.Tensor:
         s = self.compute_score(cache)
         m = s.shape[0]
         pos = top_n(s, m, rng)  # full seeded ranking
         r = torch.empty(m, device=s.device)
-        r[torch.as_tensor(pos, device=s.device)] = torch.linspace(1.0, 0.0, m, device=s.device) if m > 1 \
-            else torch.ones(1, device=s.device)
+        r[torch.as_tensor(pos, device=s.device)] = (
+            torch.linspace(1.0, 0.0, m, device=s.device) if m > 1 else torch.ones(1, device=s.device)
+        )
         return r

@@ -1,5 +1,6 @@
 """Random and the seven candidate strategies of AutoAL's pool, in the paper's order:
 Entropy, Margin, LeastConfidence, KMeans, BALD, VarRatio, MeanSTD (DESIGN.md §2, §3.1)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,13 +79,15 @@ class KMeansSampling(PoolStrategy):
     def __init__(self, iters: int = 20) -> None:
         self.iters = iters
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                         labeled: PoolCache | None = None) -> np.ndarray:
+    def select_positions(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> np.ndarray:
         seed = int(rng.integers(0, 2**31 - 1))
         return kmeans_picks(cache.embeddings, n, seed=seed, iters=self.iters).cpu().numpy()
 
-    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                   labeled: PoolCache | None = None) -> torch.Tensor:
+    def rank_score(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> torch.Tensor:
         """1 on the picks; elsewhere in [0, 1), decreasing with the distance to the nearest pick."""
         picks = torch.as_tensor(self.select_positions(cache, n, rng), device=cache.embeddings.device)
         emb = cache.embeddings.float()

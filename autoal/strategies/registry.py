@@ -1,4 +1,5 @@
 """Strategy registry: ``build_strategy(name, **params)`` by the names in config."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,9 +18,11 @@ STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy", "strategy.n
 @public_api
 def register_strategy(name: str):
     """Class decorator: register a :class:`Strategy` subclass under ``name`` (also its ``name``)."""
+
     def deco(cls):
         cls.name = name
         return STRATEGIES.register(name)(cls)
+
     return deco
 
 
@@ -42,8 +45,11 @@ def params_type_of(name: str) -> type:
         if k in ("self", "args", "kwargs") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         default = None if p.default is inspect.Parameter.empty else p.default
-        spec = dataclasses.field(default_factory=lambda d=default: d) if isinstance(default, (list, dict, set)) \
+        spec = (
+            dataclasses.field(default_factory=lambda d=default: d)
+            if isinstance(default, (list, dict, set))
             else dataclasses.field(default=default)
+        )
         ann = p.annotation
         if ann is inspect.Parameter.empty:  # unannotated: the kind of its default
             ann = type(default).__name__ if type(default) in (bool, int, float, str) else Any
@@ -54,8 +60,10 @@ def params_type_of(name: str) -> type:
 def strategy_defaults(name: str) -> dict[str, Any]:
     """Every parameter of strategy ``name`` with its default: the fields of its ``params_type``
     dataclass when it declares one (AutoAL), else its constructor's keyword arguments."""
-    return {f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)  # type: ignore[misc]
-            for f in dataclasses.fields(params_type_of(name))}
+    return {
+        f.name: (f.default_factory() if f.default is dataclasses.MISSING else f.default)  # type: ignore[misc]
+        for f in dataclasses.fields(params_type_of(name))
+    }
 
 
 @public_api
@@ -71,8 +79,10 @@ def build_strategy(name: str, **params: Any) -> Strategy:
         if renamed_param(getattr(cls, "renamed_params", None) or {}, key):
             raise ConfigError(renamed_param(cls.renamed_params, key))
     if unknown:
-        raise ConfigError(f"strategy ({name}): unknown parameter(s) {', '.join(unknown)}; "
-                          f"valid parameters: {', '.join(names) or '(none)'}")
+        raise ConfigError(
+            f"strategy ({name}): unknown parameter(s) {', '.join(unknown)}; "
+            f"valid parameters: {', '.join(names) or '(none)'}"
+        )
     typed = build_typed(ptype, params, "strategy.params.")
     try:
         return cls(**{k: getattr(typed, k) for k in params})
@@ -85,4 +95,3 @@ def renamed_param(renamed: dict[str, str], key: str) -> str | None:
     ``renamed_params``, old key -> new key) says it was renamed, else None."""
     new = renamed.get(key)
     return None if new is None else f"strategy.params.{key} was renamed to strategy.params.{new}; write {new} instead"
-

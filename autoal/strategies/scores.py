@@ -4,6 +4,7 @@
 Monte-Carlo dropout samples (build one from explicit samples (T, N, C) with
 ``MCSummary.from_samples``). Every function is NaN-free when a probability underflows to 0
 (``xlogy(0, 0) = 0``)."""
+
 from __future__ import annotations
 
 import torch

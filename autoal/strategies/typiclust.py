@@ -12,6 +12,7 @@ Choices where the paper leaves room: the representation is the task model's embe
 shared cache (the paper uses self-supervised features, which this platform does not train); the
 number of clusters is capped at ``max_clusters`` (the authors cap it at 500) for cost.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -36,7 +37,7 @@ def typicality(x: torch.Tensor, assign: torch.Tensor, num_clusters: int, k_nn: i
     counts = torch.bincount(assign, minlength=num_clusters).tolist()
     start = 0
     for m in counts:
-        rows = order[start:start + m]
+        rows = order[start : start + m]
         start += m
         if m < 2:
             continue
@@ -48,8 +49,17 @@ def typicality(x: torch.Tensor, assign: torch.Tensor, num_clusters: int, k_nn: i
     return out
 
 
-def typiclust_order(pool: torch.Tensor, labeled: torch.Tensor | None, n: int, *, seed: int = 0, k_nn: int = 20,
-                    min_cluster: int = 5, max_clusters: int = 500, iters: int = 20) -> tuple[np.ndarray, torch.Tensor]:
+def typiclust_order(
+    pool: torch.Tensor,
+    labeled: torch.Tensor | None,
+    n: int,
+    *,
+    seed: int = 0,
+    k_nn: int = 20,
+    min_cluster: int = 5,
+    max_clusters: int = 500,
+    iters: int = 20,
+) -> tuple[np.ndarray, torch.Tensor]:
     """TypiClust's ``n`` picks (row positions in ``pool``, in pick order) and every pool row's
     typicality. ``labeled`` are the labeled set's embeddings (or None)."""
     nl = 0 if labeled is None else labeled.shape[0]
@@ -113,18 +123,28 @@ class TypiClust(PoolStrategy):
     def __init__(self, k_nn: int = 20, min_cluster: int = 5, max_clusters: int = 500, iters: int = 20) -> None:
         self.k_nn, self.min_cluster, self.max_clusters, self.iters = k_nn, min_cluster, max_clusters, iters
 
-    def _order(self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None
-               ) -> tuple[np.ndarray, torch.Tensor]:
-        return typiclust_order(cache.embeddings, None if labeled is None else labeled.embeddings, n,
-                               seed=int(rng.integers(0, 2**31 - 1)), k_nn=self.k_nn, min_cluster=self.min_cluster,
-                               max_clusters=self.max_clusters, iters=self.iters)
+    def _order(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        return typiclust_order(
+            cache.embeddings,
+            None if labeled is None else labeled.embeddings,
+            n,
+            seed=int(rng.integers(0, 2**31 - 1)),
+            k_nn=self.k_nn,
+            min_cluster=self.min_cluster,
+            max_clusters=self.max_clusters,
+            iters=self.iters,
+        )
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                         labeled: PoolCache | None = None) -> np.ndarray:
+    def select_positions(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> np.ndarray:
         return self._order(cache, n, rng, labeled)[0]
 
-    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                   labeled: PoolCache | None = None) -> torch.Tensor:
+    def rank_score(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> torch.Tensor:
         """1 down to 0.5 over the picks in pick order; below 0.5 the other rows by typicality."""
         picks, typ = self._order(cache, n, rng, labeled)
         m = len(cache)

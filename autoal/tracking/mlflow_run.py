@@ -1,5 +1,6 @@
 """One tracking run: :class:`MLflowTracker` writes one MLflow run (nested under a sweep's
 parent run when given); :class:`NullTracker` writes nothing; :class:`Tracker` is what both offer."""
+
 from __future__ import annotations
 
 import functools
@@ -63,10 +64,12 @@ class NullTracker:
 def _named_full_store(method: Callable[..., Any]) -> Callable[..., Any]:
     """A method of :class:`MLflowTracker` whose store (or artifact folder) runs out of space
     raises one :class:`~autoal.errors.NoSpaceError` naming ``tracking.uri`` and the file."""
+
     @functools.wraps(method)
     def wrapped(self: "MLflowTracker", *args: Any, **kwargs: Any) -> Any:
         with space_for(store_path(self.uri), "tracking.uri", store=True):
             return method(self, *args, **kwargs)
+
     return wrapped
 
 
@@ -74,9 +77,15 @@ class MLflowTracker:
     """One MLflow run, addressed by id through the client API (no global active-run state, so
     that many trackers can live in one process)."""
 
-    def __init__(self, uri: str, experiment: str, run_name: str | None = None,
-                 tags: dict[str, str] | None = None, parent_run_id: str | None = None,
-                 artifact_location: str | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        run_name: str | None = None,
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
+        artifact_location: str | None = None,
+    ) -> None:
         self.uri = uri
         self.experiment = experiment
         self.run_name = run_name
@@ -98,8 +107,12 @@ class MLflowTracker:
         if run_id is None and identity:
             query = " and ".join(f"tags.`{k}` = '{str(v).replace(chr(39), '')}'" for k, v in identity.items())
             try:
-                found = self.client.search_runs([self.experiment_id], f"{query} and attributes.status = 'RUNNING'",
-                                                max_results=1, order_by=["attributes.start_time DESC"])
+                found = self.client.search_runs(
+                    [self.experiment_id],
+                    f"{query} and attributes.status = 'RUNNING'",
+                    max_results=1,
+                    order_by=["attributes.start_time DESC"],
+                )
             except Exception:  # noqa: BLE001 - a filter the store cannot run: create a new run as before
                 found = []
             if found:
@@ -126,7 +139,7 @@ class MLflowTracker:
         existing = self.client.get_run(self.run_id).data.params
         items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     @_named_full_store
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -135,7 +148,7 @@ class MLflowTracker:
         ts = int(time.time() * 1000)
         items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
         for i in range(0, len(items), 500):
-            self.client.log_batch(self.run_id, metrics=items[i:i + 500])
+            self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
     @_named_full_store
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -149,7 +162,7 @@ class MLflowTracker:
 
         items = [RunTag(k, str(v)) for k, v in tags.items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, tags=items[i:i + 100])
+            self.client.log_batch(self.run_id, tags=items[i : i + 100])
 
     def logged_steps(self, key: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(self.run_id, key)}
@@ -163,11 +176,15 @@ class MLflowTracker:
         from mlflow.entities import DatasetInput, InputTag
 
         for d in self.client.get_run(self.run_id).inputs.dataset_inputs:
-            if d.dataset.name == name and d.dataset.digest == digest and \
-                    any(t.key == "mlflow.data.context" and t.value == context for t in d.tags):
+            if (
+                d.dataset.name == name
+                and d.dataset.digest == digest
+                and any(t.key == "mlflow.data.context" and t.value == context for t in d.tags)
+            ):
                 return
-        entity = MetaDataset(source=CodeDatasetSource({k: str(v) for k, v in source.items()}), name=name,
-                             digest=digest)._to_mlflow_entity()
+        entity = MetaDataset(
+            source=CodeDatasetSource({k: str(v) for k, v in source.items()}), name=name, digest=digest
+        )._to_mlflow_entity()
         self.client.log_inputs(self.run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])
 
     @_named_full_store
@@ -200,9 +217,14 @@ class MLflowTracker:
         try:
             with mlflow.start_run(run_id=self.run_id):
                 info = mlflow.pytorch.log_model(
-                    model, name="model", serialization_format=fmt, registered_model_name=registered_name,
+                    model,
+                    name="model",
+                    serialization_format=fmt,
+                    registered_model_name=registered_name,
                     input_example=input_example,
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"] + (["autoal"] if fmt == "pickle" else []))
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"]
+                    + (["autoal"] if fmt == "pickle" else []),
+                )
         finally:
             mlflow.set_tracking_uri(previous)
         self.client.set_tag(self.run_id, "autoal.model_format", fmt)
@@ -216,15 +238,17 @@ class MLflowTracker:
         from mlflow.entities import LoggedModelStatus
 
         try:
-            found = self.client.search_logged_models(experiment_ids=[self.experiment_id], max_results=100,
-                                                     filter_string=f"source_run_id = '{self.run_id}'")
+            found = self.client.search_logged_models(
+                experiment_ids=[self.experiment_id], max_results=100, filter_string=f"source_run_id = '{self.run_id}'"
+            )
         except Exception:  # noqa: BLE001 - a server without logged models: nothing to clean up
             return []
         pending = [m.model_id for m in found if m.status == LoggedModelStatus.PENDING]
         for model_id in pending:
             self.client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
-            self.client.set_logged_model_tags(model_id, {"autoal.failed": "left PENDING by a killed process; "
-                                                                          "the resumed run logged the model again"})
+            self.client.set_logged_model_tags(
+                model_id, {"autoal.failed": "left PENDING by a killed process; the resumed run logged the model again"}
+            )
         return pending
 
     @_named_full_store

@@ -1,5 +1,6 @@
 """What a run's tracking record names: a nested config as MLflow params
 (:func:`config_params`, :func:`flatten`) and the code's version (:func:`git_sha`)."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,17 @@ from typing import Any
 
 def git_sha() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
 
 def config_params(d: dict[str, Any]) -> dict[str, str]:
     """A nested config as MLflow params: flat ``a.b.c`` keys, values in JSON syntax (``0.001``,

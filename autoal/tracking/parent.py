@@ -1,5 +1,6 @@
 """A sweep's parent run (:func:`start_parent_run`, :func:`end_parent_run`) and the ending of
 its stopped trials' runs (:func:`stop_runs`)."""
+
 from __future__ import annotations
 
 import tempfile
@@ -11,8 +12,15 @@ from autoal.tracking.serialized import call_serialized, sqlite_lock_path
 from autoal.tracking.store import ensure_experiment, mlflow_client
 
 
-def start_parent_run(uri: str, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, Any],
-                     reopen: str | None = None, json_artifacts: dict[str, Any] | None = None) -> str:
+def start_parent_run(
+    uri: str,
+    experiment: str,
+    run_name: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    reopen: str | None = None,
+    json_artifacts: dict[str, Any] | None = None,
+) -> str:
     """Create a sweep's parent run (or reopen the run ``reopen`` when the store still has it),
     with ``tags``, ``params`` (values cut to MLflow's 6,000 characters) and ``json_artifacts``
     (file name -> JSON-able object); return its id."""
@@ -30,7 +38,7 @@ def start_parent_run(uri: str, experiment: str, run_name: str, tags: dict[str, s
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            client.log_batch(run.info.run_id, params=items[i:i + 100])
+            client.log_batch(run.info.run_id, params=items[i : i + 100])
         for name, obj in (json_artifacts or {}).items():
             client.log_dict(run.info.run_id, obj, name)
         return run.info.run_id
@@ -38,8 +46,15 @@ def start_parent_run(uri: str, experiment: str, run_name: str, tags: dict[str, s
     return call_serialized(sqlite_lock_path(uri), go)
 
 
-def end_parent_run(uri: str, run_id: str, status: str, *, metrics: dict[str, float] | None = None,
-                   tags: dict[str, str] | None = None, json_artifacts: dict[str, Any] | None = None) -> None:
+def end_parent_run(
+    uri: str,
+    run_id: str,
+    status: str,
+    *,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+    json_artifacts: dict[str, Any] | None = None,
+) -> None:
     """Log the sweep's final ``metrics`` (step 0), ``tags`` and JSON artifacts (file name ->
     content) on its parent run, then end it with ``status``."""
     import json

@@ -1,5 +1,6 @@
 """One writer at a time: the concurrent trials of a sweep on one SQLite store
 (:class:`SerializedTracker`, :func:`call_serialized`, :func:`sqlite_lock_path`)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -114,5 +115,5 @@ def sqlite_lock_path(uri: str) -> Path | None:
     temp folder, named after the database's absolute path); None for other stores."""
     if not uri.startswith("sqlite:///"):
         return None
-    db = str(user_path(uri[len("sqlite:///"):]).resolve())
+    db = str(user_path(uri[len("sqlite:///") :]).resolve())
     return Path(tempfile.gettempdir()) / "autoal-locks" / f"mlflow-{hashlib.sha1(db.encode()).hexdigest()[:16]}.lock"

@@ -1,5 +1,6 @@
 """A SQLite store file: damaged, half-created, or fine (inspected read-only:
 :func:`sqlite_store_state`), and created atomically (:func:`prepare_sqlite_store`)."""
+
 from __future__ import annotations
 
 import functools
@@ -51,8 +52,10 @@ def sqlite_store_state(path: Path) -> StoreState:
         raise TrackingError(f"tracking.uri: cannot read the SQLite store {path}: {e}") from None
     if size == 0:
         return StoreState("new")
-    damaged = f"tracking.uri: the SQLite store {path} is damaged ({{}}); it was left unchanged: restore it " \
-              "from a backup, or move it away to start a new store"
+    damaged = (
+        f"tracking.uri: the SQLite store {path} is damaged ({{}}); it was left unchanged: restore it "
+        "from a backup, or move it away to start a new store"
+    )
     try:
         with open(path, "rb") as f:
             header = f.read(100)
@@ -64,8 +67,9 @@ def sqlite_store_state(path: Path) -> StoreState:
     page = 65536 if page == 1 else page
     pages = int.from_bytes(header[28:32], "big")
     if pages and header[24:28] == header[92:96] and size < page * pages:  # the header's size is valid
-        raise TrackingError(damaged.format(f"{size} bytes, but its header counts {pages} pages of {page} bytes: "
-                                           "the file was cut short"))
+        raise TrackingError(
+            damaged.format(f"{size} bytes, but its header counts {pages} pages of {page} bytes: the file was cut short")
+        )
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
     except sqlite3.Error as e:
@@ -75,11 +79,12 @@ def sqlite_store_state(path: Path) -> StoreState:
         if not tables - {"sqlite_sequence"}:
             return StoreState("new")
         if "experiments" not in tables or "runs" not in tables:
-            raise TrackingError(f"tracking.uri: {path} is a SQLite database of another program (no MLflow "
-                                "tables: experiments, runs); choose another file for the store")
+            raise TrackingError(
+                f"tracking.uri: {path} is a SQLite database of another program (no MLflow "
+                "tables: experiments, runs); choose another file for the store"
+            )
         runs = con.execute("SELECT count(*) FROM runs").fetchone()[0]
-        rows = con.execute("SELECT version_num FROM alembic_version").fetchall() \
-            if "alembic_version" in tables else []
+        rows = con.execute("SELECT version_num FROM alembic_version").fetchall() if "alembic_version" in tables else []
         revision = rows[0][0] if rows else None
     except sqlite3.DatabaseError as e:
         if getattr(e, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
@@ -91,8 +96,10 @@ def sqlite_store_state(path: Path) -> StoreState:
     if revision is not None and revision == head:
         return StoreState("ok", revision, head, runs)
     if revision is not None and known is not None and revision not in known:
-        raise TrackingError(f"tracking.uri: the SQLite store {path} was written by a newer MLflow (schema revision "
-                            f"{revision}, unknown to the installed MLflow); upgrade mlflow")
+        raise TrackingError(
+            f"tracking.uri: the SQLite store {path} was written by a newer MLflow (schema revision "
+            f"{revision}, unknown to the installed MLflow); upgrade mlflow"
+        )
     return StoreState("half", revision, head, runs)
 
 
@@ -113,11 +120,15 @@ def _schema_revisions() -> tuple[str | None, frozenset[str] | None]:
 def _half_store_message(path: Path, state: StoreState) -> str:
     found = f"schema revision {state.revision}" if state.revision else "no schema revision"
     if state.runs:
-        return (f"tracking.uri: the SQLite store {path} holds {state.runs} run(s) but its MLflow schema is incomplete "
-                f"({found}; this MLflow needs {state.head}); it was left unchanged: back it up, then run `mlflow db "
-                f"upgrade sqlite:///{path}`, or set tracking.uri to another file")
-    return (f"tracking.uri: the SQLite store {path} is half-created ({found}; this MLflow needs {state.head}) and holds "
-            "no runs: nothing to read; the next `autoal run` with this store recreates it")
+        return (
+            f"tracking.uri: the SQLite store {path} holds {state.runs} run(s) but its MLflow schema is incomplete "
+            f"({found}; this MLflow needs {state.head}); it was left unchanged: back it up, then run `mlflow db "
+            f"upgrade sqlite:///{path}`, or set tracking.uri to another file"
+        )
+    return (
+        f"tracking.uri: the SQLite store {path} is half-created ({found}; this MLflow needs {state.head}) and holds "
+        "no runs: nothing to read; the next `autoal run` with this store recreates it"
+    )
 
 
 def prepare_sqlite_store(path: Path) -> None:
@@ -136,8 +147,12 @@ def prepare_sqlite_store(path: Path) -> None:
         shutil.copy2(path, backup)
         _create_sqlite_store(path)
         found = f"schema revision {state.revision}" if state.revision else "no schema revision"
-        print(f"warning: tracking.uri: the SQLite store {path} was half-created ({found}, no runs), e.g. by a first "
-              f"run that was killed; recreated it, the old file is kept as {backup}", file=sys.stderr, flush=True)
+        print(
+            f"warning: tracking.uri: the SQLite store {path} was half-created ({found}, no runs), e.g. by a first "
+            f"run that was killed; recreated it, the old file is kept as {backup}",
+            file=sys.stderr,
+            flush=True,
+        )
         return
     _create_sqlite_store(path)
 

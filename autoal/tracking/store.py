@@ -1,6 +1,7 @@
 """The tracking store: the checks that refuse an unusable one before any work
 (:func:`check_tracking_uri`), the experiment a run writes into (:func:`ensure_experiment`), the
 store's paths, and read access (:func:`mlflow_client`)."""
+
 from __future__ import annotations
 
 import os
@@ -24,13 +25,16 @@ def check_tracking_uri(uri: str, timeout: float = 5.0, reading: bool = False) ->
     (one without runs is repaired when it is first written; ``reading``: refused too), a
     ``file:`` store without MLFLOW_ALLOW_FILE_STORE, an HTTP server that does not answer."""
     if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
+        path = Path(uri[len("sqlite:///") :])
         if path.is_dir():  # else MLflow retries for minutes before it says "unable to open database file"
-            raise TrackingError(f"tracking.uri: the SQLite store {path} is a folder; expected a file such as "
-                                f"sqlite:///{path / 'mlflow.db'}")
+            raise TrackingError(
+                f"tracking.uri: the SQLite store {path} is a folder; expected a file such as "
+                f"sqlite:///{path / 'mlflow.db'}"
+            )
         try:  # nothing is created here: ensure_experiment makes the folder when the store is first used
-            check_writable_folder(path.parent if str(path.parent) else ".", "tracking.uri",
-                                  example="sqlite:////tmp/autoal/mlflow.db")
+            check_writable_folder(
+                path.parent if str(path.parent) else ".", "tracking.uri", example="sqlite:////tmp/autoal/mlflow.db"
+            )
         except ConfigError as e:
             raise TrackingError(f"{e} (the folder of the SQLite store {path})") from None
         state = sqlite_store_state(user_path(path))  # read-only: a damaged store is named, not touched
@@ -44,15 +48,21 @@ def check_tracking_uri(uri: str, timeout: float = 5.0, reading: bool = False) ->
                 if r.status != 200:
                     raise TrackingError(f"tracking.uri: {uri} answered {r.status} on /health; is it an MLflow server?")
         except (urllib.error.URLError, OSError, ValueError) as e:
-            raise TrackingError(f"tracking.uri: the MLflow server at {uri} does not answer ({e}); start it with "
-                                f"`mlflow server --host 127.0.0.1 --port 5000` or set tracking.uri to a sqlite:/// path") from e
+            raise TrackingError(
+                f"tracking.uri: the MLflow server at {uri} does not answer ({e}); start it with "
+                f"`mlflow server --host 127.0.0.1 --port 5000` or set tracking.uri to a sqlite:/// path"
+            ) from e
         return
     if uri.startswith("file:") or "://" not in uri:
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
-            raise TrackingError(f"tracking.uri: {uri!r} is a file store, which MLflow 3 refuses unless "
-                                "MLFLOW_ALLOW_FILE_STORE=true; use sqlite:///mlflow.db instead")
+            raise TrackingError(
+                f"tracking.uri: {uri!r} is a file store, which MLflow 3 refuses unless "
+                "MLFLOW_ALLOW_FILE_STORE=true; use sqlite:///mlflow.db instead"
+            )
         return
-    raise TrackingError(f"tracking.uri: unsupported scheme in {uri!r}; expected sqlite:///PATH, http(s)://HOST:PORT or file:PATH")
+    raise TrackingError(
+        f"tracking.uri: unsupported scheme in {uri!r}; expected sqlite:///PATH, http(s)://HOST:PORT or file:PATH"
+    )
 
 
 def ensure_experiment(uri: str, name: str, artifact_location: str | None = None) -> str:
@@ -62,7 +72,7 @@ def ensure_experiment(uri: str, name: str, artifact_location: str | None = None)
     check_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         try:
-            user_path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            user_path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise TrackingError(f"tracking.uri: cannot create the folder of the SQLite store {uri}: {e}") from e
     # under the store's lock: two processes creating a fresh SQLite store (its tables, the
@@ -73,12 +83,12 @@ def ensure_experiment(uri: str, name: str, artifact_location: str | None = None)
 
 def store_path(uri: str) -> str:
     """The file of a SQLite store (``sqlite:///PATH``), else the URI itself: what a message names."""
-    return str(user_path(uri[len("sqlite:///"):])) if uri.startswith("sqlite:///") else uri
+    return str(user_path(uri[len("sqlite:///") :])) if uri.startswith("sqlite:///") else uri
 
 
 def _ensure_experiment(uri: str, name: str, artifact_location: str | None = None) -> str:
     if uri.startswith("sqlite:///"):
-        prepare_sqlite_store(user_path(uri[len("sqlite:///"):]))
+        prepare_sqlite_store(user_path(uri[len("sqlite:///") :]))
     return _get_or_create_experiment(uri, name, artifact_location)
 
 
@@ -87,7 +97,7 @@ def artifacts_beside_store(uri: str) -> str | None:
     artifact location that does not depend on the working folder."""
     if not uri.startswith("sqlite:///"):
         return None
-    return str(user_path(uri[len("sqlite:///"):]).resolve().parent / "mlruns")
+    return str(user_path(uri[len("sqlite:///") :]).resolve().parent / "mlruns")
 
 
 def _get_or_create_experiment(uri: str, name: str, artifact_location: str | None = None) -> str:
@@ -98,20 +108,27 @@ def _get_or_create_experiment(uri: str, name: str, artifact_location: str | None
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(name)
         if exp is not None and exp.lifecycle_stage == "deleted":
-            raise TrackingError(f"tracking.experiment: the MLflow experiment {name!r} at {uri} was deleted; restore "
-                                f"it (mlflow experiments restore --experiment-id {exp.experiment_id}) or choose "
-                                "another tracking.experiment")
-        return exp.experiment_id if exp is not None else client.create_experiment(name,
-                                                                                   artifact_location=artifact_location)
+            raise TrackingError(
+                f"tracking.experiment: the MLflow experiment {name!r} at {uri} was deleted; restore "
+                f"it (mlflow experiments restore --experiment-id {exp.experiment_id}) or choose "
+                "another tracking.experiment"
+            )
+        return (
+            exp.experiment_id
+            if exp is not None
+            else client.create_experiment(name, artifact_location=artifact_location)
+        )
     except TrackingError:
         raise
     except Exception as e:  # mlflow raises many types for an unusable store
         if isinstance(e, mlflow.exceptions.MlflowException) and e.error_code == "RESOURCE_ALREADY_EXISTS":
             return client.get_experiment_by_name(name).experiment_id
         if "already exists" in str(e) and uri.startswith("sqlite:///"):  # MLflow re-ran its migrations
-            raise TrackingError(f"tracking.uri: the SQLite store {uri[len('sqlite:///'):]} is half-created (MLflow "
-                                f"found some of its tables already there: {one_line_error(e)}); move it away to "
-                                "start a new store") from None
+            raise TrackingError(
+                f"tracking.uri: the SQLite store {uri[len('sqlite:///') :]} is half-created (MLflow "
+                f"found some of its tables already there: {one_line_error(e)}); move it away to "
+                "start a new store"
+            ) from None
         raise TrackingError(f"tracking.uri: cannot use the MLflow store {uri}: {e}") from e
 
 
@@ -119,10 +136,11 @@ def absolute_tracking_uri(uri: str) -> str:
     """``sqlite:///mlflow.db`` → ``sqlite:////abs/cwd/mlflow.db``: trials run in their own
     working folders (and on other nodes), so relative store paths must be fixed in the driver."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(user_path(uri[len("sqlite:///"):]).resolve())
+        return "sqlite:///" + str(user_path(uri[len("sqlite:///") :]).resolve())
     if uri.startswith("file:") and not uri.startswith("file:/"):
-        return "file:" + str(user_path(uri[len("file:"):]).resolve())
+        return "file:" + str(user_path(uri[len("file:") :]).resolve())
     return uri
+
 
 def mlflow_client(uri: str) -> Any:
     """An ``MlflowClient`` on the store ``uri`` (for reading runs: reports)."""

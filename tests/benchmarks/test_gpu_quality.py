@@ -1,5 +1,6 @@
 """bench/gpu_quality.py runs the GPU setting on a machine without Hydra; its copy of the setting
 must be the setting that ``autoal sweep`` composes (autoal/conf/setting/gpu_mnist_resnet.yaml)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,9 +29,14 @@ def _what_matters(cfg: RunConfig) -> dict:
     tracking, run folder or thread count, which the runner sets per run)."""
     al = dataclasses.asdict(cfg.al)
     al.pop("seed")
-    return {"dataset": dataclasses.asdict(cfg.dataset), "model": dataclasses.asdict(cfg.model),
-            "train": dataclasses.asdict(cfg.train), "al": al, "scoring": dataclasses.asdict(cfg.scoring),
-            "device": cfg.runtime.device}
+    return {
+        "dataset": dataclasses.asdict(cfg.dataset),
+        "model": dataclasses.asdict(cfg.model),
+        "train": dataclasses.asdict(cfg.train),
+        "al": al,
+        "scoring": dataclasses.asdict(cfg.scoring),
+        "device": cfg.runtime.device,
+    }
 
 
 @pytest.mark.parametrize("strategy", ["margin", "autoal"])
@@ -43,12 +49,21 @@ def test_gpu_setting_is_the_conf_setting(strategy, tmp_path):
     mine, theirs = _what_matters(ours), _what_matters(conf)
     assert mine == theirs, {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
     # the fields the brief names, spelt out (a change to _what_matters must not hide them)
-    assert (conf.dataset.name, conf.dataset.options, conf.dataset.train_size, conf.dataset.test_size) == \
-        ("mnist", {"source": "idx"}, None, None)
-    assert (conf.al.initial_size, conf.al.query_size, conf.al.rounds) == (setting.initial, setting.query,
-                                                                          setting.rounds) == (500, 500, 10)
-    assert (conf.model.name, conf.train.epochs, conf.train.batch_size, conf.train.optimizer, conf.train.lr) == \
-        (setting.model, *(setting.train[k] for k in ("epochs", "batch_size", "optimizer", "lr")))
+    assert (conf.dataset.name, conf.dataset.options, conf.dataset.train_size, conf.dataset.test_size) == (
+        "mnist",
+        {"source": "idx"},
+        None,
+        None,
+    )
+    assert (
+        (conf.al.initial_size, conf.al.query_size, conf.al.rounds)
+        == (setting.initial, setting.query, setting.rounds)
+        == (500, 500, 10)
+    )
+    assert (conf.model.name, conf.train.epochs, conf.train.batch_size, conf.train.optimizer, conf.train.lr) == (
+        setting.model,
+        *(setting.train[k] for k in ("epochs", "batch_size", "optimizer", "lr")),
+    )
     assert conf.runtime.device == ours.runtime.device == setting.device == "cuda"
     assert setting.long_tailed is (conf.dataset.imbalance_ratio != 1.0)
 

@@ -1,5 +1,6 @@
 """The benchmarks must not rot: CI runs each entry point in smoke mode (tiny sizes) and checks
 that it writes complete results. Timings are not asserted (these machines are noisy)."""
+
 import json
 import subprocess
 import sys
@@ -22,8 +23,18 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
     res = json.loads((tmp_path / "smoke.json").read_text())
     assert res["machine"]["cpus"] and res["smoke"] is True
     b = res["benchmarks"]
-    assert {"candidate_scoring", "candidate_scoring_32px", "kmeans", "gmm_threshold", "memory", "al_round",
-            "ray_sweep", "ray_scoring", "train_throughput", "run_split"} <= set(b)
+    assert {
+        "candidate_scoring",
+        "candidate_scoring_32px",
+        "kmeans",
+        "gmm_threshold",
+        "memory",
+        "al_round",
+        "ray_sweep",
+        "ray_scoring",
+        "train_throughput",
+        "run_split",
+    } <= set(b)
     assert b["gmm_threshold"]["speedup_vs_sklearn"] > 0 and b["gmm_threshold"]["distinct_values"] <= 8
     assert not any("error" in v for v in b.values()), {k: v.get("error") for k, v in b.items()}
     assert b["candidate_scoring"]["shared_vs_entropy"] > 0 and b["kmeans"]["inertia_ratio"] < 1.5
@@ -34,8 +45,15 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
     digits = b["candidate_scoring"]["mc_seed_stability_digits"]
     assert digits["mc_samples"] == b["candidate_scoring"]["mc_samples"] and set(digits["overlap"]) == {"20"}
     assert 0 <= b["candidate_scoring"]["mc_seed_overlap_digits_min"] <= 1
-    assert set(b["candidate_scoring_32px"]["seconds_select"]) == {"entropy", "margin", "least_confidence", "kmeans",
-                                                                  "bald", "var_ratio", "mean_std"}
+    assert set(b["candidate_scoring_32px"]["seconds_select"]) == {
+        "entropy",
+        "margin",
+        "least_confidence",
+        "kmeans",
+        "bald",
+        "var_ratio",
+        "mean_std",
+    }
     assert b["al_round"]["autoal"]["search"] > 0 and b["ray_sweep"]["speedup"] > 0
     assert b["al_round"]["autoal"]["query_other"] >= -1e-6 and b["al_round"]["entropy"]["search"] == 0
     assert b["al_round"]["autoal_credit"]["run_total"] > b["al_round"]["autoal_credit"]["total"] > 0

@@ -1,4 +1,5 @@
 """Every config under conf/ composes and turns into a valid RunConfig (lightning-hydra-template style)."""
+
 from pathlib import Path
 
 import pytest
@@ -53,21 +54,29 @@ def test_cli_errors_are_clear():
         compose(["=3"])
     with pytest.raises(ConfigError, match=r"^al.rounds: Interpolation key 'nope' not found$"):
         compose(["al.rounds=${nope}"])
-    with pytest.raises(ConfigError, match=r"^dataset: choose one option of the config group; got \['digits', 'mnist'\]"):
+    with pytest.raises(
+        ConfigError, match=r"^dataset: choose one option of the config group; got \['digits', 'mnist'\]"
+    ):
         compose(["dataset=[digits,mnist]"])
     with pytest.raises(ConfigError, match=r"run them with -m"):
         compose(["strategy=margin,entropy"])
     with pytest.raises(ConfigError, match=r"^hydra.run.dir: Hydra's own settings are not used"):
         compose(["hydra.run.dir=x"])
-    with pytest.raises(ConfigError, match=r"^tracking.tags: tracking.tags.team is not one of its keys; .*"
-                                          r"\+tracking.tags.team=VALUE"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^tracking.tags: tracking.tags.team is not one of its keys; .*"
+        r"\+tracking.tags.team=VALUE",
+    ):
         compose(["tracking.tags={team:vision}"])
     assert compose(["+tracking.tags.team=vision"])["tracking"]["tags"] == {"team": "vision"}
     with pytest.raises(ConfigError, match="strategy margin has no parameters"):
         compose(["strategy=margin", "strategy.params.iters=3"])
     # a misspelt parameter lists the keys of the strategy chosen on the command line
-    with pytest.raises(ConfigError, match=r"strategy.params.iterz: unknown config key; valid keys under "
-                                          r"strategy.params: iters$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"strategy.params.iterz: unknown config key; valid keys under "
+        r"strategy.params: iters$",
+    ):
         compose(["strategy=kmeans", "strategy.params.iterz=3"])
 
 
@@ -76,14 +85,30 @@ def test_run_pipeline_end_to_end(tmp_path):
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, str(root / "pipelines" / "run.py"), "al.rounds=1", "train.epochs=5",
-                          "runtime.quiet=true", f"tracking.uri=sqlite:///{tmp_path}/m.db",
-                          f"runtime.output_dir={tmp_path}/runs"], capture_output=True, text=True, timeout=300,
-                         cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(root / "pipelines" / "run.py"),
+            "al.rounds=1",
+            "train.epochs=5",
+            "runtime.quiet=true",
+            f"tracking.uri=sqlite:///{tmp_path}/m.db",
+            f"runtime.output_dir={tmp_path}/runs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "AUBC" in out.stdout and "mlflow ui --backend-store-uri" in out.stdout
-    bad = subprocess.run([sys.executable, str(root / "pipelines" / "run.py"), "al.query_size=-1"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, str(root / "pipelines" / "run.py"), "al.query_size=-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2 and "al.query_size" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -102,8 +127,9 @@ def test_subsampling_keys_override_on_every_dataset_file():
         assert cfg.dataset.imbalance_ratio == 50.0 and cfg.dataset.test_size == 100, option
 
 
-@pytest.mark.parametrize("key, value", [("train_size", 500), ("test_size", 100), ("imbalance_ratio", 10.0),
-                                        ("subset_seed", 1)])
+@pytest.mark.parametrize(
+    "key, value", [("train_size", 500), ("test_size", 100), ("imbalance_ratio", 10.0), ("subset_seed", 1)]
+)
 def test_subsampling_keys_change_the_fingerprint(key, value):
     from autoal.config import RunConfig
 
@@ -117,8 +143,9 @@ def _cli(args, tmp_path, timeout=300):
     import subprocess
 
     env = {**__import__("os").environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run([str(AUTOAL), "run", *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
-                          env=env)
+    return subprocess.run(
+        [str(AUTOAL), "run", *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env
+    )
 
 
 AUTOAL = Path(__import__("sys").executable).parent / "autoal"  # the console script of the installed package
@@ -132,15 +159,22 @@ def test_autoal_command_lists_its_commands_and_rejects_others(tmp_path):
     assert out.returncode == 0, out.stderr
     for command in ("run", "sweep", "ablation", "report", "query", "cluster-check"):
         assert re_line(out.stdout, command), out.stdout
-    bad = subprocess.run([str(AUTOAL), "runn", "al.rounds=1"], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path)
+    bad = subprocess.run(
+        [str(AUTOAL), "runn", "al.rounds=1"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert bad.returncode == 2 and "command: expected one of run, sweep" in bad.stderr and "'runn'" in bad.stderr
-    version = subprocess.run([sys.executable, "-m", "autoal", "--version"], capture_output=True, text=True,
-                             timeout=120, cwd=tmp_path)
+    version = subprocess.run(
+        [sys.executable, "-m", "autoal", "--version"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert version.returncode == 0 and version.stdout.startswith("autoal 0."), version.stdout + version.stderr
-    sweep_help = subprocess.run([str(AUTOAL), "sweep", "--help"], capture_output=True, text=True, timeout=120,
-                                cwd=tmp_path)
-    assert sweep_help.returncode == 0 and "usage: autoal sweep" in sweep_help.stdout and re_line(sweep_help.stdout, "sweep")
+    sweep_help = subprocess.run(
+        [str(AUTOAL), "sweep", "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert (
+        sweep_help.returncode == 0
+        and "usage: autoal sweep" in sweep_help.stdout
+        and re_line(sweep_help.stdout, "sweep")
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -168,10 +202,23 @@ def re_line(text: str, group: str) -> bool:
 
 @pytest.mark.slow
 def test_multirun_is_one_tune_sweep_with_paired_seeds(tmp_path):
-    out = _cli(["-m", "strategy=random,margin", "al.seed=0,1", "al.rounds=1", "al.mc_samples=2", "train.epochs=2",
-                f"tracking.uri=sqlite:///{tmp_path}/m.db", f"runtime.output_dir={tmp_path}/runs",
-                f"sweep.storage_path={tmp_path}/ray", "sweep.report=false", "sweep.num_cpus=2"], tmp_path,
-               timeout=600)
+    out = _cli(
+        [
+            "-m",
+            "strategy=random,margin",
+            "al.seed=0,1",
+            "al.rounds=1",
+            "al.mc_samples=2",
+            "train.epochs=2",
+            f"tracking.uri=sqlite:///{tmp_path}/m.db",
+            f"runtime.output_dir={tmp_path}/runs",
+            f"sweep.storage_path={tmp_path}/ray",
+            "sweep.report=false",
+            "sweep.num_cpus=2",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     rows = [line.split() for line in out.stdout.splitlines() if line.startswith(("random ", "margin "))]
     trials = {(r[0], r[1]) for r in rows if len(r) > 2 and r[2] == "TERMINATED"}

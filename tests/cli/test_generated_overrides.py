@@ -14,6 +14,7 @@ through :func:`autoal.cli.main`, from an empty working folder. The properties:
 validates before it starts Ray, reads data or writes a file); ``report`` and ``query`` run as
 they are: in an empty folder there is no store to report on and no project to query, so each
 must end in one line, whatever the value."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,16 +39,37 @@ from autoal.tracking import flatten
 
 import dataclasses
 
-RUN_KEYS = sorted(k for k in flatten(RunConfig().to_dict())
-                  if not k.startswith(("strategy.params", "dataset.options", "tracking.tags")))
+RUN_KEYS = sorted(
+    k
+    for k in flatten(RunConfig().to_dict())
+    if not k.startswith(("strategy.params", "dataset.options", "tracking.tags"))
+)
 #: (strategy group option, parameter) for the strategies that have parameters
-STRATEGY_PARAMS = sorted({(name, p) for name in ("autoal", "kmeans", "coreset", "badge", "typiclust", "lpl", "vaal",
-                                                 "ens_var_r", "ddu", "albl", "cluster_margin")
-                          for p in strategy_defaults(name)})
+STRATEGY_PARAMS = sorted(
+    {
+        (name, p)
+        for name in (
+            "autoal",
+            "kmeans",
+            "coreset",
+            "badge",
+            "typiclust",
+            "lpl",
+            "vaal",
+            "ens_var_r",
+            "ddu",
+            "albl",
+            "cluster_margin",
+        )
+        for p in strategy_defaults(name)
+    }
+)
 SWEEP_KEYS = sorted(f"sweep.{f.name}" for f in dataclasses.fields(SweepSpec))
 REPORT_KEYS = sorted(f"report.{k}" for k in REPORT_OPTIONS)
-LABELING_KEYS = sorted(f"labeling.{k}" for k in ("images", "seed_csv", "classes", "image_size", "channels",
-                                                 "augmentation", "allow_partial"))
+LABELING_KEYS = sorted(
+    f"labeling.{k}"
+    for k in ("images", "seed_csv", "classes", "image_size", "channels", "augmentation", "allow_partial")
+)
 
 # ------------------------------------------------------------------ values, in Hydra's syntax
 
@@ -77,14 +99,38 @@ def hydra_text(value) -> str:
 
 PLAIN_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 IDENT = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
-                    st.floats(allow_nan=True, allow_infinity=True), PLAIN_TEXT)
-VALUES = st.one_of(SCALARS.map(hydra_text),
-                   st.lists(SCALARS, max_size=3).map(hydra_text),
-                   st.dictionaries(IDENT, SCALARS, max_size=2).map(hydra_text),
-                   PLAIN_TEXT,  # raw text as typed: may break the override grammar, or interpolate ${...}
-                   st.sampled_from(["${al.seed}", "${nope}", "${oc.env:AUTOAL_NO_SUCH_VAR}", "[", "{a:", "'x", "a,b",
-                                    "/", "..", "~", "-1", "1e999", "0x10", "1_000", "' '"]))
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    PLAIN_TEXT,
+)
+VALUES = st.one_of(
+    SCALARS.map(hydra_text),
+    st.lists(SCALARS, max_size=3).map(hydra_text),
+    st.dictionaries(IDENT, SCALARS, max_size=2).map(hydra_text),
+    PLAIN_TEXT,  # raw text as typed: may break the override grammar, or interpolate ${...}
+    st.sampled_from(
+        [
+            "${al.seed}",
+            "${nope}",
+            "${oc.env:AUTOAL_NO_SUCH_VAR}",
+            "[",
+            "{a:",
+            "'x",
+            "a,b",
+            "/",
+            "..",
+            "~",
+            "-1",
+            "1e999",
+            "0x10",
+            "1_000",
+            "' '",
+        ]
+    ),
+)
 
 # ------------------------------------------------------------------ running the command
 
@@ -156,8 +202,17 @@ HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 
 def test_the_keys_cover_every_section():
-    assert {k.split(".")[0] for k in RUN_KEYS} == {"dataset", "model", "train", "al", "strategy", "tracking", "scoring",
-                                                 "runtime", "setting"}
+    assert {k.split(".")[0] for k in RUN_KEYS} == {
+        "dataset",
+        "model",
+        "train",
+        "al",
+        "strategy",
+        "tracking",
+        "scoring",
+        "runtime",
+        "setting",
+    }
     assert len(RUN_KEYS) >= 40 and len(SWEEP_KEYS) >= 20 and len(STRATEGY_PARAMS) >= 20
     assert hydra_text([None, "a'b", float("nan")]) == "[null,'a\\'b',nan]"
 
@@ -200,8 +255,11 @@ def test_dataset_options_refuse_any_value_in_one_line(workdir, option, value):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=HEALTH)
-@given(command=st.sampled_from([["sweep"], ["ablation", "ablation=fig3"], ["run", "-m", "strategy=margin,entropy"]]),
-       key=st.sampled_from(SWEEP_KEYS + ["al.seed", "al.rounds", "train.lr"]), value=VALUES)
+@given(
+    command=st.sampled_from([["sweep"], ["ablation", "ablation=fig3"], ["run", "-m", "strategy=margin,entropy"]]),
+    key=st.sampled_from(SWEEP_KEYS + ["al.seed", "al.rounds", "train.lr"]),
+    value=VALUES,
+)
 def test_sweeps_refuse_any_value_in_one_line_and_start_nothing(workdir, command, key, value):
     override = f"{key}={value}"
     if command[0] == "run" and key.startswith("sweep."):
@@ -227,8 +285,11 @@ def test_report_refuses_any_value_in_one_line_and_creates_no_store(workdir, key,
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=HEALTH)
-@given(sub=st.sampled_from(["export", "status", "discard"]),
-       key=st.sampled_from(LABELING_KEYS + ["al.query_size", "strategy.name", "labeling.project"]), value=VALUES)
+@given(
+    sub=st.sampled_from(["export", "status", "discard"]),
+    key=st.sampled_from(LABELING_KEYS + ["al.query_size", "strategy.name", "labeling.project"]),
+    value=VALUES,
+)
 def test_query_refuses_any_value_in_one_line_and_creates_no_project(workdir, sub, key, value):
     override = f"{key}={value}"
     project = [] if key == "labeling.project" else ["labeling.project=proj"]
@@ -244,10 +305,35 @@ def test_query_refuses_any_value_in_one_line_and_creates_no_project(workdir, sub
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=HEALTH)
-@given(args=st.lists(st.one_of(PLAIN_TEXT, st.sampled_from(["--cfg", "-m", "--check", "--csv", "--", "-", "=", "run",
-                                                            "query", "--help=3", "-x", "--sweep", "--resources",
-                                                            "CPU=x", "--base-dir", "export"])),
-                     min_size=1, max_size=3))
+@given(
+    args=st.lists(
+        st.one_of(
+            PLAIN_TEXT,
+            st.sampled_from(
+                [
+                    "--cfg",
+                    "-m",
+                    "--check",
+                    "--csv",
+                    "--",
+                    "-",
+                    "=",
+                    "run",
+                    "query",
+                    "--help=3",
+                    "-x",
+                    "--sweep",
+                    "--resources",
+                    "CPU=x",
+                    "--base-dir",
+                    "export",
+                ]
+            ),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_any_argument_list_ends_in_a_clear_exit(workdir, args):
     """Junk arguments to any command (or as the command): exit 0 (help, version, a check that
     passes) or 2 with one line; nothing written."""

@@ -2,6 +2,7 @@
 and the data identity over every image byte (with run folders of the sampled identity still
 resuming). The refusals are rows of the bad-input table (tests/cli/test_input_errors.py, ``npz3-`` and
 ``folder3-``)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,14 +24,20 @@ from autoal.loop import ActiveLearningLoop, run_dir_for, run_experiment
 try:
     from autoal.errors import DataWarning
 except ImportError:  # the code before issue 23 (these tests then fail on what they check, not on the import)
+
     class DataWarning(UserWarning):
         pass
 
 
 def _npz(path: Path, y_train, y_test) -> Path:
     rng = np.random.default_rng(0)
-    np.savez(path, x_train=rng.integers(0, 256, (len(y_train), 10, 10), dtype=np.uint8), y_train=np.asarray(y_train),
-             x_test=rng.integers(0, 256, (len(y_test), 10, 10), dtype=np.uint8), y_test=np.asarray(y_test))
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (len(y_train), 10, 10), dtype=np.uint8),
+        y_train=np.asarray(y_train),
+        x_test=rng.integers(0, 256, (len(y_test), 10, 10), dtype=np.uint8),
+        y_test=np.asarray(y_test),
+    )
     return path
 
 
@@ -39,6 +46,7 @@ def _data_warnings(record) -> list[str]:
 
 
 # -- the warning ------------------------------------------------------------------------------------
+
 
 def test_a_test_class_the_pool_lacks_is_warned_and_kept_in_info(tmp_path):
     p = _npz(tmp_path / "d.npz", [0, 1] * 10, [0, 1, 2] * 4)
@@ -86,11 +94,16 @@ def test_the_warning_reaches_the_run_record(tmp_path):
 
     p = _npz(tmp_path / "d.npz", [0, 1] * 10, [0, 1, 2] * 4)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = RunConfig.from_dict({"dataset": {"name": "npz", "path": str(p)},
-                               "al": {"rounds": 1, "initial_size": 6, "query_size": 2, "mc_samples": 0},
-                               "train": {"epochs": 1, "min_steps": 1}, "strategy": {"name": "margin"},
-                               "tracking": {"uri": uri, "experiment": "warned"},
-                               "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1}})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": {"name": "npz", "path": str(p)},
+            "al": {"rounds": 1, "initial_size": 6, "query_size": 2, "mc_samples": 0},
+            "train": {"epochs": 1, "min_steps": 1},
+            "strategy": {"name": "margin"},
+            "tracking": {"uri": uri, "experiment": "warned"},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1},
+        }
+    )
     with pytest.warns(DataWarning, match="id 2"):
         res = run_experiment(cfg)
     tags = MlflowClient(uri).get_run(res.tracking_run_id).data.tags
@@ -109,23 +122,36 @@ def test_the_command_line_prints_an_autoal_warning_on_one_line(capsys):
 
 # -- the identity covers every image -----------------------------------------------------------------
 
+
 def _sampled_identity(ds) -> dict:
     """The identity as autoal wrote it before issue 23: images digested from up to 256 evenly
     spaced samples per split (written out here, independently of the code under test)."""
+
     def sample(x):
-        return hashlib.sha256(x[::max(1, len(x) // 256)].contiguous().numpy().tobytes()).hexdigest()[:16]
+        return hashlib.sha256(x[:: max(1, len(x) // 256)].contiguous().numpy().tobytes()).hexdigest()[:16]
 
     labels = hashlib.sha256(ds.y_train.numpy().tobytes() + b"|" + ds.y_test.numpy().tobytes()).hexdigest()[:16]
-    return {"name": ds.name, "train_shape": list(ds.x_train.shape), "test_shape": list(ds.x_test.shape),
-            "num_classes": int(ds.num_classes), "labels_sha256": labels,
-            "train_sample_sha256": sample(ds.x_train), "test_sample_sha256": sample(ds.x_test)}
+    return {
+        "name": ds.name,
+        "train_shape": list(ds.x_train.shape),
+        "test_shape": list(ds.x_test.shape),
+        "num_classes": int(ds.num_classes),
+        "labels_sha256": labels,
+        "train_sample_sha256": sample(ds.x_train),
+        "test_sample_sha256": sample(ds.x_test),
+    }
 
 
 def _cfg(tmp_path) -> RunConfig:
-    return RunConfig.from_dict({"al": {"rounds": 1, "initial_size": 20, "query_size": 10, "mc_samples": 0},
-                                "train": {"epochs": 2}, "strategy": {"name": "margin"},
-                                "tracking": {"enabled": False},
-                                "runtime": {"output_dir": str(tmp_path), "quiet": True, "num_threads": 1}})
+    return RunConfig.from_dict(
+        {
+            "al": {"rounds": 1, "initial_size": 20, "query_size": 10, "mc_samples": 0},
+            "train": {"epochs": 2},
+            "strategy": {"name": "margin"},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True, "num_threads": 1},
+        }
+    )
 
 
 def _one_pixel_changed(ds, split: str, index: int):
@@ -149,10 +175,15 @@ def test_one_pixel_the_sample_skipped_changes_the_identity(split):
     from autoal.data.base import ALDataset
 
     g = torch.Generator().manual_seed(0)
-    a = ALDataset(name="synthetic", x_train=torch.randint(0, 256, (600, 1, 8, 8), dtype=torch.uint8, generator=g),
-                  y_train=torch.arange(600) % 3, x_test=torch.randint(0, 256, (600, 1, 8, 8), dtype=torch.uint8,
-                                                                          generator=g),
-                  y_test=torch.arange(600) % 3, num_classes=3, augmentation="none")
+    a = ALDataset(
+        name="synthetic",
+        x_train=torch.randint(0, 256, (600, 1, 8, 8), dtype=torch.uint8, generator=g),
+        y_train=torch.arange(600) % 3,
+        x_test=torch.randint(0, 256, (600, 1, 8, 8), dtype=torch.uint8, generator=g),
+        y_test=torch.arange(600) % 3,
+        num_classes=3,
+        augmentation="none",
+    )
     b = _one_pixel_changed(a, split, 1)  # image 1: the 256-sample digest read images 0, 2, 4, ... of 600
     assert _sampled_identity(a) == _sampled_identity(b)  # the sampled identity could not tell them apart
     assert a.identity()[f"{split}_sha256"] != b.identity()[f"{split}_sha256"]
@@ -214,8 +245,16 @@ def test_a_data_set_object_of_one_class_is_refused_before_the_run_writes(tmp_pat
     from autoal.errors import DataError
 
     x = torch.zeros((30, 1, 8, 8), dtype=torch.uint8)
-    one = ALDataset(name="mine", x_train=x, y_train=torch.ones(30, dtype=torch.int64), x_test=x[:6],
-                    y_test=torch.arange(6) % 2, num_classes=2, classes=["no", "yes"], augmentation="none")
+    one = ALDataset(
+        name="mine",
+        x_train=x,
+        y_train=torch.ones(30, dtype=torch.int64),
+        x_test=x[:6],
+        y_test=torch.arange(6) % 2,
+        num_classes=2,
+        classes=["no", "yes"],
+        augmentation="none",
+    )
     with pytest.raises(DataError, match=r"mine: the pool holds a single class \(every label is class 1 \('yes'\)\)"):
         ActiveLearningLoop(_cfg(tmp_path), dataset=one)
     assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
 """Data loaders: each one reads small files written in the official on-disk format into
 tmp_path, through the real ``load_dataset`` path (nothing is downloaded)."""
+
 from __future__ import annotations
 
 import pickle
@@ -20,6 +21,7 @@ RNG = np.random.default_rng(0)
 # writers of the official formats
 # ---------------------------------------------------------------------------------------------
 
+
 def _py2_pickle(obj, path: Path) -> None:
     # protocol 2 with bytes keys, as close as Python 3 gets to the official Python 2 pickles
     path.write_bytes(pickle.dumps(obj, protocol=2))
@@ -32,31 +34,50 @@ def write_cifar10(root: Path, n: int = 4) -> dict[str, np.ndarray]:
     for b in range(1, 6):
         data = RNG.integers(0, 256, (n, 3072), dtype=np.uint8)
         labels = [int(v) for v in RNG.integers(0, 10, n)]
-        _py2_pickle({b"batch_label": b"training batch %d of 5" % b, b"labels": labels, b"data": data,
-                     b"filenames": [b"f%d.png" % i for i in range(n)]}, folder / f"data_batch_{b}")
+        _py2_pickle(
+            {
+                b"batch_label": b"training batch %d of 5" % b,
+                b"labels": labels,
+                b"data": data,
+                b"filenames": [b"f%d.png" % i for i in range(n)],
+            },
+            folder / f"data_batch_{b}",
+        )
         out["x_train"].append(data)
         out["y_train"] += labels
     test = RNG.integers(0, 256, (n, 3072), dtype=np.uint8)
     test_labels = [int(v) for v in RNG.integers(0, 10, n)]
-    _py2_pickle({b"batch_label": b"testing batch 1 of 1", b"labels": test_labels, b"data": test},
-                folder / "test_batch")
+    _py2_pickle({b"batch_label": b"testing batch 1 of 1", b"labels": test_labels, b"data": test}, folder / "test_batch")
     names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
     _py2_pickle({b"num_cases_per_batch": 10000, b"label_names": names, b"num_vis": 3072}, folder / "batches.meta")
-    return {"x_train": np.concatenate(out["x_train"]), "y_train": np.array(out["y_train"]),
-            "x_test": test, "y_test": np.array(test_labels)}
+    return {
+        "x_train": np.concatenate(out["x_train"]),
+        "y_train": np.array(out["y_train"]),
+        "x_test": test,
+        "y_test": np.array(test_labels),
+    }
 
 
 def write_cifar100(root: Path, n: int = 6) -> None:
     folder = root / "cifar-100-python"
     folder.mkdir(parents=True)
     for split, k in (("train", n), ("test", n // 2)):
-        (folder / split).write_bytes(pickle.dumps({
-            "filenames": ["a"] * k, "batch_label": split,
-            "fine_labels": [int(v) for v in RNG.integers(0, 100, k)],
-            "coarse_labels": [int(v) for v in RNG.integers(0, 20, k)],
-            "data": RNG.integers(0, 256, (k, 3072), dtype=np.uint8)}))
-    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"c{i}" for i in range(100)],
-                                                "coarse_label_names": [f"s{i}" for i in range(20)]}))
+        (folder / split).write_bytes(
+            pickle.dumps(
+                {
+                    "filenames": ["a"] * k,
+                    "batch_label": split,
+                    "fine_labels": [int(v) for v in RNG.integers(0, 100, k)],
+                    "coarse_labels": [int(v) for v in RNG.integers(0, 20, k)],
+                    "data": RNG.integers(0, 256, (k, 3072), dtype=np.uint8),
+                }
+            )
+        )
+    (folder / "meta").write_bytes(
+        pickle.dumps(
+            {"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": [f"s{i}" for i in range(20)]}
+        )
+    )
 
 
 def write_svhn(root: Path, n_train: int = 7, n_test: int = 5) -> dict[str, np.ndarray]:
@@ -73,8 +94,9 @@ def write_svhn(root: Path, n_train: int = 7, n_test: int = 5) -> dict[str, np.nd
     return out
 
 
-def write_medmnist(root: Path, flag: str, counts=(5, 3, 4), channels: int = 1, num_classes: int = 11,
-                   size: int = 28, **overrides) -> Path:
+def write_medmnist(
+    root: Path, flag: str, counts=(5, 3, 4), channels: int = 1, num_classes: int = 11, size: int = 28, **overrides
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for split, n in zip(("train", "val", "test"), counts):
@@ -92,8 +114,7 @@ def write_tinyimagenet(root: Path, wnids=("n02", "n01", "n03"), per_class: int =
     base = root / "tiny-imagenet-200"
     (base / "val" / "images").mkdir(parents=True)
     (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    (base / "words.txt").write_text("n01\tgoldfish, Carassius auratus\nn02\tcat\nn03\tdog, domestic dog\n"
-                                    "n99\tunused\n")
+    (base / "words.txt").write_text("n01\tgoldfish, Carassius auratus\nn02\tcat\nn03\tdog, domestic dog\nn99\tunused\n")
     for w in wnids:
         d = base / "train" / w / "images"
         d.mkdir(parents=True)
@@ -104,7 +125,8 @@ def write_tinyimagenet(root: Path, wnids=("n02", "n01", "n03"), per_class: int =
     for k in range(n_val):
         size = 64 if k else 32  # one odd-sized image, resized to 64
         Image.fromarray(RNG.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
-            base / "val" / "images" / f"val_{k}.JPEG")
+            base / "val" / "images" / f"val_{k}.JPEG"
+        )
         lines.append(f"val_{k}.JPEG\t{wnids[k % len(wnids)]}\t0\t0\t10\t10")
     (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     return base
@@ -133,10 +155,21 @@ def _load(name, root=None, **kw):
 # registry
 # ---------------------------------------------------------------------------------------------
 
+
 def test_dataset_names_lists_every_loader():
     names = set(dataset_names())
-    assert {"digits", "folder", "npz", "cifar10", "cifar100", "svhn", "tinyimagenet",
-            "organcmnist", "pathmnist", "tissuemnist"} <= names
+    assert {
+        "digits",
+        "folder",
+        "npz",
+        "cifar10",
+        "cifar100",
+        "svhn",
+        "tinyimagenet",
+        "organcmnist",
+        "pathmnist",
+        "tissuemnist",
+    } <= names
 
 
 def test_unknown_dataset_is_config_error_listing_choices():
@@ -150,6 +183,7 @@ def test_unknown_dataset_is_config_error_listing_choices():
 # digits
 # ---------------------------------------------------------------------------------------------
 
+
 def test_digits_shapes():
     ds = _load("digits")
     assert len(ds.x_train) + len(ds.x_test) == 1797
@@ -162,6 +196,7 @@ def test_digits_shapes():
 # ---------------------------------------------------------------------------------------------
 # transforms
 # ---------------------------------------------------------------------------------------------
+
 
 def test_transforms_shapes_determinism_and_augmentation(tmp_path):
     write_cifar10(tmp_path, n=8)
@@ -188,6 +223,7 @@ def test_no_augmentation_train_equals_eval():
 # ---------------------------------------------------------------------------------------------
 # CIFAR
 # ---------------------------------------------------------------------------------------------
+
 
 def test_cifar10_reads_official_pickle_batches(tmp_path):
     ref = write_cifar10(tmp_path, n=4)
@@ -232,10 +268,25 @@ def _py2_batch_bytes(data: np.ndarray, labels: list[int]) -> bytes:
         return (b"U" + bytes([len(b)]) + b) if len(b) < 256 else (b"T" + struct.pack("<I", len(b)) + b)
 
     n = data.shape[0]
-    dtype = (b"cnumpy\ndtype\n" + s(b"u1") + b"K\x00K\x01\x87R(K\x03" + s(b"|")
-             + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
-    arr = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + s(b"b") + b"\x87R"
-           + b"(K\x01M" + struct.pack("<H", n) + b"M\x00\x0c\x86" + dtype + b"\x89" + s(data.tobytes()) + b"tb")
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + s(b"u1")
+        + b"K\x00K\x01\x87R(K\x03"
+        + s(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
+    arr = (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85"
+        + s(b"b")
+        + b"\x87R"
+        + b"(K\x01M"
+        + struct.pack("<H", n)
+        + b"M\x00\x0c\x86"
+        + dtype
+        + b"\x89"
+        + s(data.tobytes())
+        + b"tb"
+    )
     labs = b"](" + b"".join(b"K" + bytes([v]) for v in labels) + b"e"
     return b"\x80\x02}(" + s(b"data") + arr + s(b"labels") + labs + b"u."
 
@@ -324,7 +375,8 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
 def test_cifar_labels_out_of_range(tmp_path):
     write_cifar10(tmp_path, n=2)
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(
-        pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [3, 10]}))
+        pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [3, 10]})
+    )
     with pytest.raises(DataError, match="test_batch"):
         _load("cifar10", tmp_path)
 
@@ -338,6 +390,7 @@ def test_cifar_strict_counts(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # SVHN
 # ---------------------------------------------------------------------------------------------
+
 
 def test_svhn_reads_mat_files_and_maps_10_to_0(tmp_path):
     ref = write_svhn(tmp_path)
@@ -373,8 +426,9 @@ def test_svhn_bad_labels(tmp_path):
     import scipy.io
 
     write_svhn(tmp_path)
-    scipy.io.savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8),
-                                                   "y": np.array([[1], [11]], np.uint8)})
+    scipy.io.savemat(
+        tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1], [11]], np.uint8)}
+    )
     with pytest.raises(DataError, match="test_32x32.mat"):
         _load("svhn", tmp_path)
 
@@ -382,6 +436,7 @@ def test_svhn_bad_labels(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Tiny ImageNet
 # ---------------------------------------------------------------------------------------------
+
 
 def test_tinyimagenet_official_layout(tmp_path):
     write_tinyimagenet(tmp_path)
@@ -422,6 +477,7 @@ def test_tinyimagenet_unknown_val_wnid(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # MedMNIST
 # ---------------------------------------------------------------------------------------------
+
 
 def test_organcmnist_npz(tmp_path):
     write_medmnist(tmp_path, "organcmnist", counts=(5, 3, 4))
@@ -487,6 +543,7 @@ def test_medmnist_wrong_channels(tmp_path):
 # folder
 # ---------------------------------------------------------------------------------------------
 
+
 def test_folder_stratified_split_and_paths(tmp_path):
     values = write_folder(tmp_path / "imgs", {"b_dog": 5, "a_cat": 5})
     (tmp_path / "imgs" / "a_cat" / "notes.txt").write_text("not an image")
@@ -544,11 +601,14 @@ def test_folder_threaded_decoding_reports_bad_file(tmp_path):
 # npz
 # ---------------------------------------------------------------------------------------------
 
+
 def _npz(path: Path, **arrays):
-    base = {"x_train": RNG.integers(0, 256, (6, 10, 10, 3), dtype=np.uint8),
-            "y_train": np.array([0, 1, 2, 0, 1, 2]),
-            "x_test": RNG.integers(0, 256, (3, 10, 10, 3), dtype=np.uint8),
-            "y_test": np.array([0, 1, 3])}
+    base = {
+        "x_train": RNG.integers(0, 256, (6, 10, 10, 3), dtype=np.uint8),
+        "y_train": np.array([0, 1, 2, 0, 1, 2]),
+        "x_test": RNG.integers(0, 256, (3, 10, 10, 3), dtype=np.uint8),
+        "y_test": np.array([0, 1, 3]),
+    }
     base.update(arrays)
     np.savez(path, **{k: v for k, v in base.items() if v is not None})
     return path
@@ -567,10 +627,11 @@ def test_npz_loads_and_infers_classes(tmp_path):
 
 def test_npz_float_images_stay_float(tmp_path):
     """Float images are kept as float32 (issue 24; they were quantized to uint8 before)."""
-    p = _npz(tmp_path / "f.npz", x_train=np.full((6, 8, 8), 0.5, np.float32),
-             x_test=np.zeros((3, 8, 8), np.float64))
+    p = _npz(tmp_path / "f.npz", x_train=np.full((6, 8, 8), 0.5, np.float32), x_test=np.zeros((3, 8, 8), np.float64))
     ds = _load("npz", path=str(p))
-    assert ds.x_train.shape == (6, 1, 8, 8) and ds.x_train.dtype == torch.float32 and float(ds.x_train[0, 0, 0, 0]) == 0.5
+    assert (
+        ds.x_train.shape == (6, 1, 8, 8) and ds.x_train.dtype == torch.float32 and float(ds.x_train[0, 0, 0, 0]) == 0.5
+    )
 
 
 def test_npz_missing_file(tmp_path):
@@ -637,6 +698,7 @@ def test_random_crop_flip_keeps_a_channels_last_batch_channels_last():
 # what every loader records: source and split statistics
 # ---------------------------------------------------------------------------------------------
 
+
 def test_every_loader_records_its_source_and_split_stats(tmp_path):
     import sklearn
 
@@ -668,6 +730,7 @@ def test_every_loader_records_its_source_and_split_stats(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # long-tailed pools and stratified subsamples (any data set, after its loader)
 # ---------------------------------------------------------------------------------------------
+
 
 def test_long_tail_profile_on_digits():
     from autoal.data.subset import class_order
@@ -753,24 +816,32 @@ def test_subsampling_keeps_paths_aligned(tmp_path):
     assert all(torch.equal(by_path[p], x) for p, x in zip(ds.paths, ds.x_train))
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"imbalance_ratio": 0.5}, r"dataset.imbalance_ratio: must be >= 1 .*got 0.5"),
-    ({"imbalance_ratio": float("inf")}, r"dataset.imbalance_ratio: .*got inf"),
-    ({"imbalance_ratio": float("nan")}, r"dataset.imbalance_ratio: .*got nan"),
-    ({"imbalance_ratio": "10"}, r"dataset.imbalance_ratio: .*got '10'"),
-    ({"imbalance_ratio": True}, r"dataset.imbalance_ratio: .*got True"),
-    ({"imbalance_ratio": 200}, r"dataset.imbalance_ratio: 200 would leave a class of the digits pool empty: .*"
-                               r"n_max = 131 .*n_max / R = 0.655 < 1; use a ratio <= 131"),
-    ({"train_size": 5000}, r"dataset.train_size: 5000 is larger than the pool of digits \(1347 samples\)"),
-    ({"train_size": 600, "imbalance_ratio": 10},
-     r"dataset.train_size: 600 is larger than the pool of digits after dataset.imbalance_ratio=10 \(531 samples\)"),
-    ({"train_size": 9}, r"dataset.train_size: 9 is smaller than the number of classes \(10\)"),
-    ({"train_size": 0}, r"dataset.train_size: must be >= 1 \(null = all samples\); got 0"),
-    ({"train_size": 2.5}, r"dataset.train_size: expected an integer; got 2.5"),
-    ({"test_size": 451}, r"dataset.test_size: 451 is larger than the test split of digits \(450 samples\)"),
-    ({"test_size": 3}, r"dataset.test_size: 3 is smaller than the number of classes"),
-    ({"subset_seed": -1}, r"dataset.subset_seed: must be >= 0; got -1"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"imbalance_ratio": 0.5}, r"dataset.imbalance_ratio: must be >= 1 .*got 0.5"),
+        ({"imbalance_ratio": float("inf")}, r"dataset.imbalance_ratio: .*got inf"),
+        ({"imbalance_ratio": float("nan")}, r"dataset.imbalance_ratio: .*got nan"),
+        ({"imbalance_ratio": "10"}, r"dataset.imbalance_ratio: .*got '10'"),
+        ({"imbalance_ratio": True}, r"dataset.imbalance_ratio: .*got True"),
+        (
+            {"imbalance_ratio": 200},
+            r"dataset.imbalance_ratio: 200 would leave a class of the digits pool empty: .*"
+            r"n_max = 131 .*n_max / R = 0.655 < 1; use a ratio <= 131",
+        ),
+        ({"train_size": 5000}, r"dataset.train_size: 5000 is larger than the pool of digits \(1347 samples\)"),
+        (
+            {"train_size": 600, "imbalance_ratio": 10},
+            r"dataset.train_size: 600 is larger than the pool of digits after dataset.imbalance_ratio=10 \(531 samples\)",
+        ),
+        ({"train_size": 9}, r"dataset.train_size: 9 is smaller than the number of classes \(10\)"),
+        ({"train_size": 0}, r"dataset.train_size: must be >= 1 \(null = all samples\); got 0"),
+        ({"train_size": 2.5}, r"dataset.train_size: expected an integer; got 2.5"),
+        ({"test_size": 451}, r"dataset.test_size: 451 is larger than the test split of digits \(450 samples\)"),
+        ({"test_size": 3}, r"dataset.test_size: 3 is smaller than the number of classes"),
+        ({"subset_seed": -1}, r"dataset.subset_seed: must be >= 0; got -1"),
+    ],
+)
 def test_subsampling_errors_name_the_key(kw, match):
     with pytest.raises(ConfigError, match=match):
         _load("digits", **kw)

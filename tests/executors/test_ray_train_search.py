@@ -1,6 +1,7 @@
 """AutoAL's search on Ray Train (issue 4 item 2): the batch sharding arithmetic, and one AutoAL
 round with ``search_executor: ray_train`` (2 CPU workers, DDP over the batch, gloo) that trains,
 returns the weights to the driver and selects."""
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,12 @@ def _tiny_search_setup():
     nets = SearchNets(sn, fn, lpm)
     opts = SearchOptimizers(*(torch.optim.SGD(m.parameters(), lr=0.5) for m in (sn, fn, lpm)))
     g = torch.Generator().manual_seed(1)
-    batch = SearchBatch(x=torch.randn(12, 1, 8, 8, generator=g), y=torch.randint(0, 10, (12,), generator=g),
-                        S=(torch.rand(12, 3, generator=g) > 0.6).float(), theta=0.3)
+    batch = SearchBatch(
+        x=torch.randn(12, 1, 8, 8, generator=g),
+        y=torch.randint(0, 10, (12,), generator=g),
+        S=(torch.rand(12, 3, generator=g) > 0.6).float(),
+        theta=0.3,
+    )
     # lpm_weight 0: the LPM's pairwise loss pairs rows within a slice (documented difference)
     return nets, opts, batch, SearchConfig(t=0.25, tau=0.1, lam_reg=2.0, lpm_weight=0.0)
 
@@ -86,8 +91,14 @@ def _ddp_worker(rank, world, init_file, out_dir):
             rec = searchnet_step(wrapped, opts, batch, cfg, dist=sharding)
             fitnet_step(wrapped, opts, batch, cfg, dist=sharding)
             if rank == 0:
-                torch.save({"searchnet": nets.searchnet.state_dict(), "fitnet": nets.fitnet.state_dict(),
-                            "alpha": rec["alpha"]}, f"{out_dir}/naive_{naive}.pt")
+                torch.save(
+                    {
+                        "searchnet": nets.searchnet.state_dict(),
+                        "fitnet": nets.fitnet.state_dict(),
+                        "alpha": rec["alpha"],
+                    },
+                    f"{out_dir}/naive_{naive}.pt",
+                )
     finally:
         tdist.destroy_process_group()
 
@@ -133,13 +144,29 @@ def test_autoal_round_on_ray_train_trains_and_selects(ray_local, monkeypatch, tm
     labeled = np.sort(rng.choice(len(ds.y_train), 40, replace=False))
     unlabeled = np.setdiff1d(np.arange(len(ds.y_train)), labeled)
     cache = compute_cache(task, ds, unlabeled, mc_samples=4, seed=1)
-    params = dict(formulation="paper", warmup_epochs=2, search_epochs=3, batch_size=20, gmm_samples=200, cycles=2,
-                  fitnet_reset="cycle")
+    params = dict(
+        formulation="paper",
+        warmup_epochs=2,
+        search_epochs=3,
+        batch_size=20,
+        gmm_samples=200,
+        cycles=2,
+        fitnet_reset="cycle",
+    )
 
     def ctx(round_):
-        return QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=10,
-                            rng=np.random.default_rng(round_), round=round_, seed=100 + round_, model=task,
-                            dataset=ds, device=torch.device("cpu"))
+        return QueryContext(
+            cache=cache,
+            unlabeled=unlabeled,
+            labeled=labeled,
+            n=10,
+            rng=np.random.default_rng(round_),
+            round=round_,
+            seed=100 + round_,
+            model=task,
+            dataset=ds,
+            device=torch.device("cpu"),
+        )
 
     # round 0 in-process builds the nets; round 1 continues from its state on Ray Train
     local = build_strategy("autoal", **params)
@@ -198,18 +225,33 @@ def test_scoring_actors_and_ray_train_search_finish_on_two_cpus(ray_local, tmp_p
     from autoal.config import RunConfig
     from autoal.loop import run_experiment
 
-    cfg = RunConfig.from_dict({
-        "al": {"rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
-        "strategy": {"name": "autoal", "params": {"formulation": "paper", "search_executor": "ray_train", "num_workers": 1,
-                                                  "warmup_epochs": 1, "search_epochs": 1}},
-        "scoring": {"executor": "ray", "num_actors": 2, "num_cpus": 1},
-        "tracking": {"enabled": False}, "runtime": {"output_dir": str(tmp_path), "quiet": True, "num_threads": 1}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"rounds": 1, "mc_samples": 2},
+            "train": {"epochs": 2},
+            "strategy": {
+                "name": "autoal",
+                "params": {
+                    "formulation": "paper",
+                    "search_executor": "ray_train",
+                    "num_workers": 1,
+                    "warmup_epochs": 1,
+                    "search_epochs": 1,
+                },
+            },
+            "scoring": {"executor": "ray", "num_actors": 2, "num_cpus": 1},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True, "num_threads": 1},
+        }
+    )
     t0 = time.time()
     r = run_experiment(cfg)
     assert time.time() - t0 < 300 and len(r.history) == 2
     record = json.loads((r.run_dir / "rounds" / "round_000.json").read_text())
-    assert record["search_executor"]["used"] == "local" and "Train workers need {CPU: 1}" in \
-        record["search_executor"]["notice"]
+    assert (
+        record["search_executor"]["used"] == "local"
+        and "Train workers need {CPU: 1}" in record["search_executor"]["notice"]
+    )
 
 
 @pytest.mark.slow
@@ -219,14 +261,33 @@ def test_scoring_actors_and_ray_train_search_finish_inside_a_sweep(ray_local, tm
     actor (both CPUs), the Train workers' own group can never be placed; the trial finishes."""
     from autoal.platform.sweep import SweepSpec, run_sweep
 
-    fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.search_executor": "ray_train",
-             "strategy.params.num_workers": 1, "strategy.params.warmup_epochs": 1, "strategy.params.search_epochs": 1,
-             "scoring.executor": "ray", "scoring.num_actors": 1}
-    spec = SweepSpec.from_dict({"name": "shape", "fixed": fixed, "seeds": [0], "report": False,
-                                "storage_path": str(tmp_path / "ray_results"), "progress_interval_s": 1000})
-    base = {"al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2}, "train": {"epochs": 2},
-            "strategy": {"name": "margin", "params": {}}, "tracking": {"enabled": False},
-            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1}}
+    fixed = {
+        "strategy": "autoal",
+        "strategy.params.formulation": "paper",
+        "strategy.params.search_executor": "ray_train",
+        "strategy.params.num_workers": 1,
+        "strategy.params.warmup_epochs": 1,
+        "strategy.params.search_epochs": 1,
+        "scoring.executor": "ray",
+        "scoring.num_actors": 1,
+    }
+    spec = SweepSpec.from_dict(
+        {
+            "name": "shape",
+            "fixed": fixed,
+            "seeds": [0],
+            "report": False,
+            "storage_path": str(tmp_path / "ray_results"),
+            "progress_interval_s": 1000,
+        }
+    )
+    base = {
+        "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2},
+        "train": {"epochs": 2},
+        "strategy": {"name": "margin", "params": {}},
+        "tracking": {"enabled": False},
+        "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1},
+    }
     res = run_sweep(spec, base, out=lambda s: None)
     assert res.complete and len(res.trials) == 1, res.trials
     import json

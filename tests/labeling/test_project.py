@@ -1,6 +1,7 @@
 """Labeling by a person (issue 6, item 4): export the next batch as CSV, a person fills in the
 labels, import validates and adds them to L, the next export continues — on a small generated
 image folder (3 colour classes x 20 images of 8x8 pixels)."""
+
 from __future__ import annotations
 
 import csv
@@ -58,10 +59,20 @@ def make_images(root: Path, layout: str = "folders", seed: int = 0) -> dict[str,
 
 
 def settings(tmp_path: Path, images: Path, project: Path, *extra: str) -> list[str]:
-    return [f"labeling.images={images}", f"labeling.project={project}", "labeling.image_size=8",
-            f"al.query_size={BATCH}", "al.mc_samples=3", "train.epochs=3", "train.batch_size=16",
-            "runtime.quiet=true", "runtime.num_threads=2", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            "tracking.experiment=labeling", *extra]
+    return [
+        f"labeling.images={images}",
+        f"labeling.project={project}",
+        "labeling.image_size=8",
+        f"al.query_size={BATCH}",
+        "al.mc_samples=3",
+        "train.epochs=3",
+        "train.batch_size=16",
+        "runtime.quiet=true",
+        "runtime.num_threads=2",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "tracking.experiment=labeling",
+        *extra,
+    ]
 
 
 def read_batch(path: Path) -> list[dict[str, str]]:
@@ -165,12 +176,27 @@ def test_seed_csv_layout_partial_import_and_determinism(tmp_path, capsys):
     seed_csv = tmp_path / "images-seed.csv"
 
     def project(name: str, **lab) -> LabelingProject:
-        cfg = RunConfig.from_dict({"al": {"query_size": BATCH, "mc_samples": 3},
-                                   "train": {"epochs": 3, "batch_size": 16},
-                                   "strategy": {"name": "kmeans"}, "tracking": {"enabled": False},
-                                   "runtime": {"quiet": True, "num_threads": 2}})
-        return LabelingProject(cfg, LabelingConfig.from_dict({"images": str(images), "project": str(tmp_path / name),
-                                                              "seed_csv": str(seed_csv), "image_size": 8, **lab}))
+        cfg = RunConfig.from_dict(
+            {
+                "al": {"query_size": BATCH, "mc_samples": 3},
+                "train": {"epochs": 3, "batch_size": 16},
+                "strategy": {"name": "kmeans"},
+                "tracking": {"enabled": False},
+                "runtime": {"quiet": True, "num_threads": 2},
+            }
+        )
+        return LabelingProject(
+            cfg,
+            LabelingConfig.from_dict(
+                {
+                    "images": str(images),
+                    "project": str(tmp_path / name),
+                    "seed_csv": str(seed_csv),
+                    "image_size": 8,
+                    **lab,
+                }
+            ),
+        )
 
     a = project("a").export_batch()
     b = project("b").export_batch()
@@ -236,8 +262,10 @@ def test_a_quoted_project_folder_with_a_space_keeps_its_settings(tmp_path, capsy
 
 
 def test_merge_overrides_cli_wins():
-    assert merge_overrides(["strategy=entropy", "al.query_size=5"], ["al.query_size=7"]) == \
-        ["strategy=entropy", "al.query_size=7"]
+    assert merge_overrides(["strategy=entropy", "al.query_size=5"], ["al.query_size=7"]) == [
+        "strategy=entropy",
+        "al.query_size=7",
+    ]
 
 
 @pytest.mark.slow
@@ -247,8 +275,14 @@ def test_cli_subprocess_export_and_bad_import(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("AUTOAL_CONF_DIR", None)
     cmd = [sys.executable, str(REPO / "pipelines" / "query.py")]
-    p = subprocess.run([*cmd, "export", *settings(tmp_path, images, project)], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [*cmd, "export", *settings(tmp_path, images, project)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     rows = read_batch(project / "batches" / "round_001.csv")
     rows[0]["label"] = "purple"
@@ -258,8 +292,14 @@ def test_cli_subprocess_export_and_bad_import(tmp_path):
         w.writeheader()
         w.writerows(rows)
     before = (project / "labels.json").read_bytes()
-    p = subprocess.run([*cmd, "import", f"labeling.project={project}", "--csv", str(bad)], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [*cmd, "import", f"labeling.project={project}", "--csv", str(bad)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 2
     assert "LabelFileError" in p.stderr and str(bad) in p.stderr and "row 2, field 'label'" in p.stderr
     assert "'purple' is not a known class" in p.stderr

@@ -2,6 +2,7 @@
 working folder use the same images and MLflow store; batch CSVs name images relative to the
 images folder (older absolute CSVs still import); the thumbnail sheet captions every image with
 its sample_id; a project whose images folder is gone is refused in one line."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ def _files(folder: Path) -> dict[str, bytes]:
 def _autoal(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("AUTOAL_CONF_DIR", None)
-    p = subprocess.run([sys.executable, "-m", "autoal", "query", *args], cwd=cwd, env=env, capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "autoal", "query", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     return p
 
@@ -47,10 +49,21 @@ def test_a_team_runs_the_commands_from_two_working_folders(tmp_path):
     bob.mkdir(parents=True)
     images, project = shared / "images", shared / "project"
     truth = make_images(images)
-    _autoal(alice, "export", "labeling.images=../shared/images", "labeling.project=../shared/project",
-            "tracking.uri=sqlite:///../shared/mlflow.db", "tracking.experiment=team", "labeling.image_size=8",
-            f"al.query_size={BATCH}", "al.mc_samples=3", "train.epochs=2", "runtime.quiet=true",
-            "runtime.num_threads=2", "strategy=entropy")
+    _autoal(
+        alice,
+        "export",
+        "labeling.images=../shared/images",
+        "labeling.project=../shared/project",
+        "tracking.uri=sqlite:///../shared/mlflow.db",
+        "tracking.experiment=team",
+        "labeling.image_size=8",
+        f"al.query_size={BATCH}",
+        "al.mc_samples=3",
+        "train.epochs=2",
+        "runtime.quiet=true",
+        "runtime.num_threads=2",
+        "strategy=entropy",
+    )
     stored = json.loads((project / "settings.json").read_text())["overrides"]
     assert f"labeling.images={images}" in stored and f"tracking.uri=sqlite:///{shared / 'mlflow.db'}" in stored
     assert state(project)["images"] == str(images)
@@ -88,8 +101,11 @@ def test_a_project_with_relative_stored_settings_and_an_absolute_csv_keeps_worki
     same folder, resolves the stored paths there and stores them absolute."""
     monkeypatch.chdir(tmp_path)
     truth = make_images(tmp_path / "images")
-    args = [a for a in settings(tmp_path, Path("images"), Path("project"), "tracking.enabled=false")
-            if not a.startswith("tracking.uri")]
+    args = [
+        a
+        for a in settings(tmp_path, Path("images"), Path("project"), "tracking.enabled=false")
+        if not a.startswith("tracking.uri")
+    ]
     assert main(["export", *args]) == 0
     project, images = tmp_path / "project", tmp_path / "images"
     old = [a for a in args if not a.startswith("labeling.project")]  # what the older version stored
@@ -147,8 +163,13 @@ def test_the_sheet_captions_every_thumbnail_with_its_id(tmp_path):
 
     ids = [int(i) for i in np.random.default_rng(0).choice(1000, size=23, replace=False)]
     images = [np.full((3, 8, 8), 40 + 8 * k, np.uint8) for k in range(len(ids))]
-    fig, ax, cells = captioned_grid_figure(images, [f"id {i}\nguess red" for i in ids], per_row=10,
-                                           title="round 1", row_labels=["rows 1-10", "rows 11-20", "rows 21-23"])
+    fig, ax, cells = captioned_grid_figure(
+        images,
+        [f"id {i}\nguess red" for i in ids],
+        per_row=10,
+        title="round 1",
+        row_labels=["rows 1-10", "rows 11-20", "rows 21-23"],
+    )
     fig.canvas.draw()
     texts = [t.get_text() for t in ax.texts]
     for i in ids:
@@ -172,5 +193,5 @@ def test_the_sheet_captions_every_thumbnail_with_its_id(tmp_path):
     height = png.shape[0]
     for t, _cell in zip(ax.texts, cells):
         box = t.get_window_extent(renderer)
-        band = png[int(height - box.y1):int(height - box.y0) + 1, int(box.x0):int(box.x1) + 1]
+        band = png[int(height - box.y1) : int(height - box.y0) + 1, int(box.x0) : int(box.x1) + 1]
         assert band.min() < 100  # dark text on the white band

@@ -51,7 +51,7 @@ def test_mc_head_is_an_unbiased_dropout_of_the_head():
         ref = m.fc(emb)
     assert mc.shape == (4000, 50, 10)
     assert torch.allclose(mc.mean(0), ref, atol=0.05)  # inverted dropout keeps the expectation
-    assert mc.std(0).mean() > 0.05                     # and the draws really differ
+    assert mc.std(0).mean() > 0.05  # and the draws really differ
 
 
 def test_class_probabilities_equal_torch_softmax():
@@ -90,14 +90,16 @@ def test_resnet18_channels_last_backward_on_cpu_with_an_odd_batch_survives():
     import subprocess
     import sys
 
-    code = ("import torch\n"
-            "from autoal.models import build_model\n"
-            "from autoal.device import prepare_model, prepare_batch\n"
-            "torch.set_num_threads(2)\n"
-            "cpu = torch.device('cpu')\n"
-            "m = prepare_model(build_model('resnet18', 3, 10, 32, width=8), cpu).train()\n"
-            "for n in (33, 5, 3):\n"
-            "    m(prepare_batch(torch.randn(n, 3, 32, 32), cpu)).sum().backward()\n"
-            "print('survived')\n")
+    code = (
+        "import torch\n"
+        "from autoal.models import build_model\n"
+        "from autoal.device import prepare_model, prepare_batch\n"
+        "torch.set_num_threads(2)\n"
+        "cpu = torch.device('cpu')\n"
+        "m = prepare_model(build_model('resnet18', 3, 10, 32, width=8), cpu).train()\n"
+        "for n in (33, 5, 3):\n"
+        "    m(prepare_batch(torch.randn(n, 3, 32, 32), cpu)).sum().backward()\n"
+        "print('survived')\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "survived" in out.stdout, (out.returncode, out.stderr[-2000:])

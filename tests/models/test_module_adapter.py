@@ -1,6 +1,7 @@
 """A user's own nn.Module as the task model (autoal.models.ModuleAdapter): the contract is
 checked before training, every round trains a fresh seeded copy, MC dropout, stage maps and the
 look-ahead's FitNet work on it, and the model is part of the run's identity."""
+
 import pytest
 import torch
 from sklearn.datasets import load_digits
@@ -15,9 +16,17 @@ from autoal.models import ModuleAdapter, new_like
 
 
 def _net(width: int = 16) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                         nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * width, 10),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +39,20 @@ def digits():
 def test_own_module_learns_and_is_left_untouched(digits, tmp_path):
     net = _net()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    r = autoal.run(digits, "bald", rounds=2, model=net, epochs=150, output_dir=str(tmp_path),
-                   config={"al": {"mc_samples": 50}})
+    r = autoal.run(
+        digits, "bald", rounds=2, model=net, epochs=150, output_dir=str(tmp_path), config={"al": {"mc_samples": 50}}
+    )
     assert max(h["accuracy"] for h in r.history) > 0.3, r.history  # 20-40 labels of digits; chance is 0.1
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the caller's module is a template
-    again = autoal.run(digits, "bald", rounds=2, model=_net(), epochs=150, output_dir=str(tmp_path),
-                       config={"al": {"mc_samples": 50}, "runtime": {"resume": False}})
+    again = autoal.run(
+        digits,
+        "bald",
+        rounds=2,
+        model=_net(),
+        epochs=150,
+        output_dir=str(tmp_path),
+        config={"al": {"mc_samples": 50}, "runtime": {"resume": False}},
+    )
     assert again.run_dir == r.run_dir  # same architecture, same config: the same run
     assert [h["accuracy"] for h in again.history] == [h["accuracy"] for h in r.history]  # seeded fresh copies
     assert again.labeled.tolist() == r.labeled.tolist()
@@ -47,8 +64,14 @@ def test_the_model_is_part_of_the_run_identity(digits, tmp_path):
     c = autoal.run(digits, "margin", rounds=1, model="small_cnn", epochs=5, output_dir=str(tmp_path))
     assert len({a.run_dir, b.run_dir, c.run_dir}) == 3
     ds = dataset_from_arrays("arrays", *digits, where="data", source="arrays")
-    cfg = RunConfig.from_dict({"al": {"rounds": 1}, "train": {"epochs": 5}, "tracking": {"enabled": False},
-                               "runtime": {"output_dir": str(tmp_path), "quiet": True}})
+    cfg = RunConfig.from_dict(
+        {
+            "al": {"rounds": 1},
+            "train": {"epochs": 5},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True},
+        }
+    )
     with pytest.raises(StateError, match=r"another model \(saved: .*architecture_sha256"):
         ActiveLearningLoop(cfg, dataset=ds, model=_net(12), run_dir=a.run_dir).run()
 
@@ -112,8 +135,11 @@ def test_the_trained_model_comes_back_as_the_users_own_module(digits, tmp_path):
     assert set(saved) == set(net.state_dict())  # "0.weight", "8.bias", ...: no body./fc. prefixes
     fresh = copy.deepcopy(net)
     fresh.load_state_dict(saved)  # strict
-    loop = ActiveLearningLoop(RunConfig.from_dict({"tracking": {"enabled": False}}),
-                              dataset=dataset_from_arrays("arrays", *digits, where="test", source="test"), model=net)
+    loop = ActiveLearningLoop(
+        RunConfig.from_dict({"tracking": {"enabled": False}}),
+        dataset=dataset_from_arrays("arrays", *digits, where="test", source="test"),
+        model=net,
+    )
     xt = loop.dataset.eval_transform(loop.dataset.x_test[:16])
     adapted = loop.learner.new_model(0)
     adapted.load_user_state_dict(saved)
@@ -121,7 +147,9 @@ def test_the_trained_model_comes_back_as_the_users_own_module(digits, tmp_path):
         want = adapted.eval()(xt)
         assert torch.allclose(r.model(xt), want, atol=1e-5) and torch.allclose(fresh.eval()(xt), want, atol=1e-5)
         # the accuracy of the returned model on the test split is the run's final accuracy
-        acc = (r.model(loop.dataset.eval_transform(loop.dataset.x_test)).argmax(1) == loop.dataset.y_test).float().mean()
+        acc = (
+            (r.model(loop.dataset.eval_transform(loop.dataset.x_test)).argmax(1) == loop.dataset.y_test).float().mean()
+        )
     assert abs(float(acc) - r.final_accuracy) < 1e-6
     again = autoal.run(digits, "margin", rounds=1, model=_net(8), epochs=5, output_dir=str(tmp_path))
     assert again.run_dir == r.run_dir
@@ -143,8 +171,16 @@ def test_built_in_models_come_back_too(tmp_path):
     from autoal.loop import run_experiment
     from autoal.models import Backbone
 
-    r = run_experiment(RunConfig.from_dict({"al": {"rounds": 0}, "train": {"epochs": 1}, "tracking": {"enabled": False},
-                                            "runtime": {"output_dir": str(tmp_path), "quiet": True}}))
+    r = run_experiment(
+        RunConfig.from_dict(
+            {
+                "al": {"rounds": 0},
+                "train": {"epochs": 1},
+                "tracking": {"enabled": False},
+                "runtime": {"output_dir": str(tmp_path), "quiet": True},
+            }
+        )
+    )
     assert isinstance(r.model, Backbone) and not r.model.training
     saved = torch.load(r.run_dir / "final_model.pt", weights_only=True)
     assert all(torch.equal(saved[k], v) for k, v in r.model.state_dict().items())

@@ -1,5 +1,6 @@
 """Ablations (issue 4 item 5): the paper's Fig. 3 and Fig. 4 and a user's own config deltas as
 named arms with paired seeds; one real Fig. 3 ablation through autoal ablation."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,8 +35,13 @@ def test_fig4_pool_size_arms_and_the_default():
 
 
 def test_custom_deltas_from_the_file_and_the_command_line():
-    spec, arms = _arms(["ablation=custom", "+sweep.arms.fresh={strategy:entropy,al:{warm_start:false,rounds:3}}",
-                        "+sweep.arms.tau={strategy:autoal,strategy.params.tau:0.3}"])
+    spec, arms = _arms(
+        [
+            "ablation=custom",
+            "+sweep.arms.fresh={strategy:entropy,al:{warm_start:false,rounds:3}}",
+            "+sweep.arms.tau={strategy:autoal,strategy.params.tau:0.3}",
+        ]
+    )
     by = {a.label: a for a in arms}
     assert by["margin_warm"].config["al"]["warm_start"] is True and by["margin"].config["al"]["warm_start"] is False
     assert by["fresh"].config["strategy"]["name"] == "entropy" and by["fresh"].config["al"]["rounds"] == 3
@@ -58,10 +64,22 @@ def test_fig3_ablation_runs_in_one_tuner_with_paired_seeds(ray_local, tmp_path, 
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = main(["ablation=fig3", "sweep.seeds=[0,1]", "al.rounds=1", "al.mc_samples=2", "train.epochs=2",
-                 "+sweep.fixed={strategy.params.warmup_epochs:2,strategy.params.search_epochs:2}",
-                 f"tracking.uri={uri}", "tracking.experiment=abl", f"sweep.storage_path={tmp_path / 'rr'}",
-                 f"runtime.output_dir={tmp_path / 'runs'}", "runtime.num_threads=1", "sweep.progress_interval_s=1000"])
+    code = main(
+        [
+            "ablation=fig3",
+            "sweep.seeds=[0,1]",
+            "al.rounds=1",
+            "al.mc_samples=2",
+            "train.epochs=2",
+            "+sweep.fixed={strategy.params.warmup_epochs:2,strategy.params.search_epochs:2}",
+            f"tracking.uri={uri}",
+            "tracking.experiment=abl",
+            f"sweep.storage_path={tmp_path / 'rr'}",
+            f"runtime.output_dir={tmp_path / 'runs'}",
+            "runtime.num_threads=1",
+            "sweep.progress_interval_s=1000",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "6/6 trials finished" in out and "backbone_only" in out and "MLflow UI: mlflow ui --backend-store-uri" in out

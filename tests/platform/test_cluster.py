@@ -11,6 +11,7 @@ runs pipelines/sweep.py copied alone to the head's home folder, `ray down` stops
 process the test started is left behind. Needs root (or CAP_SYS_ADMIN) and openssh-server, rsync
 and netcat (scripts/ci_system_deps.sh); skipped without them, except under CI=true, where it fails.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,13 @@ import pytest
 import yaml
 
 from autoal.errors import ConfigError
-from autoal.platform.cluster import (check_cluster, cluster_problems, load_cluster_file, schema_problems,
-                                     sweep_trial_resources)
+from autoal.platform.cluster import (
+    check_cluster,
+    cluster_problems,
+    load_cluster_file,
+    schema_problems,
+    sweep_trial_resources,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = REPO / "cluster.yaml"
@@ -43,6 +49,7 @@ GPU_TRIAL = {"CPU": 2, "GPU": 1}
 
 
 # ----------------------------------------------------------------------------------- fast: lint
+
 
 def test_cluster_yaml_validates_and_passes_lint():
     config = load_cluster_file(CLUSTER_YAML)
@@ -134,7 +141,9 @@ def _m_no_mlflow(c):
 
 
 def _m_mlflow_loopback(c):
-    c["head_start_ray_commands"] = [s.replace("--host 0.0.0.0", "--host 127.0.0.1") for s in c["head_start_ray_commands"]]
+    c["head_start_ray_commands"] = [
+        s.replace("--host 0.0.0.0", "--host 127.0.0.1") for s in c["head_start_ray_commands"]
+    ]
 
 
 def _m_no_idle_timeout(c):
@@ -195,17 +204,20 @@ def test_whole_repository_mount_passes_with_gitignore_filter(tmp_path):
 def test_trial_that_fits_no_node_type():
     config = load_cluster_file(CLUSTER_YAML)
     problems = cluster_problems(config, base_dir=REPO, trial_resources={"cpu": 8})
-    assert problems == ["resources: a trial needs {CPU: 8} on one node, which fits no node type "
-                        "(head: {CPU: 0}; gpu_worker: {CPU: 4, GPU: 1}); lower the sweep's "
-                        "resources_per_trial or add a larger node type"]
+    assert problems == [
+        "resources: a trial needs {CPU: 8} on one node, which fits no node type "
+        "(head: {CPU: 0}; gpu_worker: {CPU: 4, GPU: 1}); lower the sweep's "
+        "resources_per_trial or add a larger node type"
+    ]
     # a placement group (PACK) may spread its bundles over nodes: each must fit some node type
     assert cluster_problems(config, base_dir=REPO, trial_resources=[{"CPU": 1}, {"CPU": 1, "GPU": 0.5}]) == []
     assert cluster_problems(config, base_dir=REPO, trial_resources={"bundles": [{"CPU": 3}, {"CPU": 2}]}) == []
     (p,) = cluster_problems(config, base_dir=REPO, trial_resources={"bundles": [{"CPU": 1}, {"GPU": 2}]})
     assert "bundle (PACK placement group) needs {GPU: 2} on one node" in p
     # STRICT_PACK: all bundles on one node
-    (p,) = cluster_problems(config, base_dir=REPO, trial_resources={"bundles": [{"CPU": 3}, {"CPU": 2}],
-                                                                    "strategy": "STRICT_PACK"})
+    (p,) = cluster_problems(
+        config, base_dir=REPO, trial_resources={"bundles": [{"CPU": 3}, {"CPU": 2}], "strategy": "STRICT_PACK"}
+    )
     assert "a trial needs {CPU: 5} on one node" in p
     # more than the whole cluster at full scale (4 GPU workers)
     (p,) = cluster_problems(config, base_dir=REPO, trial_resources=[{"GPU": 1}] * 5)
@@ -229,24 +241,42 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 def test_cli_reports_ok_and_problems(tmp_path):
     script = REPO / "pipelines" / "cluster_check.py"
-    ok = subprocess.run([sys.executable, str(script), str(CLUSTER_YAML), "--resources", "CPU=4,GPU=1"],
-                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    ok = subprocess.run(
+        [sys.executable, str(script), str(CLUSTER_YAML), "--resources", "CPU=4,GPU=1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "OK" in ok.stdout and "fit: gpu_worker" in ok.stdout
     config = load_cluster_file(CLUSTER_YAML)
     _m_no_install(config)
     bad_path = tmp_path / "bad.yaml"
     bad_path.write_text(yaml.safe_dump(config))
-    bad = subprocess.run([sys.executable, str(script), str(bad_path), "--base-dir", str(REPO), "--resources", "CPU=8"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, str(script), str(bad_path), "--base-dir", str(REPO), "--resources", "CPU=8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert "installs the mounted repository" in bad.stderr and "fits no node type" in bad.stderr
 
 
 def test_local_template_renders_to_a_valid_local_cluster(tmp_path):
-    text = _render(tmp_path, ssh_port=2222, ray_port=6380, client_port=10011, agent_port=52366,
-                   key=tmp_path / "id", home=tmp_path, raytmp=tmp_path)
+    text = _render(
+        tmp_path,
+        ssh_port=2222,
+        ray_port=6380,
+        client_port=10011,
+        agent_port=52366,
+        key=tmp_path / "id",
+        home=tmp_path,
+        raytmp=tmp_path,
+    )
     config = yaml.safe_load(text)
     assert "{{" not in text
     assert schema_problems(config) == []
@@ -257,6 +287,7 @@ def test_local_template_renders_to_a_valid_local_cluster(tmp_path):
 
 
 # ------------------------------------------------------------- slow: the head's MLflow command
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -286,7 +317,7 @@ def test_head_mlflow_command_starts_a_server(tmp_path):
                 break
             except OSError:
                 if time.time() > deadline:
-                    log = (tmp_path / "mlflow" / "server.log")
+                    log = tmp_path / "mlflow" / "server.log"
                     pytest.fail(f"mlflow server did not answer: {log.read_text()[-3000:] if log.exists() else ''}")
                 time.sleep(0.5)
         assert (tmp_path / "mlflow" / "mlflow.db").exists()
@@ -298,8 +329,10 @@ def test_head_mlflow_command_starts_a_server(tmp_path):
 
 # ---------------------------------------------------------------------- slow: end to end helpers
 
-RAY_PROCESS = re.compile(r"ray::|raylet|gcs_server|default_worker\.py|log_monitor\.py|monitor\.py|"
-                         r"ray_client_server|dashboard/agent\.py|runtime_env/agent|ray/dashboard")
+RAY_PROCESS = re.compile(
+    r"ray::|raylet|gcs_server|default_worker\.py|log_monitor\.py|monitor\.py|"
+    r"ray_client_server|dashboard/agent\.py|runtime_env/agent|ray/dashboard"
+)
 
 
 def _need(ok: bool, reason: str) -> None:
@@ -372,14 +405,19 @@ def _pidns_available() -> bool:
     if not shutil.which("unshare"):
         return False
     try:
-        return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "true"],
-                              capture_output=True, timeout=20).returncode == 0
+        return (
+            subprocess.run(
+                ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "true"], capture_output=True, timeout=20
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
-def _render(tmp: Path, *, ssh_port, ray_port, client_port, agent_port, key, home, raytmp, name=None,
-            dashboard_port=8265) -> str:
+def _render(
+    tmp: Path, *, ssh_port, ray_port, client_port, agent_port, key, home, raytmp, name=None, dashboard_port=8265
+) -> str:
     fields = {
         "CLUSTER_NAME": name or f"autoal-e2e-{uuid.uuid4().hex[:8]}",
         "SSH_USER": pwd.getpwuid(os.geteuid()).pw_name,
@@ -418,28 +456,47 @@ class LocalHead:
         (self.home / ".bashrc").write_text("# the head node's ~/.bashrc (setup_commands append to it)\n")
         host_key = self.tmp / "ssh_host_ed25519_key"
         for path in (host_key, self.key):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "autoal-e2e", "-f", str(path)],
-                           check=True, timeout=30)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "autoal-e2e", "-f", str(path)],
+                check=True,
+                timeout=30,
+            )
         authorized = self.tmp / "authorized_keys"
         authorized.write_text(Path(f"{self.key}.pub").read_text())
         authorized.chmod(0o600)
         config = self.tmp / "sshd_config"
-        config.write_text("\n".join([
-            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
-            f"PidFile {self.tmp / 'sshd.pid'}", f"AuthorizedKeysFile {authorized}",
-            "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PermitRootLogin prohibit-password", "UsePAM no", "StrictModes no", "PrintMotd no",
-            "MaxSessions 100", "MaxStartups 100:30:200", f"SetEnv HOME={self.home}",
-            "Subsystem sftp internal-sftp", "",
-        ]))
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {host_key}",
+                    f"PidFile {self.tmp / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {authorized}",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PrintMotd no",
+                    "MaxSessions 100",
+                    "MaxStartups 100:30:200",
+                    f"SetEnv HOME={self.home}",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
         # --kill-child: when unshare dies, so does sshd, the namespace's init, and with it every
         # process in the namespace.
         cmd = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", _sshd(), "-D", "-e", "-f", str(config)]
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         deadline = time.time() + 20
         while True:
             try:
@@ -449,12 +506,31 @@ class LocalHead:
                 if self.proc.poll() is not None or time.time() > deadline:
                     raise AssertionError(f"sshd did not start: {self.log.read_text()[-2000:]}") from None
                 time.sleep(0.1)
-        probe = subprocess.run(["ssh", "-i", str(self.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", f"ProxyCommand=nc 127.0.0.1 {self.port}",
-                                f"{pwd.getpwuid(os.geteuid()).pw_name}@127.0.0.1", "echo $HOME"],
-                               capture_output=True, text=True, timeout=30)
+        probe = subprocess.run(
+            [
+                "ssh",
+                "-i",
+                str(self.key),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                f"ProxyCommand=nc 127.0.0.1 {self.port}",
+                f"{pwd.getpwuid(os.geteuid()).pw_name}@127.0.0.1",
+                "echo $HOME",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert probe.returncode == 0 and probe.stdout.strip() == str(self.home), (
-            f"key login to 127.0.0.1 failed: {probe.stderr[-2000:]}\nsshd: {self.log.read_text()[-2000:]}")
+            f"key login to 127.0.0.1 failed: {probe.stderr[-2000:]}\nsshd: {self.log.read_text()[-2000:]}"
+        )
 
     def namespace_processes(self) -> dict[int, str]:
         """Live processes in the head's PID namespace (as pids of this one), zombies aside."""
@@ -495,10 +571,15 @@ def _ray(args: list[str], env: dict, timeout: float, log_dir: Path) -> subproces
     ray = Path(sys.executable).parent / "ray"
     stem = log_dir / f"ray-{args[0]}-{time.monotonic_ns()}"
     with open(f"{stem}.out", "w") as out, open(f"{stem}.err", "w") as err:
-        proc = subprocess.run([str(ray), *args], env=env, stdout=out, stderr=err, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, Path(f"{stem}.out").read_text(errors="replace"),
-                                       Path(f"{stem}.err").read_text(errors="replace"))
+        proc = subprocess.run(
+            [str(ray), *args], env=env, stdout=out, stderr=err, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        Path(f"{stem}.out").read_text(errors="replace"),
+        Path(f"{stem}.err").read_text(errors="replace"),
+    )
 
 
 def _tail(p: subprocess.CompletedProcess, n: int = 6000) -> str:
@@ -507,15 +588,19 @@ def _tail(p: subprocess.CompletedProcess, n: int = 6000) -> str:
 
 # ------------------------------------------------------------------------- slow: end to end
 
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
     for tool in ("ssh", "ssh-keygen", "rsync", "nc"):
         _need(shutil.which(tool) is not None, f"`{tool}` is not installed (apt: openssh-client rsync netcat-openbsd)")
     _need(Path(_sshd()).exists(), "sshd is not installed (apt: openssh-server)")
-    _need(_pidns_available(), "no PID namespace for the test cluster: `unshare --pid --fork --mount-proc` is not "
-                              "permitted here (it needs root or CAP_SYS_ADMIN); without one, `ray down`'s `ray stop` "
-                              "would stop every other Ray instance on this machine")
+    _need(
+        _pidns_available(),
+        "no PID namespace for the test cluster: `unshare --pid --fork --mount-proc` is not "
+        "permitted here (it needs root or CAP_SYS_ADMIN); without one, `ray down`'s `ray stop` "
+        "would stop every other Ray instance on this machine",
+    )
 
     # A short RAY_TMPDIR (Unix socket paths are limited to ~107 bytes), the cluster's own.
     raytmp = Path(tempfile.mkdtemp(prefix="arc", dir="/tmp"))
@@ -523,14 +608,28 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
     head = LocalHead(tmp_path)
     cluster = tmp_path / "cluster.yaml"
     ray_port, dashboard_port = _free_port(), _free_port()
-    cluster.write_text(_render(tmp_path, ssh_port=head.port, ray_port=ray_port, client_port=_free_port(),
-                               agent_port=_free_port(), key=head.key, home=head.home, raytmp=raytmp,
-                               dashboard_port=dashboard_port))
+    cluster.write_text(
+        _render(
+            tmp_path,
+            ssh_port=head.port,
+            ray_port=ray_port,
+            client_port=_free_port(),
+            agent_port=_free_port(),
+            key=head.key,
+            home=head.home,
+            raytmp=raytmp,
+            dashboard_port=dashboard_port,
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)}
     # TMPDIR: the launcher's config cache (`ray down` has no --no-config-cache) stays in tmp_path.
     (tmp_path / "client-tmp").mkdir()
-    env.update(RAY_TMPDIR=str(raytmp), TMPDIR=str(tmp_path / "client-tmp"), RAY_AUTH_MODE="disabled",
-               RAY_USAGE_STATS_ENABLED="0")
+    env.update(
+        RAY_TMPDIR=str(raytmp),
+        TMPDIR=str(tmp_path / "client-tmp"),
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+    )
     results = tmp_path / "results"
     timings: dict[str, float] = {}
     steps: dict[str, subprocess.CompletedProcess] = {}
@@ -541,7 +640,9 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         timings["sshd"] = time.time() - t0
 
         t0 = time.time()
-        up = _ray(["up", "-y", "--no-config-cache", "--log-style=record", str(cluster)], env, timeout=240, log_dir=tmp_path)
+        up = _ray(
+            ["up", "-y", "--no-config-cache", "--log-style=record", str(cluster)], env, timeout=240, log_dir=tmp_path
+        )
         timings["ray up"] = time.time() - t0
         steps["ray up"] = up
         up_done = True
@@ -551,9 +652,18 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         assert not (src / ".venv").exists(), "rsync_filter did not keep .venv off the head"
 
         # The head's Python imports the mounted copy (installed by setup_commands), not the test's repo.
-        probe = _ray(["exec", "--no-config-cache", "--log-style=record", str(cluster),
-                      "python -c 'import autoal, autoal.paths; print(\"AUTOAL\", autoal.__file__, autoal.paths.conf_dir())'"],
-                     env, timeout=120, log_dir=tmp_path)
+        probe = _ray(
+            [
+                "exec",
+                "--no-config-cache",
+                "--log-style=record",
+                str(cluster),
+                "python -c 'import autoal, autoal.paths; print(\"AUTOAL\", autoal.__file__, autoal.paths.conf_dir())'",
+            ],
+            env,
+            timeout=120,
+            log_dir=tmp_path,
+        )
         assert probe.returncode == 0, _tail(probe)
         m = re.search(r"AUTOAL (\S+) (\S+)", probe.stdout)
         assert m, _tail(probe)
@@ -562,8 +672,12 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
 
         t0 = time.time()
         script, args, expect = _submit_target(tmp_path, results, ray_port)
-        sub = _ray(["submit", "--no-config-cache", "--log-style=record", str(cluster), str(script), "--", *args],
-                   env, timeout=300, log_dir=tmp_path)
+        sub = _ray(
+            ["submit", "--no-config-cache", "--log-style=record", str(cluster), str(script), "--", *args],
+            env,
+            timeout=300,
+            log_dir=tmp_path,
+        )
         timings["ray submit"] = time.time() - t0
         assert sub.returncode == 0, f"ray submit failed\n{_tail(sub)}"
         for pattern in expect:
@@ -577,16 +691,39 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         # setting, and the report's matrix section.
         t0 = time.time()
         _, job_args, expect = _submit_target(tmp_path, tmp_path / "job-results", ray_port)
-        job_args = ["sweep=quality_smoke", "sweep.seeds=[0]", "sweep.leaders={top: 1, seeds: [1], always: []}",
-                    *job_args[3:]]
-        job = _ray(["job", "submit", "--address", f"http://127.0.0.1:{dashboard_port}", "--working-dir", str(REPO),
-                    "--", "autoal", "sweep", *job_args], env, timeout=600, log_dir=tmp_path)
+        job_args = [
+            "sweep=quality_smoke",
+            "sweep.seeds=[0]",
+            "sweep.leaders={top: 1, seeds: [1], always: []}",
+            *job_args[3:],
+        ]
+        job = _ray(
+            [
+                "job",
+                "submit",
+                "--address",
+                f"http://127.0.0.1:{dashboard_port}",
+                "--working-dir",
+                str(REPO),
+                "--",
+                "autoal",
+                "sweep",
+                *job_args,
+            ],
+            env,
+            timeout=600,
+            log_dir=tmp_path,
+        )
         timings["ray job submit"] = time.time() - t0
         assert job.returncode == 0, f"ray job submit failed\n{_tail(job)}"
         # (the job's driver gets the cluster's address from the job server: the node's own IP)
         attached = rf"attached to the Ray cluster at [\d.]+:{ray_port}\b"
-        for pattern in [attached, r"leaders: 2 arm\(s\) x 1 more seed", r"8/8 trials finished",
-                        r"Job 'raysubmit_\w+' succeeded"]:
+        for pattern in [
+            attached,
+            r"leaders: 2 arm\(s\) x 1 more seed",
+            r"8/8 trials finished",
+            r"Job 'raysubmit_\w+' succeeded",
+        ]:
             assert re.search(pattern, job.stdout), f"{pattern!r} not in the job's output\n{_tail(job)}"
         assert (tmp_path / "job-results" / "mlflow.db").exists(), "the job's sweep did not write its MLflow store"
         (matrix,) = (tmp_path / "job-results" / "runs" / "reports").glob("*/matrix.md")
@@ -594,8 +731,9 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         import mlflow
 
         client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'job-results' / 'mlflow.db'}")
-        trials = client.search_runs([client.get_experiment_by_name("autoal").experiment_id],
-                                    "tags.autoal_role = 'trial'")
+        trials = client.search_runs(
+            [client.get_experiment_by_name("autoal").experiment_id], "tags.autoal_role = 'trial'"
+        )
         # the cluster's `ray start` sets RAY_worker_niceness=0: trials at normal priority
         assert len(trials) == 8 and {r.data.tags["process_niceness"] for r in trials} == {"0"}
 
@@ -603,7 +741,9 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         # RAY_TMPDIR; `ray down` must stop them.
         running = head.namespace_processes()
         assert any(RAY_PROCESS.search(cmd) for cmd in running.values()), f"no Ray process on the head: {running}"
-        assert any(RAY_PROCESS.search(cmd) for cmd in _marked(marker).values()), "no Ray process of the test cluster found"
+        assert any(RAY_PROCESS.search(cmd) for cmd in _marked(marker).values()), (
+            "no Ray process of the test cluster found"
+        )
 
         t0 = time.time()
         down = _ray(["down", "-y", "--log-style=record", str(cluster)], env, timeout=120, log_dir=tmp_path)
@@ -613,8 +753,9 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         assert down.returncode == 0, f"ray down failed\n{_tail(down)}"
         # Nothing but sshd may be left on the "node": no Ray process, no worker, no stray child.
         deadline = time.time() + 30
-        while (left := {p: c for p, c in head.namespace_processes().items() if not c.startswith(("sshd", _sshd()))}) \
-                and time.time() < deadline:
+        while (
+            left := {p: c for p, c in head.namespace_processes().items() if not c.startswith(("sshd", _sshd()))}
+        ) and time.time() < deadline:
             time.sleep(0.5)
         assert not left, f"processes left on the head after `ray down`: {left}"
         assert not any(RAY_PROCESS.search(c) for c in _marked(marker).values())
@@ -633,8 +774,11 @@ def test_ray_up_submit_down_on_a_local_cluster(tmp_path):
         shutil.rmtree(raytmp, ignore_errors=True)
         print("e2e timings (s):", {k: round(v, 1) for k, v in timings.items()})
         for name, proc in steps.items():
-            print(f"--- {name}:", *[ln.split(" -- ", 1)[-1] for ln in (proc.stdout + proc.stderr).splitlines()
-                                    if "LogTimer=" in ln], sep="\n  ")
+            print(
+                f"--- {name}:",
+                *[ln.split(" -- ", 1)[-1] for ln in (proc.stdout + proc.stderr).splitlines() if "LogTimer=" in ln],
+                sep="\n  ",
+            )
     assert not leftovers, f"processes of the test cluster survived it: {leftovers}"
 
 
@@ -642,8 +786,18 @@ def _submit_target(tmp_path: Path, results: Path, ray_port: int) -> tuple[Path, 
     """What `ray submit` runs: pipelines/sweep.py with the smoke sweep (2 strategies, 1 round; one
     seed and no report, for time), MLflow and Tune results in the test's tmp folder; and what its
     output must show (attached to this cluster, not a local Ray; the summary table)."""
-    args = ["sweep=smoke", "sweep.seeds=[0]", "sweep.report=false", f"tracking.uri=sqlite:///{results / 'mlflow.db'}",
-            f"runtime.output_dir={results / 'runs'}", f"sweep.storage_path={results / 'ray_results'}"]
-    expect = [rf"attached to the Ray cluster at 127\.0\.0\.1:{ray_port}", r"AUBC mean ± std", r"2/2 trials finished",
-              r"MLflow UI: "]
+    args = [
+        "sweep=smoke",
+        "sweep.seeds=[0]",
+        "sweep.report=false",
+        f"tracking.uri=sqlite:///{results / 'mlflow.db'}",
+        f"runtime.output_dir={results / 'runs'}",
+        f"sweep.storage_path={results / 'ray_results'}",
+    ]
+    expect = [
+        rf"attached to the Ray cluster at 127\.0\.0\.1:{ray_port}",
+        r"AUBC mean ± std",
+        r"2/2 trials finished",
+        r"MLflow UI: ",
+    ]
     return REPO / "pipelines" / "sweep.py", args, expect

@@ -18,6 +18,7 @@ Needs Chromium (apt: chromium; scripts/ci_system_deps.sh) and the `playwright` p
 extra); AUTOAL_CHROMIUM=<path> picks the browser binary. Skipped without them, except under
 CI=true, where it fails. Selectors follow MLflow 3.17's UI (pinned in pyproject.toml).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -57,8 +58,10 @@ def _need(ok: bool, reason: str) -> None:
     if ok:
         return
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: this test must run; scripts/ci_system_deps.sh installs chromium, "
-                    "the dev extra installs playwright)")
+        pytest.fail(
+            f"{reason} (CI=true: this test must run; scripts/ci_system_deps.sh installs chromium, "
+            "the dev extra installs playwright)"
+        )
     pytest.skip(reason)
 
 
@@ -77,10 +80,14 @@ def _chromium() -> str | None:
 def chromium_exe() -> str:
     """Checked before anything slow starts (session scope: set up ahead of ray_local)."""
     exe = _chromium()
-    _need(exe is not None, "no Chromium: `chromium` is not on PATH (apt: chromium) or AUTOAL_CHROMIUM is not "
-                           "an executable file")
-    _need(importlib.util.find_spec("playwright") is not None,
-          "the `playwright` package is not installed (pip install -e '.[dev]')")
+    _need(
+        exe is not None,
+        "no Chromium: `chromium` is not on PATH (apt: chromium) or AUTOAL_CHROMIUM is not an executable file",
+    )
+    _need(
+        importlib.util.find_spec("playwright") is not None,
+        "the `playwright` package is not installed (pip install -e '.[dev]')",
+    )
     return exe
 
 
@@ -88,8 +95,11 @@ def chromium_exe() -> str:
 def mlflow_server(tmp_path):
     """A real `mlflow server` on a free loopback port: SQLite backend store and artifact root in
     tmp_path (an explicit --artifacts-destination; no telemetry)."""
-    with start_mlflow_server(tmp_path, artifacts=tmp_path / "artifacts",
-                             extra_env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}) as base:
+    with start_mlflow_server(
+        tmp_path,
+        artifacts=tmp_path / "artifacts",
+        extra_env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
+    ) as base:
         yield base
 
 
@@ -102,7 +112,7 @@ def _shows_number(text: str, value: float) -> bool:
     """Whether `text` shows `value` (as the UI prints a float: any rounding to >= 3 decimals)."""
     for token in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", text):
         decimals = len(token.split(".")[1].split("e")[0]) if "." in token else 0
-        if decimals >= 3 and math.isclose(float(token), value, rel_tol=0, abs_tol=0.6 * 10 ** -decimals):
+        if decimals >= 3 and math.isclose(float(token), value, rel_tol=0, abs_tol=0.6 * 10**-decimals):
             return True
     return False
 
@@ -112,7 +122,8 @@ def _tick_columns(page, *titles: str) -> None:
     `aubc/margin` included, as a tree node titled with it)."""
     for title in titles:
         page.locator(f'[title="{title}"]').locator(
-            "xpath=preceding-sibling::span[contains(@class, 'checkbox')]").first.click()
+            "xpath=preceding-sibling::span[contains(@class, 'checkbox')]"
+        ).first.click()
 
 
 def _close_menu(page) -> None:
@@ -140,12 +151,23 @@ def test_dashboard_in_a_real_browser(chromium_exe, mlflow_server, ray_local, tmp
     monkeypatch.chdir(tmp_path)
 
     # ------------------------------------------------ the smallest sweep with >= 2 trial runs
-    base_cfg = {"al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2},
-                "train": {"epochs": 2, "batch_size": 32}, "strategy": {"name": "margin", "params": {}},
-                "tracking": {"uri": mlflow_server, "experiment": "dashboard"},
-                "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1}}
-    spec = SweepSpec.from_dict({"name": "dashboard", "space": {"strategy": ["random", "margin"]}, "seeds": [0],
-                                "storage_path": str(tmp_path / "rr"), "progress_interval_s": 1000, "report": False})
+    base_cfg = {
+        "al": {"initial_size": 20, "query_size": 10, "rounds": 1, "mc_samples": 2},
+        "train": {"epochs": 2, "batch_size": 32},
+        "strategy": {"name": "margin", "params": {}},
+        "tracking": {"uri": mlflow_server, "experiment": "dashboard"},
+        "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1},
+    }
+    spec = SweepSpec.from_dict(
+        {
+            "name": "dashboard",
+            "space": {"strategy": ["random", "margin"]},
+            "seeds": [0],
+            "storage_path": str(tmp_path / "rr"),
+            "progress_interval_s": 1000,
+            "report": False,
+        }
+    )
     res = run_sweep(spec, base_cfg, out=lambda s: None)
     assert res.complete and len(res.trials) == 2 and res.tracking_uri == mlflow_server
 
@@ -180,8 +202,11 @@ def test_dashboard_in_a_real_browser(chromium_exe, mlflow_server, ray_local, tmp
         return path
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_exe, headless=True,
-                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        browser = pw.chromium.launch(
+            executable_path=chromium_exe,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
         try:
             ctx = browser.new_context(viewport=VIEWPORT)
             ctx.set_default_timeout(TIMEOUT_MS)

@@ -1,5 +1,6 @@
 """The quality matrix's tables (autoal.platform.matrix): bench/README.md's tables reproduced from
 the reference runs, the paired statistics on constructed records, and the figures."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,22 @@ import pytest
 from scipy import stats
 
 from autoal.errors import DataError
-from autoal.platform.matrix import (MatrixRun, against_best_rows, bootstrap_ci, build_matrix, heat_map,
-                                    matrix_markdown, merge_runs, read_jsonl_runs, runtime_means, runtime_split,
-                                    setting_rows, summary_rows, verdict, wilcoxon_signed_rank_p)
+from autoal.platform.matrix import (
+    MatrixRun,
+    against_best_rows,
+    bootstrap_ci,
+    build_matrix,
+    heat_map,
+    matrix_markdown,
+    merge_runs,
+    read_jsonl_runs,
+    runtime_means,
+    runtime_split,
+    setting_rows,
+    summary_rows,
+    verdict,
+    wilcoxon_signed_rank_p,
+)
 from autoal.strategies.candidates import PAPER_CANDIDATES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,8 +71,14 @@ def reference():
 
 
 def run(setting: str, method: str, seed: int, aubc: float, **kw) -> dict:
-    return {"setting": setting, "method": method, "seed": seed, "aubc": aubc, "final_accuracy": min(1.0, aubc + 0.1),
-            **kw}
+    return {
+        "setting": setting,
+        "method": method,
+        "seed": seed,
+        "aubc": aubc,
+        "final_accuracy": min(1.0, aubc + 0.1),
+        **kw,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,21 +109,32 @@ def test_paired_table_is_the_readmes(reference):
     assert (round(pd.mean_diff, 4), pd.wins, pd.losses, pd.ties, pd.n) == (-0.0051, 2, 3, 0, 5)
     assert pd.p_wilcoxon == pytest.approx(0.625)
     assert pd.verdict == "level"  # 5 pairs can't reach p < 0.05
-    assert [reference.settings[s].best_single for s in reference.settings] == \
-        ["least_confidence", "margin", "typiclust", "margin"]
+    assert [reference.settings[s].best_single for s in reference.settings] == [
+        "least_confidence",
+        "margin",
+        "typiclust",
+        "margin",
+    ]
 
 
 def test_paper_rerun_merged_over_the_reference_is_the_readmes():
     """README's re-run table: the re-run's autoal[paper] replaces the original's."""
     base = [r for r in read_jsonl_runs(REFERENCE) if r.method != "autoal[paper]"]
     rep = build_matrix(merge_runs(base, read_jsonl_runs(RERUN)), OLD_CANDIDATES, resamples=500)
-    expected = {"digits": (0.8772, 0.0019, -0.0052, 3, 2, 0.8125),
-                "mnist_low": (0.7528, 0.0226, -0.0343, 0, 5, 0.0625),
-                "mnist_lt": (0.8267, 0.0177, -0.0314, 0, 5, 0.0625)}
+    expected = {
+        "digits": (0.8772, 0.0019, -0.0052, 3, 2, 0.8125),
+        "mnist_low": (0.7528, 0.0226, -0.0343, 0, 5, 0.0625),
+        "mnist_lt": (0.8267, 0.0177, -0.0314, 0, 5, 0.0625),
+    }
     for s, (mean, std, delta, w, losses, p) in expected.items():
         st, pd = rep.settings[s].stats["autoal[paper]"], rep.settings[s].paired["autoal[paper]"]
-        assert (round(st.aubc_mean, 4), round(st.aubc_std, 4), round(pd.mean_diff, 4), pd.wins, pd.losses) == \
-            (mean, std, delta, w, losses), s
+        assert (round(st.aubc_mean, 4), round(st.aubc_std, 4), round(pd.mean_diff, 4), pd.wins, pd.losses) == (
+            mean,
+            std,
+            delta,
+            w,
+            losses,
+        ), s
         assert pd.p_wilcoxon == pytest.approx(p)
     assert "autoal[paper]" not in rep.settings["mnist_high"].stats  # not re-run there
 
@@ -132,18 +163,21 @@ def test_reference_markdown_has_detail_rows(reference):
 # ---------------------------------------------------------------------------------------------
 # paired statistics
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("diffs, p", [
-    ([1, 2, 3, 4, 5], 2 / 32),             # all positive, 5 pairs: the smallest p there is
-    ([1, -2, 3, 4, 5], 6 / 32),            # T- = 2: {}, {1}, {2} -> 3/32 each side
-    ([-1, 2, 3, 4, 5, 6], 4 / 64),
-    ([1, 2, 3, 4, 5, 6], 2 / 64),
-    ([0, 1, 2, 3, 4, 5], 2 / 32),          # zeros are dropped
-    ([1, 1, -1, 2], 8 / 16),               # mid-ranks 2, 2, 2, 4; T- = 2 -> 4/16 each side
-    ([0.1 + 0.2, -0.3, 0.5, 0.7, 0.9], 6 / 32),  # |d| equal up to float noise are ties
-    ([0, 0, 0], 1.0),
-    ([0.3], float("nan")),
-    ([], float("nan")),
-])
+@pytest.mark.parametrize(
+    "diffs, p",
+    [
+        ([1, 2, 3, 4, 5], 2 / 32),  # all positive, 5 pairs: the smallest p there is
+        ([1, -2, 3, 4, 5], 6 / 32),  # T- = 2: {}, {1}, {2} -> 3/32 each side
+        ([-1, 2, 3, 4, 5, 6], 4 / 64),
+        ([1, 2, 3, 4, 5, 6], 2 / 64),
+        ([0, 1, 2, 3, 4, 5], 2 / 32),  # zeros are dropped
+        ([1, 1, -1, 2], 8 / 16),  # mid-ranks 2, 2, 2, 4; T- = 2 -> 4/16 each side
+        ([0.1 + 0.2, -0.3, 0.5, 0.7, 0.9], 6 / 32),  # |d| equal up to float noise are ties
+        ([0, 0, 0], 1.0),
+        ([0.3], float("nan")),
+        ([], float("nan")),
+    ],
+)
 def test_wilcoxon_known_p(diffs, p):
     got = wilcoxon_signed_rank_p(diffs)
     assert (math.isnan(got) and math.isnan(p)) or got == pytest.approx(p, abs=1e-12)
@@ -157,7 +191,8 @@ def test_wilcoxon_is_scipys_exact_test_without_ties():
             assert wilcoxon_signed_rank_p(d) == pytest.approx(stats.wilcoxon(d, method="exact").pvalue, abs=1e-12)
     d = rng.normal(0.002, 0.02, 250)  # above EXACT_MAX: the normal approximation
     assert wilcoxon_signed_rank_p(d) == pytest.approx(
-        stats.wilcoxon(d, method="approx", correction=False).pvalue, rel=1e-9)
+        stats.wilcoxon(d, method="approx", correction=False).pvalue, rel=1e-9
+    )
     assert wilcoxon_signed_rank_p(d) == wilcoxon_signed_rank_p(-d)
 
 
@@ -226,8 +261,9 @@ def test_few_pairs_are_flagged_no_claim():
 
 
 def test_method_missing_from_a_setting():
-    recs = _unequal() + [run("y", m, s, v + 0.01 * s) for m, v in (("a", 0.7), ("b", 0.75), ("random", 0.6))
-                         for s in range(5)]
+    recs = _unequal() + [
+        run("y", m, s, v + 0.01 * s) for m, v in (("a", 0.7), ("b", 0.75), ("random", 0.6)) for s in range(5)
+    ]
     rep = build_matrix(recs, order=["random", "a", "b", "autoal"], resamples=200)
     assert "autoal" not in rep.settings["y"].stats and rep.settings["y"].best_single == "b"
     assert rep.mean_rank["autoal"] == 1.0  # over the one setting it ran in
@@ -260,21 +296,24 @@ def test_ties_and_equal_means():
 # ---------------------------------------------------------------------------------------------
 # bad records
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("change, message", [
-    ({"aubc": None}, "'aubc' must be a number"),
-    ({"aubc": "high"}, "'aubc' must be a number"),
-    ({"aubc": 1.5}, "'aubc' must be a finite number in [0, 1]"),
-    ({"final_accuracy": float("nan")}, "'final_accuracy' must be a finite number"),
-    ({"seed": "one"}, "'seed' must be an integer"),
-    ({"seed": 1.5}, "'seed' must be an integer"),
-    ({"setting": ""}, "'setting' must be a non-empty string"),
-    ({"method": 3}, "'method' must be a non-empty string"),
-    ({"long_tailed": "yes"}, "'long_tailed' must be true or false"),
-    ({"seconds_trian": 1.0}, "unknown field 'seconds_trian'"),
-    ({"seconds_train": -1.0}, "'seconds_train' must be seconds >= 0"),
-    ({"labels": [10, 20], "accuracy": [0.5]}, "'labels' and 'accuracy' differ in length"),
-    ({"labels": "10,20"}, "'labels' must be a list of numbers"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"aubc": None}, "'aubc' must be a number"),
+        ({"aubc": "high"}, "'aubc' must be a number"),
+        ({"aubc": 1.5}, "'aubc' must be a finite number in [0, 1]"),
+        ({"final_accuracy": float("nan")}, "'final_accuracy' must be a finite number"),
+        ({"seed": "one"}, "'seed' must be an integer"),
+        ({"seed": 1.5}, "'seed' must be an integer"),
+        ({"setting": ""}, "'setting' must be a non-empty string"),
+        ({"method": 3}, "'method' must be a non-empty string"),
+        ({"long_tailed": "yes"}, "'long_tailed' must be true or false"),
+        ({"seconds_trian": 1.0}, "unknown field 'seconds_trian'"),
+        ({"seconds_train": -1.0}, "'seconds_train' must be seconds >= 0"),
+        ({"labels": [10, 20], "accuracy": [0.5]}, "'labels' and 'accuracy' differ in length"),
+        ({"labels": "10,20"}, "'labels' must be a list of numbers"),
+    ],
+)
 def test_bad_record_is_named(change, message):
     rec = {**run("x", "a", 0, 0.8), **change}
     with pytest.raises(DataError, match="run record 1") as e:
@@ -315,8 +354,12 @@ def test_jsonl_long_tailed_comes_from_the_record_before_the_setting_list(tmp_pat
     """A record's own ``long_tailed`` (bench/gpu_quality.py writes it) wins over the legacy list of
     long-tailed setting names; without the field, the list decides."""
     f = tmp_path / "runs.jsonl"
-    recs = [run("gpu_lt", "a", 0, 0.8, long_tailed=True), run("mnist_lt", "a", 0, 0.8, long_tailed=False),
-            run("mnist_lt", "b", 0, 0.7), run("digits", "a", 0, 0.8)]
+    recs = [
+        run("gpu_lt", "a", 0, 0.8, long_tailed=True),
+        run("mnist_lt", "a", 0, 0.8, long_tailed=False),
+        run("mnist_lt", "b", 0, 0.7),
+        run("digits", "a", 0, 0.8),
+    ]
     f.write_text("".join(json.dumps(r) + "\n" for r in recs))
     got = [(r.setting, r.method, r.long_tailed) for r in read_jsonl_runs(f)]
     assert got == [("gpu_lt", "a", True), ("mnist_lt", "a", False), ("mnist_lt", "b", True), ("digits", "a", False)]
@@ -354,10 +397,31 @@ def test_runtime_split(reference, tmp_path):
     assert runtime_split(reference, tmp_path / "rt.png") is None  # the legacy runs carry no split
     recs = []
     for s in range(3):
-        recs.append(run("x", "entropy", s, 0.8, seconds_train=10.0 + s, seconds_score=2.0, seconds_select=0.5,
-                        seconds_overhead=1.0))
-        recs.append(run("x", "autoal", s, 0.8, seconds_train=10.0, seconds_score=4.0, seconds_select=1.0,
-                        seconds_search=6.0 + s, seconds_overhead=1.0))
+        recs.append(
+            run(
+                "x",
+                "entropy",
+                s,
+                0.8,
+                seconds_train=10.0 + s,
+                seconds_score=2.0,
+                seconds_select=0.5,
+                seconds_overhead=1.0,
+            )
+        )
+        recs.append(
+            run(
+                "x",
+                "autoal",
+                s,
+                0.8,
+                seconds_train=10.0,
+                seconds_score=4.0,
+                seconds_select=1.0,
+                seconds_search=6.0 + s,
+                seconds_overhead=1.0,
+            )
+        )
         recs.append(run("y", "entropy", s, 0.7, seconds_train=20.0))
     means = runtime_means(recs)
     assert means["x"]["entropy"] == {"train": 11.0, "score": 2.0, "select": 0.5, "search": 0.0, "overhead": 1.0}
@@ -367,12 +431,14 @@ def test_runtime_split(reference, tmp_path):
 
 
 def test_matrix_imports_without_ray_mlflow_or_matplotlib():
-    code = ("import sys\n"
-            "for m in ['ray', 'mlflow', 'hydra', 'omegaconf']: sys.modules[m] = None\n"
-            "import autoal.platform.matrix as mx\n"
-            "assert 'matplotlib' not in sys.modules, 'matplotlib imported at module level'\n"
-            "print(mx.build_matrix([{'setting': 's', 'method': 'm', 'seed': 0, 'aubc': 0.5, "
-            "'final_accuracy': 0.6}]).settings['s'].best_single)\n")
+    code = (
+        "import sys\n"
+        "for m in ['ray', 'mlflow', 'hydra', 'omegaconf']: sys.modules[m] = None\n"
+        "import autoal.platform.matrix as mx\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported at module level'\n"
+        "print(mx.build_matrix([{'setting': 's', 'method': 'm', 'seed': 0, 'aubc': 0.5, "
+        "'final_accuracy': 0.6}]).settings['s'].best_single)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "m"

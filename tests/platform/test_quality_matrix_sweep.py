@@ -1,6 +1,7 @@
 """The quality matrix as an autoal sweep (issue 21): named settings (conf/setting/) as a sweep axis,
 more seeds for each setting's leaders (sweep.leaders), and the matrix report from the sweep's
 MLflow runs or from JSON-lines files of runs (bench/reference/)."""
+
 from __future__ import annotations
 
 import json
@@ -24,13 +25,20 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
 
 # --------------------------------------------------------------------------- settings, leaders
 
-@pytest.mark.parametrize("setting, expect", [
-    ("digits", {"dataset": "digits", "initial": 20, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 1.0}),
-    ("mnist_low", {"dataset": "mnist", "initial": 20, "query": 20, "epochs": 30, "min_steps": 100, "ratio": 1.0}),
-    ("mnist_high", {"dataset": "mnist", "initial": 100, "query": 100, "epochs": 10, "min_steps": 100, "ratio": 1.0}),
-    ("mnist_lt", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 10.0}),
-    ("mnist_lt50", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 50.0}),
-])
+
+@pytest.mark.parametrize(
+    "setting, expect",
+    [
+        ("digits", {"dataset": "digits", "initial": 20, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 1.0}),
+        ("mnist_low", {"dataset": "mnist", "initial": 20, "query": 20, "epochs": 30, "min_steps": 100, "ratio": 1.0}),
+        (
+            "mnist_high",
+            {"dataset": "mnist", "initial": 100, "query": 100, "epochs": 10, "min_steps": 100, "ratio": 1.0},
+        ),
+        ("mnist_lt", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 10.0}),
+        ("mnist_lt50", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 50.0}),
+    ],
+)
 def test_a_setting_is_one_bundle_of_overrides(setting, expect):
     """The CPU settings of the quality matrix (once bench/quality.py's), composed; the command line still wins."""
     cfg = run_config(compose([f"setting={setting}", "strategy=entropy"]))
@@ -56,35 +64,57 @@ def test_the_gpu_setting_takes_a_fraction_of_a_gpu():
 
 
 def _arm(setting: str, strategy: str) -> Arm:
-    return Arm(f"setting={setting},strategy={strategy}", {"setting": setting, "strategy": strategy},
-               {"strategy": {"name": strategy.replace("_paper", "")}})
+    return Arm(
+        f"setting={setting},strategy={strategy}",
+        {"setting": setting, "strategy": strategy},
+        {"strategy": {"name": strategy.replace("_paper", "")}},
+    )
 
 
 def test_leaders_are_the_top_arms_of_each_setting_and_the_named_strategies():
     arms = [_arm(s, m) for s in ("a", "b") for m in ("random", "margin", "kmeans", "autoal", "autoal_paper")]
-    aubc = {("a", "random"): [0.5, 0.6], ("a", "margin"): [0.8, 0.7], ("a", "kmeans"): [0.7, 0.7],
-            ("b", "random"): [0.9, 0.9], ("b", "margin"): [0.1, 0.2], ("b", "kmeans"): [0.3],
-            ("a", "autoal"): [0.1], ("b", "autoal"): [0.0]}
-    trials = [{"arm": f"setting={s},strategy={m}", "status": "TERMINATED", "aubc": v}
-              for (s, m), vs in aubc.items() for v in vs]
+    aubc = {
+        ("a", "random"): [0.5, 0.6],
+        ("a", "margin"): [0.8, 0.7],
+        ("a", "kmeans"): [0.7, 0.7],
+        ("b", "random"): [0.9, 0.9],
+        ("b", "margin"): [0.1, 0.2],
+        ("b", "kmeans"): [0.3],
+        ("a", "autoal"): [0.1],
+        ("b", "autoal"): [0.0],
+    }
+    trials = [
+        {"arm": f"setting={s},strategy={m}", "status": "TERMINATED", "aubc": v}
+        for (s, m), vs in aubc.items()
+        for v in vs
+    ]
     trials.append({"arm": "setting=b,strategy=margin", "status": "ERROR", "aubc": 0.99})  # not counted
     lead = leader_arms(arms, trials, top=2, always=["autoal", "autoal_paper"])
     assert [a.label for a in lead] == [
-        "setting=a,strategy=margin", "setting=a,strategy=kmeans", "setting=a,strategy=autoal",
-        "setting=a,strategy=autoal_paper", "setting=b,strategy=random", "setting=b,strategy=kmeans",
-        "setting=b,strategy=autoal", "setting=b,strategy=autoal_paper"]
+        "setting=a,strategy=margin",
+        "setting=a,strategy=kmeans",
+        "setting=a,strategy=autoal",
+        "setting=a,strategy=autoal_paper",
+        "setting=b,strategy=random",
+        "setting=b,strategy=kmeans",
+        "setting=b,strategy=autoal",
+        "setting=b,strategy=autoal_paper",
+    ]
     assert strategy_option(arms[-1]) == "autoal_paper"
     assert method_name("setting=b,strategy=autoal_paper", "b") == "autoal_paper"
     assert method_name("setting=b,strategy=autoal,tau=0.1", "b") == "strategy=autoal,tau=0.1"
 
 
-@pytest.mark.parametrize("leaders, match", [
-    ({"top": -1, "seeds": 10}, "sweep.leaders.top"),
-    ({"top": 3, "seeds": 3}, "sweep.leaders.seeds"),  # a count below sweep.seeds' 5
-    ({"top": 3, "seeds": [4, 5]}, "sweep.leaders.seeds"),  # 4 is in sweep.seeds
-    ({"top": 3, "seeds": 10, "always": "autoal"}, "sweep.leaders.always"),
-    ({"tpo": 3}, "sweep.leaders"),
-])
+@pytest.mark.parametrize(
+    "leaders, match",
+    [
+        ({"top": -1, "seeds": 10}, "sweep.leaders.top"),
+        ({"top": 3, "seeds": 3}, "sweep.leaders.seeds"),  # a count below sweep.seeds' 5
+        ({"top": 3, "seeds": [4, 5]}, "sweep.leaders.seeds"),  # 4 is in sweep.seeds
+        ({"top": 3, "seeds": 10, "always": "autoal"}, "sweep.leaders.always"),
+        ({"tpo": 3}, "sweep.leaders"),
+    ],
+)
 def test_bad_leaders_are_named(leaders, match):
     with pytest.raises(ConfigError, match=match.replace(".", "[.]")):
         SweepSpec.from_dict({"seeds": 5, "leaders": leaders})
@@ -118,6 +148,7 @@ def test_the_quality_sweep_composes_its_arms():
 
 # ---------------------------------------------------------------------------------- the report
 
+
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_worker_niceness")}
     env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", AUTOAL_PROGRESS="off")
@@ -127,9 +158,21 @@ def _env() -> dict[str, str]:
 def test_matrix_report_of_the_reference_runs_needs_no_store(tmp_path):
     """`autoal report report.runs_files=[...]`: the legacy runs (the paper formulation's re-run over
     the originals) give bench/README.md's figures; no MLflow store is read or created."""
-    out = subprocess.run([sys.executable, "-m", "autoal", "report", f"report.runs_files=[{REFERENCE},{RERUN}]",
-                          f"report.out_dir={tmp_path / 'rep'}"], cwd=tmp_path, env=_env(), capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autoal",
+            "report",
+            f"report.runs_files=[{REFERENCE},{RERUN}]",
+            f"report.out_dir={tmp_path / 'rep'}",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert not (tmp_path / "mlflow.db").exists()
     md = (tmp_path / "rep" / "matrix.md").read_text()
@@ -139,8 +182,14 @@ def test_matrix_report_of_the_reference_runs_needs_no_store(tmp_path):
     records = [json.loads(x) for x in (tmp_path / "rep" / "matrix_runs.jsonl").read_text().splitlines()]
     assert len(records) == 220
     assert (tmp_path / "rep" / "quality_matrix.png").stat().st_size > 10_000
-    bad = subprocess.run([sys.executable, "-m", "autoal", "report", f"report.runs_files=[{tmp_path / 'nope.jsonl'}]"],
-                         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "autoal", "report", f"report.runs_files=[{tmp_path / 'nope.jsonl'}]"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "report.runs_files" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
@@ -149,8 +198,14 @@ def test_quality_smoke_sweep_runs_leaders_and_reports_the_matrix(tmp_path):
     """`autoal sweep sweep=quality_smoke`: 2 settings x 3 strategies x 2 seeds, then a third seed
     for each setting's best single strategy and AutoAL; every trial an MLflow run tagged with its
     setting and method; the report's matrix section (tables, heat map, run-time split)."""
-    out = subprocess.run([sys.executable, "-m", "autoal", "sweep", "sweep=quality_smoke", "sweep.address=local"],
-                         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-m", "autoal", "sweep", "sweep=quality_smoke", "sweep.address=local"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
     assert "leaders: 4 arm(s) x 1 more seed(s)" in out.stdout, out.stdout[-3000:]
     (rep,) = (tmp_path / "runs" / "reports").iterdir()
@@ -196,8 +251,9 @@ def test_quality_smoke_sweep_resumes_after_ctrl_c_in_the_leaders_stage(tmp_path)
     env = _env()
     env.pop("AUTOAL_SWEEP_STORAGE", None)
     args = [sys.executable, "-m", "autoal", "sweep", "sweep=quality_smoke", "sweep.address=local"]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     lines: list[str] = []
 
     def read() -> None:  # drain the pipe while the sweep runs (the test polls the run folders meanwhile)
@@ -210,10 +266,14 @@ def test_quality_smoke_sweep_resumes_after_ctrl_c_in_the_leaders_stage(tmp_path)
     try:
         deadline = time.time() + 900
         while time.time() < deadline and proc.poll() is None:
-            m = next((re.search(r"\[(quality_smoke-[^\]]+)\] leaders:", x) for x in list(lines) if " leaders: " in x),
-                     None)
-            if m and (tmp_path / "runs" / "sweeps" / m.group(1)).is_dir() and \
-                    _trial_states(tmp_path / "runs" / "sweeps" / m.group(1), (2,)):
+            m = next(
+                (re.search(r"\[(quality_smoke-[^\]]+)\] leaders:", x) for x in list(lines) if " leaders: " in x), None
+            )
+            if (
+                m
+                and (tmp_path / "runs" / "sweeps" / m.group(1)).is_dir()
+                and _trial_states(tmp_path / "runs" / "sweeps" / m.group(1), (2,))
+            ):
                 sweep_id = m.group(1)  # a leader trial has its MLflow run and state: interrupt it now
                 proc.send_signal(signal.SIGINT)
                 break
@@ -252,8 +312,9 @@ def test_quality_smoke_sweep_resumes_after_ctrl_c_in_the_leaders_stage(tmp_path)
     assert any(st != "FINISHED" for st in cut.values()), cut
     assert [r.info.status for r in sweep_runs("sweep")] == ["KILLED"]
 
-    out = subprocess.run(args + ["sweep.resume=true"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=900)
+    out = subprocess.run(
+        args + ["sweep.resume=true"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
     assert f"[{sweep_id}] resuming from" in out.stdout
     # the leaders' trials that had not started are counted by the status line, not listed by Tune

@@ -1,5 +1,6 @@
 """Reports from MLflow (issue 4 item 6): a sweep's runs written straight into a SQLite store
 (no Ray, no training), then every table and figure checked against values computed here."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,13 @@ def _acc(arm: str, seed: int, r: int) -> float:
 
 def _seconds(arm: str) -> dict[str, float]:
     if arm == "autoal":
-        return {"seconds_train": 1.0, "seconds_score": 0.2, "seconds_select": 2.0, "seconds_candidates": 0.5,
-                "seconds_search": 1.2}
+        return {
+            "seconds_train": 1.0,
+            "seconds_score": 0.2,
+            "seconds_select": 2.0,
+            "seconds_candidates": 0.5,
+            "seconds_search": 1.2,
+        }
     return {"seconds_train": 1.0, "seconds_score": 0.2, "seconds_select": 0.1}
 
 
@@ -44,14 +50,28 @@ def sweep_store(tmp_path_factory):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = MlflowClient(tracking_uri=uri)
     exp = c.create_experiment("rep", artifact_location=str(tmp_path / "artifacts"))
-    parent = c.create_run(exp, run_name="s1", tags={"sweep_id": "s1", "autoal_role": "sweep", "sweep": "s",
-                                                    "arms": json.dumps(ARMS), "reference": "entropy"}).info.run_id
+    parent = c.create_run(
+        exp,
+        run_name="s1",
+        tags={"sweep_id": "s1", "autoal_role": "sweep", "sweep": "s", "arms": json.dumps(ARMS), "reference": "entropy"},
+    ).info.run_id
     ts = int(time.time() * 1000)
     for arm in ARMS:
         for seed in SEEDS:
-            rid = c.create_run(exp, run_name=f"{arm}-seed{seed}", tags={
-                "sweep_id": "s1", "autoal_role": "trial", "arm": arm, "seed": str(seed), "trial_id": f"{arm}{seed}",
-                "strategy": arm, "dataset": "digits", "mlflow.parentRunId": parent}).info.run_id
+            rid = c.create_run(
+                exp,
+                run_name=f"{arm}-seed{seed}",
+                tags={
+                    "sweep_id": "s1",
+                    "autoal_role": "trial",
+                    "arm": arm,
+                    "seed": str(seed),
+                    "trial_id": f"{arm}{seed}",
+                    "strategy": arm,
+                    "dataset": "digits",
+                    "mlflow.parentRunId": parent,
+                },
+            ).info.run_id
             ms = []
             for r, n in enumerate(LABELS):
                 ms += [Metric("accuracy", _acc(arm, seed, r), ts, r), Metric("labels", n, ts, r)]
@@ -63,15 +83,31 @@ def sweep_store(tmp_path_factory):
             accs = [_acc(arm, seed, r) for r in range(3)]
             ms += [Metric("aubc", aubc(LABELS, accs), ts, 2), Metric("final_accuracy", accs[-1], ts, 2)]
             c.log_batch(rid, metrics=ms)
-            for k, v in {"strategy.name": arm, "al.seed": str(seed), "runtime.output_dir": f"/runs/{arm}{seed}",
-                         "train.lr": "0.001"}.items():
+            for k, v in {
+                "strategy.name": arm,
+                "al.seed": str(seed),
+                "runtime.output_dir": f"/runs/{arm}{seed}",
+                "train.lr": "0.001",
+            }.items():
                 c.log_param(rid, k, v)
-            c.log_dict(rid, {"class_counts_per_round": [[10, 10], [14, 16], [20, 20]], "classes": ["cat", "dog"]},
-                       "labeled.json")
+            c.log_dict(
+                rid,
+                {"class_counts_per_round": [[10, 10], [14, 16], [20, 20]], "classes": ["cat", "dog"]},
+                "labeled.json",
+            )
             c.set_terminated(rid, "FINISHED")
     # noise: a failed trial of s1 (kept in the long table, not in the statistics) and another sweep
-    bad = c.create_run(exp, tags={"sweep_id": "s1", "autoal_role": "trial", "arm": "margin", "seed": "9",
-                                  "trial_id": "bad", "strategy": "margin"}).info.run_id
+    bad = c.create_run(
+        exp,
+        tags={
+            "sweep_id": "s1",
+            "autoal_role": "trial",
+            "arm": "margin",
+            "seed": "9",
+            "trial_id": "bad",
+            "strategy": "margin",
+        },
+    ).info.run_id
     c.log_batch(bad, metrics=[Metric("accuracy", 0.1, ts, 0), Metric("labels", 20, ts, 0)])
     c.set_terminated(bad, "FAILED")
     other = c.create_run(exp, tags={"sweep_id": "s2", "autoal_role": "trial", "arm": "x", "seed": "0"}).info.run_id
@@ -88,8 +124,20 @@ def test_report_tables_figures_and_artifacts(sweep_store, tmp_path):
     assert rep.reference == "entropy" and rep.parent_run_id == parent
     # long-form per-round table, as Parquet
     df = pd.read_parquet(rep.files["rounds"])
-    assert list(df.columns[:12]) == ["sweep", "trial", "run_id", "arm", "seed", "strategy", "dataset", "setting",
-                                     "method", "long_tailed", "status", "round"]
+    assert list(df.columns[:12]) == [
+        "sweep",
+        "trial",
+        "run_id",
+        "arm",
+        "seed",
+        "strategy",
+        "dataset",
+        "setting",
+        "method",
+        "long_tailed",
+        "status",
+        "round",
+    ]
     assert len(df) == 12 * 3 + 1 and set(df["sweep"]) == {"s1"}
     row = df[(df["arm"] == "margin") & (df["seed"] == 2) & (df["round"] == 1)].iloc[0]
     assert row["labels"] == 30 and row["accuracy"] == pytest.approx(_acc("margin", 2, 1))
@@ -154,8 +202,14 @@ def test_report_reference_override_latest_sweep_and_missing_parts(sweep_store, t
 
 
 def test_paired_comparison_edge_cases():
-    t = pd.DataFrame({"arm": ["a", "a", "b", "b", "c"], "seed": [0, 1, 0, 1, 5], "aubc": [0.5, 0.6, 0.5, 0.6, 0.9],
-                      "status": ["FINISHED"] * 5})
+    t = pd.DataFrame(
+        {
+            "arm": ["a", "a", "b", "b", "c"],
+            "seed": [0, 1, 0, 1, 5],
+            "aubc": [0.5, 0.6, 0.5, 0.6, 0.9],
+            "status": ["FINISHED"] * 5,
+        }
+    )
     p = paired_comparison(t, "a", ["a", "b", "c"]).set_index("arm")
     assert list(p.index) == ["b"]  # c shares no seed with a
     assert p.loc["b", "ties"] == 2 and math.isnan(p.loc["b", "p_wilcoxon"]) and math.isnan(p.loc["b", "p_ttest"])
@@ -169,8 +223,17 @@ def test_report_pipeline_prints_and_lists(sweep_store, tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     assert main([f"tracking.uri={uri}", "tracking.experiment=rep", "report.list=true"]) == 0
     assert "s1" in capsys.readouterr().out
-    assert main([f"tracking.uri={uri}", "tracking.experiment=rep", "report.sweep_id=s1",
-                 f"report.out_dir={tmp_path / 'cli'}"]) == 0
+    assert (
+        main(
+            [
+                f"tracking.uri={uri}",
+                "tracking.experiment=rep",
+                "report.sweep_id=s1",
+                f"report.out_dir={tmp_path / 'cli'}",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| autoal |" in out and "paired against entropy" in out and (tmp_path / "cli" / "rounds.parquet").exists()
 
@@ -182,12 +245,21 @@ def test_weights_figure_draws_both_formulations(tmp_path):
 
     from autoal.platform.report import plot_trace
 
-    rows = [{"arm": "autoal", "status": "FINISHED", "round": r, "weight/margin": 0.5 + 0.1 * r,
-             "weight/kmeans": 0.5 - 0.1 * r} for r in range(3)]
+    rows = [
+        {
+            "arm": "autoal",
+            "status": "FINISHED",
+            "round": r,
+            "weight/margin": 0.5 + 0.1 * r,
+            "weight/kmeans": 0.5 - 0.1 * r,
+        }
+        for r in range(3)
+    ]
     rows += [{"arm": "autoal[paper]", "status": "FINISHED", "round": r, "w_mean/entropy": 0.4} for r in range(3)]
     rows += [{"arm": "margin", "status": "FINISHED", "round": r} for r in range(3)]
-    path = plot_trace(pd.DataFrame(rows), tmp_path / "weights.png", ["margin", "autoal", "autoal[paper]"],
-                      ("w_mean/", "weight/"))
+    path = plot_trace(
+        pd.DataFrame(rows), tmp_path / "weights.png", ["margin", "autoal", "autoal[paper]"], ("w_mean/", "weight/")
+    )
     assert path is not None and path.stat().st_size > 1000
     assert plot_trace(pd.DataFrame(rows[-3:]), tmp_path / "none.png", ["margin"], ("w_mean/", "weight/")) is None
 
@@ -202,8 +274,9 @@ def test_report_figures_caution_and_any_set_of_runs(sweep_store, tmp_path):
 
     uri, _ = sweep_store
     seen = []
-    rep = write_report(uri, "rep", "s1", tmp_path / "out", log_to_parent=False,
-                       progress=lambda done, total: seen.append((done, total)))
+    rep = write_report(
+        uri, "rep", "s1", tmp_path / "out", log_to_parent=False, progress=lambda done, total: seen.append((done, total))
+    )
     assert seen[-1] == (13, 13) and [d for d, _ in seen] == list(range(1, 14))  # 12 trials + the failed one
     for key in ("hyperparameters", "runtime", "win_loss", "class_histograms"):
         assert rep.files[key].stat().st_size > 5000, key
@@ -228,8 +301,11 @@ def test_report_figures_caution_and_any_set_of_runs(sweep_store, tmp_path):
     # a list of run ids (here: two margin trials) and the whole experiment
     client = MlflowClient(uri)
     exp_id = client.get_experiment_by_name("rep").experiment_id
-    margin = [r.info.run_id for r in client.search_runs([exp_id], "tags.arm = 'margin' and tags.sweep_id = 's1'")
-              if r.info.status == "FINISHED"][:2]
+    margin = [
+        r.info.run_id
+        for r in client.search_runs([exp_id], "tags.arm = 'margin' and tags.sweep_id = 's1'")
+        if r.info.status == "FINISHED"
+    ][:2]
     by_ids = write_report(uri, "rep", None, tmp_path / "ids", run_ids=margin)
     assert by_ids.sweep_id.startswith("runs-") and by_ids.parent_run_id is None
     assert len(pd.read_csv(by_ids.files["trials"])) == 2 and by_ids.files["report"].read_text().startswith("# Runs")

@@ -1,6 +1,7 @@
 """Same seed, same result, wherever it runs (issue 21): a single run and a sweep trial of one
 configuration pick the same labels and reach the same AUBC, because the thread count is a fixed,
 recorded default; and the trials autoal's Ray runs at the driver's priority (sweep.worker_niceness)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,15 @@ from autoal.platform.sweep.session import NICENESS_ENV, worker_niceness_env
 pytestmark = pytest.mark.slow
 AUTOAL = [sys.executable, "-m", "autoal"]
 #: the overrides the ready sweep `smoke` sets (conf/sweep/smoke.yaml), for the single run
-SMOKE_RUN = ["al.initial_size=20", "al.query_size=10", "al.rounds=1", "al.mc_samples=2", "train.epochs=3", "train.min_steps=40",
-             "train.batch_size=32"]
+SMOKE_RUN = [
+    "al.initial_size=20",
+    "al.query_size=10",
+    "al.rounds=1",
+    "al.mc_samples=2",
+    "train.epochs=3",
+    "train.min_steps=40",
+    "train.batch_size=32",
+]
 
 
 def _env() -> dict[str, str]:
@@ -57,18 +65,41 @@ def test_a_sweep_trial_and_a_single_run_of_one_configuration_agree(tmp_path):
     """`autoal sweep sweep=smoke` and `autoal run` with the same overrides: identical labeled sets
     and AUBC, seed by seed; the trials ran at the driver's niceness (MLflow tag of each trial)."""
     env = _env()
-    sweep = subprocess.run([*AUTOAL, "sweep", "sweep=smoke", "sweep.address=local"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=600)
+    sweep = subprocess.run(
+        [*AUTOAL, "sweep", "sweep=smoke", "sweep.address=local"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
     assert "STARVED" not in sweep.stdout or "nice 15" not in sweep.stdout
-    trials = {p.name.split("-seed")[0] + f"-{p.name.split('-seed')[1].split('-')[0]}": p
-              for p in (tmp_path / "runs" / "sweeps").glob("*/*") if (p / "state.json").exists()}
+    trials = {
+        p.name.split("-seed")[0] + f"-{p.name.split('-seed')[1].split('-')[0]}": p
+        for p in (tmp_path / "runs" / "sweeps").glob("*/*")
+        if (p / "state.json").exists()
+    }
     assert set(trials) == {"random-0", "random-1", "margin-0", "margin-1"}, sorted(trials)
     for key in ("margin-0", "random-1"):
         strategy, seed = key.split("-")
-        single = subprocess.run([*AUTOAL, "run", f"strategy={strategy}", f"al.seed={seed}", *SMOKE_RUN,
-                                 "tracking=none", "runtime.output_dir=single", "runtime.quiet=true"],
-                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        single = subprocess.run(
+            [
+                *AUTOAL,
+                "run",
+                f"strategy={strategy}",
+                f"al.seed={seed}",
+                *SMOKE_RUN,
+                "tracking=none",
+                "runtime.output_dir=single",
+                "runtime.quiet=true",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert single.returncode == 0, single.stdout[-2000:] + single.stderr[-2000:]
         (run_dir,) = [p for p in (tmp_path / "single").iterdir() if p.name.startswith(f"digits-{strategy}-seed{seed}")]
         a, b = _state(trials[key]), _state(run_dir)
@@ -92,8 +123,12 @@ def test_the_status_line_says_when_trials_are_starved():
 
     assert starved_text([]) == "" and starved_text([{"cpu_share": 0.9, "niceness": 0}]) == ""
     nice = starved_text([{"cpu_share": 0.04, "niceness": 15}, {"cpu_share": 0.05, "niceness": 15}])
-    assert nice.startswith("STARVED: trials get 5% of their CPU") and "nice 15" in nice \
+    assert (
+        nice.startswith("STARVED: trials get 5% of their CPU")
+        and "nice 15" in nice
         and "sweep.worker_niceness=0" in nice
-    busy = starved_text([{"cpu_share": 0.3, "niceness": 0}, {"cpu_share": 0.9, "niceness": 0},
-                         {"cpu_share": 0.2, "niceness": 0}])
+    )
+    busy = starved_text(
+        [{"cpu_share": 0.3, "niceness": 0}, {"cpu_share": 0.9, "niceness": 0}, {"cpu_share": 0.2, "niceness": 0}]
+    )
     assert "30%" in busy and "other processes" in busy

@@ -2,6 +2,7 @@
 seeds, resource planning, a real 2x2 sweep with a trial that crashes once and is retried, restore
 without rerunning finished trials, nested resources that must not deadlock on 2 CPUs, and the
 pipeline under Ctrl-C (no Ray process left, then resumed)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,15 @@ import pytest
 
 from autoal.config import RunConfig
 from autoal.errors import ConfigError
-from autoal.platform.sweep import (SweepSpec, build_arms, expand_points, parse_space, plan_resources, point_label,
-                                   run_sweep)
+from autoal.platform.sweep import (
+    SweepSpec,
+    build_arms,
+    expand_points,
+    parse_space,
+    plan_resources,
+    point_label,
+    run_sweep,
+)
 from autoal.tracking import sqlite_lock_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,43 +35,63 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _base(tmp_path: Path, **over) -> dict:
     """A tiny digits run config (what Hydra composes, as a dict)."""
-    d = {"al": {"initial_size": 20, "query_size": 10, "rounds": 2, "mc_samples": 2},
-         "train": {"epochs": 3, "batch_size": 32},
-         "strategy": {"name": "margin", "params": {}},
-         "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "sweeps"},
-         "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1}}
+    d = {
+        "al": {"initial_size": 20, "query_size": 10, "rounds": 2, "mc_samples": 2},
+        "train": {"epochs": 3, "batch_size": 32},
+        "strategy": {"name": "margin", "params": {}},
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "sweeps"},
+        "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1},
+    }
     for k, v in over.items():
         d.setdefault(k, {}).update(v)
     return d
 
 
 def _spec(tmp_path: Path, **over) -> SweepSpec:
-    d = {"name": "t", "space": {"strategy": {"grid": ["random", "margin"]}}, "seeds": [0, 1],
-         "storage_path": str(tmp_path / "ray_results"), "progress_interval_s": 1000, "report": False}
+    d = {
+        "name": "t",
+        "space": {"strategy": {"grid": ["random", "margin"]}},
+        "seeds": [0, 1],
+        "storage_path": str(tmp_path / "ray_results"),
+        "progress_interval_s": 1000,
+        "report": False,
+    }
     d.update(over)
     return SweepSpec.from_dict(d)
 
 
 # ------------------------------------------------------------------------------ no Ray needed
 
+
 def test_parse_space_maps_every_kind_to_tune():
     from ray.tune.search.sample import Categorical, Float
 
-    d = parse_space({"strategy.params.lam": {"grid": [0.5, 1.0]}, "strategy": {"params": {"tau": {"loguniform": [0.01, 1]}}},
-                     "a.b": {"uniform": [0, 2]}, "a.c": {"choice": ["x", "y"]}, "a.d": [1, 2, 3], "a.e": 7})
+    d = parse_space(
+        {
+            "strategy.params.lam": {"grid": [0.5, 1.0]},
+            "strategy": {"params": {"tau": {"loguniform": [0.01, 1]}}},
+            "a.b": {"uniform": [0, 2]},
+            "a.c": {"choice": ["x", "y"]},
+            "a.d": [1, 2, 3],
+            "a.e": 7,
+        }
+    )
     assert d["strategy.params.lam"] == {"grid_search": [0.5, 1.0]}
     assert isinstance(d["strategy.params.tau"], Float) and d["strategy.params.tau"].lower == 0.01
     assert isinstance(d["a.b"], Float) and isinstance(d["a.c"], Categorical)
     assert d["a.d"] == {"grid_search": [1, 2, 3]} and d["a.e"] == 7
 
 
-@pytest.mark.parametrize("space, where", [
-    ({"strategy.params.lam": {"grid": []}}, "sweep.space.strategy.params.lam.grid"),
-    ({"x.y": {"uniform": [1]}}, "sweep.space.x.y.uniform"),
-    ({"x.y": {"uniform": [2, 1]}}, "sweep.space.x.y.uniform"),
-    ({"x.y": {"loguniform": [0, 1]}}, "sweep.space.x.y.loguniform"),
-    ({"x.y": {"grid": [1], "choice": [2]}}, "sweep.space.x.y"),
-])
+@pytest.mark.parametrize(
+    "space, where",
+    [
+        ({"strategy.params.lam": {"grid": []}}, "sweep.space.strategy.params.lam.grid"),
+        ({"x.y": {"uniform": [1]}}, "sweep.space.x.y.uniform"),
+        ({"x.y": {"uniform": [2, 1]}}, "sweep.space.x.y.uniform"),
+        ({"x.y": {"loguniform": [0, 1]}}, "sweep.space.x.y.loguniform"),
+        ({"x.y": {"grid": [1], "choice": [2]}}, "sweep.space.x.y"),
+    ],
+)
 def test_bad_space_names_the_key(space, where):
     with pytest.raises(ConfigError, match=f"^{where.replace('.', '[.]')}"):
         parse_space(space)
@@ -80,13 +108,23 @@ def test_random_draws_are_shared_by_every_grid_value_and_seeded():
     # grids only: num_samples does not repeat points
     assert len(expand_points(parse_space({"a.b": [1, 2]}), num_samples=4)) == 2
     assert point_label({"strategy": "margin"}, ["strategy"]) == "margin"
-    assert point_label({"strategy.params.lam": 0.5, "al.rounds": 3}, ["strategy.params.lam", "al.rounds"]) == "lam=0.5,rounds=3"
+    assert (
+        point_label({"strategy.params.lam": 0.5, "al.rounds": 3}, ["strategy.params.lam", "al.rounds"])
+        == "lam=0.5,rounds=3"
+    )
 
 
 def test_spec_validation_names_the_field():
-    for bad, field in [({"seeds": []}, "sweep.seeds"), ({"seeds": [0, 0]}, "sweep.seeds"), ({"max_failures": "x"}, "sweep.max_failures"),
-                       ({"nmae": "x"}, "sweep.nmae"), ({"resources_per_trial": {"CPU": -1}}, "sweep.resources_per_trial.CPU"),
-                       ({"arms": {"a": 3}}, "sweep.arms.a"), ({"resume": 3}, "sweep.resume"), ({"name": "a/b"}, "sweep.name")]:
+    for bad, field in [
+        ({"seeds": []}, "sweep.seeds"),
+        ({"seeds": [0, 0]}, "sweep.seeds"),
+        ({"max_failures": "x"}, "sweep.max_failures"),
+        ({"nmae": "x"}, "sweep.nmae"),
+        ({"resources_per_trial": {"CPU": -1}}, "sweep.resources_per_trial.CPU"),
+        ({"arms": {"a": 3}}, "sweep.arms.a"),
+        ({"resume": 3}, "sweep.resume"),
+        ({"name": "a/b"}, "sweep.name"),
+    ]:
         with pytest.raises(ConfigError, match=f"^{field}"):
             SweepSpec.from_dict(bad)
     assert SweepSpec.from_dict({"seeds": 3}).seeds == [0, 1, 2]
@@ -95,8 +133,14 @@ def test_spec_validation_names_the_field():
 def test_arms_are_resolved_and_validated_before_ray_starts(tmp_path):
     from autoal.cli.common import compose
 
-    spec = SweepSpec.from_dict({"name": "x", "fixed": {"strategy": "autoal"},
-                                "space": {"strategy.params.lam": [0.5, 1.0]}, "reference": "lam=1"})
+    spec = SweepSpec.from_dict(
+        {
+            "name": "x",
+            "fixed": {"strategy": "autoal"},
+            "space": {"strategy.params.lam": [0.5, 1.0]},
+            "reference": "lam=1",
+        }
+    )
     arms = build_arms(spec, _base(tmp_path), compose_fn=None)
     assert [a.label for a in arms] == ["lam=0.5", "lam=1"]
     assert arms[0].config["strategy"] == {"name": "autoal", "params": {"lam": 0.5}}
@@ -104,15 +148,20 @@ def test_arms_are_resolved_and_validated_before_ray_starts(tmp_path):
     # with the pipelines' Hydra composer, a group option composes conf/strategy/<name>.yaml
     base = compose(["sweep=smoke"], "sweep")
     base.pop("sweep")
-    arms = build_arms(SweepSpec.from_dict({"space": {"strategy": {"grid": ["kmeans", "margin"]}}}), base,
-                      lambda extra: compose(["sweep=smoke", *extra], "sweep"))
+    arms = build_arms(
+        SweepSpec.from_dict({"space": {"strategy": {"grid": ["kmeans", "margin"]}}}),
+        base,
+        lambda extra: compose(["sweep=smoke", *extra], "sweep"),
+    )
     assert arms[0].config["strategy"]["params"] == {"iters": 20}  # from conf/strategy/kmeans.yaml
     # a misspelt key or parameter fails here, naming the arm and the key
     with pytest.raises(ConfigError, match=r"sweep arm 'rouns=3': al.rouns: unknown config key"):
         build_arms(SweepSpec.from_dict({"space": {"al.rouns": [3, 4]}}), _base(tmp_path))
     with pytest.raises(ConfigError, match=r"lamm"):
-        build_arms(SweepSpec.from_dict({"fixed": {"strategy": "autoal"}, "space": {"strategy.params.lamm": [1]}}),
-                   _base(tmp_path))
+        build_arms(
+            SweepSpec.from_dict({"fixed": {"strategy": "autoal"}, "space": {"strategy.params.lamm": [1]}}),
+            _base(tmp_path),
+        )
     with pytest.raises(ConfigError, match=r"al.rounds: expected an integer"):  # a misspelt kind reads as a nested key
         build_arms(SweepSpec.from_dict({"space": {"al.rounds": {"normal": [1, 2]}}}), _base(tmp_path))
     with pytest.raises(ConfigError, match=r"sweep.reference"):
@@ -161,7 +210,11 @@ def test_resource_plan_declares_nested_resources():
     # Ray scorer actors are the trial's children: bundles of its placement group
     scored = {**base, "scoring": {"executor": "ray", "num_actors": 2, "gpus_per_actor": 0.5}}
     assert plan_resources(scored, None, {"CPU": 8}).bundles == [{"CPU": 1.0}, {"CPU": 1.0}, {"CPU": 1.0}]
-    assert plan_resources(scored, None, {"CPU": 8, "GPU": 1}).bundles == [{"CPU": 1.0, "GPU": 1.0}, {"GPU": 0.5}, {"GPU": 0.5}]
+    assert plan_resources(scored, None, {"CPU": 8, "GPU": 1}).bundles == [
+        {"CPU": 1.0, "GPU": 1.0},
+        {"GPU": 0.5},
+        {"GPU": 0.5},
+    ]
     # Ray Train workers reserve a placement group of their own: the concurrency is capped instead
     trained = {**base, "strategy": {"name": "autoal", "params": {"search_executor": "ray_train", "num_workers": 1}}}
     p = plan_resources(trained, None, {"CPU": 2})
@@ -172,7 +225,10 @@ def test_resource_plan_declares_nested_resources():
     # ENSvarR's members are Ray tasks of the trial: one more bundle (half the trial's GPU)
     ens = {**base, "strategy": {"name": "ens_var_r", "params": {"ray_num_cpus": 1.0}}}
     assert plan_resources(ens, None, {"CPU": 2}).bundles == [{"CPU": 1.0}, {"CPU": 1.0}]
-    assert plan_resources(ens, None, {"CPU": 8, "GPU": 1}).bundles == [{"CPU": 1.0, "GPU": 0.5}, {"CPU": 1.0, "GPU": 0.5}]
+    assert plan_resources(ens, None, {"CPU": 8, "GPU": 1}).bundles == [
+        {"CPU": 1.0, "GPU": 0.5},
+        {"CPU": 1.0, "GPU": 0.5},
+    ]
 
 
 def test_resource_plan_follows_the_strategys_declaration(monkeypatch):
@@ -190,8 +246,10 @@ def test_resource_plan_follows_the_strategys_declaration(monkeypatch):
     declared = strategy_resources({"strategy": {"name": "autoal", "params": {"search_executor": "ray_train"}}})
     assert declared == RayResources(train_workers=2)
     assert strategy_resources({"strategy": {"name": "autoal", "params": {}}}) == RayResources()
-    assert plan_resources({"strategy": {"name": "autoal"}, "search": {"executor": "ray_train"}}, None,
-                          {"CPU": 2}).outside == {}  # no top-level search section is read
+    assert (
+        plan_resources({"strategy": {"name": "autoal"}, "search": {"executor": "ray_train"}}, None, {"CPU": 2}).outside
+        == {}
+    )  # no top-level search section is read
 
     class TwoActors(Strategy):
         def query(self, ctx):
@@ -267,13 +325,18 @@ def test_cluster_address_resolution(monkeypatch):
 
 # ------------------------------------------------------------------------------ with Ray
 
+
 def _children(uri: str, experiment: str, sweep_id: str):
     from mlflow.tracking import MlflowClient
 
     c = MlflowClient(tracking_uri=uri)
     exp = c.get_experiment_by_name(experiment)
     runs = c.search_runs([exp.experiment_id], f"tags.sweep_id = '{sweep_id}'")
-    return c, [r for r in runs if r.data.tags.get("autoal_role") == "trial"], [r for r in runs if r.data.tags.get("autoal_role") == "sweep"]
+    return (
+        c,
+        [r for r in runs if r.data.tags.get("autoal_role") == "trial"],
+        [r for r in runs if r.data.tags.get("autoal_role") == "sweep"],
+    )
 
 
 @pytest.mark.timeout(300)
@@ -306,7 +369,9 @@ def test_smoke_sweep_tracks_every_round_and_retries_a_crashed_trial(ray_local, t
         assert r.info.status == "FINISHED"
         assert [m.step for m in c.get_metric_history(r.info.run_id, "accuracy")] == [0, 1, 2]
         assert [m.step for m in c.get_metric_history(r.info.run_id, "labels")] == [0, 1, 2]
-    assert {(r.data.tags["arm"], r.data.tags["seed"]) for r in kids} == {(a, s) for a in ("random", "margin") for s in "01"}
+    assert {(r.data.tags["arm"], r.data.tags["seed"]) for r in kids} == {
+        (a, s) for a in ("random", "margin") for s in "01"
+    }
     # the parent run compares the arms on the runs page: mean and std of AUBC and final accuracy per arm
     pm = c.get_run(res.parent_run_id).data.metrics
     for a in res.arms:
@@ -338,7 +403,10 @@ def test_restore_continues_failed_trials_without_rerunning_finished_ones(ray_loc
     assert [t["status"] for t in first.trials].count("ERROR") == 1 and len(first.failed) == 1
     done = [t for t in first.trials if t["status"] == "TERMINATED"]
     assert len(done) == 1
-    state_files = {p: p.stat().st_mtime_ns for p in (Path(base["runtime"]["output_dir"]) / "sweeps" / first.sweep_id).glob("*/state.json")}
+    state_files = {
+        p: p.stat().st_mtime_ns
+        for p in (Path(base["runtime"]["output_dir"]) / "sweeps" / first.sweep_id).glob("*/state.json")
+    }
     finished_dir = [p for p in state_files if p.parent.name.startswith(f"{done[0]['arm']}-seed0")]
     assert len(finished_dir) == 1
 
@@ -365,9 +433,16 @@ def test_nested_ray_work_in_concurrent_trials_does_not_deadlock(ray_local, tmp_p
     the children are bundles of the trial's placement group, so the trials take turns."""
     pytest.importorskip("autoal.executors.ray_scoring")
     monkeypatch.chdir(tmp_path)
-    spec = _spec(tmp_path, name="nested", space={}, seeds=[0], arms={
-        "scorer_actors": {"scoring.executor": "ray", "scoring.num_actors": 1},
-        "ensemble_tasks": {"strategy": "ens_var_r", "strategy.params.ensemble_size": 2}})
+    spec = _spec(
+        tmp_path,
+        name="nested",
+        space={},
+        seeds=[0],
+        arms={
+            "scorer_actors": {"scoring.executor": "ray", "scoring.num_actors": 1},
+            "ensemble_tasks": {"strategy": "ens_var_r", "strategy.params.ensemble_size": 2},
+        },
+    )
     res = run_sweep(spec, _base(tmp_path, al={"rounds": 1}), out=lambda s: None)
     assert res.complete and sorted(t["arm"] for t in res.trials) == ["ensemble_tasks", "scorer_actors"]
 
@@ -381,8 +456,14 @@ def test_ray_train_search_in_concurrent_trials_does_not_deadlock(ray_local, tmp_
     caps the concurrency so that both finish."""
     pytest.importorskip("autoal.executors.ray_train_search")
     monkeypatch.chdir(tmp_path)
-    fixed = {"strategy": "autoal", "strategy.params.formulation": "paper", "strategy.params.search_executor": "ray_train",
-             "strategy.params.num_workers": 1, "strategy.params.warmup_epochs": 1, "strategy.params.search_epochs": 1}
+    fixed = {
+        "strategy": "autoal",
+        "strategy.params.formulation": "paper",
+        "strategy.params.search_executor": "ray_train",
+        "strategy.params.num_workers": 1,
+        "strategy.params.warmup_epochs": 1,
+        "strategy.params.search_epochs": 1,
+    }
     spec = _spec(tmp_path, name="train", space={}, seeds=[0, 1], fixed=fixed)
     plan = plan_resources(build_arms(spec, _base(tmp_path))[0].config, None, ray_local.cluster_resources())
     assert plan.outside == {"CPU": 1.0} and plan.max_concurrent == 1
@@ -391,6 +472,7 @@ def test_ray_train_search_in_concurrent_trials_does_not_deadlock(ray_local, tmp_
 
 
 # ------------------------------------------------------------------------ pipeline, Ctrl-C
+
 
 def _ray_processes(tag: str) -> list[int]:
     pids = []
@@ -415,16 +497,32 @@ def test_pipeline_ctrl_c_leaves_no_ray_processes_and_resumes(tmp_path):
     import tempfile
 
     raytmp = Path(tempfile.mkdtemp(prefix="swc", dir="/tmp"))
-    env = {**os.environ, "RAY_TMPDIR": str(raytmp), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "RAY_TMPDIR": str(raytmp),
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("RAY_ADDRESS", None)
-    args = [sys.executable, str(REPO / "pipelines" / "sweep.py"), "sweep=smoke", "sweep.address=local", "sweep.num_cpus=2",
-            "al.rounds=3", "train.epochs=20", "sweep.max_concurrent=1", "sweep.progress_interval_s=1", "sweep.report=false",
-            "runtime.num_threads=1"]
+    args = [
+        sys.executable,
+        str(REPO / "pipelines" / "sweep.py"),
+        "sweep=smoke",
+        "sweep.address=local",
+        "sweep.num_cpus=2",
+        "al.rounds=3",
+        "train.epochs=20",
+        "sweep.max_concurrent=1",
+        "sweep.progress_interval_s=1",
+        "sweep.report=false",
+        "runtime.num_threads=1",
+    ]
     work = tmp_path / "work"
     work.mkdir()
-    proc = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     out: list[str] = []
     try:
         deadline = time.time() + 300
@@ -450,13 +548,15 @@ def test_pipeline_ctrl_c_leaves_no_ray_processes_and_resumes(tmp_path):
     assert not left, f"Ray processes left after Ctrl-C: {left}"
     meta = next((work / "ray_results").glob("smoke-*/sweep_meta.json"))
     runs_dir = Path(json.loads(meta.read_text())["runs_dir"])
-    finished = {p: p.stat().st_mtime_ns for p in runs_dir.glob("*/state.json")
-                if json.loads(p.read_text()).get("finished")}
+    finished = {
+        p: p.stat().st_mtime_ns for p in runs_dir.glob("*/state.json") if json.loads(p.read_text()).get("finished")
+    }
     assert len(finished) >= 1
 
     try:
-        done = subprocess.run(args + ["sweep.resume=true"], cwd=work, env=env, capture_output=True, text=True,
-                              timeout=400)
+        done = subprocess.run(
+            args + ["sweep.resume=true"], cwd=work, env=env, capture_output=True, text=True, timeout=400
+        )
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
         assert "resuming from" in done.stdout and "4/4 trials finished" in done.stdout
         for p, mtime in finished.items():
@@ -473,10 +573,24 @@ def test_arm_labels_become_valid_metric_keys():
 
     assert metric_key("setting=digits,strategy=margin") == "setting_digits_strategy_margin"
     assert metric_key("margin") == "margin"
-    arms = [{"arm": "lr=0.001,margin", "seeds": 3, "aubc_mean": 0.8, "aubc_std": 0.01, "final_acc_mean": 0.9,
-             "final_acc_std": 0.02}, {"arm": "failed", "seeds": 0, "aubc_mean": None}]
+    arms = [
+        {
+            "arm": "lr=0.001,margin",
+            "seeds": 3,
+            "aubc_mean": 0.8,
+            "aubc_std": 0.01,
+            "final_acc_mean": 0.9,
+            "final_acc_std": 0.02,
+        },
+        {"arm": "failed", "seeds": 0, "aubc_mean": None},
+    ]
     m = arm_metrics(arms)
-    assert m == {"aubc/lr_0.001_margin": 0.8, "aubc_std/lr_0.001_margin": 0.01, "final_accuracy/lr_0.001_margin": 0.9,
-                 "final_accuracy_std/lr_0.001_margin": 0.02, "seeds/lr_0.001_margin": 3.0}
+    assert m == {
+        "aubc/lr_0.001_margin": 0.8,
+        "aubc_std/lr_0.001_margin": 0.01,
+        "final_accuracy/lr_0.001_margin": 0.9,
+        "final_accuracy_std/lr_0.001_margin": 0.02,
+        "seeds/lr_0.001_margin": 3.0,
+    }
     for key in m:
         _validate_metric_name(key)  # MLflow accepts it

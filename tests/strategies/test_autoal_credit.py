@@ -1,5 +1,6 @@
 """AutoAL credited by the labels that arrive (autoal/strategies/autoal/credit.py, DESIGN.md §3.10):
 the credit math, the label-free embedding, the share rule, the long-tail guard, resume."""
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,13 @@ import autoal
 from autoal.cache import PoolCache
 from autoal.errors import ConfigError, StateError
 from autoal.strategies import QueryContext, build_strategy
-from autoal.strategies.autoal.label_credit import (CompetenceEstimate, imbalance_pvalue, pick_credit, split_batch,
-                                                   uncertainty_share)
+from autoal.strategies.autoal.label_credit import (
+    CompetenceEstimate,
+    imbalance_pvalue,
+    pick_credit,
+    split_batch,
+    uncertainty_share,
+)
 from autoal.strategies.autoal.pool_embedding import pixel_pca
 
 
@@ -92,8 +98,11 @@ def test_pixel_pca_finds_a_planted_subspace_and_is_deterministic():
     centered = coords - coords.mean(0)
     # the three components span the planted coordinates (a rotation of them: distances agree)
     exact = "donot_use_mm_for_euclid_dist"
-    assert torch.allclose(torch.cdist(z[:50], z[:50], compute_mode=exact),
-                          torch.cdist(centered[:50], centered[:50], compute_mode=exact), atol=1e-3)
+    assert torch.allclose(
+        torch.cdist(z[:50], z[:50], compute_mode=exact),
+        torch.cdist(centered[:50], centered[:50], compute_mode=exact),
+        atol=1e-3,
+    )
     assert torch.equal(z, pixel_pca(images, 3))
     assert pixel_pca((images * 0 + 200).to(torch.uint8)[:, :, :2, :2], 50).shape == (500, 4)  # dim capped at D
     with pytest.raises(ValueError, match="non-empty"):
@@ -119,11 +128,20 @@ def _ctx(ds, labeled, n, acc=0.9, seed=0, round_=0):
     right = rng.random(len(unlabeled)) < acc
     pred = np.where(right, y, (y + 1) % ds.num_classes)
     logits = torch.full((len(unlabeled), ds.num_classes), 0.0)
-    logits[torch.arange(len(unlabeled)), torch.from_numpy(pred)] = torch.from_numpy(rng.uniform(0.1, 3, len(unlabeled))).float()
+    logits[torch.arange(len(unlabeled)), torch.from_numpy(pred)] = torch.from_numpy(
+        rng.uniform(0.1, 3, len(unlabeled))
+    ).float()
     probs = torch.softmax(logits, 1)
     cache = PoolCache(unlabeled, probs, torch.randn(len(unlabeled), 8), logits)
-    return QueryContext(cache=cache, unlabeled=unlabeled, labeled=np.asarray(labeled), n=n,
-                        rng=np.random.default_rng(seed), round=round_, dataset=ds)
+    return QueryContext(
+        cache=cache,
+        unlabeled=unlabeled,
+        labeled=np.asarray(labeled),
+        n=n,
+        rng=np.random.default_rng(seed),
+        round=round_,
+        dataset=ds,
+    )
 
 
 def _rounds(strategy, ds, acc, rounds=4, n=20, start=None):
@@ -175,11 +193,19 @@ def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
         build_strategy("autoal_credit").load_state_dict({"competence": {}})
 
 
-@pytest.mark.parametrize("params, key", [({"coverage": "nope"}, "coverage"), ({"uncertainty": "vaal"}, "uncertainty"),
-                                         ({"coverage_space": "raw"}, "coverage_space"), ({"low": 0.9, "high": 0.5}, "low"),
-                                         ({"probe": 0.7}, "probe"), ({"pca_dim": 0}, "pca_dim"),
-                                         ({"decay": -1.0}, "decay"),
-                                         ({"coverage": "margin", "uncertainty": "margin"}, "must differ")])
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        ({"coverage": "nope"}, "coverage"),
+        ({"uncertainty": "vaal"}, "uncertainty"),
+        ({"coverage_space": "raw"}, "coverage_space"),
+        ({"low": 0.9, "high": 0.5}, "low"),
+        ({"probe": 0.7}, "probe"),
+        ({"pca_dim": 0}, "pca_dim"),
+        ({"decay": -1.0}, "decay"),
+        ({"coverage": "margin", "uncertainty": "margin"}, "must differ"),
+    ],
+)
 def test_bad_parameters_name_the_key(params, key):
     with pytest.raises(ConfigError, match=key):
         build_strategy("autoal_credit", **params)
@@ -190,8 +216,14 @@ def test_two_rounds_on_digits_through_the_loop(tmp_path):
 
     d = load_digits()
     x, y = (d.images / 16).astype("float32")[:, None], d.target
-    result = autoal.run((x[:1200], y[:1200], x[1200:], y[1200:]), strategy="autoal_credit", rounds=2,
-                        query_size=10, epochs=2, output_dir=str(tmp_path))
+    result = autoal.run(
+        (x[:1200], y[:1200], x[1200:], y[1200:]),
+        strategy="autoal_credit",
+        rounds=2,
+        query_size=10,
+        epochs=2,
+        output_dir=str(tmp_path),
+    )
     assert len(result.labeled) == 40 and len(set(result.labeled.tolist())) == 40
     h = result.history
     assert h[0]["share/typiclust"] + h[0]["share/margin"] == pytest.approx(1.0)

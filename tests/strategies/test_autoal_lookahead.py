@@ -1,5 +1,6 @@
 """autoal's own search (DESIGN.md §3.9): the mixture space, the Hedge safety net, the batched
 head fits of the look-ahead, the per-sample gate's values, and the strategy in a loop."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,15 @@ from autoal.config import RunConfig
 from autoal.errors import ConfigError
 from autoal.loop import run_experiment
 from autoal.lookahead.gate import first_order_values, soft_top
-from autoal.lookahead.mixture import (allocate, decorrelated_weights, hedge_update, mixture_scores,
-                                      portfolio_picks, prior_log_weights, rank_correlation)
+from autoal.lookahead.mixture import (
+    allocate,
+    decorrelated_weights,
+    hedge_update,
+    mixture_scores,
+    portfolio_picks,
+    prior_log_weights,
+    rank_correlation,
+)
 from autoal.lookahead.valuation import fit_heads, held_out, lookahead, partition_masks
 from autoal.selection import top_n
 from autoal.strategies import build_strategy
@@ -49,7 +57,7 @@ def test_a_portfolio_batch_is_made_of_each_candidates_own_best_picks():
 def test_correlated_candidates_share_the_weight_one_of_them_would_have():
     g = torch.Generator().manual_seed(1)
     a, b = torch.rand(500, generator=g), torch.rand(500, generator=g)
-    ranks = torch.stack([a, a.clone(), a.clone(), b])           # three copies of one ranking, one other
+    ranks = torch.stack([a, a.clone(), a.clone(), b])  # three copies of one ranking, one other
     corr = rank_correlation(ranks)
     assert torch.allclose(corr[0, 1], torch.tensor(1.0)) and abs(float(corr[0, 3])) < 0.15
     w = decorrelated_weights(torch.full((4,), 0.25), corr)
@@ -76,7 +84,7 @@ def test_hedge_moves_towards_the_better_candidate_by_a_bounded_step():
     gains = torch.tensor([0.2, 0.2, 0.2, 0.1])
     plain = hedge_update(lw4, gains, rate=1.0)
     fam = hedge_update(lw4, gains, rate=1.0, weights=torch.tensor([1 / 6, 1 / 6, 1 / 6, 0.5]))
-    assert float(plain[0] - plain[3]) == pytest.approx(4 / 3 ** 0.5, rel=1e-4)  # z = 1/√3 and −√3
+    assert float(plain[0] - plain[3]) == pytest.approx(4 / 3**0.5, rel=1e-4)  # z = 1/√3 and −√3
     assert float(fam[0] - fam[3]) == pytest.approx(2.0, rel=1e-4)
     assert torch.equal(hedge_update(lw, torch.tensor([float("nan"), 0.1, 0.2]), rate=0.5), lw)
     assert torch.equal(hedge_update(lw, torch.tensor([0.1, 0.1, 0.1]), rate=0.5), lw)
@@ -100,8 +108,9 @@ def test_batched_head_fits_solve_the_regularized_logistic_regression():
     for p in range(2):  # the gradient of each problem's objective vanishes at its solution
         Wp, bp = W[p].clone().requires_grad_(True), b[p].clone().requires_grad_(True)
         wn = weights[p] / weights[p].sum()
-        loss = (F.cross_entropy(x @ Wp.T + bp, y, reduction="none") * wn).sum() \
-            + 0.025 * (Wp.square().sum() + bp.square().sum())
+        loss = (F.cross_entropy(x @ Wp.T + bp, y, reduction="none") * wn).sum() + 0.025 * (
+            Wp.square().sum() + bp.square().sum()
+        )
         gW, gb = torch.autograd.grad(loss, [Wp, bp])
         assert gW.norm() < 1e-3 and gb.norm() < 1e-3
     ce, acc = held_out(x, y, W, b, torch.ones(2, 90, dtype=torch.bool))
@@ -112,16 +121,27 @@ def test_lookahead_values_informative_picks_above_redundant_ones():
     """A holds two of three classes; an arm that picks the third class from the simulated pool
     must gain more held-out cross-entropy than one that picks more of the known classes."""
     x, y = _blobs(n_per=40, seed=2)
-    a = torch.cat([torch.arange(0, 10), torch.arange(40, 50)])            # classes 0 and 1 only
+    a = torch.cat([torch.arange(0, 10), torch.arange(40, 50)])  # classes 0 and 1 only
     v = torch.tensor([i for i in range(120) if i not in set(a.tolist())])
     e_a, y_a, e_v, y_v = x[a], y[a], x[v], y[v]
-    informative = (y_v == 2).float()                                       # ranks class 2 first
+    informative = (y_v == 2).float()  # ranks class 2 first
     redundant = (y_v != 2).float()
     w0, b0 = fit_heads(e_a, y_a, torch.ones(1, len(a)), torch.zeros(3, 6), torch.zeros(3), steps=200)
-    res = lookahead(e_a, y_a, e_v, y_v, w0[0], b0[0], torch.stack([informative, redundant]), 5, parts=6,
-                    rng=np.random.default_rng(0))
+    res = lookahead(
+        e_a,
+        y_a,
+        e_v,
+        y_v,
+        w0[0],
+        b0[0],
+        torch.stack([informative, redundant]),
+        5,
+        parts=6,
+        rng=np.random.default_rng(0),
+    )
     assert res.gain_ce.shape == (2, 6) and res.picks == 5 and 0 < res.distinctness <= 1
     from autoal.lookahead.valuation import arm_distinctness
+
     same = torch.zeros(3, 2, 10, dtype=torch.bool)
     same[:, :, :4] = True
     assert arm_distinctness(same) == 0.0
@@ -160,10 +180,16 @@ def test_soft_top_marks_the_top_of_each_simulated_pool():
 
 
 def _cfg(tmp_path, **params):
-    return RunConfig.from_dict({
-        "dataset": {"name": "digits"}, "al": {"rounds": 3, "seed": 1}, "train": {"epochs": 15},
-        "strategy": {"name": "autoal", "params": params}, "tracking": {"enabled": False},
-        "runtime": {"output_dir": str(tmp_path), "quiet": True, "resume": False}})
+    return RunConfig.from_dict(
+        {
+            "dataset": {"name": "digits"},
+            "al": {"rounds": 3, "seed": 1},
+            "train": {"epochs": 15},
+            "strategy": {"name": "autoal", "params": params},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True, "resume": False},
+        }
+    )
 
 
 def test_lookahead_formulation_in_a_loop_logs_its_search_and_is_reproducible(tmp_path):
@@ -181,8 +207,11 @@ def test_lookahead_formulation_in_a_loop_logs_its_search_and_is_reproducible(tmp
 
 
 def test_lookahead_parameters_are_checked():
-    with pytest.raises(ConfigError, match=r"strategy.params.formulation: expected one of lookahead, paper; "
-                                          r"got 'magic'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"strategy.params.formulation: expected one of lookahead, paper; "
+        r"got 'magic'",
+    ):
         build_strategy("autoal", formulation="magic")
     with pytest.raises(ConfigError, match="strategy.params.prior: names coreset are not in the candidate pool"):
         build_strategy("autoal", prior={"coreset": 1.0})
@@ -221,9 +250,19 @@ def test_fitnet_is_competent_and_never_sees_v():
         labeled = np.sort(order[:size])
         unlabeled = np.setdiff1d(np.arange(len(ds.y_train)), labeled)
         cache = compute_cache(task, ds, unlabeled, mc_samples=5)
-        ctx = QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=10, rng=np.random.default_rng(r),
-                           round=r, seed=100 + r, model=task, dataset=ds, device=cpu,
-                           labeled_cache=compute_cache(task, ds, labeled, mc_samples=0))
+        ctx = QueryContext(
+            cache=cache,
+            unlabeled=unlabeled,
+            labeled=labeled,
+            n=10,
+            rng=np.random.default_rng(r),
+            round=r,
+            seed=100 + r,
+            model=task,
+            dataset=ds,
+            device=cpu,
+            labeled_cache=compute_cache(task, ds, labeled, mc_samples=0),
+        )
         strat.query(ctx)
         a_idx, v_idx = strat.formulation._split(labeled, len(ds.y_train), np.random.default_rng(0), 0)
         assert set(a_idx.tolist()).isdisjoint(v_idx.tolist()) and len(a_idx) + len(v_idx) == size

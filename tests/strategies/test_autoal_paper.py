@@ -1,6 +1,7 @@
 """AutoAL's differentiable search (issue 3; DESIGN.md §3.2-3.8). Every test can fail: each one
 checks a number or a set against what the paper's equations (and the fixes to the released
 code) require."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,7 @@ from autoal.errors import ConfigError
 from autoal.lpm import LossPredictionModule, ranking_loss
 from autoal.search.losses import aggregated_score, budget_regularizer, gmm_threshold, soft_selection
 from autoal.search.nets import build_fitnet, build_searchnet
-from autoal.search.cycle import (SearchBatch, SearchConfig, SearchNets, make_optimizers, pool_scores,
-                                 searchnet_step)
+from autoal.search.cycle import SearchBatch, SearchConfig, SearchNets, make_optimizers, pool_scores, searchnet_step
 from autoal.strategies.base import QueryContext
 from autoal.strategies.autoal import AutoAL
 from autoal.strategies.candidates import BALD, EntropySampling, LeastConfidence, MarginSampling, MeanSTD
@@ -53,8 +53,8 @@ def _head_grad(tau: float, lpm: bool = True) -> float:
 
 def test_searchnet_head_gradient_alive_with_soft_selection_and_dead_with_hard_threshold():
     soft = _head_grad(0.1)
-    hard = _head_grad(0.0)          # the released code's hard step (exactly zero gradient)
-    tiny = _head_grad(1e-7)         # τ → 0 through the sigmoid itself
+    hard = _head_grad(0.0)  # the released code's hard step (exactly zero gradient)
+    tiny = _head_grad(1e-7)  # τ → 0 through the sigmoid itself
     assert np.isfinite(soft) and soft > 1e-3, soft
     assert hard == 0.0
     assert tiny < 1e-4 * soft, (tiny, soft)
@@ -199,8 +199,13 @@ def _random_cache(n: int, seed: int) -> tuple[PoolCache, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     logits = 3 * torch.randn(n, 10, generator=g)
     mc = torch.softmax(logits.unsqueeze(0) + torch.randn(5, n, 10, generator=g), -1)
-    cache = PoolCache(indices=np.arange(100, 100 + n), probs=torch.softmax(logits, 1),
-                      embeddings=torch.randn(n, 16, generator=g), logits=logits, mc=MCSummary.from_samples(mc))
+    cache = PoolCache(
+        indices=np.arange(100, 100 + n),
+        probs=torch.softmax(logits, 1),
+        embeddings=torch.randn(n, 16, generator=g),
+        logits=logits,
+        mc=MCSummary.from_samples(mc),
+    )
     return cache, torch.randn(n, 1, 8, 8, generator=g)
 
 
@@ -210,8 +215,9 @@ def test_permuting_the_pool_permutes_the_aggregated_score(searchnet_input, kind)
     # candidates with continuous scores: ties (VarRatio's few discrete values, k-means seeding)
     # are broken by a seeded order of positions, which a permutation of the pool changes
     cands = [EntropySampling(), MarginSampling(), LeastConfidence(), BALD(), MeanSTD()]
-    sn = build_searchnet("small_cnn", 1, len(cands), 8, width=4,
-                         num_scores=len(cands) if searchnet_input == "image+scores" else 0)
+    sn = build_searchnet(
+        "small_cnn", 1, len(cands), 8, width=4, num_scores=len(cands) if searchnet_input == "image+scores" else 0
+    )
     if sn.score_fc is not None:
         torch.nn.init.normal_(sn.score_fc.weight)
     cache, x = _random_cache(60, 0)
@@ -246,8 +252,17 @@ def digits_ctx_parts():
 
 def _ctx(parts, seed: int = 7, n: int = 10) -> QueryContext:
     ds, model, labeled, unlabeled, cache = parts
-    return QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=n, rng=np.random.default_rng(seed),
-                        seed=seed, model=model, dataset=ds, device=torch.device("cpu"))
+    return QueryContext(
+        cache=cache,
+        unlabeled=unlabeled,
+        labeled=labeled,
+        n=n,
+        rng=np.random.default_rng(seed),
+        seed=seed,
+        model=model,
+        dataset=ds,
+        device=torch.device("cpu"),
+    )
 
 
 def test_selection_gives_b_distinct_unlabeled_indices_reproducibly(digits_ctx_parts):
@@ -259,8 +274,7 @@ def test_selection_gives_b_distinct_unlabeled_indices_reproducibly(digits_ctx_pa
     assert np.array_equal(picks, again)
     assert {"w_mean/entropy", "contribution/margin", "search/alpha", "seconds_search"} <= set(ctx.metrics)
     trace = ctx.artifacts["autoal_trace"]
-    assert set(trace["w_mean"]) == {"entropy", "margin", "least_confidence", "kmeans", "bald", "var_ratio",
-                                    "mean_std"}
+    assert set(trace["w_mean"]) == {"entropy", "margin", "least_confidence", "kmeans", "bald", "var_ratio", "mean_std"}
     shares = [v for v in trace["share"].values() if v is not None]
     assert sum(shares) == pytest.approx(1.0)
 
@@ -277,17 +291,20 @@ def test_state_dict_resume_continues_like_an_uninterrupted_strategy(digits_ctx_p
     assert set(state) >= {"searchnet", "fitnet", "lpm", "opt_searchnet", "opt_fitnet", "opt_lpm"}
 
 
-@pytest.mark.parametrize("params,key", [
-    ({"candidates": ["entropy", "nope"]}, "candidates"),
-    ({"candidates": ["entropy", "albl"]}, "candidates"),
-    ({"pool_size": 9}, "pool_size"),
-    ({"tau": -1.0}, "tau"),
-    ({"candidate_model": "oracle"}, "candidate_model"),
-    ({"candidate_score": "votes"}, "candidate_score"),
-    ({"searchnet_input": "scores"}, "searchnet_input"),
-    ({"lpm": False, "lpm_only": True}, "lpm_only"),
-    ({"cycles": 0}, "cycles"),
-])
+@pytest.mark.parametrize(
+    "params,key",
+    [
+        ({"candidates": ["entropy", "nope"]}, "candidates"),
+        ({"candidates": ["entropy", "albl"]}, "candidates"),
+        ({"pool_size": 9}, "pool_size"),
+        ({"tau": -1.0}, "tau"),
+        ({"candidate_model": "oracle"}, "candidate_model"),
+        ({"candidate_score": "votes"}, "candidate_score"),
+        ({"searchnet_input": "scores"}, "searchnet_input"),
+        ({"lpm": False, "lpm_only": True}, "lpm_only"),
+        ({"cycles": 0}, "cycles"),
+    ],
+)
 def test_bad_params_raise_config_error_naming_the_key(params, key):
     with pytest.raises(ConfigError, match=rf"strategy\.params\.{key}"):
         AutoAL(**params)
@@ -299,14 +316,21 @@ def test_the_old_executor_key_is_refused_naming_search_executor():
     from autoal.cli.common import compose
     from autoal.strategies import build_strategy
 
-    for make in (lambda: build_strategy("autoal", formulation="paper", executor="ray_train"),
-                 lambda: AutoAL(executor="local"),
-                 lambda: compose(["strategy=autoal_paper", "strategy.params.executor=ray_train"])):
-        with pytest.raises(ConfigError, match=r"^strategy\.params\.executor was renamed to "
-                                              r"strategy\.params\.search_executor; write search_executor instead$"):
+    for make in (
+        lambda: build_strategy("autoal", formulation="paper", executor="ray_train"),
+        lambda: AutoAL(executor="local"),
+        lambda: compose(["strategy=autoal_paper", "strategy.params.executor=ray_train"]),
+    ):
+        with pytest.raises(
+            ConfigError,
+            match=r"^strategy\.params\.executor was renamed to "
+            r"strategy\.params\.search_executor; write search_executor instead$",
+        ):
             make()
-    assert build_strategy("autoal", formulation="paper", search_executor="ray_train").params.paper.search_executor \
+    assert (
+        build_strategy("autoal", formulation="paper", search_executor="ray_train").params.paper.search_executor
         == "ray_train"
+    )
 
 
 def test_any_registered_pool_strategy_is_a_candidate_and_others_are_refused():
@@ -330,19 +354,29 @@ def test_autoal_run_on_digits_logs_the_trace(tmp_path):
     from autoal.loop import run_experiment
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    cfg = RunConfig.from_dict({
-        "dataset": {"name": "digits"},
-        "train": {"epochs": 10},
-        "al": {"initial_size": 20, "query_size": 10, "rounds": 3, "seed": 0, "mc_samples": 5},
-        "strategy": {"name": "autoal", "params": {"formulation": "paper", "warmup_epochs": 5, "search_epochs": 3}},
-        "tracking": {"uri": uri, "experiment": "autoal-test"},
-        "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1},
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": {"name": "digits"},
+            "train": {"epochs": 10},
+            "al": {"initial_size": 20, "query_size": 10, "rounds": 3, "seed": 0, "mc_samples": 5},
+            "strategy": {"name": "autoal", "params": {"formulation": "paper", "warmup_epochs": 5, "search_epochs": 3}},
+            "tracking": {"uri": uri, "experiment": "autoal-test"},
+            "runtime": {"output_dir": str(tmp_path / "runs"), "quiet": True, "num_threads": 1},
+        }
+    )
     res = run_experiment(cfg)
     assert len(res.labeled) == 50
     client = MlflowClient(tracking_uri=uri)
-    for key in ("w_mean/entropy", "w_mean/mean_std", "contribution/kmeans", "search/alpha",
-                "search/alpha_target", "search/loss_searchnet", "seconds_search", "seconds_candidates"):
+    for key in (
+        "w_mean/entropy",
+        "w_mean/mean_std",
+        "contribution/kmeans",
+        "search/alpha",
+        "search/alpha_target",
+        "search/loss_searchnet",
+        "seconds_search",
+        "seconds_candidates",
+    ):
         steps = sorted(m.step for m in client.get_metric_history(res.tracking_run_id, key))
         assert steps == [0, 1, 2], (key, steps)
     w = client.get_metric_history(res.tracking_run_id, "w_mean/entropy")
@@ -381,9 +415,17 @@ def test_search_nets_run_channels_last_on_cuda(digits_ctx_parts):
 
     ds, model, labeled, unlabeled, cache = digits_ctx_parts
     dev = torch.device("cuda")
-    ctx = QueryContext(cache=cache.to(dev), unlabeled=unlabeled, labeled=labeled, n=10,
-                       rng=np.random.default_rng(7), seed=7, model=prepare_model(copy.deepcopy(model), dev),
-                       dataset=ds, device=dev)
+    ctx = QueryContext(
+        cache=cache.to(dev),
+        unlabeled=unlabeled,
+        labeled=labeled,
+        n=10,
+        rng=np.random.default_rng(7),
+        seed=7,
+        model=prepare_model(copy.deepcopy(model), dev),
+        dataset=ds,
+        device=dev,
+    )
     strategy = AutoAL(**TINY)
     picks = strategy.query(ctx)
     assert len(np.unique(picks)) == 10
@@ -402,9 +444,14 @@ def test_autoal_params_are_a_typed_dataclass_checked_before_any_work():
     assert s.params.paper.cycles == 3 and isinstance(s.params.paper.cycles, int)
     assert s.candidate_names == ["margin", "kmeans"]
     assert AutoALParams.from_params({}) == AutoALParams()
-    for bad, key in (({"cycles": "abc"}, "cycles"), ({"cycles": 2.5}, "cycles"), ({"lpm": 1}, "lpm"),
-                     ({"gate": "nope"}, "gate"), ({"width_factor": 0}, "width_factor"),
-                     ({"prior": {"bald": 1.0}, "candidates": ["margin"]}, "prior")):
+    for bad, key in (
+        ({"cycles": "abc"}, "cycles"),
+        ({"cycles": 2.5}, "cycles"),
+        ({"lpm": 1}, "lpm"),
+        ({"gate": "nope"}, "gate"),
+        ({"width_factor": 0}, "width_factor"),
+        ({"prior": {"bald": 1.0}, "candidates": ["margin"]}, "prior"),
+    ):
         with pytest.raises(ConfigError, match=f"strategy.params.{key}"):
             build_strategy("autoal", **bad)
     with pytest.raises(ConfigError, match="unknown parameter"):
@@ -420,8 +467,10 @@ def test_the_round_config_is_the_params_by_name_with_one_set_of_defaults():
     cfg = SearchConfig.of(p.paper, t=0.1, mc_samples=4)
     assert (cfg.search_epochs, cfg.tau, cfg.candidate_score, cfg.t, cfg.mc_samples) == (3, 0.5, "rank", 0.1, 4)
     default = SearchConfig(t=0.1)
-    assert all(getattr(default, k) == getattr(PaperParams(), k) for k in ("search_epochs", "warmup_epochs", "lam",
-                                                                          "tau", "batch_size", "gmm_samples"))
+    assert all(
+        getattr(default, k) == getattr(PaperParams(), k)
+        for k in ("search_epochs", "warmup_epochs", "lam", "tau", "batch_size", "gmm_samples")
+    )
     with pytest.raises(ConfigError, match=r"^strategy\.params\.batch_size: must be >= 2; got 1$"):
         AutoALParams.from_params({"batch_size": 1})
 

@@ -1,5 +1,6 @@
 """The paper's baselines (BADGE, Coreset, LPL, VAAL, ENSvarR, DDU, ALBL): each one's defining
 property on small synthetic data, resume state, config files, and a 2-round run in the loop."""
+
 from __future__ import annotations
 
 import contextlib
@@ -35,8 +36,9 @@ def _cache(emb: torch.Tensor, probs: torch.Tensor | None = None, offset: int = 0
 
 def _ctx(cache: PoolCache, n: int, seed: int = 0, **kw) -> QueryContext:
     labeled = kw.pop("labeled", np.zeros(0, dtype=np.int64))
-    return QueryContext(cache=cache, unlabeled=cache.indices, labeled=labeled, n=n,
-                        rng=np.random.default_rng(seed), seed=seed, **kw)
+    return QueryContext(
+        cache=cache, unlabeled=cache.indices, labeled=labeled, n=n, rng=np.random.default_rng(seed), seed=seed, **kw
+    )
 
 
 def _images(pattern: torch.Tensor, amp: torch.Tensor, noise: float, gen: torch.Generator) -> torch.Tensor:
@@ -46,8 +48,9 @@ def _images(pattern: torch.Tensor, amp: torch.Tensor, noise: float, gen: torch.G
 
 
 def _synthetic_dataset(x: torch.Tensor, y: torch.Tensor, classes: int) -> ALDataset:
-    return ALDataset(name="synthetic", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4], num_classes=classes,
-                     augmentation="none")
+    return ALDataset(
+        name="synthetic", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4], num_classes=classes, augmentation="none"
+    )
 
 
 # -- registry and config files -------------------------------------------------------------
@@ -86,7 +89,7 @@ def test_badge_gradient_embedding_is_the_last_layer_gradient_and_distances_facto
     g = gradient_embeddings(probs, emb)
     for i in range(6):  # autograd: d CE(fc(e_i), ŷ_i) / d W
         fc.zero_grad()
-        torch.nn.functional.cross_entropy(fc(emb[i:i + 1]), probs[i:i + 1].argmax(1)).backward()
+        torch.nn.functional.cross_entropy(fc(emb[i : i + 1]), probs[i : i + 1].argmax(1)).backward()
         assert torch.allclose(g[i], fc.weight.grad.reshape(-1), atol=1e-5)
     a, e = gradient_factors(probs, emb)
     d_fact = (a @ a.T) * (e @ e.T)
@@ -102,9 +105,13 @@ def test_badge_picks_differ_from_margin_and_cover_diverse_uncertain_points():
     spread = 3.0 * torch.randn(30, 16, generator=gen)
     conf = torch.randn(40, 16, generator=gen)
     emb = torch.cat([dup, spread, conf])
-    probs = torch.cat([torch.tensor([[0.34, 0.33, 0.33]]).repeat(30, 1),
-                       torch.tensor([[0.45, 0.40, 0.15]]).repeat(30, 1),
-                       torch.tensor([[0.98, 0.01, 0.01]]).repeat(40, 1)])
+    probs = torch.cat(
+        [
+            torch.tensor([[0.34, 0.33, 0.33]]).repeat(30, 1),
+            torch.tensor([[0.45, 0.40, 0.15]]).repeat(30, 1),
+            torch.tensor([[0.98, 0.01, 0.01]]).repeat(40, 1),
+        ]
+    )
     cache = _cache(emb, probs)
     b = 10
     margin = build_strategy("margin").select_positions(cache, b, np.random.default_rng(0))
@@ -160,8 +167,11 @@ def test_ddu_ranks_points_far_from_every_class_density_first():
     pool = torch.cat([near, far])
     lab_cache = _cache(lab, offset=0)
     cache = _cache(pool, offset=len(lab))
-    ds = _synthetic_dataset(torch.zeros(len(lab) + len(pool), 1, 2, 2, dtype=torch.uint8),
-                            torch.cat([y, torch.zeros(len(pool), dtype=torch.long)]), 3)
+    ds = _synthetic_dataset(
+        torch.zeros(len(lab) + len(pool), 1, 2, 2, dtype=torch.uint8),
+        torch.cat([y, torch.zeros(len(pool), dtype=torch.long)]),
+        3,
+    )
     s = DDU()
     ctx = _ctx(cache, 5, labeled=lab_cache.indices, labeled_cache=lab_cache, dataset=ds)
     picks = s.query(ctx)
@@ -176,7 +186,7 @@ def test_ddu_density_matches_a_full_rank_gaussian():
 
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(200, 3, generator=gen) @ torch.tensor([[2.0, 0, 0], [0.5, 1.0, 0], [0, 0.3, 0.5]])
-    y = (torch.arange(200) % 2)
+    y = torch.arange(200) % 2
     gd = GaussianDensity(x, y, 2)
     assert gd.jitter == 0.0
     q = torch.randn(4, 3, generator=gen)
@@ -247,8 +257,9 @@ def test_albl_importance_weighted_accuracy_and_batch_draws():
     lab_idx = np.sort(picks)
     right = _cache(torch.zeros(6, 2), torch.tensor([[0.9, 0.05, 0.05]]).repeat(6, 1), offset=0)
     right.indices = lab_idx
-    ctx2 = _ctx(cache.subset(np.setdiff1d(np.arange(n_pool), lab_idx)), 1, labeled=lab_idx, labeled_cache=right,
-                dataset=ds)
+    ctx2 = _ctx(
+        cache.subset(np.setdiff1d(np.arange(n_pool), lab_idx)), 1, labeled=lab_idx, labeled_cache=right, dataset=ds
+    )
     expect = min(float((1.0 / q).sum() / (n_pool * 6)), 1.0)
     assert s.reward(ctx2) == pytest.approx(expect)
     wrong = _cache(torch.zeros(6, 2), torch.tensor([[0.05, 0.9, 0.05]]).repeat(6, 1))
@@ -269,8 +280,16 @@ def test_albl_state_dict_resumes_exactly():
 
     def run(strategy, labeled, r):
         unl = np.setdiff1d(np.arange(60), labeled)
-        ctx = QueryContext(cache=full.subset(unl), unlabeled=unl, labeled=labeled, n=4,
-                           rng=np.random.default_rng(r), seed=r, labeled_cache=full.subset(labeled), dataset=ds)
+        ctx = QueryContext(
+            cache=full.subset(unl),
+            unlabeled=unl,
+            labeled=labeled,
+            n=4,
+            rng=np.random.default_rng(r),
+            seed=r,
+            labeled_cache=full.subset(labeled),
+            dataset=ds,
+        )
         return np.sort(np.concatenate([labeled, strategy.query(ctx)])), ctx.metrics
 
     arms = ["random", "entropy", "margin", "kmeans", "coreset"]
@@ -306,9 +325,23 @@ def test_lpl_predicted_loss_correlates_with_the_true_loss():
     torch.manual_seed(0)
     model = build_model("small_cnn", 1, 2, 8, width=8)
     lpm = LossPredictionModule(model.stage_channels, 32)
-    hist = train_joint(model, lpm, ds, train, epochs=12, batch_size=32, optimizer="adam", lr=3e-3, momentum=0.9,
-                       weight_decay=0.0, weight=1.0, margin=1.0, detach_epoch=8, device=torch.device("cpu"),
-                       seed=0)
+    hist = train_joint(
+        model,
+        lpm,
+        ds,
+        train,
+        epochs=12,
+        batch_size=32,
+        optimizer="adam",
+        lr=3e-3,
+        momentum=0.9,
+        weight_decay=0.0,
+        weight=1.0,
+        margin=1.0,
+        detach_epoch=8,
+        device=torch.device("cpu"),
+        seed=0,
+    )
     assert hist["rank"][-1] < hist["rank"][0]
     pred = predict_loss(model, lpm, ds, held, device=torch.device("cpu"))
     model.eval()
@@ -369,9 +402,15 @@ def _local_ray():
 def test_ens_var_r_sequential_and_ray_give_the_same_picks(tmp_path):
     from autoal.strategies.baselines.ens_var_r import EnsembleVarRatio
 
-    cfg = RunConfig.from_dict({"model": {"width": 8}, "train": {"epochs": 3, "batch_size": 16},
-                               "al": {"mc_samples": 0}, "tracking": {"enabled": False},
-                               "runtime": {"output_dir": str(tmp_path), "quiet": True, "device": "cpu"}})
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"width": 8},
+            "train": {"epochs": 3, "batch_size": 16},
+            "al": {"mc_samples": 0},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True, "device": "cpu"},
+        }
+    )
     learner = ActiveLearningLoop(cfg).learner
     labeled, unlabeled = np.arange(40), np.arange(40, 340)
     model = learner.new_model(0)
@@ -379,8 +418,17 @@ def test_ens_var_r_sequential_and_ray_give_the_same_picks(tmp_path):
     cache = learner.score(model, unlabeled, 0)
 
     def ctx():
-        return QueryContext(cache=cache, unlabeled=unlabeled, labeled=labeled, n=10, rng=np.random.default_rng(7),
-                            seed=11, model=model, dataset=learner.dataset, learner=learner)
+        return QueryContext(
+            cache=cache,
+            unlabeled=unlabeled,
+            labeled=labeled,
+            n=10,
+            rng=np.random.default_rng(7),
+            seed=11,
+            model=model,
+            dataset=learner.dataset,
+            learner=learner,
+        )
 
     s = EnsembleVarRatio(ensemble_size=3)
     seeds = s.member_seeds(11)
@@ -414,14 +462,16 @@ SMOKE_PARAMS = {
 
 @pytest.mark.parametrize("name", BASELINES)
 def test_two_rounds_in_the_loop(name, tmp_path):
-    cfg = RunConfig.from_dict({
-        "strategy": {"name": name, "params": SMOKE_PARAMS.get(name, {})},
-        "model": {"width": 4},
-        "al": {"initial_size": 20, "query_size": 10, "rounds": 2, "mc_samples": 2},
-        "train": {"epochs": 2, "batch_size": 32},
-        "tracking": {"enabled": False},
-        "runtime": {"output_dir": str(tmp_path), "quiet": True, "device": "cpu", "num_threads": 2},
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "strategy": {"name": name, "params": SMOKE_PARAMS.get(name, {})},
+            "model": {"width": 4},
+            "al": {"initial_size": 20, "query_size": 10, "rounds": 2, "mc_samples": 2},
+            "train": {"epochs": 2, "batch_size": 32},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(tmp_path), "quiet": True, "device": "cpu", "num_threads": 2},
+        }
+    )
     res = run_experiment(cfg)
     assert [h["labels"] for h in res.history] == [20, 30, 40]
     seen = set(res.labeled[:20].tolist())

@@ -1,6 +1,7 @@
 """Cluster-Margin (Citovsky et al., NeurIPS 2021): the pure steps of Algorithm 1 (Margin shortlist,
 average-linkage HAC, round-robin over clusters), the strategy's defining properties on constructed
 embeddings, degenerate inputs, and one round in the loop on digits."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,15 +12,20 @@ import autoal
 from autoal.cache import PoolCache
 from autoal.errors import ConfigError
 from autoal.strategies import QueryContext, build_strategy
-from autoal.strategies.baselines.cluster_margin import (ClusterMargin, average_linkage_clusters, margin_shortlist,
-                                                        round_robin_order)
+from autoal.strategies.baselines.cluster_margin import (
+    ClusterMargin,
+    average_linkage_clusters,
+    margin_shortlist,
+    round_robin_order,
+)
 
 torch.set_num_threads(2)
 
 
 def _cache(probs: torch.Tensor, emb: torch.Tensor) -> PoolCache:
-    return PoolCache(indices=np.arange(100, 100 + len(probs)), probs=probs, embeddings=emb,
-                     logits=probs.clamp_min(1e-12).log())
+    return PoolCache(
+        indices=np.arange(100, 100 + len(probs)), probs=probs, embeddings=emb, logits=probs.clamp_min(1e-12).log()
+    )
 
 
 def _probs_with_gaps(gaps: np.ndarray, classes: int = 3) -> torch.Tensor:
@@ -82,8 +88,9 @@ def _naive_average_linkage(x: np.ndarray, k: int) -> set[frozenset[int]]:
     d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
     clusters = [[i] for i in range(len(x))]
     while len(clusters) > k:
-        best = min(((d[np.ix_(a, b)].mean(), i, j) for i, a in enumerate(clusters)
-                    for j, b in enumerate(clusters) if i < j))
+        best = min(
+            ((d[np.ix_(a, b)].mean(), i, j) for i, a in enumerate(clusters) for j, b in enumerate(clusters) if i < j)
+        )
         _, i, j = best
         clusters[i] = clusters[i] + clusters.pop(j)
     return {frozenset(c) for c in clusters}
@@ -161,8 +168,9 @@ def test_exact_size_distinct_and_deterministic(n):
     assert picks.min() >= 0 and picks.max() < 60
     for seed in (1, 2):  # the round's generator does not change the picks
         assert strat.select_positions(cache, n, np.random.default_rng(seed)).tolist() == picks.tolist()
-    ctx = QueryContext(cache=cache, unlabeled=cache.indices, labeled=np.zeros(0, dtype=np.int64), n=n,
-                       rng=np.random.default_rng(0))
+    ctx = QueryContext(
+        cache=cache, unlabeled=cache.indices, labeled=np.zeros(0, dtype=np.int64), n=n, rng=np.random.default_rng(0)
+    )
     assert strat.query(ctx).tolist() == (cache.indices[picks]).tolist()
     assert 1 <= ctx.metrics["cluster_margin/clusters"] <= n
     r = strat.rank_score(cache, n, np.random.default_rng(0))
@@ -227,8 +235,14 @@ def test_one_round_on_digits(tmp_path):
 
     d = load_digits()
     x, y = (d.images / 16).astype("float32")[:, None], d.target
-    result = autoal.run((x[:1200], y[:1200], x[1200:], y[1200:]), strategy="cluster_margin", rounds=1,
-                        query_size=10, epochs=2, output_dir=str(tmp_path))
+    result = autoal.run(
+        (x[:1200], y[:1200], x[1200:], y[1200:]),
+        strategy="cluster_margin",
+        rounds=1,
+        query_size=10,
+        epochs=2,
+        output_dir=str(tmp_path),
+    )
     assert len(result.history) == 2 and len(result.labeled) == 30 and len(set(result.labeled.tolist())) == 30
     assert set(result.history[0]["selected"]).isdisjoint(result.labeled[:20].tolist())
     assert 1 <= result.history[0]["cluster_margin/clusters"] <= 10

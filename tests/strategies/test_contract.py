@@ -2,6 +2,7 @@
 defaults, answers one round on a tiny pool of digits with ``n`` distinct dataset indices from the
 unlabeled pool, and answers the same under the same seed. Parametrized from the registry, so a
 strategy added to autoal is checked without naming it here."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,17 +22,29 @@ def tiny_pool():
     """120 pool / 40 test images of digits (8x8, 10 classes), the same for every strategy."""
     x, y = load_digits(return_X_y=True)
     x = (x.reshape(-1, 8, 8) * 16).clip(0, 255).astype(np.uint8)
-    return dataset_from_arrays("tiny_digits", x[:120], y[:120], x[120:160], y[120:160], where="tiny pool",
-                               source="sklearn digits, first 160 images")
+    return dataset_from_arrays(
+        "tiny_digits",
+        x[:120],
+        y[:120],
+        x[120:160],
+        y[120:160],
+        where="tiny pool",
+        source="sklearn digits, first 160 images",
+    )
 
 
 def one_round(dataset, name: str, seed: int, out) -> tuple[np.ndarray, np.ndarray]:
     """The dataset indices the strategy ``name`` picks in its first query round, and the initial set."""
-    cfg = RunConfig.from_dict({
-        "strategy": {"name": name, "params": {}}, "model": {"name": "small_cnn"},
-        "train": {"epochs": 2, "min_steps": 4, "batch_size": 16},
-        "al": {"initial_size": INITIAL, "query_size": QUERY, "rounds": 1, "seed": seed, "mc_samples": 3},
-        "tracking": {"enabled": False}, "runtime": {"output_dir": str(out), "resume": False, "quiet": True}})
+    cfg = RunConfig.from_dict(
+        {
+            "strategy": {"name": name, "params": {}},
+            "model": {"name": "small_cnn"},
+            "train": {"epochs": 2, "min_steps": 4, "batch_size": 16},
+            "al": {"initial_size": INITIAL, "query_size": QUERY, "rounds": 1, "seed": seed, "mc_samples": 3},
+            "tracking": {"enabled": False},
+            "runtime": {"output_dir": str(out), "resume": False, "quiet": True},
+        }
+    )
     r = ActiveLearningLoop(cfg, dataset=dataset).run()
     labeled, arrived = np.asarray(r.labeled), np.asarray(r.labeled_round)
     return labeled[arrived == 1], labeled[arrived == 0]

@@ -1,5 +1,6 @@
 """README "Extending autoal": the strategy, data set and backbone shown there, each one file plus
 one config file, run as written in a scratch copy of the repository."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _readme_files() -> dict[str, str]:
     """path -> text of every code block in the section whose first line is ``# <path>``."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Extending autoal"):]
-    section = section[:section.index("\n## ", 1)]
+    section = text[text.index("## Extending autoal") :]
+    section = section[: section.index("\n## ", 1)]
     files = {}
     for block in re.findall(r"```(?:python|yaml)\n(.*?)```", section, re.S):
         first, _, body = block.partition("\n")
@@ -30,9 +31,14 @@ def _readme_files() -> dict[str, str]:
 
 def test_readme_shows_one_file_and_one_config_for_each_extension():
     files = _readme_files()
-    assert set(files) == {"autoal/strategies/confidence_ratio.py", "autoal/conf/strategy/confidence_ratio.yaml",
-                          "autoal/data/blobs.py", "autoal/conf/dataset/blobs.yaml",
-                          "autoal/models/tiny_mlp.py", "autoal/conf/model/tiny_mlp.yaml"}
+    assert set(files) == {
+        "autoal/strategies/confidence_ratio.py",
+        "autoal/conf/strategy/confidence_ratio.yaml",
+        "autoal/data/blobs.py",
+        "autoal/conf/dataset/blobs.yaml",
+        "autoal/models/tiny_mlp.py",
+        "autoal/conf/model/tiny_mlp.yaml",
+    }
     for path in files:  # new files, not edits of existing ones
         assert not (ROOT / path).exists(), path
 
@@ -47,18 +53,34 @@ def test_readme_extensions_run_end_to_end_from_a_copy(tmp_path):
         (repo / path).write_text(body)
     env = {**os.environ, "PYTHONPATH": str(repo)}
     env.pop("AUTOAL_CONF_DIR", None)  # the copy's package carries its conf/
-    cmd = [sys.executable, str(repo / "pipelines" / "run.py"), "dataset=blobs", "model=tiny_mlp",
-           "strategy=confidence_ratio", "al.rounds=2", "al.initial_size=20", "al.query_size=10", "train.epochs=5",
-           "tracking=none", f"runtime.output_dir={tmp_path / 'runs'}", "runtime.quiet=true"]
+    cmd = [
+        sys.executable,
+        str(repo / "pipelines" / "run.py"),
+        "dataset=blobs",
+        "model=tiny_mlp",
+        "strategy=confidence_ratio",
+        "al.rounds=2",
+        "al.initial_size=20",
+        "al.query_size=10",
+        "train.epochs=5",
+        "tracking=none",
+        f"runtime.output_dir={tmp_path / 'runs'}",
+        "runtime.quiet=true",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "AUBC" in out.stdout
     runs = list((tmp_path / "runs").glob("blobs-confidence_ratio-seed0-*/state.json"))
     assert len(runs) == 1, list((tmp_path / "runs").glob("*"))
     # the same names are unknown to the installed package: the copy's new files did the work
-    check = subprocess.run([sys.executable, "-c", "from autoal.models import model_names; print(model_names())"],
-                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                           env={k: v for k, v in env.items() if k != "PYTHONPATH"})
+    check = subprocess.run(
+        [sys.executable, "-c", "from autoal.models import model_names; print(model_names())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={k: v for k, v in env.items() if k != "PYTHONPATH"},
+    )
     assert check.returncode == 0 and "'tiny_mlp'" not in check.stdout, check.stdout + check.stderr
 
 
@@ -92,8 +114,14 @@ def test_the_readme_strategy_is_an_autoal_candidate_by_name(tmp_path):
     import json
 
     source = _readme_files()["autoal/strategies/confidence_ratio.py"]
-    out = subprocess.run([sys.executable, "-c", _CANDIDATE_RUN, source, str(tmp_path)], capture_output=True,
-                         text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", _CANDIDATE_RUN, source, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     runs = json.loads(out.stdout.strip().splitlines()[-1])
     for formulation, key in (("lookahead", "weight/confidence_ratio"), ("paper", "w_mean/confidence_ratio")):

@@ -5,6 +5,7 @@ regenerates the record on purpose, and says so in its commit:
 
     python tests/strategies/test_picks_unchanged.py --update
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,14 @@ import pytest
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "picks_digits.json"
 #: a short digits run: 20 initial labels, 2 rounds of 10, 10 epochs a round, one torch thread
-OVERRIDES = ["setting=digits", "al.rounds=2", "train.epochs=10", "tracking.enabled=false", "runtime.resume=false",
-             "runtime.quiet=true"]
+OVERRIDES = [
+    "setting=digits",
+    "al.rounds=2",
+    "train.epochs=10",
+    "tracking.enabled=false",
+    "runtime.resume=false",
+    "runtime.quiet=true",
+]
 
 
 def platform() -> dict[str, str]:
@@ -49,8 +56,12 @@ def picks(option: str, output_dir: Path) -> dict:
     cfg = run_config(compose([f"strategy={option}", *OVERRIDES, f"runtime.output_dir={output_dir}"]))
     r = ActiveLearningLoop(cfg).run()
     order = sorted(range(len(r.labeled)), key=lambda i: (int(r.labeled_round[i]), int(r.labeled[i])))
-    return {"labeled": [int(r.labeled[i]) for i in order], "round": [int(r.labeled_round[i]) for i in order],
-            "aubc": float(r.aubc), "final_accuracy": float(r.final_accuracy)}
+    return {
+        "labeled": [int(r.labeled[i]) for i in order],
+        "round": [int(r.labeled_round[i]) for i in order],
+        "aubc": float(r.aubc),
+        "final_accuracy": float(r.final_accuracy),
+    }
 
 
 def test_the_reference_covers_every_strategy_option():
@@ -75,5 +86,7 @@ if __name__ == "__main__":  # regenerate the record (on purpose only)
     with tempfile.TemporaryDirectory() as d:
         record = {"platform": platform(), "picks": {o: picks(o, Path(d)) for o in strategy_options()}}
     lines = [f" {json.dumps(o)}: {json.dumps(v)}" for o, v in record["picks"].items()]
-    REFERENCE.write_text('{"platform": ' + json.dumps(record["platform"]) + ',\n"picks": {\n' + ",\n".join(lines) + "\n}}\n")
+    REFERENCE.write_text(
+        '{"platform": ' + json.dumps(record["platform"]) + ',\n"picks": {\n' + ",\n".join(lines) + "\n}}\n"
+    )
     print(f"wrote {REFERENCE} ({len(record['picks'])} strategy options)")

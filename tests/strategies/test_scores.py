@@ -1,4 +1,5 @@
 """Candidate score functions on hand-computed inputs (DESIGN.md §3.1)."""
+
 import math
 
 import numpy as np
@@ -24,8 +25,14 @@ def test_entropy_margin_least_confidence_by_hand():
 def test_no_nan_when_a_probability_underflows_to_zero():
     p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     mc = p.unsqueeze(0).repeat(4, 1, 1)
-    for f in (scores.entropy(p), scores.margin(p), scores.least_confidence(p),
-              scores.bald(MCSummary.from_samples(mc)), scores.var_ratio(MCSummary.from_samples(mc)), scores.mean_std(MCSummary.from_samples(mc))):
+    for f in (
+        scores.entropy(p),
+        scores.margin(p),
+        scores.least_confidence(p),
+        scores.bald(MCSummary.from_samples(mc)),
+        scores.var_ratio(MCSummary.from_samples(mc)),
+        scores.mean_std(MCSummary.from_samples(mc)),
+    ):
         assert torch.isfinite(f).all()
 
 
@@ -39,10 +46,15 @@ def test_bald_is_zero_when_all_mc_samples_agree_and_positive_otherwise():
 
 def test_var_ratio_counts_modal_votes_and_is_not_least_confidence():
     # sample 0: votes 0,0,1,1,1 → 1 − 3/5; sample 1: all vote 0 → 0
-    mc = torch.tensor([
-        [[0.6, 0.4], [0.51, 0.49]], [[0.6, 0.4], [0.51, 0.49]],
-        [[0.4, 0.6], [0.51, 0.49]], [[0.4, 0.6], [0.51, 0.49]], [[0.4, 0.6], [0.51, 0.49]],
-    ])
+    mc = torch.tensor(
+        [
+            [[0.6, 0.4], [0.51, 0.49]],
+            [[0.6, 0.4], [0.51, 0.49]],
+            [[0.4, 0.6], [0.51, 0.49]],
+            [[0.4, 0.6], [0.51, 0.49]],
+            [[0.4, 0.6], [0.51, 0.49]],
+        ]
+    )
     vr = scores.var_ratio(MCSummary.from_samples(mc))
     assert vr.tolist() == pytest.approx([0.4, 0.0])
     lc = scores.least_confidence(mc.mean(0))
@@ -59,8 +71,13 @@ def _cache(n=40, c=3, d=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(n, c, generator=g)
     mc = torch.softmax(logits.unsqueeze(0) + 0.5 * torch.randn(6, n, c, generator=g), -1)
-    return PoolCache(indices=np.arange(100, 100 + n), probs=torch.softmax(logits, 1),
-                     embeddings=torch.randn(n, d, generator=g), logits=logits, mc=MCSummary.from_samples(mc))
+    return PoolCache(
+        indices=np.arange(100, 100 + n),
+        probs=torch.softmax(logits, 1),
+        embeddings=torch.randn(n, d, generator=g),
+        logits=logits,
+        mc=MCSummary.from_samples(mc),
+    )
 
 
 def test_kmeans_returns_one_distinct_pick_per_cluster():
@@ -74,16 +91,18 @@ def test_kmeans_returns_one_distinct_pick_per_cluster():
     assert sorted(p // 20 for p in pos) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("name", ["random", "entropy", "margin", "least_confidence", "kmeans", "bald",
-                                  "var_ratio", "mean_std"])
+@pytest.mark.parametrize(
+    "name", ["random", "entropy", "margin", "least_confidence", "kmeans", "bald", "var_ratio", "mean_std"]
+)
 def test_every_candidate_queries_distinct_unlabeled_indices_reproducibly(name):
     from autoal.strategies import QueryContext
 
     cache = _cache()
 
     def ask(seed):
-        ctx = QueryContext(cache=cache, unlabeled=cache.indices, labeled=np.arange(5), n=7,
-                           rng=np.random.default_rng(seed))
+        ctx = QueryContext(
+            cache=cache, unlabeled=cache.indices, labeled=np.arange(5), n=7, rng=np.random.default_rng(seed)
+        )
         return build_strategy(name).query(ctx)
 
     a, b = ask(3), ask(3)

@@ -1,4 +1,5 @@
 """TypiClust (Hacohen et al. 2022): typical samples from the clusters that L does not cover."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,21 +45,34 @@ def test_strategy_queries_distinct_unlabeled_samples_and_ranks_its_picks_first()
     x, blob = _blobs()
     lab_rows = np.array([0, 1])
     pool_rows = np.setdiff1d(np.arange(len(x)), lab_rows)
-    mk = lambda rows: PoolCache(indices=rows + 100, probs=torch.full((len(rows), 2), 0.5), embeddings=x[rows],
-                                logits=torch.zeros(len(rows), 2))
+    mk = lambda rows: PoolCache(
+        indices=rows + 100, probs=torch.full((len(rows), 2), 0.5), embeddings=x[rows], logits=torch.zeros(len(rows), 2)
+    )
     cache, lab = mk(pool_rows), mk(lab_rows)
     strat = build_strategy("typiclust", max_clusters=10)
-    ctx = QueryContext(cache=cache, unlabeled=cache.indices, labeled=lab.indices, n=4,
-                       rng=np.random.default_rng(0), labeled_cache=lab)
+    ctx = QueryContext(
+        cache=cache, unlabeled=cache.indices, labeled=lab.indices, n=4, rng=np.random.default_rng(0), labeled_cache=lab
+    )
     picks = strat.query(ctx)
     assert len(set(picks.tolist())) == 4 and set(picks.tolist()) <= set(cache.indices.tolist())
-    again = strat.query(QueryContext(cache=cache, unlabeled=cache.indices, labeled=lab.indices, n=4,
-                                     rng=np.random.default_rng(0), labeled_cache=lab))
+    again = strat.query(
+        QueryContext(
+            cache=cache,
+            unlabeled=cache.indices,
+            labeled=lab.indices,
+            n=4,
+            rng=np.random.default_rng(0),
+            labeled_cache=lab,
+        )
+    )
     assert picks.tolist() == again.tolist()
     r = strat.rank_score(cache, 4, np.random.default_rng(0), labeled=lab)
     top = torch.argsort(r, descending=True)[:4]
-    assert r.max() == 1.0 and r.min() >= 0 and sorted(top.tolist()) == sorted(
-        strat.select_positions(cache, 4, np.random.default_rng(0), lab).tolist())
+    assert (
+        r.max() == 1.0
+        and r.min() >= 0
+        and sorted(top.tolist()) == sorted(strat.select_positions(cache, 4, np.random.default_rng(0), lab).tolist())
+    )
 
 
 def test_more_picks_than_clusters_and_bad_parameters():

@@ -25,18 +25,68 @@ One module per part: :mod:`~autoal.platform.matrix.records` (the run records),
 (the matrix), :mod:`~autoal.platform.matrix.markdown` (tables) and
 :mod:`~autoal.platform.matrix.figures` (heat map, run-time split).
 """
+
 from __future__ import annotations
 
-from autoal.platform.matrix.records import (LEGACY_LONG_TAILED, LEGACY_METHOD_NAMES, RUNTIME_PARTS, MatrixRun,
-                                            as_runs, merge_runs, method_name, read_jsonl_runs, run_from_record)
-from autoal.platform.matrix.stats import (ALPHA, BETTER, EXACT_MAX, LEVEL, MIN_PAIRS, NO_CLAIM, REFERENCE, WORSE,
-                                          bootstrap_ci, verdict, wilcoxon_signed_rank_p)
+from autoal.platform.matrix.records import (
+    LEGACY_LONG_TAILED,
+    LEGACY_METHOD_NAMES,
+    RUNTIME_PARTS,
+    MatrixRun,
+    as_runs,
+    merge_runs,
+    method_name,
+    read_jsonl_runs,
+    run_from_record,
+)
+from autoal.platform.matrix.stats import (
+    ALPHA,
+    BETTER,
+    EXACT_MAX,
+    LEVEL,
+    MIN_PAIRS,
+    NO_CLAIM,
+    REFERENCE,
+    WORSE,
+    bootstrap_ci,
+    verdict,
+    wilcoxon_signed_rank_p,
+)
 from autoal.platform.matrix.build import MatrixReport, MethodStats, PairedDiff, SettingTable, build_matrix
 from autoal.platform.matrix.markdown import against_best_rows, matrix_markdown, setting_rows, summary_rows
 from autoal.platform.matrix.figures import heat_map, runtime_means, runtime_split
 
-__all__ = ['ALPHA', 'BETTER', 'EXACT_MAX', 'LEGACY_LONG_TAILED', 'LEGACY_METHOD_NAMES', 'LEVEL', 'MIN_PAIRS',
-           'MatrixReport', 'MatrixRun', 'MethodStats', 'NO_CLAIM', 'PairedDiff', 'REFERENCE', 'RUNTIME_PARTS',
-           'SettingTable', 'WORSE', 'against_best_rows', 'as_runs', 'bootstrap_ci', 'build_matrix', 'heat_map',
-           'matrix_markdown', 'merge_runs', 'method_name', 'read_jsonl_runs', 'run_from_record', 'runtime_means',
-           'runtime_split', 'setting_rows', 'summary_rows', 'verdict', 'wilcoxon_signed_rank_p']
+__all__ = [
+    "ALPHA",
+    "BETTER",
+    "EXACT_MAX",
+    "LEGACY_LONG_TAILED",
+    "LEGACY_METHOD_NAMES",
+    "LEVEL",
+    "MIN_PAIRS",
+    "MatrixReport",
+    "MatrixRun",
+    "MethodStats",
+    "NO_CLAIM",
+    "PairedDiff",
+    "REFERENCE",
+    "RUNTIME_PARTS",
+    "SettingTable",
+    "WORSE",
+    "against_best_rows",
+    "as_runs",
+    "bootstrap_ci",
+    "build_matrix",
+    "heat_map",
+    "matrix_markdown",
+    "merge_runs",
+    "method_name",
+    "read_jsonl_runs",
+    "run_from_record",
+    "runtime_means",
+    "runtime_split",
+    "setting_rows",
+    "summary_rows",
+    "verdict",
+    "wilcoxon_signed_rank_p",
+]

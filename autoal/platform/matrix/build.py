@@ -1,6 +1,7 @@
 """The matrix (:func:`build_matrix`): per setting each method's mean ± std over its own seeds,
 its rank, and its paired difference to the setting's best single strategy; mean ranks across
 settings."""
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,7 @@ import numpy as np
 
 from autoal.errors import DataError
 from autoal.platform.matrix.records import MatrixRun, as_runs
-from autoal.platform.matrix.stats import (ALPHA, MIN_PAIRS, REFERENCE, bootstrap_ci, verdict,
-                                          wilcoxon_signed_rank_p)
+from autoal.platform.matrix.stats import ALPHA, MIN_PAIRS, REFERENCE, bootstrap_ci, verdict, wilcoxon_signed_rank_p
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,18 @@ def _ordered(names: Iterable[str], order: Sequence[str] | None) -> list[str]:
     return first + [n for n in seen if n not in first]
 
 
-def build_matrix(runs: Iterable[MatrixRun | Mapping[str, Any]], single_strategies: Iterable[str] | None = None, *,
-                 order: Sequence[str] | None = None, setting_order: Sequence[str] | None = None,
-                 alpha: float = ALPHA, min_pairs: int = MIN_PAIRS, resamples: int = 10_000,
-                 level: float = 0.95, seed: int = 0) -> MatrixReport:
+def build_matrix(
+    runs: Iterable[MatrixRun | Mapping[str, Any]],
+    single_strategies: Iterable[str] | None = None,
+    *,
+    order: Sequence[str] | None = None,
+    setting_order: Sequence[str] | None = None,
+    alpha: float = ALPHA,
+    min_pairs: int = MIN_PAIRS,
+    resamples: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> MatrixReport:
     """The matrix's statistics from run records (dicts are validated by :meth:`MatrixRun.from_dict`).
 
     ``single_strategies``: the methods that count as single strategies (the best of them in a
@@ -115,12 +123,17 @@ def build_matrix(runs: Iterable[MatrixRun | Mapping[str, Any]], single_strategie
     for i, r in enumerate(rs):
         key = (r.setting, r.method, r.seed)
         if key in seen:
-            raise DataError(f"run records {seen[key]} and {i}: two runs of setting {r.setting!r}, method "
-                            f"{r.method!r}, seed {r.seed} (merge_runs keeps the later one)")
+            raise DataError(
+                f"run records {seen[key]} and {i}: two runs of setting {r.setting!r}, method "
+                f"{r.method!r}, seed {r.seed} (merge_runs keeps the later one)"
+            )
         seen[key] = i
     methods = _ordered((r.method for r in rs), order)
-    singles = frozenset(single_strategies) if single_strategies is not None else \
-        frozenset(m for m in methods if not m.startswith("autoal"))
+    singles = (
+        frozenset(single_strategies)
+        if single_strategies is not None
+        else frozenset(m for m in methods if not m.startswith("autoal"))
+    )
     settings = {}
     for s in _ordered((r.setting for r in rs), setting_order):
         sub = [r for r in rs if r.setting == s]
@@ -132,12 +145,30 @@ def build_matrix(runs: Iterable[MatrixRun | Mapping[str, Any]], single_strategie
     for m in methods:
         ranks = [t.stats[m].rank for t in settings.values() if m in t.stats]
         mean_rank[m] = float(np.mean(ranks))
-    return MatrixReport(settings=settings, methods=tuple(methods), single_strategies=singles, mean_rank=mean_rank,
-                        runs=tuple(rs), alpha=alpha, min_pairs=min_pairs, resamples=resamples, level=level)
+    return MatrixReport(
+        settings=settings,
+        methods=tuple(methods),
+        single_strategies=singles,
+        mean_rank=mean_rank,
+        runs=tuple(rs),
+        alpha=alpha,
+        min_pairs=min_pairs,
+        resamples=resamples,
+        level=level,
+    )
 
 
-def _setting_table(setting: str, runs: list[MatrixRun], methods: list[str], singles: frozenset[str], alpha: float,
-                   min_pairs: int, resamples: int, level: float, seed: int) -> SettingTable:
+def _setting_table(
+    setting: str,
+    runs: list[MatrixRun],
+    methods: list[str],
+    singles: frozenset[str],
+    alpha: float,
+    min_pairs: int,
+    resamples: int,
+    level: float,
+    seed: int,
+) -> SettingTable:
     by = {m: {r.seed: r for r in runs if r.method == m} for m in methods}
     by = {m: v for m, v in by.items() if v}
     stats = {}
@@ -149,8 +180,11 @@ def _setting_table(setting: str, runs: list[MatrixRun], methods: list[str], sing
     # competition ranking ("1224") by mean AUBC; equal means share the better rank
     means = {m: v[1][0] for m, v in stats.items()}
     ranked = sorted(stats, key=lambda m: -means[m])
-    table = {m: MethodStats(m, v[0], *v[1], *v[2], *v[3], *v[4],
-                            rank=1 + sum(means[o] > means[m] for o in stats)) for m in ranked for v in [stats[m]]}
+    table = {
+        m: MethodStats(m, v[0], *v[1], *v[2], *v[3], *v[4], rank=1 + sum(means[o] > means[m] for o in stats))
+        for m in ranked
+        for v in [stats[m]]
+    }
     cands = [m for m in methods if m in singles and m in by]
     best = max(cands, key=lambda m: means[m]) if cands else None  # ties: the first in method order
     paired = {}
@@ -165,6 +199,17 @@ def _setting_table(setting: str, runs: list[MatrixRun], methods: list[str], sing
                 p = wilcoxon_signed_rank_p(d)
                 ci = bootstrap_ci(d, resamples, level, seed)
                 v = verdict(len(d), mean_d, p, alpha, min_pairs)
-            paired[m] = PairedDiff(m, best, shared, mean_d, sum(x > 0 for x in d), sum(x == 0 for x in d),
-                                   sum(x < 0 for x in d), p, ci[0], ci[1], v)
+            paired[m] = PairedDiff(
+                m,
+                best,
+                shared,
+                mean_d,
+                sum(x > 0 for x in d),
+                sum(x == 0 for x in d),
+                sum(x < 0 for x in d),
+                p,
+                ci[0],
+                ci[1],
+                v,
+            )
     return SettingTable(setting, bool(runs[0].long_tailed), table, best, paired)

@@ -1,5 +1,6 @@
 """The matrix's figures (matplotlib imported inside, Agg backend): the heat map of AUBC above
 Random per setting and method, and the run-time split per setting."""
+
 from __future__ import annotations
 
 import math
@@ -48,15 +49,24 @@ def heat_map(report: MatrixReport, path: str | Path, baseline: str = "random") -
     for i in range(len(rows)):
         for j in range(len(methods)):
             if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{_signed(grid[i, j], 3)}\n#{ranks[i, j]}", ha="center", va="center", fontsize=7,
-                        color="white" if abs(grid[i, j]) > 0.6 * lim else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{_signed(grid[i, j], 3)}\n#{ranks[i, j]}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if abs(grid[i, j]) > 0.6 * lim else "black",
+                )
     other = any(ref != baseline for _, ref in rows)
     fig.colorbar(im, ax=ax, label=f"AUBC − {baseline}" + (" (or − best single)" if other else ""))
     ax.set_title(f"mean AUBC above {baseline} (#: rank in the setting, 1 = best)", fontsize=9)
     return save_figure(fig, path)
 
 
-def runtime_means(runs: MatrixReport | Iterable[MatrixRun | Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+def runtime_means(
+    runs: MatrixReport | Iterable[MatrixRun | Mapping[str, Any]],
+) -> dict[str, dict[str, dict[str, float]]]:
     """setting -> method -> part -> mean seconds per run, over the runs that carry a runtime
     split (a part a run lacks counts 0 s: e.g. no search outside AutoAL); empty when none does."""
     rs = list(runs.runs) if isinstance(runs, MatrixReport) else as_runs(runs)
@@ -86,8 +96,9 @@ def runtime_split(runs: MatrixReport | Iterable[MatrixRun | Mapping[str, Any]], 
     cols = min(n, 2)
     nrows = math.ceil(n / cols)
     width = max(len(v) for v in means.values())
-    fig, axes = plt.subplots(nrows, cols, figsize=(cols * max(4.0, 0.6 * width + 1.6), 3.4 * nrows), dpi=120,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(cols * max(4.0, 0.6 * width + 1.6), 3.4 * nrows), dpi=120, squeeze=False
+    )
     colours = plt.get_cmap("tab10")
     for k, (s, per_method) in enumerate(means.items()):
         ax = axes[k // cols][k % cols]

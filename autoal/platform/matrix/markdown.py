@@ -1,5 +1,6 @@
 """The matrix as Markdown: the mean-AUBC summary, the methods against each setting's best single
 strategy, one detail table per setting and the verdicts."""
+
 from __future__ import annotations
 
 import math
@@ -61,9 +62,12 @@ def against_best_rows(report: MatrixReport, methods: Sequence[str] | None = None
         cells = [s, f"{t.best_single} {b.aubc_mean:.4f} ({b.aubc_std:.3f})"]
         for m in methods:
             pd = t.paired.get(m)
-            cells.append("—" if pd is None or pd.n == 0 else
-                         f"{_signed(pd.mean_diff)}, {_wl(pd)}, {_p(pd.p_wilcoxon)}" + (" ⚠" if pd.n < report.min_pairs
-                                                                                         else ""))
+            cells.append(
+                "—"
+                if pd is None or pd.n == 0
+                else f"{_signed(pd.mean_diff)}, {_wl(pd)}, {_p(pd.p_wilcoxon)}"
+                + (" ⚠" if pd.n < report.min_pairs else "")
+            )
         rows.append(cells)
     return _table(["setting", "best single (std)", *(f"{m}: Δ, W/L, p" for m in methods)], rows)
 
@@ -75,16 +79,26 @@ def setting_rows(report: MatrixReport, setting: str) -> list[str]:
     t = report.settings[setting]
     lt = t.long_tailed
     pct = f"{100 * report.level:g} %"
-    head = ["rank", "method", "seeds", "AUBC", "final acc"] + (["final bal. acc", "AUBC (bal.)"] if lt else []) + \
-        ["Δ AUBC vs best single (n)", "W/T/L", "Wilcoxon p", f"{pct} CI of Δ", "verdict"]
+    head = (
+        ["rank", "method", "seeds", "AUBC", "final acc"]
+        + (["final bal. acc", "AUBC (bal.)"] if lt else [])
+        + ["Δ AUBC vs best single (n)", "W/T/L", "Wilcoxon p", f"{pct} CI of Δ", "verdict"]
+    )
     rows = []
     for m, st in t.stats.items():
         name = f"**{m}**" if st.rank == 1 else m
-        cells = [str(st.rank), name, str(len(st.seeds)), _pm(st.aubc_mean, st.aubc_std),
-                 _pm(st.final_accuracy_mean, st.final_accuracy_std)]
+        cells = [
+            str(st.rank),
+            name,
+            str(len(st.seeds)),
+            _pm(st.aubc_mean, st.aubc_std),
+            _pm(st.final_accuracy_mean, st.final_accuracy_std),
+        ]
         if lt:
-            cells += [_pm(st.final_balanced_accuracy_mean, st.final_balanced_accuracy_std),
-                      _pm(st.aubc_balanced_mean, st.aubc_balanced_std)]
+            cells += [
+                _pm(st.final_balanced_accuracy_mean, st.final_balanced_accuracy_std),
+                _pm(st.aubc_balanced_mean, st.aubc_balanced_std),
+            ]
         pd = t.paired.get(m)
         if pd is None:
             cells += ["—"] * 5
@@ -94,8 +108,13 @@ def setting_rows(report: MatrixReport, setting: str) -> list[str]:
             cells += ["no shared seeds (0)", "", "", "", NO_CLAIM]
         else:
             warn = " ⚠" if pd.n < report.min_pairs else ""
-            cells += [f"{_signed(pd.mean_diff)} ({pd.n})", f"{pd.wins}/{pd.ties}/{pd.losses}", _p(pd.p_wilcoxon) + warn,
-                      f"[{_signed(pd.ci_low)}, {_signed(pd.ci_high)}]{warn}", pd.verdict]
+            cells += [
+                f"{_signed(pd.mean_diff)} ({pd.n})",
+                f"{pd.wins}/{pd.ties}/{pd.losses}",
+                _p(pd.p_wilcoxon) + warn,
+                f"[{_signed(pd.ci_low)}, {_signed(pd.ci_high)}]{warn}",
+                pd.verdict,
+            ]
         rows.append(cells)
     return _table(head, rows)
 
@@ -107,14 +126,21 @@ def matrix_markdown(report: MatrixReport, title: str = "Quality matrix") -> str:
     counts = {len(t.stats) for t in report.settings.values()}
     among = f"rank among {counts.pop()} methods" if len(counts) == 1 else "rank within the setting"
     singles = sorted(m for m in report.methods if m in report.single_strategies)
-    lines = [f"# {title}", "",
-             f"Single strategies (candidates for the best single strategy of a setting): {', '.join(singles) or '—'}. "
-             f"Means are over each method's own seeds; Δ compares a method with the setting's best single "
-             f"strategy seed by seed over the seeds both ran (n). Verdict: **better**/**worse** when the "
-             f"two-sided Wilcoxon signed-rank p < {report.alpha:g} with n ≥ {report.min_pairs} pairs, "
-             f"**level** otherwise, **no claim** below {report.min_pairs} pairs (⚠: p and interval say little). "
-             f"Intervals: percentile bootstrap of the mean Δ, {report.resamples:,} resamples.", "",
-             f"## Mean AUBC ({among}) per setting", "", *summary_rows(report), ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"Single strategies (candidates for the best single strategy of a setting): {', '.join(singles) or '—'}. "
+        f"Means are over each method's own seeds; Δ compares a method with the setting's best single "
+        f"strategy seed by seed over the seeds both ran (n). Verdict: **better**/**worse** when the "
+        f"two-sided Wilcoxon signed-rank p < {report.alpha:g} with n ≥ {report.min_pairs} pairs, "
+        f"**level** otherwise, **no claim** below {report.min_pairs} pairs (⚠: p and interval say little). "
+        f"Intervals: percentile bootstrap of the mean Δ, {report.resamples:,} resamples.",
+        "",
+        f"## Mean AUBC ({among}) per setting",
+        "",
+        *summary_rows(report),
+        "",
+    ]
     if any(m not in report.single_strategies for m in report.methods):
         lines += ["## Against the best single strategy of each setting", "", *against_best_rows(report), ""]
     for s, t in report.settings.items():
@@ -125,12 +151,18 @@ def matrix_markdown(report: MatrixReport, title: str = "Quality matrix") -> str:
         few = [m for m, pd in t.paired.items() if pd.verdict != REFERENCE and pd.n < report.min_pairs]
         lines += setting_rows(report, s)
         if few:
-            lines += ["", f"⚠ fewer than {report.min_pairs} paired seeds with {t.best_single}: {', '.join(few)} "
-                      "(no claim; their p-values and intervals say little)."]
+            lines += [
+                "",
+                f"⚠ fewer than {report.min_pairs} paired seeds with {t.best_single}: {', '.join(few)} "
+                "(no claim; their p-values and intervals say little).",
+            ]
         lines.append("")
     settings = list(report.settings)
     verdicts = report.verdicts()
-    lines += ["## Verdicts against the best single strategy", "",
-              *_table(["method", *settings], [[m, *(verdicts[m].get(s, "—") for s in settings)]
-                                              for m in report.methods]), ""]
+    lines += [
+        "## Verdicts against the best single strategy",
+        "",
+        *_table(["method", *settings], [[m, *(verdicts[m].get(s, "—") for s in settings)] for m in report.methods]),
+        "",
+    ]
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """The quality matrix's run records (:class:`MatrixRun`): validated from dicts and read from
 JSON-lines files of runs; a later run of one (setting, method, seed) replaces an earlier one."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,13 @@ import numpy as np
 from autoal.errors import DataError
 
 #: the runtime split: record field ``seconds_<part>`` -> legend label (stacked in this order)
-RUNTIME_PARTS = {"train": "training", "score": "scoring", "select": "selection", "search": "search",
-                 "overhead": "overhead"}
+RUNTIME_PARTS = {
+    "train": "training",
+    "score": "scoring",
+    "select": "selection",
+    "search": "search",
+    "overhead": "overhead",
+}
 #: settings of the legacy bench/quality.py files whose pool is long-tailed
 LEGACY_LONG_TAILED = ("mnist_lt",)
 
@@ -56,10 +62,12 @@ class MatrixRun:
         seconds: dict[str, float] = {}
         for k, v in d.items():
             if isinstance(k, str) and k.startswith("seconds_"):
-                part = k[len("seconds_"):]
+                part = k[len("seconds_") :]
                 if part not in RUNTIME_PARTS:
-                    raise DataError(f"{where}: unknown field {k!r}; the runtime split is "
-                                    f"{', '.join('seconds_' + p for p in RUNTIME_PARTS)}")
+                    raise DataError(
+                        f"{where}: unknown field {k!r}; the runtime split is "
+                        f"{', '.join('seconds_' + p for p in RUNTIME_PARTS)}"
+                    )
                 if v is not None:
                     s = _number(v, k, where)
                     if not math.isfinite(s) or s < 0:
@@ -68,18 +76,27 @@ class MatrixRun:
         labels = _sequence(d.get("labels"), "labels", where, int)
         accuracy = _sequence(d.get("accuracy"), "accuracy", where, float)
         if labels and accuracy and len(labels) != len(accuracy):
-            raise DataError(f"{where}: fields 'labels' and 'accuracy' differ in length "
-                            f"({len(labels)} and {len(accuracy)})")
+            raise DataError(
+                f"{where}: fields 'labels' and 'accuracy' differ in length ({len(labels)} and {len(accuracy)})"
+            )
         lt = d.get("long_tailed", False)
         if not isinstance(lt, (bool, np.bool_)):
             raise DataError(f"{where}: field 'long_tailed' must be true or false, got {lt!r}")
-        return cls(setting=text["setting"], method=text["method"], seed=_seed(d["seed"], where),
-                   aubc=_fraction(d["aubc"], "aubc", where), final_accuracy=_fraction(d["final_accuracy"],
-                                                                                   "final_accuracy", where),
-                   final_balanced_accuracy=_optional_fraction(d.get("final_balanced_accuracy"),
-                                                              "final_balanced_accuracy", where),
-                   aubc_balanced=_optional_fraction(d.get("aubc_balanced"), "aubc_balanced", where),
-                   long_tailed=bool(lt), labels=tuple(labels), accuracy=tuple(accuracy), seconds=seconds)
+        return cls(
+            setting=text["setting"],
+            method=text["method"],
+            seed=_seed(d["seed"], where),
+            aubc=_fraction(d["aubc"], "aubc", where),
+            final_accuracy=_fraction(d["final_accuracy"], "final_accuracy", where),
+            final_balanced_accuracy=_optional_fraction(
+                d.get("final_balanced_accuracy"), "final_balanced_accuracy", where
+            ),
+            aubc_balanced=_optional_fraction(d.get("aubc_balanced"), "aubc_balanced", where),
+            long_tailed=bool(lt),
+            labels=tuple(labels),
+            accuracy=tuple(accuracy),
+            seconds=seconds,
+        )
 
 
 def _number(v: Any, name: str, where: str) -> float:
@@ -132,7 +149,11 @@ def _sequence(v: Any, name: str, where: str, kind: type) -> list:
 def method_name(arm: str, setting: str | None) -> str:
     """The method an arm stands for across settings: the arm's label without its setting part
     (``setting=digits,strategy=margin`` → ``margin``)."""
-    parts = [p for p in str(arm).split(",") if not (p.startswith("setting=") and (setting is None or p == f"setting={setting}"))]
+    parts = [
+        p
+        for p in str(arm).split(",")
+        if not (p.startswith("setting=") and (setting is None or p == f"setting={setting}"))
+    ]
     if len(parts) == 1 and parts[0].startswith("strategy="):
         return parts[0].split("=", 1)[1]
     return ",".join(parts) or str(arm)
@@ -159,8 +180,9 @@ def merge_runs(*groups: Iterable[MatrixRun | Mapping[str, Any]]) -> list[MatrixR
 LEGACY_METHOD_NAMES = {"autoal[paper]": "autoal_paper"}
 
 
-def read_jsonl_runs(path: str | Path, long_tailed: Sequence[str] = LEGACY_LONG_TAILED,
-                    rename: Mapping[str, str] | None = None) -> list[MatrixRun]:
+def read_jsonl_runs(
+    path: str | Path, long_tailed: Sequence[str] = LEGACY_LONG_TAILED, rename: Mapping[str, str] | None = None
+) -> list[MatrixRun]:
     """The runs of a JSON-lines file of ``bench/gpu_quality.py`` or the legacy ``bench/quality.py``
     (one run a line, e.g. ``bench/reference/quality_runs_2026-11-30.jsonl``) as records, each
     read by :func:`run_from_record`."""
@@ -184,9 +206,12 @@ def read_jsonl_runs(path: str | Path, long_tailed: Sequence[str] = LEGACY_LONG_T
     return runs
 
 
-def run_from_record(rec: Mapping[str, Any], where: str = "run record",
-                    long_tailed: Sequence[str] = LEGACY_LONG_TAILED,
-                    rename: Mapping[str, str] | None = None) -> MatrixRun:
+def run_from_record(
+    rec: Mapping[str, Any],
+    where: str = "run record",
+    long_tailed: Sequence[str] = LEGACY_LONG_TAILED,
+    rename: Mapping[str, str] | None = None,
+) -> MatrixRun:
     """One JSON-lines record as :func:`read_jsonl_runs` reads it: long-tailed by its own
     ``long_tailed`` field where it has one, else when its setting is named in ``long_tailed``;
     methods renamed by ``rename`` (e.g. :data:`LEGACY_METHOD_NAMES`). The runtime fields (per-round

@@ -1,6 +1,7 @@
 """The matrix's paired statistics: the exact Wilcoxon signed-rank p (Wilcoxon 1945), the
 percentile bootstrap interval of a mean difference (Efron & Tibshirani 1993, §13.3) and the
 verdict a comparison may claim."""
+
 from __future__ import annotations
 
 import math
@@ -47,12 +48,13 @@ def wilcoxon_signed_rank_p(diffs: Sequence[float]) -> float:
         shifted = np.zeros_like(dist)
         shifted[r:] = dist[:-r]
         dist = 0.5 * (dist + shifted)
-    lower, upper = float(dist[:t2 + 1].sum()), float(dist[t2:].sum())
+    lower, upper = float(dist[: t2 + 1].sum()), float(dist[t2:].sum())
     return float(min(1.0, 2 * min(lower, upper)))
 
 
-def bootstrap_ci(diffs: Sequence[float], resamples: int = 10_000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    diffs: Sequence[float], resamples: int = 10_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``diffs`` (Efron & Tibshirani 1993, §13.3):
     ``resamples`` resamples with replacement drawn by ``numpy.random.default_rng(seed)``, so the
     same input gives the same interval. (NaN, NaN) for no differences; a point for one."""

@@ -24,22 +24,71 @@ One module per part: :mod:`~autoal.platform.report.runs` (reading the runs),
 :mod:`~autoal.platform.report.figures`, :mod:`~autoal.platform.report.options` (the ``report:``
 section) and :mod:`~autoal.platform.report.write` (the report folder).
 """
+
 from __future__ import annotations
 
-from autoal.platform.report.runs import (ID_COLUMNS, ROLE_TAG, RUNTIME_PARTS, SUMMARY_METRICS, arm_order,
-                                         latest_sweep_id, list_sweeps, load_runs, runs_frame, sweep_frame,
-                                         trial_table)
-from autoal.platform.report.tables import (arm_summary, markdown, runtime_markdown, runtime_split,
-                                           summary_markdown)
+from autoal.platform.report.runs import (
+    ID_COLUMNS,
+    ROLE_TAG,
+    RUNTIME_PARTS,
+    SUMMARY_METRICS,
+    arm_order,
+    latest_sweep_id,
+    list_sweeps,
+    load_runs,
+    runs_frame,
+    sweep_frame,
+    trial_table,
+)
+from autoal.platform.report.tables import arm_summary, markdown, runtime_markdown, runtime_split, summary_markdown
 from autoal.platform.report.paired import MIN_PAIRS, paired_comparison, paired_markdown, verdict, win_loss_matrix
-from autoal.platform.report.figures import (panel_grid, plot_class_histograms, plot_hyperparameters,
-                                            plot_learning_curves, plot_runtime, plot_trace, plot_win_loss)
+from autoal.platform.report.figures import (
+    panel_grid,
+    plot_class_histograms,
+    plot_hyperparameters,
+    plot_learning_curves,
+    plot_runtime,
+    plot_trace,
+    plot_win_loss,
+)
 from autoal.platform.report.options import REPORT_OPTIONS, check_report_options, matrix_only, report_id_for
 from autoal.platform.report.write import Report, _varied_keys, write_matrix_report, write_report
 
-__all__ = ['ID_COLUMNS', 'MIN_PAIRS', 'REPORT_OPTIONS', 'ROLE_TAG', 'RUNTIME_PARTS', 'Report', 'SUMMARY_METRICS',
-           '_varied_keys', 'arm_order', 'arm_summary', 'check_report_options', 'latest_sweep_id', 'list_sweeps',
-           'load_runs', 'markdown', 'matrix_only', 'paired_comparison', 'paired_markdown', 'panel_grid',
-           'plot_class_histograms', 'plot_hyperparameters', 'plot_learning_curves', 'plot_runtime', 'plot_trace',
-           'plot_win_loss', 'report_id_for', 'runs_frame', 'runtime_markdown', 'runtime_split', 'summary_markdown',
-           'sweep_frame', 'trial_table', 'verdict', 'win_loss_matrix', 'write_matrix_report', 'write_report']
+__all__ = [
+    "ID_COLUMNS",
+    "MIN_PAIRS",
+    "REPORT_OPTIONS",
+    "ROLE_TAG",
+    "RUNTIME_PARTS",
+    "Report",
+    "SUMMARY_METRICS",
+    "_varied_keys",
+    "arm_order",
+    "arm_summary",
+    "check_report_options",
+    "latest_sweep_id",
+    "list_sweeps",
+    "load_runs",
+    "markdown",
+    "matrix_only",
+    "paired_comparison",
+    "paired_markdown",
+    "panel_grid",
+    "plot_class_histograms",
+    "plot_hyperparameters",
+    "plot_learning_curves",
+    "plot_runtime",
+    "plot_trace",
+    "plot_win_loss",
+    "report_id_for",
+    "runs_frame",
+    "runtime_markdown",
+    "runtime_split",
+    "summary_markdown",
+    "sweep_frame",
+    "trial_table",
+    "verdict",
+    "win_loss_matrix",
+    "write_matrix_report",
+    "write_report",
+]

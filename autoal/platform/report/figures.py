@@ -1,6 +1,7 @@
 """The report's figures (matplotlib, Agg backend): learning curves, per-round traces (AutoAL's
 weights, shares and credit), AUBC per swept key, the runtime split, the win/loss heat map and
 the labeled set's classes per round."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,14 @@ def plot_learning_curves(df, path: str | Path, order: Sequence[str], title: str 
     return learning_curve(path, curves, title=title)
 
 
-def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str | tuple[str, ...] = "w_mean/",
-               ylabel: str = "mean weight w_k", title: str = "") -> Path | None:
+def plot_trace(
+    df,
+    path: str | Path,
+    order: Sequence[str],
+    prefix: str | tuple[str, ...] = "w_mean/",
+    ylabel: str = "mean weight w_k",
+    title: str = "",
+) -> Path | None:
     """Per-round means over seeds of the ``<prefix><candidate>`` metrics (any of several
     prefixes: each arm plots the ones it logged), one panel per arm that logged them; None when
     no arm did."""
@@ -52,7 +59,7 @@ def plot_trace(df, path: str | Path, order: Sequence[str], prefix: str | tuple[s
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(arms):]:
+    for ax in list(axes.flat)[len(arms) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -106,7 +113,7 @@ def plot_hyperparameters(trials, df, path: str | Path, varied: Sequence[str]) ->
             groups.setdefault(v, []).append(float(a))
         nums = {v: _number(v) for v in groups}
         numeric = all(x is not None for x in nums.values()) and len(groups) > 1
-        keys = sorted(groups, key=lambda v: (nums[v] if numeric else str(v)))
+        keys = sorted(groups, key=lambda v: nums[v] if numeric else str(v))
         means = [float(np.mean(groups[v])) for v in keys]
         stds = [float(np.std(groups[v], ddof=1)) if len(groups[v]) > 1 else 0.0 for v in keys]
         if numeric:
@@ -134,8 +141,12 @@ def plot_runtime(rt, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    parts = [("candidate_scoring_s", "candidate scoring"), ("search_s", "search"),
-             ("task_training_s", "task training"), ("selection_other_s", "selection (rest)")]
+    parts = [
+        ("candidate_scoring_s", "candidate scoring"),
+        ("search_s", "search"),
+        ("task_training_s", "task training"),
+        ("selection_other_s", "selection (rest)"),
+    ]
     fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(rt) + 2), 3.6), dpi=120)
     bottom = np.zeros(len(rt))
     for col, label in parts:
@@ -203,7 +214,9 @@ def plot_class_histograms(uri: str, trials, path: str | Path, order: Sequence[st
             except Exception:  # noqa: BLE001 - runs written before labeled.json had classes
                 continue
             if d.get("class_counts_per_round"):
-                panels.append((f"{arm} (seed {g.iloc[0]['seed']})", d["class_counts_per_round"], d.get("classes") or []))
+                panels.append(
+                    (f"{arm} (seed {g.iloc[0]['seed']})", d["class_counts_per_round"], d.get("classes") or [])
+                )
     if not panels:
         return None
     import matplotlib.pyplot as plt
@@ -216,16 +229,22 @@ def plot_class_histograms(uri: str, trials, path: str | Path, order: Sequence[st
         bottom = np.zeros(len(c))
         cmap = plt.get_cmap("tab10" if c.shape[1] <= 10 else "tab20")
         for k in range(c.shape[1]):
-            ax.bar(range(len(c)), c[:, k], bottom=bottom, color=cmap(k % cmap.N),
-                   label=str(classes[k]) if k < len(classes) else str(k))
+            ax.bar(
+                range(len(c)),
+                c[:, k],
+                bottom=bottom,
+                color=cmap(k % cmap.N),
+                label=str(classes[k]) if k < len(classes) else str(k),
+            )
             bottom += c[:, k]
         ax.set_title(label, fontsize=8)
         ax.set_xlabel("round")
         ax.set_ylabel("labeled")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if len(labels) <= 20:
-        fig.legend(handles, labels, fontsize=6, ncol=min(10, len(labels)), loc="lower center", title="class",
-                   title_fontsize=6)
+        fig.legend(
+            handles, labels, fontsize=6, ncol=min(10, len(labels)), loc="lower center", title="class", title_fontsize=6
+        )
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout(rect=(0, 0.08, 1, 1))

@@ -1,6 +1,7 @@
 """Paired statistics of a report: each arm against a reference arm over the seeds both finished
 (Wilcoxon signed-rank and paired t-test p-values, with the claim they allow), and the
 win/loss matrix of every pair of arms."""
+
 from __future__ import annotations
 
 import warnings
@@ -41,12 +42,37 @@ def paired_comparison(trials, reference: str, order: Sequence[str], metric: str 
                     pass
                 if np.std(d) > 0:
                     p_t = float(stats.ttest_rel([other[s] for s in seeds], [ref[s] for s in seeds]).pvalue)
-        rows.append({"arm": arm, "reference": reference, "metric": metric, "pairs": len(seeds),
-                     "mean_diff": float(d.mean()), "std_diff": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
-                     "wins": int((d > 0).sum()), "ties": int((d == 0).sum()), "losses": int((d < 0).sum()),
-                     "p_wilcoxon": p_w, "p_ttest": p_t})
-    return pd.DataFrame(rows, columns=["arm", "reference", "metric", "pairs", "mean_diff", "std_diff", "wins", "ties",
-                                       "losses", "p_wilcoxon", "p_ttest"])
+        rows.append(
+            {
+                "arm": arm,
+                "reference": reference,
+                "metric": metric,
+                "pairs": len(seeds),
+                "mean_diff": float(d.mean()),
+                "std_diff": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
+                "wins": int((d > 0).sum()),
+                "ties": int((d == 0).sum()),
+                "losses": int((d < 0).sum()),
+                "p_wilcoxon": p_w,
+                "p_ttest": p_t,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "arm",
+            "reference",
+            "metric",
+            "pairs",
+            "mean_diff",
+            "std_diff",
+            "wins",
+            "ties",
+            "losses",
+            "p_wilcoxon",
+            "p_ttest",
+        ],
+    )
 
 
 def verdict(pairs: int, p_wilcoxon: float, alpha: float = 0.05) -> str:
@@ -63,11 +89,30 @@ def verdict(pairs: int, p_wilcoxon: float, alpha: float = 0.05) -> str:
 def paired_markdown(paired) -> str:
     if paired.empty:
         return "_no paired seeds_"
-    rows = [[r.arm, int(r.pairs), f"{r.mean_diff:+.4f} ± {r.std_diff:.4f}", f"{r.wins}/{r.ties}/{r.losses}",
-             _p(r.p_wilcoxon) + ("⚠" if r.pairs < MIN_PAIRS else ""), _p(r.p_ttest) + ("⚠" if r.pairs < MIN_PAIRS else ""),
-             verdict(int(r.pairs), r.p_wilcoxon)] for r in paired.itertuples()]
-    return markdown(["arm", "pairs", f"Δ{paired['metric'].iloc[0]} vs {paired['reference'].iloc[0]} (mean ± std)",
-                     "wins/ties/losses", "Wilcoxon p", "paired t p", "verdict"], rows)
+    rows = [
+        [
+            r.arm,
+            int(r.pairs),
+            f"{r.mean_diff:+.4f} ± {r.std_diff:.4f}",
+            f"{r.wins}/{r.ties}/{r.losses}",
+            _p(r.p_wilcoxon) + ("⚠" if r.pairs < MIN_PAIRS else ""),
+            _p(r.p_ttest) + ("⚠" if r.pairs < MIN_PAIRS else ""),
+            verdict(int(r.pairs), r.p_wilcoxon),
+        ]
+        for r in paired.itertuples()
+    ]
+    return markdown(
+        [
+            "arm",
+            "pairs",
+            f"Δ{paired['metric'].iloc[0]} vs {paired['reference'].iloc[0]} (mean ± std)",
+            "wins/ties/losses",
+            "Wilcoxon p",
+            "paired t p",
+            "verdict",
+        ],
+        rows,
+    )
 
 
 def _p(v: float) -> str:

@@ -1,6 +1,7 @@
 """A report's input read back from MLflow: the sweeps of an experiment, a sweep's trial runs
 (or any runs), and the long-form per-round table of them (:func:`runs_frame`), with one row per
 trial (:func:`trial_table`)."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,20 @@ from autoal.tracking import mlflow_client
 
 ROLE_TAG = "autoal_role"
 SUMMARY_METRICS = ("aubc", "final_accuracy")
-ID_COLUMNS = ["sweep", "trial", "run_id", "arm", "seed", "strategy", "dataset", "setting", "method", "long_tailed",
-              "status", "round"]
+ID_COLUMNS = [
+    "sweep",
+    "trial",
+    "run_id",
+    "arm",
+    "seed",
+    "strategy",
+    "dataset",
+    "setting",
+    "method",
+    "long_tailed",
+    "status",
+    "round",
+]
 RUNTIME_PARTS = ("seconds_train", "seconds_score", "seconds_select", "seconds_candidates", "seconds_search")
 
 
@@ -32,8 +45,9 @@ def _experiment_id(client, experiment: str) -> str:
 def _search_all(client, exp_id: str, filter_string: str, order_by: Sequence[str] | None = None) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs([exp_id], filter_string=filter_string, max_results=1000,
-                                  order_by=list(order_by or []), page_token=token)
+        page = client.search_runs(
+            [exp_id], filter_string=filter_string, max_results=1000, order_by=list(order_by or []), page_token=token
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -45,8 +59,16 @@ def list_sweeps(uri: str, experiment: str) -> list[dict[str, Any]]:
     client = _client(uri)
     exp_id = _experiment_id(client, experiment)
     runs = _search_all(client, exp_id, f"tags.{ROLE_TAG} = 'sweep'", ["attributes.start_time DESC"])
-    return [{"sweep_id": r.data.tags.get("sweep_id"), "run_id": r.info.run_id, "status": r.info.status,
-             "start_time": r.info.start_time, "sweep": r.data.tags.get("sweep")} for r in runs]
+    return [
+        {
+            "sweep_id": r.data.tags.get("sweep_id"),
+            "run_id": r.info.run_id,
+            "status": r.info.status,
+            "start_time": r.info.start_time,
+            "sweep": r.data.tags.get("sweep"),
+        }
+        for r in runs
+    ]
 
 
 def latest_sweep_id(uri: str, experiment: str) -> str:
@@ -71,17 +93,24 @@ def load_runs(uri: str, experiment: str, sweep_id: str | None = None, run_ids: S
         return None, runs
     exp_id = _experiment_id(client, experiment)
     if sweep_id is None:
-        runs = [r for r in _search_all(client, exp_id, "", ["attributes.start_time ASC"])
-                if r.data.tags.get(ROLE_TAG) != "sweep" and "mlflow.parentRunId" not in r.data.tags
-                or r.data.tags.get(ROLE_TAG) == "trial"]
+        runs = [
+            r
+            for r in _search_all(client, exp_id, "", ["attributes.start_time ASC"])
+            if r.data.tags.get(ROLE_TAG) != "sweep"
+            and "mlflow.parentRunId" not in r.data.tags
+            or r.data.tags.get(ROLE_TAG) == "trial"
+        ]
         if not runs:
             raise TrackingError(f"report: MLflow experiment {experiment!r} at {uri} has no runs")
         return None, runs
     parents = _search_all(client, exp_id, f"tags.sweep_id = '{sweep_id}' and tags.{ROLE_TAG} = 'sweep'")
-    children = _search_all(client, exp_id, f"tags.sweep_id = '{sweep_id}' and tags.{ROLE_TAG} = 'trial'",
-                           ["attributes.start_time ASC"])
+    children = _search_all(
+        client, exp_id, f"tags.sweep_id = '{sweep_id}' and tags.{ROLE_TAG} = 'trial'", ["attributes.start_time ASC"]
+    )
     if not children:
-        raise TrackingError(f"report: sweep {sweep_id!r} has no trial runs in MLflow experiment {experiment!r} at {uri}")
+        raise TrackingError(
+            f"report: sweep {sweep_id!r} has no trial runs in MLflow experiment {experiment!r} at {uri}"
+        )
     by_trial: dict[str, Any] = {}
     for r in children:
         key = r.data.tags.get("trial_id") or r.info.run_id
@@ -115,16 +144,24 @@ def runs_frame(uri: str, runs: Sequence[Any], report_id: str, progress: Callable
             per_round = fut.result()
             tags, params = run.data.tags, run.data.params
             strategy = tags.get("strategy", params.get("strategy.name"))
-            ident = {"sweep": tags.get("sweep_id", report_id), "trial": tags.get("trial_id", run.info.run_id),
-                     "run_id": run.info.run_id, "arm": tags.get("arm") or strategy or run.info.run_name,
-                     "seed": _int(tags.get("seed", params.get("al.seed"))), "strategy": strategy,
-                     "dataset": tags.get("dataset", params.get("dataset.name")), "status": run.info.status,
-                     # the quality matrix's axes: the named setting (conf/setting/) and the method
-                     "setting": tags.get("setting", params.get("setting.name")), "method": tags.get("method"),
-                     "long_tailed": tags.get("long_tailed") == "true",
-                     # the run's wall time in MLflow (start to end; the run-time split's overhead)
-                     "run_wall_s": (run.info.end_time - run.info.start_time) / 1000
-                     if run.info.end_time and run.info.start_time else None}
+            ident = {
+                "sweep": tags.get("sweep_id", report_id),
+                "trial": tags.get("trial_id", run.info.run_id),
+                "run_id": run.info.run_id,
+                "arm": tags.get("arm") or strategy or run.info.run_name,
+                "seed": _int(tags.get("seed", params.get("al.seed"))),
+                "strategy": strategy,
+                "dataset": tags.get("dataset", params.get("dataset.name")),
+                "status": run.info.status,
+                # the quality matrix's axes: the named setting (conf/setting/) and the method
+                "setting": tags.get("setting", params.get("setting.name")),
+                "method": tags.get("method"),
+                "long_tailed": tags.get("long_tailed") == "true",
+                # the run's wall time in MLflow (start to end; the run-time split's overhead)
+                "run_wall_s": (run.info.end_time - run.info.start_time) / 1000
+                if run.info.end_time and run.info.start_time
+                else None,
+            }
             summary = {k: run.data.metrics.get(k) for k in SUMMARY_METRICS}
             p = {f"param.{k}": v for k, v in params.items()}
             for r in sorted(per_round):
@@ -175,11 +212,24 @@ def trial_table(df):
         g = g.sort_values("round")
         first = g.iloc[0]
         logged = first.get("run_aubc")
-        value = float(logged) if logged is not None and not _nan(logged) else aubc(g["labels"].tolist(), g["accuracy"].tolist())
+        value = (
+            float(logged)
+            if logged is not None and not _nan(logged)
+            else aubc(g["labels"].tolist(), g["accuracy"].tolist())
+        )
         final = first.get("run_final_accuracy")
-        row = {"trial": trial, "run_id": run_id, "arm": first["arm"], "seed": first["seed"], "strategy": first["strategy"],
-               "status": first["status"], "rounds": int(g["round"].max()) + 1, "labels": int(g["labels"].iloc[-1]),
-               "aubc": value, "final_accuracy": float(final) if final is not None and not _nan(final) else float(g["accuracy"].iloc[-1])}
+        row = {
+            "trial": trial,
+            "run_id": run_id,
+            "arm": first["arm"],
+            "seed": first["seed"],
+            "strategy": first["strategy"],
+            "status": first["status"],
+            "rounds": int(g["round"].max()) + 1,
+            "labels": int(g["labels"].iloc[-1]),
+            "aubc": value,
+            "final_accuracy": float(final) if final is not None and not _nan(final) else float(g["accuracy"].iloc[-1]),
+        }
         for key in ("setting", "method", "long_tailed"):
             if key in g.columns:
                 row[key] = first[key]

@@ -1,5 +1,6 @@
 """The report's tables: AUBC and final accuracy per arm (mean ± std over seeds) and the
 runtime split per arm relative to Entropy (the paper's Table 2), as frames and Markdown."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -17,11 +18,19 @@ def arm_summary(trials, order: Sequence[str]):
         g = done[done["arm"] == arm]
         if g.empty:
             continue
-        rows.append({"arm": arm, "seeds": int(len(g)),
-                     "aubc_mean": float(g["aubc"].mean()), "aubc_std": float(g["aubc"].std(ddof=1)) if len(g) > 1 else 0.0,
-                     "final_accuracy_mean": float(g["final_accuracy"].mean()),
-                     "final_accuracy_std": float(g["final_accuracy"].std(ddof=1)) if len(g) > 1 else 0.0})
-    return pd.DataFrame(rows, columns=["arm", "seeds", "aubc_mean", "aubc_std", "final_accuracy_mean", "final_accuracy_std"])
+        rows.append(
+            {
+                "arm": arm,
+                "seeds": int(len(g)),
+                "aubc_mean": float(g["aubc"].mean()),
+                "aubc_std": float(g["aubc"].std(ddof=1)) if len(g) > 1 else 0.0,
+                "final_accuracy_mean": float(g["final_accuracy"].mean()),
+                "final_accuracy_std": float(g["final_accuracy"].std(ddof=1)) if len(g) > 1 else 0.0,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["arm", "seeds", "aubc_mean", "aubc_std", "final_accuracy_mean", "final_accuracy_std"]
+    )
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -40,8 +49,14 @@ def summary_markdown(summary) -> str:
     for _, r in summary.iterrows():
         a = f"{r.aubc_mean:.4f} ± {r.aubc_std:.4f}"
         f = f"{r.final_accuracy_mean:.4f} ± {r.final_accuracy_std:.4f}"
-        rows.append([r.arm, int(r.seeds), f"**{a}**" if r.aubc_mean == best_a else a,
-                     f"**{f}**" if r.final_accuracy_mean == best_f else f])
+        rows.append(
+            [
+                r.arm,
+                int(r.seeds),
+                f"**{a}**" if r.aubc_mean == best_a else a,
+                f"**{f}**" if r.final_accuracy_mean == best_f else f,
+            ]
+        )
     return markdown(["arm", "seeds", "AUBC (mean ± std)", "final accuracy (mean ± std)"], rows)
 
 
@@ -70,8 +85,16 @@ def runtime_split(trials, order: Sequence[str]):
         search = float(g["seconds_search"].mean())
         train = float(g["seconds_train"].mean())
         other = float((g["seconds_select"] - g["seconds_candidates"] - g["seconds_search"]).clip(lower=0).mean())
-        rows.append({"arm": arm, "candidate_scoring_s": cand, "search_s": search, "task_training_s": train,
-                     "selection_other_s": other, "total_s": cand + search + train + other})
+        rows.append(
+            {
+                "arm": arm,
+                "candidate_scoring_s": cand,
+                "search_s": search,
+                "task_training_s": train,
+                "selection_other_s": other,
+                "total_s": cand + search + train + other,
+            }
+        )
     out = pd.DataFrame(rows)
     ref_total = float(out.loc[out["arm"] == entropy[0], "total_s"].iloc[0]) if entropy else None
     out["relative_to_entropy"] = out["total_s"] / ref_total if ref_total else float("nan")
@@ -79,8 +102,19 @@ def runtime_split(trials, order: Sequence[str]):
 
 
 def runtime_markdown(rt) -> str:
-    rows = [[r.arm, f"{r.candidate_scoring_s:.2f}", f"{r.search_s:.2f}", f"{r.task_training_s:.2f}",
-             f"{r.selection_other_s:.2f}", f"{r.total_s:.2f}",
-             "–" if _nan(r.relative_to_entropy) else f"{r.relative_to_entropy:.2f}×"] for r in rt.itertuples()]
-    return markdown(["arm", "candidate scoring s", "search s", "task training s", "selection (rest) s", "total s",
-                     "× Entropy"], rows)
+    rows = [
+        [
+            r.arm,
+            f"{r.candidate_scoring_s:.2f}",
+            f"{r.search_s:.2f}",
+            f"{r.task_training_s:.2f}",
+            f"{r.selection_other_s:.2f}",
+            f"{r.total_s:.2f}",
+            "–" if _nan(r.relative_to_entropy) else f"{r.relative_to_entropy:.2f}×",
+        ]
+        for r in rt.itertuples()
+    ]
+    return markdown(
+        ["arm", "candidate scoring s", "search s", "task training s", "selection (rest) s", "total s", "× Entropy"],
+        rows,
+    )

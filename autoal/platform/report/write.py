@@ -1,5 +1,6 @@
 """Writing a report (:func:`write_report`): every table and figure of a set of runs into one
 folder with ``report.md`` tying them together, logged on the sweep's parent run."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from autoal.platform.report.figures import (plot_class_histograms, plot_hyperparameters, plot_learning_curves,
-                                            plot_runtime, plot_trace, plot_win_loss)
+from autoal.platform.report.figures import (
+    plot_class_histograms,
+    plot_hyperparameters,
+    plot_learning_curves,
+    plot_runtime,
+    plot_trace,
+    plot_win_loss,
+)
 from autoal.platform.report.options import report_id_for
 from autoal.platform.report.paired import MIN_PAIRS, paired_comparison, paired_markdown
 from autoal.platform.report.runs import arm_order, latest_sweep_id, load_runs, runs_frame, trial_table
@@ -41,10 +48,19 @@ def write_matrix_report(runs_files: Sequence[str], out_dir: str | Path) -> Repor
     return rep
 
 
-def write_report(uri: str, experiment: str, sweep_id: str | Sequence[str] | None, out_dir: str | Path, *,
-                 reference: str | None = None, log_to_parent: bool = True, run_ids: Sequence[str] | None = None,
-                 all_runs: bool = False, runs_files: Sequence[str] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Report:
+def write_report(
+    uri: str,
+    experiment: str,
+    sweep_id: str | Sequence[str] | None,
+    out_dir: str | Path,
+    *,
+    reference: str | None = None,
+    log_to_parent: bool = True,
+    run_ids: Sequence[str] | None = None,
+    all_runs: bool = False,
+    runs_files: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
     """Build every table and figure of a set of runs into ``out_dir``: the sweep ``sweep_id``
     (None: the latest sweep; a list: several sweeps together, e.g. two parts of one matrix), the
     runs ``run_ids``, or (``all_runs``) every AL run of the experiment; ``runs_files`` (JSON-lines
@@ -67,9 +83,17 @@ def write_report(uri: str, experiment: str, sweep_id: str | Sequence[str] | None
     finished_arms = list(summary["arm"]) if not summary.empty else []
     ref = rep.reference = _reference_arm(reference, parent, trials, finished_arms)
     what = f"Sweep {report_id}" if parent is not None or of_sweeps else f"Runs {report_id}"
-    datasets = ', '.join(sorted(set(map(str, df['dataset']))))
-    sections = [f"# {what}", "", f"{len(trials)} runs, {len(order)} arms, dataset {datasets}.", "",
-                "## AUBC and final accuracy", "", rep.summary_markdown, ""]
+    datasets = ", ".join(sorted(set(map(str, df["dataset"]))))
+    sections = [
+        f"# {what}",
+        "",
+        f"{len(trials)} runs, {len(order)} arms, dataset {datasets}.",
+        "",
+        "## AUBC and final accuracy",
+        "",
+        rep.summary_markdown,
+        "",
+    ]
     if ref is not None and len(finished_arms) > 1:
         sections += _paired_sections(trials, ref, order, out, files)
     sections += _curve_sections(df, trials, parent, order, out, files, title=f"{report_id} · {datasets}")
@@ -82,19 +106,26 @@ def write_report(uri: str, experiment: str, sweep_id: str | Sequence[str] | None
     ch = plot_class_histograms(uri, trials, out / "class_histograms.png", order)
     if ch is not None:
         files["class_histograms"] = ch
-        sections += ["## The labeled set's classes per round (first seed of each arm)", "",
-                     "![class histograms](class_histograms.png)", ""]
+        sections += [
+            "## The labeled set's classes per round (first seed of each arm)",
+            "",
+            "![class histograms](class_histograms.png)",
+            "",
+        ]
     files["report"] = out / "report.md"
     files["report"].write_text("\n".join(sections))
     if log_to_parent and parent is not None:
         client = mlflow_client(uri)
-        call_serialized(sqlite_lock_path(uri),
-                        lambda: [client.log_artifact(parent.info.run_id, str(p), "report") for p in files.values()])
+        call_serialized(
+            sqlite_lock_path(uri),
+            lambda: [client.log_artifact(parent.info.run_id, str(p), "report") for p in files.values()],
+        )
     return rep
 
 
-def _select_runs(uri: str, experiment: str, sweep_id: str | Sequence[str] | None, run_ids: Sequence[str] | None,
-                 all_runs: bool) -> tuple[Any, list, str, bool]:
+def _select_runs(
+    uri: str, experiment: str, sweep_id: str | Sequence[str] | None, run_ids: Sequence[str] | None, all_runs: bool
+) -> tuple[Any, list, str, bool]:
     """(parent run or None, runs, report id, whether the runs are one or more sweeps' trials)."""
     if run_ids:
         parent, runs = load_runs(uri, experiment, run_ids=run_ids)
@@ -130,8 +161,9 @@ def _reference_arm(reference: str | None, parent, trials, finished_arms: Sequenc
     when it finished; else the first finished AutoAL arm, else the first finished arm."""
     ref = reference or (parent.data.tags.get("reference") if parent is not None else None) or None
     if ref is None or ref not in finished_arms:
-        ref = next((a for a in finished_arms if trials[trials["arm"] == a]["strategy"].eq("autoal").any()), None) \
-            or (finished_arms[0] if finished_arms else None)
+        ref = next((a for a in finished_arms if trials[trials["arm"] == a]["strategy"].eq("autoal").any()), None) or (
+            finished_arms[0] if finished_arms else None
+        )
     return ref
 
 
@@ -146,20 +178,29 @@ def _paired_sections(trials, ref: str, order: Sequence[str], out: Path, files: d
     few = paired[paired["pairs"] < MIN_PAIRS] if not paired.empty else paired
     if not few.empty:
         many = len(few) > 1
-        sections += [f"> **Caution:** {', '.join(map(str, few['arm']))} {'have' if many else 'has'} fewer than "
-                     f"{MIN_PAIRS} paired seeds with `{ref}`; {'their' if many else 'its'} p-values say little "
-                     "and none is called significant. Run more seeds.", ""]
+        sections += [
+            f"> **Caution:** {', '.join(map(str, few['arm']))} {'have' if many else 'has'} fewer than "
+            f"{MIN_PAIRS} paired seeds with `{ref}`; {'their' if many else 'its'} p-values say little "
+            "and none is called significant. Run more seeds.",
+            "",
+        ]
     wl = plot_win_loss(trials, out / "win_loss.png", order)
     if wl is not None:
         files["win_loss"] = wl
-        sections += ["## Wins and losses over paired seeds", "",
-                     "Row arm's AUBC against the column arm's, seed by seed (wins / paired seeds).", "",
-                     "![win/loss](win_loss.png)", ""]
+        sections += [
+            "## Wins and losses over paired seeds",
+            "",
+            "Row arm's AUBC against the column arm's, seed by seed (wins / paired seeds).",
+            "",
+            "![win/loss](win_loss.png)",
+            "",
+        ]
     return sections
 
 
-def _curve_sections(df, trials, parent, order: Sequence[str], out: Path, files: dict[str, Path],
-                    title: str) -> list[str]:
+def _curve_sections(
+    df, trials, parent, order: Sequence[str], out: Path, files: dict[str, Path], title: str
+) -> list[str]:
     """Draw the learning curves, AUBC per swept key, AutoAL's weights and shares (Fig. 5) and the
     credit formulation's competence; return the report lines of those drawn."""
     sections: list[str] = []
@@ -170,12 +211,22 @@ def _curve_sections(df, trials, parent, order: Sequence[str], out: Path, files: 
     hp = plot_hyperparameters(trials, df, out / "hyperparameters.png", varied=_varied_keys(df, parent))
     if hp is not None:
         files["hyperparameters"] = hp
-        sections += ["## AUBC against each swept key (mean ± std over seeds)", "",
-                     "![hyperparameters](hyperparameters.png)", ""]
+        sections += [
+            "## AUBC against each swept key (mean ± std over seeds)",
+            "",
+            "![hyperparameters](hyperparameters.png)",
+            "",
+        ]
     # the paper formulation logs SearchNet's mean weights w_mean/<cand>, the lookahead formulation
     # its weights over candidates weight/<cand>: both are Fig. 5
-    w = plot_trace(df, out / "weights.png", order, ("w_mean/", "weight/"), "weight of the candidate",
-                   "AutoAL strategy weights per round")
+    w = plot_trace(
+        df,
+        out / "weights.png",
+        order,
+        ("w_mean/", "weight/"),
+        "weight of the candidate",
+        "AutoAL strategy weights per round",
+    )
     if w is not None:
         files["weights"] = w
         sections += ["## Strategy weights per round (Fig. 5)", "", "![weights](weights.png)", ""]
@@ -184,12 +235,22 @@ def _curve_sections(df, trials, parent, order: Sequence[str], out: Path, files: 
         files["shares"] = s
         sections += ["![shares](shares.png)", ""]
     # autoal_credit's credit from the labels that arrive: competence/<cand> on each candidate's picks
-    c = plot_trace(df, out / "credit.png", order, "competence/", "accuracy before labeling",
-                   "credit from the labels: the model's competence on each candidate's picks")
+    c = plot_trace(
+        df,
+        out / "credit.png",
+        order,
+        "competence/",
+        "accuracy before labeling",
+        "credit from the labels: the model's competence on each candidate's picks",
+    )
     if c is not None:
         files["credit"] = c
-        sections += ["## Credit from the labels that arrive (competence on each candidate's picks)", "",
-                     "![credit](credit.png)", ""]
+        sections += [
+            "## Credit from the labels that arrive (competence on each candidate's picks)",
+            "",
+            "![credit](credit.png)",
+            "",
+        ]
     return sections
 
 
@@ -208,8 +269,18 @@ def _runtime_sections(trials, order: Sequence[str], out: Path, files: dict[str, 
 
 
 #: config keys that never describe what a run computes (where it writes, how it is tracked)
-_NOT_HYPERPARAMETERS = ("al.seed", "tracking.", "runtime.", "scoring.num_actors", "scoring.gpus_per_actor",
-                        "scoring.num_cpus", "scoring.executor", "dataset.root", "dataset.path", "dataset.download")
+_NOT_HYPERPARAMETERS = (
+    "al.seed",
+    "tracking.",
+    "runtime.",
+    "scoring.num_actors",
+    "scoring.gpus_per_actor",
+    "scoring.num_cpus",
+    "scoring.executor",
+    "dataset.root",
+    "dataset.path",
+    "dataset.download",
+)
 
 
 def _varied_keys(df, parent) -> list[str]:
@@ -223,7 +294,7 @@ def _varied_keys(df, parent) -> list[str]:
     keys = []
     done = df[df["status"] == "FINISHED"]
     for col in (c for c in done.columns if c.startswith("param.")):
-        k = col[len("param."):]
+        k = col[len("param.") :]
         if k.startswith(_NOT_HYPERPARAMETERS):
             continue
         if done.groupby("run_id")[col].first().nunique() > 1:

@@ -33,19 +33,66 @@ reports "database is locked". On a cluster use an ``mlflow server`` (``tracking.
 
 from __future__ import annotations
 
-from autoal.platform.sweep.spec import (CONFIG_SECTIONS, ComposeFn, META_FILE, ROLE_TAG, SPACE_KINDS,
-                                        SweepSpec, expand_points, flatten_space, parse_space)
+from autoal.platform.sweep.spec import (
+    CONFIG_SECTIONS,
+    ComposeFn,
+    META_FILE,
+    ROLE_TAG,
+    SPACE_KINDS,
+    SweepSpec,
+    expand_points,
+    flatten_space,
+    parse_space,
+)
 from autoal.platform.sweep.arms import Arm, build_arms, point_label, resolve_groups, set_dotted
 from autoal.platform.sweep.resources import ResourcePlan, plan_resources, train_workers
 from autoal.platform.sweep.trial import TrialContext, absolutize, trial_config, trial_fn
 from autoal.platform.sweep.progress import make_progress_callback
 from autoal.platform.sweep.session import cluster_address, ray_session
-from autoal.platform.sweep.driver import (SweepResult, check_sweep, find_resumable, format_summary, new_sweep_id,
-                                          read_meta, run_sweep, summarize_arms, write_meta)
+from autoal.platform.sweep.driver import (
+    SweepResult,
+    check_sweep,
+    find_resumable,
+    format_summary,
+    new_sweep_id,
+    read_meta,
+    run_sweep,
+    summarize_arms,
+    write_meta,
+)
 
-__all__ = ['Arm', 'CONFIG_SECTIONS', 'ComposeFn', 'META_FILE', 'ROLE_TAG', 'ResourcePlan', 'SPACE_KINDS',
-           'SweepResult', 'SweepSpec', 'TrialContext', 'absolutize', 'build_arms', 'check_sweep', 'cluster_address',
-           'expand_points', 'find_resumable', 'flatten_space', 'format_summary', 'make_progress_callback',
-           'new_sweep_id', 'parse_space', 'plan_resources', 'point_label', 'ray_session', 'read_meta',
-           'resolve_groups', 'run_sweep', 'set_dotted', 'summarize_arms', 'train_workers', 'trial_config',
-           'trial_fn', 'write_meta']
+__all__ = [
+    "Arm",
+    "CONFIG_SECTIONS",
+    "ComposeFn",
+    "META_FILE",
+    "ROLE_TAG",
+    "ResourcePlan",
+    "SPACE_KINDS",
+    "SweepResult",
+    "SweepSpec",
+    "TrialContext",
+    "absolutize",
+    "build_arms",
+    "check_sweep",
+    "cluster_address",
+    "expand_points",
+    "find_resumable",
+    "flatten_space",
+    "format_summary",
+    "make_progress_callback",
+    "new_sweep_id",
+    "parse_space",
+    "plan_resources",
+    "point_label",
+    "ray_session",
+    "read_meta",
+    "resolve_groups",
+    "run_sweep",
+    "set_dotted",
+    "summarize_arms",
+    "train_workers",
+    "trial_config",
+    "trial_fn",
+    "write_meta",
+]

@@ -1,5 +1,6 @@
 """Arms: every point of the space (and every named arm) resolved into a full, validated run config
 before Ray starts (:func:`build_arms`)."""
+
 from __future__ import annotations
 
 import copy
@@ -10,8 +11,15 @@ from typing import Any, Mapping, Sequence
 
 from autoal.config import RunConfig
 from autoal.errors import ConfigError
-from autoal.platform.sweep.spec import (ComposeFn, CONFIG_SECTIONS, SweepSpec, expand_points, flatten_space,
-                                        parse_space, plain_value)
+from autoal.platform.sweep.spec import (
+    ComposeFn,
+    CONFIG_SECTIONS,
+    SweepSpec,
+    expand_points,
+    flatten_space,
+    parse_space,
+    plain_value,
+)
 from autoal.strategies import build_strategy, strategy_names
 
 
@@ -69,13 +77,16 @@ def _split_delta(delta: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, An
     values = {k: v for k, v in flat.items() if k not in groups}
     for k in values:
         if "." not in k:
-            raise ConfigError(f"sweep: {k!r} is not a config key; use a dotted key such as strategy.params.lam, "
-                              f"or a config group ({', '.join(CONFIG_SECTIONS)}) with an option name")
+            raise ConfigError(
+                f"sweep: {k!r} is not a config key; use a dotted key such as strategy.params.lam, "
+                f"or a config group ({', '.join(CONFIG_SECTIONS)}) with an option name"
+            )
     return groups, values
 
 
-def resolve_groups(base: dict[str, Any], groups: Mapping[str, str], compose_fn: ComposeFn | None,
-                   cache: dict | None = None) -> dict[str, Any]:
+def resolve_groups(
+    base: dict[str, Any], groups: Mapping[str, str], compose_fn: ComposeFn | None, cache: dict | None = None
+) -> dict[str, Any]:
     """The base config with config-group options selected (``{"strategy": "autoal"}``): composed
     by ``compose_fn(["strategy=autoal", ...])`` (the CLI passes Hydra's). Without a
     composer, or when ``conf/strategy/<name>.yaml`` does not exist, a strategy selection falls
@@ -95,8 +106,10 @@ def resolve_groups(base: dict[str, Any], groups: Mapping[str, str], compose_fn: 
                 raise
     if out is None:
         if set(groups) - {"strategy"}:
-            raise ConfigError(f"sweep: selecting config-group options ({', '.join(sorted(groups))}) needs the "
-                              "CLI's config composer; use dotted keys instead")
+            raise ConfigError(
+                f"sweep: selecting config-group options ({', '.join(sorted(groups))}) needs the "
+                "CLI's config composer; use dotted keys instead"
+            )
 
         name = groups["strategy"]
         if name not in strategy_names():
@@ -128,8 +141,9 @@ def build_arms(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | No
         cfg = resolve_groups(base, groups, compose_fn, cache)
         for k, v in values.items():
             set_dotted(cfg, k, v)
-        label = (",".join(x for x in (str(arm_name), point_label(point, varying)) if x)
-                 or str((cfg.get("strategy") or {}).get("name") or spec.name))
+        label = ",".join(x for x in (str(arm_name), point_label(point, varying)) if x) or str(
+            (cfg.get("strategy") or {}).get("name") or spec.name
+        )
         if label in seen:
             seen[label] += 1
             label = f"{label}#{seen[label]}"
@@ -149,12 +163,14 @@ def build_arms(spec: SweepSpec, base: dict[str, Any], compose_fn: ComposeFn | No
         # a named arm crossed with a space: its first point is the reference
         spec.reference = next(x for x in labels if x.startswith(f"{spec.reference},"))
     if spec.reference is not None and spec.reference not in labels:
-        raise ConfigError(f"sweep.reference: {spec.reference!r} is not an arm of this sweep; arms: "
-                          f"{', '.join(a.label for a in arms)}")
+        raise ConfigError(
+            f"sweep.reference: {spec.reference!r} is not an arm of this sweep; arms: {', '.join(a.label for a in arms)}"
+        )
     return arms
 
 
 # ------------------------------------------------------------------ search-algorithm sweeps
+
 
 def group_keys(spec: SweepSpec) -> list[str]:
     """The space's keys that select config-group options (``strategy``, ``model``, ...)."""
@@ -204,6 +220,7 @@ def point_config(bases: Mapping[str, dict], point: Mapping[str, Any], keys: Sequ
 
 # ----------------------------------------------------------------------------------- leaders
 
+
 def strategy_option(arm: Arm) -> str:
     """The strategy an arm runs, as the sweep names it: the config-group option it selects
     (``autoal_paper``), else its ``strategy.name``."""
@@ -220,16 +237,20 @@ def arm_group(arm: Arm) -> str:
     return json.dumps(rest, sort_keys=True, default=str)
 
 
-def leader_arms(arms: Sequence[Arm], trials: Sequence[Mapping[str, Any]], top: int,
-                always: Sequence[str] = ()) -> list[Arm]:
+def leader_arms(
+    arms: Sequence[Arm], trials: Sequence[Mapping[str, Any]], top: int, always: Sequence[str] = ()
+) -> list[Arm]:
     """The arms that earn more seeds (``sweep.leaders``): in every group of arms that differ only in
     the strategy (:func:`arm_group`), the ``top`` arms by mean AUBC over their finished trials
     (``trials``: rows with ``arm``, ``status``, ``aubc``), among those whose strategy is not in
     ``always``; plus every arm whose strategy is in ``always``. In the arms' order; ties by order."""
     mean: dict[str, float] = {}
     for a in arms:
-        vals = [float(t["aubc"]) for t in trials
-                if t.get("arm") == a.label and t.get("status") == "TERMINATED" and t.get("aubc") is not None]
+        vals = [
+            float(t["aubc"])
+            for t in trials
+            if t.get("arm") == a.label and t.get("status") == "TERMINATED" and t.get("aubc") is not None
+        ]
         if vals:
             mean[a.label] = sum(vals) / len(vals)
     chosen: set[str] = {a.label for a in arms if strategy_option(a) in set(always)}

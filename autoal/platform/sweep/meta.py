@@ -1,6 +1,7 @@
 """Where a sweep is stored and how it is found again: the sweep id, its folder under
 ``sweep.storage_path`` and the ``sweep_meta.json`` in it that resume reads back (checked before
 anything is unpickled)."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -54,16 +55,22 @@ def read_meta(exp_path: str) -> dict[str, Any] | None:
         with fs.open_input_stream(p) as f:
             meta = json.loads(f.read().decode())
     except (ValueError, UnicodeDecodeError, OSError) as e:
-        raise StateError(f"{where}: the sweep's meta file is unreadable ({type(e).__name__}: {e}); the sweep "
-                         "cannot be resumed from it (start it afresh without sweep.resume)") from None
+        raise StateError(
+            f"{where}: the sweep's meta file is unreadable ({type(e).__name__}: {e}); the sweep "
+            "cannot be resumed from it (start it afresh without sweep.resume)"
+        ) from None
     if not isinstance(meta, dict):
         raise StateError(f"{where}: expected a JSON object; got {type(meta).__name__}")
     for key, kind in META_FIELDS.items():
         if not isinstance(meta.get(key), kind):
             raise StateError(f"{where}: field {key!r} must be a {kind.__name__}; got {meta.get(key)!r:.80}")
     for i, a in enumerate(meta["arms"]):
-        if not isinstance(a, dict) or not isinstance(a.get("label"), str) or not isinstance(a.get("config"), dict) \
-                or not isinstance(a.get("delta"), dict):
+        if (
+            not isinstance(a, dict)
+            or not isinstance(a.get("label"), str)
+            or not isinstance(a.get("config"), dict)
+            or not isinstance(a.get("delta"), dict)
+        ):
             raise StateError(f"{where}: arms[{i}] must hold a label, a delta and a config")
     return meta
 
@@ -76,20 +83,24 @@ def sweep_folder(storage_path: str, path: str, resume: Any = None) -> str:
     folder's Tune state and writes to the MLflow store its meta file names, so a sweep resumes
     only from the storage the command names."""
     what = f"sweep.resume={resume}" if resume is not None else "the sweep folder"
-    fix = (f"a sweep resumes only from a folder directly under sweep.storage_path ({storage_path}), since its Tune "
-           "state is unpickled and its MLflow store written: give the id of a sweep there (or its absolute path), "
-           "or set sweep.storage_path to the folder that holds the sweep")
+    fix = (
+        f"a sweep resumes only from a folder directly under sweep.storage_path ({storage_path}), since its Tune "
+        "state is unpickled and its MLflow store written: give the id of a sweep there (or its absolute path), "
+        "or set sweep.storage_path to the folder that holds the sweep"
+    )
     if "://" in storage_path:
         prefix = storage_path.rstrip("/") + "/"
-        rest = path[len(prefix):].rstrip("/") if path.startswith(prefix) else ""
+        rest = path[len(prefix) :].rstrip("/") if path.startswith(prefix) else ""
         if not rest or "/" in rest or rest in (".", ".."):
             raise ConfigError(f"{what}: {path} is not a sweep folder directly under {storage_path}; {fix}")
         return join_path(storage_path, rest)
     base = resolved(storage_path, ConfigError)
     target = resolved(path, ConfigError)
     if target.parent != base:
-        raise ConfigError(f"{what}: {path} leads to {target}, not a sweep folder directly under {base} (through "
-                          f"'..', a symbolic link or another folder); {fix}")
+        raise ConfigError(
+            f"{what}: {path} leads to {target}, not a sweep folder directly under {base} (through "
+            f"'..', a symbolic link or another folder); {fix}"
+        )
     return join_path(storage_path, target.name)
 
 
@@ -97,8 +108,11 @@ def checked_sweep_tree(exp_path: str) -> str:
     """``exp_path`` (local) holding no symbolic link that leads outside it (its Tune state, trial
     checkpoints and meta file are read from there on resume): a StateError otherwise."""
     if "://" not in exp_path:
-        check_tree(exp_path, what="sweep folder entry",
-                   fix="replace the link with the real folder or file, or start the sweep afresh without sweep.resume")
+        check_tree(
+            exp_path,
+            what="sweep folder entry",
+            fix="replace the link with the real folder or file, or start the sweep afresh without sweep.resume",
+        )
     return exp_path
 
 
@@ -113,8 +127,11 @@ def find_resumable(storage_path: str, name: str, resume: Any) -> str:
 
     if isinstance(resume, str) and resume not in ("true", "latest"):
         remote = "://" in storage_path
-        given = resume if (remote and "://" in resume) or (not remote and os.path.isabs(os.path.expanduser(resume))) \
+        given = (
+            resume
+            if (remote and "://" in resume) or (not remote and os.path.isabs(os.path.expanduser(resume)))
             else join_path(storage_path, resume)
+        )
         cand = sweep_folder(storage_path, given, resume)
         if read_meta(checked_sweep_tree(cand)) is not None:
             return cand
@@ -136,8 +153,13 @@ def find_resumable(storage_path: str, name: str, resume: Any) -> str:
             if meta is not None and meta.get("name") == name:
                 found.append((meta.get("created", 0), cand))
     if not found:
-        skipped = (f" ({', '.join(outside[:3])} lead outside it through a symbolic link and are never resumed)"
-                   if outside else "")
-        raise ConfigError(f"sweep.resume: no earlier run of sweep {name!r} under {storage_path} to resume{skipped}; "
-                          f"run it without sweep.resume first")
+        skipped = (
+            f" ({', '.join(outside[:3])} lead outside it through a symbolic link and are never resumed)"
+            if outside
+            else ""
+        )
+        raise ConfigError(
+            f"sweep.resume: no earlier run of sweep {name!r} under {storage_path} to resume{skipped}; "
+            f"run it without sweep.resume first"
+        )
     return max(found)[1]

@@ -1,5 +1,6 @@
 """The sweep's status line while trials run (a Tune callback), with an estimate of the time
 left (:func:`estimate_eta`)."""
+
 from __future__ import annotations
 
 import heapq
@@ -9,8 +10,9 @@ from typing import Any, Callable, Sequence
 from autoal.progress import clock
 
 
-def estimate_eta(durations: Sequence[float], running_elapsed: Sequence[float], pending: int,
-                 concurrency: int) -> float | None:
+def estimate_eta(
+    durations: Sequence[float], running_elapsed: Sequence[float], pending: int, concurrency: int
+) -> float | None:
     """Seconds until the sweep's last trial ends; None before any trial has finished.
 
     Every trial is taken to last the mean of the finished ``durations``: a running trial ends
@@ -46,8 +48,11 @@ def starved_text(results: Sequence[dict[str, Any]], below: float = 0.5) -> str:
     if median >= below:
         return ""
     nice = sorted({int(r["niceness"]) for r in results if isinstance(r.get("niceness"), (int, float))})
-    why = (f"at nice {'/'.join(map(str, nice))}: sweep.worker_niceness=0 runs them at the driver's priority"
-           if any(n > 0 for n in nice) else "other processes are using the cores")
+    why = (
+        f"at nice {'/'.join(map(str, nice))}: sweep.worker_niceness=0 runs them at the driver's priority"
+        if any(n > 0 for n in nice)
+        else "other processes are using the cores"
+    )
     return f"STARVED: trials get {median:.0%} of their CPU ({why})"
 
 
@@ -96,8 +101,9 @@ class _ProgressMixin:
                 if took is not None:
                     durations.append(float(took))
             elif t.status == "RUNNING":
-                running.append(now - self._started[key] if key in self._started
-                               else float(res.get("time_total_s") or 0.0))
+                running.append(
+                    now - self._started[key] if key in self._started else float(res.get("time_total_s") or 0.0)
+                )
             elif t.status != "ERROR":  # pending, paused, or stopped before its last round
                 pending += 1
         pending += max(0, self.total - len(trials))  # trials Tune has not created yet
@@ -119,8 +125,11 @@ class _ProgressMixin:
                     best = (res["aubc"], t.config.get("arm"), t.config.get("seed"))
         retried = sum(1 for t in trials if getattr(t, "num_failures", 0))
         el = int(now - self.t0)
-        parts = [f"[{self.sweep_id}] {counts['TERMINATED']}/{max(self.total, len(trials))} done",
-                 f"{counts['RUNNING']} running", f"{counts['PENDING'] + counts['PAUSED']} pending"]
+        parts = [
+            f"[{self.sweep_id}] {counts['TERMINATED']}/{max(self.total, len(trials))} done",
+            f"{counts['RUNNING']} running",
+            f"{counts['PENDING'] + counts['PAUSED']} pending",
+        ]
         if counts["ERROR"]:
             parts.append(f"{counts['ERROR']} failed")
         if retried:
@@ -170,7 +179,9 @@ def make_progress_callback(sweep_id: str, total: int, interval_s: float, out: Ca
             self.emit(trials, force=True)
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            self.out(f"[{sweep_id}] trial {trial.config.get('arm')} seed {trial.config.get('seed')} failed; "
-                     f"retrying from its last round (attempt {getattr(trial, 'num_failures', 0) + 1})")
+            self.out(
+                f"[{sweep_id}] trial {trial.config.get('arm')} seed {trial.config.get('seed')} failed; "
+                f"retrying from its last round (attempt {getattr(trial, 'num_failures', 0) + 1})"
+            )
 
     return SweepProgress()

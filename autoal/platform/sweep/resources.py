@@ -2,6 +2,7 @@
 declares go into the trial's placement group; Ray Train workers reserve their own, so the number
 of concurrent trials is capped instead. What a strategy starts on Ray is its own declaration
 (:meth:`autoal.strategies.base.Strategy.ray_resources`), looked up by name in the registry."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,8 +81,12 @@ def _task_bundle(head: dict[str, float], want: Mapping[str, float | None]) -> di
     return {k: v for k, v in task.items() if v > 0} or {"CPU": 1.0}
 
 
-def plan_resources(cfg: Mapping[str, Any], resources_per_trial: Mapping[str, Any] | None,
-                   cluster: Mapping[str, float], max_concurrent: int = 0) -> ResourcePlan:
+def plan_resources(
+    cfg: Mapping[str, Any],
+    resources_per_trial: Mapping[str, Any] | None,
+    cluster: Mapping[str, float],
+    max_concurrent: int = 0,
+) -> ResourcePlan:
     """Declare every nested resource of one trial (DESIGN.md §5).
 
     - The trial: ``resources_per_trial``, else its setting's ``setting.resources`` (the GPU setting:

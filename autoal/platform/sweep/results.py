@@ -1,5 +1,6 @@
 """A sweep's results: one row per Tune trial (:func:`stage_rows`), mean ± std per arm, the
 parent run's per-arm metrics, and the end-of-sweep text (:func:`format_summary`)."""
+
 from __future__ import annotations
 
 import re
@@ -44,12 +45,38 @@ def stage_rows(grid: Any, ctx: TrialContext, spec: SweepSpec, stage: Stage) -> l
         trials = [t for t in trials if t["arm"] is not None]
     seen = {(t["arm"], t["seed"]) for t in trials}
     if not spec.searched:
-        trials += [{"trial": "", "arm": a.label, "failures": 0, "seed": s, "status": "PENDING", "aubc": None,
-                    "final_accuracy": None, "rounds": None, "labels": None, "error": None}
-                   for a in stage.arms for s in stage.seeds if (a.label, s) not in seen]
+        trials += [
+            {
+                "trial": "",
+                "arm": a.label,
+                "failures": 0,
+                "seed": s,
+                "status": "PENDING",
+                "aubc": None,
+                "final_accuracy": None,
+                "rounds": None,
+                "labels": None,
+                "error": None,
+            }
+            for a in stage.arms
+            for s in stage.seeds
+            if (a.label, s) not in seen
+        ]
     elif len(trials) < stage.total:
-        trials += [{"trial": "", "arm": "(not sampled yet)", "failures": 0, "seed": None, "status": "PENDING",
-                    "aubc": None, "final_accuracy": None, "rounds": None, "labels": None, "error": None}] * (stage.total - len(trials))
+        trials += [
+            {
+                "trial": "",
+                "arm": "(not sampled yet)",
+                "failures": 0,
+                "seed": None,
+                "status": "PENDING",
+                "aubc": None,
+                "final_accuracy": None,
+                "rounds": None,
+                "labels": None,
+                "error": None,
+            }
+        ] * (stage.total - len(trials))
     return trials
 
 
@@ -75,14 +102,30 @@ def _trial_rows(grid: Any, ctx: TrialContext, stoppable: bool = False) -> list[d
             # stopped by the scheduler, or (Ctrl-C) before its last round
             status = "STOPPED" if stoppable and trial_id in _stopped(ctx.sweep_id) else "UNFINISHED"
         elif status not in ("TERMINATED", "ERROR"):
-            status = "ERROR" if r.error is not None else (
-                "TERMINATED" if m.get("final_accuracy") is not None and not status else (status or "UNFINISHED"))
-        arm = cfg.get("arm") if ctx.search_keys is None else (
-            ctx.arm_of(cfg)[0] if all(k in cfg for k in ctx.search_keys) else None)
-        rows.append({"trial": trial_id, "arm": arm, "failures": failures,
-                     "seed": cfg.get("seed"), "status": status, "aubc": m.get("aubc"),
-                     "final_accuracy": m.get("final_accuracy"), "rounds": m.get("rounds_done"),
-                     "labels": m.get("labels"), "error": (str(r.error).splitlines() or [""])[0][:200] if r.error else None})
+            status = (
+                "ERROR"
+                if r.error is not None
+                else ("TERMINATED" if m.get("final_accuracy") is not None and not status else (status or "UNFINISHED"))
+            )
+        arm = (
+            cfg.get("arm")
+            if ctx.search_keys is None
+            else (ctx.arm_of(cfg)[0] if all(k in cfg for k in ctx.search_keys) else None)
+        )
+        rows.append(
+            {
+                "trial": trial_id,
+                "arm": arm,
+                "failures": failures,
+                "seed": cfg.get("seed"),
+                "status": status,
+                "aubc": m.get("aubc"),
+                "final_accuracy": m.get("final_accuracy"),
+                "rounds": m.get("rounds_done"),
+                "labels": m.get("labels"),
+                "error": (str(r.error).splitlines() or [""])[0][:200] if r.error else None,
+            }
+        )
     rows.sort(key=lambda t: (str(t["arm"]), t["seed"] if t["seed"] is not None else -1))
     return rows
 
@@ -96,11 +139,16 @@ def summarize_arms(trials: list[dict[str, Any]], order: Sequence[str]) -> list[d
         done = [t for t in trials if t["arm"] == arm and t["status"] == "TERMINATED" and t["aubc"] is not None]
         a = np.asarray([t["aubc"] for t in done], dtype=float)
         f = np.asarray([t["final_accuracy"] for t in done], dtype=float)
-        out.append({"arm": arm, "seeds": len(done),
-                    "aubc_mean": float(a.mean()) if len(a) else None,
-                    "aubc_std": float(a.std(ddof=1)) if len(a) > 1 else (0.0 if len(a) else None),
-                    "final_acc_mean": float(f.mean()) if len(f) else None,
-                    "final_acc_std": float(f.std(ddof=1)) if len(f) > 1 else (0.0 if len(f) else None)})
+        out.append(
+            {
+                "arm": arm,
+                "seeds": len(done),
+                "aubc_mean": float(a.mean()) if len(a) else None,
+                "aubc_std": float(a.std(ddof=1)) if len(a) > 1 else (0.0 if len(a) else None),
+                "final_acc_mean": float(f.mean()) if len(f) else None,
+                "final_acc_std": float(f.std(ddof=1)) if len(f) > 1 else (0.0 if len(f) else None),
+            }
+        )
     return out
 
 
@@ -120,33 +168,53 @@ def arm_metrics(arms: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if a.get("aubc_mean") is None:
             continue
         k = metric_key(str(a["arm"]))
-        out.update({f"aubc/{k}": float(a["aubc_mean"]), f"aubc_std/{k}": float(a["aubc_std"]),
-                    f"final_accuracy/{k}": float(a["final_acc_mean"]),
-                    f"final_accuracy_std/{k}": float(a["final_acc_std"]), f"seeds/{k}": float(a["seeds"])})
+        out.update(
+            {
+                f"aubc/{k}": float(a["aubc_mean"]),
+                f"aubc_std/{k}": float(a["aubc_std"]),
+                f"final_accuracy/{k}": float(a["final_acc_mean"]),
+                f"final_accuracy_std/{k}": float(a["final_acc_std"]),
+                f"seeds/{k}": float(a["seeds"]),
+            }
+        )
     return out
 
 
 def finish_parent(uri: str, run_id: str | None, result: SweepResult) -> None:
     if run_id is None:
         return
-    metrics = {"trials_done": sum(t["status"] == "TERMINATED" for t in result.trials),
-               "trials_failed": len(result.failed)}
+    metrics = {
+        "trials_done": sum(t["status"] == "TERMINATED" for t in result.trials),
+        "trials_failed": len(result.failed),
+    }
     if result.best is not None:
         metrics["best_aubc"] = float(result.best["aubc"])
     metrics.update(arm_metrics(result.arms))
     status = "KILLED" if result.interrupted else ("FAILED" if result.failed else "FINISHED")
-    end_parent_run(uri, run_id, status, metrics=metrics,
-                   tags={"best_arm": str(result.best["arm"]) if result.best else ""},
-                   json_artifacts={"trials.json": {"trials": result.trials, "arms": result.arms}})
+    end_parent_run(
+        uri,
+        run_id,
+        status,
+        metrics=metrics,
+        tags={"best_arm": str(result.best["arm"]) if result.best else ""},
+        json_artifacts={"trials.json": {"trials": result.trials, "arms": result.arms}},
+    )
 
 
 def format_summary(result: SweepResult, table: Callable[[list[dict[str, Any]], list[str]], str]) -> str:
     """The end-of-sweep text: AUBC per trial, mean ± std per arm, and where things are."""
     lines = []
-    trows = [{"arm": t["arm"], "seed": t["seed"], "status": t["status"],
-              "AUBC": t["aubc"] if t["aubc"] is not None and t["status"] == "TERMINATED" else "-",
-              "final acc": t["final_accuracy"] if t["final_accuracy"] is not None else "-",
-              "rounds": t["rounds"] if t["rounds"] is not None else "-"} for t in result.trials]
+    trows = [
+        {
+            "arm": t["arm"],
+            "seed": t["seed"],
+            "status": t["status"],
+            "AUBC": t["aubc"] if t["aubc"] is not None and t["status"] == "TERMINATED" else "-",
+            "final acc": t["final_accuracy"] if t["final_accuracy"] is not None else "-",
+            "rounds": t["rounds"] if t["rounds"] is not None else "-",
+        }
+        for t in result.trials
+    ]
     lines.append(table(trows, ["arm", "seed", "status", "AUBC", "final acc", "rounds"]))
     lines.append("")
     arows = []
@@ -156,9 +224,14 @@ def format_summary(result: SweepResult, table: Callable[[list[dict[str, Any]], l
             arows.append({"arm": a["arm"], "seeds": 0, "AUBC mean ± std": "-", "final acc mean ± std": "-"})
             continue
         mark = " *" if best is not None and a["aubc_mean"] == best else ""
-        arows.append({"arm": a["arm"], "seeds": a["seeds"],
-                      "AUBC mean ± std": f"{a['aubc_mean']:.4f} ± {a['aubc_std']:.4f}{mark}",
-                      "final acc mean ± std": f"{a['final_acc_mean']:.4f} ± {a['final_acc_std']:.4f}"})
+        arows.append(
+            {
+                "arm": a["arm"],
+                "seeds": a["seeds"],
+                "AUBC mean ± std": f"{a['aubc_mean']:.4f} ± {a['aubc_std']:.4f}{mark}",
+                "final acc mean ± std": f"{a['final_acc_mean']:.4f} ± {a['final_acc_std']:.4f}",
+            }
+        )
     lines.append(table(arows, ["arm", "seeds", "AUBC mean ± std", "final acc mean ± std"]))
     lines.append("(* best mean AUBC)")
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Tune trial schedulers over AL rounds (``sweep.scheduler``). Imported only when a sweep uses
 one (it imports Ray Tune at module level, so the class pickles by reference on ``Tuner.restore``)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """The Ray session a sweep runs in: a cluster's head when there is one, else a local Ray started and
 stopped by the sweep."""
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,9 @@ def worker_niceness_env(niceness: int | None) -> dict[str, str]:
 
 
 @contextmanager
-def ray_session(address: str = "auto", num_cpus: int = 0, out: Callable[[str], None] = print,
-                worker_niceness: int | None = 0) -> Iterator[None]:
+def ray_session(
+    address: str = "auto", num_cpus: int = 0, out: Callable[[str], None] = print, worker_niceness: int | None = 0
+) -> Iterator[None]:
     """Connect to a running cluster or start a local Ray instance (``num_cpus`` CPUs, 0 = all;
     its workers at ``worker_niceness``, None = Ray's default);
     disconnect, and stop a local instance, on exit — also on Ctrl-C and errors, so that an
@@ -76,8 +78,9 @@ def ray_session(address: str = "auto", num_cpus: int = 0, out: Callable[[str], N
             env = worker_niceness_env(worker_niceness)
             os.environ.update(env)  # read by the raylet that ray.init starts, which its workers inherit
             try:
-                ray.init(address="local", num_cpus=n, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                ray.init(
+                    address="local", num_cpus=n, include_dashboard=False, log_to_driver=False, configure_logging=False
+                )
             finally:
                 for k in env:
                     os.environ.pop(k, None)

@@ -1,5 +1,6 @@
 """The ``sweep:`` section of a config as a :class:`SweepSpec`, and its search space: Tune domains
 (:func:`parse_space`) and the points every seed runs (:func:`expand_points`)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,7 +52,7 @@ class SweepSpec:
     fixed: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] | int = field(default_factory=lambda: [0])  # a count n means seeds 0..n-1
     num_samples: int = bounded(1, 1, MAX_SEEDS)
-    sample_seed: int = bounded(0, 0, 2 ** 32 - 1)
+    sample_seed: int = bounded(0, 0, 2**32 - 1)
     ablation: str | None = None
     reference: str | None = None
     max_concurrent: int = bounded(0, 0, MAX_TRIALS, note="0 = as many as fit")
@@ -91,17 +92,23 @@ class SweepSpec:
         if not self.name or any(c in self.name for c in "/\\ "):
             raise ConfigError(f"sweep.name: expected a non-empty name without '/', '\\' or spaces; got {self.name!r}")
         self.seeds = _seeds(self.seeds)
-        for key, what in (("report_dir", "a folder (or null: beside the runs)"), ("storage_path", "a folder"),
-                          ("address", "auto, local or a Ray address (host:port)")):
+        for key, what in (
+            ("report_dir", "a folder (or null: beside the runs)"),
+            ("storage_path", "a folder"),
+            ("address", "auto, local or a Ray address (host:port)"),
+        ):
             if getattr(self, key) == "":
                 raise ConfigError(f"sweep.{key}: expected {what}; got ''")
         for arm, delta in self.arms.items():
             if not isinstance(delta, Mapping):
-                raise ConfigError(f"sweep.arms.{arm}: expected a mapping of config keys to values "
-                                  f"(e.g. {{strategy.params.lpm: false}}); got {delta!r}")
+                raise ConfigError(
+                    f"sweep.arms.{arm}: expected a mapping of config keys to values "
+                    f"(e.g. {{strategy.params.lpm: false}}); got {delta!r}"
+                )
         if not isinstance(self.resume, (bool, str)):
-            raise ConfigError(f"sweep.resume: expected false, true (the latest run of this sweep) or a sweep id; "
-                              f"got {self.resume!r}")
+            raise ConfigError(
+                f"sweep.resume: expected false, true (the latest run of this sweep) or a sweep id; got {self.resume!r}"
+            )
         if self.resources_per_trial is not None:
             trial_bundle(self.resources_per_trial)  # validates
         self.asha = _asha(self.asha)
@@ -109,11 +116,15 @@ class SweepSpec:
         if self.leaders and self.searched:
             raise ConfigError("sweep.leaders: more seeds for the leading arms need search_alg: grid")
         if self.searched and self.arms:
-            raise ConfigError("sweep.search_alg: a search algorithm samples points of sweep.space; named arms "
-                              "(sweep.arms) need search_alg: grid")
+            raise ConfigError(
+                "sweep.search_alg: a search algorithm samples points of sweep.space; named arms "
+                "(sweep.arms) need search_alg: grid"
+            )
         if self.search_alg == "optuna" and len(self.seeds) != 1:
-            raise ConfigError(f"sweep.seeds: search_alg optuna optimizes over one seed (it would otherwise tune "
-                              f"the seed); got {self.seeds!r}; use search_alg random or grid for several seeds")
+            raise ConfigError(
+                f"sweep.seeds: search_alg optuna optimizes over one seed (it would otherwise tune "
+                f"the seed); got {self.seeds!r}; use search_alg random or grid for several seeds"
+            )
         if self.searched and not self.space:
             raise ConfigError("sweep.search_alg: a search algorithm needs a sweep.space to sample from")
         parse_space(self.space)  # validates
@@ -133,7 +144,7 @@ def _seeds(seeds: Any) -> list[int]:
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int):
             raise ConfigError(f"sweep.seeds: expected integers; got {s!r}")
-        if not 0 <= s < 2 ** 32:
+        if not 0 <= s < 2**32:
             raise ConfigError(f"sweep.seeds: every seed must lie in [0, 2**32) (numpy and torch seeds); got {s!r}")
     if len(seeds) > MAX_SEEDS:
         raise ConfigError(f"sweep.seeds: at most {MAX_SEEDS} seeds; got {len(seeds)}")
@@ -145,8 +156,7 @@ def _seeds(seeds: Any) -> list[int]:
 def _asha(asha: Mapping[str, Any]) -> dict[str, Any]:
     """``sweep.asha`` with its defaults: ``grace_rounds`` (an integer >= 1), ``reduction_factor`` (>= 2)."""
     if set(asha) - {"grace_rounds", "reduction_factor"}:
-        raise ConfigError(f"sweep.asha: expected {{grace_rounds: int >= 1, reduction_factor: int >= 2}}; "
-                          f"got {asha!r}")
+        raise ConfigError(f"sweep.asha: expected {{grace_rounds: int >= 1, reduction_factor: int >= 2}}; got {asha!r}")
     out = {"grace_rounds": 1, "reduction_factor": 2, **dict(asha)}
     for key, lo in (("grace_rounds", 1), ("reduction_factor", 2)):
         v = out[key]
@@ -165,8 +175,9 @@ def validate_leaders(leaders: Any, seeds: list[int]) -> dict[str, Any]:
     if leaders is None or (isinstance(leaders, Mapping) and not leaders):
         return {}
     if not isinstance(leaders, Mapping) or set(leaders) - set(LEADER_KEYS):
-        raise ConfigError(f"sweep.leaders: expected {{top: int, seeds: count or list, always: [strategy, ...]}}; "
-                          f"got {leaders!r}")
+        raise ConfigError(
+            f"sweep.leaders: expected {{top: int, seeds: count or list, always: [strategy, ...]}}; got {leaders!r}"
+        )
     top = leaders.get("top", 0)
     if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TRIALS:
         raise ConfigError(f"sweep.leaders.top: expected an integer >= 0; got {top!r}")
@@ -176,22 +187,28 @@ def validate_leaders(leaders: Any, seeds: list[int]) -> dict[str, Any]:
     extra = leaders.get("seeds", [])
     if isinstance(extra, int) and not isinstance(extra, bool):
         if not len(seeds) <= extra <= MAX_SEEDS:
-            raise ConfigError(f"sweep.leaders.seeds: a count is the leaders' total number of seeds, in "
-                              f"[{len(seeds)} (sweep.seeds), {MAX_SEEDS}]; got {extra!r}")
+            raise ConfigError(
+                f"sweep.leaders.seeds: a count is the leaders' total number of seeds, in "
+                f"[{len(seeds)} (sweep.seeds), {MAX_SEEDS}]; got {extra!r}"
+            )
         pool = (s for s in range(MAX_SEEDS * 2) if s not in set(seeds))
         extra = [next(pool) for _ in range(extra - len(seeds))]
-    if not isinstance(extra, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                       and 0 <= s < 2 ** 32 for s in extra):
+    if not isinstance(extra, (list, tuple)) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in extra
+    ):
         raise ConfigError(f"sweep.leaders.seeds: expected a count or a list of seeds in [0, 2**32); got {extra!r}")
     if set(extra) & set(seeds) or len(set(extra)) != len(extra):
-        raise ConfigError(f"sweep.leaders.seeds: the extra seeds must be distinct and not in sweep.seeds "
-                          f"{seeds!r}; got {list(extra)!r}")
+        raise ConfigError(
+            f"sweep.leaders.seeds: the extra seeds must be distinct and not in sweep.seeds "
+            f"{seeds!r}; got {list(extra)!r}"
+        )
     if not extra or (not top and not always):
         return {}
     return {"top": int(top), "seeds": [int(s) for s in extra], "always": list(always)}
 
 
 # ------------------------------------------------------------------------------- search space
+
 
 def flatten_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested or dotted keys → ``{"a.b.c": spec}``. A leaf is a mapping with one of
@@ -222,8 +239,10 @@ def parse_space(space: Mapping[str, Any]) -> dict[str, Any]:
             continue
         kinds = [k for k in spec if k in SPACE_KINDS]
         if len(spec) != 1 or len(kinds) != 1:
-            raise ConfigError(f"{where}: expected exactly one of {', '.join(SPACE_KINDS)} "
-                              f"(e.g. {{grid: [0.5, 1.0]}}); got {dict(spec)!r}")
+            raise ConfigError(
+                f"{where}: expected exactly one of {', '.join(SPACE_KINDS)} "
+                f"(e.g. {{grid: [0.5, 1.0]}}); got {dict(spec)!r}"
+            )
         kind, values = kinds[0], spec[kinds[0]]
         if kind in ("grid", "choice"):
             if key in ("strategy", "strategy.name") and values in ("all", ["all"]):
@@ -232,8 +251,11 @@ def parse_space(space: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"{where}.{kind}: expected a non-empty list of values; got {values!r}")
             out[key] = tune.grid_search(list(values)) if kind == "grid" else tune.choice(list(values))
         else:
-            if (not isinstance(values, (list, tuple)) or len(values) != 2
-                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)):
+            if (
+                not isinstance(values, (list, tuple))
+                or len(values) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)
+            ):
                 raise ConfigError(f"{where}.{kind}: expected [low, high] (two numbers); got {values!r}")
             lo, hi = float(values[0]), float(values[1])
             if not lo < hi:
@@ -267,8 +289,10 @@ def expand_points(domains: Mapping[str, Any], num_samples: int = 1, sample_seed:
     randoms = {k: v for k, v in domains.items() if isinstance(v, Domain)}
     consts = {k: v for k, v in domains.items() if k not in grids and k not in randoms}
     rng = np.random.default_rng(sample_seed)
-    draws = [{k: plain_value(d.sample(random_state=rng)) for k, d in randoms.items()}
-             for _ in range(num_samples if randoms else 1)]
+    draws = [
+        {k: plain_value(d.sample(random_state=rng)) for k, d in randoms.items()}
+        for _ in range(num_samples if randoms else 1)
+    ]
     points = []
     for draw in draws:
         for combo in itertools.product(*grids.values()) if grids else [()]:

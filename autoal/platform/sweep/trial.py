@@ -1,5 +1,6 @@
 """The Tune function trainable (:func:`trial_fn`): one AL run with an MLflow child run, every round
 reported to Tune with a checkpoint; a retried trial resumes from its last round."""
+
 from __future__ import annotations
 
 import copy
@@ -139,11 +140,22 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
     state = RunState.load(run_dir) if (run_dir / "state.json").exists() else None
     history: list[dict[str, Any]] = [dict(h) for h in state.history] if state is not None else []
 
-    tags = {"sweep_id": ctx.sweep_id, "sweep": ctx.sweep_name, "ablation": ctx.ablation or "none",
-            "arm": arm, "seed": str(seed), "trial_id": trial_id, "dataset": cfg.dataset.name,
-            "strategy": cfg.strategy.name, "method": method_name(arm, cfg.setting.name), "git_sha": git_sha(), "autoal_version": __version__, ROLE_TAG: "trial",
-            "device": str(resolve_device(cfg.runtime.device)),
-            **{str(k): str(v) for k, v in cfg.tracking.tags.items()}}
+    tags = {
+        "sweep_id": ctx.sweep_id,
+        "sweep": ctx.sweep_name,
+        "ablation": ctx.ablation or "none",
+        "arm": arm,
+        "seed": str(seed),
+        "trial_id": trial_id,
+        "dataset": cfg.dataset.name,
+        "strategy": cfg.strategy.name,
+        "method": method_name(arm, cfg.setting.name),
+        "git_sha": git_sha(),
+        "autoal_version": __version__,
+        ROLE_TAG: "trial",
+        "device": str(resolve_device(cfg.runtime.device)),
+        **{str(k): str(v) for k, v in cfg.tracking.tags.items()},
+    }
     # one writer at a time on the sweep's store: the trials of a machine share it
     tracker = tracker_for(cfg, tags=tags, parent_run_id=ctx.parent_run_id, serialized=True)
 
@@ -159,10 +171,18 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
         if not any(h["round"] == r for h in history):
             history.append(dict(record))
         upto = sorted((h for h in history if h["round"] <= r), key=lambda h: h["round"])
-        metrics = {k: float(v) for k, v in record.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
-        metrics.update({"round": r, "aubc": aubc([h["labels"] for h in upto], [h["accuracy"] for h in upto]),
-                        "rounds_done": len(upto)})
+        metrics = {
+            k: float(v)
+            for k, v in record.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        }
+        metrics.update(
+            {
+                "round": r,
+                "aubc": aubc([h["labels"] for h in upto], [h["accuracy"] for h in upto]),
+                "rounds_done": len(upto),
+            }
+        )
         if r == cfg.al.rounds:
             metrics["final_accuracy"] = float(record["accuracy"])
         # the share of its threads' time the trial got since its last report (starved trials: < 0.5)
@@ -189,8 +209,6 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
 
 def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.=," else "_" for c in label)[:80]
-
-
 
 
 def abs_path(p: str | None) -> str | None:

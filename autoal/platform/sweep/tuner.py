@@ -1,5 +1,6 @@
 """Running a sweep's Tune experiments: one :class:`Stage` (arms x seeds) per Tuner, started or
 restored (:func:`fit_stage`), with the search space, search algorithm and scheduler Tune sees."""
+
 from __future__ import annotations
 
 import contextlib
@@ -49,8 +50,16 @@ def _quiet_restore() -> Iterator[None]:
         log.setLevel(level)
 
 
-def fit_stage(stage: Stage, spec: SweepSpec, trainable: Any, plan: ResourcePlan, resume: bool,
-               out: Callable[[str], None], uri: str | None, parent_run_id: str | None) -> Any:
+def fit_stage(
+    stage: Stage,
+    spec: SweepSpec,
+    trainable: Any,
+    plan: ResourcePlan,
+    resume: bool,
+    out: Callable[[str], None],
+    uri: str | None,
+    parent_run_id: str | None,
+) -> Any:
     """Run (or, with ``resume``, restore and continue) one stage's Tuner; the parent run ends
     KILLED when the fit does not return."""
     from ray import tune
@@ -61,20 +70,28 @@ def fit_stage(stage: Stage, spec: SweepSpec, trainable: Any, plan: ResourcePlan,
     try:
         if resume:
             with _quiet_restore():
-                tuner = tune.Tuner.restore(stage.path, trainable=trainable, resume_unfinished=True,
-                                           resume_errored=True, param_space=space)
+                tuner = tune.Tuner.restore(
+                    stage.path, trainable=trainable, resume_unfinished=True, resume_errored=True, param_space=space
+                )
             _attach_callbacks(tuner, progress, spec)
         else:
             tuner = tune.Tuner(
                 trainable,
                 param_space=space,
-                tune_config=tune.TuneConfig(metric="aubc", mode="max",
-                                            max_concurrent_trials=None if spec.searched else (plan.max_concurrent or None),
-                                            reuse_actors=True, num_samples=spec.num_samples if spec.searched else 1,
-                                            search_alg=_search_alg(spec, plan.max_concurrent),
-                                            scheduler=_scheduler(spec, stage.arms, stage.sweep_id)),
+                tune_config=tune.TuneConfig(
+                    metric="aubc",
+                    mode="max",
+                    max_concurrent_trials=None if spec.searched else (plan.max_concurrent or None),
+                    reuse_actors=True,
+                    num_samples=spec.num_samples if spec.searched else 1,
+                    search_alg=_search_alg(spec, plan.max_concurrent),
+                    scheduler=_scheduler(spec, stage.arms, stage.sweep_id),
+                ),
                 run_config=tune.RunConfig(
-                    name=stage.name or stage.sweep_id, storage_path=stage.storage, verbose=0, callbacks=[progress],
+                    name=stage.name or stage.sweep_id,
+                    storage_path=stage.storage,
+                    verbose=0,
+                    callbacks=[progress],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 ),
@@ -110,8 +127,10 @@ def _param_space(arms: list[Arm], spec: SweepSpec, seeds: Sequence[int] | None =
 
     seeds = list(spec.seeds if seeds is None else seeds)
     if spec.searched:
-        return {**search_domains(spec.space),
-                "seed": seeds[0] if spec.search_alg == "optuna" else tune.grid_search(seeds)}
+        return {
+            **search_domains(spec.space),
+            "seed": seeds[0] if spec.search_alg == "optuna" else tune.grid_search(seeds),
+        }
     values = {a.label: flatten(a.config) for a in arms}
     keys = sorted(varied_keys(arms))
     space: dict[str, Any] = {"arm": tune.grid_search([a.label for a in arms]), "seed": tune.grid_search(seeds)}
@@ -147,8 +166,13 @@ def _scheduler(spec: SweepSpec, arms: Sequence[Arm], sweep_id: str) -> Any:
     from autoal.platform.sweep.schedulers import RecordingASHA
 
     rounds = max(int((a.config.get("al") or {}).get("rounds", 10)) for a in arms) if arms else 10
-    return RecordingASHA(sweep_id, time_attr="training_iteration", max_t=rounds + 1,
-                         grace_period=spec.asha["grace_rounds"], reduction_factor=spec.asha["reduction_factor"])
+    return RecordingASHA(
+        sweep_id,
+        time_attr="training_iteration",
+        max_t=rounds + 1,
+        grace_period=spec.asha["grace_rounds"],
+        reduction_factor=spec.asha["reduction_factor"],
+    )
 
 
 def varied_keys(arms: Sequence[Arm]) -> set[str]:

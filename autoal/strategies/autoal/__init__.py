@@ -11,6 +11,7 @@
   :mod:`~autoal.strategies.autoal.pool_embedding`);
 - :mod:`~autoal.strategies.autoal.params`: every key, its default and its range, per formulation.
 """
+
 from autoal.strategies.autoal.params import AutoALParams, CreditParams, LookaheadParams, PaperParams
 from autoal.strategies.autoal.strategy import AutoAL, AutoALCredit
 

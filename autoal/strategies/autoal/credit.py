@@ -23,6 +23,7 @@ Per round:
    PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding), the rest by the
    uncertainty candidate among the samples coverage left.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,13 @@ import torch
 from autoal.cache import PoolCache
 from autoal.errors import ConfigError, StateError
 from autoal.strategies.autoal.formulation import Formulation, build_candidate
-from autoal.strategies.autoal.label_credit import (CompetenceEstimate, imbalance_pvalue, pick_credit, split_batch,
-                                                   uncertainty_share)
+from autoal.strategies.autoal.label_credit import (
+    CompetenceEstimate,
+    imbalance_pvalue,
+    pick_credit,
+    split_batch,
+    uncertainty_share,
+)
 from autoal.strategies.autoal.params import CreditParams
 from autoal.strategies.autoal.pool_embedding import pixel_pca
 from autoal.strategies.base import QueryContext
@@ -57,8 +63,11 @@ class CreditFormulation(Formulation):
         self.probe = float(params.probe)
         self.alpha = float(params.imbalance_alpha)
         self.competence = CompetenceEstimate(decay=float(params.decay))
-        self.needs = frozenset({"embeddings", "dataset"}) | self.uncertainty.needs \
+        self.needs = (
+            frozenset({"embeddings", "dataset"})
+            | self.uncertainty.needs
             | (self.coverage.needs if self.coverage_space == "model" else frozenset())
+        )
         self.long_tailed: bool | None = None  # decided on the first labeled set
         self.imbalance_p = math.nan
         self.pending: dict[str, list[int]] = {"picks": [], "predicted": [], "arm": []}
@@ -103,8 +112,11 @@ class CreditFormulation(Formulation):
     def query(self, ctx: QueryContext) -> np.ndarray:
         if ctx.dataset is None:
             raise ConfigError("autoal_credit needs the data set (labels of the picks that arrived)")
-        y = ctx.dataset.y_train.cpu().numpy() if torch.is_tensor(ctx.dataset.y_train) \
+        y = (
+            ctx.dataset.y_train.cpu().numpy()
+            if torch.is_tensor(ctx.dataset.y_train)
             else np.asarray(ctx.dataset.y_train)
+        )
         num_classes = int(ctx.dataset.num_classes)
         if self.long_tailed is None:
             self.imbalance_p = imbalance_pvalue(np.bincount(y[ctx.labeled], minlength=num_classes))
@@ -117,17 +129,30 @@ class CreditFormulation(Formulation):
         n_cov, n_unc = split_batch(ctx.n, share, self.probe)
 
         pool, labeled = self._coverage_caches(ctx)
-        cov = np.asarray(self.coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64) \
-            if n_cov else np.zeros(0, dtype=np.int64)
+        cov = (
+            np.asarray(self.coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64)
+            if n_cov
+            else np.zeros(0, dtype=np.int64)
+        )
         rest = np.setdiff1d(np.arange(len(ctx.cache)), cov)
-        unc = rest[np.asarray(self.uncertainty.select_positions(ctx.cache.subset(rest), n_unc, ctx.rng,
-                                                                ctx.labeled_cache), dtype=np.int64)] \
-            if n_unc else np.zeros(0, dtype=np.int64)
+        unc = (
+            rest[
+                np.asarray(
+                    self.uncertainty.select_positions(ctx.cache.subset(rest), n_unc, ctx.rng, ctx.labeled_cache),
+                    dtype=np.int64,
+                )
+            ]
+            if n_unc
+            else np.zeros(0, dtype=np.int64)
+        )
         positions = np.concatenate([cov, unc])
         picks = ctx.unlabeled[positions]
         predicted = ctx.cache.probs[torch.as_tensor(positions, dtype=torch.long)].argmax(1).cpu().numpy()
-        self.pending = {"picks": picks.tolist(), "predicted": predicted.tolist(),
-                        "arm": [self.coverage.name] * len(cov) + [self.uncertainty.name] * len(unc)}
+        self.pending = {
+            "picks": picks.tolist(),
+            "predicted": predicted.tolist(),
+            "arm": [self.coverage.name] * len(cov) + [self.uncertainty.name] * len(unc),
+        }
 
         ctx.log(f"weight/{self.coverage.name}", 1.0 - share)
         ctx.log(f"weight/{self.uncertainty.name}", share)
@@ -140,8 +165,12 @@ class CreditFormulation(Formulation):
 
     # -- resume ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"competence": self.competence.state_dict(), "long_tailed": self.long_tailed,
-                "imbalance_p": self.imbalance_p, "pending": {k: list(v) for k, v in self.pending.items()}}
+        return {
+            "competence": self.competence.state_dict(),
+            "long_tailed": self.long_tailed,
+            "imbalance_p": self.imbalance_p,
+            "pending": {k: list(v) for k, v in self.pending.items()},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         try:
@@ -152,7 +181,9 @@ class CreditFormulation(Formulation):
             pending = state["pending"]
             self.pending = {k: list(pending[k]) for k in ("picks", "predicted", "arm")}
         except (KeyError, TypeError, ValueError) as e:
-            raise StateError(f"autoal_credit: the saved strategy state does not fit ({type(e).__name__}: {e}); "
-                             "move the run folder away to start the run afresh") from None
+            raise StateError(
+                f"autoal_credit: the saved strategy state does not fit ({type(e).__name__}: {e}); "
+                "move the run folder away to start the run afresh"
+            ) from None
         if not len(self.pending["picks"]) == len(self.pending["predicted"]) == len(self.pending["arm"]):
             raise StateError("autoal_credit: the saved pending picks, predictions and arms differ in length")

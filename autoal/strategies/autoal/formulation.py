@@ -9,6 +9,7 @@ Candidates are built through the strategy registry (:func:`build_candidates`): a
 :class:`~autoal.strategies.base.PoolStrategy` — one of autoal's or a user's — is a candidate by
 its name, like ALBL's arms.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -29,12 +30,16 @@ def build_candidate(key: str, name: Any) -> PoolStrategy:
     """The registered strategy ``name`` with its defaults, as a candidate: it must choose from the
     round's caches (a :class:`PoolStrategy`). A ConfigError names ``strategy.params.<key>``."""
     if not isinstance(name, str) or name not in strategy_names():
-        raise ConfigError(f"strategy.params.{key}: expected the name of a registered strategy; got {name!r} "
-                          f"(registered: {', '.join(strategy_names())})")
+        raise ConfigError(
+            f"strategy.params.{key}: expected the name of a registered strategy; got {name!r} "
+            f"(registered: {', '.join(strategy_names())})"
+        )
     strategy = build_strategy(name)
     if not isinstance(strategy, PoolStrategy):
-        raise ConfigError(f"strategy.params.{key}: {name!r} is not a pool strategy (it trains models of its own); "
-                          "choose one that picks from the round's caches (e.g. typiclust, kmeans, margin)")
+        raise ConfigError(
+            f"strategy.params.{key}: {name!r} is not a pool strategy (it trains models of its own); "
+            "choose one that picks from the round's caches (e.g. typiclust, kmeans, margin)"
+        )
     return strategy
 
 

@@ -15,6 +15,7 @@ once their labels are known, per candidate that picked them. Pure functions of a
 :func:`imbalance_pvalue` tests a labeled sample's classes against a uniform prior (the long-tail
 guard), :class:`CompetenceEstimate` keeps a decayed Beta posterior over rounds.
 """
+
 from __future__ import annotations
 
 import math

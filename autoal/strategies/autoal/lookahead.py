@@ -36,6 +36,7 @@ Progress (``ctx.progress``): ``autoal/fitnet`` (one unit per FitNet epoch) and
 ``autoal/lookahead`` (:data:`LOOKAHEAD_STEPS` units: FitNet, the candidates on V, the look-ahead);
 neither when L is too small to simulate.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,14 +51,25 @@ from autoal.cache import PoolCache, compute_cache
 from autoal.device import prepare_model
 from autoal.errors import StateError
 from autoal.lookahead.gate import RankGate, first_order_values, gate_loss, sample_features
-from autoal.lookahead.mixture import (decorrelated_weights, hedge_update, mixture_scores, portfolio_picks,
-                                      prior_log_weights, rank_correlation)
+from autoal.lookahead.mixture import (
+    decorrelated_weights,
+    hedge_update,
+    mixture_scores,
+    portfolio_picks,
+    prior_log_weights,
+    rank_correlation,
+)
 from autoal.lookahead.valuation import lookahead, partition_masks
 from autoal.models import new_like, same_build
 from autoal.progress import epoch_progress
 from autoal.selection import top_n
-from autoal.strategies.autoal.formulation import (STATE_VERSION, Formulation, build_candidates, candidate_needs,
-                                                  seeded_query)
+from autoal.strategies.autoal.formulation import (
+    STATE_VERSION,
+    Formulation,
+    build_candidates,
+    candidate_needs,
+    seeded_query,
+)
 from autoal.strategies.autoal.params import AutoALParams
 from autoal.strategies.base import QueryContext, Strategy, restore, saved_mapping
 from autoal.training import TrainConfig, train_model
@@ -69,8 +81,9 @@ LOOKAHEAD_STEPS = 3
 NEEDS = frozenset({"embeddings", "mc", "model", "dataset", "labeled_cache"})
 
 
-def candidate_ranks(candidates: Sequence[Strategy], cache: PoolCache, n: int, rng: np.random.Generator,
-                    labeled: PoolCache | None) -> torch.Tensor:
+def candidate_ranks(
+    candidates: Sequence[Strategy], cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None
+) -> torch.Tensor:
     """(K, |cache|) rank scores in [0, 1] of every candidate (each evaluated once)."""
     rows = [c.rank_score(cache, n, rng, labeled) for c in candidates]
     return torch.stack([r.float().to(cache.probs.device) for r in rows])
@@ -96,14 +109,17 @@ class LookaheadFormulation(Formulation):
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        inner = {"log_weights": self.log_weights.clone(), "names": list(self.names),
-                 "gate": None if self.gate is None else self.gate.state_dict(),
-                 "gate_opt": None if self.gate_opt is None else self.gate_opt.state_dict(),
-                 "fitnet": None if self.fitnet is None else {k: v.detach().cpu() for k, v in
-                                                             self.fitnet.state_dict().items()},
-                 "split_seed": self.split_seed}
-        return {"version": STATE_VERSION, "formulation": self.name, "rounds_done": self.rounds_done,
-                "lookahead": inner}
+        inner = {
+            "log_weights": self.log_weights.clone(),
+            "names": list(self.names),
+            "gate": None if self.gate is None else self.gate.state_dict(),
+            "gate_opt": None if self.gate_opt is None else self.gate_opt.state_dict(),
+            "fitnet": None
+            if self.fitnet is None
+            else {k: v.detach().cpu() for k, v in self.fitnet.state_dict().items()},
+            "split_seed": self.split_seed,
+        }
+        return {"version": STATE_VERSION, "formulation": self.name, "rounds_done": self.rounds_done, "lookahead": inner}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         inner = saved_mapping(state, "lookahead", optional=False)
@@ -112,8 +128,10 @@ class LookaheadFormulation(Formulation):
             return  # another candidate pool: start from the prior
         log_weights = torch.as_tensor(inner["log_weights"]).float().clone()
         if log_weights.shape != (len(self.names),) or not torch.isfinite(log_weights).all():
-            raise StateError(f"strategy state: 'log_weights' must hold {len(self.names)} finite numbers (one per "
-                             f"candidate); got shape {tuple(log_weights.shape)}")
+            raise StateError(
+                f"strategy state: 'log_weights' must hold {len(self.names)} finite numbers (one per "
+                f"candidate); got shape {tuple(log_weights.shape)}"
+            )
         split_seed = inner.get("split_seed")
         if split_seed is not None and (isinstance(split_seed, bool) or not isinstance(split_seed, int)):
             raise StateError(f"strategy state: 'split_seed' must be an integer or null; got {split_seed!r:.40}")
@@ -167,11 +185,13 @@ class LookaheadFormulation(Formulation):
         ctx.log("seconds_candidates", t_cand + values.pop("_seconds_candidates", 0.0))
         ctx.log("seconds_selection", t_sel)
         ctx.artifacts["autoal_trace"] = {
-            "formulation": "lookahead", "candidates": list(self.names),
+            "formulation": "lookahead",
+            "candidates": list(self.names),
             "weight": {n: float(omega[k]) for k, n in enumerate(self.names)},
             "log_weight": {n: float(self.log_weights[k]) for k, n in enumerate(self.names)},
             "value": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()},
-            "seconds": {"candidates": t_cand, "selection": t_sel, "total": time.perf_counter() - t0}}
+            "seconds": {"candidates": t_cand, "selection": t_sel, "total": time.perf_counter() - t0},
+        }
         for key, val in values.items():
             ctx.log(key, val)
         return ctx.unlabeled[pos]
@@ -184,8 +204,9 @@ class LookaheadFormulation(Formulation):
         assert self.gate is not None
         return torch.softmax(torch.log(omega.clamp_min(1e-12)).unsqueeze(0) + self.gate(feats), dim=1)
 
-    def _lookahead_round(self, ctx: QueryContext, ranks_u: torch.Tensor, rng: np.random.Generator,
-                         seed: int) -> dict[str, float]:
+    def _lookahead_round(
+        self, ctx: QueryContext, ranks_u: torch.Tensor, rng: np.random.Generator, seed: int
+    ) -> dict[str, float]:
         """Steps 2-5 of the module docstring; returns the values to log ({} when L is too small)."""
         nan = float("nan")
         out = {f"value/{n}": nan for n in self.names}
@@ -212,18 +233,37 @@ class LookaheadFormulation(Formulation):
         ranks_v = candidate_ranks(self.candidates, v_cache, picks, rng, a_cache)
         ctx.progress("autoal/lookahead", 2, LOOKAHEAD_STEPS, step="candidates")
         t2 = time.perf_counter()
-        y_a, y_v = ds.y_train[torch.from_numpy(a_idx)].to(ctx.device), ds.y_train[torch.from_numpy(v_idx)].to(ctx.device)
+        y_a, y_v = (
+            ds.y_train[torch.from_numpy(a_idx)].to(ctx.device),
+            ds.y_train[torch.from_numpy(v_idx)].to(ctx.device),
+        )
         arms = torch.cat([ranks_v, mixture_scores(ranks_v, self._omega(ranks_v)).unsqueeze(0)])
-        res = lookahead(a_cache.embeddings, y_a, v_cache.embeddings, y_v, fitnet.fc.weight.detach(),
-                        fitnet.fc.bias.detach(), arms, picks, parts=self.p.lookahead_parts, pool_fraction=self.p.lookahead_pool_fraction,
-                        steps=self.p.head_steps, l2=self.p.head_l2, rng=rng)
+        res = lookahead(
+            a_cache.embeddings,
+            y_a,
+            v_cache.embeddings,
+            y_v,
+            fitnet.fc.weight.detach(),
+            fitnet.fc.bias.detach(),
+            arms,
+            picks,
+            parts=self.p.lookahead_parts,
+            pool_fraction=self.p.lookahead_pool_fraction,
+            steps=self.p.head_steps,
+            l2=self.p.head_l2,
+            rng=rng,
+        )
         gains = res.gain_ce.mean(1)
         # evidence weighs by how distinct the candidates' simulated picks were (a simulated pool
         # barely larger than the picks lets every candidate pick the same samples), standardized
         # with the decorrelated weights (a family of agreeing candidates counts once)
         omega_v = self._omega(ranks_v).cpu()
-        self.log_weights = hedge_update(self.log_weights, gains[:-1].cpu(), self.p.hedge_rate * res.distinctness,
-                                        weights=omega_v if self.p.decorrelate else None)
+        self.log_weights = hedge_update(
+            self.log_weights,
+            gains[:-1].cpu(),
+            self.p.hedge_rate * res.distinctness,
+            weights=omega_v if self.p.decorrelate else None,
+        )
         if self.gate is not None:
             self._train_gate(ranks_v, v_cache, y_v, picks, rng)
         ctx.progress("autoal/lookahead", 3, LOOKAHEAD_STEPS, step="lookahead")
@@ -239,8 +279,9 @@ class LookaheadFormulation(Formulation):
         out["seconds_search"] = out["seconds_fitnet"] + out["seconds_lookahead"]
         return out
 
-    def _split(self, labeled: np.ndarray, n_pool: int, rng: np.random.Generator, seed: int
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def _split(
+        self, labeled: np.ndarray, n_pool: int, rng: np.random.Generator, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A and V: with ``fitnet_warm_start`` a fixed side per pool index for the whole run
         (a seeded permutation of the pool; even rank = A), else a fresh random half split."""
         if not self.p.fitnet_warm_start:
@@ -268,14 +309,23 @@ class LookaheadFormulation(Formulation):
             self.fitnet = net
         base = ctx.learner.train_cfg if ctx.learner is not None else TrainConfig()
         f = self.p.fitnet_steps
-        cfg = dataclasses.replace(base, epochs=max(1, math.ceil(base.epochs * f)),
-                                  min_steps=math.ceil(base.min_steps * f))
-        train_model(net, ctx.dataset, a_idx, cfg, device=ctx.device, seed=int(seed) + 6,
-                    progress=epoch_progress(ctx.progress, "autoal/fitnet", cfg.epochs_for(len(a_idx))))
+        cfg = dataclasses.replace(
+            base, epochs=max(1, math.ceil(base.epochs * f)), min_steps=math.ceil(base.min_steps * f)
+        )
+        train_model(
+            net,
+            ctx.dataset,
+            a_idx,
+            cfg,
+            device=ctx.device,
+            seed=int(seed) + 6,
+            progress=epoch_progress(ctx.progress, "autoal/fitnet", cfg.epochs_for(len(a_idx))),
+        )
         return net.eval()
 
-    def _train_gate(self, ranks_v: torch.Tensor, v_cache: PoolCache, y_v: torch.Tensor, picks: int,
-                    rng: np.random.Generator) -> None:
+    def _train_gate(
+        self, ranks_v: torch.Tensor, v_cache: PoolCache, y_v: torch.Tensor, picks: int, rng: np.random.Generator
+    ) -> None:
         assert self.gate is not None and self.gate_opt is not None
         nv = ranks_v.shape[1]
         pool = partition_masks(nv, self.p.lookahead_parts, self.p.lookahead_pool_fraction, rng).to(ranks_v.device)

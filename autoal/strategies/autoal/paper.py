@@ -59,6 +59,7 @@ per cycle, reported when the Train run returns); the lookahead formulation repor
 ``autoal/fitnet`` (FitNet's epochs) and ``autoal/lookahead`` (its steps), see
 :mod:`autoal.strategies.autoal.lookahead`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -76,13 +77,26 @@ from autoal.errors import ConfigError
 from autoal.executors.ray_train_search import RayTrainSearch, run_search_on_ray_train, train_workers_fit
 from autoal.lpm import LossPredictionModule
 from autoal.models import model_family, model_names
-from autoal.search.cycle import (CycleStats, SearchConfig, SearchNets, SearchOptimizers, make_optimizers,
-                                pool_scores, query_fraction, split_labeled)
+from autoal.search.cycle import (
+    CycleStats,
+    SearchConfig,
+    SearchNets,
+    SearchOptimizers,
+    make_optimizers,
+    pool_scores,
+    query_fraction,
+    split_labeled,
+)
 from autoal.search.nets import build_fitnet, build_searchnet
 from autoal.search.round import CyclePlan, SearchRound, run_cycles
 from autoal.selection import top_n
-from autoal.strategies.autoal.formulation import (STATE_VERSION, Formulation, build_candidates, candidate_needs,
-                                                  seeded_query)
+from autoal.strategies.autoal.formulation import (
+    STATE_VERSION,
+    Formulation,
+    build_candidates,
+    candidate_needs,
+    seeded_query,
+)
 from autoal.strategies.autoal.params import AutoALParams
 from autoal.strategies.base import QueryContext, restore, saved_mapping
 
@@ -119,33 +133,62 @@ class PaperFormulation(Formulation):
         if name is None:
             name = (getattr(task, "spec", None) or {}).get("name") if task is not None else "small_cnn"
             if name not in model_names():
-                raise _err("model", f"cannot infer the backbone family of a {type(task).__name__} (it was not "
-                           f"built by autoal.models.build_model); set it to one of {', '.join(model_names())}")
+                raise _err(
+                    "model",
+                    f"cannot infer the backbone family of a {type(task).__name__} (it was not "
+                    f"built by autoal.models.build_model); set it to one of {', '.join(model_names())}",
+                )
         width = p.width
         if width is None:
             same = task is not None and hasattr(task, "stage_channels") and p.model in (None, name)
             base = int(task.stage_channels[0]) if same else model_family(name).default_width
             width = max(4, int(round(base * p.width_factor)))
         ds = ctx.dataset
-        return {"model": name, "width": width, "in_channels": ds.in_channels, "image_size": ds.image_size,
-                "num_classes": ds.num_classes, "K": len(self.candidates),
-                "num_scores": len(self.candidates) if p.searchnet_input == "image+scores" else 0,
-                "dropout": float(getattr(task, "dropout_p", 0.3)),
-                "embedding_norm": bool(getattr(task, "embedding_norm", True)),
-                "lpm": p.lpm, "lpm_dim": p.lpm_dim}
+        return {
+            "model": name,
+            "width": width,
+            "in_channels": ds.in_channels,
+            "image_size": ds.image_size,
+            "num_classes": ds.num_classes,
+            "K": len(self.candidates),
+            "num_scores": len(self.candidates) if p.searchnet_input == "image+scores" else 0,
+            "dropout": float(getattr(task, "dropout_p", 0.3)),
+            "embedding_norm": bool(getattr(task, "embedding_norm", True)),
+            "lpm": p.lpm,
+            "lpm_dim": p.lpm_dim,
+        }
 
     def _build(self, arch: dict[str, Any], device: torch.device) -> None:
         p = self.p
-        sn = build_searchnet(arch["model"], arch["in_channels"], arch["K"], arch["image_size"], width=arch["width"],
-                             num_scores=arch["num_scores"])
-        fn = build_fitnet(arch["model"], arch["in_channels"], arch["num_classes"], arch["image_size"],
-                          width=arch["width"], dropout=arch["dropout"], embedding_norm=arch["embedding_norm"])
+        sn = build_searchnet(
+            arch["model"],
+            arch["in_channels"],
+            arch["K"],
+            arch["image_size"],
+            width=arch["width"],
+            num_scores=arch["num_scores"],
+        )
+        fn = build_fitnet(
+            arch["model"],
+            arch["in_channels"],
+            arch["num_classes"],
+            arch["image_size"],
+            width=arch["width"],
+            dropout=arch["dropout"],
+            embedding_norm=arch["embedding_norm"],
+        )
         sn, fn = prepare_model(sn, device), prepare_model(fn, device)  # channels-last on CUDA
         lpm = LossPredictionModule(sn.stage_channels, arch["lpm_dim"]).to(device) if arch["lpm"] else None
         self.nets = SearchNets(sn, fn, lpm)
-        self.opts = make_optimizers(self.nets, fitnet_lr=p.fitnet_lr, searchnet_lr=p.searchnet_lr, lpm_lr=p.lpm_lr,
-                                    searchnet_optimizer=p.searchnet_optimizer, momentum=p.momentum,
-                                    weight_decay=p.weight_decay)
+        self.opts = make_optimizers(
+            self.nets,
+            fitnet_lr=p.fitnet_lr,
+            searchnet_lr=p.searchnet_lr,
+            lpm_lr=p.lpm_lr,
+            searchnet_optimizer=p.searchnet_optimizer,
+            momentum=p.momentum,
+            weight_decay=p.weight_decay,
+        )
         self._arch = arch
 
     def _ensure_nets(self, ctx: QueryContext) -> bool:
@@ -181,14 +224,25 @@ class PaperFormulation(Formulation):
         ds, p, b = ctx.dataset, self.p, int(ctx.n)
         unlabeled = np.asarray(ctx.unlabeled, dtype=np.int64)
         x_u = ds.eval_transform(prepare_batch(ds.x_train[torch.from_numpy(unlabeled)], ctx.device))
-        ps = pool_scores(self.nets.searchnet, self.candidates, ctx.cache, x_u, b, lam=p.lam,
-                         candidate_score=p.candidate_score, searchnet_input=p.searchnet_input,
-                         gmm_components=p.gmm_components, gmm_samples=p.gmm_samples, seed=int(ctx.seed) + 1)
+        ps = pool_scores(
+            self.nets.searchnet,
+            self.candidates,
+            ctx.cache,
+            x_u,
+            b,
+            lam=p.lam,
+            candidate_score=p.candidate_score,
+            searchnet_input=p.searchnet_input,
+            gmm_components=p.gmm_components,
+            gmm_samples=p.gmm_samples,
+            seed=int(ctx.seed) + 1,
+        )
         pos = top_n(ps["sbar"], b, ctx.rng)
         t_sel = time.perf_counter() - t0
         self.rounds_done += 1
-        self._trace(ctx, stats, ps["S"], ps["w"], ps["theta"], pos, (t_cand, t_search, t_sel,
-                                                                      time.perf_counter() - t_start))
+        self._trace(
+            ctx, stats, ps["S"], ps["w"], ps["theta"], pos, (t_cand, t_search, t_sel, time.perf_counter() - t_start)
+        )
         return unlabeled[pos]
 
     def _plan(self, ctx: QueryContext, fresh: bool) -> SearchRound:
@@ -211,11 +265,18 @@ class PaperFormulation(Formulation):
             cycle_seed = int(rng.integers(0, 2**31 - 1))
             reset = not fresh and (p.fitnet_reset == "cycle" or (p.fitnet_reset == "round" and c == 0))
             a_pos, v_pos = split_labeled(len(labeled), rng)
-            plans.append(CyclePlan(a_pos, v_pos, cycle_seed, reset_fitnet=reset, torch_seed=cycle_seed + 1,
-                                   v_cache=l_cache.subset(v_pos) if l_cache is not None else None))
+            plans.append(
+                CyclePlan(
+                    a_pos,
+                    v_pos,
+                    cycle_seed,
+                    reset_fitnet=reset,
+                    torch_seed=cycle_seed + 1,
+                    v_cache=l_cache.subset(v_pos) if l_cache is not None else None,
+                )
+            )
             fresh = False
-        return SearchRound(self.nets, self.opts, x_l, y_l, plans, SearchConfig.of(p, t, mc), self.candidates,
-                           augment)
+        return SearchRound(self.nets, self.opts, x_l, y_l, plans, SearchConfig.of(p, t, mc), self.candidates, augment)
 
     def _run(self, ctx: QueryContext, work: SearchRound) -> list[CycleStats]:
         """Run the round's cycles with ``search_executor`` (falling back to this process, with a
@@ -244,8 +305,16 @@ class PaperFormulation(Formulation):
             raise ValueError("candidate_model 'task' needs the task model's cache of L (labeled_cache or the learner)")
         return ctx.learner.score(ctx.model, labeled, int(ctx.seed) + 3)
 
-    def _trace(self, ctx: QueryContext, stats: list[CycleStats], S_u: torch.Tensor, w: torch.Tensor, theta: float,
-               pos: np.ndarray, seconds: tuple[float, float, float, float]) -> None:
+    def _trace(
+        self,
+        ctx: QueryContext,
+        stats: list[CycleStats],
+        S_u: torch.Tensor,
+        w: torch.Tensor,
+        theta: float,
+        pos: np.ndarray,
+        seconds: tuple[float, float, float, float],
+    ) -> None:
         t_cand, t_search, t_sel, t_total = seconds
         lam = self.p.lam
         w_mean = w.mean(0)
@@ -253,8 +322,7 @@ class PaperFormulation(Formulation):
         sel = torch.as_tensor(pos, dtype=torch.long, device=w.device)
         ev = (w[sel] * S_u[sel]).sum(0)
         share = ev / ev.sum() if float(ev.sum()) > 0 else torch.full_like(ev, float("nan"))
-        trace: dict[str, Any] = {"candidates": list(self.names), "w_mean": {}, "contribution": {},
-                                 "share": {}}
+        trace: dict[str, Any] = {"candidates": list(self.names), "w_mean": {}, "contribution": {}, "share": {}}
         for k, name in enumerate(self.names):
             ctx.log(f"w_mean/{name}", float(w_mean[k]))
             ctx.log(f"contribution/{name}", float(contrib[k]))
@@ -263,10 +331,17 @@ class PaperFormulation(Formulation):
             trace["contribution"][name] = float(contrib[k])
             trace["share"][name] = None if math.isnan(float(share[k])) else float(share[k])
         last = stats[-1]
-        search = {"alpha": last.alpha, "alpha_target": last.alpha_target, "loss_fitnet": last.loss_fitnet,
-                  "loss_searchnet": last.loss_searchnet, "loss_lpm": last.loss_lpm, "loss_warmup": last.loss_warmup,
-                  "head_grad_norm": last.head_grad_norm, "theta": last.extra.get("theta", float("nan")),
-                  "theta_pool": float(theta)}
+        search = {
+            "alpha": last.alpha,
+            "alpha_target": last.alpha_target,
+            "loss_fitnet": last.loss_fitnet,
+            "loss_searchnet": last.loss_searchnet,
+            "loss_lpm": last.loss_lpm,
+            "loss_warmup": last.loss_warmup,
+            "head_grad_norm": last.head_grad_norm,
+            "theta": last.extra.get("theta", float("nan")),
+            "theta_pool": float(theta),
+        }
         for key, val in search.items():
             ctx.log(f"search/{key}", val)
         ctx.log("seconds_candidates", t_cand)
@@ -280,12 +355,18 @@ class PaperFormulation(Formulation):
     def state_dict(self) -> dict[str, Any]:
         if self.nets is None or self.opts is None:
             return {}
-        return {"version": STATE_VERSION, "formulation": self.name, "arch": dict(self._arch or {}),
-                "rounds_done": self.rounds_done,
-                "searchnet": self.nets.searchnet.state_dict(), "fitnet": self.nets.fitnet.state_dict(),
-                "lpm": None if self.nets.lpm is None else self.nets.lpm.state_dict(),
-                "opt_searchnet": self.opts.searchnet.state_dict(), "opt_fitnet": self.opts.fitnet.state_dict(),
-                "opt_lpm": None if self.opts.lpm is None else self.opts.lpm.state_dict()}
+        return {
+            "version": STATE_VERSION,
+            "formulation": self.name,
+            "arch": dict(self._arch or {}),
+            "rounds_done": self.rounds_done,
+            "searchnet": self.nets.searchnet.state_dict(),
+            "fitnet": self.nets.fitnet.state_dict(),
+            "lpm": None if self.nets.lpm is None else self.nets.lpm.state_dict(),
+            "opt_searchnet": self.opts.searchnet.state_dict(),
+            "opt_fitnet": self.opts.fitnet.state_dict(),
+            "opt_lpm": None if self.opts.lpm is None else self.opts.lpm.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the nets (applied when they are built in the next round, where the data set

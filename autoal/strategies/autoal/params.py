@@ -13,6 +13,7 @@ belongs to exactly one dataclass. :data:`AUTOAL_KEYS` is that flat view (a datac
 same fields, so the same defaults and ranges), the strategy's ``params_type``. Values are typed by
 the run config's coercion (a wrong type names the key) and checked by
 :func:`autoal.bounds.check_bounds` (a value out of range names the key and the range)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -112,9 +113,10 @@ class AutoALParams:
         flat = build_dataclass(AUTOAL_KEYS, refuse_renamed(dict(params)), "strategy.params.")
         check_bounds(flat, "strategy.params.")
         values = dataclasses.asdict(flat)
-        sections = {name: _section_type(name)(**{f.name: values.pop(f.name) for f in
-                                                  dataclasses.fields(_section_type(name))})
-                    for name in cls.SECTIONS}
+        sections = {
+            name: _section_type(name)(**{f.name: values.pop(f.name) for f in dataclasses.fields(_section_type(name))})
+            for name in cls.SECTIONS
+        }
         p = cls(**values, **sections)
         p.validate()
         return p
@@ -134,18 +136,26 @@ class AutoALParams:
             raise _err("candidates", f"duplicate candidate names in {self.candidates}")
         n = self.pool_size
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(self.candidates)):
-            raise _err("pool_size", f"must be an integer in 1..{len(self.candidates)} (the paper uses 1, 3, 5, 7) or "
-                       f"null; got {n!r}")
+            raise _err(
+                "pool_size",
+                f"must be an integer in 1..{len(self.candidates)} (the paper uses 1, 3, 5, 7) or null; got {n!r}",
+            )
         paper = self.paper
         if paper.model is not None and paper.model not in model_names():
-            raise _err("model", f"unknown model {paper.model!r}; valid choices: {', '.join(model_names())} or null "
-                       "(the task model's family)")
+            raise _err(
+                "model",
+                f"unknown model {paper.model!r}; valid choices: {', '.join(model_names())} or null "
+                "(the task model's family)",
+            )
         if paper.lpm_only and not paper.lpm:
             raise _err("lpm_only", "'LPM only' needs the loss prediction module: set strategy.params.lpm: true")
         if self.formulation == "lookahead" and paper.search_executor != "local":
-            raise _err("search_executor", f"{paper.search_executor!r} runs the paper formulation's search; the "
-                       "lookahead formulation runs in the trial's process (set strategy.params.formulation: paper, "
-                       "or search_executor: local)")
+            raise _err(
+                "search_executor",
+                f"{paper.search_executor!r} runs the paper formulation's search; the "
+                "lookahead formulation runs in the trial's process (set strategy.params.formulation: paper, "
+                "or search_executor: local)",
+            )
         self._validate_prior()
 
     def _validate_prior(self) -> None:
@@ -156,8 +166,9 @@ class AutoALParams:
             raise _err("prior", f"expected a mapping of candidate name to weight, or null; got {prior!r}")
         unknown = [k for k in prior if k not in self.pool]
         if unknown:
-            raise _err("prior", f"names {', '.join(map(str, unknown))} are not in the candidate pool "
-                       f"({', '.join(self.pool)})")
+            raise _err(
+                "prior", f"names {', '.join(map(str, unknown))} are not in the candidate pool ({', '.join(self.pool)})"
+            )
         if any(not _is_number(v) or v < 0 for v in prior.values()) or sum(prior.values()) <= 0:
             raise _err("prior", f"weights must be finite numbers >= 0, not all zero; got {prior!r}")
         self.lookahead.prior = {str(k): float(v) for k, v in prior.items()}
@@ -185,8 +196,9 @@ class CreditParams:
         p = build_dataclass(cls, dict(params), "strategy.params.")
         check_bounds(p, "strategy.params.")
         if p.coverage == p.uncertainty:  # the credit is kept per candidate name: one name cannot be both sides
-            raise ConfigError(f"strategy.params.coverage and strategy.params.uncertainty must differ; both are "
-                              f"{p.coverage!r}")
+            raise ConfigError(
+                f"strategy.params.coverage and strategy.params.uncertainty must differ; both are {p.coverage!r}"
+            )
         if not p.low < p.high:
             raise ConfigError(f"strategy.params.low must be below strategy.params.high; got {p.low} and {p.high}")
         return p

@@ -7,6 +7,7 @@ once per run from the whole pool (labeled and unlabeled), deterministic for a gi
 seed. (TypiClust's authors use a self-supervised encoder; PCA is its cheapest stand-in and costs a
 second on MNIST-sized pools.)
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,7 @@ def pixel_pca(images: torch.Tensor, dim: int, seed: int = 0) -> torch.Tensor:
         raise ValueError(f"pixel_pca: expected a non-empty batch of samples; got shape {tuple(images.shape)}")
     n = images.shape[0]
     scale = 255.0 if images.dtype == torch.uint8 else 1.0
-    x = torch.cat([images[i:i + CHUNK].reshape(min(CHUNK, n - i), -1).float() / scale for i in range(0, n, CHUNK)])
+    x = torch.cat([images[i : i + CHUNK].reshape(min(CHUNK, n - i), -1).float() / scale for i in range(0, n, CHUNK)])
     q = max(1, min(int(dim), x.shape[1], n))
     mean = x.mean(0, keepdim=True)
     with torch.random.fork_rng(devices=[]):

@@ -12,6 +12,7 @@ Every keyword is a ``strategy.params`` key, declared with its default and range 
 :mod:`autoal.strategies.autoal.params`. The candidates are registered pool strategies, by name
 (``candidates``; ``coverage`` and ``uncertainty`` for the credited one): a user's strategy too.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -28,8 +29,9 @@ from autoal.strategies.base import QueryContext, RayResources, Strategy
 from autoal.strategies.registry import register_strategy
 
 #: formulation name -> its class (built from the strategy's params)
-FORMULATIONS: dict[str, type[Formulation]] = {f.name: f for f in (LookaheadFormulation, PaperFormulation,
-                                                                   CreditFormulation)}
+FORMULATIONS: dict[str, type[Formulation]] = {
+    f.name: f for f in (LookaheadFormulation, PaperFormulation, CreditFormulation)
+}
 
 
 @register_strategy("autoal")

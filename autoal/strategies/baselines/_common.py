@@ -1,5 +1,6 @@
 """Helpers shared by the baselines: seeds, and access to what the loop puts
 into the query context."""
+
 from __future__ import annotations
 
 from typing import Any

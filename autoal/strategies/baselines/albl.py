@@ -1,4 +1,5 @@
 """ALBL: Active Learning By Learning (Hsu & Lin, AAAI 2015) — EXP4.P over query strategies."""
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,10 @@ def _build_arm(spec: Any) -> tuple[str, PoolStrategy]:
         raise ConfigError(f"strategy (albl).arms: {name!r} cannot be an arm of ALBL")
     arm = build_strategy(name, **params)
     if not isinstance(arm, PoolStrategy):
-        raise ConfigError(f"strategy (albl).arms: {name!r} trains models of its own; an arm must choose from the "
-                          "round's caches (e.g. entropy, margin, kmeans, coreset, badge, typiclust)")
+        raise ConfigError(
+            f"strategy (albl).arms: {name!r} trains models of its own; an arm must choose from the "
+            "round's caches (e.g. entropy, margin, kmeans, coreset, badge, typiclust)"
+        )
     return name, arm
 
 
@@ -68,8 +71,14 @@ class ALBL(Strategy):
     resume. The arm probabilities of each round are logged as ``albl/p_<arm>``.
     """
 
-    def __init__(self, arms: list[Any] | tuple[Any, ...] = DEFAULT_ARMS, p_min: float | None = None,
-                 delta: float = 0.1, horizon: int | None = None, horizon_rounds: int = 10) -> None:
+    def __init__(
+        self,
+        arms: list[Any] | tuple[Any, ...] = DEFAULT_ARMS,
+        p_min: float | None = None,
+        delta: float = 0.1,
+        horizon: int | None = None,
+        horizon_rounds: int = 10,
+    ) -> None:
         built = [_build_arm(a) for a in (arms or ())]
         if not built:
             raise ConfigError("strategy (albl).arms: needs at least one arm")
@@ -156,16 +165,18 @@ class ALBL(Strategy):
         advice = []
         for arm, uni in zip(self.arms, self.uniform):
             arm_rng = np.random.default_rng(rng_seed(rng))
-            advice.append(None if uni else np.asarray(arm.select_positions(cache, n, arm_rng, ctx.labeled_cache),
-                                                      dtype=np.int64))
+            advice.append(
+                None if uni else np.asarray(arm.select_positions(cache, n, arm_rng, ctx.labeled_cache), dtype=np.int64)
+            )
         picks, q, xi, vhat = self._draw(len(cache), n, p, advice, rng)
         self.pending = {"idx": cache.indices[picks].astype(np.int64), "q": q, "xi": xi, "vhat": vhat}
         self.hist_idx.extend(int(i) for i in cache.indices[picks])
         self.hist_w.extend(float(1.0 / v) for v in q)
         return cache.indices[picks].astype(np.int64)
 
-    def _draw(self, m: int, n: int, p: np.ndarray, advice: list[np.ndarray | None], rng: np.random.Generator
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _draw(
+        self, m: int, n: int, p: np.ndarray, advice: list[np.ndarray | None], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """n draws without replacement from q = Σ_i p_i ξ_i over the remaining pool."""
         n_arms = len(p)
         pool = np.arange(m)  # pool[:avail] are the remaining positions
@@ -205,7 +216,7 @@ class ALBL(Strategy):
                     vh[i] = 1.0 / q_adv[int(cur[i])]
                 else:  # Σ_x ξ(x)²/q(x) with ξ = 1/avail
                     rest = (avail - len(distinct)) / (unif_mass / avail) if unif_mass > 0 else 0.0
-                    vh[i] = (rest + sum(1.0 / v for v in q_adv.values())) / avail ** 2
+                    vh[i] = (rest + sum(1.0 / v for v in q_adv.values())) / avail**2
             picks[t], qs[t], xis[t], vhats[t] = x, qx, xi, vh
             # remove x from the pool (swap with the last remaining position)
             taken[x] = True
@@ -217,11 +228,15 @@ class ALBL(Strategy):
 
     # -- resume -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"arm_names": list(self.arm_names), "log_w": self.log_w.tolist(), "T": self.T,
-                "hist_idx": list(self.hist_idx), "hist_w": list(self.hist_w),
-                "pending": None if self.pending is None
-                else {k: np.asarray(v).tolist() for k, v in self.pending.items()},
-                "last_reward": self.last_reward}
+        return {
+            "arm_names": list(self.arm_names),
+            "log_w": self.log_w.tolist(),
+            "T": self.T,
+            "hist_idx": list(self.hist_idx),
+            "hist_w": list(self.hist_w),
+            "pending": None if self.pending is None else {k: np.asarray(v).tolist() for k, v in self.pending.items()},
+            "last_reward": self.last_reward,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
@@ -239,8 +254,14 @@ class ALBL(Strategy):
         self.hist_idx = [int(i) for i in state.get("hist_idx", [])]
         self.hist_w = [float(w) for w in state.get("hist_w", [])]
         pend = state.get("pending")
-        self.pending = None if pend is None else {
-            "idx": np.asarray(pend["idx"], dtype=np.int64), "q": np.asarray(pend["q"], dtype=np.float64),
-            "xi": np.asarray(pend["xi"], dtype=np.float64).reshape(len(pend["q"]), self.n_arms),
-            "vhat": np.asarray(pend["vhat"], dtype=np.float64).reshape(len(pend["q"]), self.n_arms)}
+        self.pending = (
+            None
+            if pend is None
+            else {
+                "idx": np.asarray(pend["idx"], dtype=np.int64),
+                "q": np.asarray(pend["q"], dtype=np.float64),
+                "xi": np.asarray(pend["xi"], dtype=np.float64).reshape(len(pend["q"]), self.n_arms),
+                "vhat": np.asarray(pend["vhat"], dtype=np.float64).reshape(len(pend["q"]), self.n_arms),
+            }
+        )
         self.last_reward = state.get("last_reward")

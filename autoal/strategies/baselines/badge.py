@@ -1,4 +1,5 @@
 """BADGE: Batch Active learning by Diverse Gradient Embeddings (Ash et al., ICLR 2020)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +55,11 @@ def badge_seeding(a: torch.Tensor, e: torch.Tensor, k: int, rng: np.random.Gener
             w = (~chosen).double()
             total = float(w.sum())
         u = rng.random() * total
-        nxt = int(torch.searchsorted(torch.cumsum(w, 0), torch.tensor([u], dtype=w.dtype, device=w.device),
-                                     right=True).clamp_max(n - 1))
+        nxt = int(
+            torch.searchsorted(
+                torch.cumsum(w, 0), torch.tensor([u], dtype=w.dtype, device=w.device), right=True
+            ).clamp_max(n - 1)
+        )
         while chosen[nxt]:  # a zero-weight slot can only be hit through rounding at the boundary
             nxt = (nxt - 1) % n
         picks.append(nxt)
@@ -87,7 +91,8 @@ class BADGE(PoolStrategy):
 
     needs = frozenset({"embeddings"})
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                         labeled: PoolCache | None = None) -> np.ndarray:
+    def select_positions(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> np.ndarray:
         a, e = gradient_factors(cache.probs, cache.embeddings)
         return badge_seeding(a, e, n, rng)

@@ -6,6 +6,7 @@ The math is three pure functions, the steps of the paper's Algorithm 1: :func:`m
 (the k_m lowest-margin samples), :func:`average_linkage_clusters` (HAC, average linkage) and
 :func:`round_robin_order` (clusters from smallest to largest, one pick per cluster per pass).
 """
+
 from __future__ import annotations
 
 import math
@@ -89,17 +90,20 @@ def round_robin_order(labels: np.ndarray) -> np.ndarray:
     return np.lexsort((visit[inv], within)).astype(np.int64)
 
 
-def cluster_margin_order(probs: torch.Tensor, embeddings: torch.Tensor, n: int, shortlist_factor: float
-                         ) -> tuple[np.ndarray, int]:
+def cluster_margin_order(
+    probs: torch.Tensor, embeddings: torch.Tensor, n: int, shortlist_factor: float
+) -> tuple[np.ndarray, int]:
     """The shortlist of min(N, max(n, ⌈shortlist_factor·n⌉)) lowest-margin rows in Cluster-Margin's
     pick order (its first ``n`` are the query), and the number of clusters it fell into."""
     total = probs.shape[0]
     size = min(total, max(int(n), math.ceil(float(shortlist_factor) * int(n))))
     short = margin_shortlist(probs, size)
     if hac_bytes(len(short)) > (available_memory_bytes() or float("inf")):
-        raise ConfigError(f"cluster_margin: clustering a shortlist of {len(short):,} samples needs "
-                          f"{human_bytes(hac_bytes(len(short)))} (SciPy's condensed distances), more than this "
-                          "machine has available; lower strategy.params.shortlist_factor or al.query_size")
+        raise ConfigError(
+            f"cluster_margin: clustering a shortlist of {len(short):,} samples needs "
+            f"{human_bytes(hac_bytes(len(short)))} (SciPy's condensed distances), more than this "
+            "machine has available; lower strategy.params.shortlist_factor or al.query_size"
+        )
     rows = torch.as_tensor(short, dtype=torch.long, device=embeddings.device)
     labels = average_linkage_clusters(embeddings[rows], min(int(n), len(short)))
     clusters = int(labels.max()) + 1 if len(labels) else 0
@@ -156,17 +160,19 @@ class ClusterMargin(PoolStrategy):
             return np.zeros(0, dtype=np.int64), 0
         return cluster_margin_order(cache.probs, cache.embeddings, int(n), self.shortlist_factor)
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                         labeled: PoolCache | None = None) -> np.ndarray:
-        return self._order(cache, n)[0][:int(n)]
+    def select_positions(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> np.ndarray:
+        return self._order(cache, n)[0][: int(n)]
 
     def query(self, ctx: QueryContext) -> np.ndarray:
         order, clusters = self._order(ctx.cache, ctx.n)
         ctx.log("cluster_margin/clusters", clusters)
-        return ctx.unlabeled[order[:ctx.n]]
+        return ctx.unlabeled[order[: ctx.n]]
 
-    def rank_score(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                   labeled: PoolCache | None = None) -> torch.Tensor:
+    def rank_score(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> torch.Tensor:
         """1 down to 0 by rank: the shortlist in pick order first, then the rest of the pool by
         margin (lowest first), so the top ``n`` are the picks."""
         order = self._order(cache, n)[0]

@@ -1,4 +1,5 @@
 """Core-set selection by greedy k-center (Sener & Savarese, ICLR 2018)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ from autoal.distances import min_sq_dists, sq_dists
 from autoal.strategies.registry import register_strategy
 
 
-def k_center_greedy(pool: torch.Tensor, centres: torch.Tensor | None, k: int, rng: np.random.Generator,
-                    chunk: int = 4096) -> np.ndarray:
+def k_center_greedy(
+    pool: torch.Tensor, centres: torch.Tensor | None, k: int, rng: np.random.Generator, chunk: int = 4096
+) -> np.ndarray:
     """Greedy k-center (Gonzalez 1985; Sener & Savarese's Algorithm 1): repeatedly add the pool
     point farthest from its nearest centre. ``centres`` are the initial centres (the labeled
     set); without any, the first pick is a seeded uniform draw. Distance updates are one
@@ -34,8 +36,8 @@ def k_center_greedy(pool: torch.Tensor, centres: torch.Tensor | None, k: int, rn
 
 
 def _dist_to(x: torch.Tensor, i: int, chunk: int) -> torch.Tensor:
-    c = x[i:i + 1]
-    return torch.cat([sq_dists(x[s:s + chunk], c).squeeze(1) for s in range(0, x.shape[0], chunk)])
+    c = x[i : i + 1]
+    return torch.cat([sq_dists(x[s : s + chunk], c).squeeze(1) for s in range(0, x.shape[0], chunk)])
 
 
 def _greedy(x: torch.Tensor, d2: torch.Tensor, k: int, picks: list[int], chunk: int) -> np.ndarray:
@@ -79,7 +81,8 @@ class Coreset(PoolStrategy):
     def __init__(self, chunk: int = 4096) -> None:
         self.chunk = int(chunk)
 
-    def select_positions(self, cache: PoolCache, n: int, rng: np.random.Generator,
-                         labeled: PoolCache | None = None) -> np.ndarray:
+    def select_positions(
+        self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
+    ) -> np.ndarray:
         centres = None if labeled is None else labeled.embeddings
         return k_center_greedy(cache.embeddings, centres, n, rng, chunk=self.chunk)

@@ -1,4 +1,5 @@
 """DDU: Deep Deterministic Uncertainty (Mukhoti, Kirsch, van Amersfoort, Torr, Gal, CVPR 2023)."""
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ class GaussianDensity:
     labeled samples takes the pooled within-class covariance; a class with none gets no
     density."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                 min_jitter: float = 1e-6) -> None:
+    def __init__(
+        self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, min_jitter: float = 1e-6
+    ) -> None:
         x = features.double()
         y = torch.as_tensor(labels, device=x.device).long()
         d = x.shape[1]
@@ -54,7 +56,7 @@ class GaussianDensity:
         scale = scale if scale > 0 else float(x.var(0, correction=0).mean()) or 1.0
         eye = torch.eye(d, dtype=x.dtype, device=x.device)
         self.jitter = None
-        ladder = [0.0] + [10.0 ** e for e in range(-12, 1)]
+        ladder = [0.0] + [10.0**e for e in range(-12, 1)]
         if deficient and min_jitter > 0:
             ladder = [float(min_jitter)] + [r for r in ladder if r > 1.000001 * float(min_jitter)]
         for rel in ladder:
@@ -76,7 +78,7 @@ class GaussianDensity:
         out = []
         const = self.dim * math.log(2.0 * math.pi)
         for s in range(0, x.shape[0], chunk):
-            xb = x[s:s + chunk]
+            xb = x[s : s + chunk]
             cols = []
             for c in range(self.means.shape[0]):
                 sol = torch.linalg.solve_triangular(self.chol[c], (xb - self.means[c]).T, upper=False)
@@ -113,8 +115,9 @@ class DDU(Strategy):
 
     def __init__(self, aggregate: str = "max", min_jitter: float = 1e-6) -> None:
         if aggregate not in AGGREGATES:
-            raise ConfigError(f"strategy (ddu).aggregate: unknown value {aggregate!r}; valid choices: "
-                              f"{', '.join(AGGREGATES)}")
+            raise ConfigError(
+                f"strategy (ddu).aggregate: unknown value {aggregate!r}; valid choices: {', '.join(AGGREGATES)}"
+            )
         self.aggregate = aggregate
         self.min_jitter = float(min_jitter)
         self._density: GaussianDensity | None = None

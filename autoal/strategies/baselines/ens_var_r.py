@@ -1,5 +1,6 @@
 """ENSvarR: variation ratio over an ensemble of independently trained networks (Beluch,
 Genewein, Nürnberger, Köhler, CVPR 2018)."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -56,8 +57,14 @@ class EnsembleVarRatio(Strategy):
 
     needs = frozenset({"model", "dataset"})
 
-    def __init__(self, ensemble_size: int = 5, reuse_task_model: bool = True, ray_num_cpus: float = 1.0,
-                 ray_num_gpus: float | None = None, score_batch_size: int = 1024) -> None:
+    def __init__(
+        self,
+        ensemble_size: int = 5,
+        reuse_task_model: bool = True,
+        ray_num_cpus: float = 1.0,
+        ray_num_gpus: float | None = None,
+        score_batch_size: int = 1024,
+    ) -> None:
         if int(ensemble_size) < 1:
             raise ConfigError(f"strategy (ens_var_r).ensemble_size: must be >= 1; got {ensemble_size!r}")
         self.ensemble_size = int(ensemble_size)
@@ -76,8 +83,11 @@ class EnsembleVarRatio(Strategy):
         members = int(params.get("ensemble_size", 5)) - (1 if params.get("reuse_task_model", True) else 0)
         if members < 1:
             return RayResources()
-        return RayResources(task_bundles=({"CPU": float(params.get("ray_num_cpus", 1.0) or 0),
-                                           "GPU": params.get("ray_num_gpus") or None},))
+        return RayResources(
+            task_bundles=(
+                {"CPU": float(params.get("ray_num_cpus", 1.0) or 0), "GPU": params.get("ray_num_gpus") or None},
+            )
+        )
 
     def member_seeds(self, seed: int) -> list[int]:
         start = 1 if self.reuse_task_model else 0
@@ -114,10 +124,18 @@ class EnsembleVarRatio(Strategy):
 
     def _votes_ray(self, ctx: QueryContext, seeds: list[int]) -> list[torch.Tensor]:
         ctx = require_ctx(ctx, self.name, "learner", "dataset")
-        return member_votes_on_ray(ctx.learner, ctx.dataset, ctx.labeled, ctx.unlabeled, seeds,
-                                   use_cuda=ctx.device.type == "cuda", num_cpus=self.ray_num_cpus,
-                                   num_gpus=self.ray_num_gpus, batch_size=self.score_batch_size,
-                                   progress=lambda done, total: ctx.progress("ens_var_r/members", done, total))
+        return member_votes_on_ray(
+            ctx.learner,
+            ctx.dataset,
+            ctx.labeled,
+            ctx.unlabeled,
+            seeds,
+            use_cuda=ctx.device.type == "cuda",
+            num_cpus=self.ray_num_cpus,
+            num_gpus=self.ray_num_gpus,
+            batch_size=self.score_batch_size,
+            progress=lambda done, total: ctx.progress("ens_var_r/members", done, total),
+        )
 
     def query(self, ctx: QueryContext) -> np.ndarray:
         v = self.votes(ctx)

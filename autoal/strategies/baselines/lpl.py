@@ -1,4 +1,5 @@
 """Learning loss for active learning (Yoo & Kweon, CVPR 2019)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -17,10 +18,25 @@ from autoal.strategies.registry import register_strategy
 from autoal.training import make_optimizer
 
 
-def train_joint(model: Backbone, lpm: LossPredictionModule, dataset: Any, indices: np.ndarray, *, epochs: int,
-                batch_size: int, optimizer: str, lr: float, momentum: float, weight_decay: float, weight: float,
-                margin: float, detach_epoch: int, device: torch.device, seed: int,
-                progress: Callable[..., None] | None = None) -> dict[str, list[float]]:
+def train_joint(
+    model: Backbone,
+    lpm: LossPredictionModule,
+    dataset: Any,
+    indices: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    weight: float,
+    margin: float,
+    detach_epoch: int,
+    device: torch.device,
+    seed: int,
+    progress: Callable[..., None] | None = None,
+) -> dict[str, list[float]]:
     """Train the task model and the loss prediction module together on ``indices``:
     loss = mean CE + weight · ranking loss(predicted loss, CE.detach()). From epoch
     ``detach_epoch`` on, the stage maps enter the module detached, so the ranking loss no longer
@@ -43,7 +59,7 @@ def train_joint(model: Backbone, lpm: LossPredictionModule, dataset: Any, indice
         tot_ce = tot_rank = 0.0
         count = 0
         for start in range(0, n, bs):
-            sel = perm[start:start + bs]
+            sel = perm[start : start + bs]
             if len(sel) < 2 and n >= 2:
                 continue
             xb = prepare_batch(dataset.x_train[sel], device)
@@ -72,15 +88,22 @@ def train_joint(model: Backbone, lpm: LossPredictionModule, dataset: Any, indice
 
 
 @torch.no_grad()
-def predict_loss(model: Backbone, lpm: LossPredictionModule, dataset: Any, indices: np.ndarray, *,
-                 device: torch.device, batch_size: int = 1024) -> torch.Tensor:
+def predict_loss(
+    model: Backbone,
+    lpm: LossPredictionModule,
+    dataset: Any,
+    indices: np.ndarray,
+    *,
+    device: torch.device,
+    batch_size: int = 1024,
+) -> torch.Tensor:
     """Predicted losses of ``dataset.x_train[indices]`` (eval mode, evaluation transform)."""
     model.eval()
     lpm.eval()
     idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
     out = []
     for start in range(0, len(idx), batch_size):
-        xb = prepare_batch(dataset.x_train[idx[start:start + batch_size]], device)
+        xb = prepare_batch(dataset.x_train[idx[start : start + batch_size]], device)
         with autocast(device):
             out.append(lpm(model.stages(dataset.eval_transform(xb))).float())
     return torch.cat(out) if out else torch.zeros(0, device=device)
@@ -112,18 +135,35 @@ class LearningLoss(Strategy):
 
     needs = frozenset({"model", "dataset", "stages"})
 
-    def __init__(self, weight: float = 1.0, margin: float = 1.0, hidden: int = 128,
-                 detach_epoch: int | None = None, subset: int = 10000, epochs: int | None = None,
-                 batch_size: int | None = None, optimizer: str | None = None, lr: float | None = None,
-                 momentum: float | None = None, weight_decay: float | None = None,
-                 warm_start: bool = False, score_batch_size: int = 1024) -> None:
+    def __init__(
+        self,
+        weight: float = 1.0,
+        margin: float = 1.0,
+        hidden: int = 128,
+        detach_epoch: int | None = None,
+        subset: int = 10000,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        optimizer: str | None = None,
+        lr: float | None = None,
+        momentum: float | None = None,
+        weight_decay: float | None = None,
+        warm_start: bool = False,
+        score_batch_size: int = 1024,
+    ) -> None:
         self.weight = float(weight)
         self.margin = float(margin)
         self.hidden = int(hidden)
         self.detach_epoch = detach_epoch
         self.subset = int(subset)
-        self.overrides = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
-                          "momentum": momentum, "weight_decay": weight_decay}
+        self.overrides = {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimizer": optimizer,
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+        }
         self.warm_start = bool(warm_start)
         self.score_batch_size = int(score_batch_size)
         self._saved: dict[str, Any] | None = None
@@ -144,10 +184,18 @@ class LearningLoss(Strategy):
             restore(model, self._saved["model"], "LPL task model")
             restore(lpm, self._saved["lpm"], "loss prediction module")
         s = self.train_settings(ctx)
-        self.last_history = train_joint(model, lpm, ctx.dataset, ctx.labeled, weight=self.weight, margin=self.margin,
-                                        device=ctx.device, seed=ctx.seed, **s,
-                                        progress=lambda done, total, **info: ctx.progress("lpl/train", done, total,
-                                                                                          **info))
+        self.last_history = train_joint(
+            model,
+            lpm,
+            ctx.dataset,
+            ctx.labeled,
+            weight=self.weight,
+            margin=self.margin,
+            device=ctx.device,
+            seed=ctx.seed,
+            **s,
+            progress=lambda done, total, **info: ctx.progress("lpl/train", done, total, **info),
+        )
         if self.warm_start:
             self._saved = {"model": cpu_state(model), "lpm": cpu_state(lpm)}
         return model, lpm
@@ -161,8 +209,9 @@ class LearningLoss(Strategy):
             rows = np.sort(rng.choice(m, size=max(self.subset, n), replace=False))
         else:
             rows = np.arange(m)
-        pred = predict_loss(model, lpm, ctx.dataset, cache.indices[rows], device=ctx.device,
-                            batch_size=self.score_batch_size)
+        pred = predict_loss(
+            model, lpm, ctx.dataset, cache.indices[rows], device=ctx.device, batch_size=self.score_batch_size
+        )
         if self.last_history.get("rank"):
             ctx.log("lpl/rank_loss", self.last_history["rank"][-1])
             ctx.log("lpl/ce_loss", self.last_history["ce"][-1])

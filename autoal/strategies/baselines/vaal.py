@@ -1,4 +1,5 @@
 """VAAL: Variational Adversarial Active Learning (Sinha, Ebrahimi, Darrell, ICCV 2019)."""
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,11 @@ class VAE(nn.Module):
         dec: list[nn.Module] = []
         for i in reversed(range(len(chans))):
             cout = chans[i - 1] if i > 0 else width
-            dec += [nn.ConvTranspose2d(chans[i], cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout),
-                    nn.ReLU(inplace=True)]
+            dec += [
+                nn.ConvTranspose2d(chans[i], cout, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
         self.decoder = nn.Sequential(*dec)
         self.out = nn.Conv2d(width if chans else in_channels, in_channels, 3, padding=1)
 
@@ -55,8 +59,9 @@ class VAE(nn.Module):
         h = self.fc_dec(z).view(-1, self.top, self.side, self.side)
         return self.out(self.decoder(h))
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device)
         z = mu + eps * torch.exp(0.5 * logvar)
@@ -68,15 +73,19 @@ class Discriminator(nn.Module):
 
     def __init__(self, latent_dim: int = 32, hidden: int = 512) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, 1),
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).squeeze(1)
 
 
-def vae_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float
-             ) -> torch.Tensor:
+def vae_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float) -> torch.Tensor:
     """The negative ELBO of a unit-variance Gaussian decoder, per sample: squared
     reconstruction error summed over pixels + β·KL(q(z|x) ‖ N(0, I)) summed over latent
     dimensions; both averaged over the batch."""
@@ -98,15 +107,29 @@ class _Batches:
         if self.pos + self.bs > self.n:
             self.perm = torch.randperm(self.n, generator=self.gen)
             self.pos = 0
-        out = self.perm[self.pos:self.pos + self.bs]
+        out = self.perm[self.pos : self.pos + self.bs]
         self.pos += self.bs
         return out
 
 
-def train_vaal(vae: VAE, disc: Discriminator, x_lab: torch.Tensor, x_unl: torch.Tensor, transform, *,
-               iterations: int, batch_size: int, lr: float, beta: float, adversary_weight: float,
-               vae_steps: int, adv_steps: int, device: torch.device, seed: int,
-               progress: Callable[..., None] | None = None) -> dict[str, float]:
+def train_vaal(
+    vae: VAE,
+    disc: Discriminator,
+    x_lab: torch.Tensor,
+    x_unl: torch.Tensor,
+    transform,
+    *,
+    iterations: int,
+    batch_size: int,
+    lr: float,
+    beta: float,
+    adversary_weight: float,
+    vae_steps: int,
+    adv_steps: int,
+    device: torch.device,
+    seed: int,
+    progress: Callable[..., None] | None = None,
+) -> dict[str, float]:
     """VAAL's adversarial training (Algorithm 1 of the paper). Per iteration, ``vae_steps``
     VAE updates on fresh labeled and unlabeled batches — reconstruction + β·KL on both, plus
     ``adversary_weight`` × BCE pushing the discriminator to call both "labeled" — then
@@ -132,8 +155,9 @@ def train_vaal(vae: VAE, disc: Discriminator, x_lab: torch.Tensor, x_unl: torch.
             ru, muu, lvu = vae(xu, noise)
             unsup = vae_loss(xl, rl, mul, lvl, beta) + vae_loss(xu, ru, muu, lvu, beta)
             dl, du = disc(mul), disc(muu)
-            adv = F.binary_cross_entropy_with_logits(dl, torch.ones_like(dl)) + \
-                F.binary_cross_entropy_with_logits(du, torch.ones_like(du))
+            adv = F.binary_cross_entropy_with_logits(dl, torch.ones_like(dl)) + F.binary_cross_entropy_with_logits(
+                du, torch.ones_like(du)
+            )
             loss = unsup + adversary_weight * adv
             opt_v.zero_grad(set_to_none=True)
             loss.backward()
@@ -145,8 +169,9 @@ def train_vaal(vae: VAE, disc: Discriminator, x_lab: torch.Tensor, x_unl: torch.
                 mul, _ = vae.encode(xl)
                 muu, _ = vae.encode(xu)
             dl, du = disc(mul), disc(muu)
-            dloss = F.binary_cross_entropy_with_logits(dl, torch.ones_like(dl)) + \
-                F.binary_cross_entropy_with_logits(du, torch.zeros_like(du))
+            dloss = F.binary_cross_entropy_with_logits(dl, torch.ones_like(dl)) + F.binary_cross_entropy_with_logits(
+                du, torch.zeros_like(du)
+            )
             opt_d.zero_grad(set_to_none=True)
             dloss.backward()
             opt_d.step()
@@ -157,14 +182,15 @@ def train_vaal(vae: VAE, disc: Discriminator, x_lab: torch.Tensor, x_unl: torch.
 
 
 @torch.no_grad()
-def labeled_probability(vae: VAE, disc: Discriminator, x: torch.Tensor, transform, *, device: torch.device,
-                        batch_size: int = 1024) -> torch.Tensor:
+def labeled_probability(
+    vae: VAE, disc: Discriminator, x: torch.Tensor, transform, *, device: torch.device, batch_size: int = 1024
+) -> torch.Tensor:
     """The discriminator's probability that each image (uint8) comes from the labeled set."""
     vae.eval()
     disc.eval()
     out = []
     for s in range(0, len(x), batch_size):
-        mu, _ = vae.encode(transform(x[s:s + batch_size].to(device)))
+        mu, _ = vae.encode(transform(x[s : s + batch_size].to(device)))
         out.append(torch.sigmoid(disc(mu)))
     return torch.cat(out) if out else torch.zeros(0, device=device)
 
@@ -196,10 +222,22 @@ class VAAL(Strategy):
 
     needs = frozenset({"dataset", "images"})
 
-    def __init__(self, epochs: int = 50, batch_size: int = 64, lr: float = 5e-4, latent_dim: int = 32,
-                 width: int = 32, disc_hidden: int = 512, beta: float = 1.0, adversary_weight: float = 1.0,
-                 vae_steps: int = 2, adv_steps: int = 1, min_iterations: int = 100, warm_start: bool = False,
-                 score_batch_size: int = 1024) -> None:
+    def __init__(
+        self,
+        epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 5e-4,
+        latent_dim: int = 32,
+        width: int = 32,
+        disc_hidden: int = 512,
+        beta: float = 1.0,
+        adversary_weight: float = 1.0,
+        vae_steps: int = 2,
+        adv_steps: int = 1,
+        min_iterations: int = 100,
+        warm_start: bool = False,
+        score_batch_size: int = 1024,
+    ) -> None:
         self.epochs, self.batch_size, self.lr = int(epochs), int(batch_size), float(lr)
         self.latent_dim, self.width, self.disc_hidden = int(latent_dim), int(width), int(disc_hidden)
         self.beta, self.adversary_weight = float(beta), float(adversary_weight)
@@ -232,14 +270,27 @@ class VAAL(Strategy):
         x_lab = ds.x_train[torch.as_tensor(np.asarray(ctx.labeled, dtype=np.int64))].to(device)
         x_unl = ds.x_train[torch.as_tensor(np.asarray(cache.indices, dtype=np.int64))].to(device)
         self.last_losses = train_vaal(
-            vae, disc, x_lab, x_unl, ds.eval_transform, iterations=self.iterations(len(x_lab)),
-            batch_size=self.batch_size, lr=self.lr, beta=self.beta, adversary_weight=self.adversary_weight,
-            vae_steps=self.vae_steps, adv_steps=self.adv_steps, device=device, seed=seed,
-            progress=lambda done, total, **info: ctx.progress("vaal/train", done, total, **info))
+            vae,
+            disc,
+            x_lab,
+            x_unl,
+            ds.eval_transform,
+            iterations=self.iterations(len(x_lab)),
+            batch_size=self.batch_size,
+            lr=self.lr,
+            beta=self.beta,
+            adversary_weight=self.adversary_weight,
+            vae_steps=self.vae_steps,
+            adv_steps=self.adv_steps,
+            device=device,
+            seed=seed,
+            progress=lambda done, total, **info: ctx.progress("vaal/train", done, total, **info),
+        )
         if self.warm_start:
             self._saved = {"vae": cpu_state(vae), "disc": cpu_state(disc)}
-        p_lab = labeled_probability(vae, disc, x_unl, ds.eval_transform, device=device,
-                                    batch_size=self.score_batch_size)
+        p_lab = labeled_probability(
+            vae, disc, x_unl, ds.eval_transform, device=device, batch_size=self.score_batch_size
+        )
         for k, v in self.last_losses.items():
             ctx.log(f"vaal/{k}", v)
         ctx.log("vaal/mean_p_labeled", float(p_lab.mean()) if len(p_lab) else float("nan"))
