@@ -204,9 +204,8 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[n
     return np.sort(np.concatenate(pool)), np.sort(np.concatenate(test))
 
 
-@register_dataset("folder")
-def load_folder(spec: DataSpec) -> ALDataset:
-    """A folder of images, one sub-folder per class (see the module docstring)."""
+def _folder_root(spec: DataSpec) -> Path:
+    """dataset.path, resolved; an error unless it names an existing folder."""
     if spec.path is None:
         raise ConfigError("dataset.path is required for dataset=folder")
     root = user_path(spec.path).resolve()
@@ -217,15 +216,11 @@ def load_folder(spec: DataSpec) -> ALDataset:
         )
     if not root.is_dir():
         raise DataError(f"dataset=folder: {root} is not a folder")
-    size = int_option(spec, "image_size", 32, minimum=1)
-    channels = int_option(spec, "channels", 3)
-    if channels not in (1, 3):
-        raise ConfigError(f"dataset.options.channels: must be 1 or 3, got {channels}")
-    workers = spec.options.get("workers")
-    exts = image_extensions()
+    return root
 
-    fixed_split = (root / "train").is_dir() and (root / "test").is_dir()
-    train_root = root / "train" if fixed_split else root
+
+def _folder_classes(train_root: Path, exts: set[str]) -> tuple[list[str], dict[str, list[Path]]]:
+    """The class sub-folders of ``train_root`` (at least 2, each holding images) and their files."""
     per_class = _list_class_images(train_root, exts)
     if not per_class:
         raise DataError(
@@ -243,22 +238,48 @@ def load_folder(spec: DataSpec) -> ALDataset:
             f"dataset=folder: {train_root} has a single class folder ({classes[0]!r}); need at least 2 "
             "class sub-folders of images"
         )
+    return classes, per_class
+
+
+def _folder_test_files(
+    root: Path, train_root: Path, classes: list[str], exts: set[str]
+) -> tuple[list[Path], np.ndarray]:
+    """The files and labels of ``root/test``, whose class folders must be among ``classes``."""
+    class_idx = {c: i for i, c in enumerate(classes)}
+    test_classes = _list_class_images(root / "test", exts)
+    unknown = sorted(set(test_classes) - set(classes))
+    if unknown:
+        raise DataError(
+            f"dataset=folder: {root / 'test'} has class folders {unknown} that are not in "
+            f"{train_root} (classes: {classes})"
+        )
+    test_files = [f for c in classes for f in test_classes.get(c, [])]
+    test_labels = np.array([class_idx[c] for c in classes for _ in test_classes.get(c, [])], dtype=np.int64)
+    if not test_files:
+        raise DataError(f"dataset=folder: {root / 'test'} holds no image files")
+    return test_files, test_labels
+
+
+@register_dataset("folder")
+def load_folder(spec: DataSpec) -> ALDataset:
+    """A folder of images, one sub-folder per class (see the module docstring)."""
+    root = _folder_root(spec)
+    size = int_option(spec, "image_size", 32, minimum=1)
+    channels = int_option(spec, "channels", 3)
+    if channels not in (1, 3):
+        raise ConfigError(f"dataset.options.channels: must be 1 or 3, got {channels}")
+    workers = spec.options.get("workers")
+    exts = image_extensions()
+
+    fixed_split = (root / "train").is_dir() and (root / "test").is_dir()
+    train_root = root / "train" if fixed_split else root
+    classes, per_class = _folder_classes(train_root, exts)
     class_idx = {c: i for i, c in enumerate(classes)}
     train_files = [f for c in classes for f in per_class[c]]
     train_labels = np.array([class_idx[c] for c in classes for _ in per_class[c]], dtype=np.int64)
 
     if fixed_split:
-        test_classes = _list_class_images(root / "test", exts)
-        unknown = sorted(set(test_classes) - set(classes))
-        if unknown:
-            raise DataError(
-                f"dataset=folder: {root / 'test'} has class folders {unknown} that are not in "
-                f"{train_root} (classes: {classes})"
-            )
-        test_files = [f for c in classes for f in test_classes.get(c, [])]
-        test_labels = np.array([class_idx[c] for c in classes for _ in test_classes.get(c, [])], dtype=np.int64)
-        if not test_files:
-            raise DataError(f"dataset=folder: {root / 'test'} holds no image files")
+        test_files, test_labels = _folder_test_files(root, train_root, classes, exts)
         x_tr = load_image_files(train_files, size, channels, "folder train", workers)
         x_te = load_image_files(test_files, size, channels, "folder test", workers)
         y_tr, y_te = train_labels, test_labels

@@ -75,25 +75,10 @@ def encode_labels(values: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     return ids.astype(np.int64), names
 
 
-def table_dataset(
-    frame: Any,
-    *,
-    name: str,
-    where: str,
-    source: str,
-    label: Any,
-    features: Sequence[str] | None = None,
-    split: str | None = None,
-    test_fraction: float = 0.2,
-    split_seed: int = 0,
-) -> ALDataset:
-    """An :class:`ALDataset` of features from a DataFrame (the module docstring's rules):
-    ``label`` column -> classes, ``features`` (default: the other columns) -> float32 (N, D), a
-    ``split`` column or a stratified ``test_fraction`` split seeded by ``split_seed``."""
-    import pandas as pd
-
-    columns = [str(c) for c in frame.columns]
-    frame = frame.set_axis(columns, axis=1)
+def _table_columns(
+    columns: list[str], where: str, label: Any, features: Sequence[str] | None, split: str | None
+) -> tuple[str, list[str], str | None]:
+    """The label, feature and split column names, each checked to be a column of the table."""
 
     def need(col: Any, what: str) -> str:
         if not isinstance(col, str) or col not in columns:
@@ -113,6 +98,14 @@ def table_dataset(
             raise ConfigError(f"dataset.options.features: lists the label or split column ({label!r})")
     if not features:
         raise DataError(f"{where}: no feature column besides the label {label!r}; columns: {listing(columns)}")
+    return label, features, split
+
+
+def _table_features(frame: Any, where: str, label: str, features: list[str], split: str | None) -> np.ndarray:
+    """The feature columns as a float64 (N, D) matrix; an error on no rows, missing values,
+    non-numeric or infinite features."""
+    import pandas as pd
+
     if len(frame) == 0:
         raise DataError(f"{where}: the table has no rows")
     used = [label, *features] + ([split] if split is not None else [])
@@ -138,20 +131,44 @@ def table_dataset(
     if not np.isfinite(x).all():
         bad = [c for c in features if not np.isfinite(frame[c].to_numpy(dtype=np.float64)).all()]
         raise DataError(f"{where}: infinite values in feature column(s) {listing(bad)}")
+    return x
+
+
+def _column_split(frame: Any, where: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pool and test row indices from the ``split`` column (train / pool / test)."""
+    raw = frame[split].astype(str).str.strip().str.lower()
+    unknown = sorted(set(raw) - set(SPLIT_VALUES))
+    if unknown:
+        raise DataError(f"{where}: split column {split!r} holds {listing(unknown)}; expected train (or pool) and test")
+    side = raw.map(SPLIT_VALUES).to_numpy()
+    tr, te = np.flatnonzero(side == "train"), np.flatnonzero(side == "test")
+    if not len(tr) or not len(te):
+        raise DataError(f"{where}: split column {split!r} puts no row in the {'pool' if not len(tr) else 'test'} split")
+    return tr, te
+
+
+def table_dataset(
+    frame: Any,
+    *,
+    name: str,
+    where: str,
+    source: str,
+    label: Any,
+    features: Sequence[str] | None = None,
+    split: str | None = None,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+) -> ALDataset:
+    """An :class:`ALDataset` of features from a DataFrame (the module docstring's rules):
+    ``label`` column -> classes, ``features`` (default: the other columns) -> float32 (N, D), a
+    ``split`` column or a stratified ``test_fraction`` split seeded by ``split_seed``."""
+    columns = [str(c) for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    label, features, split = _table_columns(columns, where, label, features, split)
+    x = _table_features(frame, where, label, features, split)
     y, classes = encode_labels(frame[label].tolist())
     if split is not None:
-        raw = frame[split].astype(str).str.strip().str.lower()
-        unknown = sorted(set(raw) - set(SPLIT_VALUES))
-        if unknown:
-            raise DataError(
-                f"{where}: split column {split!r} holds {listing(unknown)}; expected train (or pool) and test"
-            )
-        side = raw.map(SPLIT_VALUES).to_numpy()
-        tr, te = np.flatnonzero(side == "train"), np.flatnonzero(side == "test")
-        if not len(tr) or not len(te):
-            raise DataError(
-                f"{where}: split column {split!r} puts no row in the {'pool' if not len(tr) else 'test'} split"
-            )
+        tr, te = _column_split(frame, where, split)
     else:
         tr, te = _stratified_split(y, test_fraction, split_seed)
     y_tr, y_te = to_labels(y[tr], where), to_labels(y[te], where)

@@ -319,6 +319,65 @@ TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 
 
+TINY_LAYOUT = "wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt"
+
+
+def _tiny_train(base: Path, wnids: list[str], idx: dict[str, int]) -> tuple[list[Path], list[int]]:
+    """Tiny ImageNet's training image files and class ids, class by class in ``wnids`` order."""
+    train_paths: list[Path] = []
+    train_labels: list[int] = []
+    for w in wnids:
+        d = base / "train" / w / "images"
+        files = sorted(p for p in d.glob("*") if p.is_file() and p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+        if not files:
+            raise DataError(f"tinyimagenet: no training images in {d} (class {w} from wnids.txt)")
+        train_paths += files
+        train_labels += [idx[w]] * len(files)
+    return train_paths, train_labels
+
+
+def _tiny_val(spec: DataSpec, base: Path, idx: dict[str, int]) -> tuple[list[Path], list[int]]:
+    """Tiny ImageNet's validation image files and class ids, as ``val/val_annotations.txt`` lists them."""
+    ann = base / "val" / "val_annotations.txt"
+    if not ann.is_file():
+        raise _missing(
+            "tinyimagenet", f"{ann} ({TINY_LAYOUT})", f"Download {TINY_URL} and unzip it into {spec.root_path}"
+        )
+    test_paths: list[Path] = []
+    test_labels: list[int] = []
+    for lineno, line in enumerate(ann.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DataError(f"{ann}, line {lineno}: expected tab-separated 'filename, wnid, x, y, w, h'; got {line!r}")
+        fname, w = parts[0].strip(), parts[1].strip()
+        if w not in idx:
+            raise DataError(f"{ann}, line {lineno}: wnid {w!r} is not listed in {base / 'wnids.txt'}")
+        p = base / "val" / "images" / fname
+        if not p.is_file():
+            raise DataError(f"{ann}, line {lineno}: image file {p} does not exist")
+        test_paths.append(p)
+        test_labels.append(idx[w])
+    if not test_paths:
+        raise DataError(f"{ann}: lists no validation images")
+    return test_paths, test_labels
+
+
+def _tiny_class_names(base: Path, wnids: list[str], idx: dict[str, int]) -> list[str]:
+    """The first synonym in ``words.txt`` for each wnid, else the wnid itself."""
+    classes = list(wnids)
+    words = base / "words.txt"
+    if words.is_file():
+        names: dict[str, str] = {}
+        for line in words.read_text(errors="replace").splitlines():
+            parts = line.split("\t", 1)
+            if len(parts) == 2 and parts[0].strip() in idx:
+                names[parts[0].strip()] = parts[1].split(",")[0].strip() or parts[0].strip()
+        classes = [names.get(w, w) for w in wnids]
+    return classes
+
+
 @register_dataset("tinyimagenet")
 def load_tinyimagenet(spec: DataSpec) -> ALDataset:
     """Tiny ImageNet: 100,000 pool (train) / 10,000 test (val) 64x64 RGB images, 200 classes.
@@ -339,11 +398,10 @@ def load_tinyimagenet(spec: DataSpec) -> ALDataset:
             filename="tiny-imagenet-200.zip",
             md5=TINY_MD5,
         )
-    layout = "wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt"
     if not base.is_dir() or not (base / "wnids.txt").is_file():
         raise _missing(
             "tinyimagenet",
-            f"the folder {base} holding {layout}",
+            f"the folder {base} holding {TINY_LAYOUT}",
             f"Download {TINY_URL} and unzip it into {spec.root_path}",
         )
     wnids = sorted({w.strip() for w in (base / "wnids.txt").read_text().splitlines() if w.strip()})
@@ -352,53 +410,13 @@ def load_tinyimagenet(spec: DataSpec) -> ALDataset:
             f"{base / 'wnids.txt'}: expected one wnid per line (200 in the official file); found {len(wnids)}"
         )
     idx = {w: i for i, w in enumerate(wnids)}
-
-    train_paths: list[Path] = []
-    train_labels: list[int] = []
-    for w in wnids:
-        d = base / "train" / w / "images"
-        files = sorted(p for p in d.glob("*") if p.is_file() and p.suffix.lower() in (".jpeg", ".jpg", ".png"))
-        if not files:
-            raise DataError(f"tinyimagenet: no training images in {d} (class {w} from wnids.txt)")
-        train_paths += files
-        train_labels += [idx[w]] * len(files)
-
-    ann = base / "val" / "val_annotations.txt"
-    if not ann.is_file():
-        raise _missing("tinyimagenet", f"{ann} ({layout})", f"Download {TINY_URL} and unzip it into {spec.root_path}")
-    test_paths: list[Path] = []
-    test_labels: list[int] = []
-    for lineno, line in enumerate(ann.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) < 2:
-            raise DataError(f"{ann}, line {lineno}: expected tab-separated 'filename, wnid, x, y, w, h'; got {line!r}")
-        fname, w = parts[0].strip(), parts[1].strip()
-        if w not in idx:
-            raise DataError(f"{ann}, line {lineno}: wnid {w!r} is not listed in {base / 'wnids.txt'}")
-        p = base / "val" / "images" / fname
-        if not p.is_file():
-            raise DataError(f"{ann}, line {lineno}: image file {p} does not exist")
-        test_paths.append(p)
-        test_labels.append(idx[w])
-    if not test_paths:
-        raise DataError(f"{ann}: lists no validation images")
+    train_paths, train_labels = _tiny_train(base, wnids, idx)
+    test_paths, test_labels = _tiny_val(spec, base, idx)
 
     size = int_option(spec, "image_size", 64, minimum=1)
     workers = spec.options.get("workers")
     x_tr = load_image_files(train_paths, size, 3, "tinyimagenet train", workers)
     x_te = load_image_files(test_paths, size, 3, "tinyimagenet val", workers)
-
-    classes = list(wnids)
-    words = base / "words.txt"
-    if words.is_file():
-        names: dict[str, str] = {}
-        for line in words.read_text(errors="replace").splitlines():
-            parts = line.split("\t", 1)
-            if len(parts) == 2 and parts[0].strip() in idx:
-                names[parts[0].strip()] = parts[1].split(",")[0].strip() or parts[0].strip()
-        classes = [names.get(w, w) for w in wnids]
     return ALDataset(
         name="tinyimagenet",
         x_train=torch.from_numpy(x_tr),
@@ -406,7 +424,7 @@ def load_tinyimagenet(spec: DataSpec) -> ALDataset:
         x_test=torch.from_numpy(x_te),
         y_test=torch.tensor(test_labels, dtype=torch.int64),
         num_classes=len(wnids),
-        classes=classes,
+        classes=_tiny_class_names(base, wnids, idx),
         augmentation=augmentation_option(spec, "crop_flip"),
         source=str(base),
     )
