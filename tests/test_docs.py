@@ -70,7 +70,9 @@ def test_site_builds_without_warnings(tmp_path):
     library = (out / "api" / "library" / "index.html").read_text()
     assert 'id="autoal.api.run"' in library and "Positions (rows of" in library
     assert 'href="../models/#autoal.models.ModuleAdapter"' in library  # a Sphinx role, now a link
-    assert library.count("Public API: users may import it") == 2  # autoal.run, autoal.query (autoal.api_marker)
+    assert (
+        library.count("Public API: users may import it") == 3
+    )  # autoal.run, autoal.query, RunResult (autoal.api_marker)
     for page in TUTORIALS:
         assert (out / "tutorials" / page.stem / "index.html").is_file(), f"{page.name} is not on the site"
 
