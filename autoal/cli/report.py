@@ -51,24 +51,10 @@ def main(argv: list[str]) -> int:
         rows = list_sweeps(uri, tracking["experiment"])
         print(results_table(rows, ["sweep_id", "sweep", "status", "run_id"]) if rows else "no sweeps in the store")
         return 0
-    from autoal.platform.report import latest_sweep_id
-
-    from autoal.platform.report import matrix_only, report_id_for
-
-    run_ids = opts.get("run_ids")
-    if run_ids is not None and (not isinstance(run_ids, list) or not all(isinstance(r, str) and r for r in run_ids)):
-        raise ConfigError(
-            f"report.run_ids: expected a list of MLflow run ids (report.run_ids=[id1,id2]); got {run_ids!r}"
-        )
+    run_ids = _run_ids(opts)
     all_runs = bool(opts.get("all_runs"))
     runs_files = opts.get("runs_files")
-    if matrix_only(opts):
-        sweep_id, report_id = None, report_id_for(None, None, "", runs_files)
-    else:
-        sweep_id = (
-            None if run_ids or all_runs else (opts.get("sweep_id") or latest_sweep_id(uri, tracking["experiment"]))
-        )
-        report_id = report_id_for(sweep_id, run_ids, tracking["experiment"])
+    sweep_id, report_id = _report_target(opts, uri, tracking["experiment"], run_ids, all_runs)
     out_dir = opts.get("out_dir") or str(Path("runs") / "reports" / report_id)
     if not opts.get("out_dir"):  # the default folder: checked as report.out_dir is (check_report_options)
         check_writable_folder(out_dir, "report.out_dir")
@@ -94,6 +80,34 @@ def main(argv: list[str]) -> int:
             runs_files=runs_files,
             progress=progress,
         )
+    _print_report(rep, report_id, uri)
+    return 0
+
+
+def _run_ids(opts) -> list[str] | None:
+    """``report.run_ids``: None or a list of MLflow run ids (anything else is a ConfigError)."""
+    run_ids = opts.get("run_ids")
+    if run_ids is not None and (not isinstance(run_ids, list) or not all(isinstance(r, str) and r for r in run_ids)):
+        raise ConfigError(
+            f"report.run_ids: expected a list of MLflow run ids (report.run_ids=[id1,id2]); got {run_ids!r}"
+        )
+    return run_ids
+
+
+def _report_target(
+    opts, uri: str, experiment: str, run_ids: list[str] | None, all_runs: bool
+) -> tuple[str | None, str]:
+    """The sweep to report (None for given runs, every run or a matrix) and the report's id."""
+    from autoal.platform.report import latest_sweep_id, matrix_only, report_id_for
+
+    if matrix_only(opts):
+        return None, report_id_for(None, None, "", opts.get("runs_files"))
+    sweep_id = None if run_ids or all_runs else (opts.get("sweep_id") or latest_sweep_id(uri, experiment))
+    return sweep_id, report_id_for(sweep_id, run_ids, experiment)
+
+
+def _print_report(rep, report_id: str, uri: str) -> None:
+    """The report's summary, paired comparison, files and figures, on stdout."""
     print(f"# {report_id}\n")
     print(rep.summary_markdown)
     if "paired_md" in rep.files:
@@ -107,7 +121,6 @@ def main(argv: list[str]) -> int:
         print("figures:\n" + "\n".join(f"  {p.resolve()}" for p in pngs))
     if rep.parent_run_id:
         print(f"logged on the parent run {rep.parent_run_id} (artifacts/report); MLflow UI: {mlflow_ui_command(uri)}")
-    return 0
 
 
 if __name__ == "__main__":

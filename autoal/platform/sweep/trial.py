@@ -140,22 +140,7 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
     state = RunState.load(run_dir) if (run_dir / "state.json").exists() else None
     history: list[dict[str, Any]] = [dict(h) for h in state.history] if state is not None else []
 
-    tags = {
-        "sweep_id": ctx.sweep_id,
-        "sweep": ctx.sweep_name,
-        "ablation": ctx.ablation or "none",
-        "arm": arm,
-        "seed": str(seed),
-        "trial_id": trial_id,
-        "dataset": cfg.dataset.name,
-        "strategy": cfg.strategy.name,
-        "method": method_name(arm, cfg.setting.name),
-        "git_sha": git_sha(),
-        "autoal_version": __version__,
-        ROLE_TAG: "trial",
-        "device": str(resolve_device(cfg.runtime.device)),
-        **{str(k): str(v) for k, v in cfg.tracking.tags.items()},
-    }
+    tags = _trial_tags(ctx, cfg, arm, seed, trial_id)
     # one writer at a time on the sweep's store: the trials of a machine share it
     tracker = tracker_for(cfg, tags=tags, parent_run_id=ctx.parent_run_id, serialized=True)
 
@@ -205,6 +190,26 @@ def trial_fn(config: dict[str, Any], ctx: TrialContext) -> None:
             report(h)
     loop = ActiveLearningLoop(cfg, tracker=tracker, callbacks=[report], run_dir=run_dir)
     loop.run()
+
+
+def _trial_tags(ctx: TrialContext, cfg: RunConfig, arm: str, seed: int, trial_id: str) -> dict[str, str]:
+    """The MLflow tags of a trial's run: its sweep, arm, seed and trial, what it runs, and where."""
+    return {
+        "sweep_id": ctx.sweep_id,
+        "sweep": ctx.sweep_name,
+        "ablation": ctx.ablation or "none",
+        "arm": arm,
+        "seed": str(seed),
+        "trial_id": trial_id,
+        "dataset": cfg.dataset.name,
+        "strategy": cfg.strategy.name,
+        "method": method_name(arm, cfg.setting.name),
+        "git_sha": git_sha(),
+        "autoal_version": __version__,
+        ROLE_TAG: "trial",
+        "device": str(resolve_device(cfg.runtime.device)),
+        **{str(k): str(v) for k, v in cfg.tracking.tags.items()},
+    }
 
 
 def _safe(label: str) -> str:
