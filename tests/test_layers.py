@@ -124,19 +124,23 @@ def test_the_checks_see_an_upward_import_and_a_circle():
     assert _strongly_connected(fake) == [["a", "b"]]
 
 
+def _imports(path: Path) -> list[list[str]]:
+    """The module names of each import statement of the file at ``path`` (nested ones included)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append([node.module])
+        elif isinstance(node, ast.Import):
+            found.append([a.name for a in node.names])
+    return found
+
+
 def test_mlflow_is_imported_by_tracking_alone():
     """DESIGN.md §5: every MLflow call goes through the autoal.tracking package (serialized SQLite
     writes, one place to change when MLflow's API does)."""
     importers = []
     for name, path in MODULES.items():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            mods = (
-                [node.module]
-                if isinstance(node, ast.ImportFrom) and node.module
-                else [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else []
-            )
+        for mods in _imports(path):
             if any(m == "mlflow" or m.startswith("mlflow.") for m in mods):
                 importers.append(name)
     assert importers and {_unit(m) for m in importers} == {"autoal.tracking"}, sorted(set(importers))
@@ -147,14 +151,7 @@ def test_hydra_is_imported_by_the_cli_alone():
     only under autoal.cli (DESIGN.md §6), and nothing below layer 10 imports autoal.cli."""
     importers = set()
     for name, path in MODULES.items():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            mods = (
-                [node.module]
-                if isinstance(node, ast.ImportFrom) and node.module
-                else [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else []
-            )
+        for mods in _imports(path):
             if any(m.split(".")[0] in ("hydra", "omegaconf") for m in mods):
                 importers.add(_unit(name))
     assert importers == {"autoal.cli"}, sorted(importers)
@@ -167,14 +164,7 @@ def test_ray_is_imported_by_the_executors_and_the_platform_alone():
     (sweeps, the cluster); a strategy declares its Ray resources and calls an executor."""
     importers = set()
     for name, path in MODULES.items():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            mods = (
-                [node.module]
-                if isinstance(node, ast.ImportFrom) and node.module
-                else [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else []
-            )
+        for mods in _imports(path):
             if any(m == "ray" or m.startswith("ray.") for m in mods):
                 importers.add(name)
     units = {".".join(m.split(".")[:2]) for m in importers}
