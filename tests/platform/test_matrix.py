@@ -442,3 +442,18 @@ def test_matrix_imports_without_ray_mlflow_or_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "m"
+
+
+def test_the_mnist_lt_sweep_record_gives_bench_readmes_numbers():
+    """bench/README.md, "mnist_lt, ten seeds for the leaders": the sweep's records give its table,
+    and the issue-22 protocol's confirmation numbers for the same seeds (Margin 0.8426,
+    autoal_credit +0.0003, 4/6, p = 0.922)."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_mnist_lt_2026-12-06.jsonl")
+    assert len(runs) == 105
+    t = build_matrix(runs, resamples=2000).settings["mnist_lt"]
+    assert t.best_single == "margin"
+    assert round(t.stats["margin"].aubc_mean, 4) == 0.8426 and len(t.stats["margin"].seeds) == 10
+    credit = t.paired["autoal_credit"]
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses) == (0.0003, 4, 6)
+    assert round(credit.p_wilcoxon, 3) == 0.922 and credit.verdict == "level"
+    assert t.ranking[:3] == ["autoal_credit", "margin", "autoal"]
