@@ -37,17 +37,24 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
         ),
         ("mnist_lt", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 10.0}),
         ("mnist_lt50", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 50.0}),
+        ("digits_lt", {"dataset": "digits", "initial": 40, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 20.0}),
+        (
+            "mnist_lt100",
+            {"dataset": "mnist", "initial": 40, "query": 40, "rounds": 8, "epochs": 15, "min_steps": 100, "ratio": 100.0},
+        ),
     ],
 )
 def test_a_setting_is_one_bundle_of_overrides(setting, expect):
     """The CPU settings of the quality matrix (once bench/quality.py's), composed; the command line still wins."""
     cfg = run_config(compose([f"setting={setting}", "strategy=entropy"]))
     assert cfg.setting.name == setting and cfg.dataset.name == expect["dataset"]
-    assert (cfg.al.initial_size, cfg.al.query_size, cfg.al.rounds) == (expect["initial"], expect["query"], 10)
+    rounds = expect.get("rounds", 10)
+    assert (cfg.al.initial_size, cfg.al.query_size, cfg.al.rounds) == (expect["initial"], expect["query"], rounds)
     assert (cfg.train.epochs, cfg.train.min_steps) == (expect["epochs"], expect["min_steps"])
     assert cfg.dataset.imbalance_ratio == expect["ratio"] and cfg.model.name == "small_cnn"
-    if setting != "digits":
-        assert (cfg.dataset.train_size, cfg.dataset.test_size) == (5000, 2000)
+    if expect["dataset"] == "mnist":
+        pool = 4000 if setting == "mnist_lt100" else 5000
+        assert (cfg.dataset.train_size, cfg.dataset.test_size) == (pool, 2000)
     over = run_config(compose([f"setting={setting}", "al.rounds=3", "train.epochs=2"]))
     assert over.al.rounds == 3 and over.train.epochs == 2
 

@@ -18,7 +18,10 @@ Per round:
    the probe share so it keeps being measured. Logged as ``weight/<candidate>``.
 3. *Long-tail guard*: when the first labeled set (a random sample of the pool) rejects a uniform
    class prior (χ² p < ``imbalance_alpha``), rare classes are found by uncertainty, not by
-   coverage: the share starts, and stays, at 1 − probe.
+   coverage: the share starts, and stays, at 1 − ``tail_probe``, and the uncertainty candidate
+   scores the model's probabilities shifted from the labeled set's class prior to a uniform one
+   (:func:`~autoal.strategies.autoal.label_credit.prior_shifted`, exponent ``tail_prior_shift``;
+   0 = the model's own).
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
    PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding), the rest by the
    uncertainty candidate among the samples coverage left.
@@ -40,6 +43,7 @@ from autoal.strategies.autoal.label_credit import (
     CompetenceEstimate,
     imbalance_pvalue,
     pick_credit,
+    prior_shifted,
     split_batch,
     uncertainty_share,
 )
@@ -62,6 +66,7 @@ class CreditFormulation(Formulation):
         self.low, self.high = float(params.low), float(params.high)
         self.probe = float(params.probe)
         self.alpha = float(params.imbalance_alpha)
+        self.tail_probe, self.tail_prior_shift = float(params.tail_probe), float(params.tail_prior_shift)
         self.competence = CompetenceEstimate(decay=float(params.decay))
         self.needs = (
             frozenset({"embeddings", "dataset"})
@@ -125,8 +130,8 @@ class CreditFormulation(Formulation):
 
         share = uncertainty_share(self.competence.mean, self.low, self.high, self.probe)
         if self.long_tailed:
-            share = max(share, 1.0 - self.probe)
-        n_cov, n_unc = split_batch(ctx.n, share, self.probe)
+            share = max(share, 1.0 - self.tail_probe)
+        n_cov, n_unc = split_batch(ctx.n, share, self.tail_probe if self.long_tailed else self.probe)
 
         pool, labeled = self._coverage_caches(ctx)
         cov = (
@@ -135,10 +140,15 @@ class CreditFormulation(Formulation):
             else np.zeros(0, dtype=np.int64)
         )
         rest = np.setdiff1d(np.arange(len(ctx.cache)), cov)
+        unc_cache = ctx.cache.subset(rest)
+        if self.long_tailed and self.tail_prior_shift > 0:
+            counts = np.bincount(y[ctx.labeled], minlength=num_classes)
+            logits, probs = prior_shifted(unc_cache.logits, counts, self.tail_prior_shift)
+            unc_cache = replace(unc_cache, logits=logits, probs=probs)
         unc = (
             rest[
                 np.asarray(
-                    self.uncertainty.select_positions(ctx.cache.subset(rest), n_unc, ctx.rng, ctx.labeled_cache),
+                    self.uncertainty.select_positions(unc_cache, n_unc, ctx.rng, ctx.labeled_cache),
                     dtype=np.int64,
                 )
             ]

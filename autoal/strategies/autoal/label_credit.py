@@ -13,7 +13,8 @@ once their labels are known, per candidate that picked them. Pure functions of a
 
 :func:`uncertainty_share` turns a competence estimate into the round's share of uncertainty picks,
 :func:`imbalance_pvalue` tests a labeled sample's classes against a uniform prior (the long-tail
-guard), :class:`CompetenceEstimate` keeps a decayed Beta posterior over rounds.
+guard), :func:`prior_shifted` moves a model's posteriors from the labeled set's class prior to a
+uniform one, :class:`CompetenceEstimate` keeps a decayed Beta posterior over rounds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -110,3 +112,20 @@ def imbalance_pvalue(counts: np.ndarray) -> float:
     expected = total / k
     stat = float(((counts - expected) ** 2).sum() / expected)
     return float(chi2.sf(stat, k - 1))
+
+
+def prior_shifted(logits: torch.Tensor, labeled_counts: np.ndarray, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, probabilities) of a model trained under the labeled set's class prior π, moved to a
+    uniform prior: p'(c|x) ∝ p(c|x) / π_c^τ (Saerens et al., Neural Computation 2002, eq. 2.4 with
+    a uniform target prior; the logit adjustment of Menon et al., ICLR 2021, with τ = 1 the
+    Bayes correction). π is the Laplace-smoothed class frequency of ``labeled_counts``; τ = 0
+    returns the model's own probabilities. On a long-tailed pool the model's predictions lean to
+    the head classes; after the shift a sample of a rare class that the model half-recognizes sits
+    near the (uniform-prior) decision boundary, where margin-like scores find it."""
+    counts = np.asarray(labeled_counts, dtype=np.float64)
+    if counts.ndim != 1 or counts.shape[0] != logits.shape[-1]:
+        raise ValueError(f"labeled_counts must have one entry per class ({logits.shape[-1]}); got shape {counts.shape}")
+    prior = (counts + 1.0) / (counts.sum() + counts.shape[0])
+    shift = torch.as_tensor(tau * np.log(prior), dtype=logits.dtype, device=logits.device)
+    shifted = logits - shift
+    return shifted, torch.softmax(shifted, dim=-1)

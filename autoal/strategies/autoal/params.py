@@ -188,6 +188,10 @@ class CreditParams:
     probe: float = bounded(0.1, 0, 0.5)
     decay: float = bounded(0.5, 0, 1)
     imbalance_alpha: float = bounded(0.01, 0, 1)
+    tail_probe: float = bounded(0.1, 0, 0.5, note="coverage share once the long-tail guard has fired")
+    tail_prior_shift: float = bounded(
+        0.0, 0, 2, note="τ of the prior shift of the uncertainty side's probabilities under the long-tail guard"
+    )
 
     formulation: ClassVar[str] = "credit"
 
