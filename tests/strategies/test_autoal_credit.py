@@ -4,6 +4,7 @@ the credit math, the label-free embedding, the share rule, the long-tail guard, 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,6 +19,7 @@ from autoal.strategies.autoal.label_credit import (
     CompetenceEstimate,
     imbalance_pvalue,
     pick_credit,
+    prior_shifted,
     split_batch,
     uncertainty_share,
 )
@@ -178,6 +180,49 @@ def test_a_long_tailed_first_set_sends_the_batch_to_uncertainty_from_the_start()
     assert logs[0]["weight/margin"] == pytest.approx(0.9) and logs[1]["weight/margin"] == pytest.approx(0.9)
 
 
+def test_under_the_guard_tail_probe_and_tail_prior_shift_set_the_uncertainty_side():
+    """tail_probe 0: the whole batch is the uncertainty candidate's; tail_prior_shift τ: it
+    scores the prior-shifted probabilities, so its picks are Margin's on p(c|x)/π_c^τ."""
+    prior = 10.0 ** (-np.arange(4) / 3)
+    ds = _data(n=600, prior=prior / prior.sum(), seed=1)
+    labeled = np.arange(40)
+    counts = np.bincount(ds.y_train.numpy()[labeled], minlength=4)
+    for tau in (0.0, 1.0):
+        ctx = _ctx(ds, labeled, 20, acc=0.6)
+        picks = build_strategy("autoal_credit", tail_probe=0.0, tail_prior_shift=tau).query(ctx)
+        assert ctx.metrics["credit/long_tailed"] == 1.0 and ctx.metrics["share/margin"] == 1.0
+        _, shifted = prior_shifted(ctx.cache.logits, counts, tau)
+        margin = build_strategy("margin").select_positions(
+            replace(ctx.cache, probs=shifted), 20, np.random.default_rng(0), None
+        )
+        assert set(picks.tolist()) == set(ctx.unlabeled[np.asarray(margin)].tolist())
+    plain = build_strategy("autoal_credit", tail_probe=0.0).query(_ctx(ds, labeled, 20, acc=0.6))
+    shifted_picks = build_strategy("autoal_credit", tail_probe=0.0, tail_prior_shift=1.0).query(
+        _ctx(ds, labeled, 20, acc=0.6)
+    )
+    assert set(plain.tolist()) != set(shifted_picks.tolist())  # the shift moves picks
+    # a uniform pool: the guard does not fire and the tail parameters change nothing
+    uniform = _data()
+    base = build_strategy("autoal_credit").query(_ctx(uniform, labeled, 20))
+    tail = build_strategy("autoal_credit", tail_probe=0.0, tail_prior_shift=1.0).query(_ctx(uniform, labeled, 20))
+    assert np.array_equal(base, tail)
+
+
+def test_prior_shift_moves_posteriors_to_a_uniform_prior():
+    logits = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+    counts = np.array([30, 5, 1])
+    same_logits, same = prior_shifted(logits, counts, 0.0)
+    assert torch.allclose(same, torch.softmax(logits, 1)) and torch.equal(same_logits, logits)
+    assert torch.allclose(prior_shifted(logits, np.array([4, 4, 4]), 1.0)[1], torch.softmax(logits, 1), atol=1e-6)
+    _, q = prior_shifted(logits, counts, 1.0)
+    pi = (counts + 1.0) / (counts.sum() + 3)
+    expect = torch.softmax(logits, 1) / torch.tensor(pi, dtype=torch.float32)
+    assert torch.allclose(q, expect / expect.sum(1, keepdim=True), atol=1e-6)
+    assert (q[:, 2] > torch.softmax(logits, 1)[:, 2]).all()  # the rarest class gains everywhere
+    with pytest.raises(ValueError, match="one entry per class"):
+        prior_shifted(logits, np.array([1, 2]), 1.0)
+
+
 def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
     ds = _data()
     a = build_strategy("autoal_credit")
@@ -203,6 +248,8 @@ def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
         ({"probe": 0.7}, "probe"),
         ({"pca_dim": 0}, "pca_dim"),
         ({"decay": -1.0}, "decay"),
+        ({"tail_probe": 0.6}, "tail_probe"),
+        ({"tail_prior_shift": -1.0}, "tail_prior_shift"),
         ({"coverage": "margin", "uncertainty": "margin"}, "must differ"),
     ],
 )
