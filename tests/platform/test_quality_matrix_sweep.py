@@ -40,7 +40,15 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
         ("digits_lt", {"dataset": "digits", "initial": 40, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 20.0}),
         (
             "mnist_lt100",
-            {"dataset": "mnist", "initial": 40, "query": 40, "rounds": 8, "epochs": 15, "min_steps": 100, "ratio": 100.0},
+            {
+                "dataset": "mnist",
+                "initial": 40,
+                "query": 40,
+                "rounds": 8,
+                "epochs": 15,
+                "min_steps": 100,
+                "ratio": 100.0,
+            },
         ),
     ],
 )
