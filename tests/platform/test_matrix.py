@@ -457,3 +457,20 @@ def test_the_mnist_lt_sweep_record_gives_bench_readmes_numbers():
     assert (round(credit.mean_diff, 4), credit.wins, credit.losses) == (0.0003, 4, 6)
     assert round(credit.p_wilcoxon, 3) == 0.922 and credit.verdict == "level"
     assert t.ranking[:3] == ["autoal_credit", "margin", "autoal"]
+
+
+def test_the_digits_lt_tuning_records_give_bench_readmes_numbers():
+    """bench/README.md, "Long tails, round two": on the tuning setting digits_lt Entropy leads,
+    the credit rule of 67780e6 is worse (−0.0119, 1/9), and no variant of the long-tail rule
+    (tail_probe, tail_prior_shift) closes the gap."""
+    ref = ROOT / "bench" / "reference"
+    runs = read_jsonl_runs(ref / "quality_sweep_digits_lt_2026-12-06.jsonl")
+    runs += read_jsonl_runs(ref / "credit_tail_tuning_digits_lt_2026-12-06.jsonl")
+    assert len(runs) == 105 + 50
+    t = build_matrix(runs, resamples=2000).settings["digits_lt"]
+    assert t.best_single == "entropy" and round(t.stats["entropy"].aubc_mean, 4) == 0.8596
+    credit = t.paired["autoal_credit"]
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0119, 1, 9, "worse")
+    variants = [m for m in t.paired if m.startswith("credit ")]
+    assert len(variants) == 5 and all(t.paired[m].mean_diff < -0.006 for m in variants)
+    assert round(t.stats["margin"].aubc_mean, 4) == 0.8294
