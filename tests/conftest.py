@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,14 +12,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 torch.set_num_threads(2)
-
-#: tests/ mirrors autoal/; a few test modules share helpers with tests in other folders (the
-#: labeling tests' image folders and batch files, the command-line tests' in-process ``invoke``),
-#: imported by module name from these folders
-_TESTS = Path(__file__).resolve().parent
-for _folder in ("labeling", "cli"):
-    if str(_TESTS / _folder) not in sys.path:
-        sys.path.insert(0, str(_TESTS / _folder))
 
 
 @pytest.fixture(scope="session")

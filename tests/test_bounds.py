@@ -27,7 +27,7 @@ from autoal.training import TrainConfig
 from autoal.typed_config import field_type
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "cli"))
-from test_generated_overrides import invoke  # noqa: E402 - autoal <args> in this process, a traceback fails
+from cli_invoke import invoke  # noqa: E402 - autoal <args> in this process, a traceback fails
 
 
 def _numeric_fields(cls, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:

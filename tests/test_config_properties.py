@@ -30,7 +30,7 @@ from autoal.strategies.registry import strategy_defaults
 from autoal.tracking import flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "cli"))
-from test_input_errors import _nested  # noqa: E402 - the table's helper: a dotted key as a nested mapping
+from cli_invoke import nested as _nested  # noqa: E402 - the table's helper: a dotted key as a nested mapping
 
 # every leaf key of the run config (strategy params and dataset options come separately)
 CONFIG_KEYS = sorted(
@@ -205,7 +205,7 @@ def test_the_labeling_state_check_names_the_problem_and_never_raises(data):
 def test_a_pending_batch_path_cannot_send_a_write_outside_the_project(tmp_path):
     """labels.json's pending csv pointing elsewhere: export re-writes the batch file inside the
     project (the path is derived from the round), never at the stored path."""
-    from test_project import make_images
+    from labeling_images import make_images
 
     from autoal.labeling import LabelingConfig, LabelingProject
 
@@ -380,7 +380,7 @@ def test_a_second_first_export_of_one_project_is_refused_not_raced(tmp_path):
     folder exists), the second is refused and writes nothing."""
     import os
 
-    from test_project import make_images
+    from labeling_images import make_images
 
     from autoal.labeling import LabelingConfig, LabelingProject
     from autoal.state import lock_folder
@@ -451,7 +451,7 @@ def test_an_image_name_that_is_not_utf8_is_named_before_a_project_exists(tmp_pat
     any project state is written (it used to fail in export with a UnicodeEncodeError)."""
     import os
 
-    from test_project import make_images
+    from labeling_images import make_images
 
     from autoal.errors import LabelFileError
     from autoal.labeling import LabelingConfig, LabelingProject

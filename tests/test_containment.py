@@ -328,7 +328,7 @@ def test_sweep_check_cli_refuses_resume_outside_storage(two_projects, tmp_path, 
 def exported(tmp_path_factory):
     """A labeling project after one export (then discarded), built once: tests copy it."""
     from autoal.cli.query import main
-    from test_project import make_images, settings
+    from labeling_images import make_images, settings
 
     base = tmp_path_factory.mktemp("labeling")
     images, project = base / "images", base / "project"
@@ -340,7 +340,7 @@ def exported(tmp_path_factory):
 
 def _copy_project(exported: Path, tmp_path: Path) -> tuple[Path, Path, list[str]]:
     """A copy of the exported project with its own images; the export arguments for it."""
-    from test_project import settings
+    from labeling_images import settings
 
     shutil.copytree(exported / "images", tmp_path / "images", symlinks=True)
     shutil.copytree(exported / "project", tmp_path / "project", symlinks=True)
@@ -430,7 +430,7 @@ def test_a_labeling_project_and_images_behind_links_still_work(exported, tmp_pat
     """labeling.project and labeling.images given through links the user made: the export runs
     and writes the batch into the real project folder."""
     from autoal.cli.query import main
-    from test_project import read_batch
+    from labeling_images import read_batch
 
     images, project, args = _copy_project(exported, tmp_path)
     (tmp_path / "p-link").symlink_to(project)

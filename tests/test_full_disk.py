@@ -113,7 +113,7 @@ def test_a_sqlite_store_that_fills_during_a_run_is_one_line(small_disk, tmp_path
 
 
 def test_a_labeling_project_on_a_full_disk_is_one_line(small_disk, tmp_path, capsys):
-    from test_project import make_images
+    from labeling_images import make_images
 
     images = tmp_path / "images"
     make_images(images)

@@ -27,7 +27,7 @@ from autoal.loop import FINAL_MODEL_FILE, run_dir_for, run_experiment
 from autoal.state import STRATEGY_FILE, atomic_torch_save, checkpoint_path, load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_project import make_images, settings  # noqa: E402
+from labeling_images import make_images, settings  # noqa: E402
 
 
 class Touch:

@@ -253,7 +253,7 @@ def _damaged(tmp_path: Path, kind: str) -> Path:
 
 
 def _query_export(tmp_path: Path) -> list[str]:
-    from test_project import make_images
+    from labeling_images import make_images
 
     make_images(tmp_path / "images")
     return [

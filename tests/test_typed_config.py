@@ -24,7 +24,7 @@ from autoal.strategies.registry import STRATEGIES, build_strategy, params_type_o
 from autoal.typed_config import build_typed, check_typed, field_type
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_generated_overrides import invoke  # noqa: E402 - autoal <args> in this process, a traceback fails
+from cli_invoke import invoke  # noqa: E402 - autoal <args> in this process, a traceback fails
 
 
 @dataclass

@@ -17,9 +17,7 @@ must end in one line, whatever the value."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import math
 import os
@@ -30,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoal.cli import main as autoal_main
+from cli_invoke import invoke
 from autoal.config import RunConfig
 from autoal.platform.report import REPORT_OPTIONS
 from autoal.platform.sweep import SweepSpec
@@ -133,19 +131,6 @@ VALUES = st.one_of(
 )
 
 # ------------------------------------------------------------------ running the command
-
-
-def invoke(args: list[str]) -> tuple[int, str, str]:
-    """``autoal <args>`` in this process: (exit code, stdout, stderr). Any exception other than
-    SystemExit propagates and fails the test (a traceback for the user)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            autoal_main(args)
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -31,7 +31,8 @@ from autoal.loop import run_experiment
 from autoal.cli.common import compose, run_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "labeling"))  # the labeling tests' helpers
-from test_project import fill, make_images, read_batch, settings  # noqa: E402
+from cli_invoke import nested  # noqa: E402
+from labeling_images import fill, make_images, read_batch, settings  # noqa: E402
 
 
 @dataclass
@@ -722,18 +723,8 @@ def output_dir_file(w: World) -> None:
     RunConfig.from_dict({"runtime": {"output_dir": str(f)}})
 
 
-def _nested(key: str, value: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    node = d
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return d
-
-
 CASES += [
-    (f"dict2-{key}-{tag}", from_dict(_nested(key, value)), ConfigError, [key, word])
+    (f"dict2-{key}-{tag}", from_dict(nested(key, value)), ConfigError, [key, word])
     for key in _NUMERIC_KEYS
     for tag, value, word in _BAD_NUMBERS
 ]

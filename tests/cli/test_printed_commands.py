@@ -19,7 +19,7 @@ from autoal.cli.common import compose, mlflow_ui_command, override_word
 from autoal.cli.sweep import _resume_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "labeling"))  # the labeling tests' helpers
-from test_project import BATCH, SEED_PER_CLASS, fill, make_images, read_batch  # noqa: E402
+from labeling_images import BATCH, SEED_PER_CLASS, fill, make_images, read_batch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

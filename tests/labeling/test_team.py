@@ -17,7 +17,7 @@ import pytest
 
 from autoal.cli.common import main_guard
 from autoal.cli.query import main
-from test_project import BATCH, PER_CLASS, fill, make_images, read_batch, settings, state
+from labeling_images import BATCH, PER_CLASS, fill, make_images, read_batch, settings, state
 
 REPO = Path(__file__).resolve().parents[2]
 
