@@ -280,9 +280,9 @@ def test_report_figures_caution_and_any_set_of_runs(sweep_store, tmp_path):
     assert seen[-1] == (13, 13) and [d for d, _ in seen] == list(range(1, 14))  # 12 trials + the failed one
     for key in ("hyperparameters", "runtime", "win_loss", "class_histograms"):
         assert rep.files[key].stat().st_size > 5000, key
-    from autoal.platform.report import _varied_keys
+    from autoal.platform.report import varied_keys
 
-    assert _varied_keys(pd.read_parquet(rep.files["rounds"]), None) == ["strategy.name"]  # not seeds, paths, lr
+    assert varied_keys(pd.read_parquet(rep.files["rounds"]), None) == ["strategy.name"]  # not seeds, paths, lr
     text = rep.files["report"].read_text()
     assert "**Caution:**" in text and "fewer than 5 paired seeds" in text  # 4 seeds per arm
     paired_md = rep.files["paired_md"].read_text()

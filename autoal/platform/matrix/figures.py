@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from autoal.platform.matrix.build import MatrixReport
-from autoal.platform.matrix.markdown import _signed
+from autoal.platform.matrix.markdown import signed
 from autoal.platform.matrix.records import RUNTIME_PARTS, MatrixRun, as_runs
 
 
@@ -52,7 +52,7 @@ def heat_map(report: MatrixReport, path: str | Path, baseline: str = "random") -
                 ax.text(
                     j,
                     i,
-                    f"{_signed(grid[i, j], 3)}\n#{ranks[i, j]}",
+                    f"{signed(grid[i, j], 3)}\n#{ranks[i, j]}",
                     ha="center",
                     va="center",
                     fontsize=7,

@@ -10,7 +10,7 @@ from autoal.platform.matrix.build import MatrixReport, PairedDiff
 from autoal.platform.matrix.stats import NO_CLAIM, REFERENCE
 
 
-def _signed(x: float, digits: int = 4) -> str:
+def signed(x: float, digits: int = 4) -> str:
     return "—" if not math.isfinite(x) else f"{x:+.{digits}f}".replace("-", "−")
 
 
@@ -65,7 +65,7 @@ def against_best_rows(report: MatrixReport, methods: Sequence[str] | None = None
             cells.append(
                 "—"
                 if pd is None or pd.n == 0
-                else f"{_signed(pd.mean_diff)}, {_wl(pd)}, {_p(pd.p_wilcoxon)}"
+                else f"{signed(pd.mean_diff)}, {_wl(pd)}, {_p(pd.p_wilcoxon)}"
                 + (" ⚠" if pd.n < report.min_pairs else "")
             )
         rows.append(cells)
@@ -109,10 +109,10 @@ def setting_rows(report: MatrixReport, setting: str) -> list[str]:
         else:
             warn = " ⚠" if pd.n < report.min_pairs else ""
             cells += [
-                f"{_signed(pd.mean_diff)} ({pd.n})",
+                f"{signed(pd.mean_diff)} ({pd.n})",
                 f"{pd.wins}/{pd.ties}/{pd.losses}",
                 _p(pd.p_wilcoxon) + warn,
-                f"[{_signed(pd.ci_low)}, {_signed(pd.ci_high)}]{warn}",
+                f"[{signed(pd.ci_low)}, {signed(pd.ci_high)}]{warn}",
                 pd.verdict,
             ]
         rows.append(cells)

@@ -52,7 +52,7 @@ from autoal.platform.report.figures import (
     plot_win_loss,
 )
 from autoal.platform.report.options import REPORT_OPTIONS, check_report_options, matrix_only, report_id_for
-from autoal.platform.report.write import Report, _varied_keys, write_matrix_report, write_report
+from autoal.platform.report.write import Report, varied_keys, write_matrix_report, write_report
 
 __all__ = [
     "ID_COLUMNS",
@@ -62,7 +62,7 @@ __all__ = [
     "RUNTIME_PARTS",
     "Report",
     "SUMMARY_METRICS",
-    "_varied_keys",
+    "varied_keys",
     "arm_order",
     "arm_summary",
     "check_report_options",

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 from autoal.plots import learning_curve, save_figure
 from autoal.platform.report.paired import win_loss_matrix
-from autoal.platform.report.runs import _client, _nan
+from autoal.platform.report.runs import is_missing
+from autoal.tracking import mlflow_client
 
 
 def plot_learning_curves(df, path: str | Path, order: Sequence[str], title: str = "") -> Path | None:
@@ -154,7 +155,7 @@ def plot_runtime(rt, path: str | Path) -> Path:
         ax.bar(range(len(rt)), vals, bottom=bottom, label=label)
         bottom += vals
     for i, r in enumerate(rt.itertuples()):
-        if not _nan(r.relative_to_entropy):
+        if not is_missing(r.relative_to_entropy):
             ax.text(i, bottom[i], f"{r.relative_to_entropy:.2f}×", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(rt)))
     ax.set_xticklabels(list(rt["arm"]), rotation=30, ha="right", fontsize=7)
@@ -200,7 +201,7 @@ def plot_class_histograms(uri: str, trials, path: str | Path, order: Sequence[st
     import tempfile
 
     done = trials[trials["status"] == "FINISHED"].sort_values("seed", kind="stable")
-    client = _client(uri)
+    client = mlflow_client(uri)
     panels = []
     with tempfile.TemporaryDirectory() as tmp:
         for arm in order:

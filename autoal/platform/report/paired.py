@@ -7,7 +7,7 @@ from __future__ import annotations
 import warnings
 from typing import Sequence
 
-from autoal.platform.report.runs import _nan
+from autoal.platform.report.runs import is_missing
 from autoal.platform.report.tables import markdown
 
 MIN_PAIRS = 5  # below this many paired seeds, p-values are shown with a caution and never as significant
@@ -81,7 +81,7 @@ def verdict(pairs: int, p_wilcoxon: float, alpha: float = 0.05) -> str:
     noise), else significant or not at ``alpha`` (Wilcoxon signed-rank)."""
     if pairs < MIN_PAIRS:
         return f"too few pairs (n < {MIN_PAIRS}): no claim"
-    if not _nan(p_wilcoxon) and p_wilcoxon < alpha:
+    if not is_missing(p_wilcoxon) and p_wilcoxon < alpha:
         return f"**significant** (Wilcoxon p < {alpha:g})"
     return "not significant"
 
@@ -116,7 +116,7 @@ def paired_markdown(paired) -> str:
 
 
 def _p(v: float) -> str:
-    return "–" if _nan(v) else f"{v:.3g}"
+    return "–" if is_missing(v) else f"{v:.3g}"
 
 
 def win_loss_matrix(trials, order: Sequence[str], metric: str = "aubc"):

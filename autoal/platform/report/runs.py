@@ -31,10 +31,6 @@ ID_COLUMNS = [
 RUNTIME_PARTS = ("seconds_train", "seconds_score", "seconds_select", "seconds_candidates", "seconds_search")
 
 
-def _client(uri: str):
-    return mlflow_client(uri)
-
-
 def _experiment_id(client, experiment: str) -> str:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -56,7 +52,7 @@ def _search_all(client, exp_id: str, filter_string: str, order_by: Sequence[str]
 
 def list_sweeps(uri: str, experiment: str) -> list[dict[str, Any]]:
     """The sweeps (parent runs) of an experiment, newest first."""
-    client = _client(uri)
+    client = mlflow_client(uri)
     exp_id = _experiment_id(client, experiment)
     runs = _search_all(client, exp_id, f"tags.{ROLE_TAG} = 'sweep'", ["attributes.start_time DESC"])
     return [
@@ -82,7 +78,7 @@ def load_runs(uri: str, experiment: str, sweep_id: str | None = None, run_ids: S
     """(parent run or None, runs): the trial runs of sweep ``sweep_id`` (one per trial, the
     latest when a trial has several), or the runs ``run_ids`` (any experiment), or, with neither,
     every AL run of ``experiment`` (single runs and sweep trials; not the sweeps' parent runs)."""
-    client = _client(uri)
+    client = mlflow_client(uri)
     if run_ids:
         runs = []
         for rid in run_ids:
@@ -135,7 +131,7 @@ def runs_frame(uri: str, runs: Sequence[Any], report_id: str, progress: Callable
     import pandas as pd
     from concurrent.futures import ThreadPoolExecutor
 
-    client = _client(uri)
+    client = mlflow_client(uri)
     keys = {run.info.run_id: sorted(k for k in run.data.metrics if k not in SUMMARY_METRICS) for run in runs}
     rows: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(runs)))) as pool:
@@ -214,7 +210,7 @@ def trial_table(df):
         logged = first.get("run_aubc")
         value = (
             float(logged)
-            if logged is not None and not _nan(logged)
+            if logged is not None and not is_missing(logged)
             else aubc(g["labels"].tolist(), g["accuracy"].tolist())
         )
         final = first.get("run_final_accuracy")
@@ -228,17 +224,19 @@ def trial_table(df):
             "rounds": int(g["round"].max()) + 1,
             "labels": int(g["labels"].iloc[-1]),
             "aubc": value,
-            "final_accuracy": float(final) if final is not None and not _nan(final) else float(g["accuracy"].iloc[-1]),
+            "final_accuracy": float(final)
+            if final is not None and not is_missing(final)
+            else float(g["accuracy"].iloc[-1]),
         }
         for key in ("setting", "method", "long_tailed"):
             if key in g.columns:
                 row[key] = first[key]
-        if "balanced_accuracy" in g.columns and not _nan(g["balanced_accuracy"].iloc[-1]):
+        if "balanced_accuracy" in g.columns and not is_missing(g["balanced_accuracy"].iloc[-1]):
             row["final_balanced_accuracy"] = float(g["balanced_accuracy"].iloc[-1])
             if not g["balanced_accuracy"].isna().any():
                 row["aubc_balanced"] = aubc(g["labels"].tolist(), g["balanced_accuracy"].tolist())
         wall = first.get("run_wall_s")
-        if wall is not None and not _nan(wall):
+        if wall is not None and not is_missing(wall):
             row["seconds_wall"] = float(wall)
         for part in RUNTIME_PARTS:
             if part in g.columns:
@@ -247,7 +245,8 @@ def trial_table(df):
     return pd.DataFrame(rows)
 
 
-def _nan(v: Any) -> bool:
+def is_missing(v: Any) -> bool:
+    """True for None, NaN and anything that is not a number."""
     try:
         return math.isnan(float(v))
     except (TypeError, ValueError):

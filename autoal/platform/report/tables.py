@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from autoal.platform.report.runs import RUNTIME_PARTS, _nan
+from autoal.platform.report.runs import RUNTIME_PARTS, is_missing
 
 
 def arm_summary(trials, order: Sequence[str]):
@@ -110,7 +110,7 @@ def runtime_markdown(rt) -> str:
             f"{r.task_training_s:.2f}",
             f"{r.selection_other_s:.2f}",
             f"{r.total_s:.2f}",
-            "–" if _nan(r.relative_to_entropy) else f"{r.relative_to_entropy:.2f}×",
+            "–" if is_missing(r.relative_to_entropy) else f"{r.relative_to_entropy:.2f}×",
         ]
         for r in rt.itertuples()
     ]

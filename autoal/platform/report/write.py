@@ -208,7 +208,7 @@ def _curve_sections(
     if lc is not None:
         files["learning_curves"] = lc
         sections += ["## Learning curves (mean ± std over seeds)", "", "![learning curves](learning_curves.png)", ""]
-    hp = plot_hyperparameters(trials, df, out / "hyperparameters.png", varied=_varied_keys(df, parent))
+    hp = plot_hyperparameters(trials, df, out / "hyperparameters.png", varied=varied_keys(df, parent))
     if hp is not None:
         files["hyperparameters"] = hp
         sections += [
@@ -283,7 +283,7 @@ _NOT_HYPERPARAMETERS = (
 )
 
 
-def _varied_keys(df, parent) -> list[str]:
+def varied_keys(df, parent) -> list[str]:
     """The swept keys: the parent run's ``sweep.varied_keys`` when recorded, else the params
     whose values differ between the runs (seeds, paths and tracking settings aside)."""
     if parent is not None and parent.data.params.get("sweep.varied_keys"):
