@@ -474,3 +474,17 @@ def test_the_digits_lt_tuning_records_give_bench_readmes_numbers():
     variants = [m for m in t.paired if m.startswith("credit ")]
     assert len(variants) == 5 and all(t.paired[m].mean_diff < -0.006 for m in variants)
     assert round(t.stats["margin"].aubc_mean, 4) == 0.8294
+
+
+def test_the_mnist_lt100_sweep_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Long tails, round two": on the confirmation setting mnist_lt100 VarRatio
+    leads and the credit rule is second, level (−0.0152, 3/7, p = 0.084), above its own Margin."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_mnist_lt100_2026-12-06.jsonl")
+    assert len(runs) == 105
+    t = build_matrix(runs, resamples=2000).settings["mnist_lt100"]
+    assert t.best_single == "var_ratio" and round(t.stats["var_ratio"].aubc_mean, 4) == 0.6961
+    credit = t.paired["autoal_credit"]
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses) == (-0.0152, 3, 7)
+    assert round(credit.p_wilcoxon, 3) == 0.084 and credit.verdict == "level"
+    assert t.ranking[:2] == ["var_ratio", "autoal_credit"]
+    assert t.ranking.index("margin") > t.ranking.index("autoal_credit")
