@@ -488,3 +488,15 @@ def test_the_mnist_lt100_sweep_record_gives_bench_readmes_numbers():
     assert round(credit.p_wilcoxon, 3) == 0.084 and credit.verdict == "level"
     assert t.ranking[:2] == ["var_ratio", "autoal_credit"]
     assert t.ranking.index("margin") > t.ranking.index("autoal_credit")
+
+
+def test_the_mnist_lt50_sweep_record_gives_bench_readmes_numbers():
+    """bench/README.md, "mnist_lt50, the whole matrix": LeastConfidence leads; Margin and the
+    credit rule reproduce the issue-22 protocol's confirmation numbers (0.7892, 0.7840)."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_mnist_lt50_2026-12-06.jsonl")
+    assert len(runs) == 105
+    t = build_matrix(runs, resamples=2000).settings["mnist_lt50"]
+    assert t.best_single == "least_confidence" and round(t.stats["least_confidence"].aubc_mean, 4) == 0.7929
+    assert round(t.stats["margin"].aubc_mean, 4) == 0.7892 and round(t.stats["autoal_credit"].aubc_mean, 4) == 0.7840
+    credit = t.paired["autoal_credit"]
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0089, 3, 7, "level")
