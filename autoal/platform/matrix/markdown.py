@@ -11,6 +11,7 @@ from autoal.platform.matrix.stats import NO_CLAIM, REFERENCE
 
 
 def signed(x: float, digits: int = 4) -> str:
+    """``x`` with its sign and a true minus sign (−0.0120, +0.0031); — for NaN or infinity."""
     return "—" if not math.isfinite(x) else f"{x:+.{digits}f}".replace("-", "−")
 
 
