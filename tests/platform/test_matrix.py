@@ -500,3 +500,15 @@ def test_the_mnist_lt50_sweep_record_gives_bench_readmes_numbers():
     assert round(t.stats["margin"].aubc_mean, 4) == 0.7892 and round(t.stats["autoal_credit"].aubc_mean, 4) == 0.7840
     credit = t.paired["autoal_credit"]
     assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0089, 3, 7, "level")
+
+
+def test_the_mnist_high_sweep_record_gives_bench_readmes_numbers():
+    """bench/README.md, "mnist_high, ten seeds for the leaders": BADGE leads; TypiClust and the
+    credit rule reproduce the issue-22 protocol's numbers (0.9157, 0.9152)."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_mnist_high_2026-12-06.jsonl")
+    assert len(runs) == 105
+    t = build_matrix(runs, resamples=2000).settings["mnist_high"]
+    assert t.best_single == "badge" and round(t.stats["badge"].aubc_mean, 4) == 0.9171
+    assert round(t.stats["typiclust"].aubc_mean, 4) == 0.9157 and round(t.stats["autoal_credit"].aubc_mean, 4) == 0.9152
+    credit = t.paired["autoal_credit"]
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0019, 5, 5, "level")
