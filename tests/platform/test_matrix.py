@@ -490,25 +490,22 @@ def test_the_mnist_lt100_sweep_record_gives_bench_readmes_numbers():
     assert t.ranking.index("margin") > t.ranking.index("autoal_credit")
 
 
-def test_the_mnist_lt50_sweep_record_gives_bench_readmes_numbers():
-    """bench/README.md, "mnist_lt50, the whole matrix": LeastConfidence leads; Margin and the
-    credit rule reproduce the issue-22 protocol's confirmation numbers (0.7892, 0.7840)."""
-    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_mnist_lt50_2026-12-06.jsonl")
+@pytest.mark.parametrize(
+    "setting, best, reproduced, credit_row",
+    [
+        # LeastConfidence leads; Margin and the credit rule as the issue-22 protocol measured them
+        ("mnist_lt50", ("least_confidence", 0.7929), {"margin": 0.7892, "autoal_credit": 0.7840}, (-0.0089, 3, 7)),
+        # BADGE leads; TypiClust and the credit rule as the protocol measured them
+        ("mnist_high", ("badge", 0.9171), {"typiclust": 0.9157, "autoal_credit": 0.9152}, (-0.0019, 5, 5)),
+    ],
+)
+def test_a_whole_matrix_sweep_record_gives_bench_readmes_numbers(setting, best, reproduced, credit_row):
+    """bench/README.md, "mnist_lt50, the whole matrix" and "mnist_high, ten seeds for the leaders":
+    the full matrices found leaders the protocol had not run, and reproduce its numbers."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / f"quality_sweep_{setting}_2026-12-06.jsonl")
     assert len(runs) == 105
-    t = build_matrix(runs, resamples=2000).settings["mnist_lt50"]
-    assert t.best_single == "least_confidence" and round(t.stats["least_confidence"].aubc_mean, 4) == 0.7929
-    assert round(t.stats["margin"].aubc_mean, 4) == 0.7892 and round(t.stats["autoal_credit"].aubc_mean, 4) == 0.7840
+    t = build_matrix(runs, resamples=2000).settings[setting]
+    assert t.best_single == best[0] and round(t.stats[best[0]].aubc_mean, 4) == best[1]
+    assert {m: round(t.stats[m].aubc_mean, 4) for m in reproduced} == reproduced
     credit = t.paired["autoal_credit"]
-    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0089, 3, 7, "level")
-
-
-def test_the_mnist_high_sweep_record_gives_bench_readmes_numbers():
-    """bench/README.md, "mnist_high, ten seeds for the leaders": BADGE leads; TypiClust and the
-    credit rule reproduce the issue-22 protocol's numbers (0.9157, 0.9152)."""
-    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_mnist_high_2026-12-06.jsonl")
-    assert len(runs) == 105
-    t = build_matrix(runs, resamples=2000).settings["mnist_high"]
-    assert t.best_single == "badge" and round(t.stats["badge"].aubc_mean, 4) == 0.9171
-    assert round(t.stats["typiclust"].aubc_mean, 4) == 0.9157 and round(t.stats["autoal_credit"].aubc_mean, 4) == 0.9152
-    credit = t.paired["autoal_credit"]
-    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0019, 5, 5, "level")
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (*credit_row, "level")
