@@ -21,7 +21,7 @@ Per round:
    coverage: the share starts, and stays, at 1 − ``tail_probe``, and the uncertainty candidate
    scores the model's probabilities shifted from the labeled set's class prior to a uniform one
    (:func:`~autoal.strategies.autoal.label_credit.prior_shifted`, exponent ``tail_prior_shift``;
-   0 = the model's own).
+   0 = the model's own; candidates that read the MC-dropout moments see them unshifted).
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
    PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding), the rest by the
    uncertainty candidate among the samples coverage left.
@@ -123,8 +123,9 @@ class CreditFormulation(Formulation):
             else np.asarray(ctx.dataset.y_train)
         )
         num_classes = int(ctx.dataset.num_classes)
+        labeled_counts = np.bincount(y[ctx.labeled], minlength=num_classes)
         if self.long_tailed is None:
-            self.imbalance_p = imbalance_pvalue(np.bincount(y[ctx.labeled], minlength=num_classes))
+            self.imbalance_p = imbalance_pvalue(labeled_counts)
             self.long_tailed = self.imbalance_p < self.alpha
         self._credit(ctx, y, num_classes)
 
@@ -142,8 +143,7 @@ class CreditFormulation(Formulation):
         rest = np.setdiff1d(np.arange(len(ctx.cache)), cov)
         unc_cache = ctx.cache.subset(rest)
         if self.long_tailed and self.tail_prior_shift > 0:
-            counts = np.bincount(y[ctx.labeled], minlength=num_classes)
-            logits, probs = prior_shifted(unc_cache.logits, counts, self.tail_prior_shift)
+            logits, probs = prior_shifted(unc_cache.logits, labeled_counts, self.tail_prior_shift)
             unc_cache = replace(unc_cache, logits=logits, probs=probs)
         unc = (
             rest[
