@@ -50,6 +50,18 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
                 "ratio": 100.0,
             },
         ),
+        (
+            "mnist_lt20",
+            {
+                "dataset": "mnist",
+                "initial": 30,
+                "query": 30,
+                "rounds": 8,
+                "epochs": 15,
+                "min_steps": 100,
+                "ratio": 20.0,
+            },
+        ),
     ],
 )
 def test_a_setting_is_one_bundle_of_overrides(setting, expect):
@@ -61,7 +73,7 @@ def test_a_setting_is_one_bundle_of_overrides(setting, expect):
     assert (cfg.train.epochs, cfg.train.min_steps) == (expect["epochs"], expect["min_steps"])
     assert cfg.dataset.imbalance_ratio == expect["ratio"] and cfg.model.name == "small_cnn"
     if expect["dataset"] == "mnist":
-        pool = 4000 if setting == "mnist_lt100" else 5000
+        pool = {"mnist_lt100": 4000, "mnist_lt20": 3000}.get(setting, 5000)
         assert (cfg.dataset.train_size, cfg.dataset.test_size) == (pool, 2000)
     over = run_config(compose([f"setting={setting}", "al.rounds=3", "train.epochs=2"]))
     assert over.al.rounds == 3 and over.train.epochs == 2
