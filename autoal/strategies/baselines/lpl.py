@@ -15,7 +15,7 @@ from autoal.selection import top_n
 from autoal.strategies.base import QueryContext, Strategy, restore, saved_mapping
 from autoal.strategies.baselines._common import cpu_state, loop_train_config, require_ctx
 from autoal.strategies.registry import register_strategy
-from autoal.training import make_optimizer
+from autoal.training import epoch_batches, make_optimizer
 
 
 def train_joint(
@@ -52,14 +52,12 @@ def train_joint(
     model.train()
     lpm.train()
     n = len(idx)
-    bs = min(int(batch_size), n)
     hist: dict[str, list[float]] = {"ce": [], "rank": []}
     for epoch in range(int(epochs)):
         perm = idx[torch.randperm(n, generator=gen)]
         tot_ce = tot_rank = 0.0
         count = 0
-        for start in range(0, n, bs):
-            sel = perm[start : start + bs]
+        for sel in epoch_batches(perm, batch_size):  # near-equal sizes, no tail of a few samples
             if len(sel) < 2 and n >= 2:
                 continue
             xb = prepare_batch(dataset.x_train[sel], device)
