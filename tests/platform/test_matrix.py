@@ -490,6 +490,21 @@ def test_the_mnist_lt100_sweep_record_gives_bench_readmes_numbers():
     assert t.ranking.index("margin") > t.ranking.index("autoal_credit")
 
 
+def test_the_mnist_lt20_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Long tails, round three": on the new confirmation setting mnist_lt20 the
+    twelve single strategies (ten seeds for the three stage-one leaders) and the credit rule (ten
+    seeds): Cluster-Margin's five seeds lead, the credit rule is fifth and level."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_mnist_lt20_2026-12-06.jsonl")
+    assert len(runs) == 85
+    t = build_matrix(runs, resamples=2000).settings["mnist_lt20"]
+    assert t.best_single == "cluster_margin" and round(t.stats["cluster_margin"].aubc_mean, 4) == 0.7383
+    for m in ("margin", "least_confidence", "var_ratio", "autoal_credit"):
+        assert t.stats[m].seeds == tuple(range(10))
+    credit = t.paired["autoal_credit"]
+    assert round(t.stats["autoal_credit"].aubc_mean, 4) == 0.7298 and t.ranking.index("autoal_credit") == 4
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (0.0049, 2, 3, "level")
+
+
 @pytest.mark.parametrize(
     "setting, best, reproduced, credit_row",
     [
