@@ -37,6 +37,10 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
         ),
         ("mnist_lt", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 10.0}),
         ("mnist_lt50", {"dataset": "mnist", "initial": 50, "query": 50, "epochs": 20, "min_steps": 100, "ratio": 50.0}),
+        (
+            "mnist_lt_low",
+            {"dataset": "mnist", "initial": 20, "query": 20, "epochs": 30, "min_steps": 100, "ratio": 10.0},
+        ),
         ("digits_lt", {"dataset": "digits", "initial": 40, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 20.0}),
         (
             "mnist_lt100",
