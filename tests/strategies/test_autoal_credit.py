@@ -17,6 +17,7 @@ from autoal.errors import ConfigError, StateError
 from autoal.strategies import QueryContext, build_strategy
 from autoal.strategies.autoal.label_credit import (
     CompetenceEstimate,
+    class_quotas,
     imbalance_pvalue,
     pick_credit,
     prior_shifted,
@@ -208,6 +209,45 @@ def test_under_the_guard_tail_probe_and_tail_prior_shift_set_the_uncertainty_sid
     assert np.array_equal(base, tail)
 
 
+def test_class_quotas_favour_the_classes_with_fewest_labels_and_respect_what_is_available():
+    # weights 1/(count + 1) = 1/31, 1/6, 1/2: the rarest class takes most of the batch
+    q = class_quotas(20, np.array([30, 5, 1]), np.array([100, 100, 100]))
+    assert q.sum() == 20 and q[2] > q[1] > q[0]
+    assert q.tolist() == [1, 5, 14]
+    # a class with too few candidates gives its share to the others, by the same weights
+    capped = class_quotas(20, np.array([30, 5, 1]), np.array([100, 100, 3]))
+    assert capped[2] == 3 and capped.sum() == 20 and capped[1] > capped[0]
+    assert class_quotas(50, np.array([0, 0]), np.array([4, 6])).tolist() == [4, 6]  # all there is
+    assert class_quotas(0, np.array([1, 2]), np.array([5, 5])).tolist() == [0, 0]
+    assert class_quotas(7, np.array([2, 2, 2]), np.array([9, 9, 9])).sum() == 7
+    with pytest.raises(ValueError, match="one length"):
+        class_quotas(3, np.array([1, 2]), np.array([1, 2, 3]))
+
+
+def test_by_class_tail_coverage_splits_coverage_over_predicted_classes():
+    """tail_coverage=by_class: under the guard the competence rule runs as on balanced pools
+    (round 0: coverage, but the probe share) and the coverage picks are spread over the predicted
+    classes by class_quotas, most for the class the labeled set holds fewest of."""
+    prior = 10.0 ** (-np.arange(4) / 3)
+    ds = _data(n=600, prior=prior / prior.sum(), seed=1)
+    labeled = np.arange(40)
+    counts = np.bincount(ds.y_train.numpy()[labeled], minlength=4)
+    ctx = _ctx(ds, labeled, 20, acc=0.9)
+    picks = build_strategy("autoal_credit", tail_coverage="by_class").query(ctx)
+    assert ctx.metrics["credit/long_tailed"] == 1.0 and ctx.metrics["weight/margin"] == pytest.approx(0.1)
+    n_cov = round(ctx.metrics["share/typiclust"] * 20)
+    assert n_cov == 18
+    positions = np.searchsorted(ctx.unlabeled, picks[:n_cov])
+    predicted = ctx.cache.probs.argmax(1).numpy()
+    got = np.bincount(predicted[positions], minlength=4)
+    expect = class_quotas(n_cov, counts, np.bincount(predicted, minlength=4))
+    assert got.tolist() == expect.tolist() and got[np.argmin(counts)] == got.max()
+    # the default keeps the guard's probe: 90 % uncertainty from the start
+    plain = _ctx(ds, labeled, 20, acc=0.9)
+    build_strategy("autoal_credit").query(plain)
+    assert plain.metrics["weight/margin"] == pytest.approx(0.9)
+
+
 def test_prior_shift_moves_posteriors_to_a_uniform_prior():
     logits = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
     counts = np.array([30, 5, 1])
@@ -250,6 +290,7 @@ def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
         ({"decay": -1.0}, "decay"),
         ({"tail_probe": 0.6}, "tail_probe"),
         ({"tail_prior_shift": -1.0}, "tail_prior_shift"),
+        ({"tail_coverage": "all"}, "tail_coverage"),
         ({"coverage": "margin", "uncertainty": "margin"}, "must differ"),
     ],
 )

@@ -41,6 +41,7 @@ from autoal.errors import ConfigError, StateError
 from autoal.strategies.autoal.formulation import Formulation, build_candidate
 from autoal.strategies.autoal.label_credit import (
     CompetenceEstimate,
+    class_quotas,
     imbalance_pvalue,
     pick_credit,
     prior_shifted,
@@ -67,6 +68,7 @@ class CreditFormulation(Formulation):
         self.probe = float(params.probe)
         self.alpha = float(params.imbalance_alpha)
         self.tail_probe, self.tail_prior_shift = float(params.tail_probe), float(params.tail_prior_shift)
+        self.tail_coverage = params.tail_coverage
         self.competence = CompetenceEstimate(decay=float(params.decay))
         self.needs = (
             frozenset({"embeddings", "dataset"})
@@ -92,6 +94,34 @@ class CreditFormulation(Formulation):
         empty = torch.zeros(nl, ctx.cache.probs.shape[1], device=z.device)
         labeled = PoolCache(np.asarray(ctx.labeled), empty, z[torch.as_tensor(ctx.labeled, dtype=torch.long)], empty)
         return pool, labeled
+
+    def _coverage_by_class(
+        self,
+        ctx: QueryContext,
+        pool: PoolCache,
+        labeled: PoolCache | None,
+        n: int,
+        labeled_y: np.ndarray,
+        labeled_counts: np.ndarray,
+    ) -> np.ndarray:
+        """``n`` coverage picks split over the task model's predicted classes by
+        :func:`~autoal.strategies.autoal.label_credit.class_quotas` (rare classes of the labeled set
+        get more); within a class, the coverage candidate among the pool samples predicted to be
+        of it, against the labeled samples that are. On a long tail, coverage of the whole pool
+        follows its density, i.e. the head classes; by class it looks for the tail."""
+        predicted = ctx.cache.probs.argmax(1).cpu().numpy()
+        available = np.bincount(predicted, minlength=len(labeled_counts))
+        quotas = class_quotas(n, labeled_counts, available)
+        picks = []
+        for c in np.flatnonzero(quotas):
+            members = np.flatnonzero(predicted == c)
+            if quotas[c] >= len(members):
+                picks.append(members)
+                continue
+            mine = None if labeled is None else labeled.subset(np.flatnonzero(labeled_y == c))
+            sel = self.coverage.select_positions(pool.subset(members), int(quotas[c]), ctx.rng, mine)
+            picks.append(members[np.asarray(sel, dtype=np.int64)])
+        return np.concatenate(picks).astype(np.int64) if picks else np.zeros(0, dtype=np.int64)
 
     # -- credit ----------------------------------------------------------------------------------
     def _credit(self, ctx: QueryContext, y: np.ndarray, num_classes: int) -> None:
@@ -129,17 +159,19 @@ class CreditFormulation(Formulation):
             self.long_tailed = self.imbalance_p < self.alpha
         self._credit(ctx, y, num_classes)
 
+        by_class = bool(self.long_tailed) and self.tail_coverage == "by_class"
         share = uncertainty_share(self.competence.mean, self.low, self.high, self.probe)
-        if self.long_tailed:
+        if self.long_tailed and not by_class:
             share = max(share, 1.0 - self.tail_probe)
-        n_cov, n_unc = split_batch(ctx.n, share, self.tail_probe if self.long_tailed else self.probe)
+        n_cov, n_unc = split_batch(ctx.n, share, self.tail_probe if self.long_tailed and not by_class else self.probe)
 
         pool, labeled = self._coverage_caches(ctx)
-        cov = (
-            np.asarray(self.coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64)
-            if n_cov
-            else np.zeros(0, dtype=np.int64)
-        )
+        if not n_cov:
+            cov = np.zeros(0, dtype=np.int64)
+        elif by_class:
+            cov = self._coverage_by_class(ctx, pool, labeled, n_cov, y[ctx.labeled], labeled_counts)
+        else:
+            cov = np.asarray(self.coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64)
         rest = np.setdiff1d(np.arange(len(ctx.cache)), cov)
         unc_cache = ctx.cache.subset(rest)
         if self.long_tailed and self.tail_prior_shift > 0:

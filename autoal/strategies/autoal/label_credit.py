@@ -129,3 +129,32 @@ def prior_shifted(logits: torch.Tensor, labeled_counts: np.ndarray, tau: float) 
     shift = torch.as_tensor(tau * np.log(prior), dtype=logits.dtype, device=logits.device)
     shifted = logits - shift
     return shifted, torch.softmax(shifted, dim=-1)
+
+
+def class_quotas(n: int, labeled_counts: np.ndarray, available: np.ndarray) -> np.ndarray:
+    """``n`` picks split over classes in proportion to 1/(labeled count + 1) — the fewer labels a
+    class has, the more of the batch looks for it (the inverse-frequency weights of class-balanced
+    sampling) — with no class given more than it has ``available``; largest remainders round, and
+    what a capped class cannot take goes to the others by the same weights. Sums to
+    min(n, available.sum())."""
+    counts = np.asarray(labeled_counts, dtype=np.float64)
+    avail = np.asarray(available, dtype=np.int64)
+    if counts.shape != avail.shape or counts.ndim != 1:
+        raise ValueError(
+            f"labeled_counts and available must be vectors of one length; got {counts.shape}, {avail.shape}"
+        )
+    quota = np.zeros_like(avail)
+    left = min(int(n), int(avail.sum()))
+    while left > 0:
+        open_ = quota < avail
+        w = np.where(open_, 1.0 / (counts + 1.0), 0.0)
+        share = left * w / w.sum()
+        add = np.floor(share).astype(np.int64)
+        rest = left - int(add.sum())
+        if rest:
+            order = np.argsort(-(share - add), kind="stable")
+            add[order[:rest]] += 1
+        add = np.minimum(add, avail - quota)
+        quota += add
+        left -= int(add.sum())
+    return quota

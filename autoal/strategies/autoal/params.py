@@ -37,6 +37,8 @@ FITNET_RESETS = ("cycle", "round", "never")
 OPTIMIZERS = ("sgd", "adam")
 SEARCH_EXECUTORS = ("local", "ray_train")
 COVERAGE_SPACES = ("pixels", "model")
+#: what the coverage side does once the long-tail guard has fired (CreditParams.tail_coverage)
+TAIL_COVERAGE = ("probe", "by_class")
 #: keys that were renamed: old key -> new key (the old one is refused with a message naming the new)
 RENAMED = {"executor": "search_executor"}
 
@@ -191,6 +193,12 @@ class CreditParams:
     tail_probe: float = bounded(0.1, 0, 0.5, note="coverage share once the long-tail guard has fired")
     tail_prior_shift: float = bounded(
         0.0, 0, 2, note="τ of the prior shift of the uncertainty side's probabilities under the long-tail guard"
+    )
+    tail_coverage: str = choice(
+        "probe",
+        TAIL_COVERAGE,
+        note="under the long-tail guard: probe = coverage keeps tail_probe of the batch; by_class = the "
+        "competence rule as on balanced pools, coverage picks split over predicted classes by 1/(labeled count + 1)",
     )
 
     formulation: ClassVar[str] = "credit"
