@@ -72,11 +72,6 @@ def _fresh_model(ds, seed: int = 0) -> torch.nn.Module:
     return prepare_model(build_model("small_cnn", ds.in_channels, ds.num_classes, ds.image_size), torch.device("cpu"))
 
 
-def _images_per_epoch(n: int, bs: int) -> int:
-    """Samples train_model steps on per epoch (a lone tail sample is skipped for BatchNorm)."""
-    return n - 1 if n >= 2 and n % bs == 1 else n
-
-
 def tight_loop(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], epochs: int, cfg) -> None:
     """Forward, loss, backward and optimizer step over prepared (normalized, channels-last)
     batches: the most a training loop can do with this model and batch size."""
@@ -97,27 +92,25 @@ def throughput_row(ds, n: int, *, batch_size: int = 64, steps: int = 60, repeats
     min(batch_size, n)), epochs enough for about ``steps`` optimizer steps. The two loops
     alternate within each repeat, each on a fresh model, so drift on a shared machine hits both."""
     from autoal.device import prepare_batch
-    from autoal.training import TrainConfig, train_model
+    from autoal.training import TrainConfig, epoch_batches, train_model
 
     dev = torch.device("cpu")
     bs = min(batch_size, n)
-    per_epoch = -(-n // bs) - (1 if n >= 2 and n % bs == 1 else 0)
-    epochs = max(1, -(-steps // per_epoch))
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size)
     idx = np.sort(np.random.default_rng(0).choice(len(ds.y_train), size=n, replace=False))
     perm = torch.as_tensor(idx)[torch.randperm(n, generator=torch.Generator().manual_seed(0))]
+    # the batches train_model steps on (near-equal sizes; one of fewer than 2 is skipped for BatchNorm)
+    parts = [sel for sel in epoch_batches(perm, batch_size) if len(sel) >= 2 or n < 2]
+    epochs = max(1, -(-steps // max(1, len(parts))))
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size)
     batches = []
-    for start in range(0, n, bs):
-        sel = perm[start : start + bs]
-        if len(sel) < 2 and n >= 2:
-            continue
+    for sel in parts:
         batches.append(
             (
                 ds.eval_transform(prepare_batch(ds.x_train[sel], dev)).contiguous(memory_format=torch.channels_last),
                 ds.y_train[sel].clone(),
             )
         )
-    images = epochs * _images_per_epoch(n, bs)
+    images = epochs * sum(len(sel) for sel in parts)
     t_loop, t_tight = [], []
     with _one_thread():
         for rep in range(repeats + 1):  # the first is a warm-up
@@ -138,7 +131,7 @@ def throughput_row(ds, n: int, *, batch_size: int = 64, steps: int = 60, repeats
         "labeled": n,
         "batch": bs,
         "epochs": epochs,
-        "steps": epochs * per_epoch,
+        "steps": epochs * len(parts),
         "train_model_images_per_s": loop_ips,
         "tight_images_per_s": tight_ips,
         "ratio": ratio(loop_ips, tight_ips),
