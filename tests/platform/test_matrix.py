@@ -505,6 +505,34 @@ def test_the_mnist_lt20_record_gives_bench_readmes_numbers():
     assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (0.0049, 2, 3, "level")
 
 
+def test_the_mnist_lt_low_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Long tails, round three": on mnist_lt_low (defined before any run; even
+    batches) Margin leads and the credit rule is third, level (−0.0085, 3/7)."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_mnist_lt_low_2026-12-06.jsonl")
+    assert len(runs) == 85
+    t = build_matrix(runs, resamples=2000).settings["mnist_lt_low"]
+    assert t.best_single == "margin" and round(t.stats["margin"].aubc_mean, 4) == 0.7323
+    assert t.ranking[:3] == ["margin", "cluster_margin", "autoal_credit"]
+    credit = t.paired["autoal_credit"]
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0085, 3, 7, "level")
+
+
+def test_the_even_batches_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Even batches": re-measured with near-equal batches, Entropy still leads
+    digits_lt and the credit rule is level with LeastConfidence on mnist_lt50 (+0.0014, 6/4)."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "even_batches_2026-12-06.jsonl")
+    assert len(runs) == 70
+    m = build_matrix(runs, resamples=2000)
+    dlt, lt50 = m.settings["digits_lt"], m.settings["mnist_lt50"]
+    assert dlt.best_single == "entropy" and round(dlt.stats["entropy"].aubc_mean, 4) == 0.8659
+    assert round(dlt.paired["autoal_credit"].mean_diff, 4) == -0.0134
+    assert round(dlt.stats["autoal_credit tail_coverage=by_class"].aubc_mean, 4) == 0.8482
+    assert lt50.best_single == "least_confidence" and round(lt50.stats["least_confidence"].aubc_mean, 4) == 0.8017
+    credit = lt50.paired["autoal_credit"]
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (0.0014, 6, 4, "level")
+    assert round(lt50.stats["margin"].aubc_mean, 4) == 0.7980
+
+
 @pytest.mark.parametrize(
     "setting, best, reproduced, credit_row",
     [
