@@ -160,10 +160,11 @@ class CreditFormulation(Formulation):
         self._credit(ctx, y, num_classes)
 
         by_class = bool(self.long_tailed) and self.tail_coverage == "by_class"
+        tail_probe_only = bool(self.long_tailed) and not by_class  # the guard keeps coverage at its probe
         share = uncertainty_share(self.competence.mean, self.low, self.high, self.probe)
-        if self.long_tailed and not by_class:
+        if tail_probe_only:
             share = max(share, 1.0 - self.tail_probe)
-        n_cov, n_unc = split_batch(ctx.n, share, self.tail_probe if self.long_tailed and not by_class else self.probe)
+        n_cov, n_unc = split_batch(ctx.n, share, self.tail_probe if tail_probe_only else self.probe)
 
         pool, labeled = self._coverage_caches(ctx)
         if not n_cov:
