@@ -174,9 +174,10 @@ def test_competent_model_moves_the_weights_to_uncertainty_and_a_poor_one_keeps_c
 
 
 def test_a_long_tailed_first_set_sends_the_batch_to_uncertainty_from_the_start():
+    """tail_coverage=probe: under the guard coverage keeps only its probe share."""
     prior = 10.0 ** (-np.arange(4) / 3)
     ds = _data(n=600, prior=prior / prior.sum(), seed=1)
-    logs = _rounds(build_strategy("autoal_credit"), ds, acc=0.3, rounds=2)
+    logs = _rounds(build_strategy("autoal_credit", tail_coverage="probe"), ds, acc=0.3, rounds=2)
     assert logs[0]["credit/imbalance_p"] < 0.01 and logs[0]["credit/long_tailed"] == 1.0
     assert logs[0]["weight/margin"] == pytest.approx(0.9) and logs[1]["weight/margin"] == pytest.approx(0.9)
 
@@ -190,15 +191,15 @@ def test_under_the_guard_tail_probe_and_tail_prior_shift_set_the_uncertainty_sid
     counts = np.bincount(ds.y_train.numpy()[labeled], minlength=4)
     for tau in (0.0, 1.0):
         ctx = _ctx(ds, labeled, 20, acc=0.6)
-        picks = build_strategy("autoal_credit", tail_probe=0.0, tail_prior_shift=tau).query(ctx)
+        picks = build_strategy("autoal_credit", tail_coverage="probe", tail_probe=0.0, tail_prior_shift=tau).query(ctx)
         assert ctx.metrics["credit/long_tailed"] == 1.0 and ctx.metrics["share/margin"] == 1.0
         _, shifted = prior_shifted(ctx.cache.logits, counts, tau)
         margin = build_strategy("margin").select_positions(
             replace(ctx.cache, probs=shifted), 20, np.random.default_rng(0), None
         )
         assert set(picks.tolist()) == set(ctx.unlabeled[np.asarray(margin)].tolist())
-    plain = build_strategy("autoal_credit", tail_probe=0.0).query(_ctx(ds, labeled, 20, acc=0.6))
-    shifted_picks = build_strategy("autoal_credit", tail_probe=0.0, tail_prior_shift=1.0).query(
+    plain = build_strategy("autoal_credit", tail_coverage="probe", tail_probe=0.0).query(_ctx(ds, labeled, 20, acc=0.6))
+    shifted_picks = build_strategy("autoal_credit", tail_coverage="probe", tail_probe=0.0, tail_prior_shift=1.0).query(
         _ctx(ds, labeled, 20, acc=0.6)
     )
     assert set(plain.tolist()) != set(shifted_picks.tolist())  # the shift moves picks
@@ -242,10 +243,49 @@ def test_by_class_tail_coverage_splits_coverage_over_predicted_classes():
     got = np.bincount(predicted[positions], minlength=4)
     expect = class_quotas(n_cov, counts, np.bincount(predicted, minlength=4))
     assert got.tolist() == expect.tolist() and got[np.argmin(counts)] == got.max()
-    # the default keeps the guard's probe: 90 % uncertainty from the start
+    # tail_coverage=probe keeps the guard's probe: 90 % uncertainty from the start
     plain = _ctx(ds, labeled, 20, acc=0.9)
-    build_strategy("autoal_credit").query(plain)
+    build_strategy("autoal_credit", tail_coverage="probe").query(plain)
     assert plain.metrics["weight/margin"] == pytest.approx(0.9)
+
+
+def test_kcenter_tail_coverage_covers_the_tail_by_k_center_greedy_under_the_competence_rule():
+    """tail_coverage=kcenter (the default): under the guard the competence rule runs as on balanced
+    pools, and the coverage picks are Coreset's (k-center greedy on the task model's embedding,
+    from the labeled set's embeddings); the competence is measured on those picks and moves the
+    weights. On a uniform pool the guard does not fire and TypiClust on pixels covers, as before."""
+    prior = 10.0 ** (-np.arange(4) / 3)
+    ds = _data(n=600, prior=prior / prior.sum(), seed=1)
+    labeled = np.arange(40)
+
+    def ctx_with_labeled(data, acc, round_=0, labeled=labeled):
+        ctx = _ctx(data, labeled, 20, acc=acc, round_=round_)
+        emb = torch.randn(len(labeled), 8, generator=torch.Generator().manual_seed(round_))
+        empty = torch.zeros(len(labeled), data.num_classes)
+        return replace(ctx, labeled_cache=PoolCache(np.asarray(labeled), empty, emb, empty))
+
+    ctx = ctx_with_labeled(ds, 0.9)
+    picks = build_strategy("autoal_credit").query(ctx)
+    assert ctx.metrics["credit/long_tailed"] == 1.0 and ctx.metrics["weight/margin"] == pytest.approx(0.1)
+    assert "weight/typiclust" not in ctx.metrics and ctx.metrics["share/coreset"] == pytest.approx(0.9)
+    kcenter = build_strategy("coreset").select_positions(ctx.cache, 18, np.random.default_rng(0), ctx.labeled_cache)
+    assert picks[:18].tolist() == ctx.unlabeled[np.asarray(kcenter)].tolist()
+    # a competent model on the coreset picks moves the batch to uncertainty; a poor one keeps coverage
+    for acc, final in ((0.98, lambda w: w > 0.8), (0.3, lambda w: w == pytest.approx(0.1))):
+        strategy, have, logs = build_strategy("autoal_credit"), labeled, []
+        for r in range(4):
+            c = ctx_with_labeled(ds, acc, r, have)
+            have = np.concatenate([have, strategy.query(c)])
+            logs.append(c.metrics)
+        assert "competence/coreset" in logs[1] and final(logs[-1]["weight/margin"])
+    # a uniform pool: the guard does not fire, kcenter changes nothing
+    uniform = _data()
+    assert np.array_equal(
+        build_strategy("autoal_credit").query(_ctx(uniform, labeled, 20)),
+        build_strategy("autoal_credit", tail_coverage="probe").query(_ctx(uniform, labeled, 20)),
+    )
+    with pytest.raises(ConfigError, match="strategy.params.uncertainty"):
+        build_strategy("autoal_credit", uncertainty="coreset")
 
 
 def test_prior_shift_moves_posteriors_to_a_uniform_prior():

@@ -17,8 +17,12 @@ Per round:
    share w = probe + (1 − 2·probe)·clip((ĉ − low)/(high − low), 0, 1); each side keeps at least
    the probe share so it keeps being measured. Logged as ``weight/<candidate>``.
 3. *Long-tail guard*: when the first labeled set (a random sample of the pool) rejects a uniform
-   class prior (χ² p < ``imbalance_alpha``), rare classes are found by uncertainty, not by
-   coverage: the share starts, and stays, at 1 − ``tail_probe``, and the uncertainty candidate
+   class prior (χ² p < ``imbalance_alpha``), density coverage (TypiClust) would sample the head
+   classes. With ``tail_coverage=kcenter`` (the default) coverage becomes k-center greedy (Coreset,
+   Sener & Savarese, ICLR 2018) on the task model's embedding — the farthest samples from the
+   labeled set, which is where unlabeled tail classes lie — and the competence rule stays; with
+   ``probe`` rare classes are left to uncertainty: the share starts, and stays, at
+   1 − ``tail_probe``; with ``by_class`` coverage is split over predicted classes. The uncertainty candidate
    scores the model's probabilities shifted from the labeled set's class prior to a uniform one
    (:func:`~autoal.strategies.autoal.label_credit.prior_shifted`, exponent ``tail_prior_shift``;
    0 = the model's own; candidates that read the MC-dropout moments see them unshifted).
@@ -48,7 +52,7 @@ from autoal.strategies.autoal.label_credit import (
     split_batch,
     uncertainty_share,
 )
-from autoal.strategies.autoal.params import CreditParams
+from autoal.strategies.autoal.params import KCENTER, CreditParams
 from autoal.strategies.autoal.pool_embedding import pixel_pca
 from autoal.strategies.base import QueryContext
 
@@ -69,11 +73,14 @@ class CreditFormulation(Formulation):
         self.alpha = float(params.imbalance_alpha)
         self.tail_probe, self.tail_prior_shift = float(params.tail_probe), float(params.tail_prior_shift)
         self.tail_coverage = params.tail_coverage
+        # tail_coverage=kcenter: once the guard fires, coverage is k-center greedy on the task model's embedding
+        self.tail_kcenter = build_candidate("tail_coverage", KCENTER) if self.tail_coverage == "kcenter" else None
         self.competence = CompetenceEstimate(decay=float(params.decay))
         self.needs = (
             frozenset({"embeddings", "dataset"})
             | self.uncertainty.needs
             | (self.coverage.needs if self.coverage_space == "model" else frozenset())
+            | (self.tail_kcenter.needs if self.tail_kcenter is not None else frozenset())
         )
         self.long_tailed: bool | None = None  # decided on the first labeled set
         self.imbalance_p = math.nan
@@ -133,14 +140,15 @@ class CreditFormulation(Formulation):
         predicted = np.asarray(self.pending["predicted"], dtype=np.int64)[arrived]
         arms = np.asarray(self.pending["arm"], dtype=object)[arrived]
         before = np.bincount(y[np.setdiff1d(ctx.labeled, picks)], minlength=num_classes)
-        for name in (self.coverage.name, self.uncertainty.name):
+        coverage_names = [self.coverage.name] + ([self.tail_kcenter.name] if self.tail_kcenter is not None else [])
+        for name in dict.fromkeys(coverage_names + [self.uncertainty.name]):
             mine = arms == name
             credit = pick_credit(predicted[mine], y[picks[mine]], before)
             if credit.count:
                 ctx.log(f"competence/{name}", credit.competence)
                 ctx.log(f"rarity/{name}", credit.rarity)
                 ctx.log(f"diversity/{name}", credit.diversity)
-            if name == self.coverage.name and credit.count:
+            if name != self.uncertainty.name and credit.count:  # competence is measured on coverage picks
                 self.competence.update(predicted[mine], y[picks[mine]])
         self.pending = {"picks": [], "predicted": [], "arm": []}
 
@@ -160,15 +168,20 @@ class CreditFormulation(Formulation):
         self._credit(ctx, y, num_classes)
 
         by_class = bool(self.long_tailed) and self.tail_coverage == "by_class"
-        tail_probe_only = bool(self.long_tailed) and not by_class  # the guard keeps coverage at its probe
+        # the guard keeps coverage at its probe share (by_class and kcenter keep the competence rule)
+        tail_probe_only = bool(self.long_tailed) and self.tail_coverage == "probe"
         share = uncertainty_share(self.competence.mean, self.low, self.high, self.probe)
         if tail_probe_only:
             share = max(share, 1.0 - self.tail_probe)
         n_cov, n_unc = split_batch(ctx.n, share, self.tail_probe if tail_probe_only else self.probe)
 
-        pool, labeled = self._coverage_caches(ctx)
+        kcenter = bool(self.long_tailed) and self.tail_kcenter is not None
+        coverage = self.tail_kcenter if kcenter else self.coverage
+        pool, labeled = (ctx.cache, ctx.labeled_cache) if kcenter else self._coverage_caches(ctx)
         if not n_cov:
             cov = np.zeros(0, dtype=np.int64)
+        elif kcenter:
+            cov = np.asarray(coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64)
         elif by_class:
             cov = self._coverage_by_class(ctx, pool, labeled, n_cov, y[ctx.labeled], labeled_counts)
         else:
@@ -194,12 +207,12 @@ class CreditFormulation(Formulation):
         self.pending = {
             "picks": picks.tolist(),
             "predicted": predicted.tolist(),
-            "arm": [self.coverage.name] * len(cov) + [self.uncertainty.name] * len(unc),
+            "arm": [coverage.name] * len(cov) + [self.uncertainty.name] * len(unc),
         }
 
-        ctx.log(f"weight/{self.coverage.name}", 1.0 - share)
+        ctx.log(f"weight/{coverage.name}", 1.0 - share)
         ctx.log(f"weight/{self.uncertainty.name}", share)
-        ctx.log(f"share/{self.coverage.name}", len(cov) / max(ctx.n, 1))
+        ctx.log(f"share/{coverage.name}", len(cov) / max(ctx.n, 1))
         ctx.log(f"share/{self.uncertainty.name}", len(unc) / max(ctx.n, 1))
         ctx.log("credit/competence_estimate", self.competence.mean)
         ctx.log("credit/imbalance_p", self.imbalance_p)

@@ -38,7 +38,8 @@ OPTIMIZERS = ("sgd", "adam")
 SEARCH_EXECUTORS = ("local", "ray_train")
 COVERAGE_SPACES = ("pixels", "model")
 #: what the coverage side does once the long-tail guard has fired (CreditParams.tail_coverage)
-TAIL_COVERAGE = ("probe", "by_class")
+TAIL_COVERAGE = ("probe", "by_class", "kcenter")
+KCENTER = "coreset"  # the registered k-center greedy strategy that tail_coverage=kcenter covers the tail with
 #: keys that were renamed: old key -> new key (the old one is refused with a message naming the new)
 RENAMED = {"executor": "search_executor"}
 
@@ -195,10 +196,12 @@ class CreditParams:
         0.0, 0, 2, note="τ of the prior shift of the uncertainty side's probabilities under the long-tail guard"
     )
     tail_coverage: str = choice(
-        "probe",
+        "kcenter",
         TAIL_COVERAGE,
         note="under the long-tail guard: probe = coverage keeps tail_probe of the batch; by_class = the "
-        "competence rule as on balanced pools, coverage picks split over predicted classes by 1/(labeled count + 1)",
+        "competence rule as on balanced pools, coverage picks split over predicted classes by 1/(labeled count + 1); "
+        "kcenter = the competence rule as on balanced pools, coverage picks by k-center greedy (coreset) on the "
+        "task model's embedding",
     )
 
     formulation: ClassVar[str] = "credit"
@@ -210,6 +213,11 @@ class CreditParams:
         if p.coverage == p.uncertainty:  # the credit is kept per candidate name: one name cannot be both sides
             raise ConfigError(
                 f"strategy.params.coverage and strategy.params.uncertainty must differ; both are {p.coverage!r}"
+            )
+        if p.tail_coverage == "kcenter" and p.uncertainty == KCENTER:
+            raise ConfigError(
+                f"strategy.params.uncertainty is {KCENTER!r}, the coverage of strategy.params.tail_coverage=kcenter; "
+                "choose another uncertainty candidate or another tail_coverage"
             )
         if not p.low < p.high:
             raise ConfigError(f"strategy.params.low must be below strategy.params.high; got {p.low} and {p.high}")
