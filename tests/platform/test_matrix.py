@@ -517,6 +517,25 @@ def test_the_mnist_lt_low_record_gives_bench_readmes_numbers():
     assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0085, 3, 7, "level")
 
 
+def test_the_digits_lt30_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Long tails, round four": on digits_lt30 (a confirmation setting defined
+    before any run) the credit rule with k-center coverage under the guard (the default since
+    9b57e20) is third and level with the best single strategy; the probe rule it replaced, on the
+    same ten seeds, is worse, and 0.0111 below it (9/1)."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_digits_lt30_2026-12-06.jsonl")
+    assert len(runs) == 115
+    t = build_matrix(runs, resamples=2000).settings["digits_lt30"]
+    assert t.best_single == "cluster_margin" and round(t.stats["cluster_margin"].aubc_mean, 4) == 0.8323
+    assert t.ranking[:3] == ["cluster_margin", "coreset", "autoal_credit"]
+    credit, probe = t.paired["autoal_credit"], t.paired["autoal_credit tail_coverage=probe"]
+    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0018, 5, 5, "level")
+    assert (round(probe.mean_diff, 4), probe.wins, probe.losses, probe.verdict) == (-0.0129, 1, 9, "worse")
+    kcenter = {r.seed: r.aubc for r in runs if r.method == "autoal_credit"}
+    old = {r.seed: r.aubc for r in runs if r.method == "autoal_credit tail_coverage=probe"}
+    gains = [kcenter[s] - old[s] for s in range(10)]
+    assert round(sum(gains) / 10, 4) == 0.0111 and sum(g > 0 for g in gains) == 9
+
+
 def test_the_even_batches_record_gives_bench_readmes_numbers():
     """bench/README.md, "Even batches": re-measured with near-equal batches, Entropy still leads
     digits_lt and the credit rule is level with LeastConfidence on mnist_lt50 (+0.0014, 6/4)."""

@@ -16,6 +16,8 @@ from autoal.cache import PoolCache
 from autoal.errors import ConfigError, StateError
 from autoal.strategies import QueryContext, build_strategy
 from autoal.strategies.autoal.label_credit import (
+    DecayedMean,
+    rarity_share,
     CompetenceEstimate,
     class_quotas,
     imbalance_pvalue,
@@ -250,7 +252,7 @@ def test_by_class_tail_coverage_splits_coverage_over_predicted_classes():
 
 
 def test_kcenter_tail_coverage_covers_the_tail_by_k_center_greedy_under_the_competence_rule():
-    """tail_coverage=kcenter (the default): under the guard the competence rule runs as on balanced
+    """tail_coverage=kcenter: under the guard the competence rule runs as on balanced
     pools, and the coverage picks are Coreset's (k-center greedy on the task model's embedding,
     from the labeled set's embeddings); the competence is measured on those picks and moves the
     weights. On a uniform pool the guard does not fire and TypiClust on pixels covers, as before."""
@@ -265,14 +267,14 @@ def test_kcenter_tail_coverage_covers_the_tail_by_k_center_greedy_under_the_comp
         return replace(ctx, labeled_cache=PoolCache(np.asarray(labeled), empty, emb, empty))
 
     ctx = ctx_with_labeled(ds, 0.9)
-    picks = build_strategy("autoal_credit").query(ctx)
+    picks = build_strategy("autoal_credit", tail_coverage="kcenter").query(ctx)
     assert ctx.metrics["credit/long_tailed"] == 1.0 and ctx.metrics["weight/margin"] == pytest.approx(0.1)
     assert "weight/typiclust" not in ctx.metrics and ctx.metrics["share/coreset"] == pytest.approx(0.9)
     kcenter = build_strategy("coreset").select_positions(ctx.cache, 18, np.random.default_rng(0), ctx.labeled_cache)
     assert picks[:18].tolist() == ctx.unlabeled[np.asarray(kcenter)].tolist()
     # a competent model on the coreset picks moves the batch to uncertainty; a poor one keeps coverage
     for acc, final in ((0.98, lambda w: w > 0.8), (0.3, lambda w: w == pytest.approx(0.1))):
-        strategy, have, logs = build_strategy("autoal_credit"), labeled, []
+        strategy, have, logs = build_strategy("autoal_credit", tail_coverage="kcenter"), labeled, []
         for r in range(4):
             c = ctx_with_labeled(ds, acc, r, have)
             have = np.concatenate([have, strategy.query(c)])
@@ -281,11 +283,66 @@ def test_kcenter_tail_coverage_covers_the_tail_by_k_center_greedy_under_the_comp
     # a uniform pool: the guard does not fire, kcenter changes nothing
     uniform = _data()
     assert np.array_equal(
+        build_strategy("autoal_credit", tail_coverage="kcenter").query(_ctx(uniform, labeled, 20)),
         build_strategy("autoal_credit").query(_ctx(uniform, labeled, 20)),
-        build_strategy("autoal_credit", tail_coverage="probe").query(_ctx(uniform, labeled, 20)),
     )
-    with pytest.raises(ConfigError, match="strategy.params.uncertainty"):
-        build_strategy("autoal_credit", uncertainty="coreset")
+    # the default stays the probe rule: 90 % uncertainty once the guard fires
+    plain = ctx_with_labeled(ds, 0.9)
+    build_strategy("autoal_credit").query(plain)
+    assert plain.metrics["weight/margin"] == pytest.approx(0.9) and "share/coreset" not in plain.metrics
+    for mode in ("kcenter", "kcenter_rarity"):
+        with pytest.raises(ConfigError, match="strategy.params.uncertainty"):
+            build_strategy("autoal_credit", uncertainty="coreset", tail_coverage=mode)
+
+
+def test_decayed_mean_and_rarity_share():
+    m = DecayedMean(decay=0.5)
+    assert math.isnan(m.mean)
+    m.update(2.0, 4)  # total 8, count 4
+    m.update(1.0, 4)  # total 4 + 4, count 2 + 4
+    assert m.mean == pytest.approx(8 / 6) and m.state_dict() == {"total": 8.0, "count": 6.0, "decay": 0.5}
+    assert rarity_share(math.nan, 1.0, 0.1) == 0.1 and rarity_share(1.5, math.nan, 0.1) == 0.1
+    assert rarity_share(1.5, 1.5, 0.1) == 0.1  # a tie keeps coverage
+    assert rarity_share(1.2, 1.5, 0.1) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="probe"):
+        rarity_share(1.0, 2.0, 0.7)
+
+
+def test_kcenter_rarity_keeps_k_center_coverage_while_its_picks_are_the_rarer_then_hands_over():
+    """tail_coverage=kcenter_rarity: under the guard the batch is k-center coverage (but the probe)
+    while the decayed class rarity of its arrived picks is at least the uncertainty picks'; once
+    the uncertainty picks are the rarer, the batch is uncertainty (but the probe). The two
+    rarities are logged, and they survive a save and load of the strategy's state."""
+    prior = 10.0 ** (-np.arange(4) / 3)
+    ds = _data(n=600, prior=prior / prior.sum(), seed=1)
+    labeled = np.arange(40)
+
+    def run(strategy, have, rounds, acc=0.9):
+        logs = []
+        for r in range(rounds):
+            ctx = _ctx(ds, have, 20, acc=acc, round_=r)
+            emb = torch.randn(len(have), 8, generator=torch.Generator().manual_seed(r))
+            empty = torch.zeros(len(have), ds.num_classes)
+            ctx = replace(ctx, labeled_cache=PoolCache(np.asarray(have), empty, emb, empty))
+            have = np.concatenate([have, strategy.query(ctx)])
+            logs.append(ctx.metrics)
+        return logs, have
+
+    strategy = build_strategy("autoal_credit", tail_coverage="kcenter_rarity")
+    logs, have = run(strategy, labeled, 3)
+    assert logs[0]["credit/long_tailed"] == 1.0 and logs[0]["weight/margin"] == pytest.approx(0.1)
+    assert math.isnan(logs[0]["credit/rarity_coverage"])
+    for log in logs[1:]:  # the share follows whichever side's picks were the rarer
+        cov, unc = log["credit/rarity_coverage"], log["credit/rarity_uncertainty"]
+        assert math.isfinite(cov) and math.isfinite(unc)
+        assert log["weight/margin"] == pytest.approx(0.1 if cov >= unc else 0.9)
+    # the uncertainty picks turn out far rarer: the next batch is uncertainty's, also after a save and load
+    strategy.formulation.rarity["uncertainty"].update(50.0, 10)
+    restored = build_strategy("autoal_credit", tail_coverage="kcenter_rarity")
+    restored.load_state_dict(strategy.state_dict())
+    assert restored.formulation.rarity["uncertainty"].mean == strategy.formulation.rarity["uncertainty"].mean
+    later, _ = run(restored, have, 1)
+    assert later[0]["weight/margin"] == pytest.approx(0.9)
 
 
 def test_prior_shift_moves_posteriors_to_a_uniform_prior():

@@ -18,11 +18,13 @@ Per round:
    the probe share so it keeps being measured. Logged as ``weight/<candidate>``.
 3. *Long-tail guard*: when the first labeled set (a random sample of the pool) rejects a uniform
    class prior (χ² p < ``imbalance_alpha``), density coverage (TypiClust) would sample the head
-   classes. With ``tail_coverage=kcenter`` (the default) coverage becomes k-center greedy (Coreset,
-   Sener & Savarese, ICLR 2018) on the task model's embedding — the farthest samples from the
-   labeled set, which is where unlabeled tail classes lie — and the competence rule stays; with
-   ``probe`` rare classes are left to uncertainty: the share starts, and stays, at
-   1 − ``tail_probe``; with ``by_class`` coverage is split over predicted classes. The uncertainty candidate
+   classes. With ``tail_coverage=probe`` (the default) rare classes are left to uncertainty: the
+   share starts, and stays, at 1 − ``tail_probe``. With ``kcenter`` coverage becomes k-center
+   greedy (Coreset, Sener & Savarese, ICLR 2018) on the task model's embedding — the farthest
+   samples from the labeled set, which is where unlabeled tail classes lie — and the competence
+   rule stays; with ``kcenter_rarity`` that coverage keeps the batch while its picks' TAILOR class
+   rarity (decayed) is at least the uncertainty picks'; with ``by_class`` coverage is split over
+   predicted classes. The uncertainty candidate
    scores the model's probabilities shifted from the labeled set's class prior to a uniform one
    (:func:`~autoal.strategies.autoal.label_credit.prior_shifted`, exponent ``tail_prior_shift``;
    0 = the model's own; candidates that read the MC-dropout moments see them unshifted).
@@ -45,10 +47,12 @@ from autoal.errors import ConfigError, StateError
 from autoal.strategies.autoal.formulation import Formulation, build_candidate
 from autoal.strategies.autoal.label_credit import (
     CompetenceEstimate,
+    DecayedMean,
     class_quotas,
     imbalance_pvalue,
     pick_credit,
     prior_shifted,
+    rarity_share,
     split_batch,
     uncertainty_share,
 )
@@ -74,8 +78,15 @@ class CreditFormulation(Formulation):
         self.tail_probe, self.tail_prior_shift = float(params.tail_probe), float(params.tail_prior_shift)
         self.tail_coverage = params.tail_coverage
         # tail_coverage=kcenter: once the guard fires, coverage is k-center greedy on the task model's embedding
-        self.tail_kcenter = build_candidate("tail_coverage", KCENTER) if self.tail_coverage == "kcenter" else None
+        self.tail_kcenter = (
+            build_candidate("tail_coverage", KCENTER) if self.tail_coverage.startswith("kcenter") else None
+        )
         self.competence = CompetenceEstimate(decay=float(params.decay))
+        # TAILOR's class rarity of each side's picks, decayed like the competence (tail_coverage=kcenter_rarity)
+        self.rarity = {
+            "coverage": DecayedMean(decay=float(params.decay)),
+            "uncertainty": DecayedMean(decay=float(params.decay)),
+        }
         self.needs = (
             frozenset({"embeddings", "dataset"})
             | self.uncertainty.needs
@@ -150,6 +161,9 @@ class CreditFormulation(Formulation):
                 ctx.log(f"diversity/{name}", credit.diversity)
             if name != self.uncertainty.name and credit.count:  # competence is measured on coverage picks
                 self.competence.update(predicted[mine], y[picks[mine]])
+            if credit.count:
+                side = "uncertainty" if name == self.uncertainty.name else "coverage"
+                self.rarity[side].update(credit.rarity, credit.count)
         self.pending = {"picks": [], "predicted": [], "arm": []}
 
     def query(self, ctx: QueryContext) -> np.ndarray:
@@ -171,6 +185,8 @@ class CreditFormulation(Formulation):
         # the guard keeps coverage at its probe share (by_class and kcenter keep the competence rule)
         tail_probe_only = bool(self.long_tailed) and self.tail_coverage == "probe"
         share = uncertainty_share(self.competence.mean, self.low, self.high, self.probe)
+        if self.long_tailed and self.tail_coverage == "kcenter_rarity":
+            share = rarity_share(self.rarity["coverage"].mean, self.rarity["uncertainty"].mean, self.probe)
         if tail_probe_only:
             share = max(share, 1.0 - self.tail_probe)
         n_cov, n_unc = split_batch(ctx.n, share, self.tail_probe if tail_probe_only else self.probe)
@@ -215,6 +231,8 @@ class CreditFormulation(Formulation):
         ctx.log(f"share/{coverage.name}", len(cov) / max(ctx.n, 1))
         ctx.log(f"share/{self.uncertainty.name}", len(unc) / max(ctx.n, 1))
         ctx.log("credit/competence_estimate", self.competence.mean)
+        ctx.log("credit/rarity_coverage", self.rarity["coverage"].mean)
+        ctx.log("credit/rarity_uncertainty", self.rarity["uncertainty"].mean)
         ctx.log("credit/imbalance_p", self.imbalance_p)
         ctx.log("credit/long_tailed", float(self.long_tailed))
         return picks
@@ -223,6 +241,7 @@ class CreditFormulation(Formulation):
     def state_dict(self) -> dict[str, Any]:
         return {
             "competence": self.competence.state_dict(),
+            "rarity": {side: r.state_dict() for side, r in self.rarity.items()},
             "long_tailed": self.long_tailed,
             "imbalance_p": self.imbalance_p,
             "pending": {k: list(v) for k, v in self.pending.items()},
@@ -233,6 +252,8 @@ class CreditFormulation(Formulation):
             comp = state["competence"]
             self.competence = CompetenceEstimate(float(comp["correct"]), float(comp["wrong"]), float(comp["decay"]))
             self.long_tailed = None if state["long_tailed"] is None else bool(state["long_tailed"])
+            for side, r in state.get("rarity", {}).items():  # absent in states saved before kcenter_rarity
+                self.rarity[side] = DecayedMean(float(r["total"]), float(r["count"]), float(r["decay"]))
             self.imbalance_p = float(state["imbalance_p"])
             pending = state["pending"]
             self.pending = {k: list(pending[k]) for k in ("picks", "predicted", "arm")}

@@ -12,6 +12,7 @@ once their labels are known, per candidate that picked them. Pure functions of a
 - *diversity*: distinct classes among the picks over the most there could be.
 
 :func:`uncertainty_share` turns a competence estimate into the round's share of uncertainty picks,
+:func:`rarity_share` the two sides' decayed rarity (:class:`DecayedMean`),
 :func:`imbalance_pvalue` tests a labeled sample's classes against a uniform prior (the long-tail
 guard), :func:`prior_shifted` moves a model's posteriors from the labeled set's class prior to a
 uniform one, :class:`CompetenceEstimate` keeps a decayed Beta posterior over rounds.
@@ -76,6 +77,39 @@ class CompetenceEstimate:
 
     def state_dict(self) -> dict[str, float]:
         return {"correct": self.correct, "wrong": self.wrong, "decay": self.decay}
+
+
+@dataclass
+class DecayedMean:
+    """The mean of values that arrive in rounds, each round's sum and count decayed by ``decay``
+    first, so the mean follows a signal that drifts; NaN before the first value."""
+
+    total: float = 0.0
+    count: float = 0.0
+    decay: float = 0.5
+
+    def update(self, mean: float, count: int) -> None:
+        self.total = self.decay * self.total + mean * count
+        self.count = self.decay * self.count + count
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+    def state_dict(self) -> dict[str, float]:
+        return {"total": self.total, "count": self.count, "decay": self.decay}
+
+
+def rarity_share(coverage: float, uncertainty: float, probe: float) -> float:
+    """The round's share of uncertainty picks by TAILOR's reward (Zhang et al., NeurIPS 2023):
+    ``probe`` while the coverage picks' class rarity (a decayed mean) is at least the uncertainty
+    picks' — or either side has no evidence yet (NaN) — else 1 − ``probe``: coverage keeps the
+    batch while it finds the rarer classes."""
+    if not 0.0 <= probe <= 0.5:
+        raise ValueError(f"probe must be in [0, 0.5]; got {probe}")
+    if math.isnan(coverage) or math.isnan(uncertainty) or coverage >= uncertainty:
+        return probe
+    return 1.0 - probe
 
 
 def uncertainty_share(competence: float, low: float, high: float, probe: float) -> float:

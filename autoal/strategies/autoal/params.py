@@ -38,7 +38,7 @@ OPTIMIZERS = ("sgd", "adam")
 SEARCH_EXECUTORS = ("local", "ray_train")
 COVERAGE_SPACES = ("pixels", "model")
 #: what the coverage side does once the long-tail guard has fired (CreditParams.tail_coverage)
-TAIL_COVERAGE = ("probe", "by_class", "kcenter")
+TAIL_COVERAGE = ("probe", "by_class", "kcenter", "kcenter_rarity")
 KCENTER = "coreset"  # the registered k-center greedy strategy that tail_coverage=kcenter covers the tail with
 #: keys that were renamed: old key -> new key (the old one is refused with a message naming the new)
 RENAMED = {"executor": "search_executor"}
@@ -196,12 +196,13 @@ class CreditParams:
         0.0, 0, 2, note="τ of the prior shift of the uncertainty side's probabilities under the long-tail guard"
     )
     tail_coverage: str = choice(
-        "kcenter",
+        "probe",
         TAIL_COVERAGE,
         note="under the long-tail guard: probe = coverage keeps tail_probe of the batch; by_class = the "
         "competence rule as on balanced pools, coverage picks split over predicted classes by 1/(labeled count + 1); "
         "kcenter = the competence rule as on balanced pools, coverage picks by k-center greedy (coreset) on the "
-        "task model's embedding",
+        "task model's embedding; kcenter_rarity = k-center coverage while its picks' class rarity is at least the "
+        "uncertainty picks', then uncertainty",
     )
 
     formulation: ClassVar[str] = "credit"
@@ -214,9 +215,9 @@ class CreditParams:
             raise ConfigError(
                 f"strategy.params.coverage and strategy.params.uncertainty must differ; both are {p.coverage!r}"
             )
-        if p.tail_coverage == "kcenter" and p.uncertainty == KCENTER:
+        if p.tail_coverage.startswith("kcenter") and p.uncertainty == KCENTER:
             raise ConfigError(
-                f"strategy.params.uncertainty is {KCENTER!r}, the coverage of strategy.params.tail_coverage=kcenter; "
+                f"strategy.params.uncertainty is {KCENTER!r}, the coverage of strategy.params.tail_coverage={p.tail_coverage}; "
                 "choose another uncertainty candidate or another tail_coverage"
             )
         if not p.low < p.high:
