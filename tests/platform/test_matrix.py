@@ -519,21 +519,53 @@ def test_the_mnist_lt_low_record_gives_bench_readmes_numbers():
 
 def test_the_digits_lt30_record_gives_bench_readmes_numbers():
     """bench/README.md, "Long tails, round four": on digits_lt30 (a confirmation setting defined
-    before any run) the credit rule with k-center coverage under the guard (the default since
-    9b57e20) is third and level with the best single strategy; the probe rule it replaced, on the
-    same ten seeds, is worse, and 0.0111 below it (9/1)."""
+    before any run) the credit rule with k-center coverage under the guard (tail_coverage=kcenter,
+    the default of 9b57e20 that ran in the sweep) is third and level with the best single
+    strategy; the default probe rule, on the same ten seeds, is worse, 0.0111 below it (1/9)."""
     runs = read_jsonl_runs(ROOT / "bench" / "reference" / "quality_sweep_digits_lt30_2026-12-06.jsonl")
     assert len(runs) == 115
     t = build_matrix(runs, resamples=2000).settings["digits_lt30"]
+    kc = "autoal_credit tail_coverage=kcenter"
     assert t.best_single == "cluster_margin" and round(t.stats["cluster_margin"].aubc_mean, 4) == 0.8323
-    assert t.ranking[:3] == ["cluster_margin", "coreset", "autoal_credit"]
-    credit, probe = t.paired["autoal_credit"], t.paired["autoal_credit tail_coverage=probe"]
-    assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (-0.0018, 5, 5, "level")
+    assert t.ranking[:3] == ["cluster_margin", "coreset", kc]
+    kcenter, probe = t.paired[kc], t.paired["autoal_credit"]
+    assert (round(kcenter.mean_diff, 4), kcenter.wins, kcenter.losses, kcenter.verdict) == (-0.0018, 5, 5, "level")
     assert (round(probe.mean_diff, 4), probe.wins, probe.losses, probe.verdict) == (-0.0129, 1, 9, "worse")
-    kcenter = {r.seed: r.aubc for r in runs if r.method == "autoal_credit"}
-    old = {r.seed: r.aubc for r in runs if r.method == "autoal_credit tail_coverage=probe"}
-    gains = [kcenter[s] - old[s] for s in range(10)]
+    by_seed = {m: {r.seed: r.aubc for r in runs if r.method == m} for m in (kc, "autoal_credit")}
+    gains = [by_seed[kc][s] - by_seed["autoal_credit"][s] for s in range(10)]
     assert round(sum(gains) / 10, 4) == 0.0111 and sum(g > 0 for g in gains) == 9
+
+
+def test_the_tail_coverage_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Long tails, round four": k-center coverage under the guard beats the probe
+    rule on the digits long tails and loses to it on MNIST (kcenter), or is level there
+    (kcenter_rarity); with even batches the probe rule is worse than VarRatio on mnist_lt100."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "tail_coverage_2026-12-06.jsonl")
+    assert len(runs) == 302
+    aubc: dict[tuple[str, str], dict[int, float]] = {}
+    for r in runs:
+        aubc.setdefault((r.setting, r.method), {})[r.seed] = r.aubc
+
+    def vs_probe(setting, method):
+        a, b = aubc[(setting, method)], aubc[(setting, "autoal_credit")]
+        d = np.array([a[s] - b[s] for s in sorted(a)])
+        return round(float(d.mean()), 4), int((d > 0).sum()), int((d < 0).sum())
+
+    kc, kcr = "autoal_credit tail_coverage=kcenter", "autoal_credit tail_coverage=kcenter_rarity"
+    assert vs_probe("digits_lt", kc) == (0.0122, 8, 1) and vs_probe("digits_lt", kcr) == (0.0110, 8, 1)
+    assert vs_probe("digits_lt30", kc) == (0.0111, 9, 1) and vs_probe("digits_lt30", kcr) == (0.0083, 6, 4)
+    assert vs_probe("mnist_lt", kc) == (-0.0170, 2, 8) and vs_probe("mnist_lt50", kc) == (-0.0171, 2, 8)
+    assert vs_probe("mnist_lt", kcr) == (-0.0074, 2, 8) and vs_probe("mnist_lt50", kcr) == (-0.0055, 4, 6)
+    assert vs_probe("mnist_lt20", kcr) == (-0.0014, 3, 5) and vs_probe("mnist_lt100", kcr) == (0.0121, 6, 4)
+    m = build_matrix(runs, resamples=2000)
+    lt100 = m.settings["mnist_lt100"]
+    assert lt100.best_single == "var_ratio" and round(lt100.stats["var_ratio"].aubc_mean, 4) == 0.6969
+    probe = lt100.paired["autoal_credit"]
+    assert (round(probe.mean_diff, 4), probe.wins, probe.losses, probe.verdict) == (-0.0250, 1, 9, "worse")
+    lt = m.settings["mnist_lt"]
+    assert lt.best_single == "margin" and round(lt.paired["autoal_credit"].mean_diff, 4) == 0.0009
+    lt20 = m.settings["mnist_lt20"]
+    assert lt20.best_single == "margin" and round(lt20.paired["autoal_credit"].mean_diff, 4) == -0.0050
 
 
 def test_the_even_batches_record_gives_bench_readmes_numbers():
