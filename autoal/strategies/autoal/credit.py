@@ -231,8 +231,9 @@ class CreditFormulation(Formulation):
         ctx.log(f"share/{coverage.name}", len(cov) / max(ctx.n, 1))
         ctx.log(f"share/{self.uncertainty.name}", len(unc) / max(ctx.n, 1))
         ctx.log("credit/competence_estimate", self.competence.mean)
-        ctx.log("credit/rarity_coverage", self.rarity["coverage"].mean)
-        ctx.log("credit/rarity_uncertainty", self.rarity["uncertainty"].mean)
+        for side, rarity in self.rarity.items():
+            if rarity.count:  # no metric before a side's first picks arrive
+                ctx.log(f"credit/rarity_{side}", rarity.mean)
         ctx.log("credit/imbalance_p", self.imbalance_p)
         ctx.log("credit/long_tailed", float(self.long_tailed))
         return picks
