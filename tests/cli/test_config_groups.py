@@ -30,9 +30,12 @@ def test_every_group_option_composes(group, option):
         assert cfg.dataset.name == option
     if group == "setting":  # a setting names itself and selects its data set
         assert cfg.setting.name == option
-        assert cfg.dataset.name == {"digits": "digits", "digits_lt": "digits", "digits_table": "sklearn"}.get(
-            option, "mnist"
-        )
+        assert cfg.dataset.name == {
+            "digits": "digits",
+            "digits_lt": "digits",
+            "digits_lt30": "digits",
+            "digits_table": "sklearn",
+        }.get(option, "mnist")
 
 
 def test_dataset_files_choose_a_fitting_model():
