@@ -196,12 +196,10 @@ class CreditFormulation(Formulation):
         pool, labeled = (ctx.cache, ctx.labeled_cache) if kcenter else self._coverage_caches(ctx)
         if not n_cov:
             cov = np.zeros(0, dtype=np.int64)
-        elif kcenter:
-            cov = np.asarray(coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64)
         elif by_class:
             cov = self._coverage_by_class(ctx, pool, labeled, n_cov, y[ctx.labeled], labeled_counts)
         else:
-            cov = np.asarray(self.coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64)
+            cov = np.asarray(coverage.select_positions(pool, n_cov, ctx.rng, labeled), dtype=np.int64)
         rest = np.setdiff1d(np.arange(len(ctx.cache)), cov)
         unc_cache = ctx.cache.subset(rest)
         if self.long_tailed and self.tail_prior_shift > 0:
