@@ -272,6 +272,14 @@ def test_kcenter_tail_coverage_covers_the_tail_by_k_center_greedy_under_the_comp
     assert "weight/typiclust" not in ctx.metrics and ctx.metrics["share/coreset"] == pytest.approx(0.9)
     kcenter = build_strategy("coreset").select_positions(ctx.cache, 18, np.random.default_rng(0), ctx.labeled_cache)
     assert picks[:18].tolist() == ctx.unlabeled[np.asarray(kcenter)].tolist()
+    # kcenter_group: the coverage picks are k-center's over uncovered groups of that many points
+    grouped_ctx = ctx_with_labeled(ds, 0.9)
+    grouped = build_strategy("autoal_credit", tail_coverage="kcenter", kcenter_group=3).query(grouped_ctx)
+    by_groups = build_strategy("coreset", group=3).select_positions(
+        grouped_ctx.cache, 18, np.random.default_rng(0), grouped_ctx.labeled_cache
+    )
+    assert grouped[:18].tolist() == grouped_ctx.unlabeled[np.asarray(by_groups)].tolist()
+    assert grouped[:18].tolist() != picks[:18].tolist()
     # a competent model on the coreset picks moves the batch to uncertainty; a poor one keeps coverage
     for acc, final in ((0.98, lambda w: w > 0.8), (0.3, lambda w: w == pytest.approx(0.1))):
         strategy, have, logs = build_strategy("autoal_credit", tail_coverage="kcenter"), labeled, []

@@ -151,6 +151,36 @@ def test_coreset_reduces_the_covering_radius_more_than_random():
     assert small.tolist() == picks.tolist()
 
 
+def test_group_k_center_skips_lone_outliers_for_uncovered_groups():
+    """group_k_center_greedy: a point far from the labeled set but alone is not picked while an
+    uncovered group of ``group`` points remains; plain k-center takes the outlier first; group=1
+    is plain k-center; picks are distinct and cover the pool when k = n."""
+    from autoal.strategies.baselines.coreset import Coreset, group_k_center_greedy, k_center_greedy
+
+    gen = torch.Generator().manual_seed(3)
+    covered = torch.randn(50, 4, generator=gen)  # around the labeled set
+    tail = torch.tensor([8.0, 0, 0, 0]) + 0.3 * torch.randn(6, 4, generator=gen)  # an uncovered group of 6
+    outliers = torch.tensor([[0.0, 30, 0, 0], [0.0, 0, -30, 0]])  # two lone points, farther than the group
+    pool = torch.cat([covered, tail, outliers])
+    lab = torch.randn(10, 4, generator=gen)
+    rng = np.random.default_rng(0)
+    plain = k_center_greedy(pool, lab, 2, rng)
+    assert set(plain.tolist()) == {56, 57}  # the outliers
+    grouped = group_k_center_greedy(pool, lab, 3, rng, group=4)
+    assert 50 <= grouped[0] < 56 and not {56, 57} & set(grouped.tolist()[:1])
+    assert group_k_center_greedy(pool, lab, 5, rng, group=1).tolist() == k_center_greedy(pool, lab, 5, rng).tolist()
+    everything = group_k_center_greedy(pool, None, len(pool), np.random.default_rng(1), group=4)
+    assert sorted(everything.tolist()) == list(range(len(pool)))
+    # chunked distances give the same picks; the strategy's group parameter reaches the function
+    assert (
+        group_k_center_greedy(pool, lab, 6, rng, group=4, chunk=7).tolist()
+        == group_k_center_greedy(pool, lab, 6, rng, group=4).tolist()
+    )
+    cache, lab_cache = _cache(pool), _cache(lab, offset=10_000)
+    via_strategy = Coreset(group=4).select_positions(cache, 3, rng, lab_cache)
+    assert via_strategy.tolist() == grouped.tolist()
+
+
 # -- DDU -----------------------------------------------------------------------------------
 def test_ddu_ranks_points_far_from_every_class_density_first():
     from autoal.strategies.baselines.ddu import DDU

@@ -77,9 +77,12 @@ class CreditFormulation(Formulation):
         self.alpha = float(params.imbalance_alpha)
         self.tail_probe, self.tail_prior_shift = float(params.tail_probe), float(params.tail_prior_shift)
         self.tail_coverage = params.tail_coverage
-        # tail_coverage=kcenter: once the guard fires, coverage is k-center greedy on the task model's embedding
+        # tail_coverage=kcenter: once the guard fires, coverage is k-center greedy on the task model's
+        # embedding, over uncovered groups of kcenter_group points
         self.tail_kcenter = (
-            build_candidate("tail_coverage", KCENTER) if self.tail_coverage.startswith("kcenter") else None
+            build_candidate("tail_coverage", KCENTER, group=int(params.kcenter_group))
+            if self.tail_coverage.startswith("kcenter")
+            else None
         )
         self.competence = CompetenceEstimate(decay=float(params.decay))
         # TAILOR's class rarity of each side's picks, decayed like the competence (tail_coverage=kcenter_rarity)

@@ -26,15 +26,16 @@ from autoal.strategies.registry import build_strategy, strategy_names
 STATE_VERSION = 1
 
 
-def build_candidate(key: str, name: Any) -> PoolStrategy:
-    """The registered strategy ``name`` with its defaults, as a candidate: it must choose from the
-    round's caches (a :class:`PoolStrategy`). A ConfigError names ``strategy.params.<key>``."""
+def build_candidate(key: str, name: Any, **params: Any) -> PoolStrategy:
+    """The registered strategy ``name`` with its defaults (or ``params``), as a candidate: it must
+    choose from the round's caches (a :class:`PoolStrategy`). A ConfigError names
+    ``strategy.params.<key>``."""
     if not isinstance(name, str) or name not in strategy_names():
         raise ConfigError(
             f"strategy.params.{key}: expected the name of a registered strategy; got {name!r} "
             f"(registered: {', '.join(strategy_names())})"
         )
-    strategy = build_strategy(name)
+    strategy = build_strategy(name, **params)
     if not isinstance(strategy, PoolStrategy):
         raise ConfigError(
             f"strategy.params.{key}: {name!r} is not a pool strategy (it trains models of its own); "

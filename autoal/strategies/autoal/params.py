@@ -204,6 +204,9 @@ class CreditParams:
         "task model's embedding; kcenter_rarity = k-center coverage while its picks' class rarity is at least the "
         "uncertainty picks', then uncertainty",
     )
+    kcenter_group: int = bounded(
+        1, 1, note="tail_coverage=kcenter*: k-center over uncovered groups of this many pool points (1 = plain)"
+    )
 
     formulation: ClassVar[str] = "credit"
 

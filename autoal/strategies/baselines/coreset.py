@@ -35,6 +35,51 @@ def k_center_greedy(
     return _greedy(x, d2, k, picks, chunk)
 
 
+def group_k_center_greedy(
+    pool: torch.Tensor,
+    centres: torch.Tensor | None,
+    k: int,
+    rng: np.random.Generator,
+    group: int,
+    chunk: int = 4096,
+) -> np.ndarray:
+    """Greedy k-center over uncovered *groups*: each pick is the pool point whose ``group``-point
+    neighbourhood (itself and its ``group`` − 1 nearest pool points) lies farthest from the
+    centres, scored by the neighbourhood's nearest member. A lone outlier far from everything
+    scores by its (nearer) neighbours, so the picks go to uncovered regions that hold at least
+    ``group`` points — the outlier-robust reading of k-center (Charikar et al., SODA 2001, drop
+    what no group supports). ``group`` = 1 is :func:`k_center_greedy`. Returns ``k`` distinct
+    positions in pick order."""
+    x = pool.float()
+    n = x.shape[0]
+    k, m = min(int(k), n), max(1, min(int(group), n))
+    if m == 1:
+        return k_center_greedy(pool, centres, k, rng, chunk)
+    # the m − 1 nearest pool neighbours of every pool row, itself first
+    nbrs = torch.cat(
+        [sq_dists(x[s : s + chunk], x, chunk=chunk).topk(m, dim=1, largest=False).indices for s in range(0, n, chunk)]
+    )
+    nbrs[:, 0] = torch.arange(n, device=x.device)  # duplicates can displace the row itself from the top m
+    if centres is not None and centres.shape[0] > 0:
+        d2 = min_sq_dists(x, centres.float().to(x.device), chunk=chunk)
+        picks: list[int] = []
+    else:
+        first = int(rng.integers(0, n))
+        d2 = _dist_to(x, first, chunk)
+        picks = [first]
+    taken = torch.zeros(n, dtype=torch.bool, device=x.device)
+    taken[picks] = True
+    while len(picks) < k:
+        score = d2[nbrs].min(1).values.masked_fill_(taken, -1.0)
+        if float(score.max()) <= 0.0:  # every group is covered: the farthest single point
+            score = d2.masked_fill(taken, -1.0)
+        nxt = int(torch.argmax(score))
+        picks.append(nxt)
+        taken[nxt] = True
+        d2 = torch.minimum(d2, _dist_to(x, nxt, chunk))
+    return np.asarray(picks, dtype=np.int64)
+
+
 def _dist_to(x: torch.Tensor, i: int, chunk: int) -> torch.Tensor:
     c = x[i : i + 1]
     return torch.cat([sq_dists(x[s : s + chunk], c).squeeze(1) for s in range(0, x.shape[0], chunk)])
@@ -54,6 +99,7 @@ class CoresetParams:
     """``strategy.params`` of Core-set (conf/strategy/coreset.yaml)."""
 
     chunk: int = bounded(4096, 1, note="pool rows per distance pass")
+    group: int = bounded(1, 1, note="1 = k-center greedy; m > 1 = over uncovered groups of m points")
 
 
 @register_strategy("coreset")
@@ -78,11 +124,13 @@ class Coreset(PoolStrategy):
 
     params_type = CoresetParams  # types and ranges, checked by build_strategy (autoal.typed_config)
 
-    def __init__(self, chunk: int = 4096) -> None:
-        self.chunk = int(chunk)
+    def __init__(self, chunk: int = 4096, group: int = 1) -> None:
+        self.chunk, self.group = int(chunk), int(group)
 
     def select_positions(
         self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None = None
     ) -> np.ndarray:
         centres = None if labeled is None else labeled.embeddings
+        if self.group > 1:
+            return group_k_center_greedy(cache.embeddings, centres, n, rng, self.group, chunk=self.chunk)
         return k_center_greedy(cache.embeddings, centres, n, rng, chunk=self.chunk)
