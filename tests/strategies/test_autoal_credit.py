@@ -267,7 +267,7 @@ def test_kcenter_tail_coverage_covers_the_tail_by_k_center_greedy_under_the_comp
         return replace(ctx, labeled_cache=PoolCache(np.asarray(labeled), empty, emb, empty))
 
     ctx = ctx_with_labeled(ds, 0.9)
-    picks = build_strategy("autoal_credit", tail_coverage="kcenter").query(ctx)
+    picks = build_strategy("autoal_credit", tail_coverage="kcenter", kcenter_group=1).query(ctx)
     assert ctx.metrics["credit/long_tailed"] == 1.0 and ctx.metrics["weight/margin"] == pytest.approx(0.1)
     assert "weight/typiclust" not in ctx.metrics and ctx.metrics["share/coreset"] == pytest.approx(0.9)
     kcenter = build_strategy("coreset").select_positions(ctx.cache, 18, np.random.default_rng(0), ctx.labeled_cache)
@@ -292,11 +292,14 @@ def test_kcenter_tail_coverage_covers_the_tail_by_k_center_greedy_under_the_comp
     uniform = _data()
     assert np.array_equal(
         build_strategy("autoal_credit", tail_coverage="kcenter").query(_ctx(uniform, labeled, 20)),
-        build_strategy("autoal_credit").query(_ctx(uniform, labeled, 20)),
+        build_strategy("autoal_credit", tail_coverage="probe").query(_ctx(uniform, labeled, 20)),
     )
-    # the default stays the probe rule: 90 % uncertainty once the guard fires
+    # the default is this rule over groups of 3 points (kcenter_group); probe keeps 90 % uncertainty
+    default_ctx = replace(grouped_ctx, metrics={})
+    assert build_strategy("autoal_credit").query(default_ctx).tolist() == grouped.tolist()
+    assert default_ctx.metrics["share/coreset"] == pytest.approx(0.9)
     plain = ctx_with_labeled(ds, 0.9)
-    build_strategy("autoal_credit").query(plain)
+    build_strategy("autoal_credit", tail_coverage="probe").query(plain)
     assert plain.metrics["weight/margin"] == pytest.approx(0.9) and "share/coreset" not in plain.metrics
     for mode in ("kcenter", "kcenter_rarity"):
         with pytest.raises(ConfigError, match="strategy.params.uncertainty"):

@@ -196,7 +196,7 @@ class CreditParams:
         0.0, 0, 2, note="τ of the prior shift of the uncertainty side's probabilities under the long-tail guard"
     )
     tail_coverage: str = choice(
-        "probe",
+        "kcenter",
         TAIL_COVERAGE,
         note="under the long-tail guard: probe = coverage keeps tail_probe of the batch; by_class = the "
         "competence rule as on balanced pools, coverage picks split over predicted classes by 1/(labeled count + 1); "
@@ -205,7 +205,7 @@ class CreditParams:
         "uncertainty picks', then uncertainty",
     )
     kcenter_group: int = bounded(
-        1, 1, note="tail_coverage=kcenter*: k-center over uncovered groups of this many pool points (1 = plain)"
+        3, 1, note="tail_coverage=kcenter*: k-center over uncovered groups of this many pool points (1 = plain)"
     )
 
     formulation: ClassVar[str] = "credit"
