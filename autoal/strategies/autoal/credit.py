@@ -18,12 +18,14 @@ Per round:
    the probe share so it keeps being measured. Logged as ``weight/<candidate>``.
 3. *Long-tail guard*: when the first labeled set (a random sample of the pool) rejects a uniform
    class prior (χ² p < ``imbalance_alpha``), density coverage (TypiClust) would sample the head
-   classes. With ``tail_coverage=probe`` (the default) rare classes are left to uncertainty: the
-   share starts, and stays, at 1 − ``tail_probe``. With ``kcenter`` coverage becomes k-center
-   greedy (Coreset, Sener & Savarese, ICLR 2018) on the task model's embedding — the farthest
-   samples from the labeled set, which is where unlabeled tail classes lie — and the competence
-   rule stays; with ``kcenter_rarity`` that coverage keeps the batch while its picks' TAILOR class
-   rarity (decayed) is at least the uncertainty picks'; with ``by_class`` coverage is split over
+   classes. With ``tail_coverage=kcenter`` (the default) coverage becomes k-center greedy over
+   uncovered groups of ``kcenter_group`` points (Coreset, Sener & Savarese, ICLR 2018, made
+   robust to outliers: :func:`~autoal.strategies.baselines.coreset.group_k_center_greedy`) on
+   the task model's embedding — the uncovered regions far from the labeled set, which is where
+   unlabeled tail classes lie — and the competence rule stays. With ``probe`` rare classes are
+   left to uncertainty: the share starts, and stays, at 1 − ``tail_probe``. With
+   ``kcenter_rarity`` the k-center coverage keeps the batch while its picks' TAILOR class rarity
+   (decayed) is at least the uncertainty picks'; with ``by_class`` coverage is split over
    predicted classes. The uncertainty candidate
    scores the model's probabilities shifted from the labeled set's class prior to a uniform one
    (:func:`~autoal.strategies.autoal.label_credit.prior_shifted`, exponent ``tail_prior_shift``;

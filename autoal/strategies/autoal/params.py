@@ -198,11 +198,11 @@ class CreditParams:
     tail_coverage: str = choice(
         "kcenter",
         TAIL_COVERAGE,
-        note="under the long-tail guard: probe = coverage keeps tail_probe of the batch; by_class = the "
-        "competence rule as on balanced pools, coverage picks split over predicted classes by 1/(labeled count + 1); "
-        "kcenter = the competence rule as on balanced pools, coverage picks by k-center greedy (coreset) on the "
-        "task model's embedding; kcenter_rarity = k-center coverage while its picks' class rarity is at least the "
-        "uncertainty picks', then uncertainty",
+        note="under the long-tail guard: kcenter = the competence rule as on balanced pools, coverage picks by "
+        "k-center greedy (coreset) over uncovered groups of kcenter_group points of the task model's embedding; "
+        "probe = coverage keeps tail_probe of the batch; by_class = the competence rule as on balanced pools, "
+        "coverage picks split over predicted classes by 1/(labeled count + 1); kcenter_rarity = k-center coverage "
+        "while its picks' class rarity is at least the uncertainty picks', then uncertainty",
     )
     kcenter_group: int = bounded(
         3, 1, note="tail_coverage=kcenter*: k-center over uncovered groups of this many pool points (1 = plain)"
