@@ -568,6 +568,51 @@ def test_the_tail_coverage_record_gives_bench_readmes_numbers():
     assert lt20.best_single == "margin" and round(lt20.paired["autoal_credit"].mean_diff, 4) == -0.0050
 
 
+def test_the_tail_groups_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Long tails, round five": k-center over uncovered groups of 3 points
+    (the rule of 2381cee, ``autoal_credit``) keeps plain k-center's gain on the digits long tails,
+    turns its MNIST losses into gains over the probe rule, and is better than the best single
+    strategy on mnist_lt100, level elsewhere; groups of 5 or 10 lose the digits gain."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "tail_groups_2026-12-06.jsonl")
+    assert len(runs) == 497
+    aubc: dict[tuple[str, str], dict[int, float]] = {}
+    for r in runs:
+        aubc.setdefault((r.setting, r.method), {})[r.seed] = r.aubc
+
+    def vs(setting, method, reference="autoal_credit tail_coverage=probe"):
+        a, b = aubc[(setting, method)], aubc[(setting, reference)]
+        d = np.array([a[s] - b[s] for s in sorted(a)])
+        return round(float(d.mean()), 4), int((d > 0).sum()), int((d < 0).sum())
+
+    assert vs("digits_lt", "autoal_credit") == (0.0116, 8, 1)
+    assert vs("digits_lt", "autoal_credit kcenter_group=5") == (0.0016, 6, 3)
+    assert vs("digits_lt", "autoal_credit kcenter_group=10") == (0.0004, 6, 3)
+    assert vs("mnist_lt", "autoal_credit") == (0.0054, 8, 2) and vs("mnist_lt50", "autoal_credit") == (0.0088, 6, 4)
+    assert vs("mnist_lt", "autoal_credit kcenter_group=1") == (-0.0170, 2, 8)
+    assert vs("digits_lt30", "autoal_credit") == (0.0110, 9, 1) and vs("mnist_lt20", "autoal_credit") == (0.0243, 7, 1)
+    assert vs("mnist_lt100", "autoal_credit") == (0.0411, 9, 1)
+    m = build_matrix(runs, resamples=2000)
+    expected = {  # setting: (best single, its AUBC, Δ of the rule, wins, losses, verdict)
+        "digits_lt": ("entropy", 0.8659, -0.0018, 4, 6, "level"),
+        "digits_lt30": ("cluster_margin", 0.8323, -0.0019, 5, 5, "level"),
+        "mnist_lt": ("badge", 0.8567, 0.0058, 7, 3, "level"),
+        "mnist_lt50": ("least_confidence", 0.8017, 0.0103, 6, 4, "level"),
+        "mnist_lt20": ("var_ratio", 0.7419, 0.0136, 6, 4, "level"),
+        "mnist_lt100": ("var_ratio", 0.6969, 0.0161, 8, 2, "better"),
+        "mnist_lt_low": ("margin", 0.7323, -0.0101, 3, 7, "level"),
+    }
+    for setting, (best, best_aubc, diff, wins, losses, expected_verdict) in expected.items():
+        t = m.settings[setting]
+        assert t.best_single == best and round(t.stats[best].aubc_mean, 4) == best_aubc, setting
+        p = t.paired["autoal_credit"]
+        assert (round(p.mean_diff, 4), p.wins, p.losses, p.verdict) == (diff, wins, losses, expected_verdict), setting
+    high = {
+        r.method: r.aubc
+        for r in read_jsonl_runs(ROOT / "bench" / "reference" / "tail_groups_mnist_high_2026-12-06.jsonl")
+    }
+    assert round(high["autoal_credit"] - high["autoal_credit tail_coverage=probe"], 4) == -0.0109
+
+
 def test_the_even_batches_record_gives_bench_readmes_numbers():
     """bench/README.md, "Even batches": re-measured with near-equal batches, Entropy still leads
     digits_lt and the credit rule is level with LeastConfidence on mnist_lt50 (+0.0014, 6/4)."""
