@@ -22,17 +22,22 @@ def k_center_greedy(
     set); without any, the first pick is a seeded uniform draw. Distance updates are one
     vectorized (chunked) pass per pick; returns ``k`` distinct positions in pick order."""
     x = pool.float()
-    n = x.shape[0]
-    k = min(int(k), n)
-    if centres is not None and centres.shape[0] > 0:
-        d2 = min_sq_dists(x, centres.float().to(x.device), chunk=chunk)
-        picks: list[int] = []
-    else:
-        first = int(rng.integers(0, n))
-        d2 = _dist_to(x, first, chunk)
-        d2[first] = -1.0
-        picks = [first]
+    k = min(int(k), x.shape[0])
+    d2, picks = _start(x, centres, rng, chunk)
     return _greedy(x, d2, k, picks, chunk)
+
+
+def _start(
+    x: torch.Tensor, centres: torch.Tensor | None, rng: np.random.Generator, chunk: int
+) -> tuple[torch.Tensor, list[int]]:
+    """Every pool row's squared distance to its nearest centre, and the picks so far: none when
+    there are centres; else a seeded uniform first pick, marked −1 so it is never picked again."""
+    if centres is not None and centres.shape[0] > 0:
+        return min_sq_dists(x, centres.float().to(x.device), chunk=chunk), []
+    first = int(rng.integers(0, x.shape[0]))
+    d2 = _dist_to(x, first, chunk)
+    d2[first] = -1.0
+    return d2, [first]
 
 
 def group_k_center_greedy(
@@ -60,13 +65,7 @@ def group_k_center_greedy(
         [sq_dists(x[s : s + chunk], x, chunk=chunk).topk(m, dim=1, largest=False).indices for s in range(0, n, chunk)]
     )
     nbrs[:, 0] = torch.arange(n, device=x.device)  # duplicates can displace the row itself from the top m
-    if centres is not None and centres.shape[0] > 0:
-        d2 = min_sq_dists(x, centres.float().to(x.device), chunk=chunk)
-        picks: list[int] = []
-    else:
-        first = int(rng.integers(0, n))
-        d2 = _dist_to(x, first, chunk)
-        picks = [first]
+    d2, picks = _start(x, centres, rng, chunk)
     taken = torch.zeros(n, dtype=torch.bool, device=x.device)
     taken[picks] = True
     while len(picks) < k:
