@@ -51,3 +51,23 @@ def min_sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 4096) -> torch.T
             best = torch.minimum(best, sq_dists(xb, c[t : t + chunk], chunk=chunk).min(1).values)
         out[s : s + chunk] = best
     return out
+
+
+def nearest_rows(x: torch.Tensor, m: int, chunk: int = 4096) -> torch.Tensor:
+    """(N, m) positions of every row's m nearest rows of ``x`` (itself included), nearest first;
+    memory stays O(chunk²) by keeping a running top m while tiling the columns."""
+    n = x.shape[0]
+    m = min(int(m), n)
+    out = torch.empty(n, m, dtype=torch.long, device=x.device)
+    for s in range(0, n, chunk):
+        xb = x[s : s + chunk]
+        vals = xb.new_empty(xb.shape[0], 0)
+        idx = torch.empty(xb.shape[0], 0, dtype=torch.long, device=x.device)
+        for t in range(0, n, chunk):
+            d = sq_dists(xb, x[t : t + chunk], chunk=chunk)
+            vals = torch.cat([vals, d], 1)
+            idx = torch.cat([idx, torch.arange(t, t + d.shape[1], device=x.device).expand(d.shape[0], -1)], 1)
+            vals, keep = vals.topk(min(m, vals.shape[1]), dim=1, largest=False)
+            idx = idx.gather(1, keep)
+        out[s : s + chunk] = idx
+    return out

@@ -146,3 +146,14 @@ def test_sq_dists_match_brute_force_in_chunks_and_never_go_negative():
     assert min_sq_dists(x, c, chunk=64).double().tolist() == pytest.approx(ref.min(1).values.tolist(), abs=2e-2)
     assert sq_dists(x[:0], c).shape == (0, 7)
     assert sq_dists(x, x[:3])[[0, 1, 2], [0, 1, 2]].abs().max() < 1e-2  # a point to itself
+
+
+def test_nearest_rows_match_brute_force_in_tiles():
+    from autoal.distances import nearest_rows
+
+    x = torch.randn(130, 5, generator=torch.Generator().manual_seed(4))
+    ref = torch.cdist(x, x).topk(4, dim=1, largest=False).indices
+    got = nearest_rows(x, 4, chunk=32)  # rows and columns in tiles of 32
+    assert got.shape == (130, 4) and got[:, 0].tolist() == list(range(130))
+    assert got.tolist() == ref.tolist() and nearest_rows(x, 4).tolist() == ref.tolist()
+    assert nearest_rows(x[:3], 10).shape == (3, 3)

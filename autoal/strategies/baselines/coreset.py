@@ -10,7 +10,7 @@ import torch
 from autoal.bounds import bounded
 from autoal.cache import PoolCache
 from autoal.strategies.base import PoolStrategy
-from autoal.distances import min_sq_dists, sq_dists
+from autoal.distances import min_sq_dists, nearest_rows, sq_dists
 from autoal.strategies.registry import register_strategy
 
 
@@ -61,9 +61,7 @@ def group_k_center_greedy(
     if m == 1:
         return k_center_greedy(pool, centres, k, rng, chunk)
     # the m − 1 nearest pool neighbours of every pool row, itself first
-    nbrs = torch.cat(
-        [sq_dists(x[s : s + chunk], x, chunk=chunk).topk(m, dim=1, largest=False).indices for s in range(0, n, chunk)]
-    )
+    nbrs = nearest_rows(x, m, chunk=chunk)
     nbrs[:, 0] = torch.arange(n, device=x.device)  # duplicates can displace the row itself from the top m
     d2, picks = _start(x, centres, rng, chunk)
     taken = torch.zeros(n, dtype=torch.bool, device=x.device)
