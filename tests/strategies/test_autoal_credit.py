@@ -26,6 +26,8 @@ from autoal.strategies.autoal.label_credit import (
     split_batch,
     uncertainty_share,
 )
+from autoal.strategies.autoal.credit import CreditFormulation
+from autoal.strategies.autoal.params import CreditParams
 from autoal.strategies.autoal.pool_embedding import pixel_pca
 
 
@@ -55,6 +57,31 @@ def test_competence_estimate_is_a_decayed_beta_posterior():
     full.update(np.ones(4), np.ones(4))
     full.update(np.ones(4), np.ones(4))
     assert full.mean == pytest.approx(9 / 10)
+
+
+def test_competence_prior_bounds_the_estimate_with_few_picks_a_round():
+    """With k right picks a round a Beta(1, 1) prior never passes (1 + 2k)/(2 + 2k); prior 0 is
+    the decayed hit rate, 0.5 without evidence."""
+    held, rate = CompetenceEstimate(decay=0.5), CompetenceEstimate(decay=0.5, prior=0.0)
+    assert rate.mean == 0.5
+    for _ in range(30):
+        held.update(np.ones(2), np.ones(2))
+        rate.update(np.ones(2), np.ones(2))
+    assert held.mean == pytest.approx(5 / 6) and rate.mean == 1.0
+    rate.update(np.array([1, 1]), np.array([1, 0]))  # decayed counts 2 + 1 right, 1 wrong
+    assert rate.mean == pytest.approx(3 / 4)
+
+
+def test_competence_prior_reaches_the_formulation_and_its_resumed_state():
+    params = CreditParams.from_params({"competence_prior": 0.0})
+    f = CreditFormulation(params)
+    assert f.competence.prior == 0.0
+    f.competence.update(np.ones(3), np.ones(3))
+    g = CreditFormulation(params)
+    g.load_state_dict(f.state_dict())
+    assert g.competence.prior == 0.0 and g.competence.mean == 1.0
+    with pytest.raises(ConfigError, match="competence_prior"):
+        CreditParams.from_params({"competence_prior": -1.0})
 
 
 def test_uncertainty_share_ramps_between_the_probe_shares():

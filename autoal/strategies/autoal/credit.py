@@ -86,7 +86,7 @@ class CreditFormulation(Formulation):
             if self.tail_coverage.startswith("kcenter")
             else None
         )
-        self.competence = CompetenceEstimate(decay=float(params.decay))
+        self.competence = CompetenceEstimate(decay=float(params.decay), prior=float(params.competence_prior))
         # TAILOR's class rarity of each side's picks, decayed like the competence (tail_coverage=kcenter_rarity)
         self.rarity = {
             "coverage": DecayedMean(decay=float(params.decay)),
@@ -254,7 +254,9 @@ class CreditFormulation(Formulation):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         try:
             comp = state["competence"]
-            self.competence = CompetenceEstimate(float(comp["correct"]), float(comp["wrong"]), float(comp["decay"]))
+            self.competence = CompetenceEstimate(
+                float(comp["correct"]), float(comp["wrong"]), float(comp["decay"]), self.competence.prior
+            )
             self.long_tailed = None if state["long_tailed"] is None else bool(state["long_tailed"])
             for side, r in state.get("rarity", {}).items():  # absent in states saved before kcenter_rarity
                 self.rarity[side] = DecayedMean(float(r["total"]), float(r["count"]), float(r["decay"]))

@@ -58,13 +58,17 @@ def pick_credit(predicted: np.ndarray, truth: np.ndarray, labeled_counts: np.nda
 
 @dataclass
 class CompetenceEstimate:
-    """A Beta(1 + correct, 1 + wrong) posterior over the model's competence on coverage picks whose
-    counts decay by ``decay`` each round, so the estimate follows a model that improves; 0.5 (no
-    evidence) before the first labels arrive."""
+    """A Beta(``prior`` + correct, ``prior`` + wrong) posterior over the model's competence on
+    coverage picks whose counts decay by ``decay`` each round, so the estimate follows a model that
+    improves; 0.5 (no evidence) before the first labels arrive. ``prior`` 0 is the decayed
+    hit rate itself. With few coverage picks per round (the probe share, late in a run) the
+    decayed counts stay small, and a prior of 1 holds the mean below 1 even when every pick was
+    right: with k picks a round it cannot pass (1 + 2k)/(2 + 2k)."""
 
     correct: float = 0.0
     wrong: float = 0.0
     decay: float = 0.5
+    prior: float = 1.0
 
     def update(self, predicted: np.ndarray, truth: np.ndarray) -> None:
         hits = float(np.sum(np.asarray(predicted) == np.asarray(truth)))
@@ -73,7 +77,8 @@ class CompetenceEstimate:
 
     @property
     def mean(self) -> float:
-        return (1.0 + self.correct) / (2.0 + self.correct + self.wrong)
+        total = 2.0 * self.prior + self.correct + self.wrong
+        return (self.prior + self.correct) / total if total > 0 else 0.5
 
     def state_dict(self) -> dict[str, float]:
         return {"correct": self.correct, "wrong": self.wrong, "decay": self.decay}

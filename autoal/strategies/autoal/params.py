@@ -190,6 +190,9 @@ class CreditParams:
     high: float = bounded(0.9, 0, 1, note="competence from which the batch is uncertainty")
     probe: float = bounded(0.1, 0, 0.5)
     decay: float = bounded(0.5, 0, 1)
+    competence_prior: float = bounded(
+        1.0, 0, note="pseudo-count a of the Beta(a, a) prior of the competence estimate; 0 = the decayed hit rate"
+    )
     imbalance_alpha: float = bounded(0.01, 0, 1)
     tail_probe: float = bounded(0.1, 0, 0.5, note="coverage share once the long-tail guard has fired")
     tail_prior_shift: float = bounded(
