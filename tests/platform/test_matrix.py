@@ -648,3 +648,50 @@ def test_a_whole_matrix_sweep_record_gives_bench_readmes_numbers(setting, best, 
     assert {m: round(t.stats[m].aubc_mean, 4) for m in reproduced} == reproduced
     credit = t.paired["autoal_credit"]
     assert (round(credit.mean_diff, 4), credit.wins, credit.losses, credit.verdict) == (*credit_row, "level")
+
+
+def test_the_balanced_settings_re_measured_with_even_batches_give_bench_readmes_numbers():
+    """bench/README.md, "Even batches on the balanced settings": the four balanced settings'
+    leaders and the credit rule re-run with the training of 833b1fe (code 2b4efac): better on
+    mnist_low and digits_table, level on digits (p 0.064, was 0.010) and mnist_high."""
+    runs = read_jsonl_runs(ROOT / "bench" / "reference" / "even_batches_balanced_2026-12-06.jsonl")
+    assert len(runs) == 160
+    m = build_matrix(runs, resamples=2000)
+    expected = {  # setting: (best single, its AUBC, the rule's AUBC, Δ, wins, losses, verdict)
+        "digits": ("margin", 0.8915, 0.9004, 0.0088, 8, 2, "level"),
+        "digits_table": ("typiclust", 0.8343, 0.8446, 0.0103, 7, 3, "better"),
+        "mnist_low": ("margin", 0.7872, 0.8051, 0.0179, 9, 1, "better"),
+        "mnist_high": ("badge", 0.9236, 0.9228, -0.0008, 6, 4, "level"),
+    }
+    for setting, (best, best_aubc, rule, diff, wins, losses, expected_verdict) in expected.items():
+        t = m.settings[setting]
+        assert t.best_single == best and round(t.stats[best].aubc_mean, 4) == best_aubc, setting
+        assert round(t.stats["autoal_credit"].aubc_mean, 4) == rule, setting
+        p = t.paired["autoal_credit"]
+        assert (round(p.mean_diff, 4), p.wins, p.losses, p.verdict) == (diff, wins, losses, expected_verdict), setting
+
+
+def test_the_competence_prior_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Even batches on the balanced settings": the decayed hit rate
+    (competence_prior=0) instead of the Beta(1, 1) posterior gains a little on digits and loses
+    on mnist_low (1 win in 10), so the default stays 1."""
+    variants = read_jsonl_runs(ROOT / "bench" / "reference" / "competence_prior_tuning_2026-12-06.jsonl")
+    assert len(variants) == 50
+    default = {
+        (r.setting, r.seed): r.aubc
+        for f in ("even_batches_balanced_2026-12-06.jsonl", "tail_groups_2026-12-06.jsonl")
+        for r in read_jsonl_runs(ROOT / "bench" / "reference" / f)
+        if r.method == "autoal_credit"
+    }
+    diffs: dict[tuple[str, str], list[float]] = {}
+    for r in variants:
+        diffs.setdefault((r.setting, r.method), []).append(r.aubc - default[(r.setting, r.seed)])
+
+    def summary(setting, prior):
+        d = np.array(diffs[(setting, f"autoal_credit competence_prior={prior}")])
+        return len(d), round(float(d.mean()), 4), int((d > 0).sum()), int((d < 0).sum())
+
+    assert summary("digits", "0") == (10, 0.0029, 6, 4)
+    assert summary("digits", "0.5") == (10, 0.0013, 5, 4)
+    assert summary("digits_lt", "0") == (10, -0.0012, 3, 7)
+    assert summary("mnist_low", "0") == (10, -0.0042, 1, 9)
