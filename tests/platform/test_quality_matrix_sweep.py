@@ -43,7 +43,10 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
         ),
         ("digits_lt", {"dataset": "digits", "initial": 40, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 20.0}),
         ("digits_lt30", {"dataset": "digits", "initial": 30, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 30.0}),
-        ("digits_lt_low", {"dataset": "digits", "initial": 20, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 10.0}),
+        (
+            "digits_lt_low",
+            {"dataset": "digits", "initial": 20, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 10.0},
+        ),
         (
             "mnist_lt20_low",
             {"dataset": "mnist", "initial": 20, "query": 20, "epochs": 30, "min_steps": 100, "ratio": 20.0},

@@ -21,6 +21,7 @@ from autoal.strategies.autoal.label_credit import (
     CompetenceEstimate,
     class_quotas,
     imbalance_pvalue,
+    late_tail_signal,
     pick_credit,
     prior_shifted,
     split_batch,
@@ -383,6 +384,51 @@ def test_kcenter_rarity_keeps_k_center_coverage_while_its_picks_are_the_rarer_th
     assert later[0]["weight/margin"] == pytest.approx(0.9)
 
 
+def test_late_tail_signal_reads_a_long_tail_from_the_two_sides_rarity():
+    assert late_tail_signal(1.0, 1.5, 0.3) and not late_tail_signal(1.0, 1.25, 0.3)  # the gap must be exceeded
+    assert not late_tail_signal(1.5, 1.0, 0.3)  # the coverage picks are the rarer: no tail in sight
+    assert not late_tail_signal(math.nan, 2.0, 0.3) and not late_tail_signal(1.0, math.nan, 0.3)  # no evidence
+    assert not late_tail_signal(1.0, 9.0, None)  # off
+
+
+def test_late_tail_gap_fires_the_guard_late_when_the_uncertainty_picks_are_the_rarer():
+    """late_tail_gap: on a pool whose first labeled set passed the χ² test, the guard fires from
+    the round the uncertainty picks' decayed rarity exceeds the coverage picks' by more than the
+    gap; then late_tail_coverage rules (probe: 90 % uncertainty), the flag survives a save and
+    load, and it stays. Without the key, or below the gap, nothing changes."""
+    ds, labeled = _data(), np.arange(40)
+
+    def two_rounds(strategy, extra_rarity):
+        first = _ctx(ds, labeled, 20, acc=0.3)
+        picks = strategy.query(first)
+        assert first.metrics["credit/long_tailed"] == 0.0
+        for side, value in extra_rarity.items():  # what the arrived picks' labels would say
+            strategy.formulation.rarity[side].update(value, 50)
+        second = _ctx(ds, np.concatenate([labeled, picks]), 20, acc=0.3, round_=1)
+        return strategy, second, strategy.query(second)
+
+    tail = {"coverage": 1.0, "uncertainty": 2.0}
+    strategy, ctx, _ = two_rounds(build_strategy("autoal_credit", late_tail_gap=0.5), tail)
+    assert ctx.metrics["credit/late_tail"] == 1.0 and ctx.metrics["credit/long_tailed"] == 1.0
+    assert ctx.metrics["weight/margin"] == pytest.approx(0.9)  # late_tail_coverage=probe
+    restored = build_strategy("autoal_credit", late_tail_gap=0.5)
+    restored.load_state_dict(strategy.state_dict())
+    assert restored.formulation.late_round == 1 and restored.formulation.long_tailed
+    later = _ctx(ds, np.arange(80), 20, acc=0.3, round_=2)
+    restored.formulation.rarity["coverage"].update(9.0, 500)  # coverage turns rarer: the flag stays
+    restored.query(later)
+    assert later.metrics["credit/late_tail"] == 1.0 and later.metrics["weight/margin"] == pytest.approx(0.9)
+    # late_tail_coverage=kcenter: k-center coverage on the task model's embedding under the competence rule
+    _, kc, _ = two_rounds(build_strategy("autoal_credit", late_tail_gap=0.5, late_tail_coverage="kcenter"), tail)
+    assert kc.metrics["credit/late_tail"] == 1.0 and "share/coreset" in kc.metrics
+    # below the gap, or with the key unset, the round is the balanced-pool rule's
+    _, below, below_picks = two_rounds(build_strategy("autoal_credit", late_tail_gap=1.5), tail)
+    _, off, off_picks = two_rounds(build_strategy("autoal_credit"), tail)
+    assert below.metrics["credit/late_tail"] == 0.0 and below.metrics["credit/long_tailed"] == 0.0
+    assert "credit/late_tail" not in off.metrics and np.array_equal(below_picks, off_picks)
+    assert below.metrics["weight/margin"] == off.metrics["weight/margin"] == pytest.approx(0.1)
+
+
 def test_prior_shift_moves_posteriors_to_a_uniform_prior():
     logits = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
     counts = np.array([30, 5, 1])
@@ -427,6 +473,9 @@ def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
         ({"tail_prior_shift": -1.0}, "tail_prior_shift"),
         ({"tail_coverage": "all"}, "tail_coverage"),
         ({"coverage": "margin", "uncertainty": "margin"}, "must differ"),
+        ({"late_tail_gap": -0.1}, "late_tail_gap"),
+        ({"late_tail_coverage": "all"}, "late_tail_coverage"),
+        ({"uncertainty": "coreset", "tail_coverage": "probe", "late_tail_coverage": "kcenter"}, "late_tail_coverage"),
     ],
 )
 def test_bad_parameters_name_the_key(params, key):

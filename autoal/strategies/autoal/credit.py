@@ -30,6 +30,11 @@ Per round:
    scores the model's probabilities shifted from the labeled set's class prior to a uniform one
    (:func:`~autoal.strategies.autoal.label_credit.prior_shifted`, exponent ``tail_prior_shift``;
    0 = the model's own; candidates that read the MC-dropout moments see them unshifted).
+   *Late*: with ``late_tail_gap`` set, a pool the first labeled set did not flag is flagged from
+   the round the uncertainty picks' decayed class rarity exceeds the coverage picks' by more than
+   the gap (:func:`~autoal.strategies.autoal.label_credit.late_tail_signal`: on a long tail density
+   coverage keeps finding head classes); from then on ``late_tail_coverage`` plays the part of
+   ``tail_coverage``. Logged as ``credit/late_tail``.
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
    PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding), the rest by the
    uncertainty candidate among the samples coverage left.
@@ -52,6 +57,7 @@ from autoal.strategies.autoal.label_credit import (
     DecayedMean,
     class_quotas,
     imbalance_pvalue,
+    late_tail_signal,
     pick_credit,
     prior_shifted,
     rarity_share,
@@ -79,11 +85,14 @@ class CreditFormulation(Formulation):
         self.alpha = float(params.imbalance_alpha)
         self.tail_probe, self.tail_prior_shift = float(params.tail_probe), float(params.tail_prior_shift)
         self.tail_coverage = params.tail_coverage
+        self.late_tail_gap = None if params.late_tail_gap is None else float(params.late_tail_gap)
+        self.late_tail_coverage = params.late_tail_coverage
         # tail_coverage=kcenter: once the guard fires, coverage is k-center greedy on the task model's
         # embedding, over uncovered groups of kcenter_group points
+        modes = {self.tail_coverage} | ({self.late_tail_coverage} if self.late_tail_gap is not None else set())
         self.tail_kcenter = (
             build_candidate("tail_coverage", KCENTER, group=int(params.kcenter_group))
-            if self.tail_coverage.startswith("kcenter")
+            if any(m.startswith("kcenter") for m in modes)
             else None
         )
         self.competence = CompetenceEstimate(decay=float(params.decay), prior=float(params.competence_prior))
@@ -98,7 +107,8 @@ class CreditFormulation(Formulation):
             | (self.coverage.needs if self.coverage_space == "model" else frozenset())
             | (self.tail_kcenter.needs if self.tail_kcenter is not None else frozenset())
         )
-        self.long_tailed: bool | None = None  # decided on the first labeled set
+        self.long_tailed: bool | None = None  # decided on the first labeled set, or late (late_tail_gap)
+        self.late_round: int | None = None  # the round the guard fired late, if it did
         self.imbalance_p = math.nan
         self.pending: dict[str, list[int]] = {"picks": [], "predicted": [], "arm": []}
         self._pca: tuple[int, torch.Tensor] | None = None
@@ -185,18 +195,22 @@ class CreditFormulation(Formulation):
             self.imbalance_p = imbalance_pvalue(labeled_counts)
             self.long_tailed = self.imbalance_p < self.alpha
         self._credit(ctx, y, num_classes)
+        rarity_cov, rarity_unc = self.rarity["coverage"].mean, self.rarity["uncertainty"].mean
+        if not self.long_tailed and late_tail_signal(rarity_cov, rarity_unc, self.late_tail_gap):
+            self.long_tailed, self.late_round = True, int(ctx.round)
+        tail = self.late_tail_coverage if self.late_round is not None else self.tail_coverage
 
-        by_class = bool(self.long_tailed) and self.tail_coverage == "by_class"
+        by_class = bool(self.long_tailed) and tail == "by_class"
         # the guard keeps coverage at its probe share (by_class and kcenter keep the competence rule)
-        tail_probe_only = bool(self.long_tailed) and self.tail_coverage == "probe"
+        tail_probe_only = bool(self.long_tailed) and tail == "probe"
         share = uncertainty_share(self.competence.mean, self.low, self.high, self.probe)
-        if self.long_tailed and self.tail_coverage == "kcenter_rarity":
+        if self.long_tailed and tail == "kcenter_rarity":
             share = rarity_share(self.rarity["coverage"].mean, self.rarity["uncertainty"].mean, self.probe)
         if tail_probe_only:
             share = max(share, 1.0 - self.tail_probe)
         n_cov, n_unc = split_batch(ctx.n, share, self.tail_probe if tail_probe_only else self.probe)
 
-        kcenter = bool(self.long_tailed) and self.tail_kcenter is not None
+        kcenter = bool(self.long_tailed) and tail.startswith("kcenter")
         coverage = self.tail_kcenter if kcenter else self.coverage
         pool, labeled = (ctx.cache, ctx.labeled_cache) if kcenter else self._coverage_caches(ctx)
         if not n_cov:
@@ -239,6 +253,8 @@ class CreditFormulation(Formulation):
                 ctx.log(f"credit/rarity_{side}", rarity.mean)
         ctx.log("credit/imbalance_p", self.imbalance_p)
         ctx.log("credit/long_tailed", float(self.long_tailed))
+        if self.late_tail_gap is not None:
+            ctx.log("credit/late_tail", float(self.late_round is not None))
         return picks
 
     # -- resume ----------------------------------------------------------------------------------
@@ -247,6 +263,7 @@ class CreditFormulation(Formulation):
             "competence": self.competence.state_dict(),
             "rarity": {side: r.state_dict() for side, r in self.rarity.items()},
             "long_tailed": self.long_tailed,
+            "late_round": self.late_round,
             "imbalance_p": self.imbalance_p,
             "pending": {k: list(v) for k, v in self.pending.items()},
         }
@@ -258,6 +275,8 @@ class CreditFormulation(Formulation):
                 float(comp["correct"]), float(comp["wrong"]), float(comp["decay"]), self.competence.prior
             )
             self.long_tailed = None if state["long_tailed"] is None else bool(state["long_tailed"])
+            late = state.get("late_round")  # absent in states saved before late_tail_gap
+            self.late_round = None if late is None else int(late)
             for side, r in state.get("rarity", {}).items():  # absent in states saved before kcenter_rarity
                 self.rarity[side] = DecayedMean(float(r["total"]), float(r["count"]), float(r["decay"]))
             self.imbalance_p = float(state["imbalance_p"])

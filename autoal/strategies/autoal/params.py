@@ -210,6 +210,15 @@ class CreditParams:
     kcenter_group: int = bounded(
         3, 1, note="tail_coverage=kcenter*: k-center over uncovered groups of this many pool points (1 = plain)"
     )
+    late_tail_gap: float | None = bounded(
+        None,
+        0,
+        note="when the first labeled set did not fire the long-tail guard, it fires late from the round the "
+        "uncertainty picks' decayed class rarity exceeds the coverage picks' by more than this; null = off",
+    )
+    late_tail_coverage: str = choice(
+        "probe", TAIL_COVERAGE, note="tail_coverage once the guard has fired late (see late_tail_gap)"
+    )
 
     formulation: ClassVar[str] = "credit"
 
@@ -221,11 +230,13 @@ class CreditParams:
             raise ConfigError(
                 f"strategy.params.coverage and strategy.params.uncertainty must differ; both are {p.coverage!r}"
             )
-        if p.tail_coverage.startswith("kcenter") and p.uncertainty == KCENTER:
-            raise ConfigError(
-                f"strategy.params.uncertainty is {KCENTER!r}, the coverage of strategy.params.tail_coverage={p.tail_coverage}; "
-                "choose another uncertainty candidate or another tail_coverage"
-            )
+        for key in ("tail_coverage", "late_tail_coverage"):
+            mode = getattr(p, key)
+            if mode.startswith("kcenter") and p.uncertainty == KCENTER:
+                raise ConfigError(
+                    f"strategy.params.uncertainty is {KCENTER!r}, the coverage of strategy.params.{key}={mode}; "
+                    f"choose another uncertainty candidate or another {key}"
+                )
         if not p.low < p.high:
             raise ConfigError(f"strategy.params.low must be below strategy.params.high; got {p.low} and {p.high}")
         return p
