@@ -384,17 +384,23 @@ def test_kcenter_rarity_keeps_k_center_coverage_while_its_picks_are_the_rarer_th
     assert later[0]["weight/margin"] == pytest.approx(0.9)
 
 
-def test_late_tail_signal_reads_a_long_tail_from_the_two_sides_rarity():
-    assert late_tail_signal(1.0, 1.5, 0.3) and not late_tail_signal(1.0, 1.25, 0.3)  # the gap must be exceeded
-    assert not late_tail_signal(1.5, 1.0, 0.3)  # the coverage picks are the rarer: no tail in sight
-    assert not late_tail_signal(math.nan, 2.0, 0.3) and not late_tail_signal(1.0, math.nan, 0.3)  # no evidence
-    assert not late_tail_signal(1.0, 9.0, None)  # off
+def test_late_tail_signal_reads_a_long_tail_from_the_two_sides_rarity_and_evidence():
+    def side(mean, count):
+        return DecayedMean(total=mean * count, count=count)
+
+    # 16 picks a side: standard error sqrt(1/16 + 1/16) = 0.354
+    assert late_tail_signal(side(1.0, 16), side(1.8, 16), 2.0)  # 0.8 > 0.707
+    assert not late_tail_signal(side(1.0, 16), side(1.6, 16), 2.0)  # 0.6 < 0.707
+    assert not late_tail_signal(side(1.0, 16), side(1.8, 1), 2.0)  # one probe pick: noise (0.8 < 2.06)
+    assert not late_tail_signal(side(1.8, 16), side(1.0, 16), 2.0)  # coverage's picks are the rarer
+    assert not late_tail_signal(DecayedMean(), side(9.0, 16), 2.0)  # no evidence on one side
+    assert not late_tail_signal(side(1.0, 16), side(9.0, 16), None)  # off
 
 
-def test_late_tail_gap_fires_the_guard_late_when_the_uncertainty_picks_are_the_rarer():
-    """late_tail_gap: on a pool whose first labeled set passed the χ² test, the guard fires from
-    the round the uncertainty picks' decayed rarity exceeds the coverage picks' by more than the
-    gap; then late_tail_coverage rules (probe: 90 % uncertainty), the flag survives a save and
+def test_late_tail_z_fires_the_guard_late_when_the_uncertainty_picks_are_clearly_the_rarer():
+    """late_tail_z: on a pool whose first labeled set passed the χ² test, the guard fires from
+    the round the uncertainty picks' decayed rarity exceeds the coverage picks' by more than
+    late_tail_z standard errors; then late_tail_coverage rules (probe: 90 % uncertainty), the flag survives a save and
     load, and it stays. Without the key, or below the gap, nothing changes."""
     ds, labeled = _data(), np.arange(40)
 
@@ -408,10 +414,10 @@ def test_late_tail_gap_fires_the_guard_late_when_the_uncertainty_picks_are_the_r
         return strategy, second, strategy.query(second)
 
     tail = {"coverage": 1.0, "uncertainty": 2.0}
-    strategy, ctx, _ = two_rounds(build_strategy("autoal_credit", late_tail_gap=0.5), tail)
+    strategy, ctx, _ = two_rounds(build_strategy("autoal_credit", late_tail_z=2.0), tail)
     assert ctx.metrics["credit/late_tail"] == 1.0 and ctx.metrics["credit/long_tailed"] == 1.0
     assert ctx.metrics["weight/margin"] == pytest.approx(0.9)  # late_tail_coverage=probe
-    restored = build_strategy("autoal_credit", late_tail_gap=0.5)
+    restored = build_strategy("autoal_credit", late_tail_z=2.0)
     restored.load_state_dict(strategy.state_dict())
     assert restored.formulation.late_round == 1 and restored.formulation.long_tailed
     later = _ctx(ds, np.arange(80), 20, acc=0.3, round_=2)
@@ -419,10 +425,10 @@ def test_late_tail_gap_fires_the_guard_late_when_the_uncertainty_picks_are_the_r
     restored.query(later)
     assert later.metrics["credit/late_tail"] == 1.0 and later.metrics["weight/margin"] == pytest.approx(0.9)
     # late_tail_coverage=kcenter: k-center coverage on the task model's embedding under the competence rule
-    _, kc, _ = two_rounds(build_strategy("autoal_credit", late_tail_gap=0.5, late_tail_coverage="kcenter"), tail)
+    _, kc, _ = two_rounds(build_strategy("autoal_credit", late_tail_z=2.0, late_tail_coverage="kcenter"), tail)
     assert kc.metrics["credit/late_tail"] == 1.0 and "share/coreset" in kc.metrics
-    # below the gap, or with the key unset, the round is the balanced-pool rule's
-    _, below, below_picks = two_rounds(build_strategy("autoal_credit", late_tail_gap=1.5), tail)
+    # the gap (about 1.0) is 5 standard errors: below a threshold of 8, or with the key unset, the round is the balanced-pool rule's
+    _, below, below_picks = two_rounds(build_strategy("autoal_credit", late_tail_z=8.0), tail)
     _, off, off_picks = two_rounds(build_strategy("autoal_credit"), tail)
     assert below.metrics["credit/late_tail"] == 0.0 and below.metrics["credit/long_tailed"] == 0.0
     assert "credit/late_tail" not in off.metrics and np.array_equal(below_picks, off_picks)
@@ -473,7 +479,7 @@ def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
         ({"tail_prior_shift": -1.0}, "tail_prior_shift"),
         ({"tail_coverage": "all"}, "tail_coverage"),
         ({"coverage": "margin", "uncertainty": "margin"}, "must differ"),
-        ({"late_tail_gap": -0.1}, "late_tail_gap"),
+        ({"late_tail_z": -0.1}, "late_tail_z"),
         ({"late_tail_coverage": "all"}, "late_tail_coverage"),
         ({"uncertainty": "coreset", "tail_coverage": "probe", "late_tail_coverage": "kcenter"}, "late_tail_coverage"),
     ],

@@ -30,11 +30,11 @@ Per round:
    scores the model's probabilities shifted from the labeled set's class prior to a uniform one
    (:func:`~autoal.strategies.autoal.label_credit.prior_shifted`, exponent ``tail_prior_shift``;
    0 = the model's own; candidates that read the MC-dropout moments see them unshifted).
-   *Late*: with ``late_tail_gap`` set, a pool the first labeled set did not flag is flagged from
+   *Late*: with ``late_tail_z`` set, a pool the first labeled set did not flag is flagged from
    the round the uncertainty picks' decayed class rarity exceeds the coverage picks' by more than
-   the gap (:func:`~autoal.strategies.autoal.label_credit.late_tail_signal`: on a long tail density
-   coverage keeps finding head classes); from then on ``late_tail_coverage`` plays the part of
-   ``tail_coverage``. Logged as ``credit/late_tail``.
+   ``late_tail_z`` standard errors (:func:`~autoal.strategies.autoal.label_credit.late_tail_signal`:
+   on a long tail density coverage keeps finding head classes); from then on
+   ``late_tail_coverage`` plays the part of ``tail_coverage``. Logged as ``credit/late_tail``.
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
    PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding), the rest by the
    uncertainty candidate among the samples coverage left.
@@ -85,11 +85,11 @@ class CreditFormulation(Formulation):
         self.alpha = float(params.imbalance_alpha)
         self.tail_probe, self.tail_prior_shift = float(params.tail_probe), float(params.tail_prior_shift)
         self.tail_coverage = params.tail_coverage
-        self.late_tail_gap = None if params.late_tail_gap is None else float(params.late_tail_gap)
+        self.late_tail_z = None if params.late_tail_z is None else float(params.late_tail_z)
         self.late_tail_coverage = params.late_tail_coverage
         # tail_coverage=kcenter: once the guard fires, coverage is k-center greedy on the task model's
         # embedding, over uncovered groups of kcenter_group points
-        modes = {self.tail_coverage} | ({self.late_tail_coverage} if self.late_tail_gap is not None else set())
+        modes = {self.tail_coverage} | ({self.late_tail_coverage} if self.late_tail_z is not None else set())
         self.tail_kcenter = (
             build_candidate("tail_coverage", KCENTER, group=int(params.kcenter_group))
             if any(m.startswith("kcenter") for m in modes)
@@ -107,7 +107,7 @@ class CreditFormulation(Formulation):
             | (self.coverage.needs if self.coverage_space == "model" else frozenset())
             | (self.tail_kcenter.needs if self.tail_kcenter is not None else frozenset())
         )
-        self.long_tailed: bool | None = None  # decided on the first labeled set, or late (late_tail_gap)
+        self.long_tailed: bool | None = None  # decided on the first labeled set, or late (late_tail_z)
         self.late_round: int | None = None  # the round the guard fired late, if it did
         self.imbalance_p = math.nan
         self.pending: dict[str, list[int]] = {"picks": [], "predicted": [], "arm": []}
@@ -195,8 +195,9 @@ class CreditFormulation(Formulation):
             self.imbalance_p = imbalance_pvalue(labeled_counts)
             self.long_tailed = self.imbalance_p < self.alpha
         self._credit(ctx, y, num_classes)
-        rarity_cov, rarity_unc = self.rarity["coverage"].mean, self.rarity["uncertainty"].mean
-        if not self.long_tailed and late_tail_signal(rarity_cov, rarity_unc, self.late_tail_gap):
+        if not self.long_tailed and late_tail_signal(
+            self.rarity["coverage"], self.rarity["uncertainty"], self.late_tail_z
+        ):
             self.long_tailed, self.late_round = True, int(ctx.round)
         tail = self.late_tail_coverage if self.late_round is not None else self.tail_coverage
 
@@ -253,7 +254,7 @@ class CreditFormulation(Formulation):
                 ctx.log(f"credit/rarity_{side}", rarity.mean)
         ctx.log("credit/imbalance_p", self.imbalance_p)
         ctx.log("credit/long_tailed", float(self.long_tailed))
-        if self.late_tail_gap is not None:
+        if self.late_tail_z is not None:
             ctx.log("credit/late_tail", float(self.late_round is not None))
         return picks
 
@@ -275,7 +276,7 @@ class CreditFormulation(Formulation):
                 float(comp["correct"]), float(comp["wrong"]), float(comp["decay"]), self.competence.prior
             )
             self.long_tailed = None if state["long_tailed"] is None else bool(state["long_tailed"])
-            late = state.get("late_round")  # absent in states saved before late_tail_gap
+            late = state.get("late_round")  # absent in states saved before late_tail_z
             self.late_round = None if late is None else int(late)
             for side, r in state.get("rarity", {}).items():  # absent in states saved before kcenter_rarity
                 self.rarity[side] = DecayedMean(float(r["total"]), float(r["count"]), float(r["decay"]))

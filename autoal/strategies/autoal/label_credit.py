@@ -13,7 +13,7 @@ once their labels are known, per candidate that picked them. Pure functions of a
 
 :func:`uncertainty_share` turns a competence estimate into the round's share of uncertainty picks,
 :func:`rarity_share` the two sides' decayed rarity (:class:`DecayedMean`),
-:func:`late_tail_signal` reads a long tail from the same two rarities,
+:func:`late_tail_signal` reads a long tail from the same two rarities and their evidence,
 :func:`imbalance_pvalue` tests a labeled sample's classes against a uniform prior (the long-tail
 guard), :func:`prior_shifted` moves a model's posteriors from the labeled set's class prior to a
 uniform one, :class:`CompetenceEstimate` keeps a decayed Beta posterior over rounds.
@@ -118,16 +118,20 @@ def rarity_share(coverage: float, uncertainty: float, probe: float) -> float:
     return 1.0 - probe
 
 
-def late_tail_signal(coverage: float, uncertainty: float, gap: float | None) -> bool:
+def late_tail_signal(coverage: DecayedMean, uncertainty: DecayedMean, z: float | None) -> bool:
     """Whether the arrived picks say the pool is long-tailed after all: the uncertainty picks'
-    class rarity (TAILOR's reward, a decayed mean) exceeds the coverage picks' by more than ``gap``.
-    On a long tail, density coverage follows the head classes while uncertainty finds the rare
-    ones, so its picks are the rarer by a margin; on a balanced pool the two are alike (bench/
-    README.md, "Long tails the χ² guard misses"). False without evidence on both sides (NaN) or
-    with ``gap`` None (off)."""
-    if gap is None or math.isnan(coverage) or math.isnan(uncertainty):
+    class rarity (TAILOR's reward; decayed means over rounds) exceeds the coverage picks' by more
+    than ``z`` standard errors, z·√(1/n_c + 1/n_u) with n the decayed pick counts and a unit
+    spread per pick (on a balanced labeled set every class's rarity is near 1, so the true spread
+    is smaller and the test errs towards silence). On a long tail density coverage follows the
+    head classes while uncertainty finds the rare ones, so its picks are the rarer by a margin; on
+    a balanced pool the two are alike, and a gap over one or two probe picks is noise (bench/
+    README.md, "A late long-tail signal"). False before both sides have evidence, or with ``z``
+    None (off)."""
+    if z is None or not coverage.count or not uncertainty.count:
         return False
-    return uncertainty - coverage > gap
+    gap = uncertainty.mean - coverage.mean
+    return gap > z * math.sqrt(1.0 / coverage.count + 1.0 / uncertainty.count)
 
 
 def uncertainty_share(competence: float, low: float, high: float, probe: float) -> float:

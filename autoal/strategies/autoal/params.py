@@ -210,14 +210,15 @@ class CreditParams:
     kcenter_group: int = bounded(
         3, 1, note="tail_coverage=kcenter*: k-center over uncovered groups of this many pool points (1 = plain)"
     )
-    late_tail_gap: float | None = bounded(
+    late_tail_z: float | None = bounded(
         None,
         0,
         note="when the first labeled set did not fire the long-tail guard, it fires late from the round the "
-        "uncertainty picks' decayed class rarity exceeds the coverage picks' by more than this; null = off",
+        "uncertainty picks' decayed class rarity exceeds the coverage picks' by more than this many standard "
+        "errors; null = off",
     )
     late_tail_coverage: str = choice(
-        "probe", TAIL_COVERAGE, note="tail_coverage once the guard has fired late (see late_tail_gap)"
+        "probe", TAIL_COVERAGE, note="tail_coverage once the guard has fired late (see late_tail_z)"
     )
 
     formulation: ClassVar[str] = "credit"
