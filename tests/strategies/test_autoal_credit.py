@@ -400,7 +400,7 @@ def test_late_tail_signal_reads_a_long_tail_from_the_two_sides_rarity_and_eviden
 def test_late_tail_z_fires_the_guard_late_when_the_uncertainty_picks_are_clearly_the_rarer():
     """late_tail_z: on a pool whose first labeled set passed the χ² test, the guard fires from
     the round the uncertainty picks' decayed rarity exceeds the coverage picks' by more than
-    late_tail_z standard errors; then late_tail_coverage rules (probe: 90 % uncertainty), the flag survives a save and
+    late_tail_z standard errors (means and counts over the run, not decayed); then late_tail_coverage rules (probe: 90 % uncertainty), the flag survives a save and
     load, and it stays. Without the key, or below the gap, nothing changes."""
     ds, labeled = _data(), np.arange(40)
 
@@ -409,7 +409,7 @@ def test_late_tail_z_fires_the_guard_late_when_the_uncertainty_picks_are_clearly
         picks = strategy.query(first)
         assert first.metrics["credit/long_tailed"] == 0.0
         for side, value in extra_rarity.items():  # what the arrived picks' labels would say
-            strategy.formulation.rarity[side].update(value, 50)
+            strategy.formulation.rarity_run[side].update(value, 50)
         second = _ctx(ds, np.concatenate([labeled, picks]), 20, acc=0.3, round_=1)
         return strategy, second, strategy.query(second)
 
@@ -421,7 +421,8 @@ def test_late_tail_z_fires_the_guard_late_when_the_uncertainty_picks_are_clearly
     restored.load_state_dict(strategy.state_dict())
     assert restored.formulation.late_round == 1 and restored.formulation.long_tailed
     later = _ctx(ds, np.arange(80), 20, acc=0.3, round_=2)
-    restored.formulation.rarity["coverage"].update(9.0, 500)  # coverage turns rarer: the flag stays
+    assert restored.formulation.rarity_run["uncertainty"].mean == strategy.formulation.rarity_run["uncertainty"].mean
+    restored.formulation.rarity_run["coverage"].update(9.0, 500)  # coverage turns rarer: the flag stays
     restored.query(later)
     assert later.metrics["credit/late_tail"] == 1.0 and later.metrics["weight/margin"] == pytest.approx(0.9)
     # late_tail_coverage=kcenter: k-center coverage on the task model's embedding under the competence rule

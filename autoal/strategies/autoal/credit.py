@@ -31,8 +31,8 @@ Per round:
    (:func:`~autoal.strategies.autoal.label_credit.prior_shifted`, exponent ``tail_prior_shift``;
    0 = the model's own; candidates that read the MC-dropout moments see them unshifted).
    *Late*: with ``late_tail_z`` set, a pool the first labeled set did not flag is flagged from
-   the round the uncertainty picks' decayed class rarity exceeds the coverage picks' by more than
-   ``late_tail_z`` standard errors (:func:`~autoal.strategies.autoal.label_credit.late_tail_signal`:
+   the round the uncertainty picks' class rarity over the run so far exceeds the coverage picks'
+   by more than ``late_tail_z`` standard errors (:func:`~autoal.strategies.autoal.label_credit.late_tail_signal`:
    on a long tail density coverage keeps finding head classes); from then on
    ``late_tail_coverage`` plays the part of ``tail_coverage``. Logged as ``credit/late_tail``.
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
@@ -101,6 +101,8 @@ class CreditFormulation(Formulation):
             "coverage": DecayedMean(decay=float(params.decay)),
             "uncertainty": DecayedMean(decay=float(params.decay)),
         }
+        # the same over the whole run (late_tail_z): whether the pool is long-tailed does not drift
+        self.rarity_run = {"coverage": DecayedMean(decay=1.0), "uncertainty": DecayedMean(decay=1.0)}
         self.needs = (
             frozenset({"embeddings", "dataset"})
             | self.uncertainty.needs
@@ -179,6 +181,7 @@ class CreditFormulation(Formulation):
             if credit.count:
                 side = "uncertainty" if name == self.uncertainty.name else "coverage"
                 self.rarity[side].update(credit.rarity, credit.count)
+                self.rarity_run[side].update(credit.rarity, credit.count)
         self.pending = {"picks": [], "predicted": [], "arm": []}
 
     def query(self, ctx: QueryContext) -> np.ndarray:
@@ -195,9 +198,8 @@ class CreditFormulation(Formulation):
             self.imbalance_p = imbalance_pvalue(labeled_counts)
             self.long_tailed = self.imbalance_p < self.alpha
         self._credit(ctx, y, num_classes)
-        if not self.long_tailed and late_tail_signal(
-            self.rarity["coverage"], self.rarity["uncertainty"], self.late_tail_z
-        ):
+        run = self.rarity_run
+        if not self.long_tailed and late_tail_signal(run["coverage"], run["uncertainty"], self.late_tail_z):
             self.long_tailed, self.late_round = True, int(ctx.round)
         tail = self.late_tail_coverage if self.late_round is not None else self.tail_coverage
 
@@ -263,6 +265,7 @@ class CreditFormulation(Formulation):
         return {
             "competence": self.competence.state_dict(),
             "rarity": {side: r.state_dict() for side, r in self.rarity.items()},
+            "rarity_run": {side: r.state_dict() for side, r in self.rarity_run.items()},
             "long_tailed": self.long_tailed,
             "late_round": self.late_round,
             "imbalance_p": self.imbalance_p,
@@ -280,6 +283,8 @@ class CreditFormulation(Formulation):
             self.late_round = None if late is None else int(late)
             for side, r in state.get("rarity", {}).items():  # absent in states saved before kcenter_rarity
                 self.rarity[side] = DecayedMean(float(r["total"]), float(r["count"]), float(r["decay"]))
+            for side, r in state.get("rarity_run", {}).items():  # absent in states saved before late_tail_z
+                self.rarity_run[side] = DecayedMean(float(r["total"]), float(r["count"]), 1.0)
             self.imbalance_p = float(state["imbalance_p"])
             pending = state["pending"]
             self.pending = {k: list(pending[k]) for k in ("picks", "predicted", "arm")}

@@ -214,8 +214,8 @@ class CreditParams:
         None,
         0,
         note="when the first labeled set did not fire the long-tail guard, it fires late from the round the "
-        "uncertainty picks' decayed class rarity exceeds the coverage picks' by more than this many standard "
-        "errors; null = off",
+        "uncertainty picks' class rarity over the run so far exceeds the coverage picks' by more than this many "
+        "standard errors; null = off",
     )
     late_tail_coverage: str = choice(
         "probe", TAIL_COVERAGE, note="tail_coverage once the guard has fired late (see late_tail_z)"
