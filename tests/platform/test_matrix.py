@@ -695,3 +695,45 @@ def test_the_competence_prior_record_gives_bench_readmes_numbers():
     assert summary("digits", "0.5") == (10, 0.0013, 5, 4)
     assert summary("digits_lt", "0") == (10, -0.0012, 3, 7)
     assert summary("mnist_low", "0") == (10, -0.0042, 1, 9)
+
+
+def test_the_late_tail_records_give_bench_readmes_numbers():
+    """bench/README.md, "A late long-tail signal": on digits_lt_low (a confirmation setting defined
+    before any run) Coreset leads and the default credit rule is worse (−0.0214, 1/9); on
+    mnist_lt20_low it is level with Margin; late_tail_z=2 moves AUBC by −0.0008 to +0.0050 against
+    the default and fires where the χ² guard missed (its round kept as ``late_round``)."""
+    ref = ROOT / "bench" / "reference"
+    digits = read_jsonl_runs(ref / "quality_sweep_digits_lt_low_2026-12-07.jsonl")
+    late = read_jsonl_runs(ref / "late_tail_2026-12-07.jsonl")
+    assert (len(digits), len(late)) == (125, 110)
+    expected = {  # setting: (best single, its AUBC, the default's Δ, wins, losses, verdict)
+        "digits_lt_low": ("coreset", 0.8706, -0.0214, 1, 9, "worse"),
+        "mnist_lt20_low": ("margin", 0.6992, -0.0023, 6, 4, "level"),
+        "mnist_lt_low": ("margin", 0.7323, -0.0101, 3, 7, "level"),
+    }
+    matrix = {**build_matrix(digits, resamples=2000).settings, **build_matrix(late, resamples=2000).settings}
+    for setting, (best, best_aubc, diff, wins, losses, expected_verdict) in expected.items():
+        t = matrix[setting]
+        assert t.best_single == best and round(t.stats[best].aubc_mean, 4) == best_aubc, setting
+        p = t.paired["autoal_credit"]
+        assert (round(p.mean_diff, 4), p.wins, p.losses, p.verdict) == (diff, wins, losses, expected_verdict), setting
+    aubc = {}
+    for r in digits + late:
+        aubc.setdefault((r.setting, r.method), {})[r.seed] = r.aubc
+
+    def vs_default(setting, method):
+        a, b = aubc[(setting, method)], aubc[(setting, "autoal_credit")]
+        assert sorted(a) == sorted(b) == list(range(10))
+        return round(float(np.mean([a[s] - b[s] for s in a])), 4)
+
+    probe, kcenter = "autoal_credit late_tail_z=2", "autoal_credit late_tail_z=2 late_tail_coverage=kcenter"
+    assert [vs_default(s, probe) for s in expected] == [-0.0008, 0.0, 0.0007]
+    assert [vs_default(s, kcenter) for s in expected] == [0.0013, 0.005, 0.0021]
+    rounds = {}
+    for path in ("quality_sweep_digits_lt_low_2026-12-07.jsonl", "late_tail_2026-12-07.jsonl"):
+        for line in (ref / path).read_text().splitlines():
+            rec = json.loads(line)
+            if rec["method"] == probe and "copied_from" not in rec:
+                rounds.setdefault(rec["setting"], []).append(rec["late_round"])
+    assert sorted(r for r in rounds["mnist_lt20_low"]) == [2, 3, 3, 4, 4, 5]
+    assert sum(r is not None for r in rounds["digits_lt_low"]) == 7 and len(rounds["digits_lt_low"]) == 8
