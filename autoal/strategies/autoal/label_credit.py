@@ -122,8 +122,9 @@ def late_tail_signal(coverage: DecayedMean, uncertainty: DecayedMean, z: float |
     """Whether the arrived picks say the pool is long-tailed after all: the uncertainty picks'
     class rarity (TAILOR's reward; means over the picks so far, :class:`DecayedMean` with any
     decay) exceeds the coverage picks' by more than ``z`` standard errors, z·√(1/n_c + 1/n_u)
-    with n the (decayed) pick counts and a unit spread per pick (on a balanced labeled set every class's rarity is near 1, so the true spread
-    is smaller and the test errs towards silence). On a long tail density coverage follows the
+    with n the (decayed) pick counts and a unit spread per pick (on a balanced labeled set every
+    class's rarity is near 1, so the true spread is smaller and the test errs towards silence).
+    On a long tail density coverage follows the
     head classes while uncertainty finds the rare ones, so its picks are the rarer by a margin; on
     a balanced pool the two are alike, and a gap over one or two probe picks is noise (bench/
     README.md, "A late long-tail signal"). False before both sides have evidence, or with ``z``
