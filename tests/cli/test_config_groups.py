@@ -35,6 +35,7 @@ def test_every_group_option_composes(group, option):
             "digits_lt": "digits",
             "digits_lt30": "digits",
             "digits_lt_low": "digits",
+            "digits_lt5_low": "digits",
             "digits_table": "sklearn",
         }.get(option, "mnist")
 
