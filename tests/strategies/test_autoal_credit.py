@@ -212,6 +212,20 @@ def test_a_long_tailed_first_set_sends_the_batch_to_uncertainty_from_the_start()
     assert logs[0]["weight/margin"] == pytest.approx(0.9) and logs[1]["weight/margin"] == pytest.approx(0.9)
 
 
+def test_the_default_level_fires_the_guard_on_a_mild_imbalance_that_p_below_0_01_misses():
+    """imbalance_alpha is 0.2 (bench/README.md, "The guard's level"): twenty or forty first labels
+    seldom show a tail at p < 0.01, and a false fire on a balanced pool costs little."""
+    ds = _data(n=400, seed=2)
+    y = ds.y_train.numpy().copy()
+    y[:40] = np.repeat(np.arange(4), [16, 10, 8, 6])  # χ² = 5.6 on 3 degrees of freedom: p ≈ 0.13
+    ds = SimpleNamespace(x_train=ds.x_train, y_train=torch.from_numpy(y), num_classes=4)
+    default = _rounds(build_strategy("autoal_credit"), ds, acc=0.3, rounds=1)[0]
+    strict = _rounds(build_strategy("autoal_credit", imbalance_alpha=0.01), ds, acc=0.3, rounds=1)[0]
+    assert 0.01 < default["credit/imbalance_p"] < 0.2
+    assert default["credit/long_tailed"] == 1.0 and strict["credit/long_tailed"] == 0.0
+    assert "weight/coreset" in default and "weight/typiclust" in strict  # k-center covers the tail
+
+
 def test_under_the_guard_tail_probe_and_tail_prior_shift_set_the_uncertainty_side():
     """tail_probe 0: the whole batch is the uncertainty candidate's; tail_prior_shift τ: it
     scores the prior-shifted probabilities, so its picks are Margin's on p(c|x)/π_c^τ."""

@@ -193,7 +193,9 @@ class CreditParams:
     competence_prior: float = bounded(
         1.0, 0, note="pseudo-count a of the Beta(a, a) prior of the competence estimate; 0 = the decayed hit rate"
     )
-    imbalance_alpha: float = bounded(0.01, 0, 1)
+    imbalance_alpha: float = bounded(
+        0.2, 0, 1, note="χ² p-value of the first labeled set below which the pool counts as long-tailed"
+    )
     tail_probe: float = bounded(0.1, 0, 0.5, note="coverage share once the long-tail guard has fired")
     tail_prior_shift: float = bounded(
         0.0, 0, 2, note="τ of the prior shift of the uncertainty side's probabilities under the long-tail guard"
