@@ -737,3 +737,55 @@ def test_the_late_tail_records_give_bench_readmes_numbers():
                 rounds.setdefault(rec["setting"], []).append(rec["late_round"])
     assert sorted(r for r in rounds["mnist_lt20_low"]) == [2, 3, 3, 4, 4, 5]
     assert sum(r is not None for r in rounds["digits_lt_low"]) == 7 and len(rounds["digits_lt_low"]) == 8
+
+
+def test_the_guard_level_record_gives_bench_readmes_numbers():
+    """bench/README.md, "The guard's level": with imbalance_alpha 0.2 (the default of aaa256d) the
+    credit rule is better than the best single strategy on four of fifteen settings and worse on
+    none; 0.01, the old level, is kept as its own row. Seeds whose first labeled set has a χ² p
+    outside [0.01, 0.2) are the old runs, copied (the guard reads nothing else)."""
+    path = ROOT / "bench" / "reference" / "guard_level_2026-12-07.jsonl"
+    runs = read_jsonl_runs(path)
+    assert len(runs) == 874
+    old, new = "autoal_credit imbalance_alpha=0.01", "autoal_credit"
+    expected = {  # setting: (best single, its AUBC, new Δ, wins, losses, verdict, old Δ, old verdict)
+        "digits": ("margin", 0.8915, 0.0115, 8, 2, "better", 0.0088, "level"),
+        "digits_table": ("typiclust", 0.8343, 0.0078, 7, 3, "level", 0.0103, "better"),
+        "mnist_low": ("margin", 0.7872, 0.0179, 9, 1, "better", 0.0179, "better"),
+        "mnist_high": ("badge", 0.9236, -0.0007, 6, 4, "level", -0.0008, "level"),
+        "digits_lt": ("entropy", 0.8659, -0.0019, 4, 6, "level", -0.0018, "level"),
+        "digits_lt30": ("cluster_margin", 0.8323, -0.0019, 5, 5, "level", -0.0019, "level"),
+        "mnist_lt": ("badge", 0.8567, 0.0058, 7, 3, "level", 0.0058, "level"),
+        "mnist_lt50": ("least_confidence", 0.8017, 0.0103, 6, 4, "level", 0.0103, "level"),
+        "mnist_lt20": ("var_ratio", 0.7419, 0.0167, 7, 3, "better", 0.0136, "level"),
+        "mnist_lt100": ("var_ratio", 0.6969, 0.0161, 8, 2, "better", 0.0161, "better"),
+        "mnist_lt_low": ("margin", 0.7323, -0.0035, 5, 5, "level", -0.0101, "level"),
+        "digits_lt_low": ("coreset", 0.8706, -0.0053, 4, 6, "level", -0.0214, "worse"),
+        "mnist_lt20_low": ("margin", 0.6992, 0.0077, 7, 3, "level", -0.0023, "level"),
+        "mnist_lt5_low": ("margin", 0.7672, -0.0059, 4, 6, "level", -0.0004, "level"),
+        "digits_lt5_low": ("var_ratio", 0.8897, -0.0013, 5, 5, "level", -0.0093, "level"),
+    }
+    m = build_matrix(runs, resamples=2000)
+    assert list(m.settings) == list(expected)
+    for setting, (best, best_aubc, diff, wins, losses, verdict_new, diff_old, verdict_old) in expected.items():
+        t = m.settings[setting]
+        assert t.best_single == best and round(t.stats[best].aubc_mean, 4) == best_aubc, setting
+        p, q = t.paired[new], t.paired[old]
+        assert (round(p.mean_diff, 4), p.wins, p.losses, p.verdict) == (diff, wins, losses, verdict_new), setting
+        assert (round(q.mean_diff, 4), q.verdict) == (diff_old, verdict_old), setting
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    by = {(r["setting"], r["method"], r["seed"]): r for r in records}
+    changed = []
+    for (setting, method, seed), r in by.items():
+        if method != new:
+            continue
+        fires_now_only = 0.01 <= r["imbalance_p"] < 0.2
+        assert ("copied_from" in r) != fires_now_only or setting in ("mnist_lt5_low", "digits_lt5_low"), (setting, seed)
+        if fires_now_only:
+            changed.append((setting, r["aubc"] - by[(setting, old, seed)]["aubc"]))
+        else:  # the same first-set decision, so the same picks
+            assert r["aubc"] == by[(setting, old, seed)]["aubc"], (setting, seed)
+    tuning = {"digits", "mnist_low", "digits_lt"}
+    confirmation = np.array([d for s, d in changed if s not in tuning])
+    assert len(changed) == 28 and len(confirmation) == 25
+    assert (round(float(confirmation.mean()), 4), int((confirmation > 0).sum())) == (0.0143, 20)
