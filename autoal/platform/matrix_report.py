@@ -36,14 +36,28 @@ def _num(v: Any) -> float:
     return 0.0 if math.isnan(f) else f
 
 
-def matrix_records(trials) -> list[dict[str, Any]]:
+def _learning_curves(rounds) -> dict[str, tuple[list[int], list[float]]]:
+    """run id -> (labels, accuracy) per round, in round order, from the report's long-form
+    per-round table (``rounds.parquet``'s rows); rounds without both numbers are left out."""
+    if rounds is None or not {"run_id", "round", "labels", "accuracy"} <= set(rounds.columns):
+        return {}
+    curves: dict[str, tuple[list[int], list[float]]] = {}
+    for run_id, part in rounds.sort_values(["run_id", "round"]).groupby("run_id", sort=False):
+        part = part.dropna(subset=["labels", "accuracy"])
+        curves[str(run_id)] = ([int(v) for v in part["labels"]], [float(v) for v in part["accuracy"]])
+    return curves
+
+
+def matrix_records(trials, rounds=None) -> list[dict[str, Any]]:
     """One matrix record per finished trial that names its setting (``trials``: the report's
     trial table), with the run-time split as disjoint parts: training, scoring (the pool cache and
     AutoAL's candidate indicators), selection (the rest of the query), search (AutoAL's) and
     overhead (the run's wall time in MLflow minus the rest: data loading, evaluation, checkpoints,
-    tracking)."""
+    tracking). With ``rounds`` (the long-form per-round table) each record carries its learning
+    curve, ``labels`` and ``accuracy`` per round."""
     if "setting" not in trials.columns:
         return []
+    curves = _learning_curves(rounds)
     out = []
     for row in trials.to_dict("records"):
         setting = row.get("setting")
@@ -71,6 +85,8 @@ def matrix_records(trials) -> list[dict[str, Any]]:
             v = row.get(key)
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 rec[key] = float(v)
+        if str(row.get("run_id")) in curves:
+            rec["labels"], rec["accuracy"] = curves[str(row.get("run_id"))]
         wall = row.get("seconds_wall")
         if wall is not None and not (isinstance(wall, float) and math.isnan(wall)):
             parts = rec["seconds_train"] + rec["seconds_score"] + rec["seconds_select"] + rec["seconds_search"]

@@ -241,6 +241,33 @@ def test_matrix_report_of_the_reference_runs_needs_no_store(tmp_path):
     assert bad.returncode == 2 and "report.runs_files" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_matrix_records_carry_each_trials_learning_curve_in_round_order():
+    import pandas as pd
+
+    from autoal.platform.matrix_report import matrix_records
+
+    trials = pd.DataFrame(
+        [
+            {"run_id": "a", "arm": "margin", "seed": 0, "status": "FINISHED", "setting": "digits", "aubc": 0.8,
+             "final_accuracy": 0.9, "method": "margin"},
+            {"run_id": "b", "arm": "entropy", "seed": 0, "status": "FINISHED", "setting": "digits", "aubc": 0.7,
+             "final_accuracy": 0.85, "method": "entropy"},
+        ]
+    )  # fmt: skip
+    rounds = pd.DataFrame(
+        {
+            "run_id": ["a", "a", "a", "b", "b"],
+            "round": [2, 0, 1, 0, 1],
+            "labels": [40, 20, 30, 20, float("nan")],
+            "accuracy": [0.9, 0.5, 0.7, 0.4, 0.85],
+        }
+    )
+    a, b = matrix_records(trials, rounds)
+    assert (a["labels"], a["accuracy"]) == ([20, 30, 40], [0.5, 0.7, 0.9])
+    assert (b["labels"], b["accuracy"]) == ([20], [0.4])  # a round without its label count is left out
+    assert "labels" not in matrix_records(trials)[0]  # no per-round table, no curve
+
+
 @pytest.mark.slow
 def test_quality_smoke_sweep_runs_leaders_and_reports_the_matrix(tmp_path):
     """`autoal sweep sweep=quality_smoke`: 2 settings x 3 strategies x 2 seeds, then a third seed
@@ -264,6 +291,9 @@ def test_quality_smoke_sweep_runs_leaders_and_reports_the_matrix(tmp_path):
         seeds.setdefault((r["setting"], r["method"]), set()).add(r["seed"])
         assert r["long_tailed"] == (r["setting"] == "mnist_lt")
         assert r["seconds_train"] > 0 and r["seconds_overhead"] >= 0
+        # the learning curve: one point per round, labels growing, ending at the final accuracy
+        assert len(r["labels"]) == len(r["accuracy"]) >= 2 and r["labels"] == sorted(set(r["labels"]))
+        assert r["accuracy"][-1] == pytest.approx(r["final_accuracy"])
     assert seeds[("digits", "autoal")] == seeds[("mnist_lt", "autoal")] == {0, 1, 2}
     three = [k for k, v in seeds.items() if v == {0, 1, 2} and k[1] != "autoal"]
     assert sorted(s for s, _ in three) == ["digits", "mnist_lt"]  # one leader per setting

@@ -99,7 +99,7 @@ def write_report(
     sections += _curve_sections(df, trials, parent, order, out, files, title=f"{report_id} · {datasets}")
     from autoal.platform.matrix_report import load_runs_files, matrix_records, write_matrix_section
 
-    records = matrix_records(trials)
+    records = matrix_records(trials, df)
     if records or runs_files:
         sections += write_matrix_section([*(load_runs_files(runs_files) if runs_files else []), *records], out, files)
     sections += _runtime_sections(trials, order, out, files)
