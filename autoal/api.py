@@ -126,8 +126,8 @@ def query(
 ) -> np.ndarray:
     """Positions (rows of ``probs``) of the ``n`` samples ``strategy`` would label next, from
     one's own model outputs: ``probs`` (N, C) class probabilities, ``embeddings`` (N, D) for the
-    strategies that read them (kmeans, coreset, badge, typiclust, cluster_margin),
-    ``labeled_embeddings`` for those that also look at the labeled set (coreset, typiclust).
+    strategies that read them (kmeans, coreset, badge, typiclust, probcover, cluster_margin),
+    ``labeled_embeddings`` for those that also look at the labeled set (coreset, typiclust, probcover).
     Strategies that need Monte-Carlo dropout or train models of their own need :func:`run`."""
     p = torch.as_tensor(np.asarray(probs, dtype=np.float32))
     if (
