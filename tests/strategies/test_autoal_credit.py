@@ -85,6 +85,41 @@ def test_competence_prior_reaches_the_formulation_and_its_resumed_state():
         CreditParams.from_params({"competence_prior": -1.0})
 
 
+def test_candidate_params_reach_each_candidate_and_a_bad_one_names_its_nested_key():
+    s = build_strategy(
+        "autoal_credit",
+        coverage="probcover",
+        coverage_params={"purity": 0.3},
+        uncertainty="cluster_margin",
+        uncertainty_params={"shortlist_factor": 4},
+    )
+    assert s.formulation.coverage.purity == 0.3 and s.formulation.uncertainty.shortlist_factor == 4.0
+    default = build_strategy("autoal_credit", coverage="probcover").formulation.coverage
+    assert default.purity == 0.95  # {} keeps the candidate's own defaults
+    with pytest.raises(ConfigError, match=r"strategy\.params\.coverage_params\.purity: must lie in \(0, 1\]"):
+        build_strategy("autoal_credit", coverage="probcover", coverage_params={"purity": 0})
+    with pytest.raises(ConfigError, match=r"strategy\.params\.uncertainty_params: .*unknown parameter\(s\) purity"):
+        build_strategy("autoal_credit", uncertainty_params={"purity": 0.5})
+    with pytest.raises(ConfigError, match=r"strategy\.params\.coverage_params: expected a mapping"):
+        build_strategy("autoal_credit", coverage_params=[0.5])
+
+
+def test_candidate_params_are_set_from_the_command_line():
+    from autoal.cli.common import compose, run_config
+
+    cfg = run_config(
+        compose(
+            [
+                "strategy=autoal_credit",
+                "strategy.params.coverage=probcover",
+                "+strategy.params.coverage_params.purity=0.5",
+            ]
+        )
+    )
+    assert cfg.strategy.params["coverage_params"] == {"purity": 0.5}
+    assert build_strategy("autoal_credit", **cfg.strategy.params).formulation.coverage.purity == 0.5
+
+
 def test_uncertainty_share_ramps_between_the_probe_shares():
     assert uncertainty_share(0.3, 0.6, 0.9, 0.1) == pytest.approx(0.1)
     assert uncertainty_share(0.6, 0.6, 0.9, 0.1) == pytest.approx(0.1)

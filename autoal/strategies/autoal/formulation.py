@@ -35,7 +35,14 @@ def build_candidate(key: str, name: Any, **params: Any) -> PoolStrategy:
             f"strategy.params.{key}: expected the name of a registered strategy; got {name!r} "
             f"(registered: {', '.join(strategy_names())})"
         )
-    strategy = build_strategy(name, **params)
+    try:
+        strategy = build_strategy(name, **params)
+    except ConfigError as e:  # a candidate's own parameter: name where it was set
+        message, own = str(e), "strategy.params."
+        nested = f"{own}{key}_params."
+        raise ConfigError(
+            nested + message[len(own) :] if message.startswith(own) else f"{nested[:-1]}: {message}"
+        ) from None
     if not isinstance(strategy, PoolStrategy):
         raise ConfigError(
             f"strategy.params.{key}: {name!r} is not a pool strategy (it trains models of its own); "

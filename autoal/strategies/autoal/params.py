@@ -180,10 +180,14 @@ class AutoALParams:
 @dataclass
 class CreditParams:
     """``strategy=autoal_credit`` (:mod:`autoal.strategies.autoal.credit`): the two candidates
-    (registered pool strategies), the coverage space and the credit's numbers."""
+    (registered pool strategies) with their own ``strategy.params`` (``coverage_params``,
+    ``uncertainty_params``; empty = the candidate's defaults), the coverage space and the credit's
+    numbers."""
 
     coverage: str = "typiclust"
     uncertainty: str = "margin"
+    coverage_params: dict[str, Any] = field(default_factory=dict)
+    uncertainty_params: dict[str, Any] = field(default_factory=dict)
     coverage_space: str = choice("pixels", COVERAGE_SPACES)
     pca_dim: int = bounded(50, 1)
     low: float = bounded(0.6, 0, 1, note="competence at or below which the batch is coverage")
