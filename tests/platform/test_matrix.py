@@ -789,3 +789,53 @@ def test_the_guard_level_record_gives_bench_readmes_numbers():
     confirmation = np.array([d for s, d in changed if s not in tuning])
     assert len(changed) == 28 and len(confirmation) == 25
     assert (round(float(confirmation.mean()), 4), int((confirmation > 0).sum())) == (0.0143, 20)
+
+
+def test_the_coverage_tries_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Other coverage, tried": ProbCover as a single strategy is below the best
+    single strategy on seven of eight settings and level on mnist_high; as the credit rule's
+    coverage candidate no purity beats TypiClust (the default rule) on both tuning settings."""
+    path = ROOT / "bench" / "reference" / "coverage_tries_2026-12-07.jsonl"
+    runs = read_jsonl_runs(path)
+    assert len(runs) == 570
+    expected = {  # setting: (best single, ProbCover's mean AUBC, its Δ against the best, verdict)
+        "digits": ("margin", 0.8557, -0.0358, "worse"),
+        "digits_table": ("typiclust", 0.7886, -0.0457, "worse"),
+        "mnist_low": ("margin", 0.7106, -0.0766, "worse"),
+        "mnist_high": ("badge", 0.9234, -0.0002, "level"),
+        "digits_lt": ("entropy", 0.7177, -0.1482, "worse"),
+        "digits_lt30": ("cluster_margin", 0.6629, -0.1695, "worse"),
+        "digits_lt_low": ("coreset", 0.7425, -0.1281, "worse"),
+        "digits_lt5_low": ("var_ratio", 0.8111, -0.0786, "worse"),
+    }
+    m = build_matrix(runs, resamples=2000)
+    assert list(m.settings) == list(expected)
+    for setting, (best, aubc, diff, want) in expected.items():
+        t = m.settings[setting]
+        p = t.paired["probcover"]
+        assert t.best_single == best and round(t.stats["probcover"].aubc_mean, 4) == aubc, setting
+        assert (round(p.mean_diff, 4), p.verdict) == (diff, want), setting
+    by: dict[tuple[str, str], dict[int, float]] = {}
+    for r in runs:
+        by.setdefault((r.setting, r.method), {})[r.seed] = r.aubc
+    against_default = {  # (setting, purity): Δ AUBC against the default rule, wins, losses
+        ("digits", "0.95"): (-0.0198, 0, 8),
+        ("digits", "0.8"): (-0.0002, 5, 3),
+        ("digits", "0.7"): (0.0038, 6, 2),
+        ("digits", "0.5"): (0.0046, 6, 2),
+        ("digits", "0.3"): (0.0026, 5, 3),
+        ("mnist_low", "0.7"): (-0.0219, 0, 10),
+        ("mnist_low", "0.5"): (-0.0022, 4, 6),
+        ("mnist_low", "0.3"): (0.0018, 5, 5),
+    }
+    for (setting, purity), (diff, wins, losses) in against_default.items():
+        variant, default = (
+            by[(setting, f"autoal_credit coverage=probcover purity={purity}")],
+            by[(setting, "autoal_credit")],
+        )
+        d = np.array([variant[k] - default[k] for k in sorted(default)])
+        assert len(d) == 10 and (round(float(d.mean()), 4), int((d > 0).sum()), int((d < 0).sum())) == (
+            diff,
+            wins,
+            losses,
+        ), (setting, purity)
