@@ -26,3 +26,15 @@ def mask_from_positions(positions: np.ndarray, size: int, device: torch.device |
     m = torch.zeros(size, device=device)
     m[torch.as_tensor(positions, dtype=torch.long, device=device)] = 1.0
     return m
+
+
+def picks_first_rank_score(picks: np.ndarray, secondary: torch.Tensor) -> torch.Tensor:
+    """A rank score in [0, 1] for a strategy that picks a set in order: 1 down to 0.5 over
+    ``picks`` (row positions, in pick order), below 0.5 every other row by ``secondary`` (higher
+    first, ties by position) — so the top ``len(picks)`` of the score are the picks."""
+    m = secondary.shape[0]
+    ranks = torch.argsort(torch.argsort(secondary, descending=True, stable=True)).float()
+    r = 0.5 * (1.0 - ranks / max(m - 1, 1)) * 0.999
+    if len(picks):
+        r[torch.as_tensor(np.asarray(picks), device=r.device)] = torch.linspace(1.0, 0.5, len(picks), device=r.device)
+    return r

@@ -29,6 +29,7 @@ from autoal.distances import sq_dists
 from autoal.kmeans import kmeans
 from autoal.strategies.base import PoolStrategy
 from autoal.strategies.registry import register_strategy
+from autoal.selection import picks_first_rank_score
 
 #: rows per chunk of the pairwise-distance passes (bounds their memory at CHUNK × N floats)
 CHUNK = 1024
@@ -159,10 +160,4 @@ class ProbCover(PoolStrategy):
     ) -> torch.Tensor:
         """1 down to 0.5 over the picks in pick order; below 0.5 the other rows by ball size."""
         picks, size, _ = self._order(cache, n, rng, labeled)
-        m = len(cache)
-        s = torch.as_tensor(size, dtype=torch.float32, device=cache.probs.device)
-        ranks = torch.argsort(torch.argsort(s, descending=True, stable=True)).float()
-        r = 0.5 * (1.0 - ranks / max(m - 1, 1)) * 0.999
-        if len(picks):
-            r[torch.as_tensor(picks, device=r.device)] = torch.linspace(1.0, 0.5, len(picks), device=r.device)
-        return r
+        return picks_first_rank_score(picks, torch.as_tensor(size, dtype=torch.float32, device=cache.probs.device))

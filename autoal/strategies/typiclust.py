@@ -27,6 +27,7 @@ from autoal.distances import sq_dists
 from autoal.kmeans import kmeans
 from autoal.strategies.base import PoolStrategy
 from autoal.strategies.registry import register_strategy
+from autoal.selection import picks_first_rank_score
 
 
 def typicality(x: torch.Tensor, assign: torch.Tensor, num_clusters: int, k_nn: int = 20) -> torch.Tensor:
@@ -147,9 +148,4 @@ class TypiClust(PoolStrategy):
     ) -> torch.Tensor:
         """1 down to 0.5 over the picks in pick order; below 0.5 the other rows by typicality."""
         picks, typ = self._order(cache, n, rng, labeled)
-        m = len(cache)
-        ranks = torch.argsort(torch.argsort(typ, descending=True, stable=True)).float()
-        r = 0.5 * (1.0 - ranks / max(m - 1, 1)) * 0.999
-        if len(picks):
-            r[torch.as_tensor(picks, device=r.device)] = torch.linspace(1.0, 0.5, len(picks), device=r.device)
-        return r
+        return picks_first_rank_score(picks, typ)

@@ -95,15 +95,8 @@ def test_strategy_queries_distinct_unlabeled_samples_and_ranks_its_picks_first()
     cache, lab = cache_of(pool_rows), cache_of(lab_rows)
     strat = build_strategy("probcover")
 
-    def ctx():
-        return QueryContext(
-            cache=cache,
-            unlabeled=cache.indices,
-            labeled=lab.indices,
-            n=4,
-            rng=np.random.default_rng(0),
-            labeled_cache=lab,
-        )
+    def ctx():  # a fresh, equally seeded context
+        return QueryContext(cache, cache.indices, lab.indices, 4, np.random.default_rng(0), labeled_cache=lab)
 
     picks = strat.query(ctx())
     assert len(set(picks.tolist())) == 4 and set(picks.tolist()) <= set(cache.indices.tolist())
