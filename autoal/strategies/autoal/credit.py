@@ -76,8 +76,10 @@ class CreditFormulation(Formulation):
     name = "credit"
 
     def __init__(self, params: CreditParams) -> None:
-        self.coverage = build_candidate("coverage", params.coverage, **params.coverage_params)
-        self.uncertainty = build_candidate("uncertainty", params.uncertainty, **params.uncertainty_params)
+        self.coverage = build_candidate("coverage", params.coverage, "coverage_params", **params.coverage_params)
+        self.uncertainty = build_candidate(
+            "uncertainty", params.uncertainty, "uncertainty_params", **params.uncertainty_params
+        )
         self.candidates = [self.coverage, self.uncertainty]
         self.coverage_space, self.pca_dim = params.coverage_space, params.pca_dim
         self.low, self.high = float(params.low), float(params.high)

@@ -26,10 +26,11 @@ from autoal.strategies.registry import build_strategy, strategy_names
 STATE_VERSION = 1
 
 
-def build_candidate(key: str, name: Any, **params: Any) -> PoolStrategy:
+def build_candidate(key: str, name: Any, params_key: str | None = None, **params: Any) -> PoolStrategy:
     """The registered strategy ``name`` with its defaults (or ``params``), as a candidate: it must
     choose from the round's caches (a :class:`PoolStrategy`). A ConfigError names
-    ``strategy.params.<key>``."""
+    ``strategy.params.<key>``, or ``strategy.params.<params_key>.<its key>`` for a bad value of
+    ``params`` set by the user under ``params_key``."""
     if not isinstance(name, str) or name not in strategy_names():
         raise ConfigError(
             f"strategy.params.{key}: expected the name of a registered strategy; got {name!r} "
@@ -37,9 +38,11 @@ def build_candidate(key: str, name: Any, **params: Any) -> PoolStrategy:
         )
     try:
         strategy = build_strategy(name, **params)
-    except ConfigError as e:  # a candidate's own parameter: name where it was set
-        message, own = str(e), "strategy.params."
-        nested = f"{own}{key}_params."
+    except ConfigError as e:
+        if params_key is None:
+            raise
+        message, own = str(e), "strategy.params."  # a candidate's own parameter: name where it was set
+        nested = f"{own}{params_key}."
         raise ConfigError(
             nested + message[len(own) :] if message.startswith(own) else f"{nested[:-1]}: {message}"
         ) from None
