@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import perf, throughput  # noqa: E402
+from bench import guard_power, perf, throughput  # noqa: E402
 from bench.common import machine  # noqa: E402
 
 
@@ -49,6 +49,14 @@ def benchmarks(smoke: bool) -> dict:
             sizes=(20, 64) if s else (20, 64, 200, 1000), steps=4 if s else 40, repeats=1 if s else 5
         ),
         "run_split": lambda: throughput.run_split(smoke=s),
+        # how often the credit rule's long-tail guard sees a tail in the first labeled set (no training)
+        "guard_power": lambda: {
+            "rows": guard_power.guard_power(
+                [1, 5, 10] if s else [1, 2, 5, 10, 20, 50, 100],
+                [20] if s else [20, 50, 100],
+                trials=500 if s else 20000,
+            )
+        },
     }
     try:
         from bench import ray_perf

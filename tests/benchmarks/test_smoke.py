@@ -34,6 +34,7 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
         "ray_scoring",
         "train_throughput",
         "run_split",
+        "guard_power",
     } <= set(b)
     assert b["gmm_threshold"]["speedup_vs_sklearn"] > 0 and b["gmm_threshold"]["distinct_values"] <= 8
     assert not any("error" in v for v in b.values()), {k: v.get("error") for k, v in b.items()}
@@ -58,6 +59,9 @@ def test_bench_entry_point_smoke_writes_every_benchmark(tmp_path):
     assert b["al_round"]["autoal"]["query_other"] >= -1e-6 and b["al_round"]["entropy"]["search"] == 0
     assert b["al_round"]["autoal_credit"]["run_total"] > b["al_round"]["autoal_credit"]["total"] > 0
     assert b["al_round"]["autoal_credit_vs_entropy"] > 0
+    power = {(r["first_set"], r["ratio"]): r for r in b["guard_power"]["rows"]}
+    assert set(power) == {(20, 1.0), (20, 5.0), (20, 10.0)}
+    assert all(0 <= r["chi2"] <= 1 and 0 <= r["lrt"] <= 1 for r in power.values())
     tt = b["train_throughput"]
     assert {r["shape"] for r in tt["rows"]} == {"8x8x1", "28x28x1"} and len(tt["rows"]) == 4
     assert all(r["train_model_images_per_s"] > 0 and r["tight_images_per_s"] > 0 and r["ratio"] > 0 for r in tt["rows"])
