@@ -56,6 +56,11 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
             {"dataset": "digits", "initial": 20, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 5.0},
         ),
         (
+            "digits_lt3_low",
+            {"dataset": "digits", "initial": 20, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 3.0},
+        ),
+        ("digits_b20", {"dataset": "digits", "initial": 20, "query": 20, "epochs": 50, "min_steps": 0, "ratio": 1.0}),
+        (
             "mnist_lt5_low",
             {"dataset": "mnist", "initial": 20, "query": 20, "epochs": 30, "min_steps": 100, "ratio": 5.0},
         ),
