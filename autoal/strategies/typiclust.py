@@ -21,13 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from autoal.bounds import bounded
+from autoal.bounds import bounded, choice
 from autoal.cache import PoolCache
 from autoal.distances import sq_dists
 from autoal.kmeans import kmeans
 from autoal.strategies.base import PoolStrategy
 from autoal.strategies.registry import register_strategy
 from autoal.selection import picks_first_rank_score
+
+CLUSTER_ORDERS = ("size", "far")
 
 
 def typicality(x: torch.Tensor, assign: torch.Tensor, num_clusters: int, k_nn: int = 20) -> torch.Tensor:
@@ -60,9 +62,15 @@ def typiclust_order(
     min_cluster: int = 5,
     max_clusters: int = 500,
     iters: int = 20,
+    order: str = "size",
 ) -> tuple[np.ndarray, torch.Tensor]:
     """TypiClust's ``n`` picks (row positions in ``pool``, in pick order) and every pool row's
-    typicality. ``labeled`` are the labeled set's embeddings (or None)."""
+    typicality. ``labeled`` are the labeled set's embeddings (or None). ``order`` ranks the
+    clusters with the fewest labeled (or picked) members: ``size`` the largest first (the
+    paper's), ``far`` the one whose most typical member lies farthest from everything labeled or
+    picked so far first (k-center greedy over the clusters' typical members; ties by size)."""
+    if order not in CLUSTER_ORDERS:
+        raise ValueError(f"order must be one of {CLUSTER_ORDERS}; got {order!r}")
     nl = 0 if labeled is None else labeled.shape[0]
     x = pool.float() if labeled is None else torch.cat([labeled.float(), pool.float()])
     n = min(int(n), pool.shape[0])
@@ -77,30 +85,87 @@ def typiclust_order(
     members: list[list[int]] = [[] for _ in range(k)]
     for r in torch.argsort(pool_typ, descending=True, stable=True).tolist():
         members[int(pool_assign[r])].append(r)
-    nxt = [0] * k
     big_enough = [c for c in range(k) if sizes[c] >= min_cluster and members[c]]
     eligible = big_enough if big_enough else [c for c in range(k) if members[c]]
+    if order == "far":
+        picks = _far_first(x, nl, n, members, sizes, covered, eligible)
+    else:
+        picks = _largest_first(n, members, sizes, covered, eligible)
+    if len(picks) < n:  # every cluster exhausted: the most typical rows left
+        taken = set(picks)
+        picks += [r for r in torch.argsort(pool_typ, descending=True).tolist() if r not in taken][: n - len(picks)]
+    return np.asarray(picks, dtype=np.int64), pool_typ
+
+
+def _largest_first(
+    n: int, members: list[list[int]], sizes: list[int], covered: list[int], eligible: list[int]
+) -> list[int]:
+    """TypiClust's order: b times the cluster with the fewest labeled or picked members, the
+    largest on ties, and its most typical member not yet picked; the clusters left out of
+    ``eligible`` (too small) once the eligible ones are exhausted."""
+    nxt = [0] * len(members)
     heap = [(covered[c], -sizes[c], c) for c in eligible]
     heapq.heapify(heap)
     picks: list[int] = []
     while len(picks) < n:
-        if not heap:  # every eligible cluster exhausted: the remaining clusters, then any row
-            rest = [c for c in range(k) if nxt[c] < len(members[c]) and c not in eligible]
-            if rest:
-                eligible += rest
-                heap = [(covered[c], -sizes[c], c) for c in rest]
-                heapq.heapify(heap)
-                continue
-            taken = set(picks)
-            picks += [r for r in torch.argsort(pool_typ, descending=True).tolist() if r not in taken][: n - len(picks)]
-            break
+        if not heap:
+            rest = [c for c in range(len(members)) if nxt[c] < len(members[c]) and c not in eligible]
+            if not rest:
+                break
+            eligible = eligible + rest
+            heap = [(covered[c], -sizes[c], c) for c in rest]
+            heapq.heapify(heap)
+            continue
         cov, neg_size, c = heapq.heappop(heap)
         picks.append(members[c][nxt[c]])
         nxt[c] += 1
         covered[c] += 1
         if nxt[c] < len(members[c]):
             heapq.heappush(heap, (covered[c], neg_size, c))
-    return np.asarray(picks, dtype=np.int64), pool_typ
+    return picks
+
+
+def _far_first(
+    x: torch.Tensor,
+    nl: int,
+    n: int,
+    members: list[list[int]],
+    sizes: list[int],
+    covered: list[int],
+    eligible: list[int],
+) -> list[int]:
+    """As :func:`_largest_first`, but among the clusters with the fewest labeled or picked members
+    the one whose most typical pool member is farthest from the labeled rows (``x[:nl]``) and the
+    picks so far comes first (ties, e.g. with nothing labeled yet: the larger cluster). On a
+    long-tailed pool the largest uncovered clusters belong to the head classes; the farthest ones
+    are the regions the labeled set has not reached."""
+    nxt = [0] * len(members)
+    groups = [list(eligible), [c for c in range(len(members)) if members[c] and c not in eligible]]
+    picks: list[int] = []
+    for group in groups:
+        if not group or len(picks) >= n:
+            continue
+        reps = x[nl:][torch.tensor([members[c][0] for c in group])].float()
+        far = (
+            sq_dists(reps, x[:nl].float()).min(1).values
+            if nl
+            else torch.full((len(group),), float("inf"), device=x.device)
+        )
+        for r in picks:  # picks made from an earlier group
+            far = torch.minimum(far, sq_dists(reps, x[nl + r : nl + r + 1].float())[:, 0])
+        while len(picks) < n:
+            live = [i for i, c in enumerate(group) if nxt[c] < len(members[c])]
+            if not live:
+                break
+            low = min(covered[group[i]] for i in live)
+            i = max((i for i in live if covered[group[i]] == low), key=lambda i: (float(far[i]), sizes[group[i]]))
+            c = group[i]
+            r = members[c][nxt[c]]
+            picks.append(r)
+            nxt[c] += 1
+            covered[c] += 1
+            far = torch.minimum(far, sq_dists(reps, x[nl + r : nl + r + 1].float())[:, 0])
+    return picks
 
 
 @dataclass
@@ -111,18 +176,27 @@ class TypiClustParams:
     min_cluster: int = bounded(5, 1, note="smallest cluster used while larger ones remain")
     max_clusters: int = bounded(500, 1, note="cap on the number of clusters |L| + b")
     iters: int = bounded(20, 1, note="Lloyd iterations")
+    order: str = choice(
+        "size", CLUSTER_ORDERS, note="least-covered clusters: size = largest first (the paper's), far = farthest first"
+    )
 
 
 @register_strategy("typiclust")
 class TypiClust(PoolStrategy):
     """TypiClust (module docstring). ``k_nn``: neighbours for typicality; ``min_cluster``:
-    smallest cluster considered while larger ones remain; ``max_clusters``: cap on |L| + b."""
+    smallest cluster considered while larger ones remain; ``max_clusters``: cap on |L| + b;
+    ``order``: which least-covered cluster comes first (:func:`typiclust_order`)."""
 
     needs = frozenset({"embeddings", "labeled_cache"})
     params_type = TypiClustParams  # types and ranges, checked by build_strategy (autoal.typed_config)
 
-    def __init__(self, k_nn: int = 20, min_cluster: int = 5, max_clusters: int = 500, iters: int = 20) -> None:
+    def __init__(
+        self, k_nn: int = 20, min_cluster: int = 5, max_clusters: int = 500, iters: int = 20, order: str = "size"
+    ) -> None:
+        if order not in CLUSTER_ORDERS:
+            raise ValueError(f"order must be one of {CLUSTER_ORDERS}; got {order!r}")
         self.k_nn, self.min_cluster, self.max_clusters, self.iters = k_nn, min_cluster, max_clusters, iters
+        self.order = order
 
     def _order(
         self, cache: PoolCache, n: int, rng: np.random.Generator, labeled: PoolCache | None
@@ -136,6 +210,7 @@ class TypiClust(PoolStrategy):
             min_cluster=self.min_cluster,
             max_clusters=self.max_clusters,
             iters=self.iters,
+            order=self.order,
         )
 
     def select_positions(

@@ -104,6 +104,18 @@ def test_candidate_params_reach_each_candidate_and_a_bad_one_names_its_nested_ke
         build_strategy("autoal_credit", coverage_params=[0.5])
 
 
+def test_typiclust_as_the_rules_coverage_takes_far_clusters_first_unless_told_otherwise():
+    """The rule's own default for TypiClust (CREDIT_COVERAGE_DEFAULTS): order far; coverage_params
+    still wins, and other coverage candidates get nothing they do not take."""
+    assert build_strategy("autoal_credit").formulation.coverage.order == "far"
+    told = build_strategy("autoal_credit", coverage_params={"order": "size", "k_nn": 7}).formulation.coverage
+    assert (told.order, told.k_nn) == ("size", 7)
+    assert build_strategy("typiclust").order == "size"  # TypiClust on its own stays the paper's
+    assert build_strategy("autoal_credit", coverage="kmeans").formulation.coverage.name == "kmeans"
+    with pytest.raises(ConfigError, match=r"strategy\.params\.coverage_params\.order: expected one of size, far"):
+        build_strategy("autoal_credit", coverage_params={"order": "near"})
+
+
 def test_candidate_params_are_set_from_the_command_line():
     from autoal.cli.common import compose, run_config
 

@@ -41,6 +41,34 @@ def test_picks_cover_the_uncovered_clusters_first_largest_first_most_typical_mem
         assert typ[members].argmax().item() == list(members).index(p)
 
 
+def _line_of_blobs():
+    """Blobs on a line: 0 at x=0 (labeled), a large one at 6, a middle one at 15, a small one at 30."""
+    g = torch.Generator().manual_seed(0)
+    centres, sizes = [0.0, 6.0, 15.0, 30.0], [12, 30, 12, 8]
+    x = torch.cat([torch.tensor([c, 0.0]) + 0.2 * torch.randn(m, 2, generator=g) for c, m in zip(centres, sizes)])
+    return x, np.repeat(np.arange(4), sizes)
+
+
+def test_far_order_takes_the_uncovered_cluster_farthest_from_the_labeled_set_first():
+    x, blob = _line_of_blobs()
+    labeled = x[blob == 0][:3]
+    size, _ = typiclust_order(x, labeled, 3, seed=0, max_clusters=4)
+    far, typ = typiclust_order(x, labeled, 3, seed=0, max_clusters=4, order="far")
+    assert [int(blob[p]) for p in size] == [1, 2, 3]  # largest first: the big blob next to L
+    # farthest first: the small blob at 30; then the middle one (15 from L and from the first
+    # pick) before the large one (6 from L)
+    assert [int(blob[p]) for p in far] == [3, 2, 1]
+    for p in far:  # each pick is still its blob's most typical member
+        members = np.flatnonzero(blob == blob[p])
+        assert typ[members].argmax().item() == list(members).index(p)
+    # with nothing labeled: the largest cluster first, then each time the one farthest from the picks
+    first, _ = typiclust_order(x, None, 4, seed=0, max_clusters=4, order="far")
+    assert [int(blob[p]) for p in first] == [1, 3, 2, 0]
+    # more picks than clusters: every cluster once, then again by the same rule; all distinct
+    many, _ = typiclust_order(x, labeled, 20, seed=0, max_clusters=4, order="far")
+    assert len(set(many.tolist())) == 20 and [int(blob[p]) for p in many[:3]] == [3, 2, 1]
+
+
 def test_strategy_queries_distinct_unlabeled_samples_and_ranks_its_picks_first():
     x, blob = _blobs()
     lab_rows = np.array([0, 1])
@@ -81,3 +109,7 @@ def test_more_picks_than_clusters_and_bad_parameters():
     assert len(set(picks.tolist())) == 9
     with pytest.raises(ConfigError, match=r"strategy.params.k_nn: must be >= 1 \(neighbours for typicality\); got 0"):
         build_strategy("typiclust", k_nn=0)
+    with pytest.raises(ConfigError, match=r"strategy.params.order: expected one of size, far .*got 'near'"):
+        build_strategy("typiclust", order="near")
+    with pytest.raises(ValueError, match="order must be one of"):
+        typiclust_order(x, None, 2, order="near")

@@ -37,7 +37,10 @@ Per round:
    ``late_tail_coverage`` plays the part of ``tail_coverage``. Logged as ``credit/late_tail``.
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
    PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding), the rest by the
-   uncertainty candidate among the samples coverage left.
+   uncertainty candidate among the samples coverage left. TypiClust as the coverage candidate
+   takes its least-covered clusters farthest from the labeled set first (``order: far``, the
+   rule's default: ``params.CREDIT_COVERAGE_DEFAULTS``), not largest first, so that on a long
+   tail the guard missed its picks do not stay in the head classes.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ from autoal.strategies.autoal.label_credit import (
     split_batch,
     uncertainty_share,
 )
-from autoal.strategies.autoal.params import KCENTER, CreditParams
+from autoal.strategies.autoal.params import CREDIT_COVERAGE_DEFAULTS, KCENTER, CreditParams
 from autoal.strategies.autoal.pool_embedding import pixel_pca
 from autoal.strategies.base import QueryContext
 
@@ -76,7 +79,8 @@ class CreditFormulation(Formulation):
     name = "credit"
 
     def __init__(self, params: CreditParams) -> None:
-        self.coverage = build_candidate("coverage", params.coverage, "coverage_params", **params.coverage_params)
+        coverage_params = {**CREDIT_COVERAGE_DEFAULTS.get(params.coverage, {}), **params.coverage_params}
+        self.coverage = build_candidate("coverage", params.coverage, "coverage_params", **coverage_params)
         self.uncertainty = build_candidate(
             "uncertainty", params.uncertainty, "uncertainty_params", **params.uncertainty_params
         )

@@ -177,12 +177,20 @@ class AutoALParams:
         self.lookahead.prior = {str(k): float(v) for k, v in prior.items()}
 
 
+# The credit rule's own defaults for a coverage candidate, under what ``coverage_params`` sets:
+# TypiClust takes its least-covered clusters farthest from L first, not largest first (DESIGN.md
+# §3.10 step 5: level or better on the balanced tuning settings, +0.010 on a long tail the guard
+# misses, where the largest uncovered clusters are the head classes').
+CREDIT_COVERAGE_DEFAULTS: dict[str, dict[str, Any]] = {"typiclust": {"order": "far"}}
+
+
 @dataclass
 class CreditParams:
     """``strategy=autoal_credit`` (:mod:`autoal.strategies.autoal.credit`): the two candidates
     (registered pool strategies) with their own ``strategy.params`` (``coverage_params``,
-    ``uncertainty_params``; empty = the candidate's defaults), the coverage space and the credit's
-    numbers."""
+    ``uncertainty_params``; empty = the candidate's defaults, with the coverage candidate's
+    credit-rule defaults of ``CREDIT_COVERAGE_DEFAULTS`` underneath), the coverage space and the
+    credit's numbers."""
 
     coverage: str = "typiclust"
     uncertainty: str = "margin"
