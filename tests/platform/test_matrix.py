@@ -839,3 +839,59 @@ def test_the_coverage_tries_record_gives_bench_readmes_numbers():
             wins,
             losses,
         ), (setting, purity)
+
+
+def test_the_coverage_order_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Coverage order": with TypiClust's far order (the default of cce94bc) the
+    credit rule is better than the best single strategy on five of seventeen settings and worse
+    on none; the rule before is kept as ``autoal_credit order=size``. Only runs whose first labeled
+    set leaves the guard off (χ² p ≥ 0.2) were made again; the others are copies and equal."""
+    path = ROOT / "bench" / "reference" / "coverage_order_2026-12-07.jsonl"
+    runs = read_jsonl_runs(path)
+    assert len(runs) == 1164
+    new, old = "autoal_credit", "autoal_credit order=size"
+    expected = {  # setting: (best single, new Δ, wins, losses, verdict, old Δ, old verdict)
+        "digits": ("margin", 0.0135, 8, 2, "better", 0.0115, "better"),
+        "digits_table": ("typiclust", -0.0008, 5, 5, "level", 0.0078, "level"),
+        "mnist_low": ("margin", 0.0229, 10, 0, "better", 0.0179, "better"),
+        "mnist_high": ("badge", -0.0006, 5, 5, "level", -0.0007, "level"),
+        "digits_lt": ("entropy", -0.0019, 4, 6, "level", -0.0019, "level"),
+        "digits_lt30": ("cluster_margin", -0.0019, 5, 5, "level", -0.0019, "level"),
+        "mnist_lt": ("badge", 0.0058, 7, 3, "level", 0.0058, "level"),
+        "mnist_lt50": ("least_confidence", 0.0103, 6, 4, "level", 0.0103, "level"),
+        "mnist_lt20": ("var_ratio", 0.0167, 7, 3, "better", 0.0167, "better"),
+        "mnist_lt100": ("var_ratio", 0.0161, 8, 2, "better", 0.0161, "better"),
+        "mnist_lt_low": ("margin", 0.0092, 7, 3, "level", -0.0035, "level"),
+        "digits_lt_low": ("coreset", -0.0053, 4, 6, "level", -0.0053, "level"),
+        "mnist_lt20_low": ("margin", 0.0120, 7, 3, "level", 0.0077, "level"),
+        "mnist_lt5_low": ("margin", 0.0032, 5, 5, "level", -0.0059, "level"),
+        "digits_lt5_low": ("var_ratio", 0.0011, 5, 5, "level", -0.0013, "level"),
+        "digits_lt3_low": ("coreset", -0.0004, 2, 8, "level", -0.0047, "level"),
+        "digits_b20": ("cluster_margin", 0.0078, 9, 1, "better", 0.0071, "better"),
+    }
+    m = build_matrix(runs, resamples=2000)
+    assert list(m.settings) == list(expected)
+    for setting, (best, diff, wins, losses, want, diff_old, want_old) in expected.items():
+        t = m.settings[setting]
+        p, q = t.paired[new], t.paired[old]
+        assert t.best_single == best, setting
+        assert (round(p.mean_diff, 4), p.wins, p.losses, p.verdict) == (diff, wins, losses, want), setting
+        assert (round(q.mean_diff, 4), q.verdict) == (diff_old, want_old), setting
+    assert sum(m.settings[s].paired[new].verdict == "better" for s in expected) == 5
+    assert not any(m.settings[s].paired[new].verdict == "worse" for s in expected)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    by = {(r["setting"], r["method"], r["seed"]): r for r in records}
+    missed_tails, balanced = [], []
+    for (setting, method, seed), r in by.items():
+        if method != new or setting in ("digits_lt3_low", "digits_b20"):
+            continue
+        before = by[(setting, old, seed)]["aubc"]
+        if "copied_from" in r:  # the guard fires on this first set: TypiClust is not used
+            assert r["aubc"] == before and by[(setting, old, seed)]["imbalance_p"] < 0.2, (setting, seed)
+        elif r["imbalance_p"] < 0.2:  # a fired seed made again as a check
+            assert r["aubc"] == before, (setting, seed)
+        elif setting not in ("digits", "mnist_low"):
+            (balanced if setting in ("digits_table", "mnist_high") else missed_tails).append(r["aubc"] - before)
+    tails, bal = np.array(missed_tails), np.array(balanced)
+    assert (len(tails), round(float(tails.mean()), 4), int((tails > 0).sum())) == (19, 0.0151, 16)
+    assert (len(bal), round(float(bal.mean()), 4), int((bal > 0).sum())) == (17, -0.005, 7)
