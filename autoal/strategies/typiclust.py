@@ -125,6 +125,11 @@ def _largest_first(
     return picks
 
 
+def _nearest_sq(points: torch.Tensor, rows: torch.Tensor) -> np.ndarray:
+    """Per point: the squared distance to its nearest row, on the host (one transfer per call)."""
+    return sq_dists(points, rows.float()).min(1).values.cpu().numpy()
+
+
 def _far_first(
     x: torch.Tensor,
     nl: int,
@@ -145,14 +150,10 @@ def _far_first(
     for group in groups:
         if not group or len(picks) >= n:
             continue
-        reps = x[nl:][torch.tensor([members[c][0] for c in group])].float()
-        far = (
-            sq_dists(reps, x[:nl].float()).min(1).values
-            if nl
-            else torch.full((len(group),), float("inf"), device=x.device)
-        )
-        for r in picks:  # picks made from an earlier group
-            far = torch.minimum(far, sq_dists(reps, x[nl + r : nl + r + 1].float())[:, 0])
+        reps = x[nl:][torch.tensor([members[c][0] for c in group], device=x.device)].float()
+        far = _nearest_sq(reps, x[:nl]) if nl else np.full(len(group), np.inf, dtype=np.float32)
+        if picks:  # picks made from an earlier group
+            far = np.minimum(far, _nearest_sq(reps, x[nl + torch.tensor(picks, device=x.device)]))
         while len(picks) < n:
             live = [i for i, c in enumerate(group) if nxt[c] < len(members[c])]
             if not live:
@@ -164,7 +165,7 @@ def _far_first(
             picks.append(r)
             nxt[c] += 1
             covered[c] += 1
-            far = torch.minimum(far, sq_dists(reps, x[nl + r : nl + r + 1].float())[:, 0])
+            far = np.minimum(far, _nearest_sq(reps, x[nl + r : nl + r + 1]))
     return picks
 
 
