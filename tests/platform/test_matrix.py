@@ -925,3 +925,30 @@ def test_the_typiclust_far_record_gives_bench_readmes_numbers():
         assert diff(setting, far, rule) == against_rule, setting
     model = "autoal_credit coverage_space=model"
     assert diff("digits", model, rule) == (0.0036, 5, 3) and diff("mnist_low", model, rule) == (0.0032, 6, 4)
+
+
+def test_the_coverage_space_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Coverage in the task model's embedding": on digits_lt with the guard off
+    the model's embedding loses to pixel PCA (not adopted), and the same code on two machines
+    gives different runs of the same seeds."""
+    from scipy.stats import wilcoxon
+
+    path = ROOT / "bench" / "reference" / "coverage_space_2026-12-07.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == 30 and {r["setting"] for r in records} == {"digits_lt"}
+    by: dict[tuple[str, bool], dict[int, float]] = {}
+    for r in records:
+        by.setdefault((r["method"], "copied_from" in r), {})[r["seed"]] = r["aubc"]
+    pixels = by[("autoal_credit imbalance_alpha=0", False)]
+    model = by[("autoal_credit imbalance_alpha=0 coverage_space=model", False)]
+    earlier = by[("autoal_credit imbalance_alpha=0", True)]
+    assert sorted(pixels) == sorted(model) == sorted(earlier) == list(range(10))
+    d = np.array([model[k] - pixels[k] for k in range(10)])
+    assert (round(float(d.mean()), 4), int((d > 0).sum()), int((d < 0).sum())) == (-0.0084, 3, 7)
+    assert round(float(wilcoxon(d).pvalue), 3) == 0.027
+    assert round(float(np.mean(list(pixels.values()))), 4) == 0.8442
+    assert round(float(np.mean(list(model.values()))), 4) == 0.8357
+    m = np.array([pixels[k] - earlier[k] for k in range(10)])
+    assert (round(float(m.mean()), 4), round(float(m.std(ddof=1)), 4)) == (0.0025, 0.0039)
+    assert (round(float(m.min()), 4), round(float(m.max()), 4)) == (-0.0008, 0.0104)
+    assert round(float(np.mean(list(earlier.values()))), 4) == 0.8416

@@ -1,4 +1,4 @@
-"""Same seed, same result, wherever it runs (issue 21): a single run and a sweep trial of one
+"""Same seed, same result, wherever in a sweep it runs (issue 21): a single run and a sweep trial of one
 configuration pick the same labels and reach the same AUBC, because the thread count is a fixed,
 recorded default; and the trials autoal's Ray runs at the driver's priority (sweep.worker_niceness)."""
 

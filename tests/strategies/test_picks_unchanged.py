@@ -6,8 +6,8 @@ regenerates the record on purpose, and says so in its commit:
     python tests/strategies/test_picks_unchanged.py --update
 
 The floats depend on the machine as well as the code: torch's version and the CPU's kernels (two
-CPUs that both report AVX-512, an Intel and an AMD EPYC, sum some convolutions in different
-orders). The file keeps one record per kind of machine; a test checks against the record of the
+machines that both report AVX-512, an AMD EPYC and the one the first record was made on, order
+some sums differently). The file keeps one record per kind of machine; a test checks against the record of the
 machine it runs on (the most specific one whose every key matches) and is skipped where there is
 none. ``--update`` rewrites this machine's record and drops, from the other machines' records, the
 entries of every option whose picks it saw move: they are stale until regenerated there.
