@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autoal.data.subset import long_tail_quotas  # noqa: E402
+from autoal.strategies.autoal.label_credit import imbalance_pvalues  # noqa: E402
 
 
 def first_set_counts(quotas: list[int], n: int, trials: int, rng: np.random.Generator) -> np.ndarray:
@@ -37,19 +38,6 @@ def first_set_counts(quotas: list[int], n: int, trials: int, rng: np.random.Gene
     if n > sum(quotas):
         raise ValueError(f"first-set size {n} exceeds the pool ({sum(quotas)} samples)")
     return rng.multivariate_hypergeometric(np.asarray(quotas, dtype=np.int64), n, size=trials)
-
-
-def chi2_pvalues(counts: np.ndarray) -> np.ndarray:
-    """The guard's p-value (``label_credit.imbalance_pvalue``: Pearson's χ² against a uniform
-    prior, 1.0 below two samples per class) of every row of ``counts`` at once."""
-    from scipy.stats import chi2
-
-    counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
-    k = counts.shape[1]
-    total = counts.sum(1)
-    expected = np.maximum(total, 1e-12)[:, None] / k
-    stat = ((counts - expected) ** 2 / expected).sum(1)
-    return np.where((k < 2) | (total < 2 * k), 1.0, chi2.sf(stat, k - 1))
 
 
 def _profile_log_shares(num_classes: int, ratios: np.ndarray) -> np.ndarray:
@@ -87,7 +75,7 @@ def guard_power(
     false-fire rate (its threshold: the quantile of its statistic on balanced pools of the same
     size). Pools follow ``long_tail_quotas(n_max, ratio, num_classes)``."""
     rng = np.random.default_rng(seed)
-    pvalue = chi2_pvalues
+    pvalue = imbalance_pvalues
     rows = []
     for n in sizes:
         null = first_set_counts(long_tail_quotas(n_max, 1.0, num_classes), n, trials, rng)

@@ -14,21 +14,38 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.guard_power import chi2_pvalues, first_set_counts, guard_power, lrt_statistic  # noqa: E402
+from bench.guard_power import first_set_counts, guard_power, lrt_statistic  # noqa: E402
 
 from autoal.data.subset import long_tail_quotas
-from autoal.strategies.autoal.label_credit import imbalance_pvalue
+from autoal.strategies.autoal.label_credit import imbalance_pvalue, imbalance_pvalues
 
 
-def test_the_vectorized_pvalues_are_the_guards_own():
+def _scalar_guard(counts: np.ndarray) -> float:
+    """The guard's formula as it was written before it was vectorized (one row, early return)."""
+    from scipy.stats import chi2
+
+    counts = np.asarray(counts, dtype=np.float64)
+    k, total = counts.shape[0], counts.sum()
+    if k < 2 or total < 2 * k:
+        return 1.0
+    expected = total / k
+    return float(chi2.sf(float(((counts - expected) ** 2).sum() / expected), k - 1))
+
+
+def test_the_vectorized_pvalues_are_the_guards_own_to_the_bit():
     rng = np.random.default_rng(0)
     ten = np.concatenate([rng.multinomial(n, np.full(10, 0.1), size=50) for n in (5, 19, 20, 37, 200)])
     three = rng.multinomial(30, [0.5, 0.3, 0.2], size=20)
-    for counts in (ten, three):
-        want = np.array([imbalance_pvalue(c) for c in counts])
-        np.testing.assert_allclose(chi2_pvalues(counts), want, rtol=1e-12, atol=0)
-    got = chi2_pvalues(ten)
+    tail = rng.multinomial(50, np.geomspace(1, 0.05, 10) / np.geomspace(1, 0.05, 10).sum(), size=200)
+    for counts in (ten, three, tail):
+        want = np.array([_scalar_guard(c) for c in counts])
+        assert (imbalance_pvalues(counts) == want).all()  # the guard's decisions cannot move
+        assert [imbalance_pvalue(c) for c in counts] == want.tolist()
+    got = imbalance_pvalues(ten)
     assert (got[:100] == 1.0).all() and (got[100:] < 1.0).all()  # 5 and 19 labels: too few to tell
+    assert (imbalance_pvalues(np.array([[7], [0]])) == 1.0).all()  # one class: nothing to test
+    with pytest.raises(ValueError, match="one row"):
+        imbalance_pvalue(ten)
 
 
 def test_first_sets_are_draws_without_replacement_from_the_long_tail_pool():

@@ -14,7 +14,7 @@ once their labels are known, per candidate that picked them. Pure functions of a
 :func:`uncertainty_share` turns a competence estimate into the round's share of uncertainty picks,
 :func:`rarity_share` the two sides' decayed rarity (:class:`DecayedMean`),
 :func:`late_tail_signal` reads a long tail from the same two rarities and their evidence,
-:func:`imbalance_pvalue` tests a labeled sample's classes against a uniform prior (the long-tail
+:func:`imbalance_pvalue` (:func:`imbalance_pvalues` for many at once) tests a labeled sample's classes against a uniform prior (the long-tail
 guard), :func:`prior_shifted` moves a model's posteriors from the labeled set's class prior to a
 uniform one, :class:`CompetenceEstimate` keeps a decayed Beta posterior over rounds.
 """
@@ -155,20 +155,31 @@ def split_batch(n: int, share: float, probe: float) -> tuple[int, int]:
     return n - n_unc, n_unc
 
 
-def imbalance_pvalue(counts: np.ndarray) -> float:
-    """The p-value of Pearson's χ² test that ``counts`` (labeled samples per class, from a random
-    sample of the pool) come from a uniform class prior; 1.0 when there are too few samples to
-    tell (fewer than 2 per class on average)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    k = counts.shape[0]
-    total = counts.sum()
-    if k < 2 or total < 2 * k:
-        return 1.0
+def imbalance_pvalues(counts: np.ndarray) -> np.ndarray:
+    """For every row of ``counts`` (labeled samples per class, from a random sample of the pool)
+    the p-value of Pearson's χ² test that they come from a uniform class prior; 1.0 where there are
+    too few samples to tell (fewer than 2 per class on average). One row or a million at once."""
     from scipy.stats import chi2
 
-    expected = total / k
-    stat = float(((counts - expected) ** 2).sum() / expected)
-    return float(chi2.sf(stat, k - 1))
+    counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    if counts.ndim != 2:
+        raise ValueError(f"counts must be one row of class counts or a matrix of rows; got shape {counts.shape}")
+    k = counts.shape[1]
+    total = counts.sum(1)
+    too_few = total < 2 * k
+    if k < 2:
+        return np.ones(counts.shape[0])
+    expected = np.where(too_few, 1.0, total / k)  # rows with too few samples get p = 1 below
+    stat = ((counts - expected[:, None]) ** 2).sum(1) / expected
+    return np.where(too_few, 1.0, chi2.sf(stat, k - 1))
+
+
+def imbalance_pvalue(counts: np.ndarray) -> float:
+    """The long-tail guard's p-value of one labeled set's class counts (:func:`imbalance_pvalues`)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 1:
+        raise ValueError(f"counts must be one row of class counts; got shape {counts.shape}")
+    return float(imbalance_pvalues(counts)[0])
 
 
 def prior_shifted(logits: torch.Tensor, labeled_counts: np.ndarray, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
