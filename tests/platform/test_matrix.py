@@ -935,10 +935,11 @@ def test_the_coverage_space_record_gives_bench_readmes_numbers():
 
     path = ROOT / "bench" / "reference" / "coverage_space_2026-12-07.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert len(records) == 30 and {r["setting"] for r in records} == {"digits_lt"}
+    assert len(records) == 70 and {r["setting"] for r in records} == {"digits_lt", "digits", "mnist_low"}
     by: dict[tuple[str, bool], dict[int, float]] = {}
     for r in records:
-        by.setdefault((r["method"], "copied_from" in r), {})[r["seed"]] = r["aubc"]
+        if r["setting"] == "digits_lt":
+            by.setdefault((r["method"], "copied_from" in r), {})[r["seed"]] = r["aubc"]
     pixels = by[("autoal_credit imbalance_alpha=0", False)]
     model = by[("autoal_credit imbalance_alpha=0 coverage_space=model", False)]
     earlier = by[("autoal_credit imbalance_alpha=0", True)]
@@ -952,3 +953,17 @@ def test_the_coverage_space_record_gives_bench_readmes_numbers():
     assert (round(float(m.mean()), 4), round(float(m.std(ddof=1)), 4)) == (0.0025, 0.0039)
     assert (round(float(m.min()), 4), round(float(m.max()), 4)) == (-0.0008, 0.0104)
     assert round(float(np.mean(list(earlier.values()))), 4) == 0.8416
+    # "A later handover": low 0.75, high 0.95 against the default, both run on one machine
+    later = "autoal_credit low=0.75 high=0.95"
+    expected = {"digits": (0.9032, 0.9023, -0.0009, 4, 5, 0.426), "mnist_low": (0.8116, 0.8143, 0.0027, 8, 2, 0.064)}
+    for setting, want in expected.items():
+        runs = {(r["method"], r["seed"]): r for r in records if r["setting"] == setting}
+        base = np.array([runs[("autoal_credit", k)]["aubc"] for k in range(10)])
+        late = np.array([runs[(later, k)]["aubc"] for k in range(10)])
+        d = late - base
+        got = (round(float(base.mean()), 4), round(float(late.mean()), 4), round(float(d.mean()), 4))
+        got += (int((d > 0).sum()), int((d < 0).sum()), round(float(wilcoxon(d).pvalue), 3))
+        assert got == want, setting
+        share = np.mean([runs[(later, k)]["uncertainty_share"] for k in range(10)], 0)
+        default_share = np.mean([runs[("autoal_credit", k)]["uncertainty_share"] for k in range(10)], 0)
+        assert share[0] == pytest.approx(0.1) and share[-1] < default_share[-1]  # later, Margin gets less
