@@ -9,8 +9,9 @@ The floats depend on the machine as well as the code: torch's version and the CP
 machines that both report AVX-512, an AMD EPYC and the one the first record was made on, order
 some sums differently). The file keeps one record per kind of machine; a test checks against the
 record made on its kind of machine and is skipped, saying so, on a machine with none (run
-``--update`` there to add one). ``--update`` rewrites this machine's record and drops, from the other machines' records, the
-entries of every option whose picks it saw move: they are stale until regenerated there.
+``--update`` there to add one). ``--update`` rewrites this machine's record and drops, from the
+other machines' records, the entries of every option whose picks it saw move: they are stale
+until regenerated there.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def updated(records: list[dict], here: dict[str, str], new: dict[str, dict]) -> 
     """``records`` with this machine's record replaced by ``new`` (added if it had none, first in
     the list), and the entries of the options whose picks moved here against the old record
     dropped from the others'. With no old record of this machine nothing is known to have moved."""
-    old = next((r for r in records if r["platform"] == here), None)
+    old = matching_record(records, here)
     moved = set() if old is None else {o for o in new if old["picks"].get(o) != new[o]}
     others = [
         {"platform": r["platform"], "picks": {o: v for o, v in r["picks"].items() if o not in moved}}
