@@ -29,7 +29,7 @@ from autoal.strategies.autoal.label_credit import (
 )
 from autoal.strategies.autoal.credit import CreditFormulation
 from autoal.strategies.autoal.params import CreditParams
-from autoal.strategies.autoal.pool_embedding import pixel_pca
+from autoal.strategies.autoal.pool_embedding import joint_embedding, pixel_pca
 
 
 # -- credit ----------------------------------------------------------------------------------
@@ -190,6 +190,30 @@ def test_pixel_pca_finds_a_planted_subspace_and_is_deterministic():
 
 
 # -- the strategy -----------------------------------------------------------------------------
+def test_joint_embedding_weighs_each_space_alike_and_keeps_a_sample_far_in_either_space_far():
+    g = torch.Generator().manual_seed(0)
+    a_pool, a_lab = torch.randn(300, 5, generator=g) * 100 + 7, torch.randn(20, 5, generator=g) * 100 + 7
+    b_pool, b_lab = torch.randn(300, 40, generator=g) * 0.01, torch.randn(20, 40, generator=g) * 0.01
+    a_pool[0] += 5000  # far from everything in the first space only
+    pool, lab = joint_embedding((a_pool, a_lab), (b_pool, b_lab))
+    assert pool.shape == (300, 45) and lab.shape == (20, 45)
+    both = torch.cat([pool, lab])
+    for block in (both[:, :5], both[:, 5:]):  # each space: centred, unit root-mean-square distance from its mean
+        assert block.mean(0).abs().max() < 1e-4
+        assert float((block**2).sum(1).mean()) == pytest.approx(1.0, rel=1e-4)
+    # squared distances add: the joint distance is the sum of the two normalized ones
+    d = ((pool[1] - lab[0]) ** 2).sum()
+    assert float(d) == pytest.approx(
+        float(((pool[1, :5] - lab[0, :5]) ** 2).sum() + ((pool[1, 5:] - lab[0, 5:]) ** 2).sum())
+    )
+    nearest = torch.cdist(pool, lab).min(1).values
+    assert int(nearest.argmax()) == 0  # the outlier of one space is the farthest in the joint one
+    one, _ = joint_embedding((a_pool, a_lab))
+    assert torch.allclose(one, pool[:, :5])
+    with pytest.raises(ValueError, match="at least one"):
+        joint_embedding()
+
+
 def _data(n=400, classes=4, seed=0, prior=None):
     """Blobs whose pixels separate the classes; a model whose probabilities follow the class with
     accuracy ``acc`` for the context."""
@@ -527,12 +551,45 @@ def test_resume_from_state_picks_what_an_uninterrupted_strategy_picks():
         build_strategy("autoal_credit").load_state_dict({"competence": {}})
 
 
+def test_joint_coverage_space_covers_pixels_and_the_models_embedding_together():
+    """coverage_space=joint: the coverage candidate sees the pixel PCA and the task model's
+    embedding side by side, each scaled alike; without the labeled set's embeddings it refuses."""
+    ds = _data()
+    labeled = np.arange(40)
+    strategy = build_strategy("autoal_credit", coverage_space="joint", pca_dim=6)
+    # the labeled set's embeddings are asked for by joint itself, not only by the tail's k-center
+    assert "labeled_cache" in build_strategy("autoal_credit", coverage_space="joint", tail_coverage="probe").needs
+    assert "labeled_cache" not in build_strategy("autoal_credit", tail_coverage="probe").needs
+    ctx = _ctx(ds, labeled, 20)
+    with pytest.raises(StateError, match="coverage_space=joint"):
+        strategy.query(ctx)
+    seen = []
+    coverage = strategy.formulation.coverage
+    original = coverage.select_positions
+
+    def spy(pool, n, rng, lab=None):
+        seen.append((pool.embeddings.clone(), lab.embeddings.clone()))
+        return original(pool, n, rng, lab)
+
+    coverage.select_positions = spy
+    model_lab = torch.randn(40, 8, generator=torch.Generator().manual_seed(1))
+    ctx = replace(ctx, labeled_cache=PoolCache(labeled, torch.zeros(40, 4), model_lab, torch.zeros(40, 4)))
+    picks = strategy.query(ctx)
+    assert len(picks) == 20 and np.isin(picks, ctx.unlabeled).all()
+    pool_z, lab_z = seen[0]
+    assert pool_z.shape == (360, 6 + 8) and lab_z.shape == (40, 6 + 8)
+    pixels = pixel_pca(ds.x_train, 6)
+    want_pool, want_lab = joint_embedding((pixels[ctx.unlabeled], pixels[labeled]), (ctx.cache.embeddings, model_lab))
+    assert torch.allclose(pool_z, want_pool) and torch.allclose(lab_z, want_lab)
+
+
 @pytest.mark.parametrize(
     "params, key",
     [
         ({"coverage": "nope"}, "coverage"),
         ({"uncertainty": "vaal"}, "uncertainty"),
         ({"coverage_space": "raw"}, "coverage_space"),
+        ({"coverage_space": "both"}, "coverage_space"),
         ({"low": 0.9, "high": 0.5}, "low"),
         ({"probe": 0.7}, "probe"),
         ({"pca_dim": 0}, "pca_dim"),

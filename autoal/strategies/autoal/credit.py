@@ -36,7 +36,8 @@ Per round:
    on a long tail density coverage keeps finding head classes); from then on
    ``late_tail_coverage`` plays the part of ``tail_coverage``. Logged as ``credit/late_tail``.
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
-   PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding), the rest by the
+   PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding; or ``joint``:
+   both side by side, each scaled to a unit spread), the rest by the
    uncertainty candidate among the samples coverage left. TypiClust as the coverage candidate
    takes its least-covered clusters farthest from the labeled set first (``order: far``, the
    rule's default: ``params.CREDIT_COVERAGE_DEFAULTS``), not largest first, so that on a long
@@ -68,7 +69,7 @@ from autoal.strategies.autoal.label_credit import (
     uncertainty_share,
 )
 from autoal.strategies.autoal.params import CREDIT_COVERAGE_DEFAULTS, KCENTER, CreditParams
-from autoal.strategies.autoal.pool_embedding import pixel_pca
+from autoal.strategies.autoal.pool_embedding import joint_embedding, pixel_pca
 from autoal.strategies.base import QueryContext
 
 
@@ -113,6 +114,7 @@ class CreditFormulation(Formulation):
             frozenset({"embeddings", "dataset"})
             | self.uncertainty.needs
             | (self.coverage.needs if self.coverage_space == "model" else frozenset())
+            | (frozenset({"labeled_cache"}) if self.coverage_space == "joint" else frozenset())
             | (self.tail_kcenter.needs if self.tail_kcenter is not None else frozenset())
         )
         self.long_tailed: bool | None = None  # decided on the first labeled set, or late (late_tail_z)
@@ -130,10 +132,18 @@ class CreditFormulation(Formulation):
         if self._pca is None or self._pca[0] != n:  # pixels, or the standardized features (ALDataset.pca_input)
             self._pca = (n, pixel_pca(ds.pca_input() if hasattr(ds, "pca_input") else ds.x_train, self.pca_dim))
         z = self._pca[1].to(ctx.cache.embeddings.device)
-        pool = replace(ctx.cache, embeddings=z[torch.as_tensor(ctx.unlabeled, dtype=torch.long)], mc=None)
+        z_pool = z[torch.as_tensor(ctx.unlabeled, dtype=torch.long)]
+        z_labeled = z[torch.as_tensor(ctx.labeled, dtype=torch.long)]
+        if self.coverage_space == "joint":
+            if ctx.labeled_cache is None:
+                raise StateError("coverage_space=joint needs the labeled set's embeddings (labeled_cache)")
+            z_pool, z_labeled = joint_embedding(
+                (z_pool, z_labeled), (ctx.cache.embeddings.to(z.device), ctx.labeled_cache.embeddings.to(z.device))
+            )
+        pool = replace(ctx.cache, embeddings=z_pool, mc=None)
         nl = len(ctx.labeled)
         empty = torch.zeros(nl, ctx.cache.probs.shape[1], device=z.device)
-        labeled = PoolCache(np.asarray(ctx.labeled), empty, z[torch.as_tensor(ctx.labeled, dtype=torch.long)], empty)
+        labeled = PoolCache(np.asarray(ctx.labeled), empty, z_labeled, empty)
         return pool, labeled
 
     def _coverage_by_class(

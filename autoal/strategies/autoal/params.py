@@ -36,7 +36,7 @@ CANDIDATE_MODELS = ("fitnet", "task")
 FITNET_RESETS = ("cycle", "round", "never")
 OPTIMIZERS = ("sgd", "adam")
 SEARCH_EXECUTORS = ("local", "ray_train")
-COVERAGE_SPACES = ("pixels", "model")
+COVERAGE_SPACES = ("pixels", "model", "joint")
 #: what the coverage side does once the long-tail guard has fired (CreditParams.tail_coverage)
 TAIL_COVERAGE = ("probe", "by_class", "kcenter", "kcenter_rarity")
 KCENTER = "coreset"  # the registered k-center greedy strategy that tail_coverage=kcenter covers the tail with
@@ -196,7 +196,12 @@ class CreditParams:
     uncertainty: str = "margin"
     coverage_params: dict[str, Any] = field(default_factory=dict)
     uncertainty_params: dict[str, Any] = field(default_factory=dict)
-    coverage_space: str = choice("pixels", COVERAGE_SPACES)
+    coverage_space: str = choice(
+        "pixels",
+        COVERAGE_SPACES,
+        note="pixels = PCA of the pool's pixels; model = the task model's embedding; joint = both, each scaled to a "
+        "unit spread, side by side",
+    )
     pca_dim: int = bounded(50, 1)
     low: float = bounded(0.6, 0, 1, note="competence at or below which the batch is coverage")
     high: float = bounded(0.9, 0, 1, note="competence from which the batch is uncertainty")

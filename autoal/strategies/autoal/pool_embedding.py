@@ -5,7 +5,8 @@ about those samples than about the pool. Coverage (TypiClust, KMeans, Coreset) n
 that reflect the data, not the labels: here the top principal components of the pixels, computed
 once per run from the whole pool (labeled and unlabeled), deterministic for a given data set and
 seed. (TypiClust's authors use a self-supervised encoder; PCA is its cheapest stand-in and costs a
-second on MNIST-sized pools.)
+second on MNIST-sized pools.) :func:`joint_embedding` puts such a space beside the task model's
+embedding, each scaled alike (the credit rule's ``coverage_space: joint``).
 """
 
 from __future__ import annotations
@@ -36,3 +37,25 @@ def pixel_pca(images: torch.Tensor, dim: int, seed: int = 0) -> torch.Tensor:
     sign = torch.sign(z.gather(0, z.abs().argmax(0, keepdim=True)))
     sign[sign == 0] = 1.0
     return z * sign
+
+
+def _unit_spread(pool: torch.Tensor, labeled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both blocks centred on their joint mean and scaled so that a point's mean squared distance
+    to it is 1 (a block of any dimension then weighs the same in a concatenation)."""
+    allx = torch.cat([pool, labeled]).float()
+    mean = allx.mean(0, keepdim=True)
+    spread = ((allx - mean) ** 2).sum(1).mean().sqrt().clamp_min(1e-12)
+    return (pool.float() - mean) / spread, (labeled.float() - mean) / spread
+
+
+def joint_embedding(
+    *spaces: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The concatenation of several embeddings of the same (pool, labeled) samples, each centred
+    and scaled to a unit root-mean-square distance from its mean first, so that squared distances
+    are the sum of the spaces' normalized squared distances: a sample far from the labeled set in
+    any space stays far."""
+    if not spaces:
+        raise ValueError("joint_embedding: expected at least one (pool, labeled) pair")
+    blocks = [_unit_spread(p, l) for p, l in spaces]
+    return torch.cat([b[0] for b in blocks], 1), torch.cat([b[1] for b in blocks], 1)
