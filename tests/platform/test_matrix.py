@@ -967,3 +967,36 @@ def test_the_coverage_space_record_gives_bench_readmes_numbers():
         share = np.mean([runs[(later, k)]["uncertainty_share"] for k in range(10)], 0)
         default_share = np.mean([runs[("autoal_credit", k)]["uncertainty_share"] for k in range(10)], 0)
         assert share[0] == pytest.approx(0.1) and share[-1] < default_share[-1]  # later, Margin gets less
+
+
+def test_the_coverage_joint_record_gives_bench_readmes_numbers():
+    """bench/README.md, "Coverage on pixels and the model's embedding together": the joint space
+    is better on both balanced tuning settings and worse on the long tail the guard misses, so
+    neither it nor its far-in-pixels variant met the adoption rule."""
+    from scipy.stats import wilcoxon
+
+    path = ROOT / "bench" / "reference" / "coverage_joint_2026-12-07.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == 90 and {r["machine"] for r in records} == {"AuthenticAMD 25/17, AVX-512, torch 2.14.1"}
+    by: dict[tuple[str, str], dict[int, float]] = {}
+    for r in records:
+        by.setdefault((r["setting"], r["method"]), {})[r["seed"]] = r["aubc"]
+    base = {"digits": "autoal_credit", "mnist_low": "autoal_credit", "digits_lt": "autoal_credit imbalance_alpha=0"}
+    expected = {  # (setting, space): (mean of the default, mean of the variant, Δ, wins, losses, Wilcoxon p)
+        ("digits", "joint"): (0.9032, 0.9092, 0.006, 6, 2, 0.078),
+        ("mnist_low", "joint"): (0.8116, 0.8243, 0.0128, 10, 0, 0.002),
+        ("digits_lt", "joint"): (0.8442, 0.8396, -0.0045, 2, 8, 0.275),
+        ("digits", "joint_far_pixels"): (0.9032, 0.9062, 0.003, 4, 4, 0.461),
+        ("mnist_low", "joint_far_pixels"): (0.8116, 0.8193, 0.0077, 9, 1, 0.01),
+        ("digits_lt", "joint_far_pixels"): (0.8442, 0.8413, -0.0029, 4, 6, 0.492),
+    }
+    for (setting, space), want in expected.items():
+        a = np.array([by[(setting, base[setting])][k] for k in range(10)])
+        b = np.array([by[(setting, f"{base[setting]} coverage_space={space}")][k] for k in range(10)])
+        d = b - a
+        got = (round(float(a.mean()), 4), round(float(b.mean()), 4), round(float(d.mean()), 4))
+        got += (int((d > 0).sum()), int((d < 0).sum()), round(float(wilcoxon(d).pvalue), 3))
+        assert got == want, (setting, space)
+    # the default's runs are the coverage-space record's, run on the same machine
+    copied = [r for r in records if "copied_from" in r]
+    assert len(copied) == 30 and all(r["method"] in base.values() for r in copied)
