@@ -38,6 +38,8 @@ def test_every_group_option_composes(group, option):
             "digits_lt5_low": "digits",
             "digits_lt3_low": "digits",
             "digits_b20": "digits",
+            "digits_lt2_low": "digits",
+            "digits_i10": "digits",
             "digits_table": "sklearn",
         }.get(option, "mnist")
 
