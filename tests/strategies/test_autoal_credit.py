@@ -583,6 +583,52 @@ def test_joint_coverage_space_covers_pixels_and_the_models_embedding_together():
     assert torch.allclose(pool_z, want_pool) and torch.allclose(lab_z, want_lab)
 
 
+def _spied_rounds(strategy, ds, rounds=3, n=20):
+    """Rounds with the labeled set's embeddings in the context; per round the coverage
+    candidate's embedding width and the round's metrics."""
+    coverage = strategy.formulation.coverage
+    original, widths = coverage.select_positions, []
+
+    def spy(pool, k, rng, lab=None):
+        widths.append(pool.embeddings.shape[1])
+        return original(pool, k, rng, lab)
+
+    coverage.select_positions = spy
+    labeled, logs = np.arange(40), []
+    for r in range(rounds):
+        ctx = _ctx(ds, labeled, n, round_=r)
+        emb = torch.randn(len(labeled), 8, generator=torch.Generator().manual_seed(r))
+        z = torch.zeros(len(labeled), ds.num_classes)
+        ctx = replace(ctx, labeled_cache=PoolCache(labeled, z, emb, z))
+        picks = strategy.query(ctx)
+        logs.append(ctx.metrics)
+        labeled = np.concatenate([labeled, picks])
+    return widths, logs
+
+
+def test_joint_when_balanced_covers_pixels_first_then_joint_once_the_second_look_finds_balance():
+    """coverage_space=joint_when_balanced: the first batch on pixels; once its labels arrive, a χ²
+    test on the labeled set picks joint (balanced) or keeps pixels (a tail the first set missed)."""
+    balanced = build_strategy("autoal_credit", coverage_space="joint_when_balanced", pca_dim=6)
+    widths, logs = _spied_rounds(balanced, _data())
+    assert widths == [6, 14, 14]
+    assert math.isnan(logs[0]["credit/second_look_p"]) and logs[0]["credit/coverage_joint"] == 0.0
+    assert logs[1]["credit/second_look_p"] >= 0.2 and logs[1]["credit/coverage_joint"] == 1.0
+    assert logs[2]["credit/second_look_p"] == logs[1]["credit/second_look_p"]  # decided once
+    # a steep tail with the first-set guard off: the second look keeps pixels
+    prior = 10.0 ** (-np.arange(4) / 1.5)
+    tail = _data(n=600, prior=prior / prior.sum(), seed=1)
+    strategy = build_strategy("autoal_credit", coverage_space="joint_when_balanced", pca_dim=6, imbalance_alpha=0.0)
+    widths, logs = _spied_rounds(strategy, tail)
+    assert widths == [6, 6, 6] and logs[1]["credit/second_look_p"] < 0.2
+    assert [m["credit/coverage_joint"] for m in logs] == [0.0, 0.0, 0.0]
+    # the decision is part of the saved state: a resumed strategy does not look again
+    again = build_strategy("autoal_credit", coverage_space="joint_when_balanced", pca_dim=6)
+    again.load_state_dict(balanced.state_dict())
+    assert again.formulation.balanced is True
+    assert again.formulation.second_look_p == balanced.formulation.second_look_p >= 0.2
+
+
 @pytest.mark.parametrize(
     "params, key",
     [
@@ -590,6 +636,7 @@ def test_joint_coverage_space_covers_pixels_and_the_models_embedding_together():
         ({"uncertainty": "vaal"}, "uncertainty"),
         ({"coverage_space": "raw"}, "coverage_space"),
         ({"coverage_space": "both"}, "coverage_space"),
+        ({"second_look_alpha": 1.5}, "second_look_alpha"),
         ({"low": 0.9, "high": 0.5}, "low"),
         ({"probe": 0.7}, "probe"),
         ({"pca_dim": 0}, "pca_dim"),

@@ -87,6 +87,10 @@ class CreditFormulation(Formulation):
         )
         self.candidates = [self.coverage, self.uncertainty]
         self.coverage_space, self.pca_dim = params.coverage_space, params.pca_dim
+        # coverage_space=joint_when_balanced: the second look, decided once the first batch's labels arrive
+        self.second_look_alpha = float(params.second_look_alpha)
+        self.second_look_p = math.nan
+        self.balanced: bool | None = None
         self.low, self.high = float(params.low), float(params.high)
         self.probe = float(params.probe)
         self.alpha = float(params.imbalance_alpha)
@@ -114,7 +118,7 @@ class CreditFormulation(Formulation):
             frozenset({"embeddings", "dataset"})
             | self.uncertainty.needs
             | (self.coverage.needs if self.coverage_space == "model" else frozenset())
-            | (frozenset({"labeled_cache"}) if self.coverage_space == "joint" else frozenset())
+            | (frozenset({"labeled_cache"}) if self.coverage_space.startswith("joint") else frozenset())
             | (self.tail_kcenter.needs if self.tail_kcenter is not None else frozenset())
         )
         self.long_tailed: bool | None = None  # decided on the first labeled set, or late (late_tail_z)
@@ -124,8 +128,16 @@ class CreditFormulation(Formulation):
         self._pca: tuple[int, torch.Tensor] | None = None
 
     # -- the label-free space --------------------------------------------------------------------
+    def _space(self) -> str:
+        """The space coverage runs on this round: ``joint_when_balanced`` is pixels until the
+        second look has found the labeled set balanced."""
+        if self.coverage_space == "joint_when_balanced":
+            return "joint" if self.balanced else "pixels"
+        return self.coverage_space
+
     def _coverage_caches(self, ctx: QueryContext) -> tuple[PoolCache, PoolCache | None]:
-        if self.coverage_space == "model":
+        space = self._space()
+        if space == "model":
             return ctx.cache, ctx.labeled_cache
         ds = ctx.dataset
         n = ds.x_train.shape[0]
@@ -134,7 +146,7 @@ class CreditFormulation(Formulation):
         z = self._pca[1].to(ctx.cache.embeddings.device)
         z_pool = z[torch.as_tensor(ctx.unlabeled, dtype=torch.long)]
         z_labeled = z[torch.as_tensor(ctx.labeled, dtype=torch.long)]
-        if self.coverage_space == "joint":
+        if space == "joint":
             if ctx.labeled_cache is None:
                 raise StateError("coverage_space=joint needs the labeled set's embeddings (labeled_cache)")
             z_pool, z_labeled = joint_embedding(
@@ -213,7 +225,12 @@ class CreditFormulation(Formulation):
         if self.long_tailed is None:
             self.imbalance_p = imbalance_pvalue(labeled_counts)
             self.long_tailed = self.imbalance_p < self.alpha
+        first_batch_arrived = bool(self.pending["picks"]) and self.balanced is None
         self._credit(ctx, y, num_classes)
+        if self.coverage_space == "joint_when_balanced" and first_batch_arrived:
+            # the second look: χ² on the labeled set the first batch left (step 5)
+            self.second_look_p = imbalance_pvalue(labeled_counts)
+            self.balanced = self.second_look_p >= self.second_look_alpha
         run = self.rarity_run
         if not self.long_tailed and late_tail_signal(run["coverage"], run["uncertainty"], self.late_tail_z):
             self.long_tailed, self.late_round = True, int(ctx.round)
@@ -272,6 +289,9 @@ class CreditFormulation(Formulation):
                 ctx.log(f"credit/rarity_{side}", rarity.mean)
         ctx.log("credit/imbalance_p", self.imbalance_p)
         ctx.log("credit/long_tailed", float(self.long_tailed))
+        if self.coverage_space == "joint_when_balanced":
+            ctx.log("credit/second_look_p", self.second_look_p)
+            ctx.log("credit/coverage_joint", float(self._space() == "joint" and not kcenter))
         if self.late_tail_z is not None:
             ctx.log("credit/late_tail", float(self.late_round is not None))
         return picks
@@ -285,6 +305,7 @@ class CreditFormulation(Formulation):
             "long_tailed": self.long_tailed,
             "late_round": self.late_round,
             "imbalance_p": self.imbalance_p,
+            "second_look": {"p": self.second_look_p, "balanced": self.balanced},
             "pending": {k: list(v) for k, v in self.pending.items()},
         }
 
@@ -302,6 +323,9 @@ class CreditFormulation(Formulation):
             for side, r in state.get("rarity_run", {}).items():  # absent in states saved before late_tail_z
                 self.rarity_run[side] = DecayedMean(float(r["total"]), float(r["count"]), 1.0)
             self.imbalance_p = float(state["imbalance_p"])
+            second = state.get("second_look", {"p": math.nan, "balanced": None})  # absent before joint_when_balanced
+            self.second_look_p = float(second["p"])
+            self.balanced = None if second["balanced"] is None else bool(second["balanced"])
             pending = state["pending"]
             self.pending = {k: list(pending[k]) for k in ("picks", "predicted", "arm")}
         except (KeyError, TypeError, ValueError) as e:

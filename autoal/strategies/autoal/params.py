@@ -36,7 +36,7 @@ CANDIDATE_MODELS = ("fitnet", "task")
 FITNET_RESETS = ("cycle", "round", "never")
 OPTIMIZERS = ("sgd", "adam")
 SEARCH_EXECUTORS = ("local", "ray_train")
-COVERAGE_SPACES = ("pixels", "model", "joint")
+COVERAGE_SPACES = ("pixels", "model", "joint", "joint_when_balanced")
 #: what the coverage side does once the long-tail guard has fired (CreditParams.tail_coverage)
 TAIL_COVERAGE = ("probe", "by_class", "kcenter", "kcenter_rarity")
 KCENTER = "coreset"  # the registered k-center greedy strategy that tail_coverage=kcenter covers the tail with
@@ -197,10 +197,18 @@ class CreditParams:
     coverage_params: dict[str, Any] = field(default_factory=dict)
     uncertainty_params: dict[str, Any] = field(default_factory=dict)
     coverage_space: str = choice(
-        "pixels",
+        "joint_when_balanced",
         COVERAGE_SPACES,
         note="pixels = PCA of the pool's pixels; model = the task model's embedding; joint = both, each scaled to a "
-        "unit spread, side by side",
+        "unit spread, side by side; joint_when_balanced = pixels for the first batch, then joint if the labeled set "
+        "it leaves looks balanced (χ² p >= second_look_alpha), else pixels",
+    )
+    second_look_alpha: float = bounded(
+        0.2,
+        0,
+        1,
+        note="coverage_space=joint_when_balanced: χ² p-value of the labeled set after the first batch at or above "
+        "which the pool counts as balanced",
     )
     pca_dim: int = bounded(50, 1)
     low: float = bounded(0.6, 0, 1, note="competence at or below which the batch is coverage")
