@@ -35,13 +35,21 @@ Per round:
    by more than ``late_tail_z`` standard errors (:func:`~autoal.strategies.autoal.label_credit.late_tail_signal`:
    on a long tail density coverage keeps finding head classes); from then on
    ``late_tail_coverage`` plays the part of ``tail_coverage``. Logged as ``credit/late_tail``.
-4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate on a label-free embedding of the pool (pixel
-   PCA, :mod:`autoal.strategies.autoal.pool_embedding`; or the task model's embedding; or ``joint``:
-   both side by side, each scaled to a unit spread), the rest by the
+4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate, the rest by the
    uncertainty candidate among the samples coverage left. TypiClust as the coverage candidate
    takes its least-covered clusters farthest from the labeled set first (``order: far``, the
    rule's default: ``params.CREDIT_COVERAGE_DEFAULTS``), not largest first, so that on a long
    tail the guard missed its picks do not stay in the head classes.
+5. *The coverage space* (``coverage_space``): ``pixels``, a label-free embedding of the pool (pixel
+   PCA, :mod:`autoal.strategies.autoal.pool_embedding`); ``model``, the task model's embedding;
+   ``joint``, both side by side, each scaled to a unit spread; ``joint_when_balanced`` (the
+   default), pixels for the first batch, then — once its labels arrive — a *second look*: a χ²
+   test on the labeled set (the first set and the first batch) at ``second_look_alpha``; joint
+   from then on if it looks balanced, pixels if not. On balanced pools the model's embedding
+   adds what 20-80 labels already teach about the classes; on a long tail it places the rare
+   classes among the head classes', and pixel PCA, which no label shaped, keeps finding them.
+   The first batch of coverage is class-balanced on a balanced pool and follows the head on a
+   tail, so the set after it shows a tail the first labels missed more often.
 """
 
 from __future__ import annotations
