@@ -1000,3 +1000,62 @@ def test_the_coverage_joint_record_gives_bench_readmes_numbers():
     # the default's runs are the coverage-space record's, run on the same machine
     copied = [r for r in records if "copied_from" in r]
     assert len(copied) == 30 and all(r["method"] in base.values() for r in copied)
+
+
+def test_the_second_look_record_gives_bench_readmes_numbers():
+    """bench/README.md, "The coverage space, decided by a second look": the tuning look that fixed
+    the rule of 4a9a771, and its confirmation run once, paired against the rule before (and, where
+    they were re-run on the same machine, against the best single strategy)."""
+    from scipy.stats import wilcoxon
+
+    path = ROOT / "bench" / "reference" / "second_look_2026-12-07.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["machine"] for r in records} == {"AuthenticAMD 25/17, AVX-512, torch 2.14.1"}
+    by: dict[tuple[str, str], dict[int, dict]] = {}
+    for r in records:
+        by.setdefault((r["setting"], r["method"]), {})[r["seed"]] = r
+    new, before = "autoal_credit", "autoal_credit coverage_space=pixels"
+
+    def paired(setting: str, a: str, b: str) -> tuple[float, int, int, float]:
+        seeds = sorted(set(by[(setting, a)]) & set(by[(setting, b)]))
+        d = np.array([by[(setting, a)][k]["aubc"] - by[(setting, b)][k]["aubc"] for k in seeds])
+        p = round(float(wilcoxon(d).pvalue), 3) if np.any(d) else 1.0
+        return round(float(d.mean()), 4), int((d > 0).sum()), int((d < 0).sum()), p
+
+    for setting, want in EXPECTED_SECOND_LOOK.items():
+        assert paired(setting, new, before) == want, setting
+    for setting, (single, want) in EXPECTED_SECOND_LOOK_SINGLE.items():
+        assert len(by[(setting, single)]) == 10 and paired(setting, new, single) == want, setting
+    # the tail the guard misses in tuning: the second look kept pixels on every seed, so the runs are the same
+    tail = "autoal_credit imbalance_alpha=0"
+    assert all(by[("digits_lt", tail)][k]["second_look_p"] < 0.2 for k in range(10))
+    assert paired("digits_lt", tail, f"{tail} coverage_space=pixels") == (0.0, 0, 0, 1.0)
+    # seeds whose first set fires the guard never change
+    for (setting, method), runs in by.items():
+        if method == new and (setting, before) in by:
+            for k, r in runs.items():
+                if r["imbalance_p"] < 0.2 and k in by[(setting, before)]:
+                    assert r["aubc"] == by[(setting, before)][k]["aubc"], (setting, k)
+
+
+# setting: the second look against the rule before (Δ, wins, losses, Wilcoxon p), on the seeds both ran
+EXPECTED_SECOND_LOOK = {
+    "digits": (0.0064, 7, 1, 0.023),
+    "mnist_low": (0.0104, 10, 0, 0.002),
+    "digits_table": (0.009, 8, 1, 0.012),
+    "digits_b20": (0.0009, 4, 4, 0.742),
+    "mnist_high": (0.001, 4, 1, 0.438),
+    "digits_lt2_low": (0.0057, 7, 1, 0.023),
+    "digits_lt3_low": (0.0056, 7, 1, 0.016),
+    "digits_lt5_low": (-0.0042, 2, 2, 1.0),
+    "digits_lt_low": (0.0076, 2, 0, 0.5),
+    "mnist_lt_low": (-0.0003, 0, 1, 1.0),
+    "mnist_lt5_low": (0.0066, 3, 1, 0.25),
+    "mnist_lt20_low": (0.0, 0, 0, 1.0),
+}
+# setting: (the best single strategy re-run on the same machine, the second look against it)
+EXPECTED_SECOND_LOOK_SINGLE = {
+    "digits_table": ("typiclust", (0.0094, 8, 2, 0.084)),
+    "digits_b20": ("coreset", (0.011, 9, 1, 0.006)),
+    "digits_lt2_low": ("margin", (0.0202, 9, 1, 0.004)),
+}
