@@ -236,9 +236,15 @@ def _ctx(ds, labeled, n, acc=0.9, seed=0, round_=0):
         rng.uniform(0.1, 3, len(unlabeled))
     ).float()
     probs = torch.softmax(logits, 1)
-    cache = PoolCache(unlabeled, probs, torch.randn(len(unlabeled), 8), logits)
+    emb = torch.randn(len(unlabeled), 8, generator=torch.Generator().manual_seed(seed + 100 * round_))
+    cache = PoolCache(unlabeled, probs, emb, logits)
+    # the labeled set's cache, as the loop scores it for a strategy that needs it (the default's joint space)
+    lab = np.asarray(labeled)
+    none = torch.zeros(len(lab), ds.num_classes)
+    labeled_cache = PoolCache(lab, none, torch.randn(len(lab), 8, generator=torch.Generator().manual_seed(seed)), none)
     return QueryContext(
         cache=cache,
+        labeled_cache=labeled_cache,
         unlabeled=unlabeled,
         labeled=np.asarray(labeled),
         n=n,
@@ -559,8 +565,8 @@ def test_joint_coverage_space_covers_pixels_and_the_models_embedding_together():
     strategy = build_strategy("autoal_credit", coverage_space="joint", pca_dim=6)
     # the labeled set's embeddings are asked for by joint itself, not only by the tail's k-center
     assert "labeled_cache" in build_strategy("autoal_credit", coverage_space="joint", tail_coverage="probe").needs
-    assert "labeled_cache" not in build_strategy("autoal_credit", tail_coverage="probe").needs
-    ctx = _ctx(ds, labeled, 20)
+    assert "labeled_cache" not in build_strategy("autoal_credit", coverage_space="pixels", tail_coverage="probe").needs
+    ctx = replace(_ctx(ds, labeled, 20), labeled_cache=None)
     with pytest.raises(StateError, match="coverage_space=joint"):
         strategy.query(ctx)
     seen = []

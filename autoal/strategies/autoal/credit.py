@@ -143,6 +143,16 @@ class CreditFormulation(Formulation):
             return "joint" if self.balanced else "pixels"
         return self.coverage_space
 
+    def _second_look(self, labeled_counts: np.ndarray) -> None:
+        """Step 5: χ² on the labeled set the first batch left; balanced = joint from now on."""
+        self.second_look_p = imbalance_pvalue(labeled_counts)
+        self.balanced = self.second_look_p >= self.second_look_alpha
+
+    def _log_second_look(self, ctx: QueryContext, kcenter: bool) -> None:
+        if self.coverage_space == "joint_when_balanced":
+            ctx.log("credit/second_look_p", self.second_look_p)
+            ctx.log("credit/coverage_joint", float(self._space() == "joint" and not kcenter))
+
     def _coverage_caches(self, ctx: QueryContext) -> tuple[PoolCache, PoolCache | None]:
         space = self._space()
         if space == "model":
@@ -236,9 +246,7 @@ class CreditFormulation(Formulation):
         first_batch_arrived = bool(self.pending["picks"]) and self.balanced is None
         self._credit(ctx, y, num_classes)
         if self.coverage_space == "joint_when_balanced" and first_batch_arrived:
-            # the second look: χ² on the labeled set the first batch left (step 5)
-            self.second_look_p = imbalance_pvalue(labeled_counts)
-            self.balanced = self.second_look_p >= self.second_look_alpha
+            self._second_look(labeled_counts)
         run = self.rarity_run
         if not self.long_tailed and late_tail_signal(run["coverage"], run["uncertainty"], self.late_tail_z):
             self.long_tailed, self.late_round = True, int(ctx.round)
@@ -297,9 +305,7 @@ class CreditFormulation(Formulation):
                 ctx.log(f"credit/rarity_{side}", rarity.mean)
         ctx.log("credit/imbalance_p", self.imbalance_p)
         ctx.log("credit/long_tailed", float(self.long_tailed))
-        if self.coverage_space == "joint_when_balanced":
-            ctx.log("credit/second_look_p", self.second_look_p)
-            ctx.log("credit/coverage_joint", float(self._space() == "joint" and not kcenter))
+        self._log_second_look(ctx, kcenter)
         if self.late_tail_z is not None:
             ctx.log("credit/late_tail", float(self.late_round is not None))
         return picks
