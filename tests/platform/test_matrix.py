@@ -1059,3 +1059,71 @@ EXPECTED_SECOND_LOOK_SINGLE = {
     "digits_b20": ("coreset", (0.011, 9, 1, 0.006)),
     "digits_lt2_low": ("margin", (0.0202, 9, 1, 0.004)),
 }
+
+
+def test_the_one_machine_record_gives_bench_readmes_numbers():
+    """bench/README.md, "The record on one machine, and digits_i10": the default rule of 648dfde
+    against the best single strategies re-run on the same machine, ten paired seeds, and
+    digits_i10 (defined before any method ran on it) as the whole matrix."""
+    from scipy.stats import wilcoxon
+
+    path = ROOT / "bench" / "reference" / "one_machine_2026-12-07.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["machine"] for r in records} == {"AuthenticAMD 25/17, AVX-512, torch 2.14.1"}
+    by: dict[tuple[str, str], dict[int, dict]] = {}
+    for r in records:
+        by.setdefault((r["setting"], r["method"]), {})[r["seed"]] = r
+
+    def paired(setting: str, a: str, b: str) -> tuple[float, int, int, float]:
+        assert sorted(by[(setting, a)]) == sorted(by[(setting, b)]) == list(range(10)), (setting, a, b)
+        d = np.array([by[(setting, a)][k]["aubc"] - by[(setting, b)][k]["aubc"] for k in range(10)])
+        p = round(float(wilcoxon(d).pvalue), 3) if np.any(d) else 1.0
+        return round(float(d.mean()), 4), int((d > 0).sum()), int((d < 0).sum()), p
+
+    for setting, (single, want) in EXPECTED_ONE_MACHINE.items():
+        singles = [m for (s, m) in by if s == setting and not m.startswith("autoal")]
+        means = {m: np.mean([r["aubc"] for r in by[(setting, m)].values()]) for m in singles}
+        assert max(means, key=means.get) == single, setting  # the best of the singles re-run here
+        assert paired(setting, "autoal_credit", single) == want, setting
+    # digits_i10: the whole matrix, the rule first of fourteen, and the second look against pixels
+    i10 = {m: np.mean([r["aubc"] for r in runs.values()]) for (s, m), runs in by.items() if s == "digits_i10"}
+    assert len(i10) == 14 and all(len(by[("digits_i10", m)]) == 10 for m in i10)
+    assert max(i10, key=i10.get) == "autoal_credit"
+    assert paired("digits_i10", "autoal_credit", "autoal_credit coverage_space=pixels") == (0.0095, 9, 1, 0.004)
+    # the default re-run on digits gives the second-look record's runs to the bit (same code, same machine)
+    second = ROOT / "bench" / "reference" / "second_look_2026-12-07.jsonl"
+    before = {
+        r["seed"]: r["aubc"]
+        for r in map(json.loads, second.read_text().splitlines())
+        if (r["setting"], r["method"]) == ("digits", "autoal_credit")
+    }
+    assert {k: r["aubc"] for k, r in by[("digits", "autoal_credit")].items()} == before
+    # the scratch look (the second look fires the guard) on the missed tail, against the default
+    # with the guard off (the second-look record) and with it on (this record)
+    look = "autoal_credit imbalance_alpha=0 second_look_guard"
+    assert all("scratch" in r and r["second_look_p"] < 0.2 for r in by[("digits_lt", look)].values())
+    off = {
+        r["seed"]: r
+        for r in map(json.loads, second.read_text().splitlines())
+        if (r["setting"], r["method"]) == ("digits_lt", "autoal_credit imbalance_alpha=0")
+    }
+    by[("digits_lt", "guard off")] = off
+    assert paired("digits_lt", look, "guard off") == (0.0088, 6, 4, 0.084)
+    assert paired("digits_lt", look, "autoal_credit") == (-0.0125, 1, 9, 0.006)
+
+
+# setting: (the best of the single strategies re-run on one machine, the default rule against it:
+# Δ, wins, losses, Wilcoxon p)
+EXPECTED_ONE_MACHINE = {
+    "digits": ("coreset", (0.0169, 9, 1, 0.004)),
+    "mnist_low": ("margin", (0.0377, 10, 0, 0.002)),
+    "digits_lt": ("entropy", (0.0026, 6, 4, 0.193)),
+    "digits_lt30": ("cluster_margin", (-0.0032, 6, 4, 0.695)),
+    "digits_lt3_low": ("coreset", (0.0074, 8, 2, 0.064)),
+    "digits_lt5_low": ("var_ratio", (-0.0041, 6, 4, 0.557)),
+    "digits_lt_low": ("coreset", (-0.0029, 6, 4, 0.695)),
+    "mnist_lt_low": ("margin", (0.014, 9, 1, 0.049)),
+    "mnist_lt5_low": ("margin", (0.0169, 7, 3, 0.049)),
+    "mnist_lt20_low": ("margin", (0.0231, 7, 3, 0.064)),
+    "digits_i10": ("coreset", (0.0278, 10, 0, 0.002)),
+}
