@@ -1002,18 +1002,24 @@ def test_the_coverage_joint_record_gives_bench_readmes_numbers():
     assert len(copied) == 30 and all(r["method"] in base.values() for r in copied)
 
 
+def _runs_of_one_machine(name: str) -> dict[tuple[str, str], dict[int, dict]]:
+    """A record of bench/reference made on the sixth and seventh sessions' machine, as
+    {(setting, method): {seed: run}}."""
+    records = [json.loads(line) for line in (ROOT / "bench" / "reference" / name).read_text().splitlines()]
+    assert {r["machine"] for r in records} == {"AuthenticAMD 25/17, AVX-512, torch 2.14.1"}, name
+    by: dict[tuple[str, str], dict[int, dict]] = {}
+    for r in records:
+        by.setdefault((r["setting"], r["method"]), {})[r["seed"]] = r
+    return by
+
+
 def test_the_second_look_record_gives_bench_readmes_numbers():
     """bench/README.md, "The coverage space, decided by a second look": the tuning look that fixed
     the rule of 4a9a771, and its confirmation run once, paired against the rule before (and, where
     they were re-run on the same machine, against the best single strategy)."""
     from scipy.stats import wilcoxon
 
-    path = ROOT / "bench" / "reference" / "second_look_2026-12-07.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert {r["machine"] for r in records} == {"AuthenticAMD 25/17, AVX-512, torch 2.14.1"}
-    by: dict[tuple[str, str], dict[int, dict]] = {}
-    for r in records:
-        by.setdefault((r["setting"], r["method"]), {})[r["seed"]] = r
+    by = _runs_of_one_machine("second_look_2026-12-07.jsonl")
     new, before = "autoal_credit", "autoal_credit coverage_space=pixels"
 
     def paired(setting: str, a: str, b: str) -> tuple[float, int, int, float]:
@@ -1067,12 +1073,8 @@ def test_the_one_machine_record_gives_bench_readmes_numbers():
     digits_i10 (defined before any method ran on it) as the whole matrix."""
     from scipy.stats import wilcoxon
 
-    path = ROOT / "bench" / "reference" / "one_machine_2026-12-07.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert {r["machine"] for r in records} == {"AuthenticAMD 25/17, AVX-512, torch 2.14.1"}
-    by: dict[tuple[str, str], dict[int, dict]] = {}
-    for r in records:
-        by.setdefault((r["setting"], r["method"]), {})[r["seed"]] = r
+    by = _runs_of_one_machine("one_machine_2026-12-07.jsonl")
+    second = _runs_of_one_machine("second_look_2026-12-07.jsonl")
 
     def paired(setting: str, a: str, b: str) -> tuple[float, int, int, float]:
         assert sorted(by[(setting, a)]) == sorted(by[(setting, b)]) == list(range(10)), (setting, a, b)
@@ -1091,23 +1093,13 @@ def test_the_one_machine_record_gives_bench_readmes_numbers():
     assert max(i10, key=i10.get) == "autoal_credit"
     assert paired("digits_i10", "autoal_credit", "autoal_credit coverage_space=pixels") == (0.0095, 9, 1, 0.004)
     # the default re-run on digits gives the second-look record's runs to the bit (same code, same machine)
-    second = ROOT / "bench" / "reference" / "second_look_2026-12-07.jsonl"
-    before = {
-        r["seed"]: r["aubc"]
-        for r in map(json.loads, second.read_text().splitlines())
-        if (r["setting"], r["method"]) == ("digits", "autoal_credit")
-    }
-    assert {k: r["aubc"] for k, r in by[("digits", "autoal_credit")].items()} == before
+    rerun, before = by[("digits", "autoal_credit")], second[("digits", "autoal_credit")]
+    assert {k: r["aubc"] for k, r in rerun.items()} == {k: r["aubc"] for k, r in before.items()}
     # the scratch look (the second look fires the guard) on the missed tail, against the default
     # with the guard off (the second-look record) and with it on (this record)
     look = "autoal_credit imbalance_alpha=0 second_look_guard"
     assert all("scratch" in r and r["second_look_p"] < 0.2 for r in by[("digits_lt", look)].values())
-    off = {
-        r["seed"]: r
-        for r in map(json.loads, second.read_text().splitlines())
-        if (r["setting"], r["method"]) == ("digits_lt", "autoal_credit imbalance_alpha=0")
-    }
-    by[("digits_lt", "guard off")] = off
+    by[("digits_lt", "guard off")] = second[("digits_lt", "autoal_credit imbalance_alpha=0")]
     assert paired("digits_lt", look, "guard off") == (0.0088, 6, 4, 0.084)
     assert paired("digits_lt", look, "autoal_credit") == (-0.0125, 1, 9, 0.006)
 
