@@ -1124,3 +1124,103 @@ EXPECTED_ONE_MACHINE = {
     "mnist_high": ("badge", (0.0006, 4, 6, 0.922)),
     "digits_i10": ("coreset", (0.0278, 10, 0, 0.002)),
 }
+
+
+def test_the_three_best_record_gives_bench_readmes_numbers():
+    """bench/README.md, "The protocol's three best single strategies, on one machine": on every
+    setting of the record, the default rule of 648dfde and the three best single strategies of
+    issue 22's protocol, ten paired seeds each, all on one machine. Runs copied from the
+    machine's earlier records equal the runs there."""
+    records = [
+        json.loads(line)
+        for line in (ROOT / "bench" / "reference" / "three_best_2026-12-07.jsonl").read_text().splitlines()
+    ]
+    by = _runs_of_one_machine("three_best_2026-12-07.jsonl")
+    assert {s for s, _ in by} == set(EXPECTED_THREE_BEST)
+    better, below = [], []
+    for setting, (three, best, want) in EXPECTED_THREE_BEST.items():
+        assert {m for s, m in by if s == setting} == {"autoal_credit", *three}, setting
+        assert all(sorted(by[(setting, m)]) == list(range(10)) for m in ("autoal_credit", *three)), setting
+        means = {m: np.mean([r["aubc"] for r in by[(setting, m)].values()]) for m in three}
+        assert max(means, key=means.get) == best, setting
+        got = _paired_delta(by, setting, "autoal_credit", best)
+        assert got == want, setting
+        if got[0] > 0 and got[3] < 0.05:
+            better.append(setting)
+        if got[0] < 0:
+            below.append(setting)
+    assert (len(better), len(below)) == THREE_BEST_VERDICTS
+    # a copy is the run of the record it names, to the bit
+    sources: dict[str, dict[tuple[str, str, int], float]] = {}
+    for r in records:
+        if "copied_from" in r:
+            name = r["copied_from"]
+            if name not in sources:
+                lines = (ROOT / "bench" / "reference" / name).read_text().splitlines()
+                sources[name] = {
+                    (x["setting"], x["method"], x["seed"]): x["aubc"]
+                    for x in map(json.loads, lines)
+                    if x.get("machine") == r["machine"]
+                }
+            assert sources[name][(r["setting"], r["method"], r["seed"])] == r["aubc"], (name, r["setting"])
+
+
+def test_the_pool_histogram_record_gives_bench_readmes_numbers():
+    """bench/README.md, "The protocol's three best single strategies, on one machine", its
+    scratch look: the KL divergence from uniform of the first model's mean predicted class
+    distribution over the pool does not separate the tails the first-set guard misses from
+    balanced pools: no level that never fires on the balanced tuning settings reaches a missed
+    seed."""
+    records = [
+        json.loads(line)
+        for line in (ROOT / "bench" / "reference" / "pool_histogram_2026-12-07.jsonl").read_text().splitlines()
+    ]
+    kl: dict[str, list[float]] = {}
+    missed: dict[str, list[float]] = {}
+    for r in records:
+        kl.setdefault(r["setting"], []).append(r["kl_soft"])
+        if r["imbalance_p"] >= 0.2:  # the default's guard level: these first sets do not fire it
+            missed.setdefault(r["setting"], []).append(r["kl_soft"])
+    for setting, (lo, hi, median) in EXPECTED_POOL_HISTOGRAM.items():
+        got = (round(min(kl[setting]), 2), round(max(kl[setting]), 2), round(float(np.median(kl[setting])), 2))
+        assert got == (lo, hi, median), setting
+    tails = ("digits_lt2_low", "digits_lt3_low", "digits_lt5_low", "digits_lt_low")
+    balanced_max = max(max(kl["digits"]), max(kl["mnist_low"]))
+    assert max(x for s in tails for x in missed[s]) < balanced_max
+    assert "digits_lt" not in missed and "digits_lt30" not in missed  # the guard fires on every seed
+
+
+# setting: the soft KL over its seeds (min, max, median)
+EXPECTED_POOL_HISTOGRAM = {
+    "digits": (0.09, 0.24, 0.16),
+    "mnist_low": (0.18, 0.4, 0.24),
+    "digits_i10": (0.18, 0.44, 0.24),
+    "digits_lt2_low": (0.09, 0.22, 0.17),
+    "digits_lt5_low": (0.14, 0.39, 0.25),
+    "digits_lt_low": (0.28, 0.49, 0.36),
+    "digits_lt": (0.36, 0.51, 0.4),
+}
+
+
+# setting: (the protocol's three best single strategies, the best of them on this machine, the
+# default rule against it: Δ, wins, losses, Wilcoxon p)
+EXPECTED_THREE_BEST = {
+    "digits": (("badge", "coreset", "margin"), "coreset", (0.0169, 9, 1, 0.004)),
+    "digits_b20": (("cluster_margin", "coreset", "margin"), "coreset", (0.011, 9, 1, 0.006)),
+    "digits_i10": (("badge", "cluster_margin", "coreset"), "coreset", (0.0278, 10, 0, 0.002)),
+    "digits_lt": (("bald", "entropy", "mean_std"), "entropy", (0.0026, 6, 4, 0.193)),
+    "digits_lt2_low": (("coreset", "margin", "var_ratio"), "margin", (0.0202, 9, 1, 0.004)),
+    "digits_lt30": (("cluster_margin", "coreset", "mean_std"), "cluster_margin", (-0.0032, 6, 4, 0.695)),
+    "digits_lt3_low": (("cluster_margin", "coreset", "least_confidence"), "coreset", (0.0074, 8, 2, 0.064)),
+    "digits_lt5_low": (("cluster_margin", "least_confidence", "var_ratio"), "var_ratio", (-0.0041, 6, 4, 0.557)),
+    "digits_lt_low": (("coreset", "margin", "mean_std"), "coreset", (-0.0029, 6, 4, 0.695)),
+    "digits_table": (("cluster_margin", "margin", "typiclust"), "typiclust", (0.0094, 8, 2, 0.084)),
+    "mnist_high": (("badge", "probcover", "typiclust"), "badge", (0.0006, 4, 6, 0.922)),
+    "mnist_low": (("badge", "cluster_margin", "margin"), "margin", (0.0377, 10, 0, 0.002)),
+    "mnist_lt100": (("cluster_margin", "coreset", "var_ratio"), "var_ratio", (0.0082, 7, 3, 0.193)),
+    "mnist_lt20": (("badge", "margin", "var_ratio"), "margin", (0.0128, 7, 3, 0.193)),
+    "mnist_lt20_low": (("cluster_margin", "margin", "var_ratio"), "margin", (0.0231, 7, 3, 0.064)),
+    "mnist_lt5_low": (("badge", "margin", "var_ratio"), "margin", (0.0169, 7, 3, 0.049)),
+    "mnist_lt_low": (("cluster_margin", "margin", "var_ratio"), "var_ratio", (0.0086, 6, 4, 0.492)),
+}
+THREE_BEST_VERDICTS = (6, 3)  # (better, below in mean) of the 17 settings
