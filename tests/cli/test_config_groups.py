@@ -36,6 +36,7 @@ def test_every_group_option_composes(group, option):
             "digits_lt30": "digits",
             "digits_lt_low": "digits",
             "digits_lt5_low": "digits",
+            "digits_lt7_low": "digits",
             "digits_lt3_low": "digits",
             "digits_b20": "digits",
             "digits_lt2_low": "digits",

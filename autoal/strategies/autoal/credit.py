@@ -68,6 +68,7 @@ from autoal.strategies.autoal.label_credit import (
     CompetenceEstimate,
     DecayedMean,
     class_quotas,
+    imbalance_beyond_pvalue,
     imbalance_pvalue,
     late_tail_signal,
     pick_credit,
@@ -99,6 +100,11 @@ class CreditFormulation(Formulation):
         self.second_look_alpha = float(params.second_look_alpha)
         self.second_look_p = math.nan
         self.balanced: bool | None = None
+        # second_look_guard_ratio: the second look also reads the long-tail guard
+        self.second_look_guard_ratio = params.second_look_guard_ratio
+        self.second_look_guard_p = math.nan
+        self.second_looked = False  # the first batch's labels have arrived and been looked at
+        self.guard_round: int | None = None  # the round the second look fired the guard, if it did
         self.low, self.high = float(params.low), float(params.high)
         self.probe = float(params.probe)
         self.alpha = float(params.imbalance_alpha)
@@ -143,15 +149,26 @@ class CreditFormulation(Formulation):
             return "joint" if self.balanced else "pixels"
         return self.coverage_space
 
-    def _second_look(self, labeled_counts: np.ndarray) -> None:
-        """Step 5: χ² on the labeled set the first batch left; balanced = joint from now on."""
-        self.second_look_p = imbalance_pvalue(labeled_counts)
-        self.balanced = self.second_look_p >= self.second_look_alpha
+    def _second_look(self, labeled_counts: np.ndarray, round_: int) -> None:
+        """Step 5: χ² on the labeled set the first batch left; balanced = joint from now on. With
+        ``second_look_guard_ratio`` the same set also reads the long-tail guard (step 3): a first set
+        that did not fire it fires it now if the set shows an imbalance beyond that ratio's tail."""
+        self.second_looked = True
+        if self.coverage_space == "joint_when_balanced":
+            self.second_look_p = imbalance_pvalue(labeled_counts)
+            self.balanced = self.second_look_p >= self.second_look_alpha
+        if self.second_look_guard_ratio is not None and not self.long_tailed:
+            self.second_look_guard_p = imbalance_beyond_pvalue(labeled_counts, float(self.second_look_guard_ratio))
+            if self.second_look_guard_p < self.second_look_alpha:
+                self.long_tailed, self.guard_round = True, round_
 
     def _log_second_look(self, ctx: QueryContext, kcenter: bool) -> None:
         if self.coverage_space == "joint_when_balanced":
             ctx.log("credit/second_look_p", self.second_look_p)
             ctx.log("credit/coverage_joint", float(self._space() == "joint" and not kcenter))
+        if self.second_look_guard_ratio is not None:
+            ctx.log("credit/second_look_guard_p", self.second_look_guard_p)
+            ctx.log("credit/second_look_guard", float(self.guard_round is not None))
 
     def _coverage_caches(self, ctx: QueryContext) -> tuple[PoolCache, PoolCache | None]:
         space = self._space()
@@ -243,10 +260,10 @@ class CreditFormulation(Formulation):
         if self.long_tailed is None:
             self.imbalance_p = imbalance_pvalue(labeled_counts)
             self.long_tailed = self.imbalance_p < self.alpha
-        first_batch_arrived = bool(self.pending["picks"]) and self.balanced is None
+        first_batch_arrived = bool(self.pending["picks"]) and not self.second_looked
         self._credit(ctx, y, num_classes)
-        if self.coverage_space == "joint_when_balanced" and first_batch_arrived:
-            self._second_look(labeled_counts)
+        if first_batch_arrived:
+            self._second_look(labeled_counts, int(ctx.round))
         run = self.rarity_run
         if not self.long_tailed and late_tail_signal(run["coverage"], run["uncertainty"], self.late_tail_z):
             self.long_tailed, self.late_round = True, int(ctx.round)
@@ -319,7 +336,13 @@ class CreditFormulation(Formulation):
             "long_tailed": self.long_tailed,
             "late_round": self.late_round,
             "imbalance_p": self.imbalance_p,
-            "second_look": {"p": self.second_look_p, "balanced": self.balanced},
+            "second_look": {
+                "p": self.second_look_p,
+                "balanced": self.balanced,
+                "done": self.second_looked,
+                "guard_p": self.second_look_guard_p,
+                "guard_round": self.guard_round,
+            },
             "pending": {k: list(v) for k, v in self.pending.items()},
         }
 
@@ -340,6 +363,11 @@ class CreditFormulation(Formulation):
             second = state.get("second_look", {"p": math.nan, "balanced": None})  # absent before joint_when_balanced
             self.second_look_p = float(second["p"])
             self.balanced = None if second["balanced"] is None else bool(second["balanced"])
+            # done, guard_p and guard_round are absent in states saved before second_look_guard_ratio
+            self.second_looked = bool(second.get("done", self.balanced is not None))
+            self.second_look_guard_p = float(second.get("guard_p", math.nan))
+            guard_round = second.get("guard_round")
+            self.guard_round = None if guard_round is None else int(guard_round)
             pending = state["pending"]
             self.pending = {k: list(pending[k]) for k in ("picks", "predicted", "arm")}
         except (KeyError, TypeError, ValueError) as e:

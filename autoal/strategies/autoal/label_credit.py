@@ -15,7 +15,7 @@ once their labels are known, per candidate that picked them. Pure functions of a
 :func:`rarity_share` the two sides' decayed rarity (:class:`DecayedMean`),
 :func:`late_tail_signal` reads a long tail from the same two rarities and their evidence,
 :func:`imbalance_pvalue` (:func:`imbalance_pvalues` for many at once) tests a labeled sample's classes against a uniform prior (the long-tail
-guard), :func:`prior_shifted` moves a model's posteriors from the labeled set's class prior to a
+guard), :func:`imbalance_beyond_pvalue` against an imbalance of a given tail ratio (the second look's guard), :func:`prior_shifted` moves a model's posteriors from the labeled set's class prior to a
 uniform one, :class:`CompetenceEstimate` keeps a decayed Beta posterior over rounds.
 """
 
@@ -180,6 +180,40 @@ def imbalance_pvalue(counts: np.ndarray) -> float:
     if counts.ndim != 1:
         raise ValueError(f"counts must be one row of class counts; got shape {counts.shape}")
     return float(imbalance_pvalues(counts)[0])
+
+
+def tail_effect_size(ratio: float, num_classes: int) -> float:
+    """Cohen's w = sqrt(sum_c (p_c - 1/C)^2 / (1/C)) of the class prior of an exponential long tail
+    of imbalance ratio ``ratio`` over ``num_classes`` classes, p_c ∝ ratio^(-c/(C-1)) — the profile
+    :mod:`autoal.data.subset` builds (Cao et al., NeurIPS 2019). 0 for ratio 1 (balanced)."""
+    if not ratio >= 1:
+        raise ValueError(f"ratio must be >= 1; got {ratio!r}")
+    if num_classes < 2:
+        return 0.0
+    p = float(ratio) ** (-np.arange(num_classes) / (num_classes - 1))
+    p /= p.sum()
+    return float(np.sqrt(((p - 1.0 / num_classes) ** 2).sum() * num_classes))
+
+
+def imbalance_beyond_pvalue(counts: np.ndarray, ratio: float) -> float:
+    """The p-value that ``counts`` (labeled samples per class) show a class imbalance *larger* than
+    an exponential tail of ratio ``ratio`` (:func:`tail_effect_size` w0): Pearson's χ² statistic
+    against the noncentral χ²(C − 1, n·w0²) that it follows at that imbalance (Cohen 1988, §7.2).
+    Plain :func:`imbalance_pvalue` asks whether any imbalance is there, which with a few hundred
+    labels finds the small class skew coverage picks carry on a balanced pool; this asks whether
+    the imbalance is one that matters. ratio 1 is :func:`imbalance_pvalue`; 1.0 where there are
+    too few samples to tell (fewer than 2 per class on average)."""
+    from scipy.stats import chi2, ncx2
+
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 1:
+        raise ValueError(f"counts must be one row of class counts; got shape {counts.shape}")
+    k, n = counts.shape[0], float(counts.sum())
+    w0 = tail_effect_size(ratio, k)
+    if k < 2 or n < 2 * k:
+        return 1.0
+    stat = float(((counts - n / k) ** 2).sum() / (n / k))
+    return float(chi2.sf(stat, k - 1)) if w0 == 0 else float(ncx2.sf(stat, k - 1, n * w0 * w0))
 
 
 def prior_shifted(logits: torch.Tensor, labeled_counts: np.ndarray, tau: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -210,6 +210,13 @@ class CreditParams:
         note="coverage_space=joint_when_balanced: χ² p-value of the labeled set after the first batch at or above "
         "which the pool counts as balanced",
     )
+    second_look_guard_ratio: float | None = bounded(
+        None,
+        1,
+        note="when the first labeled set did not fire the long-tail guard, the second look (the labeled set after "
+        "the first batch) fires it if the set shows a class imbalance beyond an exponential tail of this ratio "
+        "(noncentral χ² p < second_look_alpha); the guard's tail_coverage from the second query round; null = off",
+    )
     pca_dim: int = bounded(50, 1)
     low: float = bounded(0.6, 0, 1, note="competence at or below which the batch is coverage")
     high: float = bounded(0.9, 0, 1, note="competence from which the batch is uncertainty")
