@@ -66,6 +66,14 @@ RERUN = REPO / "bench" / "reference" / "quality_runs_paper_rerun_2026-11-30.json
         ),
         ("digits_i10", {"dataset": "digits", "initial": 10, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 1.0}),
         (
+            "digits_lt7_low",
+            {"dataset": "digits", "initial": 20, "query": 10, "epochs": 50, "min_steps": 0, "ratio": 7.0},
+        ),
+        (
+            "mnist_lt7_low",
+            {"dataset": "mnist", "initial": 20, "query": 20, "epochs": 30, "min_steps": 100, "ratio": 7.0},
+        ),
+        (
             "mnist_lt5_low",
             {"dataset": "mnist", "initial": 20, "query": 20, "epochs": 30, "min_steps": 100, "ratio": 5.0},
         ),

@@ -20,11 +20,13 @@ from autoal.strategies.autoal.label_credit import (
     rarity_share,
     CompetenceEstimate,
     class_quotas,
+    imbalance_beyond_pvalue,
     imbalance_pvalue,
     late_tail_signal,
     pick_credit,
     prior_shifted,
     split_batch,
+    tail_effect_size,
     uncertainty_share,
 )
 from autoal.strategies.autoal.credit import CreditFormulation
@@ -168,6 +170,34 @@ def test_imbalance_test_separates_long_tailed_from_uniform_samples():
 
 
 # -- label-free embedding -----------------------------------------------------------------------
+def test_imbalance_beyond_a_tail_asks_for_more_than_a_small_skew_that_many_labels_make_significant():
+    """imbalance_beyond_pvalue (the second look's guard): χ² against the noncentral χ² of an
+    exponential tail of the given ratio. Ratio 1 is the plain test; a skew of Cohen's w 0.27 over
+    200 labels (what coverage picks on a balanced pool can carry) is significant for the plain test
+    and not beyond a ratio-2 tail; a ratio-7 tail over 40 labels is."""
+    from autoal.data.subset import long_tail_quotas
+
+    assert tail_effect_size(1.0, 10) == 0.0 and tail_effect_size(3.0, 1) == 0.0
+    sizes = [tail_effect_size(r, 10) for r in (1.5, 2, 5, 10, 100)]
+    assert sizes == sorted(sizes) and sizes[1] == pytest.approx(0.220, abs=1e-3)
+    # the effect size of the class sizes the data layer builds for a ratio, on a large pool
+    quotas = np.asarray(long_tail_quotas(100_000, 7.0, 10), dtype=np.float64)
+    share = quotas / quotas.sum()
+    assert tail_effect_size(7.0, 10) == pytest.approx(np.sqrt(((share - 0.1) ** 2 / 0.1).sum()), rel=1e-3)
+
+    skew = np.array([29, 27, 24, 22, 20, 20, 18, 16, 13, 11])  # 200 labels: χ² 15 (p 0.09), w = 0.27
+    assert imbalance_pvalue(skew) < 0.2 < imbalance_beyond_pvalue(skew, 2.0)
+    assert imbalance_beyond_pvalue(skew, 1.0) == pytest.approx(imbalance_pvalue(skew))
+    tail = np.array([10, 8, 6, 5, 4, 2, 2, 1, 1, 1])  # 40 labels from a steep tail
+    assert imbalance_beyond_pvalue(tail, 2.0) < 0.05
+    assert imbalance_beyond_pvalue(tail, 2.0) > imbalance_pvalue(tail)  # never fires where the plain test does not
+    assert imbalance_beyond_pvalue(np.array([3, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 2.0) == 1.0  # too few to tell
+    with pytest.raises(ValueError, match="one row"):
+        imbalance_beyond_pvalue(np.ones((2, 10)), 2.0)
+    with pytest.raises(ValueError, match="ratio"):
+        tail_effect_size(0.5, 10)
+
+
 def test_pixel_pca_finds_a_planted_subspace_and_is_deterministic():
     g = torch.Generator().manual_seed(0)
     basis = torch.linalg.qr(torch.randn(64, 3, generator=g))[0]
@@ -635,6 +665,48 @@ def test_joint_when_balanced_covers_pixels_first_then_joint_once_the_second_look
     assert again.formulation.second_look_p == balanced.formulation.second_look_p >= 0.2
 
 
+def test_second_look_guard_fires_the_guard_when_the_set_after_the_first_batch_shows_a_tail():
+    """second_look_guard_ratio: a tail the first set did not flag (first-set guard off) but the
+    set after the first batch shows fires the guard from the second query round, and coverage
+    becomes the tail's k-center; on a balanced pool nothing changes; the decision is saved."""
+    prior = 10.0 ** (-np.arange(4) / 1.5)
+    tail = _data(n=600, prior=prior / prior.sum(), seed=1)
+    fired = build_strategy("autoal_credit", pca_dim=6, imbalance_alpha=0.0, second_look_guard_ratio=2.0)
+    widths, logs = _spied_rounds(fired, tail)
+    assert widths == [6]  # TypiClust covers the first batch only; then k-center over groups
+    assert math.isnan(logs[0]["credit/second_look_guard_p"]) and logs[0]["credit/second_look_guard"] == 0.0
+    assert logs[1]["credit/second_look_guard_p"] < 0.2 and logs[1]["credit/second_look_guard"] == 1.0
+    assert [m["credit/long_tailed"] for m in logs] == [0.0, 1.0, 1.0]
+    assert "share/coreset" in logs[1] and "share/typiclust" not in logs[1]
+    assert fired.formulation.guard_round == 1
+    # off (the default), the same runs keep TypiClust on pixels
+    widths, logs = _spied_rounds(build_strategy("autoal_credit", pca_dim=6, imbalance_alpha=0.0), tail)
+    assert widths == [6, 6, 6] and "credit/second_look_guard" not in logs[1]
+    # a balanced pool: the same picks as without the second look's guard
+    on, off = (
+        build_strategy("autoal_credit", pca_dim=6, second_look_guard_ratio=r, imbalance_alpha=0.0) for r in (2.0, None)
+    )
+    (on_widths, on_logs), (off_widths, off_logs) = _spied_rounds(on, _data()), _spied_rounds(off, _data())
+    assert on_logs[2]["credit/second_look_guard"] == 0.0 and on.formulation.guard_round is None
+    assert on_widths == off_widths == [6, 14, 14]
+    for a, b in zip(on_logs, off_logs):
+        assert {k: v for k, v in a.items() if not k.startswith("credit/second_look_guard")} == b
+    # a first set that fired the guard leaves nothing for the second look to decide
+    first = build_strategy("autoal_credit", pca_dim=6, second_look_guard_ratio=2.0)
+    logs = _spied_rounds(first, tail)[1]
+    assert logs[0]["credit/long_tailed"] == 1.0 and math.isnan(logs[2]["credit/second_look_guard_p"])
+    # resumed from the saved state, it neither looks again nor forgets that it fired
+    again = build_strategy("autoal_credit", pca_dim=6, imbalance_alpha=0.0, second_look_guard_ratio=2.0)
+    again.load_state_dict(fired.state_dict())
+    assert again.formulation.guard_round == 1 and again.formulation.long_tailed is True
+    assert again.formulation.second_look_guard_p == fired.formulation.second_look_guard_p
+    # a state saved before second_look_guard_ratio existed still loads: looked iff the space was decided
+    old = fired.state_dict()
+    old["second_look"] = {"p": 0.5, "balanced": True}
+    again.load_state_dict(old)
+    assert again.formulation.second_looked is True and again.formulation.guard_round is None
+
+
 @pytest.mark.parametrize(
     "params, key",
     [
@@ -643,6 +715,7 @@ def test_joint_when_balanced_covers_pixels_first_then_joint_once_the_second_look
         ({"coverage_space": "raw"}, "coverage_space"),
         ({"coverage_space": "both"}, "coverage_space"),
         ({"second_look_alpha": 1.5}, "second_look_alpha"),
+        ({"second_look_guard_ratio": 0.5}, "second_look_guard_ratio"),
         ({"low": 0.9, "high": 0.5}, "low"),
         ({"probe": 0.7}, "probe"),
         ({"pca_dim": 0}, "pca_dim"),

@@ -35,6 +35,11 @@ Per round:
    by more than ``late_tail_z`` standard errors (:func:`~autoal.strategies.autoal.label_credit.late_tail_signal`:
    on a long tail density coverage keeps finding head classes); from then on
    ``late_tail_coverage`` plays the part of ``tail_coverage``. Logged as ``credit/late_tail``.
+   *Second look*: with ``second_look_guard_ratio`` set, a first set that did not fire the guard is
+   read again with the first batch's labels (step 5's second look): the guard fires from the
+   second query round if that set shows a class imbalance beyond an exponential tail of that ratio
+   (:func:`~autoal.strategies.autoal.label_credit.imbalance_beyond_pvalue`, at
+   ``second_look_alpha``), with ``tail_coverage``. Logged as ``credit/second_look_guard``.
 4. *Picks*: ⌊(1 − w)·b⌉ by the coverage candidate, the rest by the
    uncertainty candidate among the samples coverage left. TypiClust as the coverage candidate
    takes its least-covered clusters farthest from the labeled set first (``order: far``, the
