@@ -651,10 +651,16 @@ def test_joint_when_balanced_covers_pixels_first_then_joint_once_the_second_look
     assert math.isnan(logs[0]["credit/second_look_p"]) and logs[0]["credit/coverage_joint"] == 0.0
     assert logs[1]["credit/second_look_p"] >= 0.2 and logs[1]["credit/coverage_joint"] == 1.0
     assert logs[2]["credit/second_look_p"] == logs[1]["credit/second_look_p"]  # decided once
-    # a steep tail with the first-set guard off: the second look keeps pixels
+    # a steep tail with both guards off (the first set's and the second look's): the second look keeps pixels
     prior = 10.0 ** (-np.arange(4) / 1.5)
     tail = _data(n=600, prior=prior / prior.sum(), seed=1)
-    strategy = build_strategy("autoal_credit", coverage_space="joint_when_balanced", pca_dim=6, imbalance_alpha=0.0)
+    strategy = build_strategy(
+        "autoal_credit",
+        coverage_space="joint_when_balanced",
+        pca_dim=6,
+        imbalance_alpha=0.0,
+        second_look_guard_ratio=None,
+    )
     widths, logs = _spied_rounds(strategy, tail)
     assert widths == [6, 6, 6] and logs[1]["credit/second_look_p"] < 0.2
     assert [m["credit/coverage_joint"] for m in logs] == [0.0, 0.0, 0.0]
@@ -671,7 +677,8 @@ def test_second_look_guard_fires_the_guard_when_the_set_after_the_first_batch_sh
     becomes the tail's k-center; on a balanced pool nothing changes; the decision is saved."""
     prior = 10.0 ** (-np.arange(4) / 1.5)
     tail = _data(n=600, prior=prior / prior.sum(), seed=1)
-    fired = build_strategy("autoal_credit", pca_dim=6, imbalance_alpha=0.0, second_look_guard_ratio=2.0)
+    fired = build_strategy("autoal_credit", pca_dim=6, imbalance_alpha=0.0)  # ratio 2, the default
+    assert fired.formulation.second_look_guard_ratio == 2.0
     widths, logs = _spied_rounds(fired, tail)
     assert widths == [6]  # TypiClust covers the first batch only; then k-center over groups
     assert math.isnan(logs[0]["credit/second_look_guard_p"]) and logs[0]["credit/second_look_guard"] == 0.0
@@ -679,8 +686,10 @@ def test_second_look_guard_fires_the_guard_when_the_set_after_the_first_batch_sh
     assert [m["credit/long_tailed"] for m in logs] == [0.0, 1.0, 1.0]
     assert "share/coreset" in logs[1] and "share/typiclust" not in logs[1]
     assert fired.formulation.guard_round == 1
-    # off (the default), the same runs keep TypiClust on pixels
-    widths, logs = _spied_rounds(build_strategy("autoal_credit", pca_dim=6, imbalance_alpha=0.0), tail)
+    # off (the rule of 648dfde), the same runs keep TypiClust on pixels
+    widths, logs = _spied_rounds(
+        build_strategy("autoal_credit", pca_dim=6, imbalance_alpha=0.0, second_look_guard_ratio=None), tail
+    )
     assert widths == [6, 6, 6] and "credit/second_look_guard" not in logs[1]
     # a balanced pool: the same picks as without the second look's guard
     on, off = (

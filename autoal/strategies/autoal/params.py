@@ -211,7 +211,7 @@ class CreditParams:
         "which the pool counts as balanced",
     )
     second_look_guard_ratio: float | None = bounded(
-        None,
+        2.0,
         1,
         note="when the first labeled set did not fire the long-tail guard, the second look (the labeled set after "
         "the first batch) fires it if the set shows a class imbalance beyond an exponential tail of this ratio "
