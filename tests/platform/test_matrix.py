@@ -1224,3 +1224,112 @@ EXPECTED_THREE_BEST = {
     "mnist_lt_low": (("cluster_margin", "margin", "var_ratio"), "var_ratio", (0.0086, 6, 4, 0.492)),
 }
 THREE_BEST_VERDICTS = (6, 3)  # (better, below in mean) of the 17 settings
+
+
+def test_the_second_look_guard_record_gives_bench_readmes_numbers():
+    """bench/README.md, "The second look reads the guard": the tuning look on digits_lt (the
+    first-set guard off), the runs the rule changes on the settings seen before it (their seeds
+    recomputed from the three-best record's first-set and second-look p-values), the three
+    confirmation settings defined before any run, and the default against the best single strategy
+    once the changed runs replace the old ones."""
+    from scipy.stats import chi2, ncx2
+
+    from autoal.strategies.autoal.label_credit import tail_effect_size
+
+    by = _runs_of_one_machine("second_look_guard_2026-12-08.jsonl")
+    three = _runs_of_one_machine("three_best_2026-12-07.jsonl")
+    rule, old = "autoal_credit", "autoal_credit second_look_guard_ratio=null"
+    w0 = tail_effect_size(2.0, 10)
+
+    def fires(run: dict) -> bool:
+        """The rule's reading of a run of the old default: the first set missed, the second look
+        (n = the labels after the first batch) shows more than a ratio-2 tail at 0.2."""
+        n = run["labels"][1]
+        beyond = ncx2.sf(chi2.isf(run["second_look_p"], 9), 9, n * w0 * w0)
+        return run["imbalance_p"] >= 0.2 and beyond < 0.2
+
+    # tuning: digits_lt with the first-set guard off
+    off = "autoal_credit imbalance_alpha=0"
+    assert (
+        _paired_delta(by, "digits_lt", off, f"{off} second_look_guard_ratio=null") == EXPECTED_SECOND_LOOK_GUARD_TUNING
+    )
+    # a rule run fired exactly where the reading of its p-values says so
+    for r in (r for (_, method), runs in by.items() if method == rule for r in runs.values()):
+        assert r["second_look_guard"] == (r["imbalance_p"] >= 0.2 and r["second_look_guard_p"] < 0.2)
+    # the settings seen before the rule: it changes exactly these seeds, and by this much
+    changed: dict[str, dict[int, float]] = {}
+    for (setting, method), runs in three.items():
+        if method == "autoal_credit":
+            seeds = sorted(k for k, r in runs.items() if fires(r))
+            if seeds:
+                changed[setting] = {k: round(by[(setting, rule)][k]["aubc"] - runs[k]["aubc"], 4) for k in seeds}
+    # the new settings: the old default on ten seeds, the rule where it fires (all ten on digits_lt7_low)
+    for setting in ("digits_lt7_low", "mnist_lt7_low", "mnist_lt15_low"):
+        assert sorted(by[(setting, old)]) == list(range(10)), setting
+        seeds = sorted(k for k, r in by[(setting, old)].items() if fires(r))
+        assert set(seeds) <= set(by[(setting, rule)]), setting
+        if seeds:
+            changed[setting] = {
+                k: round(by[(setting, rule)][k]["aubc"] - by[(setting, old)][k]["aubc"], 4) for k in seeds
+            }
+    assert changed == EXPECTED_SECOND_LOOK_GUARD_CHANGED
+    # a seed the rule does not fire on gives the old default's run to the bit (same code path, same machine)
+    assert by[("digits_lt_low", rule)][1]["aubc"] == three[("digits_lt_low", "autoal_credit")][1]["aubc"]
+    assert all(by[("digits_lt7_low", rule)][k]["aubc"] == by[("digits_lt7_low", old)][k]["aubc"] for k in range(10))
+    # the default (the rule) against the best single strategy: the old runs where it does not fire
+    defaults = {s: runs for (s, m), runs in three.items() if m == "autoal_credit"}
+    defaults.update({s: runs for (s, m), runs in by.items() if m == old})
+    merged = {key: runs for key, runs in {**three, **by}.items() if not key[1].startswith("autoal_credit")}
+    for setting, runs in defaults.items():
+        now = changed.get(setting, {})
+        merged[(setting, "default")] = {k: by[(setting, rule)][k] if k in now else r for k, r in runs.items()}
+    assert set(defaults) == set(EXPECTED_SECOND_LOOK_GUARD_VERDICTS)
+    better, below = [], []
+    for setting, (best, want) in EXPECTED_SECOND_LOOK_GUARD_VERDICTS.items():
+        singles = [m for (s, m) in merged if s == setting and m != "default"]
+        assert all(sorted(merged[(setting, m)]) == list(range(10)) for m in singles), setting
+        means = {m: np.mean([r["aubc"] for r in merged[(setting, m)].values()]) for m in singles}
+        assert max(means, key=means.get) == best, setting
+        got = _paired_delta(merged, setting, "default", best)
+        assert got == want, setting
+        better += [setting] if got[0] > 0 and got[3] < 0.05 else []
+        below += [setting] if got[0] < 0 else []
+    assert (len(better), len(below)) == SECOND_LOOK_GUARD_VERDICTS
+    assert len([m for (s, m) in merged if s == "digits_lt7_low" and m != "default"]) == 13  # the whole matrix
+
+
+# the default with the first-set guard off on digits_lt: the rule against the rule of 648dfde
+EXPECTED_SECOND_LOOK_GUARD_TUNING = (0.0088, 6, 4, 0.084)
+# setting: {seed the rule changes: its AUBC minus the old default's}
+EXPECTED_SECOND_LOOK_GUARD_CHANGED = {
+    "digits_lt_low": {0: 0.0339},
+    "mnist_lt_low": {0: 0.0476, 8: 0.0317},
+    "mnist_lt20_low": {9: 0.035},
+    "mnist_lt5_low": {5: -0.0193, 6: 0.027, 7: -0.0241},
+    "mnist_lt7_low": {9: 0.03},
+    "mnist_lt15_low": {2: 0.0229, 5: 0.0389},
+}
+# setting: (the best single strategy, the default against it: Δ, wins, losses, Wilcoxon p)
+EXPECTED_SECOND_LOOK_GUARD_VERDICTS = {
+    "digits": ("coreset", (0.0169, 9, 1, 0.004)),
+    "digits_b20": ("coreset", (0.011, 9, 1, 0.006)),
+    "digits_i10": ("coreset", (0.0278, 10, 0, 0.002)),
+    "digits_lt": ("entropy", (0.0026, 6, 4, 0.193)),
+    "digits_lt2_low": ("margin", (0.0202, 9, 1, 0.004)),
+    "digits_lt30": ("cluster_margin", (-0.0032, 6, 4, 0.695)),
+    "digits_lt3_low": ("coreset", (0.0074, 8, 2, 0.064)),
+    "digits_lt5_low": ("var_ratio", (-0.0041, 6, 4, 0.557)),
+    "digits_lt7_low": ("cluster_margin", (-0.0048, 5, 5, 0.557)),
+    "digits_lt_low": ("coreset", (0.0005, 6, 4, 0.695)),
+    "digits_table": ("typiclust", (0.0094, 8, 2, 0.084)),
+    "mnist_high": ("badge", (0.0006, 4, 6, 0.922)),
+    "mnist_low": ("margin", (0.0377, 10, 0, 0.002)),
+    "mnist_lt100": ("var_ratio", (0.0082, 7, 3, 0.193)),
+    "mnist_lt15_low": ("margin", (0.0351, 9, 1, 0.006)),
+    "mnist_lt20": ("margin", (0.0128, 7, 3, 0.193)),
+    "mnist_lt20_low": ("margin", (0.0266, 8, 2, 0.037)),
+    "mnist_lt5_low": ("margin", (0.0152, 7, 3, 0.105)),
+    "mnist_lt7_low": ("margin", (0.0093, 6, 4, 0.375)),
+    "mnist_lt_low": ("var_ratio", (0.0165, 6, 4, 0.084)),
+}
+SECOND_LOOK_GUARD_VERDICTS = (7, 3)  # (better, below in mean) of the 20 settings
