@@ -1333,3 +1333,16 @@ EXPECTED_SECOND_LOOK_GUARD_VERDICTS = {
     "mnist_lt_low": ("var_ratio", (0.0165, 6, 4, 0.084)),
 }
 SECOND_LOOK_GUARD_VERDICTS = (7, 3)  # (better, below in mean) of the 20 settings
+
+
+def test_the_tail_cluster_margin_look_gives_bench_readmes_numbers():
+    """bench/README.md, "The second look reads the guard", its scratch look: Cluster-Margin as the
+    guard's uncertainty candidate (the record's patch), on the tuning setting digits_lt, where the
+    guard fires on every seed, against the default there (the three-best record's runs)."""
+    look = _runs_of_one_machine("tail_cluster_margin_2026-12-08.jsonl")
+    three = _runs_of_one_machine("three_best_2026-12-07.jsonl")
+    name = "autoal_credit tail_unc=cluster_margin"
+    assert all(r["scratch"] and r["imbalance_p"] < 0.2 for r in look[("digits_lt", name)].values())
+    both = {("digits_lt", name): look[("digits_lt", name)], **three}
+    assert _paired_delta(both, "digits_lt", name, "autoal_credit") == (0.0002, 4, 6, 0.77)
+    assert (ROOT / "bench" / "reference" / "tail_cluster_margin_2026-12-08.patch").read_text().count("TAIL_UNC") == 2

@@ -207,8 +207,8 @@ class CreditParams:
         0.2,
         0,
         1,
-        note="coverage_space=joint_when_balanced: χ² p-value of the labeled set after the first batch at or above "
-        "which the pool counts as balanced",
+        note="the second look's level: coverage_space=joint_when_balanced counts the pool as balanced at a χ² p-value "
+        "of the labeled set after the first batch at or above it; second_look_guard_ratio fires the guard below it",
     )
     second_look_guard_ratio: float | None = bounded(
         2.0,
