@@ -165,13 +165,21 @@ def imbalance_pvalues(counts: np.ndarray) -> np.ndarray:
     if counts.ndim != 2:
         raise ValueError(f"counts must be one row of class counts or a matrix of rows; got shape {counts.shape}")
     k = counts.shape[1]
-    total = counts.sum(1)
-    too_few = total < 2 * k
     if k < 2:
         return np.ones(counts.shape[0])
-    expected = np.where(too_few, 1.0, total / k)  # rows with too few samples get p = 1 below
-    stat = ((counts - expected[:, None]) ** 2).sum(1) / expected
+    stat, too_few = _uniform_chi2(counts)
     return np.where(too_few, 1.0, chi2.sf(stat, k - 1))
+
+
+def _uniform_chi2(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``counts`` (k >= 2 columns): Pearson's χ² statistic against a uniform class prior,
+    and whether the row has too few samples to test (fewer than 2 per class on average; its
+    statistic is then meaningless)."""
+    k = counts.shape[1]
+    total = counts.sum(1)
+    too_few = total < 2 * k
+    expected = np.where(too_few, 1.0, total / k)
+    return ((counts - expected[:, None]) ** 2).sum(1) / expected, too_few
 
 
 def imbalance_pvalue(counts: np.ndarray) -> float:
@@ -210,10 +218,12 @@ def imbalance_beyond_pvalue(counts: np.ndarray, ratio: float) -> float:
         raise ValueError(f"counts must be one row of class counts; got shape {counts.shape}")
     k, n = counts.shape[0], float(counts.sum())
     w0 = tail_effect_size(ratio, k)
-    if k < 2 or n < 2 * k:
+    if k < 2:
         return 1.0
-    stat = float(((counts - n / k) ** 2).sum() / (n / k))
-    return float(chi2.sf(stat, k - 1)) if w0 == 0 else float(ncx2.sf(stat, k - 1, n * w0 * w0))
+    stat, too_few = _uniform_chi2(counts[None, :])
+    if too_few[0]:
+        return 1.0
+    return float(chi2.sf(stat[0], k - 1)) if w0 == 0 else float(ncx2.sf(stat[0], k - 1, n * w0 * w0))
 
 
 def prior_shifted(logits: torch.Tensor, labeled_counts: np.ndarray, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
